@@ -1,0 +1,125 @@
+"""The ``recpipe`` command line. Imports stay light until a command runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recpipe",
+        description="Nightly batch recommender pipeline (Prefect, Great Expectations, Keras, MLflow).",
+    )
+    parser.add_argument(
+        "--workspace", type=Path, default=None,
+        help="folder holding everything a run writes (default: $RECPIPE_WORKSPACE or ./recpipe-home)",
+    )
+    parser.add_argument("--config", type=Path, default=None, help="TOML config file")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the nightly flow now, in this process")
+    run.add_argument("--run-date", default=None, help="logical date YYYY-MM-DD (default: today, UTC)")
+    run.add_argument("--k", type=int, default=None, help="recommendations per user (score.k)")
+    run.add_argument("--models", default=None,
+                     help="comma-separated models to train, e.g. popularity,mult_dae")
+    run.add_argument("--epochs", type=int, default=None, help="Mult-DAE epochs")
+    run.add_argument("--demo-users", type=int, default=None, help="demo dataset: number of users")
+    run.add_argument("--demo-items", type=int, default=None, help="demo dataset: number of items")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    out: dict = {}
+    if args.workspace is not None:
+        out["workspace"] = str(args.workspace)
+    if getattr(args, "k", None) is not None:
+        out.setdefault("score", {})["k"] = args.k
+    if getattr(args, "models", None):
+        out.setdefault("train", {})["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+    if getattr(args, "epochs", None) is not None:
+        out.setdefault("train", {}).setdefault("mult_dae", {})["epochs"] = args.epochs
+    demo = {}
+    if getattr(args, "demo_users", None) is not None:
+        demo["n_users"] = args.demo_users
+    if getattr(args, "demo_items", None) is not None:
+        demo["n_items"] = args.demo_items
+    if demo:
+        out["ingest"] = {"demo": demo}
+    return out
+
+
+def prepare_environment(workspace: Path) -> None:
+    """Defaults for the libraries, set before they are imported; the user's settings win."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # Without a Prefect server configured, Prefect starts a temporary one; keep its
+    # database in the workspace and give it time to start on a small machine.
+    if "PREFECT_API_URL" not in os.environ and "PREFECT_HOME" not in os.environ:
+        os.environ["PREFECT_HOME"] = str(workspace / "prefect")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+
+def _print_summary(summary: dict) -> None:
+    out = print
+    out(f"\nrecpipe nightly {summary['run_date']} completed in {summary['total_seconds']:.1f} s "
+        f"(flow run {summary['run_id']})")
+    out("\nstages (seconds):")
+    for stage, seconds in summary["stage_seconds"].items():
+        out(f"  {stage:<10} {seconds:>7.2f}")
+    v = summary["validation"]
+    out(f"\ndata: {v.get('rows_read')} rows read, {v.get('rows_accepted')} accepted, "
+        f"{v.get('rows_quarantined')} quarantined, {v.get('duplicates_dropped')} duplicates dropped")
+    out("\nmodels (validation split):")
+    for m in summary["models"]:
+        metrics = "  ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items() if k != "n_users")
+        out(f"  {m['model']:<12} {metrics}  users={m['metrics'].get('n_users')}  "
+            f"train={m['train_seconds']:.1f}s")
+    c = summary["champion"]
+    out(f"champion: {c['registered_name']} v{c['version']} ({c['model']}): {c['reason']}")
+    s, p = summary["scoring"], summary["published"]
+    out(f"\nscored {s['users']} users, {s['rows']} rows; by strategy: {s['users_by_strategy']}")
+    out("\nwhere everything landed:")
+    out(f"  recommendations (Parquet)  {p['parquet']}")
+    out(f"  recommendations (database) {p['database']}  table '{p['table']}'")
+    out(f"  validation report          {v.get('data_docs_index')}")
+    out(f"  quarantine                 {v.get('quarantine_path')}")
+    out(f"  MLflow tracking store      {summary['mlflow_uri']}")
+    out(f"  MLflow dashboard           mlflow ui --backend-store-uri {summary['mlflow_uri']}")
+    out(f"  workspace                  {summary['workspace']}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from tasks.config import load_config
+
+    config = load_config(args.config, overrides=_overrides(args))
+    prepare_environment(config.workspace)
+    run_date = date.fromisoformat(args.run_date) if args.run_date else None
+
+    from flows.nightly import nightly
+
+    summary = nightly(config=config, run_date=run_date)
+    _print_summary(summary)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from tasks.errors import RecpipeError
+
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+    except RecpipeError as exc:
+        print(f"recpipe: error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

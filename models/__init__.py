@@ -1,0 +1,52 @@
+"""Recommenders behind one protocol (see models.base), and their metrics.
+
+This package never imports Prefect or MLflow; TensorFlow is imported lazily.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from models.base import BaseRecommender, NotFittedError, Recommender
+from models.mult_dae import MultDAE
+from models.popularity import Popularity
+
+MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
+    cls.name: cls for cls in (Popularity, MultDAE)
+}
+
+
+def make_recommender(name: str, **params: object) -> BaseRecommender:
+    """A new, unfitted recommender of the registered type ``name``."""
+    try:
+        cls = MODEL_CLASSES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown model {name!r}; expected one of {sorted(MODEL_CLASSES)}"
+        ) from None
+    return cls(**params)
+
+
+def load_recommender(directory: Path | str) -> BaseRecommender:
+    """Load any recommender saved with ``save(directory)``."""
+    meta_path = Path(directory) / "recommender.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(
+            f"{directory} is not a saved recommender (no recommender.json); "
+            "pass the folder a model's save() wrote"
+        )
+    name = json.loads(meta_path.read_text())["model"]
+    return MODEL_CLASSES[name].load(directory)
+
+
+__all__ = [
+    "BaseRecommender",
+    "MODEL_CLASSES",
+    "MultDAE",
+    "NotFittedError",
+    "Popularity",
+    "Recommender",
+    "load_recommender",
+    "make_recommender",
+]

@@ -1,0 +1,34 @@
+"""Most-popular baseline: every user gets the items with the most interactions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from models.base import BaseRecommender
+
+
+class Popularity(BaseRecommender):
+    """Scores an item by how many distinct users interacted with it in training."""
+
+    name: ClassVar[str] = "popularity"
+    personalized: ClassVar[bool] = False
+    fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "item_counts_")
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def _fit(self, matrix: sp.csr_matrix) -> None:
+        self.item_counts_ = np.asarray((matrix > 0).sum(axis=0), dtype=np.float32).ravel()
+
+    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        return np.broadcast_to(self.item_counts_, (len(users), self.item_counts_.size))
+
+    def _save_state(self, directory: Path) -> None:
+        np.save(directory / "item_counts.npy", self.item_counts_)
+
+    def _load_state(self, directory: Path) -> None:
+        self.item_counts_ = np.load(directory / "item_counts.npy")

@@ -1,0 +1,178 @@
+"""Typed pipeline configuration: one pydantic model per stage, composed into one.
+
+Precedence, lowest to highest: defaults < TOML file < ``RECPIPE__SECTION__FIELD``
+environment variables < explicit overrides (CLI options). ``RECPIPE_WORKSPACE``
+sets the workspace folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tasks.errors import ConfigError
+
+DEFAULT_WORKSPACE = "recpipe-home"
+ENV_WORKSPACE = "RECPIPE_WORKSPACE"
+ENV_PREFIX = "RECPIPE__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DemoConfig(_Section):
+    """Size and shape of the synthetic demo dataset."""
+
+    n_users: int = Field(2000, ge=10)
+    n_items: int = Field(1000, ge=20)
+    n_genres: int = Field(10, ge=2, le=18)
+    mean_interactions: float = Field(40.0, gt=1)
+    weeks: int = Field(8, ge=2)
+    seed: int = 42
+
+
+class IngestConfig(_Section):
+    source: Literal["demo"] = "demo"
+    demo: DemoConfig = DemoConfig()
+
+
+class ValidateConfig(_Section):
+    """Thresholds for the interactions suite."""
+
+    value_min: float = 0.0
+    value_max: float = 5.0
+    min_timestamp: str = "1995-01-01T00:00:00Z"
+    future_tolerance_hours: float = Field(24.0, ge=0)
+    min_rows: int = Field(1, ge=1)
+    max_quarantine_share: float = Field(0.05, ge=0, le=1)
+
+
+class FeatureConfig(_Section):
+    """Global temporal split: the last ``validation_days`` of data are held out."""
+
+    validation_days: int = Field(7, ge=1)
+    min_train_interactions: int = Field(1, ge=1)
+
+
+class PopularityConfig(_Section):
+    pass
+
+
+class MultDAEConfig(_Section):
+    """Mult-DAE (Liang et al., 2018): one hidden layer, multinomial likelihood."""
+
+    hidden_dim: int = Field(200, ge=8)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    l2: float = Field(1e-5, ge=0)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=8)
+    learning_rate: float = Field(1e-3, gt=0)
+    seed: int = 42
+
+
+class TrainConfig(_Section):
+    models: list[Literal["popularity", "mult_dae"]] = ["popularity", "mult_dae"]
+    popularity: PopularityConfig = PopularityConfig()
+    mult_dae: MultDAEConfig = MultDAEConfig()
+
+
+class EvaluateConfig(_Section):
+    k: int = Field(10, ge=1)
+    primary_metric: Literal["ndcg", "recall"] = "ndcg"
+
+
+class TrackingConfig(_Section):
+    experiment: str = "recpipe-nightly"
+    registered_model: str = "recpipe-recommender"
+
+
+class ScoreConfig(_Section):
+    k: int = Field(10, ge=1)
+    batch_users: int = Field(1024, ge=1)
+
+
+class PublishConfig(_Section):
+    table: str = Field("recommendations", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class PipelineConfig(_Section):
+    workspace: Path = Path(DEFAULT_WORKSPACE)
+    ingest: IngestConfig = IngestConfig()
+    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    features: FeatureConfig = FeatureConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    score: ScoreConfig = ScoreConfig()
+    publish: PublishConfig = PublishConfig()
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """``RECPIPE__SCORE__K=20`` -> {"score": {"k": "20"}} (pydantic converts types)."""
+    out: dict[str, Any] = {}
+    if environ.get(ENV_WORKSPACE):
+        out["workspace"] = environ[ENV_WORKSPACE]
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX):].split("__") if part]
+        if not path:
+            continue
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        if path[-1] == "models":
+            value = [v.strip() for v in value.split(",") if v.strip()]  # type: ignore[assignment]
+        node[path[-1]] = value
+    return out
+
+
+def load_config(
+    path: Path | str | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> PipelineConfig:
+    """Build the pipeline config from a TOML file, env vars and overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(
+                f"config file {path} not found; expected a TOML file such as recpipe.toml; "
+                "check the path given with --config"
+            )
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}; fix the file") from exc
+    data = _deep_merge(data, _env_overrides(dict(os.environ if environ is None else environ)))
+    data = _deep_merge(data, overrides or {})
+    try:
+        config = PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid recpipe configuration: {problems}; "
+            "fix the TOML file, the RECPIPE__* env vars or the CLI options"
+        ) from exc
+    return config.model_copy(update={"workspace": config.workspace.expanduser().resolve()})

@@ -1,0 +1,26 @@
+"""The few exception classes recpipe raises on purpose.
+
+Every message says what was expected, what was found and what to do.
+"""
+
+from __future__ import annotations
+
+
+class RecpipeError(Exception):
+    """Base class of every error recpipe raises deliberately."""
+
+
+class ConfigError(RecpipeError):
+    """The pipeline configuration (TOML file, env vars, CLI options) is invalid."""
+
+
+class DataError(RecpipeError):
+    """Input data cannot be read or does not have the expected shape."""
+
+
+class DataValidationError(RecpipeError):
+    """A batch failed a batch-level expectation; nothing downstream ran or was published."""
+
+
+class PublishError(RecpipeError):
+    """The recommendation tables could not be published; the previous ones still serve."""

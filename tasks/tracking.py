@@ -1,0 +1,158 @@
+"""MLflow tracking for the workspace store: experiment, parent/child runs, registry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from tasks.workspace import Workspace
+
+TRACKED_PACKAGES = ["tensorflow-cpu", "keras", "pandas", "numpy", "mlflow", "prefect", "great-expectations"]
+CHAMPION = "champion"
+
+
+def client_for(workspace: Workspace) -> Any:
+    """An MlflowClient on the workspace's store; also points the fluent API there."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(workspace.mlflow_uri)
+    mlflow.set_registry_uri(workspace.mlflow_uri)
+    return MlflowClient(tracking_uri=workspace.mlflow_uri, registry_uri=workspace.mlflow_uri)
+
+
+def ensure_experiment(client: Any, workspace: Workspace, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=workspace.mlflow_artifacts.as_uri())
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            out[f"env.{name}"] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def flatten(prefix: str, value: Any) -> dict[str, str]:
+    """Nested config -> flat ``{"a.b": "1"}`` params."""
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for key, sub in value.items():
+            out.update(flatten(f"{prefix}.{key}" if prefix else str(key), sub))
+        return out
+    return {prefix: json.dumps(value) if isinstance(value, (list, tuple)) else str(value)}
+
+
+def fingerprint(directory: Path | str) -> str:
+    """sha256 over the bytes of every file in a folder (sorted by name)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(directory).rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def start_parent_run(client: Any, experiment_id: str, run_name: str, tags: dict[str, str]) -> str:
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    return run.info.run_id
+
+
+def start_child_run(
+    client: Any, experiment_id: str, parent_run_id: str, run_name: str, tags: dict[str, str]
+) -> str:
+    run = client.create_run(
+        experiment_id, run_name=run_name, tags={"mlflow.parentRunId": parent_run_id, **tags}
+    )
+    return run.info.run_id
+
+
+def log_params(client: Any, run_id: str, params: dict[str, str]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, v[:6000]) for k, v in params.items()]
+    for start in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[start : start + 100])
+
+
+def log_metrics(client: Any, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k.replace("@", "_at_"), float(v), now, step) for k, v in metrics.items()]
+    client.log_batch(run_id, metrics=batch)
+
+
+def log_curves(client: Any, run_id: str, history: dict[str, list[float]]) -> None:
+    """Per-epoch curves (Keras history) as metrics with step = epoch."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [
+        Metric(f"epoch_{name}", float(value), now, step)
+        for name, values in history.items()
+        for step, value in enumerate(values)
+    ]
+    for start in range(0, len(batch), 1000):
+        client.log_batch(run_id, metrics=batch[start : start + 1000])
+
+
+def log_bundle_model(run_id: str, bundle_dir: Path) -> str:
+    """Log a model bundle as an MLflow pyfunc model on ``run_id``; return its model URI."""
+    import mlflow
+
+    import models as models_pkg
+    from tasks.mlflow_model import RecommenderPyfunc, signature
+
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=RecommenderPyfunc(),
+            artifacts={"bundle": str(bundle_dir)},
+            signature=signature(),
+            code_paths=[str(Path(models_pkg.__file__).parent)],
+            pip_requirements=_requirements(),
+        )
+    return info.model_uri
+
+
+def _requirements() -> list[str]:
+    reqs = []
+    for name in ["tensorflow-cpu", "keras", "numpy", "scipy", "pandas", "mlflow"]:
+        try:
+            reqs.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return reqs
+
+
+def register_champion(
+    client: Any, model_uri: str, registered_name: str, run_id: str, tags: dict[str, str]
+) -> str:
+    """Register ``model_uri`` as a new version and point alias ``champion`` at it."""
+    import mlflow
+
+    version = mlflow.register_model(model_uri, registered_name, tags=tags)
+    client.set_model_version_tag(registered_name, version.version, "run_id", run_id)
+    client.set_registered_model_alias(registered_name, CHAMPION, version.version)
+    return str(version.version)
+
+
+def load_champion(registered_name: str) -> Any:
+    """The champion's pyfunc wrapper (model + vocabularies), loaded by alias."""
+    import mlflow
+
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{registered_name}@{CHAMPION}")
+    return pyfunc.unwrap_python_model()

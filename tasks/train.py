@@ -1,0 +1,64 @@
+"""Train: fit each configured model on the training split; one MLflow child run each."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import scipy.sparse as sp
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from models import BaseRecommender, make_recommender
+from tasks.config import TrainConfig
+
+
+def model_params(name: str, config: TrainConfig) -> dict:
+    """Constructor arguments of model ``name`` from its config section."""
+    return getattr(config, name).model_dump()
+
+
+def train_model(name: str, config: TrainConfig, train: sp.csr_matrix) -> tuple[BaseRecommender, float]:
+    """Fit model ``name``; return it and the training time in seconds."""
+    model = make_recommender(name, **model_params(name, config))
+    start = time.perf_counter()
+    model.fit(train)
+    return model, time.perf_counter() - start
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train_task(
+    name: str,
+    config: TrainConfig,
+    features_dir: str,
+    models_dir: str,
+    workspace_root: str,
+    experiment_id: str,
+    parent_run_id: str,
+    data_tags: dict[str, str],
+) -> dict:
+    from models.vocab import save_bundle
+    from tasks import tracking
+    from tasks.features import load_features
+    from tasks.workspace import Workspace
+
+    features = load_features(features_dir)
+    model, seconds = train_model(name, config, features.matrix("train"))
+    bundle_dir = save_bundle(Path(models_dir) / name, model, features.users, features.items)
+
+    client = tracking.client_for(Workspace.at(workspace_root))
+    run_id = tracking.start_child_run(
+        client, experiment_id, parent_run_id, run_name=name,
+        tags={"model": name, **data_tags, **tracking.package_versions()},
+    )
+    tracking.log_params(client, run_id, tracking.flatten("", {"model": name, **model.params}))
+    tracking.log_curves(client, run_id, getattr(model, "history_", {}))
+    tracking.log_metrics(client, run_id, {"train_seconds": seconds})
+    model_uri = tracking.log_bundle_model(run_id, bundle_dir)
+    return {
+        "model": name,
+        "run_id": run_id,
+        "bundle_dir": str(bundle_dir),
+        "model_uri": model_uri,
+        "train_seconds": round(seconds, 2),
+    }
