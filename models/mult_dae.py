@@ -104,12 +104,14 @@ class MultDAE(BaseRecommender):
             score_batch_size=score_batch_size,
         )
 
-    def _build(self, n_items: int) -> Any:
+    def _build(self, n_items: int, for_training: bool = True) -> Any:
         import keras
 
         p = self.params
         keras.utils.set_random_seed(p["seed"])
         network = build_network(n_items, p["hidden_dim"], p["dropout"], p["l2"], p["seed"])
+        if not for_training:
+            return network
         network.compile(
             optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
             loss=multinomial_nll,
@@ -138,11 +140,12 @@ class MultDAE(BaseRecommender):
         return out
 
     def _save_state(self, directory: Path) -> None:
+        # Weights of the layers only: a loaded model scores, it does not resume training.
         self.network_.save_weights(directory / "network.weights.h5")
         (directory / "history.json").write_text(json.dumps(self.history_))
 
     def _load_state(self, directory: Path) -> None:
-        network = self._build(self.train_matrix_.shape[1])
+        network = self._build(self.train_matrix_.shape[1], for_training=False)
         network.load_weights(directory / "network.weights.h5")
         self.network_ = network
         self.history_ = json.loads((directory / "history.json").read_text())

@@ -92,7 +92,7 @@ def generate_demo(
     membership[np.flatnonzero(has_second), second[has_second]] = 0.5
 
     # Users: sparse taste over genres, log-normal activity.
-    tastes = rng.dirichlet(np.full(n_genres, 0.25), size=n_users)
+    tastes = rng.dirichlet(np.full(n_genres, 0.15), size=n_users)
     sigma = 0.8
     mu = np.log(mean_interactions) - sigma**2 / 2
     counts = np.clip(np.round(rng.lognormal(mu, sigma, size=n_users)), 3, n_items // 2).astype(int)
@@ -105,7 +105,7 @@ def generate_demo(
     users_col, items_col, ts_col, val_col = [], [], [], []
     for u in range(n_users):
         affinity = membership @ tastes[u]
-        weights = popularity * (affinity + 0.01)
+        weights = popularity * (affinity**2 + 0.002)
         weights /= weights.sum()
         chosen = rng.choice(n_items, size=counts[u], replace=False, p=weights)
         # Each user is active over a window of the span; events sorted in time.

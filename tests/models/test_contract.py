@@ -1,0 +1,126 @@
+"""One contract every recommender passes, plus a fixture with a known right answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from models import MODEL_CLASSES, NotFittedError, load_recommender, make_recommender
+
+FAST_PARAMS = {
+    "popularity": {},
+    "mult_dae": {"hidden_dim": 16, "epochs": 40, "batch_size": 8, "dropout": 0.2, "learning_rate": 1e-2},
+}
+
+
+def checkerboard(n_users: int = 24, n_items: int = 12, seed: int = 0) -> sp.csr_matrix:
+    """Even users like even items, odd users odd items; each user saw 3 of their 6."""
+    rng = np.random.default_rng(seed)
+    rows, cols = [], []
+    for u in range(n_users):
+        liked = np.arange(u % 2, n_items, 2)
+        for i in rng.choice(liked, size=3, replace=False):
+            rows.append(u)
+            cols.append(i)
+    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_items))
+
+
+@pytest.fixture(params=sorted(MODEL_CLASSES))
+def name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def fitted(name: str, matrix: sp.csr_matrix | None = None):
+    return make_recommender(name, **FAST_PARAMS[name]).fit(checkerboard() if matrix is None else matrix)
+
+
+def test_constructor_only_stores_config(name: str) -> None:
+    model = make_recommender(name, **FAST_PARAMS[name])
+    assert not model.is_fitted
+    assert not [a for a in vars(model) if a.endswith("_")]
+
+
+def test_fit_returns_self_and_sets_trailing_underscore_state(name: str) -> None:
+    model = make_recommender(name, **FAST_PARAMS[name])
+    assert model.fit(checkerboard()) is model
+    assert model.is_fitted
+    assert model.fitted_attributes and all(a.endswith("_") for a in model.fitted_attributes)
+    for attr in model.fitted_attributes:
+        assert getattr(model, attr) is not None
+
+
+def test_use_before_fit_raises_not_fitted(name: str, tmp_path) -> None:
+    model = make_recommender(name, **FAST_PARAMS[name])
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model.recommend(np.array([0]), 3)
+    with pytest.raises(NotFittedError):
+        model.save(tmp_path / "m")
+
+
+def test_recommends_k_distinct_unseen_items(name: str) -> None:
+    matrix = checkerboard()
+    model = fitted(name, matrix)
+    users = np.arange(matrix.shape[0])
+    items, scores = model.recommend(users, 5)
+    assert items.shape == scores.shape == (len(users), 5)
+    for u in users:
+        assert len(set(items[u])) == 5
+        assert not set(items[u]) & set(matrix[u].indices)
+        assert np.all(np.diff(scores[u]) <= 0)
+
+
+def test_pads_when_fewer_than_k_items_are_left(name: str) -> None:
+    model = fitted(name)
+    items, scores = model.recommend(np.array([0]), 20)
+    assert (items[0] >= 0).sum() == 12 - 3
+    assert np.all(items[0, 9:] == -1) and np.all(np.isneginf(scores[0, 9:]))
+
+
+def test_same_seed_same_result(name: str) -> None:
+    a = fitted(name).recommend(np.arange(6), 4)
+    b = fitted(name).recommend(np.arange(6), 4)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+
+
+def test_save_load_round_trip(name: str, tmp_path) -> None:
+    model = fitted(name)
+    model.save(tmp_path / "m")
+    loaded = load_recommender(tmp_path / "m")
+    assert type(loaded) is type(model) and loaded.params == model.params
+    a, b = model.recommend(np.arange(24), 4), loaded.recommend(np.arange(24), 4)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+
+
+def test_history_argument_replaces_training_history(name: str) -> None:
+    model = fitted(name)
+    history = sp.csr_matrix(np.ones((24, 12)))
+    history[0, 11] = 0
+    history.eliminate_zeros()
+    items, _ = model.recommend(np.array([0]), 3, history=history)
+    assert items[0, 0] == 11 and np.all(items[0, 1:] == -1)
+
+
+def test_mult_dae_learns_the_checkerboard() -> None:
+    matrix = checkerboard()
+    model = fitted("mult_dae", matrix)
+    items, _ = model.recommend(np.arange(24), 3)
+    parity_ok = (items % 2) == (np.arange(24)[:, None] % 2)
+    assert parity_ok.mean() >= 0.95
+
+
+def test_popularity_known_order() -> None:
+    matrix = sp.csr_matrix(
+        np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 0, 1, 0], [0, 0, 0, 0]], dtype=float)
+    )
+    model = make_recommender("popularity").fit(matrix)
+    items, scores = model.recommend(np.array([3, 0]), 2)
+    assert items.tolist() == [[0, 2], [2, 3]]
+    assert scores.tolist() == [[3.0, 2.0], [2.0, 0.0]]
+
+
+def test_unknown_model_name() -> None:
+    with pytest.raises(ValueError, match="unknown model 'nope'; expected one of"):
+        make_recommender("nope")

@@ -1,0 +1,194 @@
+"""validate_interactions on tiny frames whose right answers are known."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.config import ValidateConfig
+from tasks.errors import DataError, DataValidationError
+from tasks.validate import validate_interactions
+
+NOW = pd.Timestamp("2024-06-01T00:00:00Z")
+LENIENT = ValidateConfig(max_quarantine_share=1.0)
+
+
+def frame(rows: list[tuple], *, with_value: bool = True) -> pd.DataFrame:
+    users, items, times, values = zip(*rows, strict=True)
+    data = {
+        "user_id": pd.array(users, dtype="str"),
+        "item_id": pd.array(items, dtype="str"),
+        "timestamp": pd.to_datetime(list(times), utc=True),
+    }
+    if with_value:
+        data["value"] = np.array(values, dtype="float64")
+    return pd.DataFrame(data)
+
+
+def clean_rows() -> list[tuple]:
+    return [
+        ("u1", "i1", "2024-05-01", 1.0),
+        ("u1", "i2", "2024-05-02", 5.0),
+        ("u2", "i1", "2024-05-03", 0.0),
+        ("u3", "i3", "2024-05-31 23:00", 2.5),
+    ]
+
+
+def check_accounting(result) -> None:
+    assert result.rows_read == (
+        result.rows_accepted + result.rows_quarantined + result.duplicates_dropped
+    )
+    assert result.rows_accepted == len(result.accepted)
+    assert result.rows_quarantined == len(result.quarantined)
+
+
+def test_clean_frame_is_all_accepted_and_docs_are_built(tmp_path):
+    df = frame(clean_rows()).assign(extra=["a", "b", "c", "d"])
+    result = validate_interactions(df, gx_root=tmp_path / "validation", config=ValidateConfig(), now=NOW)
+
+    assert (result.rows_read, result.rows_accepted, result.rows_quarantined) == (4, 4, 0)
+    assert result.duplicates_dropped == 0
+    pd.testing.assert_frame_equal(result.accepted, df)  # extra column kept, no row column
+    assert list(result.quarantined.columns) == [*df.columns, "reason"]
+    assert result.data_docs_index is not None and result.data_docs_index.name == "index.html"
+    assert result.data_docs_index.is_file()
+    assert result.data_docs_index.is_relative_to(tmp_path / "validation")
+    assert all(e["success"] for e in result.expectations)
+    assert {e["column"] for e in result.expectations} == {None, "user_id", "item_id", "timestamp", "value"}
+    check_accounting(result)
+
+
+def test_bad_rows_are_quarantined_with_their_reason(tmp_path):
+    df = frame(
+        [
+            ("u1", "i1", "2024-05-01", 1.0),  # good
+            (None, "i1", "2024-05-01", 1.0),
+            ("u2", "  ", "2024-05-01", 1.0),
+            ("u3", "i3", None, 1.0),  # NaT: unparseable in the source
+            ("u4", "i4", "2024-06-03", 1.0),  # beyond now + 24 h
+            ("u5", "i5", "1990-01-01", 1.0),
+            ("u6", "i6", "2024-05-01", np.nan),
+            ("u7", "i7", "2024-05-01", np.inf),
+            ("u8", "i8", "2024-05-01", 7.5),
+            ("", "i9", "2024-05-31 12:00", 1.0),
+        ]
+    )
+    result = validate_interactions(df, gx_root=tmp_path, config=LENIENT, now=NOW)
+
+    assert result.rows_accepted == 1 and result.accepted["user_id"].tolist() == ["u1"]
+    reasons = dict(zip(result.quarantined["item_id"].fillna("<null>"), result.quarantined["reason"]))
+    assert reasons == {
+        "i1": "user_id is null or blank",
+        "  ": "item_id is null or blank",
+        "i3": "timestamp is null or unparseable",
+        "i4": "timestamp more than 24h in the future",
+        "i5": "timestamp before 1995-01-01T00:00:00+00:00",
+        "i6": "value is null or NaN",
+        "i7": "value is not finite; value outside [0, 5]",
+        "i8": "value outside [0, 5]",
+        "i9": "user_id is null or blank",
+    }
+    assert "__row__" not in result.quarantined.columns
+    check_accounting(result)
+    failed = {(e["expectation"], e["column"]): e["unexpected_count"] for e in result.expectations}
+    assert failed[("expect_column_values_to_not_be_null", "user_id")] == 1
+    assert failed[("expect_column_values_to_not_match_regex", "user_id")] == 1
+
+
+def test_row_failing_several_expectations_gets_joined_reasons(tmp_path):
+    df = frame([("u1", "i1", "2024-05-01", 1.0), (None, "", None, -1.0)])
+    result = validate_interactions(df, gx_root=tmp_path, config=LENIENT, now=NOW)
+
+    assert result.quarantined["reason"].tolist() == [
+        "user_id is null or blank; item_id is null or blank; "
+        "timestamp is null or unparseable; value outside [0, 5]"
+    ]
+
+
+def test_duplicates_are_dropped_after_quarantine_and_counted(tmp_path):
+    rows = [*clean_rows(), clean_rows()[0], clean_rows()[0], clean_rows()[1]]
+    df = frame(rows).assign(event_type=["view"] * 6 + ["click"])
+    result = validate_interactions(df, gx_root=tmp_path, config=LENIENT, now=NOW)
+
+    # Rows 4 and 5 repeat row 0; row 6 has the same key as row 1 but another event type.
+    assert result.duplicates_dropped == 2
+    assert result.rows_accepted == 5
+    assert result.rows_quarantined == 0
+    check_accounting(result)
+
+
+def test_missing_required_column_fails_the_batch_before_gx(tmp_path):
+    df = frame(clean_rows()).rename(columns={"user_id": "uid"})
+    with pytest.raises(DataValidationError) as err:
+        validate_interactions(df, gx_root=tmp_path / "gx", config=ValidateConfig(), now=NOW)
+    message = str(err.value)
+    assert "'user_id'" in message
+    assert "found ['uid', 'item_id', 'timestamp', 'value']" in message
+    assert not (tmp_path / "gx").exists()
+
+
+def test_empty_frame_fails_the_batch(tmp_path):
+    df = frame(clean_rows()).iloc[:0]
+    with pytest.raises(DataValidationError, match="empty"):
+        validate_interactions(df, gx_root=tmp_path, config=ValidateConfig(), now=NOW)
+
+
+def test_too_few_rows_fails_the_batch(tmp_path):
+    with pytest.raises(DataValidationError, match=r"observed 4 rows, at least 10 required"):
+        validate_interactions(
+            frame(clean_rows()), gx_root=tmp_path, config=ValidateConfig(min_rows=10), now=NOW
+        )
+
+
+def test_quarantine_share_above_threshold_fails_the_batch(tmp_path):
+    df = frame([*clean_rows(), (None, "i9", "2024-05-01", 1.0)])
+    config = ValidateConfig(max_quarantine_share=0.1)
+    with pytest.raises(DataValidationError) as err:
+        validate_interactions(df, gx_root=tmp_path, config=config, now=NOW)
+    message = str(err.value)
+    assert "quarantine share 20.00%" in message
+    assert "threshold 10.00%" in message
+    assert "row 4:" in message and "user_id is null or blank" in message
+
+
+def test_input_frame_is_not_mutated(tmp_path):
+    df = frame([*clean_rows(), (None, "i9", "2024-05-01", np.inf), clean_rows()[0]])
+    before = df.copy()
+    validate_interactions(df, gx_root=tmp_path, config=LENIENT, now=NOW)
+    pd.testing.assert_frame_equal(df, before)
+
+
+def test_value_column_is_optional(tmp_path):
+    df = frame(clean_rows(), with_value=False)
+    result = validate_interactions(df, gx_root=tmp_path, config=ValidateConfig(), now=NOW)
+    assert result.rows_accepted == 4
+    assert "value" not in {e["column"] for e in result.expectations}
+
+
+def test_naive_timestamps_are_unusable_input(tmp_path):
+    df = frame(clean_rows())
+    df["timestamp"] = df["timestamp"].dt.tz_localize(None)
+    with pytest.raises(DataError, match="timezone-aware"):
+        validate_interactions(df, gx_root=tmp_path, config=ValidateConfig(), now=NOW)
+
+
+def test_validating_twice_on_the_same_gx_root_works(tmp_path):
+    df = frame([*clean_rows(), (None, "i9", "2024-05-01", 1.0)])
+    first = validate_interactions(df, gx_root=tmp_path, config=LENIENT, now=NOW)
+    later = NOW + pd.Timedelta(days=1)
+    second = validate_interactions(df, gx_root=tmp_path, config=LENIENT, now=later)
+    assert (first.rows_accepted, second.rows_accepted) == (4, 4)
+    assert second.data_docs_index == first.data_docs_index
+    assert len(list((tmp_path / "gx" / "uncommitted" / "validations").rglob("*.json"))) == 2
+
+
+def test_importing_the_modules_does_not_import_great_expectations():
+    code = (
+        "import sys, expectations.interactions, tasks.validate; "
+        "sys.exit('great_expectations' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
