@@ -27,7 +27,9 @@ BLANK_REGEX = r"^\s*$"
 _FLOAT_MAX = sys.float_info.max
 
 
-def timestamp_bounds(config: ValidateConfig, now: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+def timestamp_bounds(
+    config: ValidateConfig, now: pd.Timestamp
+) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Oldest and newest accepted event time, both in UTC."""
     try:
         oldest = _as_utc(pd.Timestamp(config.min_timestamp))
@@ -62,7 +64,9 @@ def build_interactions_suite(
         reason = f"{column} is null or blank"
         expectations += [
             gxe.ExpectColumnValuesToNotBeNull(column=column, meta=row(reason)),
-            gxe.ExpectColumnValuesToNotMatchRegex(column=column, regex=BLANK_REGEX, meta=row(reason)),
+            gxe.ExpectColumnValuesToNotMatchRegex(
+                column=column, regex=BLANK_REGEX, meta=row(reason)
+            ),
         ]
     expectations += [
         gxe.ExpectColumnValuesToNotBeNull(

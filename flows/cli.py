@@ -14,17 +14,22 @@ def _parser() -> argparse.ArgumentParser:
         description="Nightly batch recommender pipeline (Prefect, Great Expectations, Keras, MLflow).",
     )
     parser.add_argument(
-        "--workspace", type=Path, default=None,
+        "--workspace",
+        type=Path,
+        default=None,
         help="folder holding everything a run writes (default: $RECPIPE_WORKSPACE or ./recpipe-home)",
     )
     parser.add_argument("--config", type=Path, default=None, help="TOML config file")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the nightly flow now, in this process")
-    run.add_argument("--run-date", default=None, help="logical date YYYY-MM-DD (default: today, UTC)")
+    run.add_argument(
+        "--run-date", default=None, help="logical date YYYY-MM-DD (default: today, UTC)"
+    )
     run.add_argument("--k", type=int, default=None, help="recommendations per user (score.k)")
-    run.add_argument("--models", default=None,
-                     help="comma-separated models to train, e.g. popularity,mult_dae")
+    run.add_argument(
+        "--models", default=None, help="comma-separated models to train, e.g. popularity,mult_dae"
+    )
     run.add_argument("--epochs", type=int, default=None, help="Mult-DAE epochs")
     run.add_argument("--demo-users", type=int, default=None, help="demo dataset: number of users")
     run.add_argument("--demo-items", type=int, default=None, help="demo dataset: number of items")
@@ -38,7 +43,9 @@ def _overrides(args: argparse.Namespace) -> dict:
     if getattr(args, "k", None) is not None:
         out.setdefault("score", {})["k"] = args.k
     if getattr(args, "models", None):
-        out.setdefault("train", {})["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+        out.setdefault("train", {})["models"] = [
+            m.strip() for m in args.models.split(",") if m.strip()
+        ]
     if getattr(args, "epochs", None) is not None:
         out.setdefault("train", {}).setdefault("mult_dae", {})["epochs"] = args.epochs
     demo = {}
@@ -56,28 +63,38 @@ def prepare_environment(workspace: Path) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # No usage reporting: nightly batch jobs often run without internet access.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Without a Prefect server configured, Prefect starts a temporary one; keep its
     # database in the workspace and give it time to start on a small machine.
     if "PREFECT_API_URL" not in os.environ and "PREFECT_HOME" not in os.environ:
+        (workspace / "prefect").mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(workspace / "prefect")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 def _print_summary(summary: dict) -> None:
     out = print
-    out(f"\nrecpipe nightly {summary['run_date']} completed in {summary['total_seconds']:.1f} s "
-        f"(flow run {summary['run_id']})")
+    out(
+        f"\nrecpipe nightly {summary['run_date']} completed in {summary['total_seconds']:.1f} s "
+        f"(flow run {summary['run_id']})"
+    )
     out("\nstages (seconds):")
     for stage, seconds in summary["stage_seconds"].items():
         out(f"  {stage:<10} {seconds:>7.2f}")
     v = summary["validation"]
-    out(f"\ndata: {v.get('rows_read')} rows read, {v.get('rows_accepted')} accepted, "
-        f"{v.get('rows_quarantined')} quarantined, {v.get('duplicates_dropped')} duplicates dropped")
+    out(
+        f"\ndata: {v.get('rows_read')} rows read, {v.get('rows_accepted')} accepted, "
+        f"{v.get('rows_quarantined')} quarantined, {v.get('duplicates_dropped')} duplicates dropped"
+    )
     out("\nmodels (validation split):")
     for m in summary["models"]:
         metrics = "  ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items() if k != "n_users")
-        out(f"  {m['model']:<12} {metrics}  users={m['metrics'].get('n_users')}  "
-            f"train={m['train_seconds']:.1f}s")
+        out(
+            f"  {m['model']:<12} {metrics}  users={m['metrics'].get('n_users')}  "
+            f"train={m['train_seconds']:.1f}s"
+        )
     c = summary["champion"]
     out(f"champion: {c['registered_name']} v{c['version']} ({c['model']}): {c['reason']}")
     s, p = summary["scoring"], summary["published"]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import date, datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
 
 from prefect import flow, get_run_logger
 
@@ -27,7 +28,9 @@ class _StageClock:
         try:
             return fn(*args, **kwargs)
         finally:
-            self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - start, 2)
+            self.seconds[stage] = round(
+                self.seconds.get(stage, 0.0) + time.perf_counter() - start, 2
+            )
 
 
 def _flow_run_id() -> str:
@@ -52,7 +55,7 @@ def nightly(config: PipelineConfig | None = None, run_date: date | None = None) 
 
     logger = get_run_logger()
     config = config or load_config()
-    run_date = run_date or datetime.now(timezone.utc).date()
+    run_date = run_date or datetime.now(UTC).date()
     ws = Workspace.at(config.workspace)
     run_id = _flow_run_id()
     clock = _StageClock()
@@ -62,8 +65,12 @@ def nightly(config: PipelineConfig | None = None, run_date: date | None = None) 
     ingest = clock.run("ingest", ingest_task, config.ingest, run_date, str(ws.raw(run_date)))
     validated_dir = ws.validated(run_date)
     validation = clock.run(
-        "validate", validate_task, ingest["interactions_path"], str(validated_dir),
-        str(ws.validation_root), config.validate_,
+        "validate",
+        validate_task,
+        ingest["interactions_path"],
+        str(validated_dir),
+        str(ws.validation_root),
+        config.validate_,
     )
     validated_path = str(validated_dir / "interactions.parquet")
     features = clock.run(
@@ -84,34 +91,71 @@ def nightly(config: PipelineConfig | None = None, run_date: date | None = None) 
     parent_run_id = tracking.start_parent_run(
         client, experiment_id, f"nightly-{run_date.isoformat()}", data_tags
     )
-    tracking.log_params(client, parent_run_id, tracking.flatten("", config.model_dump(mode="json", by_alias=True)))
+    tracking.log_params(
+        client, parent_run_id, tracking.flatten("", config.model_dump(mode="json", by_alias=True))
+    )
     status = "FAILED"
     try:
         results = []
         for name in config.train.models:
             trained = clock.run(
-                "train", train_task, name, config.train, features["features_dir"],
-                str(ws.models(run_date)), str(ws.root), experiment_id, parent_run_id, data_tags,
+                "train",
+                train_task,
+                name,
+                config.train,
+                features["features_dir"],
+                str(ws.models(run_date)),
+                str(ws.root),
+                experiment_id,
+                parent_run_id,
+                data_tags,
             )
             results.append(
-                clock.run("evaluate", evaluate_task, trained, features["features_dir"],
-                          config.evaluate.k, str(ws.root))
+                clock.run(
+                    "evaluate",
+                    evaluate_task,
+                    trained,
+                    features["features_dir"],
+                    config.evaluate.k,
+                    str(ws.root),
+                )
             )
         champion = clock.run(
-            "promote", promote_task, results, config.evaluate.primary_metric, config.evaluate.k,
-            config.tracking.registered_model, str(ws.root), parent_run_id,
+            "promote",
+            promote_task,
+            results,
+            config.evaluate.primary_metric,
+            config.evaluate.k,
+            config.tracking.registered_model,
+            str(ws.root),
+            parent_run_id,
         )
         scored = clock.run(
-            "score", score_task, validated_path, config.tracking.registered_model, str(ws.root),
-            config.score.k, config.score.batch_users, run_id, run_date, str(ws.scores(run_date)),
+            "score",
+            score_task,
+            validated_path,
+            config.tracking.registered_model,
+            str(ws.root),
+            config.score.k,
+            config.score.batch_users,
+            run_id,
+            run_date,
+            str(ws.scores(run_date)),
         )
         published = clock.run(
-            "publish", publish_task, scored["path"], str(ws.tables), ws.database_url,
-            config.publish.table, run_date,
+            "publish",
+            publish_task,
+            scored["path"],
+            str(ws.tables),
+            ws.database_url,
+            config.publish.table,
+            run_date,
         )
         status = "FINISHED"
     finally:
-        tracking.log_metrics(client, parent_run_id, {f"stage_seconds.{k}": v for k, v in clock.seconds.items()})
+        tracking.log_metrics(
+            client, parent_run_id, {f"stage_seconds.{k}": v for k, v in clock.seconds.items()}
+        )
         client.set_terminated(parent_run_id, status=status)
 
     return {
@@ -123,8 +167,15 @@ def nightly(config: PipelineConfig | None = None, run_date: date | None = None) 
         "ingest": ingest,
         "validation": validation,
         "features": features,
-        "models": [{"model": r["model"], "run_id": r["run_id"], "train_seconds": r["train_seconds"],
-                    "metrics": r["metrics"]} for r in results],
+        "models": [
+            {
+                "model": r["model"],
+                "run_id": r["run_id"],
+                "train_seconds": r["train_seconds"],
+                "metrics": r["metrics"],
+            }
+            for r in results
+        ],
         "champion": champion,
         "scoring": scored,
         "published": published,

@@ -12,9 +12,7 @@ from models.base import BaseRecommender, NotFittedError, Recommender
 from models.mult_dae import MultDAE
 from models.popularity import Popularity
 
-MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
-    cls.name: cls for cls in (Popularity, MultDAE)
-}
+MODEL_CLASSES: dict[str, type[BaseRecommender]] = {cls.name: cls for cls in (Popularity, MultDAE)}
 
 
 def make_recommender(name: str, **params: object) -> BaseRecommender:
@@ -41,8 +39,8 @@ def load_recommender(directory: Path | str) -> BaseRecommender:
 
 
 __all__ = [
-    "BaseRecommender",
     "MODEL_CLASSES",
+    "BaseRecommender",
     "MultDAE",
     "NotFittedError",
     "Popularity",

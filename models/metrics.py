@@ -60,9 +60,7 @@ def ndcg_at_k(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> float
 METRICS = {"recall": recall_at_k, "ndcg": ndcg_at_k}
 
 
-def evaluate_rankings(
-    recommended: np.ndarray, relevant: sp.csr_matrix, k: int
-) -> dict[str, float]:
+def evaluate_rankings(recommended: np.ndarray, relevant: sp.csr_matrix, k: int) -> dict[str, float]:
     """``{"recall@K": ..., "ndcg@K": ..., "n_users": ...}`` for one model."""
     out = {f"{name}@{k}": fn(recommended, relevant, k) for name, fn in METRICS.items()}
     out["n_users"] = int(_users_with_relevant(relevant).sum())

@@ -7,8 +7,8 @@ the model maps today's raw ids itself, whatever vocabulary today's features have
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,9 @@ class IdVocabulary:
 
     def index(self, raw: Iterable[str]) -> np.ndarray:
         """Dense indices of raw ids; -1 for ids not in the vocabulary."""
-        return self._index.get_indexer(pd.Index(list(raw) if not isinstance(raw, pd.Series) else raw))
+        return self._index.get_indexer(
+            pd.Index(list(raw) if not isinstance(raw, pd.Series) else raw)
+        )
 
     def raw(self, indices: np.ndarray) -> np.ndarray:
         """Raw ids of dense indices (indices must be valid)."""

@@ -11,7 +11,9 @@ from models import BaseRecommender
 from models.metrics import evaluate_rankings
 
 
-def evaluation_targets(train: sp.csr_matrix, valid: sp.csr_matrix) -> tuple[np.ndarray, sp.csr_matrix]:
+def evaluation_targets(
+    train: sp.csr_matrix, valid: sp.csr_matrix
+) -> tuple[np.ndarray, sp.csr_matrix]:
     """Users to evaluate and their relevant items.
 
     A user is evaluated when they have training history and at least one

@@ -40,17 +40,28 @@ def promote_task(
     best = choose_champion(results, primary_metric, k)
     key = f"{primary_metric}@{k}"
     client = tracking.client_for(Workspace.at(workspace_root))
-    reason = (
-        f"highest {key} tonight: {best['model']} {best['metrics'][key]:.4f} vs "
-        + ", ".join(f"{r['model']} {r['metrics'][key]:.4f}" for r in results if r is not best)
+    reason = f"highest {key} tonight: {best['model']} {best['metrics'][key]:.4f} vs " + ", ".join(
+        f"{r['model']} {r['metrics'][key]:.4f}" for r in results if r is not best
     )
     version = tracking.register_champion(
-        client, best["model_uri"], registered_name, best["run_id"],
-        tags={"model": best["model"], key: f"{best['metrics'][key]:.6f}"},
+        client,
+        best["model_uri"],
+        registered_name,
+        best["run_id"],
+        tags={"model": best["model"], tracking.mlflow_key(key): f"{best['metrics'][key]:.6f}"},
     )
-    for tag, value in {"promotion.decision": "promoted", "promotion.reason": reason,
-                       "promotion.version": version}.items():
+    for tag, value in {
+        "promotion.decision": "promoted",
+        "promotion.reason": reason,
+        "promotion.version": version,
+    }.items():
         client.set_tag(best["run_id"], tag, value)
         client.set_tag(parent_run_id, tag, value)
-    return {"model": best["model"], "version": version, "registered_name": registered_name,
-            "metric": key, "value": best["metrics"][key], "reason": reason}
+    return {
+        "model": best["model"],
+        "version": version,
+        "registered_name": registered_name,
+        "metric": key,
+        "value": best["metrics"][key],
+        "reason": reason,
+    }

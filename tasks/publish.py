@@ -19,6 +19,7 @@ import shutil
 import uuid
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -40,7 +41,9 @@ def stage_parquet(table: pd.DataFrame, root: Path, run_date: date) -> Path:
     staging.mkdir()
     try:
         frame = table.drop(columns=["run_date"])
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), staging / "part-0.parquet")
+        pq.write_table(
+            pa.Table.from_pandas(frame, preserve_index=False), staging / "part-0.parquet"
+        )
     except Exception:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -88,14 +91,19 @@ def publish(table: pd.DataFrame, parquet_root: Path, url: str, name: str, run_da
 
 def read_parquet_table(root: Path, run_date: date | None = None) -> pd.DataFrame:
     """The published Parquet recommendations (one date, or all), with ``run_date`` as a date."""
-    dataset = ds.dataset(root, format="parquet", partitioning=PARTITIONING,
-                         exclude_invalid_files=True, ignore_prefixes=[".", "_"])
+    dataset = ds.dataset(
+        root,
+        format="parquet",
+        partitioning=PARTITIONING,
+        exclude_invalid_files=True,
+        ignore_prefixes=[".", "_"],
+    )
     filt = ds.field("run_date") == pa.scalar(run_date, pa.date32()) if run_date else None
     frame = dataset.to_table(filter=filt).to_pandas(types_mapper=pd.ArrowDtype)
     return frame[TABLE_COLUMNS]
 
 
-def _sql_table(name: str):  # noqa: ANN202 - SQLAlchemy Table
+def _sql_table(name: str) -> Any:
     import sqlalchemy as sa
 
     return sa.Table(
@@ -157,7 +165,9 @@ def read_database_table(url: str, name: str, run_date: date | None = None) -> pd
 
 
 @task(name="publish", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def publish_task(scores_path: str, tables_root: str, database_url: str, table_name: str, run_date: date) -> dict:
+def publish_task(
+    scores_path: str, tables_root: str, database_url: str, table_name: str, run_date: date
+) -> dict:
     table = pd.read_parquet(scores_path)
     result = publish(table, Path(tables_root) / table_name, database_url, table_name, run_date)
     return {**result, "database": database_url, "table": table_name}

@@ -22,12 +22,22 @@ from models.ranking import top_k
 from models.vocab import IdVocabulary
 
 TABLE_COLUMNS = [
-    "run_id", "run_date", "user_id", "rank", "item_id", "score",
-    "model_name", "model_version", "strategy", "reason",
+    "run_id",
+    "run_date",
+    "user_id",
+    "rank",
+    "item_id",
+    "score",
+    "model_name",
+    "model_version",
+    "strategy",
+    "reason",
 ]
 
 
-def _rows(user_ids: np.ndarray, items: np.ndarray, scores: np.ndarray, item_vocab: IdVocabulary) -> pd.DataFrame:
+def _rows(
+    user_ids: np.ndarray, items: np.ndarray, scores: np.ndarray, item_vocab: IdVocabulary
+) -> pd.DataFrame:
     valid = items >= 0
     r, c = np.nonzero(valid)
     return pd.DataFrame(
@@ -58,7 +68,10 @@ def score_users(
     # Current history of every user, in the champion's item space.
     u_all = all_users.index(interactions["user_id"])
     history = sp.csr_matrix(
-        (np.ones(int(known_item.sum()), dtype=np.float32), (u_all[known_item], i_model[known_item])),
+        (
+            np.ones(int(known_item.sum()), dtype=np.float32),
+            (u_all[known_item], i_model[known_item]),
+        ),
         shape=(len(all_users), len(items)),
     )
     history.data[:] = 1.0
@@ -85,12 +98,16 @@ def score_users(
             part = _rows(all_users.raw(unknown), rec, sc, items)
             part["strategy"] = "cold_start"
             frames.append(part)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["user_id", "rank", "item_id", "score", "strategy"]
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["user_id", "rank", "item_id", "score", "strategy"])
     )
 
 
-def _reindex_rows(history: sp.csr_matrix, src_rows: np.ndarray, dst_rows: np.ndarray, n_rows: int) -> sp.csr_matrix:
+def _reindex_rows(
+    history: sp.csr_matrix, src_rows: np.ndarray, dst_rows: np.ndarray, n_rows: int
+) -> sp.csr_matrix:
     """A matrix with ``n_rows`` rows where row dst_rows[i] = history row src_rows[i]."""
     selection = sp.csr_matrix(
         (np.ones(src_rows.size, dtype=np.float32), (dst_rows, src_rows)),
@@ -141,11 +158,20 @@ def score_task(
     champion = tracking.load_champion(registered_name)
     version = client.get_model_version_by_alias(registered_name, tracking.CHAMPION)
     interactions = pd.read_parquet(validated_path, columns=["user_id", "item_id"])
-    scored = score_users(champion.model, champion.users, champion.items, interactions, k, batch_users)
-    table = recommendations_table(scored, run_id, run_date, champion.model.name, str(version.version))
+    scored = score_users(
+        champion.model, champion.users, champion.items, interactions, k, batch_users
+    )
+    table = recommendations_table(
+        scored, run_id, run_date, champion.model.name, str(version.version)
+    )
     path = f"{out_dir}/recommendations.parquet"
     table.to_parquet(path, index=False)
     counts = table.drop_duplicates("user_id")["strategy"].value_counts().to_dict()
-    return {"path": path, "rows": len(table), "users": int(table["user_id"].nunique()),
-            "model": champion.model.name, "version": str(version.version),
-            "users_by_strategy": {str(k_): int(v) for k_, v in counts.items()}}
+    return {
+        "path": path,
+        "rows": len(table),
+        "users": int(table["user_id"].nunique()),
+        "model": champion.model.name,
+        "version": str(version.version),
+        "users_by_strategy": {str(k_): int(v) for k_, v in counts.items()},
+    }

@@ -10,7 +10,15 @@ from typing import Any
 
 from tasks.workspace import Workspace
 
-TRACKED_PACKAGES = ["tensorflow-cpu", "keras", "pandas", "numpy", "mlflow", "prefect", "great-expectations"]
+TRACKED_PACKAGES = [
+    "tensorflow-cpu",
+    "keras",
+    "pandas",
+    "numpy",
+    "mlflow",
+    "prefect",
+    "great-expectations",
+]
 CHAMPION = "champion"
 
 
@@ -29,6 +37,11 @@ def ensure_experiment(client: Any, workspace: Workspace, name: str) -> str:
     if experiment is not None:
         return experiment.experiment_id
     return client.create_experiment(name, artifact_location=workspace.mlflow_artifacts.as_uri())
+
+
+def mlflow_key(name: str) -> str:
+    """MLflow keys allow no '@': ``ndcg@10`` -> ``ndcg_at_10``."""
+    return name.replace("@", "_at_")
 
 
 def package_versions() -> dict[str, str]:
@@ -89,7 +102,7 @@ def log_metrics(client: Any, run_id: str, metrics: dict[str, float], step: int =
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    batch = [Metric(k.replace("@", "_at_"), float(v), now, step) for k, v in metrics.items()]
+    batch = [Metric(mlflow_key(k), float(v), now, step) for k, v in metrics.items()]
     client.log_batch(run_id, metrics=batch)
 
 
@@ -109,20 +122,40 @@ def log_curves(client: Any, run_id: str, history: dict[str, list[float]]) -> Non
         client.log_batch(run_id, metrics=batch[start : start + 1000])
 
 
-def log_bundle_model(run_id: str, bundle_dir: Path) -> str:
+def model_signature() -> Any:
+    """Raw user ids in; top-k raw item ids and scores out; ``k`` as a parameter."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "user_id")]),
+        outputs=Schema(
+            [
+                ColSpec("string", "user_id"),
+                ColSpec("long", "rank"),
+                ColSpec("string", "item_id"),
+                ColSpec("double", "score"),
+            ]
+        ),
+        params=ParamSchema([ParamSpec("k", "long", 10)]),
+    )
+
+
+def log_bundle_model(run_id: str, bundle_dir: Path, example_users: list[str]) -> str:
     """Log a model bundle as an MLflow pyfunc model on ``run_id``; return its model URI."""
     import mlflow
+    import pandas as pd
 
     import models as models_pkg
-    from tasks.mlflow_model import RecommenderPyfunc, signature
 
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=RecommenderPyfunc(),
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
             artifacts={"bundle": str(bundle_dir)},
-            signature=signature(),
             code_paths=[str(Path(models_pkg.__file__).parent)],
+            signature=model_signature(),
+            input_example=pd.DataFrame({"user_id": example_users}),
             pip_requirements=_requirements(),
         )
     return info.model_uri

@@ -18,7 +18,9 @@ def model_params(name: str, config: TrainConfig) -> dict:
     return getattr(config, name).model_dump()
 
 
-def train_model(name: str, config: TrainConfig, train: sp.csr_matrix) -> tuple[BaseRecommender, float]:
+def train_model(
+    name: str, config: TrainConfig, train: sp.csr_matrix
+) -> tuple[BaseRecommender, float]:
     """Fit model ``name``; return it and the training time in seconds."""
     model = make_recommender(name, **model_params(name, config))
     start = time.perf_counter()
@@ -48,13 +50,16 @@ def train_task(
 
     client = tracking.client_for(Workspace.at(workspace_root))
     run_id = tracking.start_child_run(
-        client, experiment_id, parent_run_id, run_name=name,
+        client,
+        experiment_id,
+        parent_run_id,
+        run_name=name,
         tags={"model": name, **data_tags, **tracking.package_versions()},
     )
     tracking.log_params(client, run_id, tracking.flatten("", {"model": name, **model.params}))
     tracking.log_curves(client, run_id, getattr(model, "history_", {}))
     tracking.log_metrics(client, run_id, {"train_seconds": seconds})
-    model_uri = tracking.log_bundle_model(run_id, bundle_dir)
+    model_uri = tracking.log_bundle_model(run_id, bundle_dir, features.users.ids[:3].tolist())
     return {
         "model": name,
         "run_id": run_id,

@@ -8,6 +8,7 @@ the suite, the validation results and the Data Docs site, rebuilt on every run.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
 from expectations.interactions import REQUIRED_COLUMNS, SUITE_NAME, build_interactions_suite
 from tasks.config import ValidateConfig
@@ -123,7 +125,7 @@ def validate_task(
     out.mkdir(parents=True, exist_ok=True)
     accepted_path = _write_parquet(result.accepted, out / "interactions.parquet")
     quarantine_path = _write_parquet(result.quarantined, out / "quarantine.parquet")
-    get_run_logger().info(
+    _logger().info(
         "validate: %d rows read, %d accepted, %d quarantined, %d duplicates dropped; Data Docs %s",
         result.rows_read,
         result.rows_accepted,
@@ -141,6 +143,13 @@ def validate_task(
         "data_docs_index": str(result.data_docs_index) if result.data_docs_index else None,
         "expectations": result.expectations,
     }
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    try:
+        return get_run_logger()
+    except MissingContextError:  # called as validate_task.fn(...) outside a flow run
+        return logging.getLogger(__name__)
 
 
 def _check_required_columns(df: pd.DataFrame) -> None:
@@ -186,9 +195,8 @@ def _run_checkpoint(frame: pd.DataFrame, suite: Any, gx_root: Path) -> tuple[lis
     # add_or_update_pandas resets the data source (assets included), so the asset and batch
     # definition are added fresh every run; the rest is add_or_update by name.
     source = context.data_sources.add_or_update_pandas(name=DATASOURCE_NAME)
-    batch_definition = source.add_dataframe_asset(name=SUITE_NAME).add_batch_definition_whole_dataframe(
-        name=BATCH_DEFINITION_NAME
-    )
+    asset = source.add_dataframe_asset(name=SUITE_NAME)
+    batch_definition = asset.add_batch_definition_whole_dataframe(name=BATCH_DEFINITION_NAME)
     suite = context.suites.add_or_update(suite)
     definition = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=SUITE_NAME, data=batch_definition, suite=suite)
@@ -304,7 +312,8 @@ def _check_quarantine_share(
     )
     raise DataValidationError(
         f"interactions: quarantine share {share:.2%} ({len(quarantined)} of {rows_read} rows) "
-        f"is above the threshold {config.max_quarantine_share:.2%} (validate.max_quarantine_share); "
+        f"is above the threshold {config.max_quarantine_share:.2%} "
+        "(validate.max_quarantine_share); "
         f"reasons: {by_reason}; sample rows: {samples}; nothing was written downstream; fix the "
         f"source or the ingest column mapping, or raise validate.max_quarantine_share if this "
         f"is expected; Data Docs: {docs_index}"

@@ -10,7 +10,13 @@ from models import MODEL_CLASSES, NotFittedError, load_recommender, make_recomme
 
 FAST_PARAMS = {
     "popularity": {},
-    "mult_dae": {"hidden_dim": 16, "epochs": 40, "batch_size": 8, "dropout": 0.2, "learning_rate": 1e-2},
+    "mult_dae": {
+        "hidden_dim": 16,
+        "epochs": 40,
+        "batch_size": 8,
+        "dropout": 0.2,
+        "learning_rate": 1e-2,
+    },
 }
 
 
@@ -32,7 +38,9 @@ def name(request: pytest.FixtureRequest) -> str:
 
 
 def fitted(name: str, matrix: sp.csr_matrix | None = None):
-    return make_recommender(name, **FAST_PARAMS[name]).fit(checkerboard() if matrix is None else matrix)
+    return make_recommender(name, **FAST_PARAMS[name]).fit(
+        checkerboard() if matrix is None else matrix
+    )
 
 
 def test_constructor_only_stores_config(name: str) -> None:

@@ -45,7 +45,8 @@ def test_rerun_of_a_date_replaces_only_that_date(tmp_path) -> None:
     assert db[db.run_date == d2].user_id.unique().tolist() == ["u9"]
     pq = pub.read_parquet_table(root)
     assert len(pq) == 6 and sorted(p.name for p in root.iterdir()) == [
-        "run_date=2026-01-01", "run_date=2026-01-02"
+        "run_date=2026-01-01",
+        "run_date=2026-01-02",
     ]
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tasks.config import ValidateConfig
 from tasks.errors import DataError, DataValidationError
-from tasks.validate import validate_interactions
+from tasks.validate import validate_interactions, validate_task
 
 NOW = pd.Timestamp("2024-06-01T00:00:00Z")
 LENIENT = ValidateConfig(max_quarantine_share=1.0)
@@ -22,7 +22,7 @@ def frame(rows: list[tuple], *, with_value: bool = True) -> pd.DataFrame:
     data = {
         "user_id": pd.array(users, dtype="str"),
         "item_id": pd.array(items, dtype="str"),
-        "timestamp": pd.to_datetime(list(times), utc=True),
+        "timestamp": pd.to_datetime(list(times), utc=True, format="ISO8601"),
     }
     if with_value:
         data["value"] = np.array(values, dtype="float64")
@@ -48,7 +48,9 @@ def check_accounting(result) -> None:
 
 def test_clean_frame_is_all_accepted_and_docs_are_built(tmp_path):
     df = frame(clean_rows()).assign(extra=["a", "b", "c", "d"])
-    result = validate_interactions(df, gx_root=tmp_path / "validation", config=ValidateConfig(), now=NOW)
+    result = validate_interactions(
+        df, gx_root=tmp_path / "validation", config=ValidateConfig(), now=NOW
+    )
 
     assert (result.rows_read, result.rows_accepted, result.rows_quarantined) == (4, 4, 0)
     assert result.duplicates_dropped == 0
@@ -58,7 +60,13 @@ def test_clean_frame_is_all_accepted_and_docs_are_built(tmp_path):
     assert result.data_docs_index.is_file()
     assert result.data_docs_index.is_relative_to(tmp_path / "validation")
     assert all(e["success"] for e in result.expectations)
-    assert {e["column"] for e in result.expectations} == {None, "user_id", "item_id", "timestamp", "value"}
+    assert {e["column"] for e in result.expectations} == {
+        None,
+        "user_id",
+        "item_id",
+        "timestamp",
+        "value",
+    }
     check_accounting(result)
 
 
@@ -80,7 +88,7 @@ def test_bad_rows_are_quarantined_with_their_reason(tmp_path):
     result = validate_interactions(df, gx_root=tmp_path, config=LENIENT, now=NOW)
 
     assert result.rows_accepted == 1 and result.accepted["user_id"].tolist() == ["u1"]
-    reasons = dict(zip(result.quarantined["item_id"].fillna("<null>"), result.quarantined["reason"]))
+    reasons = dict(zip(result.quarantined["item_id"], result.quarantined["reason"], strict=True))
     assert reasons == {
         "i1": "user_id is null or blank",
         "  ": "item_id is null or blank",
@@ -104,8 +112,10 @@ def test_row_failing_several_expectations_gets_joined_reasons(tmp_path):
     result = validate_interactions(df, gx_root=tmp_path, config=LENIENT, now=NOW)
 
     assert result.quarantined["reason"].tolist() == [
-        "user_id is null or blank; item_id is null or blank; "
-        "timestamp is null or unparseable; value outside [0, 5]"
+        (
+            "user_id is null or blank; item_id is null or blank; "
+            "timestamp is null or unparseable; value outside [0, 5]"
+        )
     ]
 
 
@@ -184,6 +194,20 @@ def test_validating_twice_on_the_same_gx_root_works(tmp_path):
     assert (first.rows_accepted, second.rows_accepted) == (4, 4)
     assert second.data_docs_index == first.data_docs_index
     assert len(list((tmp_path / "gx" / "uncommitted" / "validations").rglob("*.json"))) == 2
+
+
+def test_task_writes_accepted_and_quarantined_parquet(tmp_path):
+    raw = tmp_path / "raw.parquet"
+    frame([*clean_rows(), (None, "i9", "2024-05-01", 1.0)]).to_parquet(raw)
+    summary = validate_task.fn(
+        str(raw), str(tmp_path / "validated"), str(tmp_path / "gx"), LENIENT, NOW.isoformat()
+    )
+    assert (summary["rows_accepted"], summary["rows_quarantined"]) == (4, 1)
+    assert len(pd.read_parquet(summary["accepted_path"])) == 4
+    quarantine = pd.read_parquet(summary["quarantine_path"])
+    assert quarantine["reason"].tolist() == ["user_id is null or blank"]
+    assert summary["accepted_path"].endswith("validated/interactions.parquet")
+    assert summary["data_docs_index"].endswith("index.html")
 
 
 def test_importing_the_modules_does_not_import_great_expectations():
