@@ -33,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, default=None, help="Mult-DAE epochs")
     run.add_argument("--demo-users", type=int, default=None, help="demo dataset: number of users")
     run.add_argument("--demo-items", type=int, default=None, help="demo dataset: number of items")
+    model = sub.add_parser("model", help="the registered model and its champion alias")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    model_sub.add_parser("list", help="list registered versions; * marks the champion")
+    promote = model_sub.add_parser("promote", help="make VERSION the champion (recorded)")
+    promote.add_argument("version", help="registered model version number")
+    promote.add_argument("--reason", default="manual promotion", help="recorded with the change")
+    model_sub.add_parser("rollback", help="return the champion to the previous one (recorded)")
     return parser
 
 
@@ -90,13 +97,17 @@ def _print_summary(summary: dict) -> None:
     )
     out("\nmodels (validation split):")
     for m in summary["models"]:
-        metrics = "  ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items() if k != "n_users")
+        metrics = "  ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items() if "@" in k)
         out(
             f"  {m['model']:<12} {metrics}  users={m['metrics'].get('n_users')}  "
             f"train={m['train_seconds']:.1f}s"
         )
-    c = summary["champion"]
-    out(f"champion: {c['registered_name']} v{c['version']} ({c['model']}): {c['reason']}")
+    c = summary["promotion"]
+    verdict = "PROMOTED" if c["promote"] else "not promoted"
+    out(
+        f"\npromotion: challenger {c['challenger']} v{c['challenger_version']} {verdict}: {c['reason']}"
+    )
+    out(f"champion serving: {c['registered_name']} v{c['champion_version']}")
     s, p = summary["scoring"], summary["published"]
     out(f"\nscored {s['users']} users, {s['rows']} rows; by strategy: {s['users_by_strategy']}")
     out("\nwhere everything landed:")
@@ -125,6 +136,49 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model(args: argparse.Namespace) -> int:
+    from tasks.config import load_config
+
+    config = load_config(args.config, overrides=_overrides(args))
+    prepare_environment(config.workspace)
+    from tasks import registry, tracking
+    from tasks.workspace import Workspace
+
+    if not (config.workspace / "mlflow" / "mlflow.db").is_file():
+        raise registry.RegistryError(
+            f"no MLflow store in workspace {config.workspace}; run 'recpipe run' first "
+            "or check --workspace / RECPIPE_WORKSPACE"
+        )
+    ws = Workspace.at(config.workspace)
+    client = tracking.client_for(ws)
+    name = config.tracking.registered_model
+    if not registry.model_exists(client, name):
+        raise registry.RegistryError(
+            f"no registered model {name!r} in {ws.mlflow_uri}; run 'recpipe run' first "
+            "or check --workspace"
+        )
+    if args.model_command == "list":
+        print(
+            f"{'':1} {'version':>7}  {'model':<12} {'created (UTC)':<16}  {'ndcg@10':>8}  decision"
+        )
+        for v in registry.list_versions(client, name):
+            mark = "*" if v.is_champion else ""
+            ndcg = v.tags.get("ndcg_at_10", "")
+            ndcg = f"{float(ndcg):.4f}" if ndcg else ""
+            print(
+                f"{mark:1} {v.version:>7}  {v.model:<12} {v.created:<16}  {ndcg:>8}  "
+                f"{v.tags.get('promotion.decision', '')}"
+            )
+        print(f"champion history: {registry.champion_history(client, name)}")
+    elif args.model_command == "promote":
+        registry.set_champion(client, name, args.version, args.reason)
+        print(f"{name}: champion is now version {args.version}")
+    elif args.model_command == "rollback":
+        came_from, went_to = registry.rollback(client, name)
+        print(f"{name}: champion rolled back from version {came_from} to version {went_to}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from tasks.errors import RecpipeError
@@ -132,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "model":
+            return _cmd_model(args)
     except RecpipeError as exc:
         print(f"recpipe: error: {exc}", file=sys.stderr)
         return 2

@@ -48,6 +48,7 @@ def nightly(config: PipelineConfig | None = None, run_date: date | None = None) 
     from tasks.ingest import ingest_task
     from tasks.promote import promote_task
     from tasks.publish import publish_task
+    from tasks.report import report_task
     from tasks.score import score_task
     from tasks.train import train_task
     from tasks.validate import validate_task
@@ -120,12 +121,14 @@ def nightly(config: PipelineConfig | None = None, run_date: date | None = None) 
                     str(ws.root),
                 )
             )
-        champion = clock.run(
+        promotion = clock.run(
             "promote",
             promote_task,
             results,
+            features["features_dir"],
             config.evaluate.primary_metric,
             config.evaluate.k,
+            config.evaluate.promotion_tolerance,
             config.tracking.registered_model,
             str(ws.root),
             parent_run_id,
@@ -150,6 +153,16 @@ def nightly(config: PipelineConfig | None = None, run_date: date | None = None) 
             ws.database_url,
             config.publish.table,
             run_date,
+        )
+        clock.run(
+            "report",
+            report_task,
+            results,
+            validated_path,
+            scored["path"],
+            config.score.k,
+            str(ws.root),
+            parent_run_id,
         )
         status = "FINISHED"
     finally:
@@ -176,7 +189,7 @@ def nightly(config: PipelineConfig | None = None, run_date: date | None = None) 
             }
             for r in results
         ],
-        "champion": champion,
+        "promotion": promotion,
         "scoring": scored,
         "published": published,
         "mlflow_uri": ws.mlflow_uri,

@@ -82,8 +82,11 @@ class TrainConfig(_Section):
 
 
 class EvaluateConfig(_Section):
+    """Hold-out metrics and the promotion gate (see tasks/promote.py)."""
+
     k: int = Field(10, ge=1)
     primary_metric: Literal["ndcg", "recall"] = "ndcg"
+    promotion_tolerance: float = Field(0.002, ge=0)
 
 
 class TrackingConfig(_Section):

@@ -1,67 +1,183 @@
-"""Promote: pick the best evaluated model, register it, point alias ``champion`` at it."""
+"""Promote: register tonight's models and let the gate decide who becomes ``champion``.
+
+The gate: tonight's best non-baseline model (the challenger) is promoted when
+
+* its primary metric beats the popularity baseline trained tonight, and
+* it is at least the current champion's metric minus ``promotion_tolerance``,
+  the champion being re-scored on tonight's hold-out (same users, same items,
+  same scoring path).
+
+With no champion yet, the best model of the night (baseline included) is
+promoted so that there is always something to serve. Every model is registered
+as a new version either way; the decision, the figures and the reason are
+tagged on the challenger's run, on the nightly parent run and on the version.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+BASELINE = "popularity"
 
-def choose_champion(results: list[dict], primary_metric: str, k: int) -> dict:
-    """The result with the highest ``primary_metric@k``; ties keep the earlier model.
 
-    Raises ValueError when no model has a finite value of the metric.
-    """
-    key = f"{primary_metric}@{k}"
-    best, best_value = None, -math.inf
-    for result in results:
-        value = result["metrics"].get(key, float("nan"))
-        if math.isfinite(value) and value > best_value:
-            best, best_value = result, value
-    if best is None:
-        found = {r["model"]: r["metrics"].get(key) for r in results}
-        raise ValueError(f"promote: no model has a finite {key}; got {found}")
-    return best
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    challenger: str
+    metric: str
+    challenger_value: float
+    champion_value: float | None
+    baseline_value: float | None
+    reason: str
+
+
+def _value(result: dict, key: str) -> float:
+    value = result["metrics"].get(key, float("nan"))
+    return value if math.isfinite(value) else -math.inf
+
+
+def pick_challenger(results: list[dict], key: str, baseline: str = BASELINE) -> dict:
+    """Best model by ``key`` among non-baselines (ties keep the earlier); baseline if alone."""
+    if not results:
+        raise ValueError("promote: no trained models to choose from")
+    candidates = [r for r in results if r["model"] != baseline] or results
+    return max(candidates, key=lambda r: _value(r, key))
+
+
+def decide(
+    challenger: str,
+    challenger_value: float,
+    champion_value: float | None,
+    baseline_value: float | None,
+    tolerance: float,
+    metric: str,
+) -> Decision:
+    """The promotion rule, as a pure function of the figures."""
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    if not math.isfinite(challenger_value):
+        promote, why = False, f"{challenger} has no finite {metric}"
+    elif champion_value is None:
+        promote, why = True, f"no champion yet; {challenger} {metric}={fmt(challenger_value)}"
+    elif (
+        challenger != BASELINE and baseline_value is not None and challenger_value <= baseline_value
+    ):
+        promote, why = (
+            False,
+            (
+                f"{challenger} {metric}={fmt(challenger_value)} does not beat the popularity baseline "
+                f"{fmt(baseline_value)}"
+            ),
+        )
+    elif challenger_value < champion_value - tolerance:
+        promote, why = (
+            False,
+            (
+                f"{challenger} {metric}={fmt(challenger_value)} is below the champion's "
+                f"{fmt(champion_value)} minus tolerance {tolerance}"
+            ),
+        )
+    else:
+        promote, why = (
+            True,
+            (
+                f"{challenger} {metric}={fmt(challenger_value)} >= champion {fmt(champion_value)} "
+                f"- {tolerance} and beats popularity {fmt(baseline_value)}"
+            ),
+        )
+    return Decision(
+        promote, challenger, metric, challenger_value, champion_value, baseline_value, why
+    )
 
 
 @task(name="promote", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def promote_task(
     results: list[dict],
+    features_dir: str,
     primary_metric: str,
     k: int,
+    tolerance: float,
     registered_name: str,
     workspace_root: str,
     parent_run_id: str,
 ) -> dict:
-    from tasks import tracking
+    from tasks import registry, tracking
+    from tasks.evaluate import evaluate_bundle, holdout_from_features
+    from tasks.features import load_features
     from tasks.workspace import Workspace
 
-    best = choose_champion(results, primary_metric, k)
     key = f"{primary_metric}@{k}"
     client = tracking.client_for(Workspace.at(workspace_root))
-    reason = f"highest {key} tonight: {best['model']} {best['metrics'][key]:.4f} vs " + ", ".join(
-        f"{r['model']} {r['metrics'][key]:.4f}" for r in results if r is not best
+    versions = {
+        r["model"]: registry.register_version(
+            client,
+            r["model_uri"],
+            registered_name,
+            r["run_id"],
+            tags={
+                "model": r["model"],
+                **{tracking.mlflow_key(m): f"{v:.6f}" for m, v in r["metrics"].items()},
+            },
+        )
+        for r in results
+    }
+    challenger = pick_challenger(results, key)
+    baseline = next((r for r in results if r["model"] == BASELINE), None)
+
+    champion_value, champion_ver, champion_metrics = (
+        None,
+        registry.champion_version(client, registered_name),
+        None,
     )
-    version = tracking.register_champion(
-        client,
-        best["model_uri"],
-        registered_name,
-        best["run_id"],
-        tags={"model": best["model"], tracking.mlflow_key(key): f"{best['metrics'][key]:.6f}"},
+    if champion_ver is not None:
+        champion, _ = tracking.load_champion(client, registered_name)
+        holdout = holdout_from_features(load_features(features_dir))
+        champion_metrics = evaluate_bundle(
+            champion.model, champion.users, champion.items, holdout, k
+        )
+        champion_value = champion_metrics[key]
+        tracking.log_metrics(
+            client, parent_run_id, {f"champion.{m}": v for m, v in champion_metrics.items()}
+        )
+
+    decision = decide(
+        challenger["model"],
+        _value(challenger, key),
+        champion_value,
+        _value(baseline, key) if baseline else None,
+        tolerance,
+        key,
     )
-    for tag, value in {
-        "promotion.decision": "promoted",
-        "promotion.reason": reason,
-        "promotion.version": version,
-    }.items():
-        client.set_tag(best["run_id"], tag, value)
+    version = versions[challenger["model"]]
+    if decision.promote:
+        registry.set_champion(client, registered_name, version, decision.reason)
+    tags = {
+        "promotion.decision": "promoted" if decision.promote else "rejected",
+        "promotion.reason": decision.reason,
+        "promotion.challenger": f"{challenger['model']} v{version}",
+        "promotion.challenger_value": f"{decision.challenger_value:.6f}",
+        "promotion.champion_value": "" if champion_value is None else f"{champion_value:.6f}",
+        "promotion.champion_version": champion_ver or "",
+        "promotion.baseline_value": ""
+        if decision.baseline_value is None
+        else f"{decision.baseline_value:.6f}",
+    }
+    for tag, value in tags.items():
+        client.set_tag(challenger["run_id"], tag, value)
         client.set_tag(parent_run_id, tag, value)
+        client.set_model_version_tag(registered_name, version, tag, value)
+    serving = registry.champion_version(client, registered_name)
     return {
-        "model": best["model"],
-        "version": version,
+        **asdict(decision),
         "registered_name": registered_name,
-        "metric": key,
-        "value": best["metrics"][key],
-        "reason": reason,
+        "challenger_version": version,
+        "previous_champion": champion_ver,
+        "champion_version": serving,
+        "versions": versions,
     }

@@ -155,14 +155,13 @@ def score_task(
     from tasks.workspace import Workspace
 
     client = tracking.client_for(Workspace.at(workspace_root))
-    champion = tracking.load_champion(registered_name)
-    version = client.get_model_version_by_alias(registered_name, tracking.CHAMPION)
+    champion, version = tracking.load_champion(client, registered_name)
     interactions = pd.read_parquet(validated_path, columns=["user_id", "item_id"])
     scored = score_users(
         champion.model, champion.users, champion.items, interactions, k, batch_users
     )
     table = recommendations_table(
-        scored, run_id, run_date, champion.model.name, str(version.version)
+        scored, run_id, run_date, champion.model.name, version
     )
     path = f"{out_dir}/recommendations.parquet"
     table.to_parquet(path, index=False)
@@ -172,6 +171,6 @@ def score_task(
         "rows": len(table),
         "users": int(table["user_id"].nunique()),
         "model": champion.model.name,
-        "version": str(version.version),
+        "version": version,
         "users_by_strategy": {str(k_): int(v) for k_, v in counts.items()},
     }

@@ -19,7 +19,6 @@ TRACKED_PACKAGES = [
     "prefect",
     "great-expectations",
 ]
-CHAMPION = "champion"
 
 
 def client_for(workspace: Workspace) -> Any:
@@ -122,6 +121,16 @@ def log_curves(client: Any, run_id: str, history: dict[str, list[float]]) -> Non
         client.log_batch(run_id, metrics=batch[start : start + 1000])
 
 
+def log_figure(client: Any, run_id: str, figure: Any, path: str) -> None:
+    """Log a matplotlib figure as a PNG artifact and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        client.log_figure(run_id, figure, path)
+    finally:
+        plt.close(figure)
+
+
 def model_signature() -> Any:
     """Raw user ids in; top-k raw item ids and scores out; ``k`` as a parameter."""
     from mlflow.models import ModelSignature
@@ -171,21 +180,21 @@ def _requirements() -> list[str]:
     return reqs
 
 
-def register_champion(
-    client: Any, model_uri: str, registered_name: str, run_id: str, tags: dict[str, str]
-) -> str:
-    """Register ``model_uri`` as a new version and point alias ``champion`` at it."""
+def load_champion(client: Any, registered_name: str) -> tuple[Any, str]:
+    """``(pyfunc wrapper with .model/.users/.items, version)`` of the champion.
+
+    The alias is resolved once and that exact version is loaded, so a promotion
+    happening meanwhile cannot mix two versions in one run.
+    """
     import mlflow
 
-    version = mlflow.register_model(model_uri, registered_name, tags=tags)
-    client.set_model_version_tag(registered_name, version.version, "run_id", run_id)
-    client.set_registered_model_alias(registered_name, CHAMPION, version.version)
-    return str(version.version)
+    from tasks.registry import CHAMPION, RegistryError, champion_version
 
-
-def load_champion(registered_name: str) -> Any:
-    """The champion's pyfunc wrapper (model + vocabularies), loaded by alias."""
-    import mlflow
-
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{registered_name}@{CHAMPION}")
-    return pyfunc.unwrap_python_model()
+    version = champion_version(client, registered_name)
+    if version is None:
+        raise RegistryError(
+            f"registered model {registered_name!r} has no {CHAMPION!r} alias; "
+            "run the nightly flow once, or set one with 'recpipe model promote VERSION'"
+        )
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{registered_name}/{version}")
+    return pyfunc.unwrap_python_model(), version

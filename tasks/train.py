@@ -38,6 +38,7 @@ def train_task(
     experiment_id: str,
     parent_run_id: str,
     data_tags: dict[str, str],
+    config_params: dict[str, str] | None = None,
 ) -> dict:
     from models.vocab import save_bundle
     from tasks import tracking
@@ -56,8 +57,19 @@ def train_task(
         run_name=name,
         tags={"model": name, **data_tags, **tracking.package_versions()},
     )
-    tracking.log_params(client, run_id, tracking.flatten("", {"model": name, **model.params}))
-    tracking.log_curves(client, run_id, getattr(model, "history_", {}))
+    params = {**(config_params or {}), **tracking.flatten("", {"model": name, **model.params})}
+    tracking.log_params(client, run_id, params)
+    history = getattr(model, "history_", {})
+    tracking.log_curves(client, run_id, history)
+    if history:
+        from tasks.plots import training_curves
+
+        tracking.log_figure(
+            client,
+            run_id,
+            training_curves(history, f"{name}: training"),
+            "plots/training_curves.png",
+        )
     tracking.log_metrics(client, run_id, {"train_seconds": seconds})
     model_uri = tracking.log_bundle_model(run_id, bundle_dir, features.users.ids[:3].tolist())
     return {

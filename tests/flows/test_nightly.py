@@ -97,9 +97,11 @@ def test_mlflow_store_has_runs_metrics_and_champion(nightly_run) -> None:
     history = client.get_metric_history(dae["run_id"], "epoch_loss")
     assert [m.step for m in history] == list(range(5))
     champion = client.get_model_version_by_alias(config.tracking.registered_model, "champion")
-    assert str(champion.version) == summary["champion"]["version"]
+    promotion = summary["promotion"]
+    assert promotion["promote"]  # first night: no champion yet
+    assert str(champion.version) == promotion["champion_version"]
     assert champion.run_id == next(
-        m["run_id"] for m in summary["models"] if m["model"] == summary["champion"]["model"]
+        m["run_id"] for m in summary["models"] if m["model"] == promotion["challenger"]
     )
 
 
@@ -139,3 +141,127 @@ def test_validation_report_and_quarantine_written(nightly_run) -> None:
         + validation["rows_quarantined"]
         + validation["duplicates_dropped"]
     )
+
+
+@pytest.fixture(scope="session")
+def second_night(nightly_run):
+    from flows.nightly import nightly
+
+    config, _ = nightly_run
+    state = nightly(config=config, run_date=date(2026, 3, 3), return_state=True)
+    assert state.is_completed(), state
+    return state.result()
+
+
+def test_second_night_has_its_own_parent_run_and_a_promotion_decision(
+    nightly_run, second_night
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from tasks.workspace import Workspace
+
+    config, state = nightly_run
+    uri = Workspace.at(config.workspace).mlflow_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    first = state.result()
+    assert first["mlflow_parent_run_id"] != second_night["mlflow_parent_run_id"]
+    experiment = client.get_experiment_by_name(config.tracking.experiment)
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 2 and len(children) == 4
+    for parent in parents:
+        tags = parent.data.tags
+        assert tags["promotion.decision"] in {"promoted", "rejected"}
+        assert tags["promotion.reason"]
+        artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+        assert artifacts == {"plots/models_side_by_side.png", "plots/long_tail.png"}
+    # same data and seeds on both nights: the challenger ties the re-scored champion
+    promo = second_night["promotion"]
+    assert promo["champion_value"] == pytest.approx(promo["challenger_value"], rel=1e-6)
+
+
+def test_mlflow_dashboard_serves_the_runs_and_the_champion(nightly_run, second_night) -> None:
+    """Start the real MLflow server on the workspace store and read it over REST."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from tasks.workspace import Workspace
+
+    config, _ = nightly_run
+    ws = Workspace.at(config.workspace)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    server = subprocess.Popen(
+        [
+            str(mlflow_bin),
+            "server",
+            "--backend-store-uri",
+            ws.mlflow_uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str) -> dict:
+        with urllib.request.urlopen(base + path, timeout=10) as response:
+            return json.loads(response.read())
+
+    def post(path: str, body: dict) -> dict:
+        request = urllib.request.Request(
+            base + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(base + "/health", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError("mlflow server did not start") from None
+                time.sleep(0.5)
+        experiment = get(
+            f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={config.tracking.experiment}"
+        )
+        runs = post(
+            "/api/2.0/mlflow/runs/search",
+            {"experiment_ids": [experiment["experiment"]["experiment_id"]]},
+        )["runs"]
+        assert len(runs) == 6
+        child = next(r for r in runs if r["data"].get("metrics"))
+        assert any(m["key"] == "ndcg_at_10" for m in child["data"]["metrics"])
+        alias = get(
+            f"/api/2.0/mlflow/registered-models/alias?name={config.tracking.registered_model}&alias=champion"
+        )
+        assert alias["model_version"]["aliases"] == ["champion"]
+        parent = next(
+            r for r in runs if not any(t["key"] == "mlflow.parentRunId" for t in r["data"]["tags"])
+        )
+        listed = get(f"/api/2.0/mlflow/artifacts/list?run_id={parent['info']['run_id']}&path=plots")
+        assert {f["path"] for f in listed["files"]} == {
+            "plots/models_side_by_side.png",
+            "plots/long_tail.png",
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
