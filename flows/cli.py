@@ -33,6 +33,48 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, default=None, help="Mult-DAE epochs")
     run.add_argument("--demo-users", type=int, default=None, help="demo dataset: number of users")
     run.add_argument("--demo-items", type=int, default=None, help="demo dataset: number of items")
+    src = run.add_argument_group("data source (default: the demo dataset)")
+    src.add_argument(
+        "--source",
+        choices=[
+            "demo",
+            "movielens-100k",
+            "movielens-1m",
+            "movielens-20m",
+            "movielens-latest-small",
+            "files",
+            "landing",
+        ],
+        default=None,
+    )
+    src.add_argument(
+        "--path",
+        type=Path,
+        default=None,
+        help="MovieLens zip or folder; or the user's file/folder; or the landing folder",
+    )
+    src.add_argument("--sha256", default=None, help="expected sha256 of a MovieLens zip")
+    src.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="accept a MovieLens download with no known checksum",
+    )
+    for col in ("user", "item", "timestamp", "value", "event-type"):
+        src.add_argument(
+            f"--{col}-col", default=None, help=f"column holding the {col.replace('-', ' ')}"
+        )
+    src.add_argument("--timestamp-unit", choices=["auto", "s", "ms", "iso", "mixed"], default=None)
+    src.add_argument("--delimiter", default=None, help="CSV delimiter ('tab' for a tab)")
+    src.add_argument("--encoding", default=None, help="file encoding (default utf-8)")
+    src.add_argument(
+        "--items-path", type=Path, default=None, help="item catalog file (files/landing)"
+    )
+    src.add_argument(
+        "--max-event-age-days",
+        type=float,
+        default=None,
+        help="stop the run when the newest event is older than this",
+    )
     model = sub.add_parser("model", help="the registered model and its champion alias")
     model_sub = model.add_subparsers(dest="model_command", required=True)
     model_sub.add_parser("list", help="list registered versions; * marks the champion")
@@ -40,6 +82,28 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("version", help="registered model version number")
     promote.add_argument("--reason", default="manual promotion", help="recorded with the change")
     model_sub.add_parser("rollback", help="return the champion to the previous one (recorded)")
+
+    recs = sub.add_parser("recs", help="read the published recommendation tables")
+    recs_sub = recs.add_subparsers(dest="recs_command", required=True)
+    show = recs_sub.add_parser("show", help="a user's recommendations with titles and reasons")
+    show.add_argument("--user", required=True, help="raw user id, as in the input")
+    show.add_argument("--run-date", default=None, help="YYYY-MM-DD (default: the latest)")
+    similar = recs_sub.add_parser("similar", help="the items most similar to an item")
+    similar.add_argument("--item", required=True, help="raw item id, as in the input")
+    similar.add_argument("--run-date", default=None, help="YYYY-MM-DD (default: the latest)")
+
+    bench = sub.add_parser("bench", help="benchmarks that print their figures")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    scoring = bench_sub.add_parser(
+        "scoring", help="batch scoring + publishing vs a bare numpy reference, same blocks"
+    )
+    scoring.add_argument("--users", type=int, default=100_000)
+    scoring.add_argument("--items", type=int, default=20_000)
+    scoring.add_argument("--dim", type=int, default=64)
+    scoring.add_argument("--k", type=int, default=10)
+    scoring.add_argument("--batch", type=int, default=2048, help="users per block")
+    scoring.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite)")
+    scoring.add_argument("--explain", action="store_true", help="also compute reasons")
     return parser
 
 
@@ -60,8 +124,39 @@ def _overrides(args: argparse.Namespace) -> dict:
         demo["n_users"] = args.demo_users
     if getattr(args, "demo_items", None) is not None:
         demo["n_items"] = args.demo_items
-    if demo:
-        out["ingest"] = {"demo": demo}
+    ingest: dict = {"demo": demo} if demo else {}
+    source = getattr(args, "source", None)
+    if source:
+        ingest["source"] = source
+    files: dict = {}
+    movielens: dict = {}
+    if getattr(args, "path", None) is not None:
+        target = movielens if (source or "").startswith("movielens") else files
+        target["path"] = str(args.path)
+    if getattr(args, "sha256", None):
+        movielens["sha256"] = args.sha256
+    if getattr(args, "no_verify", False):
+        movielens["verify"] = False
+    for col in ("user", "item", "timestamp", "value", "event_type"):
+        value = getattr(args, f"{col}_col", None)
+        if value:
+            files[f"{col}_col"] = value
+    if getattr(args, "timestamp_unit", None):
+        files["timestamp_unit"] = args.timestamp_unit
+    if getattr(args, "delimiter", None):
+        files["delimiter"] = "\t" if args.delimiter in ("tab", "\\t") else args.delimiter
+    if getattr(args, "encoding", None):
+        files["encoding"] = args.encoding
+    if getattr(args, "items_path", None) is not None:
+        files["items_path"] = str(args.items_path)
+    if files:
+        ingest["files"] = files
+    if movielens:
+        ingest["movielens"] = movielens
+    if ingest:
+        out["ingest"] = ingest
+    if getattr(args, "max_event_age_days", None) is not None:
+        out["validate"] = {"max_event_age_days": args.max_event_age_days}
     return out
 
 
@@ -91,10 +186,13 @@ def _print_summary(summary: dict) -> None:
     for stage, seconds in summary["stage_seconds"].items():
         out(f"  {stage:<10} {seconds:>7.2f}")
     v = summary["validation"]
-    out(
-        f"\ndata: {v.get('rows_read')} rows read, {v.get('rows_accepted')} accepted, "
-        f"{v.get('rows_quarantined')} quarantined, {v.get('duplicates_dropped')} duplicates dropped"
+    accounting = v.get("accounting") or (
+        f"{v.get('rows_read')} rows read = {v.get('rows_accepted')} accepted + "
+        f"{v.get('rows_quarantined')} quarantined + {v.get('duplicates_dropped')} duplicates dropped"
     )
+    out(f"\ndata (source {summary['ingest'].get('source')}):")
+    for line in str(accounting).splitlines():
+        out(f"  {line}")
     out("\nmodels (validation split):")
     for m in summary["models"]:
         metrics = "  ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items() if "@" in k)
@@ -179,6 +277,56 @@ def _cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recs(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    import pandas as pd
+
+    from tasks.config import load_config
+    from tasks.lookup import latest_titles, similar_items, user_recommendations
+    from tasks.workspace import Workspace
+
+    config = load_config(args.config, overrides=_overrides(args))
+    ws = Workspace(config.workspace)
+    url = config.publish.database_url or ws.database_url
+    run_date = date.fromisoformat(args.run_date) if args.run_date else None
+    titles = latest_titles(ws.root / "raw")
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_colwidth", 60)
+    if args.recs_command == "show":
+        frame = user_recommendations(url, config.publish.table, args.user, titles, run_date)
+        first = frame.iloc[0]
+        print(
+            f"user {args.user}: run date {first['run_date']}, model {first['model_name']} "
+            f"v{first['model_version']}, strategy {first['strategy']}"
+        )
+        print(frame[["rank", "item_id", "title", "score", "reason"]].to_string(index=False))
+    else:
+        frame = similar_items(url, config.publish.similar_table, args.item, titles, run_date)
+        print(
+            f"items similar to {args.item} {titles.get(args.item, '')} "
+            f"(run date {frame.iloc[0]['run_date']}):"
+        )
+        print(frame[["rank", "similar_item_id", "title", "score"]].to_string(index=False))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from tasks.bench_scoring import benchmark, report
+
+    result = benchmark(
+        args.users,
+        args.items,
+        args.dim,
+        args.k,
+        args.batch,
+        database_url=args.database_url,
+        explain=args.explain,
+    )
+    print(report(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from tasks.errors import RecpipeError
@@ -188,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "model":
             return _cmd_model(args)
+        if args.command == "recs":
+            return _cmd_recs(args)
+        if args.command == "bench":
+            return _cmd_bench(args)
     except RecpipeError as exc:
         print(f"recpipe: error: {exc}", file=sys.stderr)
         return 2

@@ -43,6 +43,7 @@ def _flow_run_id() -> str:
 def nightly(config: PipelineConfig | None = None, run_date: date | None = None) -> dict:
     """Turn today's interactions into a fresh, published recommendations table."""
     from tasks import tracking
+    from tasks.check_output import check_output_task
     from tasks.evaluate import evaluate_task
     from tasks.features import build_features_task
     from tasks.ingest import ingest_task
@@ -63,7 +64,14 @@ def nightly(config: PipelineConfig | None = None, run_date: date | None = None) 
     started = time.perf_counter()
     logger.info("recpipe nightly for %s in workspace %s", run_date, ws.root)
 
-    ingest = clock.run("ingest", ingest_task, config.ingest, run_date, str(ws.raw(run_date)))
+    ingest = clock.run(
+        "ingest",
+        ingest_task,
+        config.ingest,
+        run_date,
+        str(ws.raw(run_date)),
+        workspace_root=str(ws.root),
+    )
     validated_dir = ws.validated(run_date)
     validation = clock.run(
         "validate",
@@ -72,6 +80,9 @@ def nightly(config: PipelineConfig | None = None, run_date: date | None = None) 
         str(validated_dir),
         str(ws.validation_root),
         config.validate_,
+        items_path=ingest.get("items_path"),
+        users_path=ingest.get("users_path"),
+        accumulate=bool(ingest.get("incremental")),
     )
     validated_path = str(validated_dir / "interactions.parquet")
     features = clock.run(
@@ -137,22 +148,39 @@ def nightly(config: PipelineConfig | None = None, run_date: date | None = None) 
             "score",
             score_task,
             validated_path,
+            ingest.get("items_path"),
             config.tracking.registered_model,
             str(ws.root),
-            config.score.k,
-            config.score.batch_users,
+            config.score,
             run_id,
             run_date,
             str(ws.scores(run_date)),
         )
+        if config.publish.validate_output:
+            scored["output_check"] = clock.run(
+                "check",
+                check_output_task,
+                scored["path"],
+                validated_path,
+                ingest.get("items_path"),
+                config.score.deny_items,
+                str(config.score.deny_list_path) if config.score.deny_list_path else None,
+                config.score.respect_available,
+                config.score.k,
+                str(ws.validation_root),
+                scored["items_vocab_path"],
+            )
         published = clock.run(
             "publish",
             publish_task,
             scored["path"],
+            scored["similar_path"],
             str(ws.tables),
-            ws.database_url,
+            config.publish.database_url or ws.database_url,
             config.publish.table,
+            config.publish.similar_table,
             run_date,
+            config.publish.keep_runs,
         )
         clock.run(
             "report",

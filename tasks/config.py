@@ -7,12 +7,13 @@ sets the workspace folder.
 
 from __future__ import annotations
 
+import codecs
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks.errors import ConfigError
 
@@ -36,13 +37,77 @@ class DemoConfig(_Section):
     seed: int = 42
 
 
+class MovieLensConfig(_Section):
+    """Where a MovieLens dataset comes from and how its archive is checked.
+
+    ``path`` (a local ``.zip`` or its extracted folder) wins over downloading. Downloads
+    come from ``base_url`` and are cached under ``cache_dir`` (default
+    ``<workspace>/cache/movielens``). An archive is checked against ``sha256`` when given,
+    else against the checksums recorded in ``tasks/sources_movielens.py``; a download with
+    no known checksum is refused unless ``verify`` is false.
+    """
+
+    path: Path | None = None
+    base_url: str = "https://files.grouplens.org/datasets/movielens"
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    verify: bool = True
+    cache_dir: Path | None = None
+    timeout_seconds: float = Field(120.0, gt=0)
+
+
+class FilesConfig(_Section):
+    """The user's own CSV/Parquet files (source "files") or daily drops (source "landing").
+
+    Column names map the file's columns onto the contract. ``value_col`` and
+    ``event_type_col`` left unset take a column named ``value`` / ``event_type`` when the
+    file has one; set explicitly, the column must exist. ``delimiter`` unset: a tab for
+    ``.tsv`` files, a comma for the rest. ``items_path``: an optional item catalog file.
+    """
+
+    path: Path | None = None
+    user_col: str = Field("user_id", min_length=1)
+    item_col: str = Field("item_id", min_length=1)
+    timestamp_col: str = Field("timestamp", min_length=1)
+    value_col: str | None = None
+    event_type_col: str | None = None
+    timestamp_unit: Literal["auto", "s", "ms", "iso", "mixed"] = "auto"
+    delimiter: str | None = Field(None, min_length=1, max_length=1)
+    encoding: str = "utf-8"
+    items_path: Path | None = None
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(
+                f"unknown text encoding; use e.g. 'utf-8' or 'latin-1' ({exc})"
+            ) from exc
+        return value
+
+
 class IngestConfig(_Section):
-    source: Literal["demo"] = "demo"
+    source: Literal[
+        "demo",
+        "movielens-100k",
+        "movielens-1m",
+        "movielens-20m",
+        "movielens-latest-small",
+        "files",
+        "landing",
+    ] = "demo"
     demo: DemoConfig = DemoConfig()
+    movielens: MovieLensConfig = MovieLensConfig()
+    files: FilesConfig = FilesConfig()
 
 
 class ValidateConfig(_Section):
-    """Thresholds for the interactions suite."""
+    """Thresholds for the interactions, items and users suites.
+
+    ``None`` switches a check off: ``max_event_age_days`` (stale data) is off by default
+    because the demo and MovieLens sources are historical; set it for live data.
+    """
 
     value_min: float = 0.0
     value_max: float = 5.0
@@ -50,6 +115,13 @@ class ValidateConfig(_Section):
     future_tolerance_hours: float = Field(24.0, ge=0)
     min_rows: int = Field(1, ge=1)
     max_quarantine_share: float = Field(0.05, ge=0, le=1)
+    max_id_length: int = Field(256, ge=1)
+    max_events_per_user: int | None = Field(20_000, ge=1)
+    max_event_age_days: float | None = Field(None, gt=0)
+    max_volume_drop: float | None = Field(0.5, ge=0, le=1)
+    volume_window: int = Field(7, ge=1)
+    volume_min_runs: int = Field(3, ge=1)
+    item_year_min: int = 1870
 
 
 class FeatureConfig(_Section):
@@ -95,12 +167,31 @@ class TrackingConfig(_Section):
 
 
 class ScoreConfig(_Section):
+    """Who is scored, with which business rules and fallbacks (see tasks/score.py)."""
+
     k: int = Field(10, ge=1)
     batch_users: int = Field(1024, ge=1)
+    active_days: int | None = Field(None, ge=1)
+    min_history: int = Field(1, ge=1)
+    deny_items: list[str] = []
+    deny_list_path: Path | None = None
+    respect_available: bool = True
+    max_per_genre: int | None = Field(None, ge=1)
+    popular_days: int = Field(30, ge=1)
+    explain: bool = True
+    similar_k: int = Field(10, ge=1)
+    neighbours: int = Field(50, ge=1)
+    shrinkage: float = Field(10.0, ge=0)
 
 
 class PublishConfig(_Section):
+    """Where the tables go: Parquet in the workspace and a database (SQLite by default)."""
+
     table: str = Field("recommendations", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    similar_table: str = Field("similar_items", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    database_url: str | None = None
+    keep_runs: int = Field(7, ge=1)
+    validate_output: bool = True
 
 
 class PipelineConfig(_Section):

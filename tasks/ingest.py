@@ -1,17 +1,44 @@
-"""Ingest: bring interactions (and item metadata) from a source into the raw store."""
+"""Ingest: bring interactions (and item / user tables) from a source into the raw store.
+
+Sources (``IngestConfig.source``):
+
+* ``demo``: the synthetic dataset of ``tasks/demo_data.py``;
+* ``movielens-100k|1m|20m|latest-small``: GroupLens releases (``tasks/sources_movielens.py``);
+* ``files``: the user's CSV/Parquet files, read whole every run (``tasks/sources_files.py``);
+* ``landing``: daily drops, each file ingested once, appended by ingest date
+  (``tasks/landing.py``).
+
+``load_source`` is the pure part (tests call it); ``ingest_task`` writes the tables as
+Parquet into ``raw_dir`` (``<workspace>/raw/ingest_date=<date>``) and returns a small dict.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
 from tasks.config import IngestConfig
+from tasks.errors import RecpipeError
+from tasks.movielens_archive import DownloadError
 
 INTERACTION_COLUMNS = ["user_id", "item_id", "timestamp", "value", "event_type"]
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """What a source produced: interactions, optional catalogs, and what happened."""
+
+    interactions: pd.DataFrame
+    items: pd.DataFrame | None = None
+    users: pd.DataFrame | None = None
+    stats: dict = field(default_factory=dict)
 
 
 def ingest_demo(config: IngestConfig, run_date: date) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -30,27 +57,133 @@ def ingest_demo(config: IngestConfig, run_date: date) -> tuple[pd.DataFrame, pd.
     )
 
 
-def load_source(config: IngestConfig, run_date: date) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """``(interactions, items or None)`` from the configured source."""
-    if config.source == "demo":
-        return ingest_demo(config, run_date)
-    raise ValueError(f"unknown source {config.source!r}; expected 'demo'")
+def load_source(
+    config: IngestConfig,
+    run_date: date,
+    *,
+    raw_dir: Path | None = None,
+    cache_dir: Path | None = None,
+) -> SourceData:
+    """Read the configured source. ``raw_dir`` is needed by "landing" (it writes the store
+    partition itself); ``cache_dir`` by MovieLens downloads."""
+    source = config.source
+    if source == "demo":
+        interactions, items = ingest_demo(config, run_date)
+        return SourceData(interactions, items, None, {"timestamp_unit": "s"})
+    if source.startswith("movielens-"):
+        from tasks.sources_movielens import load_movielens
+
+        cache = config.movielens.cache_dir or cache_dir
+        if cache is None and config.movielens.path is None:
+            raise ValueError("a MovieLens download needs cache_dir or movielens.cache_dir")
+        data = load_movielens(source, config.movielens, Path(cache or ".").expanduser())
+        return SourceData(data.interactions, data.items, data.users, data.stats)
+    items = None
+    if config.files.items_path is not None:
+        from tasks.sources_files import read_items_catalog
+
+        items = read_items_catalog(config.files.items_path, config.files)
+    if source == "files":
+        from tasks.sources_files import read_files
+
+        interactions, stats = read_files(config.files)
+        return SourceData(interactions, items, None, _file_summary(stats))
+    if source == "landing":
+        from tasks.landing import ingest_landing
+
+        if raw_dir is None:
+            raise ValueError("source 'landing' needs raw_dir (the store partition to append to)")
+        partition, stats = ingest_landing(config.files, Path(raw_dir), run_date)
+        return SourceData(partition, items, None, {**_file_summary(stats), "incremental": True})
+    raise ValueError(f"unknown source {source!r}")
 
 
-@task(name="ingest", retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
-def ingest_task(config: IngestConfig, run_date: date, raw_dir: str) -> dict:
-    """Write today's raw interactions and items to ``raw_dir`` as Parquet."""
-    interactions, items = load_source(config, run_date)
+def _file_summary(stats: dict) -> dict:
+    """Lift the per-file timestamp forms into one ``timestamp_unit`` entry."""
+    per_file = stats.get("per_file") or stats.get("files") or {}
+    units = {name: s["timestamp_unit"] for name, s in per_file.items()}
+    distinct = set(units.values())
+    unit = distinct.pop() if len(distinct) == 1 else (units or None)
+    out = {k: v for k, v in stats.items() if k not in ("files", "per_file")}
+    out.update(
+        timestamp_unit=unit,
+        ids_whitespace_stripped=sum(s["ids_whitespace_stripped"] for s in per_file.values()),
+        ids_float_suffix_removed=sum(s["ids_float_suffix_removed"] for s in per_file.values()),
+        columns_ignored=sorted({c for s in per_file.values() for c in s["columns_ignored"]}),
+        files_truncated=sorted(n for n, s in per_file.items() if s.get("truncated_last_line")),
+        files=per_file,
+    )
+    out.setdefault("files_ingested", sorted(per_file))
+    return out
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter:
+    try:
+        return get_run_logger()
+    except MissingContextError:  # called as ingest_task.fn(...) outside a flow run
+        return logging.getLogger(__name__)
+
+
+def _retry_io_only(task: object, task_run: object, state: object) -> bool:
+    """Retry downloads and unexpected I/O failures; bad input fails the same way every time."""
+    exc = getattr(state, "data", None)
+    if not isinstance(exc, BaseException):
+        try:
+            state.result()  # type: ignore[attr-defined]
+        except BaseException as raised:  # noqa: BLE001 - only inspected
+            exc = raised
+    return not isinstance(exc, RecpipeError) or isinstance(exc, DownloadError)
+
+
+@task(
+    name="ingest",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=_retry_io_only,
+    cache_policy=NO_CACHE,
+)
+def ingest_task(
+    config: IngestConfig,
+    run_date: date,
+    raw_dir: str,
+    workspace_root: str | None = None,
+) -> dict:
+    """Write today's raw interactions, items and users to ``raw_dir`` as Parquet.
+
+    ``workspace_root`` holds the MovieLens download cache (``<root>/cache/movielens``);
+    by default it is the grandparent of ``raw_dir`` (``<root>/raw/ingest_date=...``).
+    """
     out = Path(raw_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(workspace_root) if workspace_root else out.parent.parent
+    data = load_source(config, run_date, raw_dir=out, cache_dir=root / "cache" / "movielens")
     interactions_path = out / "interactions.parquet"
-    interactions.to_parquet(interactions_path, index=False)
-    items_path = None
-    if items is not None:
-        items_path = out / "items.parquet"
-        items.to_parquet(items_path, index=False)
+    if config.source != "landing":  # landing has written its partition itself
+        data.interactions.to_parquet(interactions_path, index=False)
+    paths = {}
+    for name, table in (("items", data.items), ("users", data.users)):
+        paths[name] = None
+        if table is not None:
+            paths[name] = out / f"{name}.parquet"
+            table.to_parquet(paths[name], index=False)
+    stats = data.stats
+    _logger().info(
+        "ingest %s: %d interaction rows%s; timestamps: %s%s",
+        config.source,
+        len(data.interactions),
+        f" ({stats['rows_new']} new)" if "rows_new" in stats else "",
+        stats.get("timestamp_unit"),
+        "".join(f"; {note}" for note in stats.get("notes", [])),
+    )
     return {
         "source": config.source,
-        "rows": len(interactions),
+        "rows": len(data.interactions),
         "interactions_path": str(interactions_path),
-        "items_path": str(items_path) if items_path else None,
+        "items_path": str(paths["items"]) if paths["items"] else None,
+        "users_path": str(paths["users"]) if paths["users"] else None,
+        "timestamp_unit": stats.get("timestamp_unit"),
+        "incremental": bool(stats.get("incremental", False)),
+        "rows_new": int(stats.get("rows_new", len(data.interactions))),
+        "files_ingested": stats.get("files_ingested", []),
+        "stats": stats,
     }

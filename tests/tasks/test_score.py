@@ -1,37 +1,155 @@
 from datetime import date
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.sparse as sp
 
-from models import make_recommender
+from models import BaseRecommender, make_recommender
 from models.vocab import IdVocabulary
-from tasks.score import TABLE_COLUMNS, recommendations_table, score_users
+from tasks.catalog import build_catalog, cap_per_genre, read_deny_list
+from tasks.errors import DataError
+from tasks.explain import cooccurrence_similarity
+from tasks.score import (
+    TABLE_COLUMNS,
+    prepare_inputs,
+    recommendations_table,
+    score_blocks,
+    score_users,
+)
 
 
-def test_score_users_maps_ids_excludes_seen_and_falls_back_for_new_users() -> None:
-    users, items = IdVocabulary(["u1", "u2"]), IdVocabulary(["a", "b", "c", "d"])
-    train = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0, 1, 0]], dtype=float))
-    model = make_recommender("popularity").fit(train)
-    interactions = pd.DataFrame(
+class FixedScores(BaseRecommender):
+    """A personalised model whose scores are given: item j scores ``weights[j]`` for everyone."""
+
+    name: ClassVar[str] = "fixed"
+    fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_",)
+
+    def __init__(self, weights: list[float]) -> None:
+        super().__init__(weights=weights)
+
+    def _fit(self, matrix, **inputs) -> None:
+        pass
+
+    def _score(self, users, history):
+        return np.tile(np.asarray(self.params["weights"], dtype=np.float32), (len(users), 1))
+
+    def _save_state(self, directory: Path) -> None:
+        pass
+
+    def _load_state(self, directory: Path) -> None:
+        pass
+
+
+USERS = IdVocabulary(["u1", "u2"])
+ITEMS = IdVocabulary(["a", "b", "c", "d", "e", "f"])
+TRAIN = sp.csr_matrix(np.array([[1, 1, 0, 0, 0, 0], [1, 0, 1, 0, 0, 0]], dtype=float))
+CATALOG = pd.DataFrame(
+    {
+        "item_id": ["a", "b", "c", "d", "e", "f"],
+        "title": ["Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta"],
+        "genres": ["X", "X", "Y", "X", "Y|X", "X"],
+        "available": [True, True, True, True, True, False],
+    }
+)
+
+
+def events(rows, start="2026-01-01"):
+    return pd.DataFrame(
         {
-            "user_id": ["u1", "u1", "u2", "u2", "new", "new"],
-            "item_id": ["a", "b", "a", "c", "a", "zzz"],  # zzz unknown to the model
+            "user_id": [r[0] for r in rows],
+            "item_id": [r[1] for r in rows],
+            "timestamp": pd.date_range(start, periods=len(rows), freq="D", tz="UTC"),
         }
     )
-    out = score_users(model, users, items, interactions, k=2, batch_users=1)
-    got = {u: g.sort_values("rank")["item_id"].tolist() for u, g in out.groupby("user_id")}
-    assert got["u1"] == ["c", "d"]
-    assert got["u2"] == ["b", "d"]
-    # popularity among today's events: a=3, b=1, c=1 -> new user (saw a) gets b, c
-    assert got["new"] == ["b", "c"]
-    strategies = out.drop_duplicates("user_id").set_index("user_id")["strategy"].to_dict()
-    assert strategies == {"u1": "fallback", "u2": "fallback", "new": "cold_start"}
+
+
+def run(model, interactions, k=2, **kwargs):
+    inputs = prepare_inputs(interactions, USERS, ITEMS, active_days=kwargs.pop("active_days", None))
+    catalog = build_catalog(ITEMS, CATALOG, kwargs.pop("denied", set()))
+    sim = cooccurrence_similarity(TRAIN, shrinkage=0)
+    out = pd.concat(
+        list(score_blocks(model, inputs, catalog, k, batch_users=1, similarity=sim, **kwargs))
+    )
+    return {u: g.sort_values("rank") for u, g in out.groupby("user_id")}
+
+
+def test_strategies_exclusions_and_reasons() -> None:
+    model = FixedScores([5, 4, 3, 2, 1, 0]).fit(TRAIN)
+    interactions = events(
+        [("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "c"), ("new", "c"), ("ghost", "zzz")]
+    )
+    got = run(model, interactions, k=3)
+    # u1 saw a, b; f is unavailable -> c, d, e
+    assert got["u1"]["item_id"].tolist() == ["c", "d", "e"]
+    assert set(got["u1"]["strategy"]) == {"personal"}
+    # reason: the history item most co-occurring with the recommendation (c co-occurs with a)
+    assert got["u1"]["reason"].iloc[0] == "because you watched Alpha"
+    # new user who saw c (genre Y): content-based, Y items first (e has Y|X)
+    assert set(got["new"]["strategy"]) == {"cold_start"}
+    assert got["new"]["item_id"].iloc[0] == "e"
+    # a user whose only item is unknown to everyone: recent popularity
+    assert set(got["ghost"]["strategy"]) == {"fallback"}
+    assert got["ghost"]["reason"].iloc[0] == "popular in the last 30 days"
+    assert got["ghost"]["item_id"].tolist()[:2] == ["a", "c"]
+
+
+def test_deny_list_and_non_personal_model() -> None:
+    model = make_recommender("popularity").fit(TRAIN)
+    got = run(model, events([("u1", "a"), ("u1", "b")]), k=2, denied={"c"})
+    assert got["u1"]["item_id"].tolist() == ["d", "e"]
+    assert set(got["u1"]["strategy"]) == {"fallback"}
+
+
+def test_genre_cap_and_fill() -> None:
+    model = FixedScores([0, 0, 0, 5, 1, 4]).fit(TRAIN)
+    interactions = events([("u1", "a"), ("u1", "b")])
+    # with f available: d (X) 5, f (X) 4, e (Y|X, primary Y) 1, c (Y) 0; one per genre -> d, e
+    catalog = CATALOG.assign(available=True)
+    inputs = prepare_inputs(interactions, USERS, ITEMS)
+    catalog = build_catalog(ITEMS, catalog, set())
+    out = pd.concat(list(score_blocks(model, inputs, catalog, 2, max_per_genre=1)))
+    assert out.sort_values("rank")["item_id"].tolist() == ["d", "e"]
+    # three slots but only two genres: the best capped-out item (f) fills, order by score
+    out = pd.concat(list(score_blocks(model, inputs, catalog, 3, max_per_genre=1)))
+    assert out.sort_values("rank")["item_id"].tolist() == ["d", "f", "e"]
+    items = np.array([[0, 1, 2]])
+    capped, _ = cap_per_genre(items, np.array([[3.0, 2.0, 1.0]]), np.array([0, 0, 0]), 2, 1)
+    assert capped.tolist() == [[0, 1]]  # filled past the cap rather than leaving a hole
+
+
+def test_active_days_scores_only_recent_users() -> None:
+    model = FixedScores([5, 4, 3, 2, 1, 0]).fit(TRAIN)
+    interactions = events([("u1", "a"), ("u2", "a"), ("u2", "c")])  # u1 on day 1, u2 days 2-3
+    assert set(run(model, interactions, active_days=1)) == {"u2"}
+
+
+def test_score_users_for_evaluation_maps_ids() -> None:
+    model = make_recommender("popularity").fit(TRAIN)
+    out = score_users(model, USERS, ITEMS, events([("u1", "a"), ("u1", "b")]), k=2)
+    assert out["item_id"].tolist() == ["c", "d"]
+
+
+def test_deny_list_file(tmp_path) -> None:
+    path = tmp_path / "deny.txt"
+    path.write_text("# seasonal\nx1\n x2  # comment\n\n")
+    assert read_deny_list(path, ["x3"]) == {"x1", "x2", "x3"}
+    with pytest.raises(DataError, match="one item id per line"):
+        read_deny_list(tmp_path / "missing.txt", [])
 
 
 def test_recommendations_table_contract() -> None:
     scored = pd.DataFrame(
-        {"user_id": ["u"], "rank": [1], "item_id": ["i"], "score": [0.5], "strategy": ["personal"]}
+        {
+            "user_id": ["u"],
+            "rank": [1],
+            "item_id": ["i"],
+            "score": [0.5],
+            "strategy": ["personal"],
+            "reason": [None],
+        }
     )
     table = recommendations_table(scored, "run-1", date(2026, 1, 2), "mult_dae", "3")
     assert table.columns.tolist() == TABLE_COLUMNS

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 
@@ -66,6 +68,7 @@ def test_clean_frame_is_all_accepted_and_docs_are_built(tmp_path):
         "item_id",
         "timestamp",
         "value",
+        "__user_events__",  # the bot check: events per user in the batch
     }
     check_accounting(result)
 
@@ -216,3 +219,161 @@ def test_importing_the_modules_does_not_import_great_expectations():
         "sys.exit('great_expectations' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# --- items, users, catalog, bots, volume, staleness, artifact, accumulation ---------------
+
+
+@pytest.fixture(scope="module")
+def gx_root(tmp_path_factory):
+    """One GX project for the tests below: a context per call costs less once it exists."""
+    return tmp_path_factory.mktemp("gx")
+
+
+def catalog(ids: list, **extra) -> pd.DataFrame:
+    return pd.DataFrame({"item_id": pd.array(ids, dtype="str"), **extra})
+
+
+def test_items_users_and_unknown_items(gx_root):
+    df = frame([*clean_rows(), ("u4", "i404", "2024-05-01", 1.0)])
+    items = catalog(
+        ["i1", "i2", "i3", "i3", " ", None],
+        title=pd.array(["a", "b", None, "c", "d", "e"], dtype="str"),
+        year=pd.array([1999, 2001, None, 1800, 2000, 2000], dtype="Int64"),
+        metadata_missing=[False, False, True, False, False, False],
+    )
+    users = pd.DataFrame(
+        {"user_id": pd.array(["u1", "u2", "u2", "u3"], dtype="str"), "age": [30, 200, 40, None]}
+    )
+    result = validate_interactions(
+        df, gx_root=gx_root, config=LENIENT, now=NOW, items=items, users=users
+    )
+    assert result.quarantined["reason"].tolist() == ["item_id not in the item catalog"]
+    assert result.rows_accepted == 4
+    assert result.items is not None and result.users is not None
+    assert result.items.accepted["item_id"].tolist() == ["i1", "i2", "i3"]
+    assert result.items.rows_quarantined == 2 and result.items.duplicates_dropped == 1
+    assert result.items.flagged == {
+        "item metadata missing (no title or release year)": 1,
+        "item year outside [1870, 2029]": 1,  # flagged, kept: its interactions stay valid
+    }
+    assert result.users.duplicates_dropped == 1 and result.users.rows_accepted == 3
+    assert result.users.flagged == {"user age outside [1, 120]": 1}
+    assert result.accounting == (
+        "interactions: 5 rows read = 4 accepted + 1 quarantined + 0 duplicates dropped | "
+        "items: 6 rows read = 3 accepted + 2 quarantined + 1 duplicates dropped; flagged, kept: "
+        "1 item metadata missing (no title or release year); flagged, kept: 1 item year outside "
+        "[1870, 2029] | users: 4 rows read = 3 accepted + 0 quarantined + 1 duplicates dropped; "
+        "flagged, kept: 1 user age outside [1, 120]"
+    )
+
+
+def test_a_bot_user_is_quarantined_whole(gx_root):
+    rows = [*clean_rows()] + [("bot", f"i{n}", "2024-05-05", 1.0) for n in range(6)]
+    config = ValidateConfig(max_events_per_user=5, max_quarantine_share=1.0)
+    result = validate_interactions(frame(rows), gx_root=gx_root, config=config, now=NOW)
+    assert result.rows_quarantined == 6
+    assert set(result.quarantined["user_id"]) == {"bot"}
+    assert result.quarantined["reason"].iloc[0] == (
+        "user has more than 5 events in this batch (likely a bot; validate.max_events_per_user)"
+    )
+
+
+def test_volume_floor_from_previous_runs():
+    from tasks.validate import volume_floor
+
+    config = ValidateConfig(max_volume_drop=0.5, volume_window=3, volume_min_runs=2)
+    assert volume_floor([100], config)["floor"] is None  # too little history
+    assert volume_floor([1000, 100, 100, 100], config) == {
+        "floor": 50,
+        "trailing_average": 100.0,
+        "previous_runs": 3,
+    }
+    assert (
+        volume_floor([100, 100], config.model_copy(update={"max_volume_drop": None}))["floor"]
+        is None
+    )
+
+
+def test_a_volume_drop_fails_the_batch(gx_root):
+    with pytest.raises(DataValidationError) as err:
+        validate_interactions(
+            frame(clean_rows()),
+            gx_root=gx_root,
+            config=ValidateConfig(),
+            now=NOW,
+            previous_volumes=[10, 12, 14],
+        )
+    message = str(err.value)
+    assert "expect_table_row_count_to_be_between (volume) failed: observed 4 rows" in message
+    assert "trailing average 12 of the previous 3 runs (at least 6 expected" in message
+    assert "sample rows: user_id=u1, item_id=i1" in message
+
+
+def test_stale_data_fails_the_batch(gx_root):
+    rows = [*clean_rows()[:3], ("u9", "i9", "2024-07-01", 1.0)]  # a future outlier is no help
+    config = ValidateConfig(max_event_age_days=7, max_quarantine_share=1.0)
+    with pytest.raises(DataValidationError) as err:
+        validate_interactions(frame(rows), gx_root=gx_root, config=config, now=NOW)
+    message = str(err.value)
+    assert "expect_column_max_to_be_between (stale data) failed" in message
+    assert "newest acceptable event is 2024-05-03T00:00:00+00:00, older than 7 days" in message
+    assert "newest rows: user_id=u9" in message
+
+
+def test_artifact_only_inside_a_run(monkeypatch):
+    import prefect.artifacts
+    import prefect.context
+
+    from tasks.validate import ARTIFACT_KEY, publish_artifact
+
+    assert publish_artifact("# x") is False
+    created = {}
+    monkeypatch.setattr(prefect.context.TaskRunContext, "get", classmethod(lambda cls: object()))
+    monkeypatch.setattr(
+        prefect.artifacts, "create_markdown_artifact", lambda **kw: created.update(kw)
+    )
+    assert publish_artifact("# x") is True
+    assert created["key"] == ARTIFACT_KEY and created["markdown"] == "# x"
+    assert re.fullmatch(r"[a-z0-9-]+", ARTIFACT_KEY)
+
+
+def test_markdown_summary_lists_counts_and_reasons(gx_root):
+    from expectations.report import summary_markdown
+
+    df = frame([*clean_rows(), (None, "i9", "2024-05-01", 1.0)])
+    result = validate_interactions(df, gx_root=gx_root, config=LENIENT, now=NOW)
+    text = summary_markdown(result)
+    assert "| interactions | 5 | 4 | 1 | 0 | 0 |" in text
+    assert "| user_id is null or blank | 1 |" in text
+    assert "expect_column_values_to_not_be_null | user_id | row |" in text
+    assert "FAILED" in summary_markdown(None, failure="boom")
+
+
+def test_accumulate_appends_to_the_previous_snapshot_and_records_volume(tmp_path):
+    validated = tmp_path / "validated"
+    summaries = []
+    for day, rows in (("2024-05-31", clean_rows()[:2]), ("2024-06-01", clean_rows()[2:])):
+        raw = tmp_path / f"raw-{day}.parquet"
+        frame(rows).to_parquet(raw)
+        summaries.append(
+            validate_task.fn(
+                str(raw),
+                str(validated / f"run_date={day}"),
+                str(tmp_path / "gx"),
+                ValidateConfig(),
+                NOW.isoformat(),
+                accumulate=True,
+            )
+        )
+    first, second = summaries
+    assert first["history_snapshot"] is None and first["rows_total"] == 2
+    assert second["history_snapshot"].endswith("run_date=2024-05-31/interactions.parquet")
+    assert second["rows_accepted"] == 2 and second["rows_total"] == 4
+    assert len(pd.read_parquet(second["accepted_path"])) == 4
+    history = json.loads((tmp_path / "gx" / "volume_history.json").read_text())
+    assert {k: v["rows_read"] for k, v in history.items()} == {
+        "run_date=2024-05-31": 2,
+        "run_date=2024-06-01": 2,
+    }
+    assert (validated / "run_date=2024-06-01" / "validation_summary.json").is_file()

@@ -1,0 +1,79 @@
+"""The Great Expectations suites for the item catalog and the user table.
+
+Items: ``item_id`` present and well-formed (else quarantined), unique (later copies
+dropped as duplicates); a missing title or release year (``metadata_missing``, e.g.
+ML-100K item 267) and a year outside ``[validate.item_year_min, now + 5 years]`` are
+flagged, not quarantined: the item and its interactions stay, and the accounting counts
+them. Users: ``user_id`` present, well-formed and unique; an age outside 1..120 is flagged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from expectations.common import batch, duplicates, flag, id_expectations
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationSuite
+
+    from tasks.config import ValidateConfig
+
+ITEMS_SUITE = "items"
+USERS_SUITE = "users"
+AGE_RANGE = (1, 120)
+
+
+def build_items_suite(
+    config: ValidateConfig, now: pd.Timestamp, columns: list[str]
+) -> ExpectationSuite:
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    expectations = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=batch("items_min_rows")),
+        *id_expectations("item_id", config),
+        gxe.ExpectColumnValuesToBeUnique(column="item_id", meta=duplicates(["item_id"])),
+    ]
+    if "metadata_missing" in columns:
+        expectations.append(
+            gxe.ExpectColumnValuesToBeInSet(
+                column="metadata_missing",
+                value_set=[False],
+                meta=flag("item metadata missing (no title or release year)"),
+            )
+        )
+    if "year" in columns:
+        newest = now.year + 5
+        expectations.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column="year",
+                min_value=config.item_year_min,
+                max_value=newest,
+                meta=flag(f"item year outside [{config.item_year_min}, {newest}]"),
+            )
+        )
+    return gx.ExpectationSuite(name=ITEMS_SUITE, expectations=expectations)
+
+
+def build_users_suite(config: ValidateConfig, columns: list[str]) -> ExpectationSuite:
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    expectations = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=batch("users_min_rows")),
+        *id_expectations("user_id", config),
+        gxe.ExpectColumnValuesToBeUnique(column="user_id", meta=duplicates(["user_id"])),
+    ]
+    if "age" in columns:
+        low, high = AGE_RANGE
+        expectations.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column="age",
+                min_value=low,
+                max_value=high,
+                meta=flag(f"user age outside [{low}, {high}]"),
+            )
+        )
+    return gx.ExpectationSuite(name=USERS_SUITE, expectations=expectations)

@@ -1,0 +1,101 @@
+"""From GX results to tables: quarantine with reasons, duplicates dropped, accounting.
+
+``split_table`` turns one table's validation results into accepted and quarantined
+rows. Row-level failures are quarantined with every reason that applies (a reason from
+ingest, ``ingest_issue``, is spelled out row by row); then duplicate keys among the
+remaining rows are dropped, the first copy kept. The accounting always holds:
+rows read = accepted + quarantined + duplicates dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from expectations.common import ROW_COLUMN
+from expectations.interactions import INGEST_REASON, ISSUE_COLUMN
+from expectations.runner import flagged_rows, summary
+
+
+@dataclass(frozen=True)
+class TableResult:
+    """One table's split; rows_read == rows_accepted + rows_quarantined + duplicates_dropped."""
+
+    name: str
+    accepted: pd.DataFrame
+    quarantined: pd.DataFrame
+    rows_read: int
+    rows_accepted: int
+    rows_quarantined: int
+    duplicates_dropped: int
+    flagged: dict[str, int]
+    expectations: list[dict]
+    quarantined_rows: tuple[int, ...] = ()  # row numbers in the input, one per quarantined row
+
+    @property
+    def accounting(self) -> str:
+        flags = "".join(f"; flagged, kept: {n} {reason}" for reason, n in self.flagged.items())
+        return (
+            f"{self.name}: {self.rows_read} rows read = {self.rows_accepted} accepted + "
+            f"{self.rows_quarantined} quarantined + {self.duplicates_dropped} duplicates "
+            f"dropped{flags}"
+        )
+
+
+def table_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """A catalog table for GX: nullable integers as floats, plus the row number."""
+    frame = table.copy()
+    for column in frame.columns:
+        if pd.api.types.is_integer_dtype(frame[column].dtype):
+            frame[column] = frame[column].astype("float64")  # nullable Int64 -> NaN for GX
+    frame[ROW_COLUMN] = np.arange(len(frame), dtype=np.int64)
+    return frame
+
+
+def split_table(name: str, df: pd.DataFrame, results: list, key: list[str]) -> TableResult:
+    """Quarantine flagged rows (with their reasons), then drop duplicate keys (first kept)."""
+    reasons: dict[int, list[str]] = {}
+    flagged: dict[str, int] = {}
+    issues = df[ISSUE_COLUMN].to_numpy(dtype=object) if ISSUE_COLUMN in df.columns else None
+    for r in results:
+        meta = r.expectation_config.meta or {}
+        if meta.get("level") == "flag" and not r.success:
+            flagged[meta["reason"]] = int(r.result.get("unexpected_count") or 0)
+        if meta.get("level") != "row":
+            continue
+        for i in flagged_rows(r):
+            reason = meta["reason"]
+            if reason == INGEST_REASON and issues is not None:
+                reason = f"ingest: {issues[i]}"
+            row_reasons = reasons.setdefault(i, [])
+            if reason not in row_reasons:
+                row_reasons.append(reason)
+    bad = np.array(sorted(reasons), dtype=np.int64)
+    quarantined = df.iloc[bad].reset_index(drop=True)
+    quarantined["reason"] = pd.array(["; ".join(reasons[i]) for i in bad], dtype="str")
+    good = np.ones(len(df), dtype=bool)
+    good[bad] = False
+    clean = df.iloc[good]
+    duplicated = clean.duplicated(subset=[k for k in key if k in df.columns], keep="first")
+    accepted = clean[~duplicated.to_numpy()].reset_index(drop=True)
+    accepted = accepted.drop(columns=[ISSUE_COLUMN], errors="ignore")
+    result = TableResult(
+        name=name,
+        accepted=accepted,
+        quarantined=quarantined,
+        rows_read=len(df),
+        rows_accepted=len(accepted),
+        rows_quarantined=len(quarantined),
+        duplicates_dropped=int(duplicated.sum()),
+        flagged=flagged,
+        expectations=[summary(r) for r in results],
+        quarantined_rows=tuple(int(i) for i in bad),
+    )
+    if (
+        result.rows_read
+        != result.rows_accepted + result.rows_quarantined + result.duplicates_dropped
+    ):
+        raise RuntimeError(f"{name}: row accounting does not add up: {result.accounting}")
+    return result

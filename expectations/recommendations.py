@@ -1,0 +1,111 @@
+"""The output suite: the recommendations table is checked before it is published.
+
+The table is checked together with derived columns computed from the inputs
+(``expectations.recommendations.with_checks``), so each rule of the table's
+contract is one expectation in the Data Docs:
+
+* K rows per user, ranks 1..K unique per user, items unique per user;
+* scores present, finite and descending with rank;
+* no item the user already interacted with, no denied or unavailable item;
+* every user id in today's interactions, every item id in the catalogue;
+* strategy one of personal / cold_start / fallback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SUITE_NAME = "recommendations"
+STRATEGIES = ["personal", "cold_start", "fallback"]
+
+
+def with_checks(
+    table: pd.DataFrame,
+    interactions: pd.DataFrame,
+    known_items: set[str] | np.ndarray,
+    blocked_items: set[str] | np.ndarray,
+) -> pd.DataFrame:
+    """The columns the suite reads: the table's plus derived booleans and counts."""
+    frame = table[["user_id", "rank", "item_id", "score", "strategy"]].copy()
+    frame["score"] = frame["score"].astype("float64")
+    ordered = frame.sort_values(["user_id", "rank"], kind="stable")
+    nxt = ordered.groupby("user_id", sort=False)["score"].shift(-1)
+    frame["score_drop"] = (ordered["score"] - nxt).reindex(frame.index).fillna(0.0)
+    frame["user_rows"] = frame.groupby("user_id")["rank"].transform("size")
+    seen = pd.MultiIndex.from_frame(interactions[["user_id", "item_id"]].astype(str))
+    frame["seen"] = pd.MultiIndex.from_frame(frame[["user_id", "item_id"]].astype(str)).isin(seen)
+    frame["denied"] = frame["item_id"].isin(list(blocked_items))
+    frame["user_known"] = frame["user_id"].isin(interactions["user_id"].unique())
+    frame["item_known"] = frame["item_id"].isin(list(known_items))
+    return frame
+
+
+def build_recommendations_suite(k: int) -> Any:
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    def rule(text: str) -> dict:
+        return {"level": "batch", "rule": text}
+
+    expectations = [
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=[
+                "user_id",
+                "rank",
+                "item_id",
+                "score",
+                "strategy",
+                "score_drop",
+                "user_rows",
+                "seen",
+                "denied",
+                "user_known",
+                "item_known",
+                "__row__",
+            ],
+            exact_match=False,
+            meta=rule("the table has the contract's columns"),
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="user_rows", min_value=k, max_value=k, meta=rule(f"{k} rows per user")
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="rank", min_value=1, max_value=k, meta=rule(f"rank in 1..{k}")
+        ),
+        gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=["user_id", "rank"], meta=rule("ranks unique per user")
+        ),
+        gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=["user_id", "item_id"], meta=rule("items unique per user")
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(column="score", meta=rule("score present")),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="score", min_value=-3.0e38, max_value=3.0e38, meta=rule("score finite")
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="score_drop", min_value=0, meta=rule("scores descending with rank")
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="seen", value_set=[False], meta=rule("no item the user already interacted with")
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="denied", value_set=[False], meta=rule("no denied or unavailable item")
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="user_known",
+            value_set=[True],
+            meta=rule("every user id is in today's interactions"),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="item_known", value_set=[True], meta=rule("every item id is in the catalogue")
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="strategy",
+            value_set=STRATEGIES,
+            meta=rule("strategy is personal, cold_start or fallback"),
+        ),
+    ]
+    return gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations)

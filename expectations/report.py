@@ -1,0 +1,149 @@
+"""Words for validation outcomes: batch-failure messages and the Markdown summary.
+
+A batch-failure message names the expectation, the observed value, what was expected,
+a few sample rows and what to do. The Markdown summary is what the Prefect artifact shows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+SAMPLE_ROWS = 3
+
+
+def _samples(df: pd.DataFrame, newest_first: bool = False) -> str:
+    rows = df
+    if newest_first and "timestamp" in df.columns:
+        rows = df.sort_values("timestamp", ascending=False, na_position="last")
+    records = rows.head(SAMPLE_ROWS).to_dict("records")
+    return "; ".join(
+        ", ".join(f"{k}={v}" for k, v in r.items() if not str(k).startswith("__")) for r in records
+    )
+
+
+def batch_failure_message(name: str, result: Any, check: str, df: pd.DataFrame, ctx: dict) -> str:
+    """The DataValidationError text for a failed batch-level expectation."""
+    config, docs = ctx["config"], ctx["docs"]
+    expectation = result.expectation_config.type
+    observed = result.result.get("observed_value")
+    if isinstance(observed, pd.Timestamp):
+        observed = observed.isoformat()
+    if check == "min_rows":
+        detail = (
+            f"observed {observed} rows, at least {config.min_rows} required (validate.min_rows)"
+        )
+        todo = "check that ingest read the full source, or lower validate.min_rows"
+    elif check == "volume":
+        volume = ctx["volume"]
+        detail = (
+            f"observed {observed} rows, more than {config.max_volume_drop:.0%} below the "
+            f"trailing average {volume['trailing_average']:g} of the previous "
+            f"{volume['previous_runs']} runs (at least {volume['floor']} expected; "
+            "validate.max_volume_drop)"
+        )
+        todo = (
+            "check that today's source is complete (a missing file, a failed export); if "
+            "the drop is real, raise validate.max_volume_drop or set it to none for this run"
+        )
+    elif check == "stale":
+        detail = (
+            f"the newest acceptable event is {observed}, older than "
+            f"{config.max_event_age_days:g} days before {ctx['now'].isoformat()} "
+            "(validate.max_event_age_days)"
+        )
+        todo = "check that the source is still being updated, or raise validate.max_event_age_days"
+        return (
+            f"{name}: {expectation} (stale data) failed: {detail}; newest rows: "
+            f"{_samples(df, newest_first=True)}; nothing was written downstream; {todo}; "
+            f"Data Docs: {docs}"
+        )
+    else:
+        detail = f"observed {observed} rows; the {name} table must not be empty"
+        todo = f"check the {name} file ingest wrote, or leave it out"
+    return (
+        f"{name}: {expectation} ({check}) failed: {detail}; sample rows: "
+        f"{_samples(df) or 'none'}; nothing was written downstream; {todo}; Data Docs: {docs}"
+    )
+
+
+def quarantine_share_message(table: Any, config: Any, docs: Any) -> str:
+    """The DataValidationError text when too many rows were quarantined."""
+    share = table.rows_quarantined / table.rows_read
+    quarantined = table.quarantined
+    counts = quarantined["reason"].value_counts()
+    by_reason = ", ".join(f"{reason!r}: {n}" for reason, n in counts.head(10).items())
+    samples = "; ".join(
+        f"row {row}: {_describe_row(quarantined.iloc[i])}"
+        for i, row in enumerate(table.quarantined_rows[:5])
+    )
+    return (
+        f"interactions: quarantine share {share:.2%} ({len(quarantined)} of {table.rows_read} "
+        f"rows) is above the threshold {config.max_quarantine_share:.2%} "
+        "(validate.max_quarantine_share); "
+        f"reasons: {by_reason}; sample rows: {samples}; nothing was written downstream; fix the "
+        f"source or the ingest column mapping, or raise validate.max_quarantine_share if this "
+        f"is expected; Data Docs: {docs}"
+    )
+
+
+def _describe_row(row: pd.Series) -> str:
+    fields = [c for c in ("user_id", "item_id", "timestamp", "value", "event_type") if c in row]
+    values = ", ".join(
+        f"{c}={row[c]!r}" if isinstance(row[c], str) else f"{c}={row[c]}" for c in fields
+    )
+    return f"{values} ({row['reason']})"
+
+
+def summary_markdown(
+    result: Any, *, summary: dict | None = None, failure: str | None = None
+) -> str:
+    """Markdown for the Prefect artifact: a passed run's tables, or a failed run's message."""
+    if failure is not None:
+        return f"# recpipe validation: FAILED\n\nThe batch was rejected:\n\n> {failure}\n"
+    lines = [
+        "# recpipe validation: passed",
+        "",
+        f"**Accounting**: {result.accounting}",
+        "",
+        "| table | read | accepted | quarantined | duplicates dropped | flagged (kept) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for t in result.tables:
+        lines.append(
+            f"| {t.name} | {t.rows_read} | {t.rows_accepted} | {t.rows_quarantined} | "
+            f"{t.duplicates_dropped} | {sum(t.flagged.values())} |"
+        )
+    for t in result.tables:
+        if t.rows_quarantined:
+            lines += ["", f"## Quarantine reasons: {t.name}", "", "| reason | rows |", "|---|---:|"]
+            counts = t.quarantined["reason"].value_counts().head(15)
+            lines += [f"| {_cell(reason)} | {n} |" for reason, n in counts.items()]
+        if t.flagged:
+            lines += ["", f"## Flagged and kept: {t.name}", "", "| reason | rows |", "|---|---:|"]
+            lines += [f"| {_cell(reason)} | {n} |" for reason, n in t.flagged.items()]
+    failed = [(t.name, e) for t in result.tables for e in t.expectations if not e["success"]]
+    if failed:
+        lines += ["", "## Expectations not met", "", "| table | expectation | column | level |"]
+        lines += ["|---|---|---|---|"]
+        lines += [
+            f"| {n} | {e['expectation']} | {e['column'] or ''} | {e['level']} |" for n, e in failed
+        ]
+    volume = result.volume
+    if volume.get("floor") is not None:
+        lines += [
+            "",
+            (
+                f"Volume: {volume['rows']} rows; floor {volume['floor']} from the trailing "
+                f"average {volume['trailing_average']:g} of {volume['previous_runs']} runs."
+            ),
+        ]
+    if summary and summary.get("history_snapshot"):
+        lines += ["", f"Appended to {summary['history_snapshot']}: {summary['rows_total']} rows."]
+    lines += ["", f"Data Docs: `{result.data_docs_index}`", ""]
+    return "\n".join(lines)
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,121 @@
+"""Item-item similarity from co-occurrence: reasons for recommendations and similar items.
+
+Similarity is the cosine between items' user vectors, shrunk towards zero for
+items with few co-occurrences (``shrinkage``) and pruned to each item's
+``neighbours`` strongest neighbours, so it stays sparse:
+
+    sim(i, j) = c_ij / (sqrt(n_i * n_j) + shrinkage)
+
+where c_ij counts users who interacted with both and n_i users who interacted
+with i. A recommendation's reason names the item in the user's history that is
+most similar to it ("because you watched Heat (1995)").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from models.ranking import top_k
+
+
+def cooccurrence_similarity(
+    interactions: sp.csr_matrix, neighbours: int = 50, shrinkage: float = 10.0
+) -> sp.csr_matrix:
+    """Sparse items x items similarity (zero diagonal), top ``neighbours`` per row."""
+    binary = (sp.csr_matrix(interactions) > 0).astype(np.float32)
+    counts = np.asarray(binary.sum(axis=0)).ravel()
+    co = (binary.T @ binary).tocsr()
+    co.setdiag(0)
+    co.eliminate_zeros()
+    co = co.tocoo()
+    values = co.data / (np.sqrt(counts[co.row] * counts[co.col]) + shrinkage)
+    sim = sp.csr_matrix((values.astype(np.float32), (co.row, co.col)), shape=co.shape)
+    return _prune_rows(sim, neighbours)
+
+
+def _prune_rows(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
+    """Keep the ``keep`` largest entries of each row."""
+    matrix = matrix.tocsr()
+    lengths = np.diff(matrix.indptr)
+    if lengths.size == 0 or lengths.max() <= keep:
+        return matrix
+    rows, cols, vals = [], [], []
+    for r in np.flatnonzero(lengths):
+        start, end = matrix.indptr[r], matrix.indptr[r + 1]
+        data, idx = matrix.data[start:end], matrix.indices[start:end]
+        if data.size > keep:
+            best = np.argpartition(-data, keep - 1)[:keep]
+            data, idx = data[best], idx[best]
+        rows.append(np.full(data.size, r))
+        cols.append(idx)
+        vals.append(data)
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=matrix.shape
+    )
+
+
+def supporting_items(
+    similarity: sp.csr_matrix, history: sp.csr_matrix, recommended: np.ndarray
+) -> np.ndarray:
+    """For each (user row, recommended item): the history item most similar to it, or -1.
+
+    ``history`` rows align with ``recommended`` rows (one per user); -1 entries of
+    ``recommended`` (padding) get -1.
+    """
+    n_users, k = recommended.shape
+    flat = recommended.ravel()
+    valid = flat >= 0
+    picks = sp.csr_matrix(
+        (np.ones(int(valid.sum()), dtype=np.float32), (np.flatnonzero(valid), flat[valid])),
+        shape=(flat.size, similarity.shape[0]),
+    )
+    rows_of_sim = (picks @ similarity).tocsr()  # one row per (user, rank): sim to every item
+    owner = np.repeat(np.arange(n_users), k)
+    user_history = (sp.csr_matrix(history) > 0).astype(np.float32)[owner]
+    support = rows_of_sim.multiply(user_history).tocsr()
+    out = np.full(flat.size, -1, dtype=np.int64)
+    has = np.diff(support.indptr) > 0
+    if has.any():
+        best = np.asarray(support[has].argmax(axis=1)).ravel()
+        out[has] = best
+    return out.reshape(n_users, k)
+
+
+def reasons(
+    support: np.ndarray, item_ids: np.ndarray, titles: dict[str, str] | None, verb: str = "watched"
+) -> np.ndarray:
+    """``"because you watched <title>"`` per supporting item; None where there is none."""
+    out = np.full(support.shape, None, dtype=object)
+    has = support >= 0
+    names = item_ids[support[has]]
+    if titles:
+        names = np.array([titles.get(str(i), str(i)) for i in names], dtype=object)
+    out[has] = np.char.add(f"because you {verb} ", names.astype(str)).astype(object)
+    return out
+
+
+def similar_items_table(similarity: sp.csr_matrix, item_ids: np.ndarray, k: int) -> pd.DataFrame:
+    """``item_id, rank, similar_item_id, score``: each item's top-k most similar items."""
+    frames = []
+    step = 2048
+    for start in range(0, similarity.shape[0], step):
+        block = similarity[start : start + step].toarray()
+        block[block <= 0] = -np.inf
+        idx, scores = top_k(block, k)
+        valid = idx >= 0
+        r, c = np.nonzero(valid)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "item_id": item_ids[start + r].astype(str),
+                    "rank": (c + 1).astype(np.int64),
+                    "similar_item_id": item_ids[idx[valid]].astype(str),
+                    "score": scores[valid].astype(np.float64),
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns=["item_id", "rank", "similar_item_id", "score"])
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,294 @@
+"""The user's own data: CSV or Parquet files (gzip allowed), or a folder of them.
+
+A file's columns are mapped onto the contract with ``FilesConfig`` (``user_col``,
+``item_col``, ``timestamp_col``, ``value_col``, ``event_type_col``); columns not mapped
+are dropped and listed in the stats. What cannot be read at all (empty file, missing
+column, wrong delimiter, bytes that are not the configured encoding, a corrupt gzip or
+Parquet file) raises ``DataError`` saying what was expected, what was found and what to
+do. Problems of single rows are written into the row's ``ingest_issue`` column and
+quarantined by validation (see ``tasks/source_columns.py`` for the policies).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import zlib
+from pathlib import Path
+
+import pandas as pd
+
+from tasks.config import FilesConfig
+from tasks.errors import DataError
+from tasks.source_columns import (
+    ISSUE,
+    add_issue,
+    new_issues,
+    normalize_ids,
+    parse_timestamps,
+    parse_values,
+)
+
+CSV_SUFFIXES = (".csv", ".tsv")  # not .txt: READMEs and notes land in folders too
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# Writers put these next to a file while it is being written: never read them.
+PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".filepart")
+SOURCE_FILE = "source_file"
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+class SourceFileVanished(DataError):
+    """A listed file was gone when it was read (moved or deleted by its writer meanwhile)."""
+
+
+def file_kind(path: Path) -> str | None:
+    """ "csv", "parquet" or None, from the name (a trailing ".gz" is allowed)."""
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    return None
+
+
+def delimiter_for(name: str, config: FilesConfig) -> str:
+    """The configured delimiter, else a tab for .tsv files and a comma for the rest."""
+    if config.delimiter:
+        return config.delimiter
+    return "\t" if name.lower().removesuffix(".gz").endswith(".tsv") else ","
+
+
+def list_data_files(path: Path) -> tuple[list[Path], list[str]]:
+    """``(files to read, "name: why it was skipped" lines)`` for a file or a folder."""
+    if not path.exists():
+        raise DataError(
+            f"input path {path} does not exist; expected a CSV/Parquet file or a folder of "
+            "them; check ingest.files.path (--path)"
+        )
+    if path.is_file():
+        if file_kind(path) is None:
+            raise DataError(
+                f"{path.name}: not a CSV or Parquet file name; expected .csv, .tsv, "
+                ".parquet or .pq, optionally ending in .gz; rename the file"
+            )
+        return [path], []
+    files, skipped = [], []
+    for candidate in sorted(p for p in path.rglob("*") if p.is_file()):
+        name = candidate.relative_to(path).as_posix()
+        if candidate.name.startswith((".", "_", "~")) or candidate.name.endswith(PARTIAL_SUFFIXES):
+            skipped.append(f"{name}: hidden or partially written file, not read")
+        elif file_kind(candidate) is None:
+            skipped.append(f"{name}: not a CSV or Parquet file name, not read")
+        else:
+            files.append(candidate)
+    return files, skipped
+
+
+def read_table(path: Path, config: FilesConfig, name: str | None = None) -> pd.DataFrame:
+    """The file as read: CSV as text columns (blank -> null), Parquet with its own types."""
+    name = name or path.name
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(
+                f"{name}: the file is empty (0 bytes); expected a header line naming the "
+                "columns and one line per event; re-export it, or remove it"
+            )
+        if file_kind(path) == "parquet":
+            return _read_parquet(path, name)
+        return _read_csv(path, config, name)
+    except FileNotFoundError as exc:
+        raise SourceFileVanished(
+            f"{name}: the file disappeared between listing and reading; expected it to stay "
+            "until ingest finishes; it is not marked as ingested and will be read on the next "
+            "run if it comes back"
+        ) from exc
+
+
+def _read_parquet(path: Path, name: str) -> pd.DataFrame:
+    import pyarrow as pa
+
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as handle:
+                return pd.read_parquet(handle)
+        return pd.read_parquet(path)
+    except (pa.ArrowException, OSError, EOFError, zlib.error) as exc:
+        raise DataError(
+            f"{name}: not a readable Parquet file ({exc}); expected a complete Parquet file; "
+            "re-export it (a file still being written shows as this too)"
+        ) from exc
+
+
+def _read_csv(path: Path, config: FilesConfig, name: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(
+            path,
+            sep=delimiter_for(name, config),
+            dtype="str",
+            encoding=config.encoding,
+            compression="infer",
+            skip_blank_lines=True,
+        )
+    except UnicodeDecodeError as exc:
+        where = _first_bad_byte(path, config.encoding)
+        raise DataError(
+            f"{name}: {where} is not valid {config.encoding} text; expected "
+            f"{config.encoding}-encoded CSV; re-export the file as UTF-8, or set "
+            "ingest.files.encoding (--encoding, e.g. latin-1) to the file's encoding"
+        ) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(
+            f"{name}: no header line (the file holds only blank lines); expected a header "
+            "naming the columns; re-export it, or remove it"
+        ) from exc
+    except pd.errors.ParserError as exc:
+        raise DataError(
+            f"{name}: cannot be parsed as {delimiter_for(name, config)!r}-delimited CSV: "
+            f"{str(exc).strip()}; expected every line to have the header's fields; check "
+            "the delimiter (--delimiter) and that text with delimiters is quoted"
+        ) from exc
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(
+            f"{name}: the gzip data is corrupt or cut short ({exc}); expected a complete "
+            ".gz file; copy it again from the source"
+        ) from exc
+
+
+def _first_bad_byte(path: Path, encoding: str) -> str:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return f"byte {data[exc.start : exc.start + 1]!r} on line {line} (offset {exc.start})"
+    return "a byte"
+
+
+def truncated_last_line(path: Path, config: FilesConfig, n_fields: int) -> str | None:
+    """A sentence when the file ends without a newline in a line shorter than the header."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        tail = b""
+        while chunk := handle.read(1 << 20):
+            tail = (tail + chunk)[-(1 << 16) :]
+    if not tail or tail.endswith((b"\n", b"\r")):
+        return None
+    last = tail.rsplit(b"\n", 1)[-1].decode(config.encoding, errors="replace")
+    fields = next(csv.reader([last], delimiter=delimiter_for(path.name, config)), [])
+    if len(fields) >= n_fields:
+        return None
+    return (
+        f"last line truncated: {len(fields)} of {n_fields} fields and no newline at the end "
+        "of the file (was it copied while still being written?)"
+    )
+
+
+def to_contract(raw: pd.DataFrame, config: FilesConfig, name: str) -> tuple[pd.DataFrame, dict]:
+    """Map ``raw``'s columns onto the interactions contract (plus ``ingest_issue``)."""
+    mapping = {"user_id": config.user_col, "item_id": config.item_col}
+    mapping["timestamp"] = config.timestamp_col
+    for target, chosen in (("value", config.value_col), ("event_type", config.event_type_col)):
+        if chosen is not None or target in raw.columns:
+            mapping[target] = chosen or target
+    _check_columns(raw, mapping, config, name)
+    issues = new_issues(raw.index)
+    users, user_stats = normalize_ids(raw[mapping["user_id"]], "user_id", issues)
+    items, item_stats = normalize_ids(raw[mapping["item_id"]], "item_id", issues)
+    timestamps, ts_stats = parse_timestamps(
+        raw[mapping["timestamp"]], config.timestamp_unit, "timestamp", issues
+    )
+    frame = pd.DataFrame({"user_id": users, "item_id": items, "timestamp": timestamps})
+    if "value" in mapping:
+        frame["value"] = parse_values(raw[mapping["value"]], "value", issues)
+    if "event_type" in mapping:
+        frame["event_type"] = raw[mapping["event_type"]].astype("str").str.strip()
+    frame[ISSUE] = issues.astype("str")
+    stats = {
+        "rows": len(frame),
+        **ts_stats,
+        "ids_whitespace_stripped": user_stats["stripped"] + item_stats["stripped"],
+        "ids_float_suffix_removed": (
+            user_stats["float_suffix_removed"] + item_stats["float_suffix_removed"]
+        ),
+        "columns_ignored": [c for c in raw.columns if c not in mapping.values()],
+    }
+    return frame.reset_index(drop=True), stats
+
+
+def _check_columns(raw: pd.DataFrame, mapping: dict, config: FilesConfig, name: str) -> None:
+    options = {"user_id": "--user-col", "item_id": "--item-col", "timestamp": "--timestamp-col"}
+    options |= {"value": "--value-col", "event_type": "--event-type-col"}
+    missing = [(t, c) for t, c in mapping.items() if c not in raw.columns]
+    if not missing:
+        return
+    target, column = missing[0]
+    found = [str(c) for c in raw.columns]
+    hint = f"map it with {options[target]}"
+    if len(found) == 1:
+        used = delimiter_for(name, config)
+        other = [d for d in _DELIMITERS if d != used and d in found[0]]
+        if other:
+            hint = (
+                f"the header looks {other[0]!r}-delimited, not {used!r}: "
+                f"set --delimiter {other[0]!r}"
+            )
+    raise DataError(f"{name}: column {column!r} ({target}) missing; found {found}; {hint}")
+
+
+def read_interactions(path: Path, config: FilesConfig, name: str) -> tuple[pd.DataFrame, dict]:
+    """One file as contract columns, with ``source_file`` = ``name``."""
+    raw = read_table(path, config, name)
+    frame, stats = to_contract(raw, config, name)
+    if file_kind(path) == "csv" and len(frame):
+        problem = truncated_last_line(path, config, len(raw.columns))
+        if problem:
+            issues = frame[ISSUE].astype(object)
+            add_issue(issues, frame.index == frame.index[-1], problem)
+            frame[ISSUE] = issues.astype("str")
+        stats["truncated_last_line"] = bool(problem)
+    frame[SOURCE_FILE] = pd.array([name] * len(frame), dtype="str")
+    return frame, stats
+
+
+def read_files(config: FilesConfig) -> tuple[pd.DataFrame, dict]:
+    """The "files" source: every file under ``config.path``, read now, concatenated."""
+    if config.path is None:
+        raise DataError(
+            "source 'files' needs ingest.files.path; expected a CSV/Parquet file or a folder; "
+            "pass --path"
+        )
+    root = Path(config.path).expanduser()
+    paths, skipped = list_data_files(root)
+    if not paths:
+        raise DataError(
+            f"{root}: no CSV or Parquet files in the folder ({len(skipped)} other files); "
+            "expected .csv/.tsv/.parquet files (optionally .gz); check --path"
+        )
+    frames, per_file = [], {}
+    for path in paths:
+        name = path.name if path == root else path.relative_to(root).as_posix()
+        frame, per_file[name] = read_interactions(path, config, name)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True), {"files": per_file, "files_skipped": skipped}
+
+
+def read_items_catalog(path: Path, config: FilesConfig) -> pd.DataFrame:
+    """An item catalog file: the item column (``item_col`` or ``item_id``) plus metadata."""
+    path = Path(path).expanduser()
+    raw = read_table(path, config)
+    column = config.item_col if config.item_col in raw.columns else "item_id"
+    if column not in raw.columns:
+        raise DataError(
+            f"{path.name}: item catalog needs column {config.item_col!r}; found "
+            f"{list(raw.columns)}; map it with --item-col or rename the column to item_id"
+        )
+    issues = new_issues(raw.index)
+    items = pd.DataFrame({"item_id": normalize_ids(raw[column], "item_id", issues)[0]})
+    for extra in ("title", "genres"):
+        if extra in raw.columns:
+            items[extra] = raw[extra].astype("str")
+    if "year" in raw.columns:
+        items["year"] = pd.to_numeric(raw["year"], errors="coerce").round().astype("Int64")
+    return items

@@ -1,0 +1,382 @@
+"""The bad-input catalog: every case ends in a clear error or a quarantine with a reason.
+
+Never a raw traceback, never a silent drop. Policies:
+
+| case                               | outcome                                                   |
+|------------------------------------|-----------------------------------------------------------|
+| empty file (0 bytes)               | DataError: empty, expected a header; re-export or remove  |
+| header only                        | 0 rows read; alone: DataValidationError "batch is empty"  |
+| missing required column            | DataError naming column, columns found, the --*-col option|
+| extra columns                      | dropped at ingest, listed in stats["columns_ignored"]     |
+| wrong delimiter                    | DataError: "header looks ';'-delimited: set --delimiter"  |
+| ragged line (too many fields)      | DataError with the line number; check delimiter/quoting   |
+| non-UTF-8 bytes                    | DataError: byte, line, offset; re-export or --encoding    |
+| null / "NULL" / blank ids          | quarantined: "<col> is null or blank"                     |
+| ids with surrounding whitespace    | stripped at ingest (counted); if they reach validation    |
+|                                    | unstripped: quarantined                                   |
+| control characters / very long ids | quarantined with the reason                               |
+| numeric ids written as floats 1.0  | ids are text: "1" stays "1"; an all-"<int>.0" column      |
+|                                    | becomes "1" (counted); Parquet floats 1.0 -> "1"          |
+| NaN / inf / negative / text values | quarantined: null, not finite, outside range, not a number|
+| s / ms / ISO timestamps mixed      | auto: majority form wins, others quarantined with the     |
+|                                    | reason; timestamp_unit="mixed" accepts all (detected unit |
+|                                    | reported in the stats)                                    |
+| unparseable / future / ancient ts  | quarantined with the reason                               |
+| duplicate events                   | first kept, the rest counted as duplicates dropped        |
+| truncated last line                | the row is quarantined: "last line truncated: 2 of 4 ..." |
+| gzip file                          | read like the plain file; a corrupt one: DataError        |
+| corrupt Parquet                    | DataError: not a readable Parquet file; re-export         |
+| file vanishes after listing        | landing: reported in files_vanished, read when it returns;|
+|                                    | files source: DataError (SourceFileVanished)              |
+| unknown items (catalog given)      | quarantined: "item_id not in the item catalog"            |
+| one user with absurd event count   | all the user's rows quarantined as a likely bot           |
+| yesterday's file under a new name  | landing: skipped by content hash, listed, 0 rows new      |
+| most rows bad                      | DataValidationError: share, reasons, sample rows          |
+"""
+
+from __future__ import annotations
+
+import gzip
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tasks.config import FilesConfig, ValidateConfig
+from tasks.errors import DataError, DataValidationError, RecpipeError
+from tasks.landing import ingest_landing
+from tasks.sources_files import SourceFileVanished, read_files, read_interactions, read_table
+from tasks.validate import validate_interactions
+
+NOW = pd.Timestamp("2024-06-02T00:00:00Z")
+T = 1717200000  # 2024-06-01T00:00:00Z
+HEADER = "user_id,item_id,timestamp,value\n"
+CONFIG = ValidateConfig(max_quarantine_share=1.0, max_events_per_user=50)
+
+# One file per row-level case, read together; rows are found again by their source_file.
+CASES = {
+    "good.csv": HEADER + f"u1,i1,{T},4\nu2,i2,{T + 1},5\n",
+    "null_ids.csv": HEADER + f",i1,{T},4\nNULL,i1,{T + 1},4\nu3,,{T},4\n",
+    "blank_ids.csv": HEADER + f"u4,   ,{T},4\n",
+    "whitespace_ids.csv": HEADER + f" u5 ,\ti1 ,{T},4\n",
+    "float_ids.csv": "user_id,item_id,timestamp,value\n6.0,1.0,1717200000,4\n7.0,2.0,1717200000,4\n",
+    "control_id.csv": HEADER + f"u\x01x,i1,{T},4\n",
+    "long_id.csv": HEADER + f"{'u' * 300},i1,{T},4\n",
+    "nan_value.csv": HEADER + f"u8,i1,{T},NaN\n",
+    "inf_value.csv": HEADER + f"u8,i2,{T},inf\n",
+    "negative_value.csv": HEADER + f"u8,i1,{T + 5},-1\n",
+    "text_value.csv": HEADER + f"u8,i2,{T + 5},five\n",
+    "mixed_ts.csv": HEADER
+    + f"u9,i1,{T},4\nu9,i2,{T + 1},4\nu9,i3,{T * 1000},4\nu9,i3,2024-06-01T10:00:00Z,4\n",
+    "ms_ts.csv": HEADER + f"u10,i1,{T * 1000},4\nu10,i2,{T * 1000 + 1},4\n",
+    "iso_ts.csv": HEADER + "u11,i1,2024-06-01T08:00:00+02:00,4\n",
+    "bad_ts.csv": HEADER + f"u12,i1,yesterday,4\nu12,i2,{T},4\nu12,i3,{T + 1},4\n",
+    "future_ts.csv": HEADER + f"u13,i1,{T + 30 * 86400},4\n",
+    "ancient_ts.csv": HEADER + "u13,i2,0,4\n",
+    "duplicates.csv": HEADER + f"u14,i1,{T},4\n" * 3,
+    "truncated.csv": HEADER + f"u15,i1,{T},4\nu15,i2",
+    "extra_cols.csv": "user_id,item_id,timestamp,value,comment,score\n" + f"u16,i1,{T},4,hello,9\n",
+    "header_only.csv": HEADER,
+    "unknown_item.csv": HEADER + f"u17,i-404,{T},4\n",
+    "bot.csv": HEADER + "".join(f"bot,i{n % 3 + 1},{T + n},4\n" for n in range(60)),
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Ingest every case file as one "files" source, then validate once (one GX run)."""
+    folder = tmp_path_factory.mktemp("cases")
+    for name, text in CASES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    with gzip.open(folder / "zipped.csv.gz", "wt") as handle:
+        handle.write(HEADER + f"u18,i1,{T},4\n")
+    frame, report = read_files(FilesConfig(path=folder))
+    items = pd.DataFrame({"item_id": pd.array(["i1", "i2", "i3", "1", "2"], dtype="str")})
+    gx_root = tmp_path_factory.mktemp("gx")
+    result = validate_interactions(frame, gx_root=gx_root, config=CONFIG, now=NOW, items=items)
+    return frame, report, result
+
+
+def quarantined(run, case: str) -> list[str]:
+    q = run[2].quarantined
+    return q.loc[q["source_file"] == case, "reason"].tolist()
+
+
+def accepted(run, case: str) -> pd.DataFrame:
+    a = run[2].accepted
+    return a[a["source_file"] == case]
+
+
+def clear_error(error: type[RecpipeError], fn, *args, match: str) -> str:
+    with pytest.raises(error, match=match) as info:
+        fn(*args)
+    return str(info.value)
+
+
+def test_accounting_holds_for_the_whole_catalog(run) -> None:
+    frame, _, result = run
+    assert result.rows_read == len(frame)
+    assert result.rows_read == result.rows_accepted + result.rows_quarantined + (
+        result.duplicates_dropped
+    )
+    assert result.quarantined["reason"].notna().all()
+    assert len(accepted(run, "good.csv")) == 2
+
+
+def test_null_and_blank_ids(run) -> None:
+    assert quarantined(run, "null_ids.csv") == [
+        "user_id is null or blank",
+        "user_id is null or blank",  # the text "NULL" is a null, as in pandas' default
+        "item_id is null or blank",
+    ]
+    assert quarantined(run, "blank_ids.csv") == ["item_id is null or blank"]
+
+
+def test_whitespace_is_stripped_at_ingest(run) -> None:
+    row = accepted(run, "whitespace_ids.csv").iloc[0]
+    assert (row.user_id, row.item_id) == ("u5", "i1")
+    assert run[1]["files"]["whitespace_ids.csv"]["ids_whitespace_stripped"] == 2
+
+
+def test_whitespace_that_reaches_validation_is_quarantined(tmp_path) -> None:
+    df = pd.DataFrame(
+        {
+            "user_id": pd.array([" u1", "u2"], dtype="str"),
+            "item_id": pd.array(["i1", "i2"], dtype="str"),
+            "timestamp": pd.to_datetime([T, T], unit="s", utc=True),
+        }
+    )
+    result = validate_interactions(df, gx_root=tmp_path, config=CONFIG, now=NOW)
+    assert result.quarantined["reason"].tolist() == [
+        "user_id has surrounding whitespace or control characters"
+    ]
+
+
+def test_float_written_ids_are_integers_again(run, tmp_path) -> None:
+    assert sorted(accepted(run, "float_ids.csv")["user_id"]) == ["6", "7"]
+    assert run[1]["files"]["float_ids.csv"]["ids_float_suffix_removed"] == 4
+    assert accepted(run, "good.csv")["user_id"].tolist() == ["u1", "u2"]
+    # Parquet with float ids (a column that once held NaN): 1.0 -> "1", never "1.0".
+    pd.DataFrame({"user_id": [1.0, 2.0], "item_id": [3, 4], "timestamp": [T, T]}).to_parquet(
+        tmp_path / "f.parquet"
+    )
+    frame, _ = read_interactions(tmp_path / "f.parquet", FilesConfig(), "f.parquet")
+    assert frame["user_id"].tolist() == ["1", "2"] and frame["item_id"].tolist() == ["3", "4"]
+
+
+def test_control_characters_and_long_ids(run) -> None:
+    assert quarantined(run, "control_id.csv") == [
+        "user_id has surrounding whitespace or control characters"
+    ]
+    assert quarantined(run, "long_id.csv") == ["user_id longer than 256 characters"]
+
+
+def test_nan_inf_negative_and_text_values(run) -> None:
+    assert quarantined(run, "nan_value.csv") == ["value is null or NaN"]
+    assert quarantined(run, "inf_value.csv") == ["value is not finite; value outside [0, 5]"]
+    assert quarantined(run, "negative_value.csv") == ["value outside [0, 5]"]
+    assert quarantined(run, "text_value.csv") == [
+        "value is null or NaN; ingest: value 'five' is not a number"
+    ]
+
+
+def test_mixed_timestamp_forms_in_one_file(run) -> None:
+    stats = run[1]["files"]["mixed_ts.csv"]
+    assert stats["timestamp_unit"] == "s"
+    assert stats["timestamp_forms"] == {"s": 2, "ms": 1, "iso": 1}
+    reasons = quarantined(run, "mixed_ts.csv")
+    assert len(reasons) == 2 and len(accepted(run, "mixed_ts.csv")) == 2
+    assert reasons[0].startswith("timestamp is null or unparseable; ingest: timestamp ")
+    assert "looks like epoch milliseconds but most of this file's timestamps are" in reasons[0]
+    assert "looks like ISO 8601 text" in reasons[1]
+
+
+def test_mixed_forms_are_accepted_when_asked(tmp_path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text(CASES["mixed_ts.csv"])
+    frame, stats = read_interactions(path, FilesConfig(timestamp_unit="mixed"), "m.csv")
+    assert frame["timestamp"].notna().all() and frame["ingest_issue"].isna().all()
+    assert stats["timestamp_unit"] == "mixed"
+
+
+def test_milliseconds_and_iso_files_are_detected(run) -> None:
+    files = run[1]["files"]
+    assert files["ms_ts.csv"]["timestamp_unit"] == "ms"
+    assert files["iso_ts.csv"]["timestamp_unit"] == "iso"
+    assert accepted(run, "ms_ts.csv")["timestamp"].min() == pd.Timestamp(T, unit="s", tz="UTC")
+    assert accepted(run, "iso_ts.csv")["timestamp"].iloc[0] == pd.Timestamp("2024-06-01T06:00:00Z")
+
+
+def test_unparseable_future_and_ancient_timestamps(run) -> None:
+    assert quarantined(run, "bad_ts.csv") == [
+        (
+            "timestamp is null or unparseable; ingest: timestamp 'yesterday' is not ISO 8601 "
+            "text nor epoch seconds/milliseconds within the years 1677-2262"
+        )
+    ]
+    assert quarantined(run, "future_ts.csv") == ["timestamp more than 24h in the future"]
+    assert quarantined(run, "ancient_ts.csv") == ["timestamp before 1995-01-01T00:00:00+00:00"]
+
+
+def test_duplicate_events_are_counted(run) -> None:
+    assert len(accepted(run, "duplicates.csv")) == 1 and not quarantined(run, "duplicates.csv")
+    assert run[2].duplicates_dropped == 2
+
+
+def test_truncated_last_line(run) -> None:
+    assert len(accepted(run, "truncated.csv")) == 1
+    (reason,) = quarantined(run, "truncated.csv")
+    assert reason.startswith("timestamp is null or unparseable; value is null or NaN; ingest:")
+    assert "last line truncated: 2 of 4 fields and no newline at the end of the file" in reason
+
+
+def test_extra_columns_are_dropped_and_listed(run) -> None:
+    assert run[1]["files"]["extra_cols.csv"]["columns_ignored"] == ["comment", "score"]
+    assert len(accepted(run, "extra_cols.csv")) == 1
+    assert "comment" not in run[2].accepted.columns
+
+
+def test_gzip_file_is_read(run) -> None:
+    assert accepted(run, "zipped.csv.gz")["user_id"].tolist() == ["u18"]
+
+
+def test_unknown_items_are_quarantined(run) -> None:
+    assert quarantined(run, "unknown_item.csv") == ["item_id not in the item catalog"]
+
+
+def test_a_bot_is_quarantined(run) -> None:
+    reasons = quarantined(run, "bot.csv")
+    assert len(reasons) == 60 and set(reasons) == {
+        "user has more than 50 events in this batch (likely a bot; validate.max_events_per_user)"
+    }
+
+
+def test_header_only(run, tmp_path) -> None:
+    assert run[1]["files"]["header_only.csv"]["rows"] == 0
+    (tmp_path / "h.csv").write_text(HEADER)
+    frame, _ = read_files(FilesConfig(path=tmp_path / "h.csv"))
+    clear_error(
+        DataValidationError,
+        lambda: validate_interactions(frame, gx_root=tmp_path, config=CONFIG, now=NOW),
+        match=r"the batch is empty \(0 rows.*did today's files arrive",
+    )
+
+
+def test_empty_file(tmp_path) -> None:
+    (tmp_path / "e.csv").write_bytes(b"")
+    clear_error(
+        DataError, read_table, tmp_path / "e.csv", FilesConfig(),
+        match=r"e.csv: the file is empty \(0 bytes\); expected a header line.*re-export it",
+    )  # fmt: skip
+
+
+def test_missing_required_column(tmp_path) -> None:
+    (tmp_path / "m.csv").write_text("uid,item_id,timestamp\n1,2,3\n")
+    clear_error(
+        DataError, read_interactions, tmp_path / "m.csv", FilesConfig(), "m.csv",
+        match=r"m.csv: column 'user_id' \(user_id\) missing; found \['uid', 'item_id', "
+        r"'timestamp'\]; map it with --user-col",
+    )  # fmt: skip
+
+
+def test_wrong_delimiter(tmp_path) -> None:
+    (tmp_path / "d.csv").write_text("user_id;item_id;timestamp\n1;2;3\n")
+    clear_error(
+        DataError, read_interactions, tmp_path / "d.csv", FilesConfig(), "d.csv",
+        match=r"the header looks ';'-delimited, not ',': set --delimiter ';'",
+    )  # fmt: skip
+    frame, _ = read_interactions(tmp_path / "d.csv", FilesConfig(delimiter=";"), "d.csv")
+    assert frame["user_id"].tolist() == ["1"]
+
+
+def test_ragged_line(tmp_path) -> None:
+    (tmp_path / "r.csv").write_text(HEADER + f"u1,i1,{T},4\nu2,i2,{T},4,extra\n")
+    clear_error(
+        DataError, read_table, tmp_path / "r.csv", FilesConfig(),
+        match=r"cannot be parsed as ','-delimited CSV.*line 3.*--delimiter",
+    )  # fmt: skip
+
+
+def test_non_utf8_bytes(tmp_path) -> None:
+    (tmp_path / "l.csv").write_bytes((HEADER + f"u1,Am\xe9lie,{T},4\n").encode("latin-1"))
+    clear_error(
+        DataError, read_table, tmp_path / "l.csv", FilesConfig(),
+        match=r"byte b'\\xe9' on line 2 \(offset \d+\) is not valid utf-8.*--encoding",
+    )  # fmt: skip
+    frame = read_table(tmp_path / "l.csv", FilesConfig(encoding="latin-1"))
+    assert frame["item_id"].tolist() == ["Amélie"]
+
+
+def test_corrupt_gzip_and_parquet(tmp_path) -> None:
+    data = gzip.compress((HEADER + f"u1,i1,{T},4\n" * 100).encode())
+    (tmp_path / "c.csv.gz").write_bytes(data[: len(data) // 2])
+    clear_error(
+        DataError, read_table, tmp_path / "c.csv.gz", FilesConfig(),
+        match=r"gzip data is corrupt or cut short.*copy it again",
+    )  # fmt: skip
+    (tmp_path / "p.parquet").write_bytes(b"PAR1 not really")
+    clear_error(
+        DataError, read_table, tmp_path / "p.parquet", FilesConfig(),
+        match=r"not a readable Parquet file.*re-export it",
+    )  # fmt: skip
+
+
+def test_a_file_that_vanished(tmp_path) -> None:
+    message = clear_error(
+        SourceFileVanished, read_table, tmp_path / "gone.csv", FilesConfig(),
+        match=r"gone.csv: the file disappeared between listing and reading",
+    )  # fmt: skip
+    assert "read on the next run" in message  # the landing case: tests/tasks/test_ingest.py
+
+
+def test_the_same_file_as_yesterday_under_a_new_name(tmp_path) -> None:
+    drop = tmp_path / "landing"
+    drop.mkdir()
+    (drop / "2024-06-01.csv").write_text(HEADER + f"u1,i1,{T},4\n")
+    store = tmp_path / "raw"
+    ingest_landing(FilesConfig(path=drop), store / "ingest_date=2024-06-01", date(2024, 6, 1))
+    (drop / "2024-06-01.csv").rename(drop / "2024-06-02.csv")
+    partition, stats = ingest_landing(
+        FilesConfig(path=drop), store / "ingest_date=2024-06-02", date(2024, 6, 2)
+    )
+    assert stats["rows_new"] == 0 and len(partition) == 0
+    assert stats["files_already_ingested"] == [
+        {"file": "2024-06-02.csv", "same_as": "2024-06-01.csv", "ingested_on": "2024-06-01"}
+    ]
+
+
+def test_missing_column_at_validation_names_the_expectation(tmp_path) -> None:
+    df = pd.DataFrame({"user_id": ["u1"], "timestamp": pd.to_datetime([T], unit="s", utc=True)})
+    message = clear_error(
+        DataValidationError,
+        lambda: validate_interactions(df, gx_root=tmp_path / "gx", config=CONFIG, now=NOW),
+        match=r"expect_column_to_exist failed: required column\(s\) \['item_id'\] missing",
+    )
+    assert "sample rows: [{'user_id': 'u1'" in message
+    assert not Path(tmp_path / "gx").exists()
+
+
+def test_mostly_bad_batch_is_rejected_with_samples(tmp_path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(HEADER + f"u1,i1,{T},4\n" + "".join(f"u{n},i1,{T},9\n" for n in range(2, 6)))
+    frame, _ = read_files(FilesConfig(path=path))
+    message = clear_error(
+        DataValidationError,
+        lambda: validate_interactions(frame, gx_root=tmp_path, config=ValidateConfig(), now=NOW),
+        match=r"quarantine share 80.00% \(4 of 5 rows\) is above the threshold 5.00%",
+    )
+    assert "'value outside [0, 5]': 4" in message
+    assert "row 1: user_id='u2', item_id='i1'" in message
+    assert "raise validate.max_quarantine_share" in message
+
+
+def test_tsv_files_are_tab_delimited_and_bad_encoding_names_are_config_errors(tmp_path) -> None:
+    from tasks.config import load_config
+    from tasks.errors import ConfigError
+
+    (tmp_path / "t.tsv").write_text(f"user_id\titem_id\ttimestamp\nu1\ti1\t{T}\n")
+    frame, _ = read_interactions(tmp_path / "t.tsv", FilesConfig(), "t.tsv")
+    assert frame["item_id"].tolist() == ["i1"]
+    with pytest.raises(ConfigError, match=r"ingest.files.encoding: .*unknown text encoding"):
+        load_config(overrides={"ingest": {"files": {"encoding": "utf-9"}}}, environ={})
