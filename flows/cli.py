@@ -6,34 +6,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="recpipe",
-        description="Nightly batch recommender pipeline (Prefect, Great Expectations, Keras, MLflow).",
-    )
-    parser.add_argument(
-        "--workspace",
-        type=Path,
-        default=None,
-        help="folder holding everything a run writes (default: $RECPIPE_WORKSPACE or ./recpipe-home)",
-    )
-    parser.add_argument("--config", type=Path, default=None, help="TOML config file")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="run the nightly flow now, in this process")
-    run.add_argument(
-        "--run-date", default=None, help="logical date YYYY-MM-DD (default: today, UTC)"
-    )
-    run.add_argument("--k", type=int, default=None, help="recommendations per user (score.k)")
-    run.add_argument(
-        "--models", default=None, help="comma-separated models to train, e.g. popularity,mult_dae"
-    )
-    run.add_argument("--epochs", type=int, default=None, help="Mult-DAE epochs")
-    run.add_argument("--demo-users", type=int, default=None, help="demo dataset: number of users")
-    run.add_argument("--demo-items", type=int, default=None, help="demo dataset: number of items")
-    src = run.add_argument_group("data source (default: the demo dataset)")
+def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the interactions come from: shared by ``run`` and ``evaluate``."""
+    src = parser.add_argument_group("data source (default: the demo dataset)")
     src.add_argument(
         "--source",
         choices=[
@@ -69,12 +47,112 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--items-path", type=Path, default=None, help="item catalog file (files/landing)"
     )
-    src.add_argument(
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recpipe",
+        description="Nightly batch recommender pipeline (Prefect, Great Expectations, Keras, MLflow).",
+    )
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="folder holding everything a run writes (default: $RECPIPE_WORKSPACE or ./recpipe-home)",
+    )
+    parser.add_argument("--config", type=Path, default=None, help="TOML config file")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the nightly flow now, in this process")
+    run.add_argument(
+        "--run-date", default=None, help="logical date YYYY-MM-DD (default: today, UTC)"
+    )
+    run.add_argument(
+        "--as-of",
+        action="store_true",
+        help="use only events before the day after the run date (what backfill does)",
+    )
+    _add_run_options(run)
+
+    backfill = sub.add_parser(
+        "backfill", help="run the nightly flow for each past date, as of that date"
+    )
+    backfill.add_argument("--start", required=True, help="first run date YYYY-MM-DD")
+    backfill.add_argument("--end", required=True, help="last run date YYYY-MM-DD (inclusive)")
+    backfill.add_argument(
+        "--keep-going", action="store_true", help="go on with later dates when a date fails"
+    )
+    _add_run_options(backfill)
+
+    serve = sub.add_parser(
+        "serve",
+        help="register deployment recpipe-nightly with its cron schedule on a Prefect server "
+        "(PREFECT_API_URL) and run its flow runs",
+    )
+    _add_schedule_options(serve)
+    _add_run_options(serve)
+
+    trigger = sub.add_parser(
+        "trigger", help="start a run of the served deployment now (needs PREFECT_API_URL)"
+    )
+    trigger.add_argument("--run-date", default=None, help="YYYY-MM-DD (default: today, UTC)")
+    trigger.add_argument("--as-of", action="store_true", help="as-of run (see run --as-of)")
+    trigger.add_argument("--wait", action="store_true", help="wait for the run to end")
+    trigger.add_argument(
+        "--timeout", type=float, default=None, help="with --wait: give up after SECONDS"
+    )
+    trigger.add_argument("--deployment", default=None, help="deployment name (schedule.deployment)")
+
+    status = sub.add_parser(
+        "status", help="the last runs, their states, and the run date the table serves"
+    )
+    status.add_argument("--limit", type=int, default=10, help="runs to list")
+    _add_other_commands(sub)
+    return parser
+
+
+def _add_schedule_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cron", default=None, help="cron schedule (schedule.cron, '0 2 * * *')")
+    parser.add_argument(
+        "--timezone", default=None, help="IANA timezone of the cron (schedule.timezone, UTC)"
+    )
+    parser.add_argument("--deployment", default=None, help="deployment name (schedule.deployment)")
+
+
+def _add_run_options(run: argparse.ArgumentParser) -> None:
+    """Options that shape a nightly run (config overrides)."""
+    run.add_argument("--k", type=int, default=None, help="recommendations per user (score.k)")
+    run.add_argument(
+        "--models", default=None, help="comma-separated models to train, e.g. popularity,mult_dae"
+    )
+    run.add_argument("--epochs", type=int, default=None, help="Mult-DAE epochs")
+    run.add_argument("--demo-users", type=int, default=None, help="demo dataset: number of users")
+    run.add_argument("--demo-items", type=int, default=None, help="demo dataset: number of items")
+    _add_source_arguments(run)
+    run.add_argument(
         "--max-event-age-days",
         type=float,
         default=None,
         help="stop the run when the newest event is older than this",
     )
+    ops = run.add_argument_group("re-runs and concurrency")
+    ops.add_argument(
+        "--no-cache", action="store_true", help="run every stage even if its inputs are unchanged"
+    )
+    ops.add_argument(
+        "--reuse-models",
+        action="store_true",
+        help="reuse models trained for the same date from identical features, settings and code",
+    )
+    ops.add_argument(
+        "--lock-wait",
+        type=float,
+        default=None,
+        help="seconds to wait for a run of the same date to finish (lock.wait_seconds, 0)",
+    )
+
+
+def _add_other_commands(sub: Any) -> None:
     model = sub.add_parser("model", help="the registered model and its champion alias")
     model_sub = model.add_subparsers(dest="model_command", required=True)
     model_sub.add_parser("list", help="list registered versions; * marks the champion")
@@ -92,6 +170,21 @@ def _parser() -> argparse.ArgumentParser:
     similar.add_argument("--item", required=True, help="raw item id, as in the input")
     similar.add_argument("--run-date", default=None, help="YYYY-MM-DD (default: the latest)")
 
+    evaluate = sub.add_parser(
+        "evaluate", help="train and evaluate models side by side; print and save a leaderboard"
+    )
+    _add_source_arguments(evaluate)
+    evaluate.add_argument(
+        "--protocol", choices=["temporal", "leave-last-out", "random"], default="temporal"
+    )
+    evaluate.add_argument(
+        "--models",
+        default="popularity,item_knn,ease,mult_dae",
+        help="comma-separated model names (see README: Models)",
+    )
+    evaluate.add_argument("--k", type=int, default=10)
+    evaluate.add_argument("--seed", type=int, default=42, help="split and model seed")
+
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     scoring = bench_sub.add_parser(
@@ -104,7 +197,12 @@ def _parser() -> argparse.ArgumentParser:
     scoring.add_argument("--batch", type=int, default=2048, help="users per block")
     scoring.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite)")
     scoring.add_argument("--explain", action="store_true", help="also compute reasons")
-    return parser
+    rerun = bench_sub.add_parser(
+        "rerun",
+        help="a cold run, a cached re-run and a re-run reusing models, on unchanged demo data",
+    )
+    rerun.add_argument("--run-date", default="2026-03-02", help="YYYY-MM-DD")
+    _add_run_options(rerun)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -157,11 +255,29 @@ def _overrides(args: argparse.Namespace) -> dict:
         out["ingest"] = ingest
     if getattr(args, "max_event_age_days", None) is not None:
         out["validate"] = {"max_event_age_days": args.max_event_age_days}
+    if getattr(args, "no_cache", False):
+        out.setdefault("cache", {})["enabled"] = False
+    if getattr(args, "reuse_models", False):
+        out.setdefault("cache", {})["reuse_models"] = True
+    if getattr(args, "lock_wait", None) is not None:
+        out["lock"] = {"wait_seconds": args.lock_wait}
+    schedule = {
+        field: getattr(args, field)
+        for field in ("cron", "timezone", "deployment")
+        if getattr(args, field, None)
+    }
+    if schedule:
+        out["schedule"] = schedule
     return out
 
 
-def prepare_environment(workspace: Path) -> None:
-    """Defaults for the libraries, set before they are imported; the user's settings win."""
+def prepare_environment(workspace: Path, temporary_server: bool = True) -> None:
+    """Defaults for the libraries, set before they are imported; the user's settings win.
+
+    ``temporary_server=False`` for commands that need a real Prefect server (serve,
+    trigger, status): PREFECT_HOME is left alone so the user's profile (and its
+    PREFECT_API_URL) is found.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -170,7 +286,11 @@ def prepare_environment(workspace: Path) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Without a Prefect server configured, Prefect starts a temporary one; keep its
     # database in the workspace and give it time to start on a small machine.
-    if "PREFECT_API_URL" not in os.environ and "PREFECT_HOME" not in os.environ:
+    if (
+        temporary_server
+        and "PREFECT_API_URL" not in os.environ
+        and "PREFECT_HOME" not in os.environ
+    ):
         (workspace / "prefect").mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(workspace / "prefect")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
@@ -183,8 +303,14 @@ def _print_summary(summary: dict) -> None:
         f"(flow run {summary['run_id']})"
     )
     out("\nstages (seconds):")
+    cached = summary.get("cached_stages") or {}
     for stage, seconds in summary["stage_seconds"].items():
-        out(f"  {stage:<10} {seconds:>7.2f}")
+        note = "  skipped: inputs unchanged" if stage in cached else ""
+        if stage == "train" and any(k.startswith("train-") for k in cached):
+            note = "  models reused: " + ", ".join(
+                k.removeprefix("train-") for k in cached if k.startswith("train-")
+            )
+        out(f"  {stage:<10} {seconds:>7.2f}{note}")
     v = summary["validation"]
     accounting = v.get("accounting") or (
         f"{v.get('rows_read')} rows read = {v.get('rows_accepted')} accepted + "
@@ -208,6 +334,18 @@ def _print_summary(summary: dict) -> None:
     out(f"champion serving: {c['registered_name']} v{c['champion_version']}")
     s, p = summary["scoring"], summary["published"]
     out(f"\nscored {s['users']} users, {s['rows']} rows; by strategy: {s['users_by_strategy']}")
+    mon = summary.get("monitor") or {}
+    f = mon.get("figures") or {}
+    if f:
+        drift = (
+            f"mean Jaccard {f['mean_jaccard']:.3f}, top-1 changed {f['top1_changed_share']:.3f} "
+            f"({f['users_compared']} users) vs {mon.get('previous_run_date')}"
+            if f.get("mean_jaccard") is not None
+            else "no previous run to compare with"
+        )
+        out(f"monitor: coverage {f['coverage']:.3f}, Gini {f['gini']:.3f}; {drift}")
+        for finding in mon.get("findings") or []:
+            out(f"  {finding['level'].upper()}: {finding['message']}")
     out("\nwhere everything landed:")
     out(f"  recommendations (Parquet)  {p['parquet']}")
     out(f"  recommendations (database) {p['database']}  table '{p['table']}'")
@@ -218,19 +356,112 @@ def _print_summary(summary: dict) -> None:
     out(f"  workspace                  {summary['workspace']}")
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _date(value: str | None, option: str) -> Any:
+    """``YYYY-MM-DD`` -> date (None stays None); a clear error otherwise."""
     from datetime import date
 
+    from tasks.errors import ConfigError
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"{option} {value!r} is not a date; expected YYYY-MM-DD, e.g. 2026-03-02"
+        ) from None
+
+
+def _config(args: argparse.Namespace, temporary_server: bool = True) -> Any:
     from tasks.config import load_config
 
     config = load_config(args.config, overrides=_overrides(args))
-    prepare_environment(config.workspace)
-    run_date = date.fromisoformat(args.run_date) if args.run_date else None
+    prepare_environment(config.workspace, temporary_server=temporary_server)
+    return config
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    run_date = _date(args.run_date, "--run-date")
 
     from flows.nightly import nightly
 
-    summary = nightly(config=config, run_date=run_date)
+    summary = nightly(config=config, run_date=run_date, as_of=args.as_of)
     _print_summary(summary)
+    return 0
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    config = _config(args)
+    start, end = _date(args.start, "--start"), _date(args.end, "--end")
+
+    from flows.backfill import BackfillError, backfill, backfill_dates
+    from tasks.as_of import check_source
+
+    backfill_dates(start, end)  # refuse a bad range before starting Prefect
+    check_source(config.ingest.source)
+    try:
+        rows = backfill(start=start, end=end, config=config, keep_going=args.keep_going)
+    except BackfillError as exc:
+        _print_backfill(getattr(exc, "rows", []))
+        raise
+    _print_backfill(rows)
+    return 0
+
+
+def _print_backfill(rows: list[dict]) -> None:
+    print(f"\nbackfill: {len(rows)} date(s)")
+    for r in rows:
+        if r["status"] == "COMPLETED":
+            print(
+                f"  {r['run_date']}  COMPLETED  {r['rows']:>8} rows  {r['seconds']:>7.1f} s  "
+                f"cached: {r['cached']}  flow run {r['run_id']}"
+            )
+        else:
+            print(f"  {r['run_date']}  {r['status']:<9}  {r.get('error', '')}")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from flows.operate import serve
+
+    serve(_config(args, temporary_server=False))
+    return 0
+
+
+def _cmd_trigger(args: argparse.Namespace) -> int:
+    from flows.operate import trigger
+
+    config = _config(args, temporary_server=False)
+    flow_run = trigger(
+        config, _date(args.run_date, "--run-date"), args.wait, args.timeout, args.as_of
+    )
+    state = flow_run.state
+    print(
+        f"flow run {flow_run.name} ({flow_run.id}) of deployment "
+        f"recpipe-nightly/{config.schedule.deployment}: {state.name if state else 'created'}"
+    )
+    if not args.wait:
+        print(
+            "it runs as soon as 'recpipe serve' (or a worker of the deployment's pool) picks it "
+            f"up; follow it with 'recpipe status' or 'prefect flow-run inspect {flow_run.id}'"
+        )
+        return 0
+    if state is not None and state.is_completed():
+        return 0
+    message = (state.message if state else "") or "no message"
+    if state is None or not state.is_final():
+        print(
+            f"recpipe: still {state.name if state else 'pending'} after --timeout", file=sys.stderr
+        )
+        return 3
+    print(f"recpipe: the run ended {state.name}: {message}", file=sys.stderr)
+    return 2
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from flows.status import status
+
+    print(status(_config(args, temporary_server=False), args.limit))
     return 0
 
 
@@ -312,6 +543,8 @@ def _cmd_recs(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench_command == "rerun":
+        return _cmd_bench_rerun(args)
     from tasks.bench_scoring import benchmark, report
 
     result = benchmark(
@@ -327,13 +560,56 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_rerun(args: argparse.Namespace) -> int:
+    import tempfile
+
+    if args.workspace is None:
+        args.workspace = Path(tempfile.mkdtemp(prefix="recpipe-bench-rerun-"))
+    config = _config(args)
+    from flows.operate import bench_report, bench_rerun
+
+    runs = bench_rerun(config, _date(args.run_date, "--run-date"))
+    print(bench_report(runs, config))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from tasks.config import load_config
+
+    overrides = _overrides(args)
+    overrides.pop("score", None)
+    overrides.pop("train", None)
+    config = load_config(args.config, overrides=overrides)
+    prepare_environment(config.workspace)
+    from tasks.leaderboard import evaluate_source, format_leaderboard
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    frame, csv_path, json_path = evaluate_source(config, args.protocol, models, args.k, args.seed)
+    print(
+        f"leaderboard: source {config.ingest.source}, protocol {args.protocol}, "
+        f"full ranking, K={args.k} (test split, each model tuned on validation)"
+    )
+    print(format_leaderboard(frame, args.k))
+    print(f"\nwritten: {csv_path}\n         {json_path}")
+    print(f"MLflow: experiment 'recpipe-evaluate' in {config.workspace / 'mlflow' / 'mlflow.db'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from tasks.errors import RecpipeError
 
+    commands = {
+        "run": _cmd_run,
+        "backfill": _cmd_backfill,
+        "serve": _cmd_serve,
+        "trigger": _cmd_trigger,
+        "status": _cmd_status,
+        "evaluate": _cmd_evaluate,
+    }
     try:
-        if args.command == "run":
-            return _cmd_run(args)
+        if args.command in commands:
+            return commands[args.command](args)
         if args.command == "model":
             return _cmd_model(args)
         if args.command == "recs":
@@ -341,7 +617,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             return _cmd_bench(args)
     except RecpipeError as exc:
-        print(f"recpipe: error: {exc}", file=sys.stderr)
+        stage = getattr(exc, "recpipe_stage", None)
+        what = f"stage {stage} failed" if stage else "error"
+        print(f"recpipe: {what}: {exc}", file=sys.stderr)
         return 2
     return 1
 

@@ -1,14 +1,23 @@
-"""The nightly flow: ingest -> validate -> features -> train -> evaluate -> promote -> score -> publish.
+"""The nightly flow: ingest -> validate -> features -> train -> evaluate -> promote -> score
+-> check -> monitor -> publish -> report.
 
-Wiring only: every stage is a task in ``tasks/``; data moves between stages as
-files in the workspace, and tasks exchange small dicts of paths and counts.
+Wiring only: every stage is a task in ``tasks/``; data moves between stages as files in
+the workspace, and tasks exchange small dicts of paths and counts. Around the stages:
+
+* a lock per run date (``tasks/locking.py``) held from ingest to publish;
+* a skip cache for ingest, validate and features (``tasks/stage_cache.py``), and, with
+  ``cache.reuse_models``, for train + evaluate;
+* one MLflow parent run per night, created first so a failure at any stage is recorded
+  (status FAILED, tags ``recpipe.failed_stage`` and ``recpipe.error``);
+* a run summary as Prefect artifacts, also when the run fails (``tasks/report.py``).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Prefect builds the flow's parameter model from
+# these annotations, also when it loads this file from a deployment's entrypoint.
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -16,21 +25,39 @@ from prefect import flow, get_run_logger
 
 from tasks.config import PipelineConfig, load_config
 
+LANDING_LOCK_WAIT_SECONDS = 600
+
 
 class _StageClock:
-    """Runs stages in order and records the wall time of each."""
+    """Runs stages in order, records the wall time of each and which one failed."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.failed: str | None = None
 
     def run(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
+        except BaseException as exc:
+            if self.failed is None:
+                self.failed = stage
+                mark_stage(exc, stage)
+            raise
         finally:
             self.seconds[stage] = round(
                 self.seconds.get(stage, 0.0) + time.perf_counter() - start, 2
             )
+
+
+def mark_stage(exc: BaseException, stage: str) -> None:
+    """Remember on the exception which stage raised it (the CLI says so)."""
+    if getattr(exc, "recpipe_stage", None) is None:
+        try:
+            exc.recpipe_stage = stage  # type: ignore[attr-defined]
+            exc.add_note(f"recpipe stage: {stage}")
+        except (AttributeError, TypeError):  # pragma: no cover - exotic exception types
+            pass
 
 
 def _flow_run_id() -> str:
@@ -40,16 +67,24 @@ def _flow_run_id() -> str:
 
 
 @flow(name="recpipe-nightly", log_prints=True)
-def nightly(config: PipelineConfig | None = None, run_date: date | None = None) -> dict:
-    """Turn today's interactions into a fresh, published recommendations table."""
-    from tasks import tracking
+def nightly(
+    config: PipelineConfig | None = None, run_date: date | None = None, as_of: bool = False
+) -> dict:
+    """Turn the night's interactions into a fresh, published recommendations table.
+
+    ``as_of`` (backfills): use only events before the day after ``run_date``.
+    """
+    from tasks import stage_cache, tracking
+    from tasks.as_of import as_of_task, check_source, cutoff
     from tasks.check_output import check_output_task
     from tasks.evaluate import evaluate_task
     from tasks.features import build_features_task
     from tasks.ingest import ingest_task
+    from tasks.locking import database_lock, file_lock, holder_info, run_lock
+    from tasks.monitor import monitor_task
     from tasks.promote import promote_task
     from tasks.publish import publish_task
-    from tasks.report import report_task
+    from tasks.report import publish_run_summary, report_task
     from tasks.score import score_task
     from tasks.train import train_task
     from tasks.validate import validate_task
@@ -58,130 +93,242 @@ def nightly(config: PipelineConfig | None = None, run_date: date | None = None) 
     logger = get_run_logger()
     config = config or load_config()
     run_date = run_date or datetime.now(UTC).date()
+    if as_of:
+        check_source(config.ingest.source)
     ws = Workspace.at(config.workspace)
     run_id = _flow_run_id()
     clock = _StageClock()
     started = time.perf_counter()
+    database_url = config.publish.database_url or ws.database_url
+    holder = holder_info(run_id, run_date=run_date.isoformat(), workspace=str(ws.root))
+    cache = stage_cache.StageCache(ws.stage_markers, run_date, config.cache.enabled, run_id, logger)
     logger.info("recpipe nightly for %s in workspace %s", run_date, ws.root)
-
-    ingest = clock.run(
-        "ingest",
-        ingest_task,
-        config.ingest,
-        run_date,
-        str(ws.raw(run_date)),
-        workspace_root=str(ws.root),
-    )
-    validated_dir = ws.validated(run_date)
-    validation = clock.run(
-        "validate",
-        validate_task,
-        ingest["interactions_path"],
-        str(validated_dir),
-        str(ws.validation_root),
-        config.validate_,
-        items_path=ingest.get("items_path"),
-        users_path=ingest.get("users_path"),
-        accumulate=bool(ingest.get("incremental")),
-    )
-    validated_path = str(validated_dir / "interactions.parquet")
-    features = clock.run(
-        "features", build_features_task, validated_path, str(ws.features(run_date)), config.features
-    )
 
     client = tracking.client_for(ws)
     experiment_id = tracking.ensure_experiment(client, ws, config.tracking.experiment)
-    data_tags = {
-        "data.fingerprint": tracking.fingerprint(features["features_dir"]),
-        "data.n_train": str(features["n_train"]),
-        "data.n_valid": str(features["n_valid"]),
-        "data.first_event": features["first_event"],
-        "data.last_event": features["last_event"],
-        "run_date": run_date.isoformat(),
-        "prefect.flow_run_id": run_id,
-    }
     parent_run_id = tracking.start_parent_run(
-        client, experiment_id, f"nightly-{run_date.isoformat()}", data_tags
+        client,
+        experiment_id,
+        f"nightly-{run_date.isoformat()}",
+        {"run_date": run_date.isoformat(), "prefect.flow_run_id": run_id, "as_of": str(as_of)},
     )
     tracking.log_params(
         client, parent_run_id, tracking.flatten("", config.model_dump(mode="json", by_alias=True))
     )
-    status = "FAILED"
-    try:
-        results = []
-        for name in config.train.models:
-            trained = clock.run(
-                "train",
-                train_task,
-                name,
-                config.train,
-                features["features_dir"],
-                str(ws.models(run_date)),
-                str(ws.root),
-                experiment_id,
-                parent_run_id,
-                data_tags,
-            )
-            results.append(
-                clock.run(
-                    "evaluate",
-                    evaluate_task,
-                    trained,
-                    features["features_dir"],
-                    config.evaluate.k,
-                    str(ws.root),
+    out: dict[str, Any] = {
+        "run_id": run_id,
+        "run_date": run_date.isoformat(),
+        "as_of": as_of,
+        "workspace": str(ws.root),
+        "mlflow_uri": ws.mlflow_uri,
+        "mlflow_parent_run_id": parent_run_id,
+        "stage_seconds": clock.seconds,
+        "cached_stages": cache.hits,
+        "status": "FAILED",
+    }
+
+    def ingest_now() -> dict:
+        with ExitStack() as held:
+            if config.ingest.source == "landing":  # the landing store is shared by all dates
+                held.enter_context(
+                    file_lock(
+                        ws.locks / "landing-ingest.lock",
+                        max(config.lock.wait_seconds, LANDING_LOCK_WAIT_SECONDS),
+                        holder,
+                        "a landing-folder ingest",
+                    )
                 )
+            result = ingest_task(
+                config.ingest, run_date, str(ws.raw(run_date)), workspace_root=str(ws.root)
             )
-        promotion = clock.run(
-            "promote",
-            promote_task,
-            results,
-            features["features_dir"],
-            config.evaluate.primary_metric,
-            config.evaluate.k,
-            config.evaluate.promotion_tolerance,
-            config.tracking.registered_model,
-            str(ws.root),
-            parent_run_id,
-        )
-        scored = clock.run(
-            "score",
-            score_task,
-            validated_path,
-            ingest.get("items_path"),
-            config.tracking.registered_model,
-            str(ws.root),
-            config.score,
-            run_id,
-            run_date,
-            str(ws.scores(run_date)),
-        )
-        if config.publish.validate_output:
-            scored["output_check"] = clock.run(
-                "check",
-                check_output_task,
-                scored["path"],
+        if as_of:
+            result = {**result, "as_of": as_of_task(result["interactions_path"], run_date)}
+        return result
+
+    try:
+        with ExitStack() as held:
+            clock.run(
+                "lock",
+                held.enter_context,
+                run_lock(ws.locks, run_date, config.lock.wait_seconds, holder),
+            )
+            clock.run(
+                "lock",
+                held.enter_context,
+                database_lock(
+                    database_url, config.publish.table, run_date, config.lock.wait_seconds
+                ),
+            )
+            out["ingest"] = ingest = clock.run(
+                "ingest",
+                cache.run,
+                "ingest",
+                stage_cache.ingest_parts(config.ingest, run_date, as_of, ws.root),
+                [ws.raw(run_date)],
+                ingest_now,
+            )
+            validated_dir = ws.validated(run_date)
+            accumulate = bool(ingest.get("incremental"))
+            now_iso = cutoff(run_date).isoformat() if as_of else None
+            out["validation"] = clock.run(
+                "validate",
+                cache.run,
+                "validate",
+                stage_cache.validate_parts(
+                    ingest, config.validate_, validated_dir, ws.validation_root, accumulate, now_iso
+                ),
+                [validated_dir],
+                lambda: validate_task(
+                    ingest["interactions_path"],
+                    str(validated_dir),
+                    str(ws.validation_root),
+                    config.validate_,
+                    now_iso,
+                    items_path=ingest.get("items_path"),
+                    users_path=ingest.get("users_path"),
+                    accumulate=accumulate,
+                ),
+            )
+            validated_path = str(validated_dir / "interactions.parquet")
+            features_dir = ws.features(run_date)
+            out["features"] = features = clock.run(
+                "features",
+                cache.run,
+                "features",
+                stage_cache.features_parts(validated_path, config.features),
+                [features_dir],
+                lambda: build_features_task(validated_path, str(features_dir), config.features),
+            )
+
+            data_tags = {
+                "data.fingerprint": tracking.fingerprint(features["features_dir"]),
+                "data.n_train": str(features["n_train"]),
+                "data.n_valid": str(features["n_valid"]),
+                "data.first_event": features["first_event"],
+                "data.last_event": features["last_event"],
+                "run_date": run_date.isoformat(),
+                "prefect.flow_run_id": run_id,
+            }
+            for tag, value in data_tags.items():
+                client.set_tag(parent_run_id, tag, value)
+
+            results = []
+            for name in config.train.models:
+
+                def train_and_evaluate(name: str = name) -> dict:
+                    trained = clock.run(
+                        "train",
+                        train_task,
+                        name,
+                        config.train,
+                        features["features_dir"],
+                        str(ws.models(run_date)),
+                        str(ws.root),
+                        experiment_id,
+                        parent_run_id,
+                        data_tags,
+                        items_path=ingest.get("items_path"),
+                    )
+                    return clock.run(
+                        "evaluate",
+                        evaluate_task,
+                        trained,
+                        features["features_dir"],
+                        config.evaluate.k,
+                        str(ws.root),
+                    )
+
+                # always leave a marker; reuse it only when cache.reuse_models is on
+                result = cache.run(
+                    f"train-{name}",
+                    stage_cache.model_parts(
+                        name,
+                        config.train,
+                        features["features_dir"],
+                        ingest.get("items_path"),
+                        config.evaluate.k,
+                    ),
+                    [ws.models(run_date) / name],
+                    train_and_evaluate,
+                    still_valid=lambda r: _mlflow_run_finished(client, r["run_id"]),
+                    reuse=config.cache.reuse_models,
+                )
+                if f"train-{name}" in cache.hits:
+                    client.set_tag(parent_run_id, f"train.reused.{name}", result["run_id"])
+                    clock.seconds.setdefault("train", 0.0)
+                    clock.seconds.setdefault("evaluate", 0.0)
+                results.append(result)
+            out["models"] = [
+                {
+                    "model": r["model"],
+                    "run_id": r["run_id"],
+                    "train_seconds": r["train_seconds"],
+                    "metrics": r["metrics"],
+                    "reused": f"train-{r['model']}" in cache.hits,
+                }
+                for r in results
+            ]
+            out["promotion"] = clock.run(
+                "promote",
+                promote_task,
+                results,
+                features["features_dir"],
+                config.evaluate.primary_metric,
+                config.evaluate.k,
+                config.evaluate.promotion_tolerance,
+                config.tracking.registered_model,
+                str(ws.root),
+                parent_run_id,
+            )
+            out["scoring"] = scored = clock.run(
+                "score",
+                score_task,
                 validated_path,
                 ingest.get("items_path"),
-                config.score.deny_items,
-                str(config.score.deny_list_path) if config.score.deny_list_path else None,
-                config.score.respect_available,
-                config.score.k,
-                str(ws.validation_root),
-                scored["items_vocab_path"],
+                config.tracking.registered_model,
+                str(ws.root),
+                config.score,
+                run_id,
+                run_date,
+                str(ws.scores(run_date)),
             )
-        published = clock.run(
-            "publish",
-            publish_task,
-            scored["path"],
-            scored["similar_path"],
-            str(ws.tables),
-            config.publish.database_url or ws.database_url,
-            config.publish.table,
-            config.publish.similar_table,
-            run_date,
-            config.publish.keep_runs,
-        )
+            if config.publish.validate_output:
+                scored["output_check"] = clock.run(
+                    "check",
+                    check_output_task,
+                    scored["path"],
+                    validated_path,
+                    ingest.get("items_path"),
+                    config.score.deny_items,
+                    str(config.score.deny_list_path) if config.score.deny_list_path else None,
+                    config.score.respect_available,
+                    config.score.k,
+                    str(ws.validation_root),
+                    scored["items_vocab_path"],
+                )
+            out["monitor"] = clock.run(
+                "monitor",
+                monitor_task,
+                scored["path"],
+                validated_path,
+                str(ws.tables / config.publish.table),
+                run_date,
+                config.monitor,
+                str(ws.root),
+                parent_run_id,
+            )
+            out["published"] = clock.run(
+                "publish",
+                publish_task,
+                scored["path"],
+                scored["similar_path"],
+                str(ws.tables),
+                database_url,
+                config.publish.table,
+                config.publish.similar_table,
+                run_date,
+                config.publish.keep_runs,
+            )
         clock.run(
             "report",
             report_task,
@@ -192,34 +339,49 @@ def nightly(config: PipelineConfig | None = None, run_date: date | None = None) 
             str(ws.root),
             parent_run_id,
         )
-        status = "FINISHED"
+        out["status"] = "COMPLETED"
+    except BaseException as exc:
+        out["failed_stage"] = clock.failed
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        if getattr(exc, "figures", None) is not None:  # a monitor failure: keep its figures
+            out["monitor"] = {"figures": exc.figures, "findings": exc.findings}  # type: ignore[attr-defined]
+        raise
     finally:
-        tracking.log_metrics(
-            client, parent_run_id, {f"stage_seconds.{k}": v for k, v in clock.seconds.items()}
-        )
-        client.set_terminated(parent_run_id, status=status)
+        out["total_seconds"] = round(time.perf_counter() - started, 2)
+        _close_parent_run(client, parent_run_id, out, cache, logger)
+        publish_run_summary(out)
+    return out
 
-    return {
-        "run_id": run_id,
-        "run_date": run_date.isoformat(),
-        "workspace": str(ws.root),
-        "total_seconds": round(time.perf_counter() - started, 2),
-        "stage_seconds": clock.seconds,
-        "ingest": ingest,
-        "validation": validation,
-        "features": features,
-        "models": [
-            {
-                "model": r["model"],
-                "run_id": r["run_id"],
-                "train_seconds": r["train_seconds"],
-                "metrics": r["metrics"],
-            }
-            for r in results
-        ],
-        "promotion": promotion,
-        "scoring": scored,
-        "published": published,
-        "mlflow_uri": ws.mlflow_uri,
-        "mlflow_parent_run_id": parent_run_id,
-    }
+
+def _mlflow_run_finished(client: Any, run_id: str) -> bool:
+    """A reused model's MLflow run must still exist, finished and not deleted."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return False
+    return run.info.status == "FINISHED" and run.info.lifecycle_stage == "active"
+
+
+def _close_parent_run(client: Any, parent_run_id: str, out: dict, cache: Any, logger: Any) -> None:
+    """Stage times, cache hits and the outcome on the MLflow parent run; FAILED on failure."""
+    from tasks import tracking
+
+    finished = out["status"] == "COMPLETED"
+    try:
+        tracking.log_metrics(
+            client,
+            parent_run_id,
+            {f"stage_seconds.{k}": v for k, v in out["stage_seconds"].items()}
+            | {"total_seconds": out["total_seconds"]},
+        )
+        client.set_tag(parent_run_id, "recpipe.cached_stages", ",".join(cache.hits) or "none")
+        if not finished:
+            client.set_tag(parent_run_id, "recpipe.failed_stage", out.get("failed_stage") or "")
+            client.set_tag(parent_run_id, "recpipe.error", str(out.get("error", ""))[:5000])
+        client.set_terminated(parent_run_id, status="FINISHED" if finished else "FAILED")
+    except Exception as exc:  # never hide the stage's own error behind a tracking one
+        if finished:
+            raise
+        logger.warning("could not record the failure on MLflow run %s: %s", parent_run_id, exc)

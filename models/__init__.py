@@ -9,10 +9,18 @@ import json
 from pathlib import Path
 
 from models.base import BaseRecommender, NotFittedError, Recommender
+from models.caser import Caser
+from models.ease import EASE
+from models.gru4rec import GRU4Rec
+from models.item_knn import ItemKNN
 from models.mult_dae import MultDAE
+from models.mult_vae import MultVAE
 from models.popularity import Popularity
+from models.two_tower import TwoTower
 
-MODEL_CLASSES: dict[str, type[BaseRecommender]] = {cls.name: cls for cls in (Popularity, MultDAE)}
+MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
+    cls.name: cls for cls in (Popularity, ItemKNN, EASE, MultDAE, MultVAE, GRU4Rec, Caser, TwoTower)
+}
 
 
 def make_recommender(name: str, **params: object) -> BaseRecommender:
@@ -39,12 +47,18 @@ def load_recommender(directory: Path | str) -> BaseRecommender:
 
 
 __all__ = [
+    "EASE",
     "MODEL_CLASSES",
     "BaseRecommender",
+    "Caser",
+    "GRU4Rec",
+    "ItemKNN",
     "MultDAE",
+    "MultVAE",
     "NotFittedError",
     "Popularity",
     "Recommender",
+    "TwoTower",
     "load_recommender",
     "make_recommender",
 ]

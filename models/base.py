@@ -3,12 +3,21 @@
 In the spirit of scikit-learn and implicit:
 
 * the constructor only stores config (keyword arguments, kept in ``params``);
-* ``fit(interactions)`` learns from a users x items CSR matrix of dense indices,
-  returns ``self`` and sets learned state in attributes whose names end in ``_``;
-* ``recommend(users, k, exclude_seen=True, history=None)`` returns the top-k item
-  indices and scores per user; ``history`` (a CSR matrix with the same shape as
-  the training matrix) replaces the training interactions as the user's known
-  history, both as model input and for exclusion;
+* ``fit(interactions, sequences=None, *, item_features=None, validation=None)``
+  learns from a users x items CSR matrix of dense indices, returns ``self`` and
+  sets learned state in attributes whose names end in ``_``. The three optional
+  inputs (see :mod:`models.inputs`) are time-ordered item sequences per user,
+  dense item content features and a validation target for early stopping. A
+  model lists the ones it uses in ``fit_inputs`` and ignores the others, so a
+  caller can hand every model the same inputs; a model that cannot work without
+  one lists it in ``required_inputs`` and ``fit`` raises ``ValueError`` without it;
+* ``recommend(users, k, exclude_seen=True, history=None, sequences=None)``
+  returns the top-k item indices and scores per user; ``history`` (a CSR matrix
+  with the same items as the training matrix, rows indexed by user) replaces the
+  training interactions as the user's known history, both as model input and for
+  exclusion. ``sequences`` (indexed by user like ``history``) gives that history
+  in time order; when it is given without ``history``, the history is the set of
+  items in the sequences. Order-free models only see the set;
 * ``save(dir)`` / ``load(dir)`` round-trip exactly;
 * anything called before ``fit`` raises :class:`NotFittedError`.
 
@@ -26,6 +35,13 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import scipy.sparse as sp
 
+from models.inputs import (
+    ItemSequences,
+    check_item_features,
+    check_sequences,
+    check_validation,
+    sequences_to_csr,
+)
 from models.ranking import top_k
 
 
@@ -38,7 +54,14 @@ class Recommender(Protocol):
     name: ClassVar[str]
     personalized: ClassVar[bool]
 
-    def fit(self, interactions: sp.csr_matrix) -> Recommender: ...
+    def fit(
+        self,
+        interactions: sp.csr_matrix,
+        sequences: ItemSequences | None = None,
+        *,
+        item_features: np.ndarray | None = None,
+        validation: tuple[np.ndarray, sp.csr_matrix] | None = None,
+    ) -> Recommender: ...
 
     def recommend(
         self,
@@ -46,6 +69,7 @@ class Recommender(Protocol):
         k: int,
         exclude_seen: bool = True,
         history: sp.csr_matrix | None = None,
+        sequences: ItemSequences | None = None,
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
     def save(self, directory: Path | str) -> Path: ...
@@ -57,6 +81,10 @@ class BaseRecommender:
     name: ClassVar[str] = "base"
     personalized: ClassVar[bool] = True
     fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_",)
+    #: optional fit inputs this model uses (passed to ``_fit`` as keyword arguments)
+    fit_inputs: ClassVar[tuple[str, ...]] = ()
+    #: fit inputs this model cannot do without
+    required_inputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = dict(params)
@@ -84,7 +112,15 @@ class BaseRecommender:
         return self.train_matrix_.shape[1]
 
     # -- fitting -----------------------------------------------------------------
-    def fit(self, interactions: sp.spmatrix) -> BaseRecommender:
+    def fit(
+        self,
+        interactions: sp.spmatrix,
+        sequences: ItemSequences | None = None,
+        *,
+        item_features: np.ndarray | None = None,
+        validation: tuple[np.ndarray, sp.spmatrix] | None = None,
+    ) -> BaseRecommender:
+        """Learn from ``interactions``; optional inputs are described in :mod:`models.inputs`."""
         matrix = sp.csr_matrix(interactions, dtype=np.float32)
         if matrix.shape[0] == 0 or matrix.shape[1] == 0 or matrix.nnz == 0:
             raise ValueError(
@@ -92,11 +128,28 @@ class BaseRecommender:
                 f"{matrix.nnz} interactions); check the training split"
             )
         matrix.sum_duplicates()
+        n_users, n_items = matrix.shape
+        given = {"sequences": sequences, "item_features": item_features, "validation": validation}
+        for needed in self.required_inputs:
+            if given[needed] is None:
+                raise ValueError(
+                    f"{self.name}: fit() needs {needed}=...; this model learns from the order "
+                    "of each user's interactions. Pass sequences=[items of user 0 oldest "
+                    "first, ...] (models.inputs.sequences_from_events builds them)"
+                    if needed == "sequences"
+                    else f"{self.name}: fit() needs {needed}=...; got None"
+                )
+        if sequences is not None:
+            given["sequences"] = check_sequences(sequences, n_users, n_items, self.name)
+        if item_features is not None:
+            given["item_features"] = check_item_features(item_features, n_items, self.name)
+        if validation is not None:
+            given["validation"] = check_validation(validation, n_users, n_items, self.name)
         self.train_matrix_ = matrix
-        self._fit(matrix)
+        self._fit(matrix, **{key: given[key] for key in self.fit_inputs})
         return self
 
-    def _fit(self, matrix: sp.csr_matrix) -> None:
+    def _fit(self, matrix: sp.csr_matrix, **inputs: Any) -> None:
         raise NotImplementedError
 
     # -- scoring -----------------------------------------------------------------
@@ -104,12 +157,20 @@ class BaseRecommender:
         """Dense scores (len(users) x n_items); ``history`` holds those users' rows."""
         raise NotImplementedError
 
-    def score(self, users: np.ndarray, history: sp.csr_matrix | None = None) -> np.ndarray:
+    def _score_request(
+        self, users: np.ndarray, history: sp.csr_matrix, sequences: ItemSequences | None
+    ) -> np.ndarray:
+        """Scores for one request; order-aware models override this to use ``sequences``."""
+        return self._score(users, history)
+
+    def score(
+        self,
+        users: np.ndarray,
+        history: sp.csr_matrix | None = None,
+        sequences: ItemSequences | None = None,
+    ) -> np.ndarray:
         """Raw scores for ``users`` over every item, without exclusion."""
-        self._check_fitted()
-        users = np.asarray(users, dtype=np.int64)
-        rows = self._history_rows(users, history)
-        return self._score(users, rows)
+        return self._scores_and_rows(users, history, sequences)[0]
 
     def recommend(
         self,
@@ -117,28 +178,55 @@ class BaseRecommender:
         k: int,
         exclude_seen: bool = True,
         history: sp.csr_matrix | None = None,
+        sequences: ItemSequences | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k item indices and scores per user, best first.
 
         Where fewer than k items can be recommended the row is padded with -1 and -inf.
         """
-        self._check_fitted()
-        users = np.asarray(users, dtype=np.int64)
-        rows = self._history_rows(users, history)
-        scores = self._score(users, rows)
+        scores, rows = self._scores_and_rows(users, history, sequences)
         return top_k(scores, k, exclude=rows if exclude_seen else None)
 
-    def _history_rows(self, users: np.ndarray, history: sp.csr_matrix | None) -> sp.csr_matrix:
-        source = self.train_matrix_ if history is None else sp.csr_matrix(history)
-        if source.shape[1] != self.n_items_:
+    def _scores_and_rows(
+        self,
+        users: np.ndarray,
+        history: sp.csr_matrix | None,
+        sequences: ItemSequences | None,
+    ) -> tuple[np.ndarray, sp.csr_matrix]:
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        if sequences is not None:
+            sequences = check_sequences(sequences, len(sequences), self.n_items_, self.name)
+        rows = self._history_rows(users, history, sequences)
+        return self._score_request(users, rows, sequences), rows
+
+    def _history_rows(
+        self,
+        users: np.ndarray,
+        history: sp.csr_matrix | None,
+        sequences: ItemSequences | None = None,
+    ) -> sp.csr_matrix:
+        n_items = self.train_matrix_.shape[1]
+        if history is not None:
+            source = sp.csr_matrix(history)
+        elif sequences is not None:
+            source = sequences_to_csr(sequences, n_items)
+        else:
+            source = self.train_matrix_
+        if source.shape[1] != n_items:
             raise ValueError(
                 f"{self.name}: history has {source.shape[1]} items, the model was fitted on "
-                f"{self.n_items_}; build history with the same item vocabulary"
+                f"{n_items}; build history with the same item vocabulary"
             )
         if users.size and (users.min() < 0 or users.max() >= source.shape[0]):
             raise IndexError(
                 f"{self.name}: user indices must be in 0..{source.shape[0] - 1}, "
                 f"got {users.min()}..{users.max()}"
+            )
+        if sequences is not None and users.size and users.max() >= len(sequences):
+            raise IndexError(
+                f"{self.name}: sequences has {len(sequences)} entries, user index "
+                f"{users.max()} asked; index sequences by user like history"
             )
         return source[users]
 

@@ -6,20 +6,19 @@ negative log-likelihood of the history under the softmax of the logits. At
 scoring time the (uncorrupted) history goes through the same network, so users
 who gained interactions after training are folded in without retraining.
 
-Keras 3 with the TensorFlow backend; TensorFlow is imported only when a model is
-built, fitted or loaded.
+:class:`AutoencoderRecommender` holds what Mult-DAE and Mult-VAE
+(:mod:`models.mult_vae`) share: the loss, the batches of histories and the
+batched scoring. Keras 3; TensorFlow is imported only when a model is built.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from models.base import BaseRecommender
+from models.keras_base import KerasRecommender, keras_params, shuffled_batches
 
 
 def multinomial_nll(y_true: Any, logits: Any) -> Any:
@@ -29,58 +28,78 @@ def multinomial_nll(y_true: Any, logits: Any) -> Any:
     return -ops.sum(ops.log_softmax(logits, axis=-1) * y_true, axis=-1)
 
 
-def build_network(n_items: int, hidden_dim: int, dropout: float, l2: float, seed: int) -> Any:
-    """The autoencoder as a functional Keras model mapping histories to item logits."""
+def dense(units: int, seed: int, l2: float, name: str, activation: str | None = None) -> Any:
+    """A Glorot-initialised, optionally L2-regularised dense layer."""
     import keras
 
-    reg = keras.regularizers.L2(l2) if l2 > 0 else None
+    return keras.layers.Dense(
+        units,
+        activation=activation,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        kernel_regularizer=keras.regularizers.L2(l2) if l2 > 0 else None,
+        name=name,
+    )
+
+
+def corrupted_input(n_items: int, dropout: float, seed: int) -> tuple[Any, Any]:
+    """The history input and its L2-normalised, dropout-corrupted version."""
+    import keras
+
     inputs = keras.Input(shape=(n_items,), name="history")
     x = keras.layers.UnitNormalization(name="l2_normalize")(inputs)
-    x = keras.layers.Dropout(dropout, seed=seed, name="input_dropout")(x)
-    h = keras.layers.Dense(
-        hidden_dim,
-        activation="tanh",
-        kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
-        kernel_regularizer=reg,
-        name="encoder",
-    )(x)
-    logits = keras.layers.Dense(
-        n_items,
-        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1),
-        kernel_regularizer=reg,
-        name="decoder",
-    )(h)
+    return inputs, keras.layers.Dropout(dropout, seed=seed, name="input_dropout")(x)
+
+
+def build_network(n_items: int, hidden_dim: int, dropout: float, l2: float, seed: int) -> Any:
+    """The Mult-DAE autoencoder as a functional Keras model mapping histories to item logits."""
+    import keras
+
+    inputs, x = corrupted_input(n_items, dropout, seed)
+    h = dense(hidden_dim, seed, l2, "encoder", activation="tanh")(x)
+    logits = dense(n_items, seed + 1, l2, "decoder")(h)
     return keras.Model(inputs, logits, name="mult_dae")
 
 
-def _batches(matrix: sp.csr_matrix, batch_size: int, seed: int) -> Any:
-    """A Keras PyDataset of dense (x, x) batches from a CSR matrix, reshuffled each epoch."""
-    import keras
+class AutoencoderRecommender(KerasRecommender):
+    """Adapter for autoencoders over the user's item set: batches, loss, batched scoring."""
 
-    class _HistoryBatches(keras.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(matrix.shape[0])
+    fit_inputs: ClassVar[tuple[str, ...]] = ("validation",)
 
-        def __len__(self) -> int:
-            return int(np.ceil(matrix.shape[0] / batch_size))
+    def _loss(self) -> Any:
+        return multinomial_nll
 
-        def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
-            rows = self.order[idx * batch_size : (idx + 1) * batch_size]
-            x = matrix[rows].toarray()
+    def _fit(
+        self, matrix: sp.csr_matrix, validation: tuple[np.ndarray, sp.csr_matrix] | None = None
+    ) -> None:
+        binary = (matrix > 0).astype(np.float32).tocsr()
+        # Users with no training history carry no signal for the autoencoder.
+        active = binary[np.flatnonzero(np.diff(binary.indptr) > 0)]
+
+        def batch(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            x = active[rows].toarray()
             return x, x
 
-        def on_epoch_end(self) -> None:
-            self.order = self.rng.permutation(matrix.shape[0])
+        data = shuffled_batches(
+            active.shape[0], self.params["batch_size"], self.params["seed"], batch
+        )
+        self._train(data, validation)
 
-    return _HistoryBatches()
+    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        binary = (history > 0).astype(np.float32)
+        step = self.params["score_batch_size"]
+        out = np.empty((len(users), self.train_matrix_.shape[1]), dtype=np.float32)
+        for start in range(0, len(users), step):
+            out[start : start + step] = self._predict(
+                self.network_, binary[start : start + step].toarray()
+            )
+        return out
 
 
-class MultDAE(BaseRecommender):
+class MultDAE(AutoencoderRecommender):
+    """Mult-DAE: one tanh hidden layer, input dropout, multinomial likelihood."""
+
     name: ClassVar[str] = "mult_dae"
     personalized: ClassVar[bool] = True
-    fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "network_", "history_")
 
     def __init__(
         self,
@@ -92,60 +111,19 @@ class MultDAE(BaseRecommender):
         learning_rate: float = 1e-3,
         seed: int = 42,
         score_batch_size: int = 2048,
+        patience: int = 3,
+        val_k: int = 10,
     ) -> None:
         super().__init__(
             hidden_dim=hidden_dim,
             dropout=dropout,
             l2=l2,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            seed=seed,
-            score_batch_size=score_batch_size,
+            **keras_params(
+                epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
+            ),
         )
 
-    def _build(self, n_items: int, for_training: bool = True) -> Any:
-        import keras
-
+    def _build_network(self) -> Any:
         p = self.params
-        keras.utils.set_random_seed(p["seed"])
-        network = build_network(n_items, p["hidden_dim"], p["dropout"], p["l2"], p["seed"])
-        if not for_training:
-            return network
-        network.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
-            loss=multinomial_nll,
-        )
-        return network
-
-    def _fit(self, matrix: sp.csr_matrix) -> None:
-        binary = (matrix > 0).astype(np.float32).tocsr()
-        network = self._build(binary.shape[1])
-        # Users with no training history carry no signal for the autoencoder.
-        active = np.flatnonzero(np.diff(binary.indptr) > 0)
-        data = _batches(binary[active], self.params["batch_size"], self.params["seed"])
-        fit_history = network.fit(data, epochs=self.params["epochs"], verbose=0, shuffle=False)
-        self.network_ = network
-        self.history_ = {k: [float(v) for v in vals] for k, vals in fit_history.history.items()}
-
-    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        from keras import ops
-
-        binary = (history > 0).astype(np.float32)
-        step = self.params["score_batch_size"]
-        out = np.empty((len(users), self.n_items_), dtype=np.float32)
-        for start in range(0, len(users), step):
-            x = binary[start : start + step].toarray()
-            out[start : start + step] = ops.convert_to_numpy(self.network_(x, training=False))
-        return out
-
-    def _save_state(self, directory: Path) -> None:
-        # Weights of the layers only: a loaded model scores, it does not resume training.
-        self.network_.save_weights(directory / "network.weights.h5")
-        (directory / "history.json").write_text(json.dumps(self.history_))
-
-    def _load_state(self, directory: Path) -> None:
-        network = self._build(self.train_matrix_.shape[1], for_training=False)
-        network.load_weights(directory / "network.weights.h5")
-        self.network_ = network
-        self.history_ = json.loads((directory / "history.json").read_text())
+        n_items = self.train_matrix_.shape[1]
+        return build_network(n_items, p["hidden_dim"], p["dropout"], p["l2"], p["seed"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -135,22 +136,109 @@ class PopularityConfig(_Section):
     pass
 
 
-class MultDAEConfig(_Section):
+class ItemKNNConfig(_Section):
+    """Item-kNN: cosine item-item similarity with shrinkage, top neighbours kept."""
+
+    neighbors: int = Field(100, ge=1)
+    shrinkage: float = Field(10.0, ge=0)
+
+
+class EASEConfig(_Section):
+    """EASE (Steck 2019): closed-form item-item model, L2 regularisation."""
+
+    l2: float = Field(500.0, gt=0)
+
+
+class _KerasConfig(_Section):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=8)
+    learning_rate: float = Field(1e-3, gt=0)
+    seed: int = 42
+    patience: int = Field(3, ge=1)
+
+
+class MultDAEConfig(_KerasConfig):
     """Mult-DAE (Liang et al., 2018): one hidden layer, multinomial likelihood."""
 
     hidden_dim: int = Field(200, ge=8)
     dropout: float = Field(0.5, ge=0, lt=1)
     l2: float = Field(1e-5, ge=0)
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(128, ge=8)
-    learning_rate: float = Field(1e-3, gt=0)
-    seed: int = 42
+
+
+class MultVAEConfig(_KerasConfig):
+    """Mult-VAE (Liang et al., 2018): KL annealing up to ``anneal_cap``."""
+
+    hidden_dim: int = Field(600, ge=8)
+    latent_dim: int = Field(200, ge=2)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    l2: float = Field(0.0, ge=0)
+    anneal_cap: float = Field(0.2, ge=0, le=1)
+    total_anneal_steps: int = Field(20000, ge=1)
+    epochs: int = Field(50, ge=1)
+    patience: int = Field(5, ge=1)
+
+
+class GRU4RecConfig(_KerasConfig):
+    """GRU4Rec-style next-item model over each user's time-ordered history."""
+
+    cell: Literal["gru", "lstm"] = "gru"
+    embedding_dim: int = Field(64, ge=4)
+    hidden_dim: int = Field(128, ge=4)
+    max_len: int = Field(50, ge=2)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    batch_size: int = Field(64, ge=8)
+
+
+class CaserConfig(_KerasConfig):
+    """Caser (Tang & Wang 2018): horizontal and vertical convolutions over the last L items."""
+
+    embedding_dim: int = Field(50, ge=4)
+    max_len: int = Field(5, ge=2)
+    n_h: int = Field(16, ge=1)
+    n_v: int = Field(4, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    l2: float = Field(1e-6, ge=0)
+    batch_size: int = Field(256, ge=8)
+
+
+class TwoTowerConfig(_KerasConfig):
+    """User and item towers; the item tower reads content features when there are some."""
+
+    embedding_dim: int = Field(64, ge=4)
+    hidden_dims: list[int] = [128]
+    loss: Literal["softmax", "bpr"] = "softmax"
+    temperature: float = Field(0.1, gt=0)
+    logq_correction: bool = True
+    id_dropout: float = Field(0.0, ge=0, lt=1)
+    l2: float = Field(0.0, ge=0)
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(256, ge=8)
+
+
+ModelName = Literal[
+    "popularity", "item_knn", "ease", "mult_dae", "mult_vae", "gru4rec", "caser", "two_tower"
+]
 
 
 class TrainConfig(_Section):
-    models: list[Literal["popularity", "mult_dae"]] = ["popularity", "mult_dae"]
+    """Which models the nightly run trains (the popularity baseline is always worth keeping:
+    the promotion gate compares against it) and each model's settings.
+
+    Keras models stop early on NDCG over the last ``early_stopping_days`` of the
+    training period, carved out of training; the hold-out that decides promotion
+    is never used for training or tuning.
+    """
+
+    models: list[ModelName] = ["popularity", "ease", "mult_dae"]
+    early_stopping_days: int = Field(7, ge=1)
     popularity: PopularityConfig = PopularityConfig()
+    item_knn: ItemKNNConfig = ItemKNNConfig()
+    ease: EASEConfig = EASEConfig()
     mult_dae: MultDAEConfig = MultDAEConfig()
+    mult_vae: MultVAEConfig = MultVAEConfig()
+    gru4rec: GRU4RecConfig = GRU4RecConfig()
+    caser: CaserConfig = CaserConfig()
+    two_tower: TwoTowerConfig = TwoTowerConfig()
 
 
 class EvaluateConfig(_Section):
@@ -194,6 +282,85 @@ class PublishConfig(_Section):
     validate_output: bool = True
 
 
+class ScheduleConfig(_Section):
+    """When the served deployment runs (``recpipe serve``; see prefect.yaml for ``prefect deploy``).
+
+    ``cron``: five fields, minute hour day month weekday, read in ``timezone`` (IANA name).
+    Scheduled runs have no ``run_date``: the flow takes today's date (UTC) when it starts.
+    """
+
+    deployment: str = Field("recpipe-nightly", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        fields = value.split()
+        if len(fields) != 5 or not all(re.fullmatch(r"[0-9*/,\-A-Za-z?]+", f) for f in fields):
+            raise ValueError(
+                "expected a cron expression with five fields (minute hour day month weekday), "
+                "e.g. '0 2 * * *' for 02:00 every day"
+            )
+        return " ".join(fields)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                "unknown timezone; use an IANA name such as 'UTC' or 'Europe/Paris'"
+            ) from exc
+        return value
+
+
+class MonitorConfig(_Section):
+    """Thresholds on tonight's recommendations, checked before publishing (tasks/monitor.py).
+
+    Drift compares with the previous run date's published partition: ``*_jaccard`` bounds
+    the mean Jaccard similarity of users' top-K lists, ``*_top1_changed`` the share of users
+    whose first item changed. ``*_coverage`` bounds the share of the catalog recommended to
+    someone, ``*_gini`` the concentration of recommendations on few items (0 even, 1 one
+    item). A ``warn_*`` threshold crossed logs a warning and the run publishes; a ``fail_*``
+    threshold crossed fails the run before publishing, so the previous tables keep serving.
+    ``None`` switches a check off.
+    """
+
+    warn_min_jaccard: float | None = Field(0.1, ge=0, le=1)
+    fail_min_jaccard: float | None = Field(None, ge=0, le=1)
+    warn_max_top1_changed: float | None = Field(None, ge=0, le=1)
+    fail_max_top1_changed: float | None = Field(None, ge=0, le=1)
+    warn_min_coverage: float | None = Field(None, ge=0, le=1)
+    fail_min_coverage: float | None = Field(None, ge=0, le=1)
+    warn_max_gini: float | None = Field(None, ge=0, le=1)
+    fail_max_gini: float | None = Field(None, ge=0, le=1)
+
+
+class CacheConfig(_Section):
+    """Skip stages whose inputs are unchanged since they last ran for the same date.
+
+    ``enabled``: ingest, validate and features are skipped when a content hash of their
+    inputs, settings and code matches the marker their last run left and their outputs are
+    untouched (tasks/stage_cache.py). ``reuse_models`` (off by default): also reuse the
+    models trained and evaluated for the same date from identical features, settings and
+    code, instead of training them again.
+    """
+
+    enabled: bool = True
+    reuse_models: bool = False
+
+
+class LockConfig(_Section):
+    """One run per date at a time (tasks/locking.py): a second run for a date that is being
+    run waits up to ``wait_seconds`` for the first to finish, then fails without writing."""
+
+    wait_seconds: float = Field(0.0, ge=0)
+
+
 class PipelineConfig(_Section):
     workspace: Path = Path(DEFAULT_WORKSPACE)
     ingest: IngestConfig = IngestConfig()
@@ -204,6 +371,10 @@ class PipelineConfig(_Section):
     tracking: TrackingConfig = TrackingConfig()
     score: ScoreConfig = ScoreConfig()
     publish: PublishConfig = PublishConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    cache: CacheConfig = CacheConfig()
+    lock: LockConfig = LockConfig()
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

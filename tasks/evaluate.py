@@ -29,7 +29,7 @@ from tasks.score import score_users
 class Holdout:
     """Raw-id frames: the training history and the relevant hold-out items per user."""
 
-    train: pd.DataFrame  # user_id, item_id (history of the evaluated users)
+    train: pd.DataFrame  # user_id, item_id, timestamp (history of the evaluated users)
     relevant: pd.DataFrame  # user_id, item_id (new items in the validation period)
 
 
@@ -41,11 +41,13 @@ def holdout_from_features(features: FeatureSet) -> Holdout:
             {
                 "user_id": features.users.raw(frame["user_idx"]).astype(str),
                 "item_id": features.items.raw(frame["item_idx"]).astype(str),
+                "timestamp": frame["timestamp"].to_numpy(),
             }
-        ).drop_duplicates()
+        )
 
-    train, valid = raw(features.train), raw(features.valid)
-    seen = pd.MultiIndex.from_frame(train)
+    train = raw(features.train)  # every event, in time order (sequence models read it)
+    valid = raw(features.valid).drop_duplicates(["user_id", "item_id"])[["user_id", "item_id"]]
+    seen = pd.MultiIndex.from_frame(train[["user_id", "item_id"]])
     new = valid[~pd.MultiIndex.from_frame(valid).isin(seen)]
     new = new[new["user_id"].isin(train["user_id"])]
     return Holdout(
@@ -71,7 +73,9 @@ def evaluate_bundle(
     scored = score_users(model, users, items, holdout.train, k)
     seconds = time.perf_counter() - start
     eval_users = IdVocabulary(holdout.relevant["user_id"])
-    all_items = IdVocabulary(pd.concat([scored["item_id"], holdout.relevant["item_id"]]))
+    all_items = IdVocabulary(
+        pd.concat([pd.Series(items.ids.astype(str)), holdout.relevant["item_id"]])
+    )
     recommended = np.full((len(eval_users), k), -1, dtype=np.int64)
     rows = eval_users.index(scored["user_id"])
     recommended[rows, scored["rank"].to_numpy() - 1] = all_items.index(scored["item_id"])
@@ -85,7 +89,15 @@ def evaluate_bundle(
         ),
         shape=(len(eval_users), len(all_items)),
     )
-    metrics = evaluate_rankings(recommended, relevant, k)
+    known = all_items.index(holdout.train["item_id"])
+    train = sp.csr_matrix(
+        (
+            np.ones(int((known >= 0).sum()), dtype=np.float32),
+            (eval_users.index(holdout.train["user_id"])[known >= 0], known[known >= 0]),
+        ),
+        shape=(len(eval_users), len(all_items)),
+    )
+    metrics = evaluate_rankings(recommended, relevant, k, train=train, n_items=len(items))
     metrics["scoring_seconds"] = round(seconds, 3)
     return metrics
 

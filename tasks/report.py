@@ -1,4 +1,6 @@
-"""Report: figures and counts of the night on the nightly parent MLflow run."""
+"""Report: figures and counts of the night on the nightly parent MLflow run, and the run
+summary as Prefect artifacts (Markdown ``recpipe-run-summary``, table ``recpipe-run-figures``),
+written by the flow at the end of every run, also a failed one."""
 
 from __future__ import annotations
 
@@ -64,3 +66,169 @@ def report_task(
     metrics.update({f"published.users_{s}": float(n) for s, n in by_strategy.items()})
     tracking.log_metrics(client, parent_run_id, metrics)
     return {"coverage": coverage}
+
+
+# -- the run summary: Prefect artifacts, also when the run fails -------------------------
+SUMMARY_KEY = "recpipe-run-summary"
+FIGURES_KEY = "recpipe-run-figures"
+
+
+def _fmt(value: object, digits: int = 4) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def summary_figures(out: dict) -> list[dict]:
+    """The night's key figures as rows ``{section, figure, value}`` (the table artifact)."""
+    rows: list[dict] = []
+
+    def add(section: str, figure: str, value: object) -> None:
+        rows.append({"section": section, "figure": figure, "value": _fmt(value)})
+
+    add("run", "status", out.get("status"))
+    if out.get("failed_stage") or out.get("error"):
+        add("run", "failed stage", out.get("failed_stage"))
+    add("run", "seconds", _fmt(out.get("total_seconds"), 1))
+    add("run", "cached stages", ", ".join(out.get("cached_stages") or {}) or "none")
+    v = out.get("validation") or {}
+    for key in ("rows_read", "rows_accepted", "rows_quarantined", "duplicates_dropped"):
+        if key in v:
+            add("data", key.replace("_", " "), v[key])
+    for m in out.get("models") or []:
+        for name, value in m["metrics"].items():
+            if name.startswith(("ndcg@", "recall@")):
+                add("models", f"{m['model']} {name}", value)
+    p = out.get("promotion") or {}
+    if p:
+        verdict = "promoted" if p.get("promote") else "rejected"
+        add(
+            "promotion",
+            "decision",
+            f"{p.get('challenger')} v{p.get('challenger_version')} {verdict}",
+        )
+        add("promotion", "champion serving", f"v{p.get('champion_version')}")
+    s = out.get("scoring") or {}
+    for strategy, users in sorted((s.get("users_by_strategy") or {}).items()):
+        add("scoring", f"users {strategy}", users)
+    if s:
+        add("scoring", "rows", s.get("rows"))
+    figures = (out.get("monitor") or {}).get("figures") or {}
+    for key in ("mean_jaccard", "top1_changed_share", "users_compared", "coverage", "gini"):
+        if key in figures:
+            add("monitor", key.replace("_", " "), figures[key])
+    if out.get("published"):
+        add("publish", "rows", out["published"].get("rows"))
+    return rows
+
+
+def summary_markdown(out: dict) -> str:
+    """The night in Markdown: data, models, promotion, scoring, monitoring, stages."""
+    status = out.get("status", "FAILED")
+    lines = [f"# recpipe nightly {out.get('run_date')}: {status}", ""]
+    lines.append(
+        f"flow run `{out.get('run_id')}` · MLflow parent run `{out.get('mlflow_parent_run_id')}`"
+        f" · {_fmt(out.get('total_seconds'), 1)} s"
+        + (" · as of the end of the run date" if out.get("as_of") else "")
+    )
+    if status != "COMPLETED":
+        lines += [
+            "",
+            f"**stage {out.get('failed_stage') or '?'} failed**: {out.get('error')}",
+            "",
+            "Nothing was published by this run; the previous tables keep serving.",
+        ]
+    v = out.get("validation") or {}
+    if v:
+        lines += ["", "## Data", "", "| rows | count |", "|---|---:|"]
+        for key in ("rows_read", "rows_accepted", "rows_quarantined", "duplicates_dropped"):
+            lines.append(f"| {key.replace('rows_', '').replace('_', ' ')} | {_fmt(v.get(key))} |")
+        dropped = ((out.get("ingest") or {}).get("as_of") or {}).get("rows_dropped")
+        if dropped:
+            lines.append(f"| after the run date (as of) | {_fmt(dropped)} |")
+    models = out.get("models") or []
+    if models:
+        names = [n for n in models[0]["metrics"] if n.startswith(("ndcg@", "recall@"))]
+        lines += ["", "## Models (hold-out)", ""]
+        lines.append("| model | " + " | ".join(names) + " | train s | |")
+        lines.append("|---|" + "---:|" * len(names) + "---:|---|")
+        for m in models:
+            cells = " | ".join(_fmt(m["metrics"].get(n)) for n in names)
+            note = "reused" if m.get("reused") else ""
+            lines.append(f"| {m['model']} | {cells} | {_fmt(m['train_seconds'], 1)} | {note} |")
+    p = out.get("promotion") or {}
+    if p:
+        verdict = "**promoted**" if p.get("promote") else "**not promoted**"
+        lines += [
+            "",
+            "## Promotion",
+            "",
+            f"{p.get('challenger')} v{p.get('challenger_version')} {verdict}: {p.get('reason')}  ",
+            f"champion serving: {p.get('registered_name')} v{p.get('champion_version')}",
+        ]
+    s = out.get("scoring") or {}
+    if s:
+        lines += ["", "## Scoring", "", "| strategy | users |", "|---|---:|"]
+        for strategy, users in sorted((s.get("users_by_strategy") or {}).items()):
+            lines.append(f"| {strategy} | {_fmt(users)} |")
+        lines.append(f"| **rows** | {_fmt(s.get('rows'))} |")
+    mon = out.get("monitor") or {}
+    if mon.get("figures"):
+        f = mon["figures"]
+        previous = mon.get("previous_run_date") or "no previous run"
+        lines += ["", f"## Monitoring (against {previous})", "", "| figure | value |", "|---|---:|"]
+        lines.append(f"| mean Jaccard of top-K lists | {_fmt(f.get('mean_jaccard'))} |")
+        lines.append(f"| users whose top-1 changed | {_fmt(f.get('top1_changed_share'))} |")
+        lines.append(
+            f"| users compared / new / gone | {_fmt(f.get('users_compared'))} / "
+            f"{_fmt(f.get('users_new'))} / {_fmt(f.get('users_gone'))} |"
+        )
+        lines.append(f"| catalog coverage | {_fmt(f.get('coverage'))} |")
+        lines.append(f"| Gini of recommendations | {_fmt(f.get('gini'))} |")
+        for finding in mon.get("findings") or []:
+            lines.append(f"\n- {finding['level']}: {finding['message']}")
+    if out.get("published"):
+        pub = out["published"]
+        lines += [
+            "",
+            "## Published",
+            "",
+            f"{_fmt(pub.get('rows'))} rows to `{pub.get('parquet')}` and table `{pub.get('table')}`",
+        ]
+    cached = out.get("cached_stages") or {}
+    lines += ["", "## Stages (seconds)", "", "| stage | seconds | |", "|---|---:|---|"]
+    for stage, seconds in (out.get("stage_seconds") or {}).items():
+        note = "cached" if stage in cached else ""
+        if stage == "train" and any(f"train-{m['model']}" in cached for m in models):
+            note = "models reused"
+        lines.append(f"| {stage} | {seconds:.2f} | {note} |")
+    return "\n".join(lines) + "\n"
+
+
+def publish_run_summary(out: dict) -> bool:
+    """Create the summary artifacts inside a flow run; never raises (the run's outcome wins)."""
+    import logging
+
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is None:
+        return False
+    try:
+        from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+        create_markdown_artifact(
+            key=SUMMARY_KEY, markdown=summary_markdown(out), description="recpipe nightly run"
+        )
+        create_table_artifact(
+            key=FIGURES_KEY, table=summary_figures(out), description="recpipe nightly figures"
+        )
+    except Exception as exc:  # noqa: BLE001 - a summary must not change the run's outcome
+        logging.getLogger(__name__).warning("run summary artifacts not created: %s", exc)
+        return False
+    return True

@@ -175,11 +175,17 @@ def score_blocks(
 def _rank(
     scores: np.ndarray, history: sp.csr_matrix, catalog: Catalog, k: int, cap: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    scores = np.array(scores, dtype=np.float32, copy=True)
-    scores[:, catalog.blocked] = -np.inf
+    """Top-k after exclusions. A fresh, writeable float32 block is modified in place
+    (models return new arrays, or read-only views such as popularity's broadcast)."""
+    if not (scores.dtype == np.float32 and scores.flags.writeable):
+        scores = np.array(scores, dtype=np.float32, copy=True)
+    if catalog.blocked.any():
+        scores[:, catalog.blocked] = -np.inf
     if cap is None:
-        return top_k(scores, k, exclude=history)
-    candidates, cand_scores = top_k(scores, min(catalog.n_items, k * 4), exclude=history)
+        return top_k(scores, k, exclude=history, overwrite=True)
+    candidates, cand_scores = top_k(
+        scores, min(catalog.n_items, k * 4), exclude=history, overwrite=True
+    )
     return cap_per_genre(candidates, cand_scores, catalog.genre, k, cap)
 
 

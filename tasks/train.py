@@ -1,16 +1,23 @@
-"""Train: fit each configured model on the training split; one MLflow child run each."""
+"""Train: fit each configured model on the training split; one MLflow child run each.
+
+Every model receives the same inputs (see ``tasks/model_inputs.py``): the
+interaction matrix, time-ordered sequences, item content features and an
+early-stopping target carved from the end of the training period; each model
+uses what it needs.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-import scipy.sparse as sp
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models import BaseRecommender, make_recommender
 from tasks.config import TrainConfig
+from tasks.model_inputs import FitInputs, build_fit_inputs
 
 
 def model_params(name: str, config: TrainConfig) -> dict:
@@ -18,13 +25,11 @@ def model_params(name: str, config: TrainConfig) -> dict:
     return getattr(config, name).model_dump()
 
 
-def train_model(
-    name: str, config: TrainConfig, train: sp.csr_matrix
-) -> tuple[BaseRecommender, float]:
+def train_model(name: str, config: TrainConfig, inputs: FitInputs) -> tuple[BaseRecommender, float]:
     """Fit model ``name``; return it and the training time in seconds."""
     model = make_recommender(name, **model_params(name, config))
     start = time.perf_counter()
-    model.fit(train)
+    model.fit(inputs.train, **inputs.kwargs())
     return model, time.perf_counter() - start
 
 
@@ -39,6 +44,7 @@ def train_task(
     parent_run_id: str,
     data_tags: dict[str, str],
     config_params: dict[str, str] | None = None,
+    items_path: str | None = None,
 ) -> dict:
     from models.vocab import save_bundle
     from tasks import tracking
@@ -46,7 +52,9 @@ def train_task(
     from tasks.workspace import Workspace
 
     features = load_features(features_dir)
-    model, seconds = train_model(name, config, features.matrix("train"))
+    items_frame = pd.read_parquet(items_path) if items_path else None
+    inputs = build_fit_inputs(features, items_frame, config.early_stopping_days)
+    model, seconds = train_model(name, config, inputs)
     bundle_dir = save_bundle(Path(models_dir) / name, model, features.users, features.items)
 
     client = tracking.client_for(Workspace.at(workspace_root))

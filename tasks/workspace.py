@@ -42,6 +42,16 @@ class Workspace:
         return self._dir("scores", f"run_date={run_date.isoformat()}")
 
     @property
+    def stage_markers(self) -> Path:
+        """Skip markers of cached stages (tasks/stage_cache.py), one file per stage and date."""
+        return self._dir("cache", "stages")
+
+    @property
+    def locks(self) -> Path:
+        """Run locks (tasks/locking.py): one file per run date, held while a run goes on."""
+        return self._dir("locks")
+
+    @property
     def tables(self) -> Path:
         return self._dir("tables")
 

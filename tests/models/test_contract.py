@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from models import MODEL_CLASSES, NotFittedError, load_recommender, make_recommender
 
+# Tiny, fast settings: enough to learn the checkerboard, a few seconds per fit.
 FAST_PARAMS = {
     "popularity": {},
+    "item_knn": {"neighbors": 5, "shrinkage": 1.0},
+    "ease": {"l2": 20.0},
     "mult_dae": {
         "hidden_dim": 16,
         "epochs": 40,
@@ -17,7 +22,48 @@ FAST_PARAMS = {
         "dropout": 0.2,
         "learning_rate": 1e-2,
     },
+    "mult_vae": {
+        "hidden_dim": 16,
+        "latent_dim": 8,
+        "epochs": 20,
+        "batch_size": 24,
+        "dropout": 0.2,
+        "learning_rate": 3e-2,
+        "total_anneal_steps": 20,
+    },
+    "gru4rec": {
+        "embedding_dim": 8,
+        "hidden_dim": 16,
+        "max_len": 3,
+        "epochs": 20,
+        "batch_size": 24,
+        "learning_rate": 3e-2,
+        "dropout": 0.0,
+    },
+    "caser": {
+        "embedding_dim": 32,
+        "max_len": 1,
+        "n_h": 8,
+        "n_v": 4,
+        "l2": 1e-3,
+        "epochs": 20,
+        "batch_size": 24,
+        "learning_rate": 1e-2,
+    },
+    "two_tower": {
+        "embedding_dim": 8,
+        "hidden_dims": [16],
+        "epochs": 20,
+        "batch_size": 24,
+        "learning_rate": 3e-2,
+    },
 }
+
+
+# Caser sees only two transitions per user here, and its user embedding can memorise
+# them: it learns the parity (chance is 1/3 of the top 3 right) but less sharply
+# than the others (0.88-0.93 over seeds 1, 2, 3, 7, 42 with these settings).
+MIN_PARITY = {"caser": 0.85}
 
 
 def checkerboard(n_users: int = 24, n_items: int = 12, seed: int = 0) -> sp.csr_matrix:
@@ -32,15 +78,37 @@ def checkerboard(n_users: int = 24, n_items: int = 12, seed: int = 0) -> sp.csr_
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_items))
 
 
+def checkerboard_sequences(matrix: sp.csr_matrix, seed: int = 1) -> list[np.ndarray]:
+    """Each user's items of ``matrix`` in a random (seeded) time order: the same events."""
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(matrix[u].indices) for u in range(matrix.shape[0])]
+
+
 @pytest.fixture(params=sorted(MODEL_CLASSES))
 def name(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def fitted(name: str, matrix: sp.csr_matrix | None = None):
-    return make_recommender(name, **FAST_PARAMS[name]).fit(
-        checkerboard() if matrix is None else matrix
-    )
+def fit_fresh(name: str):
+    """``(model, what fit returned)`` on the checkerboard. Every model gets the
+    sequences; the ones that need order use them, the others ignore them."""
+    matrix = checkerboard()
+    model = make_recommender(name, **FAST_PARAMS[name])
+    return model, model.fit(matrix, checkerboard_sequences(matrix))
+
+
+@functools.cache
+def fitted_once(name: str):
+    return fit_fresh(name)
+
+
+def fitted(name: str):
+    """One fitted model per name, shared by the tests that only read it (fits are slow)."""
+    return fitted_once(name)[0]
+
+
+def test_every_model_has_fast_test_params() -> None:
+    assert sorted(FAST_PARAMS) == sorted(MODEL_CLASSES)
 
 
 def test_constructor_only_stores_config(name: str) -> None:
@@ -50,12 +118,13 @@ def test_constructor_only_stores_config(name: str) -> None:
 
 
 def test_fit_returns_self_and_sets_trailing_underscore_state(name: str) -> None:
-    model = make_recommender(name, **FAST_PARAMS[name])
-    assert model.fit(checkerboard()) is model
+    model, returned = fitted_once(name)
+    assert returned is model
     assert model.is_fitted
     assert model.fitted_attributes and all(a.endswith("_") for a in model.fitted_attributes)
     for attr in model.fitted_attributes:
         assert getattr(model, attr) is not None
+    assert set(model.required_inputs) <= set(model.fit_inputs)
 
 
 def test_use_before_fit_raises_not_fitted(name: str, tmp_path) -> None:
@@ -68,7 +137,7 @@ def test_use_before_fit_raises_not_fitted(name: str, tmp_path) -> None:
 
 def test_recommends_k_distinct_unseen_items(name: str) -> None:
     matrix = checkerboard()
-    model = fitted(name, matrix)
+    model = fitted(name)
     users = np.arange(matrix.shape[0])
     items, scores = model.recommend(users, 5)
     assert items.shape == scores.shape == (len(users), 5)
@@ -79,15 +148,14 @@ def test_recommends_k_distinct_unseen_items(name: str) -> None:
 
 
 def test_pads_when_fewer_than_k_items_are_left(name: str) -> None:
-    model = fitted(name)
-    items, scores = model.recommend(np.array([0]), 20)
+    items, scores = fitted(name).recommend(np.array([0]), 20)
     assert (items[0] >= 0).sum() == 12 - 3
     assert np.all(items[0, 9:] == -1) and np.all(np.isneginf(scores[0, 9:]))
 
 
 def test_same_seed_same_result(name: str) -> None:
     a = fitted(name).recommend(np.arange(6), 4)
-    b = fitted(name).recommend(np.arange(6), 4)
+    b = fit_fresh(name)[0].recommend(np.arange(6), 4)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
 
@@ -103,20 +171,27 @@ def test_save_load_round_trip(name: str, tmp_path) -> None:
 
 
 def test_history_argument_replaces_training_history(name: str) -> None:
-    model = fitted(name)
     history = sp.csr_matrix(np.ones((24, 12)))
     history[0, 11] = 0
     history.eliminate_zeros()
-    items, _ = model.recommend(np.array([0]), 3, history=history)
+    items, _ = fitted(name).recommend(np.array([0]), 3, history=history)
     assert items[0, 0] == 11 and np.all(items[0, 1:] == -1)
 
 
-def test_mult_dae_learns_the_checkerboard() -> None:
-    matrix = checkerboard()
-    model = fitted("mult_dae", matrix)
-    items, _ = model.recommend(np.arange(24), 3)
+def test_sequences_argument_replaces_training_history(name: str) -> None:
+    sequences = [np.arange(12)] * 24
+    sequences[0] = np.array([3, 1, 0, 2, 4, 5, 6, 7, 8, 9, 10])  # everything but item 11
+    items, _ = fitted(name).recommend(np.array([0]), 3, sequences=sequences)
+    assert items[0, 0] == 11 and np.all(items[0, 1:] == -1)
+
+
+@pytest.mark.parametrize(
+    "personal", sorted(n for n, cls in MODEL_CLASSES.items() if cls.personalized)
+)
+def test_learns_the_checkerboard(personal: str) -> None:
+    items, _ = fitted(personal).recommend(np.arange(24), 3)
     parity_ok = (items % 2) == (np.arange(24)[:, None] % 2)
-    assert parity_ok.mean() >= 0.95
+    assert parity_ok.mean() >= MIN_PARITY.get(personal, 0.95)
 
 
 def test_popularity_known_order() -> None:
@@ -132,3 +207,16 @@ def test_popularity_known_order() -> None:
 def test_unknown_model_name() -> None:
     with pytest.raises(ValueError, match="unknown model 'nope'; expected one of"):
         make_recommender("nope")
+
+
+def test_importing_models_stays_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, models; "
+        "heavy = [m for m in ('tensorflow', 'keras', 'prefect', 'mlflow') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -28,3 +28,18 @@ def test_unknown_keys_and_bad_values_are_clear_errors(tmp_path) -> None:
         load_config(overrides={"train": {"models": ["bert"]}}, environ={})
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.toml", environ={})
+
+
+def test_every_model_section_builds_its_model() -> None:
+    from typing import get_args
+
+    from models import MODEL_CLASSES, make_recommender
+    from tasks.config import ModelName, TrainConfig
+    from tasks.train import model_params
+
+    assert set(get_args(ModelName)) == set(MODEL_CLASSES)
+    config = TrainConfig()
+    for name in MODEL_CLASSES:
+        params = model_params(name, config)
+        model = make_recommender(name, **params)
+        assert {key: model.params[key] for key in params} == params

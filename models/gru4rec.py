@@ -1,0 +1,103 @@
+"""GRU4Rec (Hidasi et al., "Session-based Recommendations with Recurrent Neural
+Networks", ICLR 2016), for users' histories instead of sessions.
+
+item embedding -> GRU (or LSTM, ``cell``) -> dropout -> full softmax over items.
+Each user's sequence is cut into consecutive windows of ``max_len`` steps and the
+network predicts the next item at every step of a window (GRU4Rec's
+session-parallel training applied to fixed windows: every interaction after a
+user's first is a target exactly once). The loss is the full softmax
+cross-entropy (the paper samples negatives; with a few thousand items the full
+softmax is affordable and the better objective). Scoring feeds the user's last
+``max_len`` items and ranks items by the logits after the last one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from models.inputs import ItemSequences
+from models.keras_base import keras_params, shuffled_batches
+from models.sequential import SequenceRecommender, left_padded, sequence_windows
+
+
+class GRU4Rec(SequenceRecommender):
+    """Recurrent next-item model over each user's time-ordered history."""
+
+    name: ClassVar[str] = "gru4rec"
+    personalized: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        cell: Literal["gru", "lstm"] = "gru",
+        embedding_dim: int = 64,
+        hidden_dim: int = 128,
+        max_len: int = 50,
+        dropout: float = 0.2,
+        epochs: int = 30,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        seed: int = 42,
+        score_batch_size: int = 1024,
+        patience: int = 3,
+        val_k: int = 10,
+    ) -> None:
+        super().__init__(
+            cell=cell,
+            embedding_dim=embedding_dim,
+            hidden_dim=hidden_dim,
+            max_len=max_len,
+            dropout=dropout,
+            **keras_params(
+                epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
+            ),
+        )
+
+    def _build_network(self) -> Any:
+        import keras
+
+        p = self.params
+        if p["cell"] not in ("gru", "lstm"):
+            raise ValueError(f"gru4rec: cell must be 'gru' or 'lstm', got {p['cell']!r}")
+        n_items, seed = self.train_matrix_.shape[1], p["seed"]
+        rnn_class = keras.layers.GRU if p["cell"] == "gru" else keras.layers.LSTM
+        items = keras.Input(shape=(p["max_len"],), dtype="int32", name="items")
+        x = keras.layers.Embedding(
+            n_items + 1,
+            p["embedding_dim"],
+            mask_zero=True,
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=0.05, seed=seed),
+            name="item_embedding",
+        )(items)
+        states = rnn_class(
+            p["hidden_dim"],
+            return_sequences=True,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1),
+            recurrent_initializer=keras.initializers.Orthogonal(seed=seed + 2),
+            name="rnn",
+        )(x)
+        dropout = keras.layers.Dropout(p["dropout"], seed=seed + 3, name="dropout")
+        output = keras.layers.Dense(
+            n_items,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 4),
+            name="item_logits",
+        )
+        # Scoring only needs the logits after the last step; same layers, same weights.
+        self._scorer = keras.Model(items, output(dropout(states[:, -1, :])), name="gru4rec_last")
+        return keras.Model(items, output(dropout(states)), name="gru4rec")
+
+    def _loss(self) -> Any:
+        import keras
+
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1)
+
+    def _training_data(self, sequences: list[np.ndarray]) -> Any:
+        x, y = sequence_windows(sequences, self.params["max_len"])
+        return shuffled_batches(
+            len(x), self.params["batch_size"], self.params["seed"], lambda r: (x[r], y[r])
+        )
+
+    def _score_sequences(self, users: np.ndarray, sequences: ItemSequences) -> np.ndarray:
+        items = left_padded(sequences, self.params["max_len"])
+        return self._batched(self._scorer, items)

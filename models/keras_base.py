@@ -1,0 +1,196 @@
+"""What every Keras recommender shares: seeding, batching, early stopping, persistence.
+
+Pattern of TensorFlow Recommenders, in Keras 3: a model class builds small Keras
+layers/towers and an explicit loss; :class:`KerasRecommender` is the adapter that
+satisfies the :mod:`models.base` protocol around them.
+
+* Seeded: ``keras.utils.set_random_seed(seed)`` before building, and batches
+  shuffled by a ``numpy`` generator seeded with ``seed``; the same seed gives the
+  same recommendations.
+* ``fit(..., validation=(users, relevant))``: after every epoch the model ranks
+  all items for the validation users (training items excluded) and computes
+  NDCG@``val_k`` with :func:`models.metrics.ndcg_at_k`; training stops after
+  ``patience`` epochs without improvement and the best epoch's weights are kept.
+* ``history_``: per-epoch ``loss`` (and ``val_ndcg`` when validating).
+* ``save``/``load``: the layers' weights (``network.weights.h5``) and the config;
+  a loaded model rebuilds the same network and scores exactly as the saved one.
+
+TensorFlow/Keras are imported inside functions only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from models.base import BaseRecommender
+from models.metrics import ndcg_at_k
+from models.ranking import top_k
+
+Batch = tuple[Any, Any]
+
+
+def shuffled_batches(
+    n_rows: int, batch_size: int, seed: int, make_batch: Callable[[np.ndarray], Batch]
+) -> Any:
+    """A Keras PyDataset over ``n_rows`` examples, reshuffled each epoch by a seeded generator.
+
+    ``make_batch(row_indices)`` returns one ``(inputs, targets)`` batch.
+    """
+    import keras
+
+    class _Batches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(n_rows)
+
+        def __len__(self) -> int:
+            return int(np.ceil(n_rows / batch_size))
+
+        def __getitem__(self, idx: int) -> Batch:
+            return make_batch(self.order[idx * batch_size : (idx + 1) * batch_size])
+
+        def on_epoch_end(self) -> None:
+            self.order = self.rng.permutation(n_rows)
+
+    return _Batches()
+
+
+def validation_callback(
+    score: Callable[[], np.ndarray],
+    exclude: sp.csr_matrix,
+    relevant: sp.csr_matrix,
+    k: int,
+    patience: int,
+) -> Any:
+    """Keras callback: NDCG@k after each epoch, early stopping, best weights restored."""
+    import keras
+
+    class _ValidationNDCG(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.values: list[float] = []
+            self.best = -np.inf
+            self.best_weights: list[np.ndarray] | None = None
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            recommended, _ = top_k(score(), k, exclude=exclude)
+            value = ndcg_at_k(recommended, relevant, k)
+            self.values.append(value)
+            if value > self.best:
+                self.best, self.best_weights = value, self.model.get_weights()
+            elif len(self.values) - 1 - int(np.argmax(self.values)) >= patience:
+                self.model.stop_training = True
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+
+    return _ValidationNDCG()
+
+
+class KerasRecommender(BaseRecommender):
+    """Adapter base: subclasses build ``network_`` and implement ``_fit`` and ``_score``.
+
+    Subclasses implement ``_build_network()`` (the Keras model, from ``params`` and
+    the fitted shapes; it may also set private scoring helpers) and ``_loss()``.
+    Common params: ``epochs``, ``batch_size``, ``learning_rate``, ``seed``,
+    ``patience``, ``val_k``, ``score_batch_size``.
+    """
+
+    fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "network_", "history_")
+
+    def _build_network(self) -> Any:
+        raise NotImplementedError
+
+    def _loss(self) -> Any:
+        raise NotImplementedError
+
+    def _callbacks(self) -> list[Any]:
+        """Extra Keras callbacks for training (e.g. KL annealing)."""
+        return []
+
+    def _new_network(self, for_training: bool = True) -> Any:
+        """A freshly seeded network, compiled when it is to be trained."""
+        import keras
+
+        keras.utils.set_random_seed(self.params["seed"])
+        network = self._build_network()
+        if for_training:
+            network.compile(
+                optimizer=keras.optimizers.Adam(learning_rate=self.params["learning_rate"]),
+                loss=self._loss(),
+                jit_compile=False,
+            )
+            # Optimizer slots created eagerly: the train step is then traced once, not twice.
+            network.optimizer.build(network.trainable_variables)
+        return network
+
+    def _train(self, data: Any, validation: tuple[np.ndarray, sp.csr_matrix] | None = None) -> None:
+        """Build, train on ``data`` (a PyDataset), set ``network_`` and ``history_``."""
+        network = self._new_network()
+        self.network_ = network  # the validation callback scores through it
+        callbacks = self._callbacks()
+        check = None
+        if validation is not None:
+            users, relevant = validation
+            rows = self.train_matrix_[users]
+            check = validation_callback(
+                lambda: self._score_request(users, rows, None),
+                rows,
+                relevant,
+                self.params["val_k"],
+                self.params["patience"],
+            )
+            callbacks.append(check)
+        fit_history = network.fit(
+            data, epochs=self.params["epochs"], verbose=0, shuffle=False, callbacks=callbacks
+        )
+        history = {"loss": [float(v) for v in fit_history.history["loss"]]}
+        if check is not None:
+            history["val_ndcg"] = [float(v) for v in check.values]
+        self.history_ = history
+
+    def _predict(self, network: Any, inputs: Any) -> np.ndarray:
+        """``network(inputs)`` in inference mode, as a numpy array."""
+        from keras import ops
+
+        return ops.convert_to_numpy(network(inputs, training=False))
+
+    def _save_state(self, directory: Path) -> None:
+        # Weights of the layers only: a loaded model scores, it does not resume training.
+        self.network_.save_weights(directory / "network.weights.h5")
+        (directory / "history.json").write_text(json.dumps(self.history_))
+
+    def _load_state(self, directory: Path) -> None:
+        network = self._new_network(for_training=False)
+        network.load_weights(directory / "network.weights.h5")
+        self.network_ = network
+        self.history_ = json.loads((directory / "history.json").read_text())
+
+
+def keras_params(
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    patience: int,
+    val_k: int,
+    score_batch_size: int,
+) -> dict[str, Any]:
+    """The training params every Keras model takes, as a dict for ``params``."""
+    return {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "patience": patience,
+        "val_k": val_k,
+        "score_batch_size": score_batch_size,
+    }

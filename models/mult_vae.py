@@ -1,0 +1,126 @@
+"""Mult-VAE (Liang et al., "Variational Autoencoders for Collaborative Filtering", WWW 2018).
+
+The encoder maps the L2-normalised, dropout-corrupted history to the mean and
+log-variance of a Gaussian latent code; the decoder maps a sample of it to one
+logit per item. The loss is the multinomial negative log-likelihood of the
+history plus ``beta`` times the KL divergence to the standard normal prior, with
+``beta`` annealed linearly from 0 over ``total_anneal_steps`` updates and capped
+at ``anneal_cap`` (the paper's "partially regularised" objective). At scoring
+time the code is the mean (no sampling), as in the paper.
+
+Shares the loss, batching and scoring with Mult-DAE (:mod:`models.mult_dae`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from models.keras_base import keras_params
+from models.mult_dae import AutoencoderRecommender, corrupted_input, dense
+
+
+def _gaussian_code_layer(seed: int) -> Any:
+    """Layer: (mu, logvar) -> z; samples and adds ``beta * KL`` as a loss in training."""
+    import keras
+    from keras import ops
+
+    class GaussianCode(keras.layers.Layer):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.seed_generator = keras.random.SeedGenerator(seed)
+            self.beta = self.add_weight(
+                shape=(), initializer="zeros", trainable=False, name="kl_beta"
+            )
+
+        def call(self, inputs: Any, training: bool | None = None) -> Any:
+            mu, logvar = inputs
+            if not training:
+                return mu
+            kl = 0.5 * ops.mean(ops.sum(ops.exp(logvar) + ops.square(mu) - 1.0 - logvar, axis=-1))
+            self.add_loss(self.beta * kl)
+            eps = keras.random.normal(ops.shape(mu), seed=self.seed_generator)
+            return mu + ops.exp(0.5 * logvar) * eps
+
+    return GaussianCode(name="gaussian_code")
+
+
+def build_vae(
+    n_items: int, hidden_dim: int, latent_dim: int, dropout: float, l2: float, seed: int
+) -> Any:
+    """The Mult-VAE as a functional Keras model mapping histories to item logits."""
+    import keras
+
+    inputs, x = corrupted_input(n_items, dropout, seed)
+    h = dense(hidden_dim, seed, l2, "encoder", activation="tanh")(x)
+    mu = dense(latent_dim, seed + 1, l2, "z_mean")(h)
+    logvar = dense(latent_dim, seed + 2, l2, "z_log_var")(h)
+    z = _gaussian_code_layer(seed + 3)([mu, logvar])
+    h_dec = dense(hidden_dim, seed + 4, l2, "decoder_hidden", activation="tanh")(z)
+    logits = dense(n_items, seed + 5, l2, "decoder")(h_dec)
+    return keras.Model(inputs, logits, name="mult_vae")
+
+
+def kl_annealing(anneal_cap: float, total_anneal_steps: int) -> Any:
+    """Keras callback setting ``beta = min(anneal_cap, updates / total_anneal_steps)``."""
+    import keras
+
+    class _KLAnnealing(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.updates = 0
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            beta = min(anneal_cap, self.updates / max(total_anneal_steps, 1))
+            self.model.get_layer("gaussian_code").beta.assign(beta)
+            self.updates += 1
+
+    return _KLAnnealing()
+
+
+class MultVAE(AutoencoderRecommender):
+    """Mult-VAE with KL annealing; ``hidden_dim`` 600 and ``latent_dim`` 200 as in the paper."""
+
+    name: ClassVar[str] = "mult_vae"
+    personalized: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        hidden_dim: int = 600,
+        latent_dim: int = 200,
+        dropout: float = 0.5,
+        l2: float = 0.0,
+        anneal_cap: float = 0.2,
+        total_anneal_steps: int = 20000,
+        epochs: int = 50,
+        batch_size: int = 128,
+        learning_rate: float = 1e-3,
+        seed: int = 42,
+        score_batch_size: int = 2048,
+        patience: int = 5,
+        val_k: int = 10,
+    ) -> None:
+        super().__init__(
+            hidden_dim=hidden_dim,
+            latent_dim=latent_dim,
+            dropout=dropout,
+            l2=l2,
+            anneal_cap=anneal_cap,
+            total_anneal_steps=total_anneal_steps,
+            **keras_params(
+                epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
+            ),
+        )
+
+    def _build_network(self) -> Any:
+        p = self.params
+        return build_vae(
+            self.train_matrix_.shape[1],
+            p["hidden_dim"],
+            p["latent_dim"],
+            p["dropout"],
+            p["l2"],
+            p["seed"],
+        )
+
+    def _callbacks(self) -> list[Any]:
+        return [kl_annealing(self.params["anneal_cap"], self.params["total_anneal_steps"])]

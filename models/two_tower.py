@@ -1,0 +1,258 @@
+"""Two-tower retrieval model (Yi et al., "Sampling-Bias-Corrected Neural Modeling for Large
+Corpus Item Recommendations", RecSys 2019; Covington et al., YouTube DNN, RecSys 2016).
+
+* User tower: the mean of the user's history (a bag of items, so users are folded
+  in from their current history without retraining) -> dense layers -> unit vector.
+* Item tower: an item-id embedding, concatenated with the item's content features
+  when ``fit(..., item_features=F)`` gives them (F: n_items x d floats) -> dense
+  layers -> unit vector.
+* Score = cosine(user, item) / ``temperature``.
+* ``loss="softmax"``: in-batch sampled softmax over the batch's positive items,
+  same-item collisions masked, with (``logq_correction=True``) the logQ correction
+  of Yi et al.: subtract the log of the item's share of training pairs, the
+  probability that it is sampled as an in-batch negative. ``loss="bpr"``: Rendle et
+  al.'s BPR with one uniformly sampled negative per positive.
+
+Training pairs are (user, item) interactions; the user's input is the user's
+history *without* that item, so the model learns to predict held-out items.
+
+Cold start. An item with no training interactions has an untrained id embedding,
+so at scoring time its id part is zeroed and it is scored from its content
+features alone; ``id_dropout`` zeroes the id part of random training items so the
+tower learns to do that (DropoutNet, Volkovs et al., NeurIPS 2017). A user with
+no history has an all-zero bag: the user tower then outputs one learned
+"anonymous user" vector, i.e. every such user gets the same non-personalised
+ranking.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from models.keras_base import KerasRecommender, keras_params, shuffled_batches
+
+
+def bpr_loss(y_true: Any, score_diff: Any) -> Any:
+    """BPR: -log sigmoid(s(u, pos) - s(u, neg)) per example."""
+    from keras import ops
+
+    return ops.softplus(-score_diff)
+
+
+def _in_batch_logits(temperature: float) -> Any:
+    """Layer: (users, items, item ids, log q) -> B x B logits, same-item collisions masked."""
+    import keras
+    from keras import ops
+
+    class InBatchLogits(keras.layers.Layer):
+        def call(self, inputs: list[Any]) -> Any:
+            users, items, ids, log_q = inputs
+            logits = ops.matmul(users, ops.transpose(items)) / temperature
+            logits = logits - ops.expand_dims(log_q, 0)
+            same = ops.equal(ops.expand_dims(ids, 1), ops.expand_dims(ids, 0))
+            collision = ops.logical_and(same, ops.logical_not(ops.eye(ops.shape(ids)[0]) > 0))
+            return ops.where(collision, -1e9, logits)
+
+    return InBatchLogits(name="in_batch_logits")
+
+
+class TwoTower(KerasRecommender):
+    """User tower over the history bag, item tower over id (+ content features)."""
+
+    name: ClassVar[str] = "two_tower"
+    personalized: ClassVar[bool] = True
+    fitted_attributes: ClassVar[tuple[str, ...]] = (
+        "train_matrix_",
+        "item_features_",
+        "network_",
+        "history_",
+    )
+    fit_inputs: ClassVar[tuple[str, ...]] = ("item_features", "validation")
+
+    def __init__(
+        self,
+        embedding_dim: int = 64,
+        hidden_dims: list[int] | tuple[int, ...] = (128,),
+        loss: Literal["softmax", "bpr"] = "softmax",
+        temperature: float = 0.1,
+        logq_correction: bool = True,
+        id_dropout: float = 0.0,
+        l2: float = 0.0,
+        epochs: int = 20,
+        batch_size: int = 256,
+        learning_rate: float = 1e-3,
+        seed: int = 42,
+        score_batch_size: int = 2048,
+        patience: int = 3,
+        val_k: int = 10,
+    ) -> None:
+        super().__init__(
+            embedding_dim=embedding_dim,
+            hidden_dims=[int(h) for h in hidden_dims],
+            loss=loss,
+            temperature=temperature,
+            logq_correction=logq_correction,
+            id_dropout=id_dropout,
+            l2=l2,
+            **keras_params(
+                epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
+            ),
+        )
+
+    # -- network -----------------------------------------------------------------
+    def _mlp(self, x: Any, prefix: str) -> Any:
+        import keras
+
+        p = self.params
+        reg = keras.regularizers.L2(p["l2"]) if p["l2"] > 0 else None
+        for n, units in enumerate(p["hidden_dims"]):
+            x = keras.layers.Dense(
+                units, activation="relu", kernel_regularizer=reg, name=f"{prefix}_hidden{n}"
+            )(x)
+        x = keras.layers.Dense(p["embedding_dim"], kernel_regularizer=reg, name=f"{prefix}_out")(x)
+        return keras.layers.UnitNormalization(name=f"{prefix}_unit")(x)
+
+    def _towers(self) -> tuple[Any, Any]:
+        import keras
+        from keras import ops
+
+        n_items = self.train_matrix_.shape[1]
+        dim = self.params["embedding_dim"]
+        history = keras.Input(shape=(n_items,), name="history")
+        bag = history / ops.maximum(ops.sum(history, axis=-1, keepdims=True), 1.0)
+        bag = keras.layers.Dense(dim, name="user_bag")(bag)
+        user_tower = keras.Model(history, self._mlp(bag, "user"), name="user_tower")
+
+        item = keras.Input(shape=(), dtype="int32", name="item")
+        keep = keras.Input(shape=(), name="keep")
+        ids = keras.layers.Embedding(n_items, dim, name="item_id_embedding")(item)
+        x = ids * ops.expand_dims(keep, -1)
+        if self.item_features_.shape[1]:
+            content = keras.layers.Embedding(
+                n_items, self.item_features_.shape[1], trainable=False, name="item_features"
+            )
+            x = keras.layers.Concatenate(name="id_and_content")([x, content(item)])
+            content.embeddings.assign(self.item_features_)
+        item_tower = keras.Model(
+            {"item": item, "keep": keep}, self._mlp(x, "item"), name="item_tower"
+        )
+        return user_tower, item_tower
+
+    def _build_network(self) -> Any:
+        import keras
+        from keras import ops
+
+        user_tower, item_tower = self._towers()
+        n_items = self.train_matrix_.shape[1]
+        history = keras.Input(shape=(n_items,), name="history")
+        item = keras.Input(shape=(), dtype="int32", name="item")
+        keep = keras.Input(shape=(), name="keep")
+        users = user_tower(history)
+        positives = item_tower({"item": item, "keep": keep})
+        temperature = self.params["temperature"]
+        if self.params["loss"] == "softmax":
+            log_q = keras.Input(shape=(), name="log_q")
+            out = _in_batch_logits(temperature)([users, positives, item, log_q])
+            inputs = {"history": history, "item": item, "keep": keep, "log_q": log_q}
+        elif self.params["loss"] == "bpr":
+            negative = keras.Input(shape=(), dtype="int32", name="negative")
+            negative_keep = keras.Input(shape=(), name="negative_keep")
+            negatives = item_tower({"item": negative, "keep": negative_keep})
+            out = ops.sum(users * (positives - negatives), axis=-1) / temperature
+            inputs = {
+                "history": history,
+                "item": item,
+                "keep": keep,
+                "negative": negative,
+                "negative_keep": negative_keep,
+            }
+        else:
+            raise ValueError(
+                f"two_tower: loss must be 'softmax' or 'bpr', got {self.params['loss']!r}"
+            )
+        return keras.Model(inputs, out, name="two_tower")
+
+    def _loss(self) -> Any:
+        import keras
+
+        if self.params["loss"] == "bpr":
+            return bpr_loss
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    # -- fitting -----------------------------------------------------------------
+    def _fit(
+        self,
+        matrix: sp.csr_matrix,
+        item_features: np.ndarray | None = None,
+        validation: tuple[np.ndarray, sp.csr_matrix] | None = None,
+    ) -> None:
+        n_items = matrix.shape[1]
+        self.item_features_ = (
+            np.zeros((n_items, 0), dtype=np.float32) if item_features is None else item_features
+        )
+        binary = (matrix > 0).astype(np.float32).tocsr()
+        pairs = binary.tocoo()
+        pair_users, pair_items = pairs.row.astype(np.int64), pairs.col.astype(np.int32)
+        counts = np.bincount(pair_items, minlength=n_items)
+        log_q = np.log(np.maximum(counts, 1) / len(pair_items)).astype(np.float32)
+        if not self.params["logq_correction"]:
+            log_q[:] = 0.0
+        rng = np.random.default_rng(self.params["seed"] + 1)
+        bpr = self.params["loss"] == "bpr"
+
+        def batch(rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+            users, items = pair_users[rows], pair_items[rows]
+            history = binary[users].toarray()
+            history[np.arange(len(rows)), items] = 0.0  # predict the item from the rest
+            inputs = {"history": history, "item": items, "keep": self._keep(rng, len(rows))}
+            if bpr:
+                inputs["negative"] = rng.integers(n_items, size=len(rows)).astype(np.int32)
+                inputs["negative_keep"] = self._keep(rng, len(rows))
+                return inputs, np.zeros(len(rows), dtype=np.float32)
+            inputs["log_q"] = log_q[items]
+            return inputs, np.arange(len(rows), dtype=np.int32)
+
+        data = shuffled_batches(
+            len(pair_items), self.params["batch_size"], self.params["seed"], batch
+        )
+        self._train(data, validation)
+
+    def _keep(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """1 where an item's id embedding is used, 0 where it is dropped (``id_dropout``)."""
+        if self.params["id_dropout"] <= 0:
+            return np.ones(n, dtype=np.float32)
+        return (rng.random(n) >= self.params["id_dropout"]).astype(np.float32)
+
+    # -- scoring -----------------------------------------------------------------
+    def item_vectors(self) -> np.ndarray:
+        """Unit item vectors (n_items x dim); items without training interactions are
+        represented by their content features only."""
+        n_items = self.train_matrix_.shape[1]
+        warm = np.asarray((self.train_matrix_ > 0).sum(axis=0)).ravel() > 0
+        tower = self.network_.get_layer("item_tower")
+        items = {"item": np.arange(n_items, dtype=np.int32), "keep": warm.astype(np.float32)}
+        return self._predict(tower, items)
+
+    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        binary = (history > 0).astype(np.float32)
+        items = self.item_vectors()
+        tower = self.network_.get_layer("user_tower")
+        step = self.params["score_batch_size"]
+        out = np.empty((len(users), items.shape[0]), dtype=np.float32)
+        for start in range(0, len(users), step):
+            user_vecs = self._predict(tower, binary[start : start + step].toarray())
+            out[start : start + step] = user_vecs @ items.T
+        return out
+
+    # -- persistence -------------------------------------------------------------
+    def _save_state(self, directory: Path) -> None:
+        np.save(directory / "item_features.npy", self.item_features_)
+        super()._save_state(directory)
+
+    def _load_state(self, directory: Path) -> None:
+        self.item_features_ = np.load(directory / "item_features.npy")
+        super()._load_state(directory)

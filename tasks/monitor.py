@@ -1,0 +1,239 @@
+"""Monitor: tonight's recommendations against the previous run's, checked before publishing.
+
+Figures, all on the scored table before it is published:
+
+* drift against the previous run date's published Parquet partition, over the users in
+  both: ``mean_jaccard`` (mean over users of |A & B| / |A | B| of their top-K item sets) and
+  ``top1_changed_share`` (share of users whose rank-1 item changed);
+* ``coverage``: distinct recommended items / items in the catalog;
+* ``gini``: Gini coefficient of how often each catalog item is recommended (0: every item
+  equally often; (n-1)/n: one item takes every slot).
+
+The catalog is the set of items in tonight's validated interactions (what the models can
+know). Thresholds (``MonitorConfig``) turn a figure into a warning, or into a
+``MonitorError`` that fails the run before publish, so the previous tables keep serving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.config import MonitorConfig
+from tasks.errors import RecpipeError
+
+
+class MonitorError(RecpipeError):
+    """Tonight's recommendations crossed a ``monitor.fail_*`` threshold; nothing was published."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    figure: str
+    value: float
+    level: str  # "warn" or "fail"
+    bound: str  # "min" or "max"
+    threshold: float
+
+    @property
+    def message(self) -> str:
+        side = "below the minimum" if self.bound == "min" else "above the maximum"
+        return f"{self.figure}={self.value:.4f} is {side} {self.threshold} ({self.level})"
+
+
+# figure -> (config field suffix, bound)
+RULES = {
+    "mean_jaccard": ("min_jaccard", "min"),
+    "top1_changed_share": ("max_top1_changed", "max"),
+    "coverage": ("min_coverage", "min"),
+    "gini": ("max_gini", "max"),
+}
+
+
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of non-negative counts (0 when all are equal or all are zero)."""
+    x = np.sort(np.asarray(counts, dtype=float))
+    n, total = len(x), x.sum()
+    if n == 0 or total == 0:
+        return 0.0
+    ranks = np.arange(1, n + 1)
+    return float(2.0 * np.dot(ranks, x) / (n * total) - (n + 1) / n)
+
+
+def coverage(recommendations: pd.DataFrame, catalog: pd.Index) -> float:
+    if len(catalog) == 0:
+        return float("nan")
+    recommended = pd.Index(recommendations["item_id"].unique())
+    return float(len(recommended.intersection(catalog)) / len(catalog))
+
+
+def recommendation_gini(recommendations: pd.DataFrame, catalog: pd.Index) -> float:
+    """Gini of the number of slots each catalog item gets (items never recommended count 0)."""
+    counts = recommendations["item_id"].value_counts().reindex(catalog, fill_value=0)
+    return gini(counts.to_numpy())
+
+
+def drift(current: pd.DataFrame, previous: pd.DataFrame) -> dict:
+    """Mean Jaccard of top-K sets and share of changed top-1, over users in both tables."""
+    cur = current[["user_id", "item_id", "rank"]].drop_duplicates(["user_id", "item_id"])
+    prev = previous[["user_id", "item_id", "rank"]].drop_duplicates(["user_id", "item_id"])
+    users = pd.Index(cur["user_id"].unique()).intersection(pd.Index(prev["user_id"].unique()))
+    out = {
+        "users_compared": len(users),
+        "users_new": int(cur["user_id"].nunique() - len(users)),
+        "users_gone": int(prev["user_id"].nunique() - len(users)),
+        "mean_jaccard": None,
+        "top1_changed_share": None,
+    }
+    if len(users) == 0:
+        return out
+    cur, prev = cur[cur["user_id"].isin(users)], prev[prev["user_id"].isin(users)]
+    size_a = cur.groupby("user_id").size()
+    size_b = prev.groupby("user_id").size()
+    shared = cur.merge(prev, on=["user_id", "item_id"]).groupby("user_id").size()
+    shared = shared.reindex(users, fill_value=0)
+    union = size_a.reindex(users) + size_b.reindex(users) - shared
+    out["mean_jaccard"] = float((shared / union).mean())
+    top_a = cur.sort_values("rank").drop_duplicates("user_id").set_index("user_id")["item_id"]
+    top_b = prev.sort_values("rank").drop_duplicates("user_id").set_index("user_id")["item_id"]
+    changed = top_a.reindex(users).to_numpy() != top_b.reindex(users).to_numpy()
+    out["top1_changed_share"] = float(np.mean(changed))
+    return out
+
+
+def monitor_figures(
+    current: pd.DataFrame, previous: pd.DataFrame | None, catalog: pd.Index
+) -> dict:
+    """Every figure of the monitor; drift figures are None without a previous run."""
+    figures = {
+        "users": int(current["user_id"].nunique()),
+        "rows": len(current),
+        "catalog_items": len(catalog),
+        "coverage": coverage(current, catalog),
+        "gini": recommendation_gini(current, catalog),
+    }
+    if previous is None:
+        figures.update(
+            users_compared=0,
+            users_new=figures["users"],
+            users_gone=0,
+            mean_jaccard=None,
+            top1_changed_share=None,
+        )
+    else:
+        figures.update(drift(current, previous))
+    return figures
+
+
+def check_thresholds(figures: dict, config: MonitorConfig) -> list[Finding]:
+    """The thresholds crossed; a figure that is None (no previous run) is not checked."""
+    findings = []
+    for figure, (suffix, bound) in RULES.items():
+        value = figures.get(figure)
+        if value is None or np.isnan(value):
+            continue
+        for level in ("fail", "warn"):
+            threshold = getattr(config, f"{level}_{suffix}")
+            if threshold is None:
+                continue
+            crossed = value < threshold if bound == "min" else value > threshold
+            if crossed:
+                findings.append(Finding(figure, float(value), level, bound, threshold))
+                break  # a failure already says it all
+    return findings
+
+
+def previous_partition(table_root: Path, run_date: date) -> tuple[date | None, Path | None]:
+    """The latest published ``run_date=...`` partition strictly before ``run_date``."""
+    best: tuple[date | None, Path | None] = (None, None)
+    for path in Path(table_root).glob("run_date=*"):
+        try:
+            day = date.fromisoformat(path.name.split("=", 1)[1])
+        except ValueError:
+            continue
+        if path.is_dir() and day < run_date and (best[0] is None or day > best[0]):
+            best = (day, path)
+    return best
+
+
+def failure_message(findings: list[Finding], previous_date: date | None) -> str:
+    failed = [f for f in findings if f.level == "fail"]
+    against = f" (previous run {previous_date})" if previous_date else ""
+    return (
+        "tonight's recommendations crossed monitor thresholds"
+        + against
+        + ": "
+        + "; ".join(f.message for f in failed)
+        + "; nothing was published and the previous tables keep serving; if the change is "
+        "expected, relax the monitor.fail_* thresholds (config, RECPIPE__MONITOR__...) and "
+        "re-run the same date"
+    )
+
+
+@task(name="monitor", cache_policy=NO_CACHE)
+def monitor_task(
+    scores_path: str,
+    validated_path: str,
+    table_root: str,
+    run_date: date,
+    config: MonitorConfig,
+    workspace_root: str,
+    parent_run_id: str,
+) -> dict:
+    """Compute the figures, log them to the parent MLflow run, warn or fail on thresholds."""
+    from prefect import get_run_logger
+
+    from tasks import tracking
+    from tasks.workspace import Workspace
+
+    current = pd.read_parquet(scores_path, columns=["user_id", "rank", "item_id"])
+    previous_date, previous_path = previous_partition(Path(table_root), run_date)
+    previous = (
+        pd.read_parquet(previous_path, columns=["user_id", "rank", "item_id"])
+        if previous_path is not None
+        else None
+    )
+    catalog = pd.Index(pd.read_parquet(validated_path, columns=["item_id"])["item_id"].unique())
+    figures = monitor_figures(current, previous, catalog)
+    findings = check_thresholds(figures, config)
+
+    client = tracking.client_for(Workspace.at(workspace_root))
+    numeric = {f"monitor.{k}": float(v) for k, v in figures.items() if v is not None}
+    tracking.log_metrics(client, parent_run_id, numeric)
+    client.set_tag(
+        parent_run_id,
+        "monitor.previous_run_date",
+        previous_date.isoformat() if previous_date else "",
+    )
+    client.set_tag(
+        parent_run_id,
+        "monitor.findings",
+        "; ".join(f.message for f in findings)[:5000] or "none",
+    )
+    logger = get_run_logger()
+    for finding in findings:
+        if finding.level == "warn":
+            logger.warning("monitor: %s", finding.message)
+    if any(f.level == "fail" for f in findings):
+        error = MonitorError(failure_message(findings, previous_date))
+        error.figures = figures  # type: ignore[attr-defined]  # for the run summary
+        error.findings = [{**asdict(f), "message": f.message} for f in findings]  # type: ignore[attr-defined]
+        raise error
+    logger.info(
+        "monitor: coverage %.3f, gini %.3f, mean Jaccard %s vs %s",
+        figures["coverage"],
+        figures["gini"],
+        "n/a" if figures["mean_jaccard"] is None else f"{figures['mean_jaccard']:.3f}",
+        previous_date or "no previous run",
+    )
+    return {
+        "figures": figures,
+        "findings": [{**asdict(f), "message": f.message} for f in findings],
+        "previous_run_date": previous_date.isoformat() if previous_date else None,
+    }
