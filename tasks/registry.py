@@ -35,8 +35,16 @@ class VersionInfo:
 def register_version(
     client: Any, model_uri: str, name: str, run_id: str, tags: dict[str, str]
 ) -> str:
-    """Register ``model_uri`` as a new version of ``name``; return the version number."""
+    """Register ``model_uri`` as a new version of ``name``; return the version number.
+
+    A run registered before (a model reused by a re-run, see ``cache.reuse_models``)
+    keeps its existing version instead of getting a duplicate.
+    """
     import mlflow
+
+    if model_exists(client, name):
+        for existing in client.search_model_versions(f"name='{name}' and run_id='{run_id}'"):
+            return str(existing.version)
 
     version = mlflow.register_model(model_uri, name, tags={**tags, "run_id": run_id})
     return str(version.version)

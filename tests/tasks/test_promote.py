@@ -180,3 +180,13 @@ def test_pyfunc_champion_recommends_in_a_fresh_process_without_recpipe(store, ni
     assert {r["user_id"] for r in rows} == {"u00001"}
     assert len({r["item_id"] for r in rows}) == 4
     assert "code" in payload["models_from"]  # the copy shipped inside the MLflow model
+
+
+def test_registering_the_same_run_twice_keeps_one_version(store, nights) -> None:
+    from tasks import registry
+
+    _, client, _, _ = store
+    first = nights[0]["results"][1]
+    version = registry.register_version(client, first["model_uri"], "rec", first["run_id"], {})
+    assert version == nights[0]["decision"]["versions"]["mult_dae"]
+    assert len(registry.list_versions(client, "rec")) == 6
