@@ -140,9 +140,12 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         "--no-cache", action="store_true", help="run every stage even if its inputs are unchanged"
     )
     ops.add_argument(
-        "--reuse-models",
+        "--retrain",
         action="store_true",
-        help="reuse models trained for the same date from identical features, settings and code",
+        help=(
+            "train every model again, even one trained for the same date from identical "
+            "features, settings and code (which is reused by default)"
+        ),
     )
     ops.add_argument(
         "--lock-wait",
@@ -199,7 +202,7 @@ def _add_other_commands(sub: Any) -> None:
     scoring.add_argument("--explain", action="store_true", help="also compute reasons")
     rerun = bench_sub.add_parser(
         "rerun",
-        help="a cold run, a cached re-run and a re-run reusing models, on unchanged demo data",
+        help="a cold run, a cached re-run and a cached re-run with --retrain, on unchanged demo data",
     )
     rerun.add_argument("--run-date", default="2026-03-02", help="YYYY-MM-DD")
     _add_run_options(rerun)
@@ -257,8 +260,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         out["validate"] = {"max_event_age_days": args.max_event_age_days}
     if getattr(args, "no_cache", False):
         out.setdefault("cache", {})["enabled"] = False
-    if getattr(args, "reuse_models", False):
-        out.setdefault("cache", {})["reuse_models"] = True
+    if getattr(args, "retrain", False):
+        out.setdefault("cache", {})["reuse_models"] = False
     if getattr(args, "lock_wait", None) is not None:
         out["lock"] = {"wait_seconds": args.lock_wait}
     schedule = {

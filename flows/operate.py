@@ -148,7 +148,7 @@ def bench_rerun(config: PipelineConfig, run_date: date) -> dict:
 
     warmup()
     runs = {}
-    for label, reuse in (("cold", False), ("cached", False), ("cached+reused models", True)):
+    for label, reuse in (("cold", True), ("cached", True), ("cached, --retrain", False)):
         cfg = config.model_copy(
             update={
                 "cache": config.cache.model_copy(update={"enabled": True, "reuse_models": reuse})
@@ -197,12 +197,12 @@ def bench_report(runs: dict, config: PipelineConfig) -> str:
     for label in labels[1:]:
         ratio = runs[label]["total_seconds"] / cold
         verdict = "meets" if ratio <= 0.2 else "misses"
-        lines.append(f"{label} / cold = {ratio:.2f} ({verdict} the target <= 0.20)")
+        target = "" if "retrain" in label else f" ({verdict} the target <= 0.20)"
+        lines.append(f"{label} / cold = {ratio:.2f}{target}")
     cold_stages = runs["cold"]["stage_seconds"]
     retrain = cold_stages.get("train", 0) + cold_stages.get("evaluate", 0)
     lines.append(
-        f"training + evaluation take {retrain:.1f} s of the cold {cold:.1f} s; a cached re-run "
-        "trains again by design (cache.reuse_models = true, or --reuse-models, reuses models "
-        "trained from identical features, settings and code)"
+        f"training + evaluation take {retrain:.1f} s of the cold {cold:.1f} s; a re-run reuses "
+        "models trained from identical features, catalog, settings and code unless --retrain"
     )
     return "\n".join(lines)

@@ -345,13 +345,14 @@ class CacheConfig(_Section):
 
     ``enabled``: ingest, validate and features are skipped when a content hash of their
     inputs, settings and code matches the marker their last run left and their outputs are
-    untouched (tasks/stage_cache.py). ``reuse_models`` (off by default): also reuse the
-    models trained and evaluated for the same date from identical features, settings and
-    code, instead of training them again.
+    untouched (tasks/stage_cache.py). ``reuse_models`` (on by default): train + evaluate is
+    a cached stage too: a model trained and evaluated for the same date from identical
+    features, catalog, settings and code (a finished MLflow run) is reused instead of being
+    trained again. Off (``--retrain``) trains every model again.
     """
 
     enabled: bool = True
-    reuse_models: bool = False
+    reuse_models: bool = True
 
 
 class LockConfig(_Section):

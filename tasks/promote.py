@@ -5,7 +5,8 @@ The gate: tonight's best non-baseline model (the challenger) is promoted when
 * its primary metric beats the popularity baseline trained tonight, and
 * it is at least the current champion's metric minus ``promotion_tolerance``,
   the champion being re-scored on tonight's hold-out (same users, same items,
-  same scoring path).
+  same scoring path; a champion that is one of tonight's models, reused from an
+  earlier run of the date, keeps the figures it was just evaluated with).
 
 With no champion yet, the best model of the night (baseline included) is
 promoted so that there is always something to serve. Every model is registered
@@ -136,11 +137,16 @@ def promote_task(
         None,
     )
     if champion_ver is not None:
-        champion, _ = tracking.load_champion(client, registered_name)
-        holdout = holdout_from_features(load_features(features_dir))
-        champion_metrics = evaluate_bundle(
-            champion.model, champion.users, champion.items, holdout, k
-        )
+        champion_run = client.get_model_version(registered_name, champion_ver).run_id
+        tonight = next((r for r in results if r["run_id"] == champion_run), None)
+        if tonight is not None:  # a reused model: scored on this very hold-out already
+            champion_metrics = dict(tonight["metrics"])
+        else:
+            champion, _ = tracking.load_champion(client, registered_name)
+            holdout = holdout_from_features(load_features(features_dir))
+            champion_metrics = evaluate_bundle(
+                champion.model, champion.users, champion.items, holdout, k
+            )
         champion_value = champion_metrics[key]
         tracking.log_metrics(
             client, parent_run_id, {f"champion.{m}": v for m, v in champion_metrics.items()}

@@ -288,6 +288,7 @@ class StageCache:
             )
             return marker["result"]
         self.misses[stage] = why
+        self.log.info("%s: runs (%s)", stage, why)
         self.forget(stage)  # a stage that fails half-way must not leave a usable marker
         result = compute()
         if self.enabled:

@@ -115,16 +115,16 @@ def test_rerunning_the_backfill_changes_nothing(backfilled) -> None:
     assert set(p2["run_id"]) == {r["run_id"] for r in backfilled["second"]}
 
 
-def test_a_cached_rerun_skips_ingest_validate_and_features(backfilled) -> None:
+def test_a_cached_rerun_skips_ingest_validate_features_and_training(backfilled) -> None:
     from tasks.workspace import Workspace
 
     first, second = backfilled["first"], backfilled["second"]
     assert all(r["cached"] == "-" for r in first)
-    assert all(r["cached"] == "ingest,validate,features" for r in second)
+    assert all(r["cached"] == "ingest,validate,features,train-popularity" for r in second)
     cold, cached = task_run_names(first[0]["run_id"]), task_run_names(second[0]["run_id"])
     assert {"ingest", "as-of", "validate", "build-features", "train", "publish"} <= cold
-    assert not {"ingest", "as-of", "validate", "build-features"} & cached
-    assert {"train", "evaluate", "score", "monitor", "publish"} <= cached
+    assert not {"ingest", "as-of", "validate", "build-features", "train", "evaluate"} & cached
+    assert {"promote", "score", "monitor", "publish"} <= cached
     ws = Workspace.at(backfilled["config"].workspace)
     for day, mtime in backfilled["raw_mtimes"].items():  # the raw files were not rewritten
         assert ws.raw(day).joinpath("interactions.parquet").stat().st_mtime_ns == mtime
@@ -300,18 +300,18 @@ def test_a_concurrent_second_run_for_the_same_date_does_not_publish(
     assert refused[0].data.tags["recpipe.failed_stage"] == "lock"
 
 
-def test_reusing_models_skips_training_and_publishes_the_same_rows(backfilled) -> None:
+def test_retraining_trains_again_and_publishes_the_same_rows(backfilled) -> None:
     from flows.nightly import nightly
 
     config = backfilled["config"]
-    reuse = config.model_copy(
-        update={"cache": config.cache.model_copy(update={"reuse_models": True})}
+    retrain = config.model_copy(
+        update={"cache": config.cache.model_copy(update={"reuse_models": False})}
     )
-    summary = nightly(config=reuse, run_date=START, as_of=True)
-    assert "train-popularity" in summary["cached_stages"]
-    assert summary["models"][0]["reused"]
+    summary = nightly(config=retrain, run_date=START, as_of=True)
+    assert list(summary["cached_stages"]) == ["ingest", "validate", "features"]
+    assert not summary["models"][0]["reused"]
     names = task_run_names(summary["run_id"])
-    assert not {"train", "evaluate"} & names and {"promote", "score", "publish"} <= names
+    assert {"train", "evaluate", "promote", "score", "publish"} <= names
     parquet, _ = tables(config)
     now = parquet[parquet["run_date"] == START].sort_values(["user_id", "rank"])
     p1, _ = backfilled["before"]
