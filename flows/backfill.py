@@ -41,7 +41,7 @@ def backfill(
     keep_going: bool = False,
 ) -> list[dict]:
     """Run the nightly flow as of each date from ``start`` to ``end``; one row per date."""
-    from flows.nightly import nightly
+    from flows.nightly import nightly_flow_for
     from tasks.as_of import check_source
 
     logger = get_run_logger()
@@ -50,7 +50,7 @@ def backfill(
     rows: list[dict] = []
     failures: list[str] = []
     for day in backfill_dates(start, end):
-        state = nightly(config=config, run_date=day, as_of=True, return_state=True)
+        state = nightly_flow_for(config)(config=config, run_date=day, as_of=True, return_state=True)
         if state.is_completed():
             summary = state.result()
             rows.append(

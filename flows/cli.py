@@ -148,6 +148,23 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         ),
     )
     ops.add_argument(
+        "--runner",
+        choices=["local", "dask"],
+        default=None,
+        help="where scoring's user shards run: in this process (local) or on Dask (runner.kind)",
+    )
+    ops.add_argument(
+        "--dask-address",
+        default=None,
+        help="scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (implies --runner dask)",
+    )
+    ops.add_argument(
+        "--dask-workers",
+        type=int,
+        default=None,
+        help="workers of the local Dask cluster started for the run (runner.workers)",
+    )
+    ops.add_argument(
         "--lock-wait",
         type=float,
         default=None,
@@ -200,6 +217,28 @@ def _add_other_commands(sub: Any) -> None:
     scoring.add_argument("--batch", type=int, default=2048, help="users per block")
     scoring.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: SQLite)")
     scoring.add_argument("--explain", action="store_true", help="also compute reasons")
+    scoring.add_argument(
+        "--shard-rows", type=int, default=1_000_000, help="interactions per user shard"
+    )
+    growth = bench_sub.add_parser(
+        "growth",
+        help="the nightly flow at growing sizes of synthetic data: per-stage time and memory",
+    )
+    growth.add_argument(
+        "--sizes", default="1M,5M,20M,50M", help="interactions per run, e.g. 1M,5M,20M,50M"
+    )
+    growth.add_argument("--models", default="ease", help="models to train (the champion's type)")
+    growth.add_argument("--items", type=int, default=20_000, help="catalogue size, fixed")
+    growth.add_argument(
+        "--events-per-user", type=int, default=50, help="users = interactions / this"
+    )
+    growth.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder for the generated logs, reused across runs (default: <workspace>/scale-data)",
+    )
+    growth.add_argument("--runner", choices=["local", "dask"], default="local")
     rerun = bench_sub.add_parser(
         "rerun",
         help="a cold run, a cached re-run and a cached re-run with --retrain, on unchanged demo data",
@@ -262,6 +301,15 @@ def _overrides(args: argparse.Namespace) -> dict:
         out.setdefault("cache", {})["enabled"] = False
     if getattr(args, "retrain", False):
         out.setdefault("cache", {})["reuse_models"] = False
+    runner = {}
+    if getattr(args, "runner", None):
+        runner["kind"] = args.runner
+    if getattr(args, "dask_address", None):
+        runner.update(kind="dask", address=args.dask_address)
+    if getattr(args, "dask_workers", None) is not None:
+        runner["workers"] = args.dask_workers
+    if runner:
+        out["runner"] = runner
     if getattr(args, "lock_wait", None) is not None:
         out["lock"] = {"wait_seconds": args.lock_wait}
     schedule = {
@@ -387,9 +435,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     run_date = _date(args.run_date, "--run-date")
 
-    from flows.nightly import nightly
+    from flows.nightly import nightly_flow_for
 
-    summary = nightly(config=config, run_date=run_date, as_of=args.as_of)
+    summary = nightly_flow_for(config)(config=config, run_date=run_date, as_of=args.as_of)
     _print_summary(summary)
     return 0
 
@@ -548,6 +596,8 @@ def _cmd_recs(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "rerun":
         return _cmd_bench_rerun(args)
+    if args.bench_command == "growth":
+        return _cmd_bench_growth(args)
     from tasks.bench_scoring import benchmark, report
 
     result = benchmark(
@@ -558,8 +608,34 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         args.batch,
         database_url=args.database_url,
         explain=args.explain,
+        shard_rows=args.shard_rows,
     )
     print(report(result))
+    return 0
+
+
+def _cmd_bench_growth(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from flows.growth import bench_growth, parse_size, report
+    from tasks.errors import ConfigError
+
+    try:
+        sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"--sizes: {exc}") from None
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    root = args.workspace or Path(tempfile.mkdtemp(prefix="recpipe-bench-growth-"))
+    results = bench_growth(
+        sizes,
+        models,
+        (args.data or root / "scale-data").expanduser().resolve(),
+        root.expanduser().resolve(),
+        args.items,
+        args.events_per_user,
+        overrides={"runner": {"kind": args.runner}},
+    )
+    print(report(results, models, args.items))
     return 0
 
 

@@ -14,6 +14,8 @@ the workspace, and tasks exchange small dicts of paths and counts. Around the st
 
 # No `from __future__ import annotations`: Prefect builds the flow's parameter model from
 # these annotations, also when it loads this file from a deployment's entrypoint.
+import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -29,14 +31,17 @@ LANDING_LOCK_WAIT_SECONDS = 600
 
 
 class _StageClock:
-    """Runs stages in order, records the wall time of each and which one failed."""
+    """Runs stages in order, records the wall time of each, the peak memory (resident set
+    size of this process, sampled every 50 ms) while it ran, and which one failed."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.peak_mb: dict[str, float] = {}
         self.failed: str | None = None
 
     def run(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
+        sampler = _PeakMemory()
         try:
             return fn(*args, **kwargs)
         except BaseException as exc:
@@ -48,6 +53,40 @@ class _StageClock:
             self.seconds[stage] = round(
                 self.seconds.get(stage, 0.0) + time.perf_counter() - start, 2
             )
+            self.peak_mb[stage] = max(self.peak_mb.get(stage, 0.0), sampler.stop())
+
+
+class _PeakMemory:
+    """The largest resident set size of this process seen while it runs (Linux /proc;
+    elsewhere nothing is sampled and the peak is 0)."""
+
+    PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.peak = self._rss()
+        self._done = threading.Event()
+        self._thread = None
+        if self.peak:
+            self._thread = threading.Thread(target=self._poll, args=(interval,), daemon=True)
+            self._thread.start()
+
+    def _rss(self) -> int:
+        try:
+            with open("/proc/self/statm", "rb") as handle:
+                return int(handle.read().split()[1]) * self.PAGE
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def _poll(self, interval: float) -> None:
+        while not self._done.wait(interval):
+            self.peak = max(self.peak, self._rss())
+
+    def stop(self) -> float:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak = max(self.peak, self._rss())
+        return round(self.peak / 2**20, 1)
 
 
 def mark_stage(exc: BaseException, stage: str) -> None:
@@ -85,7 +124,6 @@ def nightly(
     from tasks.promote import promote_task
     from tasks.publish import publish_task
     from tasks.report import publish_run_summary, report_task
-    from tasks.score import score_task
     from tasks.train import train_task
     from tasks.validate import validate_task
     from tasks.workspace import Workspace
@@ -123,6 +161,7 @@ def nightly(
         "mlflow_uri": ws.mlflow_uri,
         "mlflow_parent_run_id": parent_run_id,
         "stage_seconds": clock.seconds,
+        "stage_peak_mb": clock.peak_mb,
         "cached_stages": cache.hits,
         "status": "FAILED",
     }
@@ -282,7 +321,7 @@ def nightly(
             )
             out["scoring"] = scored = clock.run(
                 "score",
-                score_task,
+                _score_in_shards,
                 validated_path,
                 ingest.get("items_path"),
                 config.tracking.registered_model,
@@ -351,6 +390,51 @@ def nightly(
         _close_parent_run(client, parent_run_id, out, cache, logger)
         publish_run_summary(out)
     return out
+
+
+def _score_in_shards(*args: Any) -> dict:
+    """Plan, score each user shard, finish. On a Dask task runner the shards are submitted
+    as tasks and run on the cluster's workers; otherwise one after another, here, so that
+    memory holds one shard at a time."""
+    from prefect.context import TaskRunContext, get_run_context
+
+    from tasks.score import finish_scoring_task, plan_scoring_task, score_shard_task
+
+    start = time.perf_counter()
+    plan = plan_scoring_task(*args)
+    shards = range(len(plan.shards))
+    context = get_run_context()
+    runner = None if isinstance(context, TaskRunContext) else context.task_runner
+    if type(runner).__name__ == "DaskTaskRunner":
+        futures = [score_shard_task.submit(plan, shard) for shard in shards]
+        parts = [future.result() for future in futures]
+    else:
+        parts = [score_shard_task(plan, shard) for shard in shards]
+    return finish_scoring_task(plan, parts, time.perf_counter() - start)
+
+
+def task_runner_for(config: PipelineConfig) -> Any:
+    """The task runner ``config.runner`` asks for (None: the flow's default)."""
+    if config.runner.kind == "local":
+        return None
+    from prefect_dask import DaskTaskRunner
+
+    if config.runner.address:
+        return DaskTaskRunner(address=config.runner.address)
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": config.runner.workers,
+            "threads_per_worker": config.runner.threads_per_worker,
+            "processes": True,
+            "dashboard_address": None,
+        }
+    )
+
+
+def nightly_flow_for(config: PipelineConfig) -> Any:
+    """``nightly`` on the task runner the config asks for."""
+    runner = task_runner_for(config)
+    return nightly if runner is None else nightly.with_options(task_runner=runner)
 
 
 def _mlflow_run_finished(client: Any, run_id: str) -> bool:

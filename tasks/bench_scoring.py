@@ -5,12 +5,15 @@ random items per user) is scored twice over the same blocks of users:
 
 * reference: ``U_block @ V.T`` then ``argpartition`` top-k; no masking, no ids,
   no writing;
-* recpipe: the nightly path: raw ids mapped, seen and blocked items excluded,
-  sorted top-k, the published table built, streamed to Parquet and published to
-  the database (SQLite by default) with the staging-table swap.
+* recpipe: the nightly path from the interactions in Parquet (raw string ids): users
+  split into shards (tasks/shards.py), each shard's ids mapped, seen and blocked items
+  excluded, sorted top-k, the published table built and streamed to Parquet, then
+  published to the database (SQLite by default) with the staging-table swap. The
+  model reads its user factors from a memory-mapped .npy file.
 
 Each measurement runs in its own process so its peak memory (ru_maxrss) is its
-own; running the path at N and 2N users shows whether memory stays flat.
+own (the synthetic inputs are written by another one); running the path at N and 2N
+users shows whether memory stays flat.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from models import BaseRecommender
@@ -67,6 +69,40 @@ def run_reference(n_users: int, n_items: int, dim: int, k: int, batch: int, seen
     return {"seconds": seconds, "users_per_second": n_users / seconds}
 
 
+def write_inputs(n_users: int, n_items: int, dim: int, seen: int, workdir: Path) -> dict:
+    """The synthetic data as the scoring stage finds it: interactions in Parquet (raw string
+    ids) and the model's factors in .npy files (the user factors are memory-mapped)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = synthetic(n_users, n_items, dim, seen)
+    np.save(workdir / "user_factors.npy", data["U"])
+    np.save(workdir / "item_factors.npy", data["V"])
+    path = workdir / "interactions.parquet"
+    with pq.ParquetWriter(
+        path, pa.schema([("user_id", pa.string()), ("item_id", pa.string())])
+    ) as w:
+        for s in range(0, n_users, 100_000):
+            users = np.arange(s, min(s + 100_000, n_users))
+            w.write_table(
+                pa.table(
+                    {
+                        "user_id": np.repeat(_user_ids(users), seen),
+                        "item_id": _item_ids(data["seen"][users].ravel()),
+                    }
+                )
+            )
+    return {"interactions": str(path)}
+
+
+def _user_ids(users: np.ndarray) -> np.ndarray:
+    return np.char.add("user", np.char.zfill(users.astype(str), 7)).astype(object)
+
+
+def _item_ids(items: np.ndarray) -> np.ndarray:
+    return np.char.add("item", np.char.zfill(items.astype(str), 6)).astype(object)
+
+
 def run_recpipe(
     n_users: int,
     n_items: int,
@@ -77,45 +113,55 @@ def run_recpipe(
     workdir: Path,
     database_url: str | None,
     explain: bool,
+    shard_rows: int,
 ) -> dict:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from models.vocab import IdVocabulary
     from tasks.catalog import build_catalog
-    from tasks.explain import cooccurrence_similarity
+    from tasks.config import ScoreConfig
+    from tasks.explain import cooccurrence_counts, similarity_from_counts
     from tasks.publish import publish
-    from tasks.score import prepare_inputs, recommendations_table, score_blocks
+    from tasks.score import prepare_inputs, write_scores
+    from tasks.shards import read_shard, shard_interactions
 
-    data = synthetic(n_users, n_items, dim, seen)
-    user_ids = np.array([f"user{u:07d}" for u in range(n_users)], dtype=object)
-    item_ids = np.array([f"item{i:06d}" for i in range(n_items)], dtype=object)
-    interactions = pd.DataFrame(
-        {
-            "user_id": np.repeat(user_ids, seen),
-            "item_id": item_ids[data["seen"].ravel()],
-        }
+    users = IdVocabulary(_user_ids(np.arange(n_users)))
+    items = IdVocabulary(_item_ids(np.arange(n_items)))
+    model = EmbeddingDot(
+        np.load(workdir / "user_factors.npy", mmap_mode="r"), np.load(workdir / "item_factors.npy")
     )
-    users, items = IdVocabulary(user_ids), IdVocabulary(item_ids)
-    model = EmbeddingDot(data["U"], data["V"])
     model.train_matrix_ = sp.csr_matrix((n_users, n_items), dtype=np.float32)
+    config = ScoreConfig(k=k, batch_users=batch, explain=explain, shard_rows=shard_rows)
+    run = {"run_id": "bench", "run_date": date(2026, 1, 1), "model_version": "1"}
     start = time.perf_counter()
-    inputs = prepare_inputs(interactions, users, items)
-    catalog = build_catalog(items, None, {item_ids[0]})
-    similarity = cooccurrence_similarity(inputs.history) if explain else None
-    path = workdir / "recommendations.parquet"
-    writer = None
+    shards = shard_interactions(workdir / "interactions.parquet", workdir / "shards", shard_rows)
+    catalog = build_catalog(items, None, {items.ids[0]})
+    similarity = None
+    if explain:
+        co, counts = None, np.zeros(n_items)
+        for path in shards.paths:
+            shard_co, shard_counts = cooccurrence_counts(
+                prepare_inputs(read_shard(path), users, items).history
+            )
+            co = shard_co if co is None else co + shard_co
+            counts += shard_counts
+        similarity = similarity_from_counts(co, counts, config.neighbours, config.shrinkage)
+    out = workdir / "recommendations"
+    out.mkdir()
     rows = 0
-    for block in score_blocks(model, inputs, catalog, k, batch, similarity=similarity):
-        table = recommendations_table(block, "bench", date(2026, 1, 1), model.name, "1")
-        arrow = pa.Table.from_pandas(table, preserve_index=False)
-        writer = writer or pq.ParquetWriter(path, arrow.schema)
-        writer.write_table(arrow)
-        rows += len(table)
-    writer.close()
+    for s, path in enumerate(shards.paths):
+        rows += write_scores(
+            model,
+            users,
+            items,
+            catalog,
+            read_shard(path),
+            config,
+            out / f"part-{s:05d}.parquet",
+            run,
+            similarity=similarity,
+        )["rows"]
     scored = time.perf_counter() - start
     url = database_url or f"sqlite:///{workdir / 'bench.db'}"
-    publish(path, workdir / "tables", url, "bench_recommendations", date(2026, 1, 1))
+    publish(out, workdir / "tables", url, "bench_recommendations", date(2026, 1, 1))
     seconds = time.perf_counter() - start
     return {
         "seconds": seconds,
@@ -123,6 +169,7 @@ def run_recpipe(
         "publish_seconds": seconds - scored,
         "users_per_second": n_users / seconds,
         "rows": rows,
+        "shards": len(shards.paths),
     }
 
 
@@ -130,10 +177,10 @@ def _child(kind: str, args: dict) -> dict:
     """Run one measurement in a fresh process; add its peak RSS."""
     code = (
         "import json, resource, sys; from pathlib import Path; "
-        "from tasks.bench_scoring import run_reference, run_recpipe; "
+        "from tasks.bench_scoring import run_reference, run_recpipe, write_inputs; "
         f"args = json.loads({json.dumps(json.dumps(args))}); "
         "args.get('workdir') and args.update(workdir=Path(args['workdir'])); "
-        f"out = run_{kind}(**args); "
+        f"out = {kind if kind == 'write_inputs' else 'run_' + kind}(**args); "
         "out['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024; "
         "print(json.dumps(out))"
     )
@@ -152,15 +199,28 @@ def benchmark(
     seen: int = 20,
     database_url: str | None = None,
     explain: bool = False,
+    shard_rows: int = 1_000_000,
 ) -> dict:
     """Reference and recpipe at N users, recpipe again at 2N users for memory growth."""
     base = {"n_items": n_items, "dim": dim, "k": k, "batch": batch, "seen": seen}
-    out: dict[str, Any] = {"config": {"n_users": n_users, **base, "explain": explain}}
+    out: dict[str, Any] = {
+        "config": {"n_users": n_users, **base, "explain": explain, "shard_rows": shard_rows}
+    }
     out["reference"] = _child("reference", {"n_users": n_users, **base})
     with tempfile.TemporaryDirectory(prefix="recpipe-bench-") as tmp:
         for label, users in (("recpipe", n_users), ("recpipe_2x", 2 * n_users)):
             workdir = Path(tmp) / label
             workdir.mkdir()
+            _child(
+                "write_inputs",
+                {
+                    "n_users": users,
+                    "n_items": n_items,
+                    "dim": dim,
+                    "seen": seen,
+                    "workdir": str(workdir),
+                },
+            )
             out[label] = _child(
                 "recpipe",
                 {
@@ -169,6 +229,7 @@ def benchmark(
                     "workdir": str(workdir),
                     "database_url": database_url,
                     "explain": explain,
+                    "shard_rows": shard_rows,
                 },
             )
     out["throughput_ratio"] = (
@@ -201,7 +262,9 @@ def report(result: dict) -> str:
     r = result["recpipe"]
     lines.append(
         f"recpipe split: scoring {r['score_seconds']:.1f} s, publishing "
-        f"{r['publish_seconds']:.1f} s ({r['rows']:,} rows)"
+        f"{r['publish_seconds']:.1f} s ({r['rows']:,} rows); user shards of about "
+        f"{c['shard_rows']:,} interactions: {r['shards']} at 1x, {result['recpipe_2x']['shards']} "
+        "at 2x"
     )
     lines.append(
         f"throughput ratio recpipe/reference: {result['throughput_ratio']:.2f} (target >= 0.5)"

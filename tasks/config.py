@@ -255,10 +255,16 @@ class TrackingConfig(_Section):
 
 
 class ScoreConfig(_Section):
-    """Who is scored, with which business rules and fallbacks (see tasks/score.py)."""
+    """Who is scored, with which business rules and fallbacks (see tasks/score.py).
+
+    ``shard_rows``: users are scored in shards of about this many interactions
+    (tasks/shards.py); memory follows the shard, not the number of users, and shards are
+    the units a Dask task runner spreads over its workers.
+    """
 
     k: int = Field(10, ge=1)
     batch_users: int = Field(1024, ge=1)
+    shard_rows: int = Field(1_000_000, ge=1)
     active_days: int | None = Field(None, ge=1)
     min_history: int = Field(1, ge=1)
     deny_items: list[str] = []
@@ -362,6 +368,22 @@ class LockConfig(_Section):
     wait_seconds: float = Field(0.0, ge=0)
 
 
+class RunnerConfig(_Section):
+    """Where the fanned-out tasks (scoring's user shards) run.
+
+    ``local`` (default): in the flow's process, one shard after another. ``dask``: as
+    Prefect tasks on Dask (prefect-dask's DaskTaskRunner): on the scheduler at
+    ``address`` (e.g. ``tcp://10.0.0.5:8786``) when given, else on a local cluster of
+    ``workers`` processes with ``threads_per_worker`` threads each, started for the run.
+    Workers must see the workspace at the same path (a shared file system).
+    """
+
+    kind: Literal["local", "dask"] = "local"
+    address: str | None = None
+    workers: int = Field(2, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+
+
 class PipelineConfig(_Section):
     workspace: Path = Path(DEFAULT_WORKSPACE)
     ingest: IngestConfig = IngestConfig()
@@ -376,6 +398,7 @@ class PipelineConfig(_Section):
     schedule: ScheduleConfig = ScheduleConfig()
     cache: CacheConfig = CacheConfig()
     lock: LockConfig = LockConfig()
+    runner: RunnerConfig = RunnerConfig()
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

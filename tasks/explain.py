@@ -24,9 +24,25 @@ def cooccurrence_similarity(
     interactions: sp.csr_matrix, neighbours: int = 50, shrinkage: float = 10.0
 ) -> sp.csr_matrix:
     """Sparse items x items similarity (zero diagonal), top ``neighbours`` per row."""
+    co, counts = cooccurrence_counts(interactions)
+    return similarity_from_counts(co, counts, neighbours, shrinkage)
+
+
+def cooccurrence_counts(interactions: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``(items x items co-occurrence counts, users per item)`` of a users x items matrix.
+
+    Both add up over disjoint sets of users, so they can be summed shard by shard.
+    """
     binary = (sp.csr_matrix(interactions) > 0).astype(np.float32)
     counts = np.asarray(binary.sum(axis=0)).ravel()
-    co = (binary.T @ binary).tocsr()
+    return (binary.T @ binary).tocsr(), counts
+
+
+def similarity_from_counts(
+    co: sp.csr_matrix, counts: np.ndarray, neighbours: int = 50, shrinkage: float = 10.0
+) -> sp.csr_matrix:
+    """Shrunk cosine from co-occurrence counts, top ``neighbours`` per row."""
+    co = sp.csr_matrix(co, copy=True)
     co.setdiag(0)
     co.eliminate_zeros()
     co = co.tocoo()

@@ -51,15 +51,42 @@ def stage_parquet(source: pd.DataFrame | Path, root: Path, run_date: date) -> Pa
         if isinstance(source, pd.DataFrame):
             table = pa.Table.from_pandas(source.drop(columns=["run_date"]), preserve_index=False)
             pq.write_table(table, staging / "part-0.parquet")
-        else:
-            table = pq.read_table(source)
-            if "run_date" in table.column_names:
-                table = table.drop_columns(["run_date"])
-            pq.write_table(table, staging / "part-0.parquet")
+        else:  # streamed, so memory holds one record batch, not the table
+            writer = None
+            try:
+                for batch in iter_batches(source):
+                    table = pa.Table.from_batches([batch])
+                    if "run_date" in table.column_names:
+                        table = table.drop_columns(["run_date"])
+                    writer = writer or pq.ParquetWriter(staging / "part-0.parquet", table.schema)
+                    writer.write_table(table)
+            finally:
+                if writer is not None:
+                    writer.close()
+            if writer is None:
+                schema = pq.read_schema(_parquet_files(source)[0])
+                if "run_date" in schema.names:
+                    schema = schema.remove(schema.get_field_index("run_date"))
+                pq.write_table(schema.empty_table(), staging / "part-0.parquet")
     except Exception:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return staging
+
+
+def _parquet_files(source: Path) -> list[Path]:
+    """A Parquet file, or a folder's ``*.parquet`` files in name order."""
+    source = Path(source)
+    files = sorted(source.glob("*.parquet")) if source.is_dir() else [source]
+    if not files:
+        raise FileNotFoundError(f"{source}: no Parquet files to publish")
+    return files
+
+
+def iter_batches(source: Path, batch_size: int = 200_000) -> Any:
+    """Record batches of a Parquet file or folder of part files, in order."""
+    for path in _parquet_files(source):
+        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size)
 
 
 def swap_parquet(staging: Path, root: Path, run_date: date) -> Path:
@@ -246,7 +273,7 @@ def publish(
         if isinstance(table, pd.DataFrame):
             frames: Any = [table]
         else:
-            frames = (b.to_pandas() for b in pq.ParquetFile(table).iter_batches(batch_size=200_000))
+            frames = (b.to_pandas() for b in iter_batches(table))
         rows = publish_database(
             list(frames) if kind != "recommendations" else frames,
             url,

@@ -19,11 +19,15 @@ holds one block of scores, not one per user.
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,7 +38,7 @@ from prefect.cache_policies import NO_CACHE
 from models import BaseRecommender
 from models.ranking import top_k
 from models.vocab import IdVocabulary
-from tasks.catalog import Catalog, cap_per_genre
+from tasks.catalog import Catalog, build_catalog, cap_per_genre
 from tasks.config import ScoreConfig
 from tasks.explain import reasons, supporting_items
 
@@ -72,15 +76,23 @@ def prepare_inputs(
     active_days: int | None = None,
     popular_days: int = 30,
     with_sequences: bool = False,
+    newest: pd.Timestamp | None = None,
+    popularity: np.ndarray | None = None,
 ) -> ScoringInputs:
-    """Map raw interactions (user_id, item_id[, timestamp]) into the champion's spaces."""
+    """Map raw interactions (user_id, item_id[, timestamp]) into the champion's spaces.
+
+    ``interactions`` may hold a shard of the users (all of each user's events); then
+    ``newest`` (the newest event of all shards) and ``popularity`` (summed over all
+    shards, see ``recent_popularity``) make "the last N days" the same for every shard.
+    """
     frame = interactions
     has_time = "timestamp" in frame
     if has_time:
         frame = frame.sort_values("timestamp", kind="stable")
+        if newest is None and len(frame):
+            newest = frame["timestamp"].max()
     active = frame
-    if active_days is not None and has_time:
-        newest = frame["timestamp"].max()
+    if active_days is not None and has_time and newest is not None:
         recent_users = frame.loc[
             frame["timestamp"] > newest - pd.Timedelta(days=active_days), "user_id"
         ]
@@ -106,15 +118,25 @@ def prepare_inputs(
         seq_frame = pd.DataFrame({"u": mu[ok], "i": i[ok]})
         for user, group in seq_frame.groupby("u", sort=False):
             sequences[int(user)] = group["i"].to_numpy(dtype=np.int64)
-    recent = frame
-    if has_time:
-        recent = frame[
-            frame["timestamp"] > frame["timestamp"].max() - pd.Timedelta(days=popular_days)
-        ]
+    if popularity is None:
+        popularity = recent_popularity(frame, items, newest, popular_days)
+    return ScoringInputs(all_users, history, in_model, model_history, sequences, popularity)
+
+
+def recent_popularity(
+    interactions: pd.DataFrame,
+    items: IdVocabulary,
+    newest: pd.Timestamp | None,
+    popular_days: int,
+) -> np.ndarray:
+    """Distinct users per item in the ``popular_days`` before ``newest`` (all time without
+    timestamps). Adds up over shards of disjoint users."""
+    recent = interactions
+    if "timestamp" in recent and newest is not None:
+        recent = recent[recent["timestamp"] > newest - pd.Timedelta(days=popular_days)]
     ri = items.index(recent["item_id"])
     pairs = pd.DataFrame({"u": recent["user_id"].to_numpy(), "i": ri})[ri >= 0].drop_duplicates()
-    popularity = np.bincount(pairs["i"].to_numpy(), minlength=len(items)).astype(np.float32)
-    return ScoringInputs(all_users, history, in_model, model_history, sequences, popularity)
+    return np.bincount(pairs["i"].to_numpy(), minlength=len(items)).astype(np.float32)
 
 
 def _binary(coords: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]) -> sp.csr_matrix:
@@ -261,8 +283,6 @@ def score_users(
     batch_users: int = 1024,
 ) -> pd.DataFrame:
     """All recommendations at once, without business rules or explanations (evaluation)."""
-    from tasks.catalog import build_catalog
-
     inputs = prepare_inputs(
         interactions, users, items, with_sequences="sequences" in getattr(model, "fit_inputs", ())
     )
@@ -273,8 +293,29 @@ def score_users(
     return pd.concat(frames, ignore_index=True)
 
 
-@task(name="score", cache_policy=NO_CACHE)
-def score_task(
+# -- the nightly scoring stage: plan, score each user shard, finish ----------------------
+@dataclass(frozen=True)
+class ScoringPlan:
+    """What every shard task needs, as paths and plain values (it travels to Dask workers)."""
+
+    workspace_root: str
+    registered_name: str
+    version: str  # the champion version resolved once for the whole run
+    model_run: str  # its MLflow run
+    model_name: str
+    items_path: str | None
+    config: ScoreConfig
+    run_id: str
+    run_date: date
+    out_dir: str
+    shards: list[str]
+    newest: str | None
+    popularity_path: str
+    similarity_path: str | None
+    items_vocab_path: str
+
+
+def plan_scoring(
     validated_path: str,
     items_path: str | None,
     registered_name: str,
@@ -283,27 +324,116 @@ def score_task(
     run_id: str,
     run_date: date,
     out_dir: str,
-) -> dict:
-    """Score every active user with the champion; write recommendations and similar items."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+) -> ScoringPlan:
+    """Resolve the champion, split the users into shards, and compute what all shards share:
+    recent popularity and (with explanations) item-item similarity, both summed shard by
+    shard; write the similar-items table."""
     from tasks import tracking
-    from tasks.catalog import build_catalog, read_deny_list
-    from tasks.explain import cooccurrence_similarity, similar_items_table
+    from tasks.explain import cooccurrence_counts, similar_items_table, similarity_from_counts
+    from tasks.shards import read_shard, shard_interactions
     from tasks.workspace import Workspace
 
     client = tracking.client_for(Workspace.at(workspace_root))
-    champion, version = tracking.load_champion(client, registered_name)
-    model, users, items = champion.model, champion.users, champion.items
-    interactions = pd.read_parquet(validated_path, columns=["user_id", "item_id", "timestamp"])
-    catalog_frame = pd.read_parquet(items_path) if items_path else None
-    catalog = build_catalog(
-        items,
-        catalog_frame,
-        read_deny_list(config.deny_list_path, config.deny_items),
-        config.respect_available,
+    version = tracking.champion_version_or_fail(client, registered_name)
+    model_run = client.get_model_version(registered_name, version).run_id
+    champion = tracking.load_model_version(workspace_root, registered_name, version, model_run)
+    items = champion.items
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shards = shard_interactions(validated_path, out / "shards", config.shard_rows)
+    newest = shards.newest_timestamp
+    popularity = np.zeros(len(items), dtype=np.float32)
+    co, counts = None, np.zeros(len(items), dtype=np.float64)
+    for path in shards.paths:
+        frame = read_shard(path)
+        popularity += recent_popularity(frame, items, newest, config.popular_days)
+        if config.explain:
+            full = prepare_inputs(frame, champion.users, items, popularity=popularity)
+            shard_co, shard_counts = cooccurrence_counts(full.history)
+            co = shard_co if co is None else co + shard_co
+            counts += shard_counts
+    popularity_path = out / "recent_popularity.npy"
+    np.save(popularity_path, popularity)
+    similarity_path = None
+    for stale in (out / "similarity.npz", out / "similar_items.parquet"):
+        stale.unlink(missing_ok=True)
+    if config.explain:
+        co = co if co is not None else sp.csr_matrix((len(items), len(items)), dtype=np.float32)
+        similarity = similarity_from_counts(co, counts, config.neighbours, config.shrinkage)
+        similarity_path = out / "similarity.npz"
+        sp.save_npz(similarity_path, similarity)
+        catalog = build_catalog(items, None, set())
+        similar = similar_items_table(similarity, catalog.item_ids, config.similar_k)
+        similar.insert(0, "run_date", pd.Series([run_date] * len(similar), dtype="date32[pyarrow]"))
+        similar.insert(0, "run_id", run_id)
+        similar.to_parquet(out / "similar_items.parquet", index=False)
+    items_vocab_path = out / "champion_items.json"
+    items_vocab_path.write_text(items.to_json())
+    parts = out / "recommendations"
+    if parts.exists():
+        shutil.rmtree(parts)
+    parts.mkdir()
+    return ScoringPlan(
+        workspace_root,
+        registered_name,
+        version,
+        model_run,
+        champion.model.name,
+        items_path,
+        config,
+        run_id,
+        run_date,
+        str(out),
+        shards.paths,
+        shards.newest,
+        str(popularity_path),
+        None if similarity_path is None else str(similarity_path),
+        str(items_vocab_path),
     )
+
+
+def score_shard(plan: ScoringPlan, shard: int) -> dict:
+    """Score the users of one shard; write ``recommendations/part-NNNNN.parquet``."""
+    from tasks import tracking
+    from tasks.shards import read_shard
+
+    champion = tracking.load_model_version(
+        plan.workspace_root, plan.registered_name, plan.version, plan.model_run
+    )
+    out = write_scores(
+        champion.model,
+        champion.users,
+        champion.items,
+        _catalog(champion.items, plan.items_path, plan.config),
+        read_shard(plan.shards[shard]),
+        plan.config,
+        Path(plan.out_dir) / "recommendations" / f"part-{shard:05d}.parquet",
+        {"run_id": plan.run_id, "run_date": plan.run_date, "model_version": plan.version},
+        newest=None if plan.newest is None else pd.Timestamp(plan.newest),
+        popularity=np.load(plan.popularity_path),
+        similarity=None if plan.similarity_path is None else sp.load_npz(plan.similarity_path),
+    )
+    return {"shard": shard, "worker": f"{socket.gethostname()}:{os.getpid()}", **out}
+
+
+def write_scores(
+    model: BaseRecommender,
+    users: IdVocabulary,
+    items: IdVocabulary,
+    catalog: Catalog,
+    interactions: pd.DataFrame,
+    config: ScoreConfig,
+    path: Path,
+    run: dict,
+    newest: pd.Timestamp | None = None,
+    popularity: np.ndarray | None = None,
+    similarity: sp.csr_matrix | None = None,
+) -> dict:
+    """Score the users of ``interactions`` block by block, streaming the published table's
+    rows to the Parquet file ``path``. ``run``: run_id, run_date, model_version."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     inputs = prepare_inputs(
         interactions,
         users,
@@ -311,19 +441,10 @@ def score_task(
         config.active_days,
         config.popular_days,
         with_sequences="sequences" in getattr(model, "fit_inputs", ()),
+        newest=newest,
+        popularity=popularity,
     )
-    start = time.perf_counter()
-    similarity = None
-    if config.explain:
-        full = (
-            inputs.history
-            if config.active_days is None
-            else prepare_inputs(interactions, users, items).history
-        )
-        similarity = cooccurrence_similarity(full, config.neighbours, config.shrinkage)
-    out = Path(out_dir)
-    path, rows, strategies = out / "recommendations.parquet", 0, {}
-    writer = None
+    rows, strategies, writer = 0, {}, None
     try:
         for block in score_blocks(
             model,
@@ -336,7 +457,9 @@ def score_task(
             similarity,
             config.popular_days,
         ):
-            frame = recommendations_table(block, run_id, run_date, model.name, version)
+            frame = recommendations_table(
+                block, run["run_id"], run["run_date"], model.name, run["model_version"]
+            )
             batch = pa.Table.from_pandas(frame, preserve_index=False)
             writer = writer or pq.ParquetWriter(path, batch.schema)
             writer.write_table(batch)
@@ -348,28 +471,92 @@ def score_task(
             writer.close()
     if writer is None:
         recommendations_table(
-            pd.DataFrame(columns=SCORED_COLUMNS), run_id, run_date, model.name, version
+            pd.DataFrame(columns=SCORED_COLUMNS),
+            run["run_id"],
+            run["run_date"],
+            model.name,
+            run["model_version"],
         ).to_parquet(path, index=False)
-    seconds = time.perf_counter() - start
-    similar_path = None
-    if similarity is not None:
-        similar = similar_items_table(similarity, catalog.item_ids, config.similar_k)
-        similar.insert(0, "run_date", pd.Series([run_date] * len(similar), dtype="date32[pyarrow]"))
-        similar.insert(0, "run_id", run_id)
-        similar_path = out / "similar_items.parquet"
-        similar.to_parquet(similar_path, index=False)
+    return {"rows": rows, "users_by_strategy": strategies}
+
+
+def _catalog(items: IdVocabulary, items_path: str | None, config: ScoreConfig) -> Catalog:
+    from tasks.catalog import read_deny_list
+
+    return build_catalog(
+        items,
+        pd.read_parquet(items_path) if items_path else None,
+        read_deny_list(config.deny_list_path, config.deny_items),
+        config.respect_available,
+    )
+
+
+def finish_scoring(plan: ScoringPlan, parts: list[dict], seconds: float) -> dict:
+    """The stage's summary from the shards' counts."""
+    strategies: dict[str, int] = {}
+    for part in parts:
+        for strategy, n in part["users_by_strategy"].items():
+            strategies[strategy] = strategies.get(strategy, 0) + n
+    if sorted(p["shard"] for p in parts) != list(range(len(plan.shards))):
+        raise RuntimeError(
+            f"scoring: {len(plan.shards)} shards planned, results for "
+            f"{sorted(p['shard'] for p in parts)}; run the stage again"
+        )
+    out = Path(plan.out_dir)
+    similar = out / "similar_items.parquet"
     n_users = sum(strategies.values())
-    items_vocab_path = out / "champion_items.json"
-    items_vocab_path.write_text(items.to_json())
     return {
-        "path": str(path),
-        "items_vocab_path": str(items_vocab_path),
-        "similar_path": str(similar_path) if similar_path else None,
-        "rows": rows,
+        "path": str(out / "recommendations"),
+        "items_vocab_path": plan.items_vocab_path,
+        "similar_path": str(similar) if similar.exists() else None,
+        "rows": sum(p["rows"] for p in parts),
         "users": n_users,
-        "model": model.name,
-        "version": version,
-        "users_by_strategy": strategies,
+        "shards": len(plan.shards),
+        "workers": sorted({p["worker"] for p in parts if "worker" in p}),
+        "model": plan.model_name,
+        "version": plan.version,
+        "users_by_strategy": dict(sorted(strategies.items())),
         "seconds": round(seconds, 2),
         "users_per_second": round(n_users / seconds, 1) if seconds > 0 else None,
     }
+
+
+def score_all(
+    validated_path: str,
+    items_path: str | None,
+    registered_name: str,
+    workspace_root: str,
+    config: ScoreConfig,
+    run_id: str,
+    run_date: date,
+    out_dir: str,
+) -> dict:
+    """The whole stage in this process, shard after shard."""
+    start = time.perf_counter()
+    plan = plan_scoring(
+        validated_path,
+        items_path,
+        registered_name,
+        workspace_root,
+        config,
+        run_id,
+        run_date,
+        out_dir,
+    )
+    parts = [score_shard(plan, s) for s in range(len(plan.shards))]
+    return finish_scoring(plan, parts, time.perf_counter() - start)
+
+
+@task(name="plan-scoring", cache_policy=NO_CACHE)
+def plan_scoring_task(*args: Any) -> ScoringPlan:
+    return plan_scoring(*args)
+
+
+@task(name="score-shard", cache_policy=NO_CACHE)
+def score_shard_task(plan: ScoringPlan, shard: int) -> dict:
+    return score_shard(plan, shard)
+
+
+@task(name="finish-scoring", cache_policy=NO_CACHE)
+def finish_scoring_task(plan: ScoringPlan, parts: list[dict], seconds: float) -> dict:
+    return finish_scoring(plan, parts, seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -180,14 +181,8 @@ def _requirements() -> list[str]:
     return reqs
 
 
-def load_champion(client: Any, registered_name: str) -> tuple[Any, str]:
-    """``(pyfunc wrapper with .model/.users/.items, version)`` of the champion.
-
-    The alias is resolved once and that exact version is loaded, so a promotion
-    happening meanwhile cannot mix two versions in one run.
-    """
-    import mlflow
-
+def champion_version_or_fail(client: Any, registered_name: str) -> str:
+    """The champion's version number; a clear error when there is none."""
     from tasks.registry import CHAMPION, RegistryError, champion_version
 
     version = champion_version(client, registered_name)
@@ -196,5 +191,30 @@ def load_champion(client: Any, registered_name: str) -> tuple[Any, str]:
             f"registered model {registered_name!r} has no {CHAMPION!r} alias; "
             "run the nightly flow once, or set one with 'recpipe model promote VERSION'"
         )
+    return version
+
+
+def load_champion(client: Any, registered_name: str) -> tuple[Any, str]:
+    """``(pyfunc wrapper with .model/.users/.items, version)`` of the champion.
+
+    The alias is resolved once and that exact version is loaded, so a promotion
+    happening meanwhile cannot mix two versions in one run.
+    """
+    import mlflow
+
+    version = champion_version_or_fail(client, registered_name)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{registered_name}/{version}")
     return pyfunc.unwrap_python_model(), version
+
+
+@lru_cache(maxsize=2)
+def load_model_version(workspace_root: str, registered_name: str, version: str, run_id: str) -> Any:
+    """A registered version's wrapper (.model/.users/.items), loaded once per process:
+    the shards of a run (on this process or on a Dask worker) share it. ``run_id`` (the
+    version's run) is part of the key, so a registry rebuilt at the same path with
+    the same version numbers is never served from a stale copy."""
+    import mlflow
+
+    client_for(Workspace.at(workspace_root))
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{registered_name}/{version}")
+    return pyfunc.unwrap_python_model()

@@ -124,7 +124,7 @@ def test_a_cached_rerun_skips_ingest_validate_features_and_training(backfilled) 
     cold, cached = task_run_names(first[0]["run_id"]), task_run_names(second[0]["run_id"])
     assert {"ingest", "as-of", "validate", "build-features", "train", "publish"} <= cold
     assert not {"ingest", "as-of", "validate", "build-features", "train", "evaluate"} & cached
-    assert {"promote", "score", "monitor", "publish"} <= cached
+    assert {"promote", "plan-scoring", "score-shard", "monitor", "publish"} <= cached
     ws = Workspace.at(backfilled["config"].workspace)
     for day, mtime in backfilled["raw_mtimes"].items():  # the raw files were not rewritten
         assert ws.raw(day).joinpath("interactions.parquet").stat().st_mtime_ns == mtime
@@ -311,7 +311,7 @@ def test_retraining_trains_again_and_publishes_the_same_rows(backfilled) -> None
     assert list(summary["cached_stages"]) == ["ingest", "validate", "features"]
     assert not summary["models"][0]["reused"]
     names = task_run_names(summary["run_id"])
-    assert {"train", "evaluate", "promote", "score", "publish"} <= names
+    assert {"train", "evaluate", "promote", "score-shard", "publish"} <= names
     parquet, _ = tables(config)
     now = parquet[parquet["run_date"] == START].sort_values(["user_id", "rank"])
     p1, _ = backfilled["before"]
