@@ -205,6 +205,18 @@ def _add_other_commands(sub: Any) -> None:
     evaluate.add_argument("--k", type=int, default=10)
     evaluate.add_argument("--seed", type=int, default=42, help="split and model seed")
 
+    generate = sub.add_parser(
+        "generate",
+        help="write a synthetic interaction log of any size to Parquet (streamed, bounded memory)",
+    )
+    generate.add_argument("out", type=Path, help="new or empty folder to write into")
+    generate.add_argument("--interactions", default="1M", help="rows, e.g. 5M, 250k, 50000000")
+    generate.add_argument("--users", type=int, default=None, help="default: interactions / 50")
+    generate.add_argument("--items", type=int, default=None, help="default: interactions / 1000")
+    generate.add_argument("--end", default="2026-01-01", help="date of the newest events")
+    generate.add_argument("--weeks", type=int, default=8, help="weeks of events before --end")
+    generate.add_argument("--seed", type=int, default=42)
+
     bench = sub.add_parser("bench", help="benchmarks that print their figures")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     scoring = bench_sub.add_parser(
@@ -593,6 +605,34 @@ def _cmd_recs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from flows.growth import parse_size
+    from tasks.errors import ConfigError
+    from tasks.scale_data import generate_scale
+
+    try:
+        n = parse_size(args.interactions)
+        out = generate_scale(
+            args.out.expanduser(),
+            n,
+            n_users=args.users,
+            n_items=args.items,
+            weeks=args.weeks,
+            seed=args.seed,
+            end=args.end,
+        )
+    except (ValueError, FileExistsError) as exc:
+        raise ConfigError(str(exc)) from None
+    print(
+        f"wrote {out['n_interactions']:,} interactions ({out['n_users']:,} users, "
+        f"{out['n_items']:,} items) in {out['seconds']:.1f} s\n"
+        f"  interactions  {out['interactions_path']}\n  items         {out['items_path']}\n"
+        f"run it: recpipe run --source files --path {out['interactions_path']} "
+        f"--items-path {out['items_path']} --run-date {args.end}"
+    )
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "rerun":
         return _cmd_bench_rerun(args)
@@ -634,9 +674,9 @@ def _cmd_bench_growth(args: argparse.Namespace) -> int:
         args.items,
         args.events_per_user,
         overrides={"runner": {"kind": args.runner}},
+        progress=lambda so_far: print(report(so_far, models, args.items) + "\n", flush=True),
     )
-    print(report(results, models, args.items))
-    return 0
+    return 1 if any("failed" in r for r in results) else 0
 
 
 def _cmd_bench_rerun(args: argparse.Namespace) -> int:
@@ -685,6 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         "trigger": _cmd_trigger,
         "status": _cmd_status,
         "evaluate": _cmd_evaluate,
+        "generate": _cmd_generate,
     }
     try:
         if args.command in commands:

@@ -19,6 +19,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
 from itertools import pairwise
 from pathlib import Path
@@ -88,7 +89,10 @@ def bench_growth(
     events_per_user: int,
     seed: int = 42,
     overrides: dict | None = None,
+    progress: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
+    """Run each size in turn; ``progress(results so far)`` after each. A size that fails
+    (e.g. out of memory) ends the series and is reported with its error."""
     from tasks.config import load_config
 
     results = []
@@ -125,15 +129,21 @@ def bench_growth(
         )
         lines = [x for x in proc.stdout.splitlines() if x.startswith("RECPIPE-GROWTH ")]
         if proc.returncode != 0 or not lines:
-            raise RuntimeError(
-                f"growth benchmark: the run at {n:,} interactions failed:\n{proc.stderr[-4000:]}"
-            )
+            tail = proc.stderr[-3000:]
+            results.append({"n": n, "failed": f"exit code {proc.returncode}:\n{tail}"})
+            if progress:
+                progress(results)
+            break  # a larger size would fail the same way
         result = json.loads(lines[-1].removeprefix("RECPIPE-GROWTH "))
         results.append({"n": n, "generate_seconds": round(generated, 1), **result})
+        if progress:
+            progress(results)
     return results
 
 
-def report(results: list[dict], models: list[str], n_items: int) -> str:
+def report(all_results: list[dict], models: list[str], n_items: int) -> str:
+    results = [r for r in all_results if "failed" not in r]
+    failed = [r for r in all_results if "failed" in r]
     stages = list(dict.fromkeys(s for r in results for s in r["stage_seconds"]))
     head = f"{'stage':<10}" + "".join(f"{_label(r['n']):>20}" for r in results)
     growth_head = "".join(
@@ -177,6 +187,8 @@ def report(results: list[dict], models: list[str], n_items: int) -> str:
             f"champion {r['champion']}; data generated in {r['generate_seconds']} s "
             "(0 when reused)"
         )
+    for r in failed:
+        lines.append(f"{_label(r['n'])}: FAILED, {r['failed']}")
     return "\n".join(lines)
 
 

@@ -51,25 +51,27 @@ def similarity_from_counts(
     return _prune_rows(sim, neighbours)
 
 
-def _prune_rows(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
-    """Keep the ``keep`` largest entries of each row."""
+def _prune_rows(matrix: sp.csr_matrix, keep: int, cells: int = 1 << 24) -> sp.csr_matrix:
+    """Keep the ``keep`` largest entries of each row (rows taken densely, a block of
+    about ``cells`` values at a time)."""
     matrix = matrix.tocsr()
     lengths = np.diff(matrix.indptr)
     if lengths.size == 0 or lengths.max() <= keep:
         return matrix
-    rows, cols, vals = [], [], []
-    for r in np.flatnonzero(lengths):
-        start, end = matrix.indptr[r], matrix.indptr[r + 1]
-        data, idx = matrix.data[start:end], matrix.indices[start:end]
-        if data.size > keep:
-            best = np.argpartition(-data, keep - 1)[:keep]
-            data, idx = data[best], idx[best]
-        rows.append(np.full(data.size, r))
-        cols.append(idx)
-        vals.append(data)
-    return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=matrix.shape
-    )
+    n_rows, n_cols = matrix.shape
+    step = max(1, cells // max(n_cols, 1))
+    parts = []
+    for start in range(0, n_rows, step):
+        block = matrix[start : start + step]
+        dense = np.full(block.shape, -np.inf, dtype=np.float32)
+        local = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+        dense[local, block.indices] = block.data
+        idx, vals = top_k(dense, keep)
+        ok = idx >= 0
+        rows = np.nonzero(ok)[0] + start
+        parts.append((rows, idx[ok], vals[ok]))
+    rows, cols, vals = (np.concatenate(x) for x in zip(*parts, strict=True))
+    return sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=matrix.shape)
 
 
 def supporting_items(

@@ -139,6 +139,14 @@ def recent_popularity(
     return np.bincount(pairs["i"].to_numpy(), minlength=len(items)).astype(np.float32)
 
 
+def user_item_matrix(interactions: pd.DataFrame, items: IdVocabulary) -> sp.csr_matrix:
+    """Binary users (in order of first appearance) x ``items``; unknown items left out."""
+    u, _ = pd.factorize(interactions["user_id"])
+    i = items.index(interactions["item_id"])
+    known = i >= 0
+    return _binary((u[known], i[known]), (int(u.max()) + 1 if len(u) else 0, len(items)))
+
+
 def _binary(coords: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]) -> sp.csr_matrix:
     matrix = sp.csr_matrix((np.ones(len(coords[0]), dtype=np.float32), coords), shape=shape)
     matrix.data[:] = 1.0
@@ -348,8 +356,7 @@ def plan_scoring(
         frame = read_shard(path)
         popularity += recent_popularity(frame, items, newest, config.popular_days)
         if config.explain:
-            full = prepare_inputs(frame, champion.users, items, popularity=popularity)
-            shard_co, shard_counts = cooccurrence_counts(full.history)
+            shard_co, shard_counts = cooccurrence_counts(user_item_matrix(frame, items))
             co = shard_co if co is None else co + shard_co
             counts += shard_counts
     popularity_path = out / "recent_popularity.npy"

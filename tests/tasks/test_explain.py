@@ -42,3 +42,19 @@ def test_similar_items_table() -> None:
     assert a["similar_item_id"].tolist() == ["b", "d"]
     assert (a["score"].diff().dropna() <= 0).all()
     assert set(table.columns) == {"item_id", "rank", "similar_item_id", "score"}
+
+
+def test_pruning_keeps_each_rows_largest_entries_across_blocks() -> None:
+    import numpy as np
+    import scipy.sparse as sp
+
+    from tasks.explain import _prune_rows
+
+    matrix = sp.random(50, 40, density=0.5, format="csr", random_state=2).astype(np.float32)
+    pruned = _prune_rows(matrix, 3, cells=100)  # blocks of 2 rows
+    dense = matrix.toarray()
+    for row in range(50):
+        stored = np.flatnonzero(dense[row])
+        best = stored[np.argsort(-dense[row, stored])[:3]]
+        assert sorted(pruned[row].indices) == sorted(best)
+        assert np.allclose(sorted(pruned[row].data), sorted(dense[row, best]))
