@@ -390,7 +390,9 @@ def _print_summary(summary: dict) -> None:
             f"train={m['train_seconds']:.1f}s"
         )
     c = summary["promotion"]
-    verdict = "PROMOTED" if c["promote"] else "not promoted"
+    verdict = (
+        "KEPT" if c.get("already_champion") else "PROMOTED" if c["promote"] else "not promoted"
+    )
     out(
         f"\npromotion: challenger {c['challenger']} v{c['challenger_version']} {verdict}: {c['reason']}"
     )

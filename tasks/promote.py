@@ -17,7 +17,7 @@ tagged on the challenger's run, on the nightly parent run and on the version.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -161,10 +161,16 @@ def promote_task(
         key,
     )
     version = versions[challenger["model"]]
-    if decision.promote:
+    already = decision.promote and version == champion_ver  # a re-run that reused it
+    if already:
+        decision = replace(
+            decision,
+            reason=f"{challenger['model']} v{version} is the champion already; " + decision.reason,
+        )
+    elif decision.promote:
         registry.set_champion(client, registered_name, version, decision.reason)
     tags = {
-        "promotion.decision": "promoted" if decision.promote else "rejected",
+        "promotion.decision": "kept" if already else "promoted" if decision.promote else "rejected",
         "promotion.reason": decision.reason,
         "promotion.challenger": f"{challenger['model']} v{version}",
         "promotion.challenger_value": f"{decision.challenger_value:.6f}",
@@ -181,6 +187,7 @@ def promote_task(
     serving = registry.champion_version(client, registered_name)
     return {
         **asdict(decision),
+        "already_champion": already,
         "registered_name": registered_name,
         "challenger_version": version,
         "previous_champion": champion_ver,

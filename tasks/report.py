@@ -107,7 +107,13 @@ def summary_figures(out: dict) -> list[dict]:
                 add("models", f"{m['model']} {name}", value)
     p = out.get("promotion") or {}
     if p:
-        verdict = "promoted" if p.get("promote") else "rejected"
+        verdict = (
+            "kept (already champion)"
+            if p.get("already_champion")
+            else "promoted"
+            if p.get("promote")
+            else "rejected"
+        )
         add(
             "promotion",
             "decision",
@@ -164,7 +170,13 @@ def summary_markdown(out: dict) -> str:
             lines.append(f"| {m['model']} | {cells} | {_fmt(m['train_seconds'], 1)} | {note} |")
     p = out.get("promotion") or {}
     if p:
-        verdict = "**promoted**" if p.get("promote") else "**not promoted**"
+        verdict = (
+            "**kept** (already champion)"
+            if p.get("already_champion")
+            else "**promoted**"
+            if p.get("promote")
+            else "**not promoted**"
+        )
         lines += [
             "",
             "## Promotion",

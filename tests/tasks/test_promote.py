@@ -190,3 +190,25 @@ def test_registering_the_same_run_twice_keeps_one_version(store, nights) -> None
     version = registry.register_version(client, first["model_uri"], "rec", first["run_id"], {})
     assert version == nights[0]["decision"]["versions"]["mult_dae"]
     assert len(registry.list_versions(client, "rec")) == 6
+
+
+def test_a_rerun_whose_challenger_is_the_champion_keeps_it(store, nights) -> None:
+    from tasks import registry
+    from tasks.promote import promote_task
+    from tasks.tracking import start_parent_run
+
+    ws, client, experiment_id, features_dir = store
+    third = nights[2]
+    version = third["decision"]["challenger_version"]
+    registry.set_champion(client, "rec", version, "test")
+    history = registry.champion_history(client, "rec")
+    parent = start_parent_run(client, experiment_id, "night-c-again", {})
+    again = promote_task.fn(
+        third["results"], features_dir, "ndcg", 10, 0.0, "rec", str(ws.root), parent
+    )
+    assert again["already_champion"] and again["promote"]
+    assert again["challenger_version"] == again["champion_version"] == version
+    assert again["champion_value"] == again["challenger_value"]  # its own figures, not re-scored
+    assert "champion already" in again["reason"]
+    assert registry.champion_history(client, "rec") == history  # no duplicate entry
+    assert client.get_run(parent).data.tags["promotion.decision"] == "kept"
