@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.context import get_run_context
 
 from tasks.config import PipelineConfig, load_config
 
@@ -141,6 +142,14 @@ def nightly(
     holder = holder_info(run_id, run_date=run_date.isoformat(), workspace=str(ws.root))
     cache = stage_cache.StageCache(ws.stage_markers, run_date, config.cache.enabled, run_id, logger)
     logger.info("recpipe nightly for %s in workspace %s", run_date, ws.root)
+    runner = type(getattr(get_run_context(), "task_runner", None)).__name__
+    if config.runner.kind == "dask" and runner != "DaskTaskRunner":
+        logger.warning(
+            "runner.kind is 'dask' but this flow run's task runner is %s: the scoring shards "
+            "run in this process. Start the flow through recpipe run/backfill, or "
+            "flows.nightly.nightly_flow_for(config), to run them on Dask.",
+            runner,
+        )
 
     client = tracking.client_for(ws)
     experiment_id = tracking.ensure_experiment(client, ws, config.tracking.experiment)
@@ -396,7 +405,7 @@ def _score_in_shards(*args: Any) -> dict:
     """Plan, score each user shard, finish. On a Dask task runner the shards are submitted
     as tasks and run on the cluster's workers; otherwise one after another, here, so that
     memory holds one shard at a time."""
-    from prefect.context import TaskRunContext, get_run_context
+    from prefect.context import TaskRunContext
 
     from tasks.score import finish_scoring_task, plan_scoring_task, score_shard_task
 
