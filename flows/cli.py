@@ -390,9 +390,9 @@ def _print_summary(summary: dict) -> None:
             f"train={m['train_seconds']:.1f}s"
         )
     c = summary["promotion"]
-    verdict = (
-        "KEPT" if c.get("already_champion") else "PROMOTED" if c["promote"] else "not promoted"
-    )
+    from tasks.promote import outcome
+
+    verdict = {"kept": "KEPT", "promoted": "PROMOTED", "rejected": "not promoted"}[outcome(c)]
     out(
         f"\npromotion: challenger {c['challenger']} v{c['challenger_version']} {verdict}: {c['reason']}"
     )

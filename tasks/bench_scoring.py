@@ -118,9 +118,8 @@ def run_recpipe(
     from models.vocab import IdVocabulary
     from tasks.catalog import build_catalog
     from tasks.config import ScoreConfig
-    from tasks.explain import cooccurrence_counts, similarity_from_counts
     from tasks.publish import publish
-    from tasks.score import prepare_inputs, write_scores
+    from tasks.score import shard_totals, write_scores
     from tasks.shards import read_shard, shard_interactions
 
     users = IdVocabulary(_user_ids(np.arange(n_users)))
@@ -134,16 +133,9 @@ def run_recpipe(
     start = time.perf_counter()
     shards = shard_interactions(workdir / "interactions.parquet", workdir / "shards", shard_rows)
     catalog = build_catalog(items, None, {items.ids[0]})
-    similarity = None
-    if explain:
-        co, counts = None, np.zeros(n_items)
-        for path in shards.paths:
-            shard_co, shard_counts = cooccurrence_counts(
-                prepare_inputs(read_shard(path), users, items).history
-            )
-            co = shard_co if co is None else co + shard_co
-            counts += shard_counts
-        similarity = similarity_from_counts(co, counts, config.neighbours, config.shrinkage)
+    popularity, similarity = None, None
+    if explain:  # the nightly path's pass over the shards (tasks/score.py)
+        popularity, similarity = shard_totals(shards.paths, items, shards.newest_timestamp, config)
     out = workdir / "recommendations"
     out.mkdir()
     rows = 0
@@ -157,6 +149,7 @@ def run_recpipe(
             config,
             out / f"part-{s:05d}.parquet",
             run,
+            popularity=popularity,
             similarity=similarity,
         )["rows"]
     scored = time.perf_counter() - start

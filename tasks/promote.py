@@ -97,6 +97,13 @@ def decide(
     )
 
 
+def outcome(promotion: dict) -> str:
+    """``kept`` (the challenger is the champion already), ``promoted`` or ``rejected``."""
+    if promotion.get("already_champion"):
+        return "kept"
+    return "promoted" if promotion.get("promote") else "rejected"
+
+
 @task(name="promote", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def promote_task(
     results: list[dict],
@@ -170,7 +177,7 @@ def promote_task(
     elif decision.promote:
         registry.set_champion(client, registered_name, version, decision.reason)
     tags = {
-        "promotion.decision": "kept" if already else "promoted" if decision.promote else "rejected",
+        "promotion.decision": outcome({"already_champion": already, "promote": decision.promote}),
         "promotion.reason": decision.reason,
         "promotion.challenger": f"{challenger['model']} v{version}",
         "promotion.challenger_value": f"{decision.challenger_value:.6f}",

@@ -10,6 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models.vocab import IdVocabulary
+from tasks.promote import outcome
 
 
 def popularity_counts(
@@ -107,13 +108,7 @@ def summary_figures(out: dict) -> list[dict]:
                 add("models", f"{m['model']} {name}", value)
     p = out.get("promotion") or {}
     if p:
-        verdict = (
-            "kept (already champion)"
-            if p.get("already_champion")
-            else "promoted"
-            if p.get("promote")
-            else "rejected"
-        )
+        verdict = {"kept": "kept (already champion)"}.get(outcome(p), outcome(p))
         add(
             "promotion",
             "decision",
@@ -170,13 +165,11 @@ def summary_markdown(out: dict) -> str:
             lines.append(f"| {m['model']} | {cells} | {_fmt(m['train_seconds'], 1)} | {note} |")
     p = out.get("promotion") or {}
     if p:
-        verdict = (
-            "**kept** (already champion)"
-            if p.get("already_champion")
-            else "**promoted**"
-            if p.get("promote")
-            else "**not promoted**"
-        )
+        verdict = {
+            "kept": "**kept** (already champion)",
+            "promoted": "**promoted**",
+            "rejected": "**not promoted**",
+        }[outcome(p)]
         lines += [
             "",
             "## Promotion",

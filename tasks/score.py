@@ -337,8 +337,8 @@ def plan_scoring(
     recent popularity and (with explanations) item-item similarity, both summed shard by
     shard; write the similar-items table."""
     from tasks import tracking
-    from tasks.explain import cooccurrence_counts, similar_items_table, similarity_from_counts
-    from tasks.shards import read_shard, shard_interactions
+    from tasks.explain import similar_items_table
+    from tasks.shards import shard_interactions
     from tasks.workspace import Workspace
 
     client = tracking.client_for(Workspace.at(workspace_root))
@@ -350,23 +350,13 @@ def plan_scoring(
     out.mkdir(parents=True, exist_ok=True)
     shards = shard_interactions(validated_path, out / "shards", config.shard_rows)
     newest = shards.newest_timestamp
-    popularity = np.zeros(len(items), dtype=np.float32)
-    co, counts = None, np.zeros(len(items), dtype=np.float64)
-    for path in shards.paths:
-        frame = read_shard(path)
-        popularity += recent_popularity(frame, items, newest, config.popular_days)
-        if config.explain:
-            shard_co, shard_counts = cooccurrence_counts(user_item_matrix(frame, items))
-            co = shard_co if co is None else co + shard_co
-            counts += shard_counts
+    popularity, similarity = shard_totals(shards.paths, items, newest, config)
     popularity_path = out / "recent_popularity.npy"
     np.save(popularity_path, popularity)
     similarity_path = None
     for stale in (out / "similarity.npz", out / "similar_items.parquet"):
         stale.unlink(missing_ok=True)
-    if config.explain:
-        co = co if co is not None else sp.csr_matrix((len(items), len(items)), dtype=np.float32)
-        similarity = similarity_from_counts(co, counts, config.neighbours, config.shrinkage)
+    if similarity is not None:
         similarity_path = out / "similarity.npz"
         sp.save_npz(similarity_path, similarity)
         catalog = build_catalog(items, None, set())
@@ -397,6 +387,29 @@ def plan_scoring(
         None if similarity_path is None else str(similarity_path),
         str(items_vocab_path),
     )
+
+
+def shard_totals(
+    paths: list[str], items: IdVocabulary, newest: pd.Timestamp | None, config: ScoreConfig
+) -> tuple[np.ndarray, sp.csr_matrix | None]:
+    """What every shard shares, summed over the shards of disjoint users in one pass:
+    recent popularity, and with ``config.explain`` the item-item similarity."""
+    from tasks.explain import cooccurrence_counts, similarity_from_counts
+    from tasks.shards import read_shard
+
+    popularity = np.zeros(len(items), dtype=np.float32)
+    co, counts = None, np.zeros(len(items), dtype=np.float64)
+    for path in paths:
+        frame = read_shard(path)
+        popularity += recent_popularity(frame, items, newest, config.popular_days)
+        if config.explain:
+            shard_co, shard_counts = cooccurrence_counts(user_item_matrix(frame, items))
+            co = shard_co if co is None else co + shard_co
+            counts += shard_counts
+    if not config.explain:
+        return popularity, None
+    co = co if co is not None else sp.csr_matrix((len(items), len(items)), dtype=np.float32)
+    return popularity, similarity_from_counts(co, counts, config.neighbours, config.shrinkage)
 
 
 def score_shard(plan: ScoringPlan, shard: int) -> dict:
