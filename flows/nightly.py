@@ -14,7 +14,10 @@ the workspace, and tasks exchange small dicts of paths and counts. Around the st
 
 # No `from __future__ import annotations`: Prefect builds the flow's parameter model from
 # these annotations, also when it loads this file from a deployment's entrypoint.
+import ctypes
+import gc
 import os
+import sys
 import threading
 import time
 import uuid
@@ -55,6 +58,20 @@ class _StageClock:
                 self.seconds.get(stage, 0.0) + time.perf_counter() - start, 2
             )
             self.peak_mb[stage] = max(self.peak_mb.get(stage, 0.0), sampler.stop())
+            release_memory()
+
+
+def release_memory() -> None:
+    """Hand memory freed by a stage back to the system, so the next stage does not start
+    from the previous one's high-water mark: the allocator's free lists (glibc's
+    ``malloc_trim``) and Arrow's memory pool keep what large tables once used."""
+    gc.collect()
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 class _PeakMemory:
@@ -118,7 +135,6 @@ def nightly(
     from tasks.as_of import as_of_task, check_source, cutoff
     from tasks.check_output import check_output_task
     from tasks.evaluate import evaluate_task
-    from tasks.features import build_features_task
     from tasks.ingest import ingest_task
     from tasks.locking import database_lock, file_lock, holder_info, run_lock
     from tasks.monitor import monitor_task
@@ -245,7 +261,7 @@ def nightly(
                 "features",
                 stage_cache.features_parts(validated_path, config.features),
                 [features_dir],
-                lambda: build_features_task(validated_path, str(features_dir), config.features),
+                lambda: _features_in_partitions(validated_path, str(features_dir), config.features),
             )
 
             data_tags = {
@@ -345,7 +361,7 @@ def nightly(
                     "check",
                     check_output_task,
                     scored["path"],
-                    validated_path,
+                    scored["shard_paths"],
                     ingest.get("items_path"),
                     config.score.deny_items,
                     str(config.score.deny_list_path) if config.score.deny_list_path else None,
@@ -401,24 +417,47 @@ def nightly(
     return out
 
 
-def _score_in_shards(*args: Any) -> dict:
-    """Plan, score each user shard, finish. On a Dask task runner the shards are submitted
-    as tasks and run on the cluster's workers; otherwise one after another, here, so that
-    memory holds one shard at a time."""
+def _fan_out(task: Any, calls: list[tuple]) -> list[Any]:
+    """Run ``task`` once per argument tuple: submitted to the cluster's workers on a Dask
+    task runner, otherwise one after another here, so memory holds one piece at a time."""
     from prefect.context import TaskRunContext
 
+    context = get_run_context()
+    runner = None if isinstance(context, TaskRunContext) else context.task_runner
+    if type(runner).__name__ == "DaskTaskRunner":
+        futures = [task.submit(*args) for args in calls]
+        return [future.result() for future in futures]
+    return [task(*args) for args in calls]
+
+
+def _features_in_partitions(validated_path: str, out_dir: str, config: Any) -> dict:
+    """Partition by user, collect each partition's ids, write the vocabularies, encode and
+    split each partition, finish (tasks/features.py)."""
+    from tasks.features import (
+        encode_partition_task,
+        finish_features_task,
+        partition_ids_task,
+        plan_features_task,
+        write_vocabularies_task,
+    )
+
+    plan = plan_features_task(validated_path, out_dir, config)
+    parts = range(len(plan.partitions))
+    ids = _fan_out(partition_ids_task, [(plan, part) for part in parts])
+    vocabularies = write_vocabularies_task(plan, ids)
+    del ids
+    calls = [(plan, part, vocabularies["cutoff"]) for part in parts]
+    counts = _fan_out(encode_partition_task, calls)
+    return finish_features_task(plan, vocabularies, counts)
+
+
+def _score_in_shards(*args: Any) -> dict:
+    """Plan, score each user shard, finish."""
     from tasks.score import finish_scoring_task, plan_scoring_task, score_shard_task
 
     start = time.perf_counter()
     plan = plan_scoring_task(*args)
-    shards = range(len(plan.shards))
-    context = get_run_context()
-    runner = None if isinstance(context, TaskRunContext) else context.task_runner
-    if type(runner).__name__ == "DaskTaskRunner":
-        futures = [score_shard_task.submit(plan, shard) for shard in shards]
-        parts = [future.result() for future in futures]
-    else:
-        parts = [score_shard_task(plan, shard) for shard in shards]
+    parts = _fan_out(score_shard_task, [(plan, shard) for shard in range(len(plan.shards))])
     return finish_scoring_task(plan, parts, time.perf_counter() - start)
 
 

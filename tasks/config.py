@@ -126,10 +126,16 @@ class ValidateConfig(_Section):
 
 
 class FeatureConfig(_Section):
-    """Global temporal split: the last ``validation_days`` of data are held out."""
+    """Global temporal split: the last ``validation_days`` of data are held out.
+
+    ``part_rows``: features are built in user partitions of about this many
+    interactions (tasks/features.py), one task each, on Dask workers when the flow
+    runs on a Dask task runner.
+    """
 
     validation_days: int = Field(7, ge=1)
     min_train_interactions: int = Field(1, ge=1)
+    part_rows: int = Field(1_000_000, ge=1)
 
 
 class PopularityConfig(_Section):

@@ -1,10 +1,12 @@
 """Evaluate: full-ranking metrics of a model bundle on the temporal hold-out.
 
 Every model, tonight's challengers and the current champion alike, is evaluated
-through the same path as the published scoring (``tasks.score.score_users``):
-its own vocabularies map today's raw ids, users it does not know get the
-cold-start fallback, seen items are excluded. So the figures compare what each
-model would actually publish, on the same users and the same hold-out items.
+through the same ranking as the published scoring (``tasks.score.rank_blocks``):
+its own vocabularies map today's ids, users it does not know get the cold-start
+fallback, seen items are excluded. So the figures compare what each model would
+actually publish, on the same users and the same hold-out items. The work is
+done on the feature snapshot's integer codes; only the two vocabularies are
+mapped into the model's, once.
 """
 
 from __future__ import annotations
@@ -19,41 +21,85 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models import BaseRecommender
+from models.inputs import sequences_from_events
 from models.metrics import evaluate_rankings
 from models.vocab import IdVocabulary
+from tasks.catalog import build_catalog
 from tasks.features import FeatureSet
-from tasks.score import score_users
+from tasks.score import ScoringInputs, binary_matrix, rank_blocks
 
 
 @dataclass(frozen=True)
 class Holdout:
-    """Raw-id frames: the training history and the relevant hold-out items per user."""
+    """The evaluated users' training history and new hold-out items, in the codes of the
+    feature snapshot's vocabularies (``users``, ``items``): no raw id is touched per event."""
 
-    train: pd.DataFrame  # user_id, item_id, timestamp (history of the evaluated users)
-    relevant: pd.DataFrame  # user_id, item_id (new items in the validation period)
+    users: IdVocabulary  # the feature snapshot's user vocabulary
+    items: IdVocabulary  # the feature snapshot's item vocabulary
+    train: pd.DataFrame  # user_idx, item_idx, timestamp: the evaluated users' events
+    relevant: pd.DataFrame  # user_idx, item_idx: validation items new to the user
 
 
 def holdout_from_features(features: FeatureSet) -> Holdout:
     """Users with training history and at least one validation item new to them."""
-
-    def raw(frame: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                "user_id": features.users.raw(frame["user_idx"]).astype(str),
-                "item_id": features.items.raw(frame["item_idx"]).astype(str),
-                "timestamp": frame["timestamp"].to_numpy(),
-            }
-        )
-
-    train = raw(features.train)  # every event, in time order (sequence models read it)
-    valid = raw(features.valid).drop_duplicates(["user_id", "item_id"])[["user_id", "item_id"]]
-    seen = pd.MultiIndex.from_frame(train[["user_id", "item_id"]])
-    new = valid[~pd.MultiIndex.from_frame(valid).isin(seen)]
-    new = new[new["user_id"].isin(train["user_id"])]
+    train, valid = features.train, features.valid
+    n_items = np.int64(len(features.items))
+    pairs = valid[["user_idx", "item_idx"]].drop_duplicates()
+    seen_keys = train["user_idx"].to_numpy(np.int64) * n_items + train["item_idx"].to_numpy()
+    keys = pairs["user_idx"].to_numpy(np.int64) * n_items + pairs["item_idx"].to_numpy()
+    has_train = np.zeros(len(features.users), dtype=bool)
+    has_train[train["user_idx"].to_numpy()] = True
+    new = pairs[~np.isin(keys, seen_keys) & has_train[pairs["user_idx"].to_numpy()]]
+    evaluated = np.zeros(len(features.users), dtype=bool)
+    evaluated[new["user_idx"].to_numpy()] = True
     return Holdout(
-        train=train[train["user_id"].isin(new["user_id"])].reset_index(drop=True),
+        users=features.users,
+        items=features.items,
+        train=train.loc[
+            evaluated[train["user_idx"].to_numpy()], ["user_idx", "item_idx", "timestamp"]
+        ].reset_index(drop=True),
         relevant=new.reset_index(drop=True),
     )
+
+
+def holdout_inputs(
+    model: BaseRecommender,
+    users: IdVocabulary,
+    items: IdVocabulary,
+    holdout: Holdout,
+    popular_days: int = 30,
+) -> tuple[ScoringInputs, np.ndarray]:
+    """The evaluated users' histories in the model's spaces, as ``score_users`` would map
+    them from raw ids (vocabularies are mapped once, not per event), and the item index
+    of each feature item in the model's items (-1 unknown)."""
+    to_model_user = users.index(holdout.users.ids)
+    to_model_item = items.index(holdout.items.ids)
+    evaluated = np.unique(holdout.relevant["user_idx"].to_numpy())
+    row_of = np.full(len(holdout.users), -1, dtype=np.int64)
+    row_of[evaluated] = np.arange(len(evaluated))
+    u = row_of[holdout.train["user_idx"].to_numpy()]
+    i = to_model_item[holdout.train["item_idx"].to_numpy()]
+    known = i >= 0
+    history = binary_matrix((u[known], i[known]), (len(evaluated), len(items)))
+    in_model = to_model_user[evaluated]
+    rows = in_model >= 0
+    selection = sp.csr_matrix(
+        (np.ones(int(rows.sum()), dtype=np.float32), (in_model[rows], np.flatnonzero(rows))),
+        shape=(len(users), len(evaluated)),
+    )
+    model_history = (selection @ history).tocsr()
+    model_history.data[:] = 1.0
+    timestamps = holdout.train["timestamp"]
+    sequences = None
+    if "sequences" in getattr(model, "fit_inputs", ()):
+        mu = in_model[u]
+        ok = known & (mu >= 0)
+        sequences = sequences_from_events(mu[ok], i[ok], timestamps.to_numpy()[ok], len(users))
+    recent = known & (timestamps > timestamps.max() - pd.Timedelta(days=popular_days)).to_numpy()
+    pairs = np.unique(u[recent] * np.int64(len(items)) + i[recent])
+    popularity = np.bincount(pairs % len(items), minlength=len(items)).astype(np.float32)
+    inputs = ScoringInputs(None, history, in_model, model_history, sequences, popularity)
+    return inputs, to_model_item
 
 
 def evaluate_bundle(
@@ -62,40 +108,38 @@ def evaluate_bundle(
     items: IdVocabulary,
     holdout: Holdout,
     k: int,
+    batch_users: int = 1024,
 ) -> dict[str, float]:
-    """Recall@k and NDCG@k (and the scoring time) of ``model`` on ``holdout``."""
+    """Every ranking metric (and the scoring time) of ``model`` on ``holdout``."""
     if holdout.relevant.empty:
         raise ValueError(
             "evaluate: no user has both training history and new validation items; "
             "widen features.validation_days or check the temporal split"
         )
     start = time.perf_counter()
-    scored = score_users(model, users, items, holdout.train, k)
+    inputs, to_model_item = holdout_inputs(model, users, items, holdout)
+    recommended = np.full((inputs.history.shape[0], k), -1, dtype=np.int64)
+    catalog = build_catalog(items, None, set())
+    for rows, _, ranked, _, _ in rank_blocks(model, inputs, catalog, k, batch_users):
+        recommended[rows, : ranked.shape[1]] = ranked
     seconds = time.perf_counter() - start
-    eval_users = IdVocabulary(holdout.relevant["user_id"])
-    all_items = IdVocabulary(
-        pd.concat([pd.Series(items.ids.astype(str)), holdout.relevant["item_id"]])
+    # Items: the model's, then hold-out items it does not know (relevant, never recommended).
+    relevant_items = holdout.relevant["item_idx"].to_numpy()
+    unknown = np.unique(relevant_items[to_model_item[relevant_items] < 0])
+    column = to_model_item.copy()
+    column[unknown] = len(items) + np.arange(len(unknown))
+    n_columns = len(items) + len(unknown)
+    evaluated = np.unique(holdout.relevant["user_idx"].to_numpy())
+    row_of = np.full(len(holdout.users), -1, dtype=np.int64)
+    row_of[evaluated] = np.arange(len(evaluated))
+    relevant = binary_matrix(
+        (row_of[holdout.relevant["user_idx"].to_numpy()], column[relevant_items]),
+        (len(evaluated), n_columns),
     )
-    recommended = np.full((len(eval_users), k), -1, dtype=np.int64)
-    rows = eval_users.index(scored["user_id"])
-    recommended[rows, scored["rank"].to_numpy() - 1] = all_items.index(scored["item_id"])
-    relevant = sp.csr_matrix(
-        (
-            np.ones(len(holdout.relevant), dtype=np.float32),
-            (
-                eval_users.index(holdout.relevant["user_id"]),
-                all_items.index(holdout.relevant["item_id"]),
-            ),
-        ),
-        shape=(len(eval_users), len(all_items)),
-    )
-    known = all_items.index(holdout.train["item_id"])
-    train = sp.csr_matrix(
-        (
-            np.ones(int((known >= 0).sum()), dtype=np.float32),
-            (eval_users.index(holdout.train["user_id"])[known >= 0], known[known >= 0]),
-        ),
-        shape=(len(eval_users), len(all_items)),
+    c = column[holdout.train["item_idx"].to_numpy()]
+    train = binary_matrix(
+        (row_of[holdout.train["user_idx"].to_numpy()][c >= 0], c[c >= 0]),
+        (len(evaluated), n_columns),
     )
     metrics = evaluate_rankings(recommended, relevant, k, train=train, n_items=len(items))
     metrics["scoring_seconds"] = round(seconds, 3)

@@ -13,6 +13,8 @@ most similar to it ("because you watched Heat (1995)").
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -49,6 +51,52 @@ def similarity_from_counts(
     values = co.data / (np.sqrt(counts[co.row] * counts[co.col]) + shrinkage)
     sim = sp.csr_matrix((values.astype(np.float32), (co.row, co.col)), shape=co.shape)
     return _prune_rows(sim, neighbours)
+
+
+def similarity_in_passes(
+    matrices: Callable[[], Iterable[sp.spmatrix]],
+    n_items: int,
+    neighbours: int = 50,
+    shrinkage: float = 10.0,
+    budget_bytes: int = 512 * 2**20,
+    chunk_rows: int = 512,
+) -> sp.csr_matrix:
+    """``cooccurrence_similarity`` of the users x items matrices that ``matrices()`` yields
+    (shards of disjoint users), in bounded memory whatever the number of users.
+
+    The co-occurrence counts are accumulated densely for a band of item rows, as many as
+    ``budget_bytes`` of float32 hold (the whole matrix for catalogues up to about 11,000
+    items at the default), one pass over the shards per band; each band is turned into
+    similarities and pruned before the next. ``matrices`` is called once per pass.
+    """
+    band = max(1, min(n_items, budget_bytes // (4 * max(n_items, 1))))
+    parts = []
+    for lo in range(0, max(n_items, 1), band):
+        hi = min(n_items, lo + band)
+        counts = np.zeros(n_items, dtype=np.float64)
+        co = np.zeros((hi - lo, n_items), dtype=np.float32)
+        for matrix in matrices():
+            binary = (sp.csr_matrix(matrix) > 0).astype(np.float32)
+            counts += np.asarray(binary.sum(axis=0)).ravel()
+            rows = binary[:, lo:hi].T.tocsr()
+            for start in range(0, hi - lo, chunk_rows):
+                co[start : start + chunk_rows] += (
+                    rows[start : start + chunk_rows] @ binary
+                ).toarray()
+        for start in range(0, hi - lo, chunk_rows):
+            block = co[start : start + chunk_rows]
+            items = np.arange(lo + start, lo + start + block.shape[0])
+            block[np.arange(block.shape[0]), items] = 0.0
+            present = block > 0
+            values = block / (np.sqrt(counts[items][:, None] * counts[None, :]) + shrinkage)
+            dense = np.where(present, values, -np.inf).astype(np.float32)
+            idx, vals = top_k(dense, min(neighbours, n_items))
+            ok = idx >= 0
+            parts.append((np.nonzero(ok)[0] + lo + start, idx[ok], vals[ok]))
+    if not parts:
+        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    rows, cols, vals = (np.concatenate(x) for x in zip(*parts, strict=True))
+    return sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n_items, n_items))
 
 
 def _prune_rows(matrix: sp.csr_matrix, keep: int, cells: int = 1 << 24) -> sp.csr_matrix:

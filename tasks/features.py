@@ -7,11 +7,17 @@ Layout of a feature snapshot folder:
     train.parquet        user_idx, item_idx, timestamp, value   (events <= cutoff)
     valid.parquet        same columns                            (events  > cutoff)
     meta.json            cutoff, counts, date range
+
+``train.parquet`` and ``valid.parquet`` are files when written by ``save_features`` and
+folders of one file per user partition when the nightly flow builds them; readers
+(``load_features``, pandas, pyarrow) take either.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,15 +62,31 @@ def interactions_matrix(frame: pd.DataFrame, shape: tuple[int, int]) -> sp.csr_m
 
 
 def build_features(interactions: pd.DataFrame, config: FeatureConfig) -> FeatureSet:
-    """Vocabularies over all validated events, then a split at ``max(ts) - validation_days``."""
+    """Vocabularies over all validated events, then a split at ``max(ts) - validation_days``
+    (in memory; the nightly flow builds the same snapshot in partitions, see below)."""
     if interactions.empty:
-        raise DataError(
-            "build features: no validated interactions; expected at least one row; "
-            "check the validation report and the source"
-        )
+        raise DataError(NO_INTERACTIONS)
     users = IdVocabulary(interactions["user_id"])
     items = IdVocabulary(interactions["item_id"])
-    frame = pd.DataFrame(
+    frame = encode(interactions, users, items)
+    cutoff = frame["timestamp"].max() - pd.Timedelta(days=config.validation_days)
+    is_train = frame["timestamp"] <= cutoff
+    train, valid = frame[is_train].reset_index(drop=True), frame[~is_train].reset_index(drop=True)
+    check_train_size(
+        len(train), cutoff, (frame["timestamp"].min(), frame["timestamp"].max()), config
+    )
+    return FeatureSet(users=users, items=items, train=train, valid=valid, cutoff=cutoff)
+
+
+NO_INTERACTIONS = (
+    "build features: no validated interactions; expected at least one row; "
+    "check the validation report and the source"
+)
+
+
+def encode(interactions: pd.DataFrame, users: IdVocabulary, items: IdVocabulary) -> pd.DataFrame:
+    """user_idx, item_idx, timestamp, value (1 without a value column), in time order."""
+    return pd.DataFrame(
         {
             "user_idx": users.index(interactions["user_id"]).astype(np.int64),
             "item_idx": items.index(interactions["item_id"]).astype(np.int64),
@@ -76,27 +98,142 @@ def build_features(interactions: pd.DataFrame, config: FeatureConfig) -> Feature
             ),
         }
     ).sort_values(["timestamp", "user_idx", "item_idx"], kind="stable", ignore_index=True)
-    cutoff = frame["timestamp"].max() - pd.Timedelta(days=config.validation_days)
-    is_train = frame["timestamp"] <= cutoff
-    train, valid = frame[is_train].reset_index(drop=True), frame[~is_train].reset_index(drop=True)
-    if len(train) < config.min_train_interactions:
-        span = (frame["timestamp"].min(), frame["timestamp"].max())
+
+
+def check_train_size(
+    n_train: int, cutoff: pd.Timestamp, span: tuple, config: FeatureConfig
+) -> None:
+    if n_train < config.min_train_interactions:
         raise DataError(
-            f"build features: {len(train)} interactions before the cutoff {cutoff}, expected at "
+            f"build features: {n_train} interactions before the cutoff {cutoff}, expected at "
             f"least {config.min_train_interactions}; the data spans {span[0]} .. {span[1]}; "
             "lower features.validation_days or provide more history"
         )
-    return FeatureSet(users=users, items=items, train=train, valid=valid, cutoff=cutoff)
+
+
+# -- the nightly features stage, in user partitions ---------------------------------------
+# The validated interactions are split by user (tasks/shards.py, one streaming pass); each
+# partition's ids are collected, the vocabularies are merged from them, and each partition
+# is encoded and split on its own. All of a user's events share one partition, so each
+# user's events keep the order ``build_features`` gives them and the snapshot holds the
+# same rows; ``train.parquet`` and ``valid.parquet`` are folders with one file per partition.
+PARTITION_COLUMNS = ("user_id", "item_id", "timestamp", "value")
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """What each partition task needs, as paths and plain values (it travels to Dask workers)."""
+
+    out_dir: str
+    partitions: list[str]  # Parquet files, each with all events of its users
+    config: FeatureConfig
+
+
+def plan_features(validated_path: str, out_dir: str, config: FeatureConfig) -> FeaturePlan:
+    from tasks.shards import shard_interactions
+
+    out = Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    shards = shard_interactions(
+        validated_path, out / "_partitions", config.part_rows, columns=PARTITION_COLUMNS
+    )
+    if shards.rows == 0:
+        raise DataError(NO_INTERACTIONS)
+    return FeaturePlan(str(out), shards.paths, config)
+
+
+def partition_ids(plan: FeaturePlan, part: int) -> dict:
+    """The distinct users and items of one partition, and its first and last event."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(plan.partitions[part], columns=["user_id", "item_id", "timestamp"])
+    first_last = pc.min_max(table["timestamp"])
+    return {
+        "users": pc.unique(table["user_id"]).to_numpy(zero_copy_only=False),
+        "items": pc.unique(table["item_id"]).to_numpy(zero_copy_only=False),
+        "rows": table.num_rows,
+        "first": first_last["min"].as_py(),
+        "last": first_last["max"].as_py(),
+    }
+
+
+def write_vocabularies(plan: FeaturePlan, ids: list[dict]) -> dict:
+    """Merge the partitions' ids into the snapshot's vocabularies; fix the cutoff."""
+    users = IdVocabulary(np.concatenate([part["users"] for part in ids]))
+    items = IdVocabulary(np.concatenate([part["items"] for part in ids]))
+    _write_vocabularies(Path(plan.out_dir), users, items)
+    first = min(pd.Timestamp(part["first"]) for part in ids if part["rows"])
+    last = max(pd.Timestamp(part["last"]) for part in ids if part["rows"])
+    cutoff = last - pd.Timedelta(days=plan.config.validation_days)
+    return {
+        "cutoff": cutoff.isoformat(),
+        "n_users": len(users),
+        "n_items": len(items),
+        "first_event": first.isoformat(),
+        "last_event": last.isoformat(),
+    }
+
+
+def encode_partition(plan: FeaturePlan, part: int, cutoff: str) -> dict:
+    """Encode one partition with the snapshot's vocabularies and split it at ``cutoff``."""
+    out = Path(plan.out_dir)
+    users, items = _vocabularies(plan.out_dir)
+    frame = encode(pd.read_parquet(plan.partitions[part]), users, items)
+    is_train = frame["timestamp"] <= pd.Timestamp(cutoff)
+    counts = {}
+    for name, rows in (("train", is_train), ("valid", ~is_train)):
+        folder = out / f"{name}.parquet"
+        folder.mkdir(exist_ok=True)
+        frame[rows].to_parquet(folder / f"part-{part:05d}.parquet", index=False)
+        counts[f"n_{name}"] = int(rows.sum())
+    return counts
+
+
+def finish_features(plan: FeaturePlan, vocabularies: dict, counts: list[dict]) -> dict:
+    n_train = sum(c["n_train"] for c in counts)
+    cutoff = pd.Timestamp(vocabularies["cutoff"])
+    span = (vocabularies["first_event"], vocabularies["last_event"])
+    check_train_size(n_train, cutoff, span, plan.config)
+    meta = {**vocabularies, "n_train": n_train, "n_valid": sum(c["n_valid"] for c in counts)}
+    out = Path(plan.out_dir)
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    shutil.rmtree(out / "_partitions", ignore_errors=True)
+    return {"features_dir": plan.out_dir, "partitions": len(plan.partitions), **meta}
+
+
+def _vocabularies(out_dir: str) -> tuple[IdVocabulary, IdVocabulary]:
+    """The snapshot's vocabularies, read once per process and version of the files (a Dask
+    worker encodes many partitions; a re-run rewrites them in the same folder)."""
+    stamp = tuple(
+        (p.stat().st_mtime_ns, p.stat().st_size)
+        for p in (Path(out_dir) / "users.parquet", Path(out_dir) / "items.parquet")
+    )
+    return _read_vocabularies(out_dir, stamp)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_vocabularies(out_dir: str, stamp: tuple) -> tuple[IdVocabulary, IdVocabulary]:
+    directory = Path(out_dir)
+    users = IdVocabulary(pd.read_parquet(directory / "users.parquet")["user_id"])
+    items = IdVocabulary(pd.read_parquet(directory / "items.parquet")["item_id"])
+    return users, items
+
+
+def _write_vocabularies(directory: Path, users: IdVocabulary, items: IdVocabulary) -> None:
+    pd.DataFrame({"user_id": users.ids.astype(str), "user_idx": np.arange(len(users))}).to_parquet(
+        directory / "users.parquet", index=False
+    )
+    pd.DataFrame({"item_id": items.ids.astype(str), "item_idx": np.arange(len(items))}).to_parquet(
+        directory / "items.parquet", index=False
+    )
 
 
 def save_features(features: FeatureSet, directory: Path) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(
-        {"user_id": features.users.ids.astype(str), "user_idx": np.arange(len(features.users))}
-    ).to_parquet(directory / "users.parquet", index=False)
-    pd.DataFrame(
-        {"item_id": features.items.ids.astype(str), "item_idx": np.arange(len(features.items))}
-    ).to_parquet(directory / "items.parquet", index=False)
+    _write_vocabularies(directory, features.users, features.items)
     features.train.to_parquet(directory / "train.parquet", index=False)
     features.valid.to_parquet(directory / "valid.parquet", index=False)
     all_ts = pd.concat([features.train["timestamp"], features.valid["timestamp"]])
@@ -127,9 +264,26 @@ def load_features(directory: Path | str) -> FeatureSet:
     )
 
 
-@task(name="build-features", cache_policy=NO_CACHE)
-def build_features_task(validated_path: str, out_dir: str, config: FeatureConfig) -> dict:
-    interactions = pd.read_parquet(validated_path)
-    features = build_features(interactions, config)
-    meta = save_features(features, Path(out_dir))
-    return {"features_dir": out_dir, **meta}
+@task(name="plan-features", cache_policy=NO_CACHE)
+def plan_features_task(validated_path: str, out_dir: str, config: FeatureConfig) -> FeaturePlan:
+    return plan_features(validated_path, out_dir, config)
+
+
+@task(name="partition-ids", cache_policy=NO_CACHE)
+def partition_ids_task(plan: FeaturePlan, part: int) -> dict:
+    return partition_ids(plan, part)
+
+
+@task(name="write-vocabularies", cache_policy=NO_CACHE)
+def write_vocabularies_task(plan: FeaturePlan, ids: list[dict]) -> dict:
+    return write_vocabularies(plan, ids)
+
+
+@task(name="encode-partition", cache_policy=NO_CACHE)
+def encode_partition_task(plan: FeaturePlan, part: int, cutoff: str) -> dict:
+    return encode_partition(plan, part, cutoff)
+
+
+@task(name="finish-features", cache_policy=NO_CACHE)
+def finish_features_task(plan: FeaturePlan, vocabularies: dict, counts: list[dict]) -> dict:
+    return finish_features(plan, vocabularies, counts)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 @dataclass(frozen=True)
 class FitInputs:
     train: sp.csr_matrix  # what the model is fitted on
-    sequences: list[np.ndarray]  # per user, training items in time order
+    sequences: list[np.ndarray] | None  # per user, training items in time order
     item_features: np.ndarray | None  # items x d
     validation: tuple[np.ndarray, sp.csr_matrix] | None  # early stopping target
 
@@ -95,18 +96,28 @@ def item_content_features(items: IdVocabulary, frame: pd.DataFrame | None) -> np
 
 
 def build_fit_inputs(
-    features: FeatureSet, items_frame: pd.DataFrame | None, early_stopping_days: int
+    features: FeatureSet,
+    items_frame: pd.DataFrame | None,
+    early_stopping_days: int,
+    needs: Collection[str] = ("sequences", "item_features", "validation"),
 ) -> FitInputs:
+    """The inputs of a model whose ``fit_inputs`` are ``needs``; the others are left empty
+    (sequences cost a list entry per user, which a matrix model never reads)."""
     inner, validation = early_stopping_split(features.train, features.shape, early_stopping_days)
-    sequences = sequences_from_events(
-        inner["user_idx"].to_numpy(),
-        inner["item_idx"].to_numpy(),
-        inner["timestamp"].to_numpy(),
-        len(features.users),
-    )
+    sequences = None
+    if "sequences" in needs:
+        sequences = sequences_from_events(
+            inner["user_idx"].to_numpy(),
+            inner["item_idx"].to_numpy(),
+            inner["timestamp"].to_numpy(),
+            len(features.users),
+        )
+    item_features = None
+    if "item_features" in needs:
+        item_features = item_content_features(features.items, items_frame)
     return FitInputs(
         train=interactions_matrix(inner, features.shape),
         sequences=sequences,
-        item_features=item_content_features(features.items, items_frame),
-        validation=validation,
+        item_features=item_features,
+        validation=validation if "validation" in needs else None,
     )

@@ -61,7 +61,7 @@ SCORED_COLUMNS = ["user_id", "rank", "item_id", "score", "strategy", "reason"]
 class ScoringInputs:
     """Today's interactions mapped into the champion's item space."""
 
-    users: IdVocabulary  # every user to score (raw ids)
+    users: IdVocabulary | None  # raw ids of the rows (None when only codes are needed)
     history: sp.csr_matrix  # users x champion items (binary)
     in_model: np.ndarray  # per user: index in the champion's user vocabulary, -1 unknown
     model_history: sp.csr_matrix  # champion users x champion items
@@ -101,7 +101,7 @@ def prepare_inputs(
     u = all_users.index(active["user_id"])
     i = items.index(active["item_id"])
     known = i >= 0
-    history = _binary((u[known], i[known]), (len(all_users), len(items)))
+    history = binary_matrix((u[known], i[known]), (len(all_users), len(items)))
     in_model = users.index(all_users.ids)
     rows = in_model >= 0
     selection = sp.csr_matrix(
@@ -144,16 +144,16 @@ def user_item_matrix(interactions: pd.DataFrame, items: IdVocabulary) -> sp.csr_
     u, _ = pd.factorize(interactions["user_id"])
     i = items.index(interactions["item_id"])
     known = i >= 0
-    return _binary((u[known], i[known]), (int(u.max()) + 1 if len(u) else 0, len(items)))
+    return binary_matrix((u[known], i[known]), (int(u.max()) + 1 if len(u) else 0, len(items)))
 
 
-def _binary(coords: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]) -> sp.csr_matrix:
+def binary_matrix(coords: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]) -> sp.csr_matrix:
     matrix = sp.csr_matrix((np.ones(len(coords[0]), dtype=np.float32), coords), shape=shape)
     matrix.data[:] = 1.0
     return matrix
 
 
-def score_blocks(
+def rank_blocks(
     model: BaseRecommender,
     inputs: ScoringInputs,
     catalog: Catalog,
@@ -162,16 +162,16 @@ def score_blocks(
     min_history: int = 1,
     max_per_genre: int | None = None,
     similarity: sp.csr_matrix | None = None,
-    popular_days: int = 30,
-) -> Iterator[pd.DataFrame]:
-    """Yield ``SCORED_COLUMNS`` frames, one per block of users."""
+) -> Iterator[tuple[np.ndarray, str, np.ndarray, np.ndarray, sp.csr_matrix]]:
+    """``(rows, strategy, items, scores, history)`` per block of users and strategy: the
+    users' positions in ``inputs``, the top-k item indices (-1 where fewer than k) and
+    their scores, and the rows' histories. The codes before any raw id is looked up."""
     n_hist = np.diff(inputs.history.indptr)
     personal = (inputs.in_model >= 0) & (n_hist >= min_history) & model.personalized
     cold = ~personal & (n_hist > 0) & model.personalized
-    fallback_reason = f"popular in the last {popular_days} days"
-    for start in range(0, len(inputs.users), batch_users):
-        block = np.arange(start, min(start + batch_users, len(inputs.users)))
-        parts = []
+    n_users = inputs.history.shape[0]
+    for start in range(0, n_users, batch_users):
+        block = np.arange(start, min(start + batch_users, n_users))
         for mask, strategy in (
             (personal, "personal"),
             (cold, "cold_start"),
@@ -189,17 +189,43 @@ def score_blocks(
             else:
                 scores = np.broadcast_to(inputs.recent_popularity, (rows.size, catalog.n_items))
             items, top = _rank(scores, history, catalog, k, max_per_genre)
-            if strategy == "fallback":
-                why = np.where(items >= 0, fallback_reason, None).astype(object)
-            elif similarity is not None:
-                why = reasons(
-                    supporting_items(similarity, history, items), catalog.item_ids, catalog.titles
-                )
-            else:
-                why = np.full(items.shape, None, dtype=object)
-            parts.append(_frame(inputs.users.raw(rows), items, top, why, catalog, strategy))
-        if parts:
+            yield rows, strategy, items, top, history
+
+
+def score_blocks(
+    model: BaseRecommender,
+    inputs: ScoringInputs,
+    catalog: Catalog,
+    k: int,
+    batch_users: int = 1024,
+    min_history: int = 1,
+    max_per_genre: int | None = None,
+    similarity: sp.csr_matrix | None = None,
+    popular_days: int = 30,
+) -> Iterator[pd.DataFrame]:
+    """Yield ``SCORED_COLUMNS`` frames, one per block of users."""
+    fallback_reason = f"popular in the last {popular_days} days"
+    parts, current = [], None
+    ranked = rank_blocks(
+        model, inputs, catalog, k, batch_users, min_history, max_per_genre, similarity
+    )
+    for rows, strategy, items, top, history in ranked:
+        block = rows[0] // batch_users
+        if parts and block != current:
             yield pd.concat(parts, ignore_index=True)
+            parts = []
+        current = block
+        if strategy == "fallback":
+            why = np.where(items >= 0, fallback_reason, None).astype(object)
+        elif similarity is not None:
+            why = reasons(
+                supporting_items(similarity, history, items), catalog.item_ids, catalog.titles
+            )
+        else:
+            why = np.full(items.shape, None, dtype=object)
+        parts.append(_frame(inputs.users.raw(rows), items, top, why, catalog, strategy))
+    if parts:
+        yield pd.concat(parts, ignore_index=True)
 
 
 def _rank(
@@ -392,24 +418,30 @@ def plan_scoring(
 def shard_totals(
     paths: list[str], items: IdVocabulary, newest: pd.Timestamp | None, config: ScoreConfig
 ) -> tuple[np.ndarray, sp.csr_matrix | None]:
-    """What every shard shares, summed over the shards of disjoint users in one pass:
-    recent popularity, and with ``config.explain`` the item-item similarity."""
-    from tasks.explain import cooccurrence_counts, similarity_from_counts
+    """What every shard shares, summed over the shards of disjoint users: recent
+    popularity, and with ``config.explain`` the item-item similarity. Memory is bounded by
+    the catalogue (``tasks.explain.similarity_in_passes``), not by the number of users."""
+    from tasks.explain import similarity_in_passes
     from tasks.shards import read_shard
 
     popularity = np.zeros(len(items), dtype=np.float32)
-    co, counts = None, np.zeros(len(items), dtype=np.float64)
-    for path in paths:
-        frame = read_shard(path)
-        popularity += recent_popularity(frame, items, newest, config.popular_days)
-        if config.explain:
-            shard_co, shard_counts = cooccurrence_counts(user_item_matrix(frame, items))
-            co = shard_co if co is None else co + shard_co
-            counts += shard_counts
+    passes = 0
+
+    def matrices() -> Iterator[sp.csr_matrix]:
+        nonlocal passes, popularity
+        passes += 1
+        for path in paths:
+            frame = read_shard(path)
+            if passes == 1:  # popularity on the first pass over the shards
+                popularity += recent_popularity(frame, items, newest, config.popular_days)
+            yield user_item_matrix(frame, items)
+
     if not config.explain:
+        for _ in matrices():
+            pass
         return popularity, None
-    co = co if co is not None else sp.csr_matrix((len(items), len(items)), dtype=np.float32)
-    return popularity, similarity_from_counts(co, counts, config.neighbours, config.shrinkage)
+    similarity = similarity_in_passes(matrices, len(items), config.neighbours, config.shrinkage)
+    return popularity, similarity
 
 
 def score_shard(plan: ScoringPlan, shard: int) -> dict:
@@ -532,6 +564,7 @@ def finish_scoring(plan: ScoringPlan, parts: list[dict], seconds: float) -> dict
         "rows": sum(p["rows"] for p in parts),
         "users": n_users,
         "shards": len(plan.shards),
+        "shard_paths": plan.shards,
         "workers": sorted({p["worker"] for p in parts if "worker" in p}),
         "model": plan.model_name,
         "version": plan.version,

@@ -59,10 +59,12 @@ def shard_interactions(
     out_dir: str | Path,
     rows_per_shard: int = 2_000_000,
     batch_rows: int = 1_000_000,
+    columns: tuple[str, ...] = COLUMNS,
 ) -> ShardSet:
-    """Split ``source`` (a Parquet file or folder) into user shards under ``out_dir``."""
+    """Split ``source`` (a Parquet file or folder) into user shards under ``out_dir``,
+    keeping those of ``columns`` it has."""
     dataset = ds.dataset(source, format="parquet")
-    columns = [c for c in COLUMNS if c in dataset.schema.names]
+    columns = [c for c in columns if c in dataset.schema.names]
     missing = {"user_id", "item_id"} - set(columns)
     if missing:
         raise ValueError(

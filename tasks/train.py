@@ -52,10 +52,13 @@ def train_task(
     from tasks.workspace import Workspace
 
     features = load_features(features_dir)
+    users, items = features.users, features.items
     items_frame = pd.read_parquet(items_path) if items_path else None
-    inputs = build_fit_inputs(features, items_frame, config.early_stopping_days)
+    needs = make_recommender(name, **model_params(name, config)).fit_inputs
+    inputs = build_fit_inputs(features, items_frame, config.early_stopping_days, needs)
+    del features  # the inputs hold what the model reads; the event tables can go
     model, seconds = train_model(name, config, inputs)
-    bundle_dir = save_bundle(Path(models_dir) / name, model, features.users, features.items)
+    bundle_dir = save_bundle(Path(models_dir) / name, model, users, items)
 
     client = tracking.client_for(Workspace.at(workspace_root))
     run_id = tracking.start_child_run(
@@ -79,7 +82,7 @@ def train_task(
             "plots/training_curves.png",
         )
     tracking.log_metrics(client, run_id, {"train_seconds": seconds})
-    model_uri = tracking.log_bundle_model(run_id, bundle_dir, features.users.ids[:3].tolist())
+    model_uri = tracking.log_bundle_model(run_id, bundle_dir, users.ids[:3].tolist())
     return {
         "model": name,
         "run_id": run_id,

@@ -1,5 +1,6 @@
-"""The same nightly flow on a 2-worker local Dask cluster publishes the same table as in
-process: scoring's user shards run as Prefect tasks on the Dask workers."""
+"""The same nightly flow on a 2-worker local Dask cluster builds the same features and
+publishes the same table as in process: feature building's user partitions and scoring's
+user shards run as Prefect tasks on the Dask workers."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def test_dask_runner_publishes_what_the_local_runner_does(prefect_harness, tmp_p
 
     from flows.nightly import nightly_flow_for
     from tasks.publish import read_parquet_table
+    from tasks.tracking import fingerprint
     from tasks.workspace import Workspace
 
     tables, runs = {}, {}
@@ -26,12 +28,14 @@ def test_dask_runner_publishes_what_the_local_runner_does(prefect_harness, tmp_p
         config = make_config(
             tmp_path / kind,
             train={"models": ["popularity", "ease"]},
-            score={"k": 5, "shard_rows": 400},  # about 2,000 events: several shards
+            features={"part_rows": 400},  # about 2,000 events: several partitions
+            score={"k": 5, "shard_rows": 400},  # and several shards
             runner={"kind": kind, "workers": 2},
         )
         summary = nightly_flow_for(config)(config=config, run_date=RUN_DATE)
         assert summary["status"] == "COMPLETED"
         assert summary["scoring"]["shards"] >= 3
+        assert summary["features"]["partitions"] >= 3
         tables[kind] = read_parquet_table(Workspace.at(config.workspace).tables / "recommendations")
         runs[kind] = summary
 
@@ -45,6 +49,9 @@ def test_dask_runner_publishes_what_the_local_runner_does(prefect_harness, tmp_p
         runs["dask"]["scoring"]["users_by_strategy"]
         == runs["local"]["scoring"]["users_by_strategy"]
     )
+    assert fingerprint(runs["dask"]["features"]["features_dir"]) == fingerprint(
+        runs["local"]["features"]["features_dir"]
+    )
     here = f"{socket.gethostname()}:{os.getpid()}"
     assert runs["local"]["scoring"]["workers"] == [here]
     assert here not in runs["dask"]["scoring"]["workers"]  # the shards ran in Dask's workers
@@ -53,6 +60,11 @@ def test_dask_runner_publishes_what_the_local_runner_does(prefect_harness, tmp_p
         task_runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[runs["dask"]["run_id"]]))
         )
-    shard_runs = [r for r in task_runs if r.name.startswith("score-shard")]
-    assert len(shard_runs) == runs["dask"]["scoring"]["shards"]
-    assert all(r.state_type.value == "COMPLETED" for r in shard_runs)
+    for name, count in (
+        ("score-shard", runs["dask"]["scoring"]["shards"]),
+        ("partition-ids", runs["dask"]["features"]["partitions"]),
+        ("encode-partition", runs["dask"]["features"]["partitions"]),
+    ):
+        named = [r for r in task_runs if r.name.startswith(name)]
+        assert len(named) == count, name
+        assert all(r.state_type.value == "COMPLETED" for r in named), name

@@ -27,7 +27,7 @@ def task_run_names(flow_run_id: str) -> set[str]:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
         )
-    return {r.name.rsplit("-", 1)[0] for r in runs}  # "build-features-05a" -> "build-features"
+    return {r.name.rsplit("-", 1)[0] for r in runs}  # "encode-partition-05a" -> "encode-partition"
 
 
 def tables(config) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -122,8 +122,10 @@ def test_a_cached_rerun_skips_ingest_validate_features_and_training(backfilled) 
     assert all(r["cached"] == "-" for r in first)
     assert all(r["cached"] == "ingest,validate,features,train-popularity" for r in second)
     cold, cached = task_run_names(first[0]["run_id"]), task_run_names(second[0]["run_id"])
-    assert {"ingest", "as-of", "validate", "build-features", "train", "publish"} <= cold
-    assert not {"ingest", "as-of", "validate", "build-features", "train", "evaluate"} & cached
+    features = {"plan-features", "partition-ids", "encode-partition", "finish-features"}
+    assert {"ingest", "as-of", "validate", "train", "publish"} | features <= cold
+    assert not {"ingest", "as-of", "validate", "train", "evaluate"} & cached
+    assert not features & cached
     assert {"promote", "plan-scoring", "score-shard", "monitor", "publish"} <= cached
     ws = Workspace.at(backfilled["config"].workspace)
     for day, mtime in backfilled["raw_mtimes"].items():  # the raw files were not rewritten

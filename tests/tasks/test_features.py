@@ -56,3 +56,49 @@ def test_input_not_mutated_and_round_trip(tmp_path) -> None:
 def test_no_training_history_is_a_clear_error() -> None:
     with pytest.raises(DataError, match="lower features.validation_days"):
         build_features(FRAME, FeatureConfig(validation_days=30))
+
+
+def build_in_partitions(frame: pd.DataFrame, tmp_path, config: FeatureConfig) -> dict:
+    from tasks.features import (
+        encode_partition,
+        finish_features,
+        partition_ids,
+        plan_features,
+        write_vocabularies,
+    )
+
+    source = tmp_path / "validated.parquet"
+    frame.to_parquet(source, index=False)
+    plan = plan_features(str(source), str(tmp_path / "features"), config)
+    parts = range(len(plan.partitions))
+    vocabularies = write_vocabularies(plan, [partition_ids(plan, p) for p in parts])
+    counts = [encode_partition(plan, p, vocabularies["cutoff"]) for p in parts]
+    return {"parts": len(parts), **finish_features(plan, vocabularies, counts)}
+
+
+def by_user(frame: pd.DataFrame) -> dict:
+    """Each user's events in the snapshot's order (what sequence models read)."""
+    cols = ["item_idx", "timestamp", "value"]
+    return {u: g[cols].to_numpy().tolist() for u, g in frame.groupby("user_idx", sort=True)}
+
+
+def test_partitions_give_the_in_memory_snapshot(tmp_path) -> None:
+    from tasks.demo_data import generate_demo
+
+    interactions, _ = generate_demo(n_users=300, n_items=120, end="2026-01-01")
+    config = FeatureConfig(validation_days=5, part_rows=2_000)
+    whole = build_features(interactions, config)
+    meta = build_in_partitions(interactions, tmp_path, config)
+    assert meta["parts"] >= 3
+    parts = load_features(meta["features_dir"])
+    assert parts.users == whole.users and parts.items == whole.items
+    assert parts.cutoff == whole.cutoff
+    assert (meta["n_train"], meta["n_valid"]) == (len(whole.train), len(whole.valid))
+    assert by_user(parts.train) == by_user(whole.train)
+    assert by_user(parts.valid) == by_user(whole.valid)
+    assert not (tmp_path / "features" / "_partitions").exists()
+
+
+def test_partitions_check_training_history_too(tmp_path) -> None:
+    with pytest.raises(DataError, match="lower features.validation_days"):
+        build_in_partitions(FRAME, tmp_path, FeatureConfig(validation_days=30, part_rows=1))

@@ -12,8 +12,8 @@ from models import make_recommender
 from models.vocab import IdVocabulary
 from tasks.catalog import build_catalog
 from tasks.config import ScoreConfig
-from tasks.explain import cooccurrence_counts, cooccurrence_similarity, similarity_from_counts
-from tasks.score import prepare_inputs, recent_popularity, write_scores
+from tasks.explain import cooccurrence_similarity, similarity_in_passes
+from tasks.score import prepare_inputs, recent_popularity, shard_totals, write_scores
 from tasks.shards import read_shard, shard_count, shard_interactions, shard_of
 
 
@@ -102,13 +102,22 @@ def test_sharded_scoring_equals_scoring_everyone_at_once(source, tmp_path: Path)
     assert len(shards.paths) > 2
     newest = shards.newest_timestamp
     parts = [read_shard(p) for p in shards.paths]
-    popularity = sum(recent_popularity(p, items, newest, config.popular_days) for p in parts)
-    co, counts = None, 0
-    for part in parts:
-        c, n = cooccurrence_counts(prepare_inputs(part, users, items).history)
-        co, counts = (c if co is None else co + c), counts + n
-    shard_sim = similarity_from_counts(co, counts)
+    popularity, shard_sim = shard_totals(shards.paths, items, newest, config)
+    assert np.array_equal(
+        popularity, sum(recent_popularity(p, items, newest, config.popular_days) for p in parts)
+    )
     assert abs(shard_sim - sim).max() < 1e-6
+    for neighbours in (50, 3):  # 25 items: kept whole, or pruned to 3 per row
+        whole_sim = cooccurrence_similarity(prepare_inputs(frame, users, items).history, neighbours)
+        banded = similarity_in_passes(  # bands of 3 item rows: 9 passes over the shards
+            lambda: (prepare_inputs(part, users, items).history for part in parts),
+            len(items),
+            neighbours,
+            budget_bytes=4 * len(items) * 3,
+            chunk_rows=2,
+        )
+        assert ((banded > 0) != (whole_sim > 0)).nnz == 0  # the same neighbours
+        assert abs(banded - whole_sim).max() < 1e-6  # counts summed in float64
     for s, part in enumerate(parts):
         write_scores(
             model,
