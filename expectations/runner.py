@@ -66,7 +66,20 @@ def run_suites(
         out[suite.name] = results
     # Only this run's pages and the index: rebuilding every stored result grows nightly.
     context.build_data_docs(resource_identifiers=built)
+    _forget_batches(context)
     return out, _docs_index(context)
+
+
+def _forget_batches(context: Any) -> None:
+    """Drop the frames GX keeps after validating them. The context outlives the call (GX
+    holds the latest one), and the pandas engine of its data source keeps every batch's
+    data (``reset_batch_cache`` forgets the batches but not their data): without this the
+    whole validated table stays in memory for the rest of the run."""
+    for source in context.data_sources.all().values():
+        manager = getattr(getattr(source, "_execution_engine", None), "batch_manager", None)
+        if manager is not None:
+            manager.reset_batch_cache()
+            getattr(manager, "_batch_data_cache", {}).clear()
 
 
 def _quiet(context: Any) -> None:

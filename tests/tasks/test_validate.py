@@ -377,3 +377,28 @@ def test_accumulate_appends_to_the_previous_snapshot_and_records_volume(tmp_path
         "run_date=2024-06-01": 2,
     }
     assert (validated / "run_date=2024-06-01" / "validation_summary.json").is_file()
+
+
+def test_gx_keeps_no_validated_frame_after_the_run(tmp_path, monkeypatch):
+    """GX's context outlives a validation; the frames it validated must not (at scale they
+    are the whole batch, held for the rest of the night's run otherwise)."""
+    import gc
+    import weakref
+
+    from expectations import runner
+
+    validated = []
+    run_suites = runner.run_suites
+
+    def spy(gx_root, batches):
+        validated.extend(weakref.ref(f) for _, f in batches)
+        return run_suites(gx_root, batches)
+
+    monkeypatch.setattr("tasks.validate.run_suites", spy)
+    result = validate_interactions(
+        frame(clean_rows()), gx_root=tmp_path / "validation", config=ValidateConfig(), now=NOW
+    )
+    assert result.rows_accepted == 4
+    del result
+    gc.collect()
+    assert validated and all(ref() is None for ref in validated)
