@@ -35,15 +35,18 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     ],
     "ease": [{"l2": 300.0}, {"l2": 100.0}, {"l2": 800.0}],
     "mult_dae": [
+        # Liang et al.: 600 tanh units, input dropout 0.5, L2 0.01 on the weights, batch 500
         {
             "hidden_dim": 600,
-            "dropout": 0.7,
-            "l2": 3e-3,
-            "batch_size": 32,
+            "dropout": 0.5,
+            "l2": 1e-2,
+            "batch_size": 500,
             "learning_rate": 3e-3,
-            "epochs": 300,
-            "patience": 10,
+            "epochs": 600,
+            "patience": 20,
         },
+        {"hidden_dim": 600, "dropout": 0.5, "l2": 1e-2, "epochs": 300, "patience": 10},
+        {"hidden_dim": 1000, "dropout": 0.7, "l2": 1e-3, "epochs": 300, "patience": 10},
         {"hidden_dim": 200, "dropout": 0.5, "l2": 1e-5, "epochs": 100, "patience": 5},
     ],
     "mult_vae": [{"total_anneal_steps": 2000, "epochs": 150, "patience": 8}],
