@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -26,7 +25,7 @@ from models.metrics import evaluate_rankings
 from models.vocab import IdVocabulary
 from tasks.catalog import build_catalog
 from tasks.features import FeatureSet
-from tasks.score import ScoringInputs, binary_matrix, rank_blocks
+from tasks.score import ScoringInputs, binary_matrix, model_rows, rank_blocks
 
 
 @dataclass(frozen=True)
@@ -68,10 +67,11 @@ def holdout_inputs(
     items: IdVocabulary,
     holdout: Holdout,
     popular_days: int = 30,
-) -> tuple[ScoringInputs, np.ndarray]:
+) -> tuple[ScoringInputs, np.ndarray, np.ndarray]:
     """The evaluated users' histories in the model's spaces, as ``score_users`` would map
-    them from raw ids (vocabularies are mapped once, not per event), and the item index
-    of each feature item in the model's items (-1 unknown)."""
+    them from raw ids (vocabularies are mapped once, not per event); the item index of
+    each feature item in the model's items (-1 unknown); and each feature user's row in
+    the inputs (-1: not evaluated)."""
     to_model_user = users.index(holdout.users.ids)
     to_model_item = items.index(holdout.items.ids)
     evaluated = np.unique(holdout.relevant["user_idx"].to_numpy())
@@ -82,13 +82,7 @@ def holdout_inputs(
     known = i >= 0
     history = binary_matrix((u[known], i[known]), (len(evaluated), len(items)))
     in_model = to_model_user[evaluated]
-    rows = in_model >= 0
-    selection = sp.csr_matrix(
-        (np.ones(int(rows.sum()), dtype=np.float32), (in_model[rows], np.flatnonzero(rows))),
-        shape=(len(users), len(evaluated)),
-    )
-    model_history = (selection @ history).tocsr()
-    model_history.data[:] = 1.0
+    model_history = model_rows(history, in_model, len(users))
     timestamps = holdout.train["timestamp"]
     sequences = None
     if "sequences" in getattr(model, "fit_inputs", ()):
@@ -99,7 +93,7 @@ def holdout_inputs(
     pairs = np.unique(u[recent] * np.int64(len(items)) + i[recent])
     popularity = np.bincount(pairs % len(items), minlength=len(items)).astype(np.float32)
     inputs = ScoringInputs(None, history, in_model, model_history, sequences, popularity)
-    return inputs, to_model_item
+    return inputs, to_model_item, row_of
 
 
 def evaluate_bundle(
@@ -117,8 +111,9 @@ def evaluate_bundle(
             "widen features.validation_days or check the temporal split"
         )
     start = time.perf_counter()
-    inputs, to_model_item = holdout_inputs(model, users, items, holdout)
-    recommended = np.full((inputs.history.shape[0], k), -1, dtype=np.int64)
+    inputs, to_model_item, row_of = holdout_inputs(model, users, items, holdout)
+    n_evaluated = inputs.history.shape[0]
+    recommended = np.full((n_evaluated, k), -1, dtype=np.int64)
     catalog = build_catalog(items, None, set())
     for rows, _, ranked, _, _ in rank_blocks(model, inputs, catalog, k, batch_users):
         recommended[rows, : ranked.shape[1]] = ranked
@@ -129,17 +124,14 @@ def evaluate_bundle(
     column = to_model_item.copy()
     column[unknown] = len(items) + np.arange(len(unknown))
     n_columns = len(items) + len(unknown)
-    evaluated = np.unique(holdout.relevant["user_idx"].to_numpy())
-    row_of = np.full(len(holdout.users), -1, dtype=np.int64)
-    row_of[evaluated] = np.arange(len(evaluated))
     relevant = binary_matrix(
         (row_of[holdout.relevant["user_idx"].to_numpy()], column[relevant_items]),
-        (len(evaluated), n_columns),
+        (n_evaluated, n_columns),
     )
     c = column[holdout.train["item_idx"].to_numpy()]
     train = binary_matrix(
         (row_of[holdout.train["user_idx"].to_numpy()][c >= 0], c[c >= 0]),
-        (len(evaluated), n_columns),
+        (n_evaluated, n_columns),
     )
     metrics = evaluate_rankings(recommended, relevant, k, train=train, n_items=len(items))
     metrics["scoring_seconds"] = round(seconds, 3)

@@ -216,7 +216,11 @@ def _vocabularies(out_dir: str) -> tuple[IdVocabulary, IdVocabulary]:
 
 @functools.lru_cache(maxsize=2)
 def _read_vocabularies(out_dir: str, stamp: tuple) -> tuple[IdVocabulary, IdVocabulary]:
-    directory = Path(out_dir)
+    return read_vocabularies(Path(out_dir))
+
+
+def read_vocabularies(directory: Path) -> tuple[IdVocabulary, IdVocabulary]:
+    """The snapshot's user and item vocabularies."""
     users = IdVocabulary(pd.read_parquet(directory / "users.parquet")["user_id"])
     items = IdVocabulary(pd.read_parquet(directory / "items.parquet")["item_id"])
     return users, items
@@ -253,8 +257,7 @@ def save_features(features: FeatureSet, directory: Path) -> dict:
 def load_features(directory: Path | str) -> FeatureSet:
     directory = Path(directory)
     meta = json.loads((directory / "meta.json").read_text())
-    users = IdVocabulary(pd.read_parquet(directory / "users.parquet")["user_id"])
-    items = IdVocabulary(pd.read_parquet(directory / "items.parquet")["item_id"])
+    users, items = read_vocabularies(directory)
     return FeatureSet(
         users=users,
         items=items,

@@ -103,13 +103,7 @@ def prepare_inputs(
     known = i >= 0
     history = binary_matrix((u[known], i[known]), (len(all_users), len(items)))
     in_model = users.index(all_users.ids)
-    rows = in_model >= 0
-    selection = sp.csr_matrix(
-        (np.ones(int(rows.sum()), dtype=np.float32), (in_model[rows], np.flatnonzero(rows))),
-        shape=(len(users), len(all_users)),
-    )
-    model_history = (selection @ history).tocsr()
-    model_history.data[:] = 1.0
+    model_history = model_rows(history, in_model, len(users))
     sequences = None
     if with_sequences:
         mu = users.index(active["user_id"])
@@ -121,6 +115,19 @@ def prepare_inputs(
     if popularity is None:
         popularity = recent_popularity(frame, items, newest, popular_days)
     return ScoringInputs(all_users, history, in_model, model_history, sequences, popularity)
+
+
+def model_rows(history: sp.csr_matrix, in_model: np.ndarray, n_model_users: int) -> sp.csr_matrix:
+    """``history`` (one row per scored user) moved to the model's user rows: row
+    ``in_model[r]`` gets row ``r``; users the model does not know (-1) are left out."""
+    rows = in_model >= 0
+    selection = sp.csr_matrix(
+        (np.ones(int(rows.sum()), dtype=np.float32), (in_model[rows], np.flatnonzero(rows))),
+        shape=(n_model_users, len(in_model)),
+    )
+    moved = (selection @ history).tocsr()
+    moved.data[:] = 1.0
+    return moved
 
 
 def recent_popularity(
