@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from tasks.config import ValidateConfig
 
 SUITE_NAME = "interactions"
+BATCH_SUITE_NAME = "interactions_batch"  # the whole-batch checks of a partitioned batch
+PARTITION_ROWS = "rows"
+PARTITION_NEWEST = "newest_valid"
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp")
 ISSUE_COLUMN = "ingest_issue"
 USER_EVENTS = "__user_events__"
@@ -67,10 +70,14 @@ def build_interactions_suite(
     has_catalog: bool = False,
     dedup_key: list[str] | None = None,
     volume_floor: int | None = None,
+    batch_checks: bool = True,
 ) -> ExpectationSuite:
     """Build the "interactions" suite for a frame with the given optional columns.
 
     ``volume_floor``: the least row count the volume check accepts (None: no check yet).
+    ``batch_checks=False`` leaves out the checks of the whole batch (row count, volume,
+    staleness): for one user partition of a batch, whose batch is checked by
+    :func:`build_partitioned_batch_suite`.
     """
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -78,20 +85,21 @@ def build_interactions_suite(
     oldest, newest = timestamp_bounds(config, now)
     hours = f"{config.future_tolerance_hours:g}"
 
-    expectations = [
-        gxe.ExpectTableRowCountToBeBetween(min_value=config.min_rows, meta=batch("min_rows")),
-    ]
-    if volume_floor is not None:
+    expectations = []
+    if batch_checks:
         expectations.append(
-            gxe.ExpectTableRowCountToBeBetween(min_value=volume_floor, meta=batch("volume"))
+            gxe.ExpectTableRowCountToBeBetween(min_value=config.min_rows, meta=batch("min_rows"))
         )
-    if config.max_event_age_days is not None:
-        freshest = _as_utc(now) - pd.Timedelta(days=config.max_event_age_days)
-        expectations.append(
-            gxe.ExpectColumnMaxToBeBetween(
-                column=TIMESTAMP_VALID, min_value=freshest.isoformat(), meta=batch("stale")
+        if volume_floor is not None:
+            expectations.append(
+                gxe.ExpectTableRowCountToBeBetween(min_value=volume_floor, meta=batch("volume"))
             )
-        )
+        if config.max_event_age_days is not None:
+            expectations.append(
+                gxe.ExpectColumnMaxToBeBetween(
+                    column=TIMESTAMP_VALID, min_value=_freshest(config, now), meta=batch("stale")
+                )
+            )
     expectations += id_expectations("user_id", config) + id_expectations("item_id", config)
     expectations += [
         gxe.ExpectColumnValuesToNotBeNull(
@@ -148,6 +156,44 @@ def build_interactions_suite(
     key = dedup_key or list(REQUIRED_COLUMNS)
     expectations.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=key, meta=duplicates(key)))
     return gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations)
+
+
+def build_partitioned_batch_suite(
+    config: ValidateConfig, now: pd.Timestamp, volume_floor: int | None
+) -> ExpectationSuite:
+    """The whole-batch checks of a batch validated in user partitions.
+
+    The frame holds one row per partition: ``rows`` (its row count) and ``newest_valid``
+    (its newest event inside the accepted time range, null when it has none). The
+    batch's row count is the sum of ``rows``, its newest acceptable event the maximum of
+    ``newest_valid``: the same checks as the whole-batch suite's, on the same figures.
+    """
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    expectations = [
+        gxe.ExpectColumnSumToBeBetween(
+            column=PARTITION_ROWS, min_value=config.min_rows, meta=batch("min_rows")
+        )
+    ]
+    if volume_floor is not None:
+        expectations.append(
+            gxe.ExpectColumnSumToBeBetween(
+                column=PARTITION_ROWS, min_value=volume_floor, meta=batch("volume")
+            )
+        )
+    if config.max_event_age_days is not None:
+        expectations.append(
+            gxe.ExpectColumnMaxToBeBetween(
+                column=PARTITION_NEWEST, min_value=_freshest(config, now), meta=batch("stale")
+            )
+        )
+    return gx.ExpectationSuite(name=BATCH_SUITE_NAME, expectations=expectations)
+
+
+def _freshest(config: ValidateConfig, now: pd.Timestamp) -> str:
+    """The newest acceptable event must be at least this recent (stale-data check)."""
+    return (_as_utc(now) - pd.Timedelta(days=config.max_event_age_days)).isoformat()
 
 
 def _as_utc(ts: pd.Timestamp) -> pd.Timestamp:

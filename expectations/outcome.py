@@ -9,7 +9,7 @@ rows read = accepted + quarantined + duplicates dropped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -18,21 +18,24 @@ from expectations.common import ROW_COLUMN
 from expectations.interactions import INGEST_REASON, ISSUE_COLUMN
 from expectations.runner import flagged_rows, summary
 
+SAMPLES = 5  # quarantined rows described in messages
+
 
 @dataclass(frozen=True)
 class TableResult:
     """One table's split; rows_read == rows_accepted + rows_quarantined + duplicates_dropped."""
 
     name: str
-    accepted: pd.DataFrame
-    quarantined: pd.DataFrame
+    accepted: pd.DataFrame | None  # None when written straight to a file (user partitions)
+    quarantined: pd.DataFrame | None
     rows_read: int
     rows_accepted: int
     rows_quarantined: int
     duplicates_dropped: int
     flagged: dict[str, int]
     expectations: list[dict]
-    quarantined_rows: tuple[int, ...] = ()  # row numbers in the input, one per quarantined row
+    reasons: dict[str, int] = field(default_factory=dict)  # quarantined rows per reason
+    samples: tuple[str, ...] = ()  # the first few quarantined rows, described
 
     @property
     def accounting(self) -> str:
@@ -42,6 +45,15 @@ class TableResult:
             f"{self.rows_quarantined} quarantined + {self.duplicates_dropped} duplicates "
             f"dropped{flags}"
         )
+
+
+def describe_row(row: pd.Series) -> str:
+    """One quarantined row in words: its contract fields and its reason."""
+    fields = [c for c in ("user_id", "item_id", "timestamp", "value", "event_type") if c in row]
+    values = ", ".join(
+        f"{c}={row[c]!r}" if isinstance(row[c], str) else f"{c}={row[c]}" for c in fields
+    )
+    return f"{values} ({row['reason']})"
 
 
 def table_frame(table: pd.DataFrame) -> pd.DataFrame:
@@ -91,7 +103,11 @@ def split_table(name: str, df: pd.DataFrame, results: list, key: list[str]) -> T
         duplicates_dropped=int(duplicated.sum()),
         flagged=flagged,
         expectations=[summary(r) for r in results],
-        quarantined_rows=tuple(int(i) for i in bad),
+        reasons={str(r): int(n) for r, n in quarantined["reason"].value_counts().items()},
+        samples=tuple(
+            f"row {row}: {describe_row(quarantined.iloc[i])}"
+            for i, row in enumerate(bad[:SAMPLES].tolist())
+        ),
     )
     if (
         result.rows_read

@@ -71,29 +71,18 @@ def batch_failure_message(name: str, result: Any, check: str, df: pd.DataFrame, 
 def quarantine_share_message(table: Any, config: Any, docs: Any) -> str:
     """The DataValidationError text when too many rows were quarantined."""
     share = table.rows_quarantined / table.rows_read
-    quarantined = table.quarantined
-    counts = quarantined["reason"].value_counts()
-    by_reason = ", ".join(f"{reason!r}: {n}" for reason, n in counts.head(10).items())
-    samples = "; ".join(
-        f"row {row}: {_describe_row(quarantined.iloc[i])}"
-        for i, row in enumerate(table.quarantined_rows[:5])
+    by_reason = ", ".join(
+        f"{reason!r}: {n}"
+        for reason, n in sorted(table.reasons.items(), key=lambda kv: -kv[1])[:10]
     )
     return (
-        f"interactions: quarantine share {share:.2%} ({len(quarantined)} of {table.rows_read} "
-        f"rows) is above the threshold {config.max_quarantine_share:.2%} "
+        f"interactions: quarantine share {share:.2%} ({table.rows_quarantined} of "
+        f"{table.rows_read} rows) is above the threshold {config.max_quarantine_share:.2%} "
         "(validate.max_quarantine_share); "
-        f"reasons: {by_reason}; sample rows: {samples}; nothing was written downstream; fix the "
-        f"source or the ingest column mapping, or raise validate.max_quarantine_share if this "
-        f"is expected; Data Docs: {docs}"
+        f"reasons: {by_reason}; sample rows: {'; '.join(table.samples)}; nothing was written "
+        "downstream; fix the source or the ingest column mapping, or raise "
+        f"validate.max_quarantine_share if this is expected; Data Docs: {docs}"
     )
-
-
-def _describe_row(row: pd.Series) -> str:
-    fields = [c for c in ("user_id", "item_id", "timestamp", "value", "event_type") if c in row]
-    values = ", ".join(
-        f"{c}={row[c]!r}" if isinstance(row[c], str) else f"{c}={row[c]}" for c in fields
-    )
-    return f"{values} ({row['reason']})"
 
 
 def summary_markdown(
@@ -118,8 +107,8 @@ def summary_markdown(
     for t in result.tables:
         if t.rows_quarantined:
             lines += ["", f"## Quarantine reasons: {t.name}", "", "| reason | rows |", "|---|---:|"]
-            counts = t.quarantined["reason"].value_counts().head(15)
-            lines += [f"| {_cell(reason)} | {n} |" for reason, n in counts.items()]
+            counts = sorted(t.reasons.items(), key=lambda kv: -kv[1])[:15]
+            lines += [f"| {_cell(reason)} | {n} |" for reason, n in counts]
         if t.flagged:
             lines += ["", f"## Flagged and kept: {t.name}", "", "| reason | rows |", "|---|---:|"]
             lines += [f"| {_cell(reason)} | {n} |" for reason, n in t.flagged.items()]

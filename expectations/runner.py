@@ -26,22 +26,42 @@ def run_suites(
     gx_root: Path, batches: list[tuple[Any, pd.DataFrame]]
 ) -> tuple[dict[str, list], Path | None]:
     """Validate each ``(suite, frame)``; return ``{suite name: results}`` and the docs index."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
+    runner = SuiteRunner(gx_root)
+    out = {suite.name: runner.run(suite, frame) for suite, frame in batches}
+    return out, runner.finish()
 
-    gx_root.mkdir(parents=True, exist_ok=True)
-    context = gx.get_context(mode="file", project_root_dir=gx_root)
-    _quiet(context)
-    # add_or_update_pandas resets the data source (assets included), so assets and batch
-    # definitions are added fresh every run; the rest is add_or_update by name.
-    source = context.data_sources.add_or_update_pandas(name=DATASOURCE_NAME)
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-    )
 
-    out, built = {}, []
-    for suite, frame in batches:
-        asset = source.add_dataframe_asset(name=suite.name)
+class SuiteRunner:
+    """One GX file context for several validations, then one Data Docs build.
+
+    ``run`` may be called more than once with the same suite (one user partition of a
+    large batch after another): each call stores its own validation result, and no frame
+    is kept once its results are returned.
+    """
+
+    def __init__(self, gx_root: Path) -> None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        import great_expectations as gx
+
+        gx_root.mkdir(parents=True, exist_ok=True)
+        self._gx = gx
+        self.context = gx.get_context(mode="file", project_root_dir=gx_root)
+        _quiet(self.context)
+        # add_or_update_pandas resets the data source (assets included), so assets and
+        # batch definitions are added fresh every run; the rest is add_or_update by name.
+        self._source = self.context.data_sources.add_or_update_pandas(name=DATASOURCE_NAME)
+        self._checkpoints: dict[str, Any] = {}
+        self._built: list[Any] = []
+
+    def _checkpoint(self, suite: Any) -> Any:
+        if suite.name in self._checkpoints:
+            return self._checkpoints[suite.name]
+        gx, context = self._gx, self.context
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+        )
+
+        asset = self._source.add_dataframe_asset(name=suite.name)
         batch_definition = asset.add_batch_definition_whole_dataframe(name=BATCH_DEFINITION_NAME)
         stored = context.suites.add_or_update(suite)
         definition = context.validation_definitions.add_or_update(
@@ -58,16 +78,25 @@ def run_suites(
                 },
             )
         )
-        run = checkpoint.run(batch_parameters={"dataframe": frame})
+        self._built.append(ExpectationSuiteIdentifier(name=suite.name))
+        self._checkpoints[suite.name] = checkpoint
+        return checkpoint
+
+    def run(self, suite: Any, frame: pd.DataFrame) -> list:
+        """Validate ``frame`` against ``suite``; the results, GX errors raised as DataError."""
+        run = self._checkpoint(suite).run(batch_parameters={"dataframe": frame})
         ((identifier, validation),) = run.run_results.items()
-        built += [identifier, ExpectationSuiteIdentifier(name=suite.name)]
+        self._built.append(identifier)
+        _forget_batches(self.context)
         results = list(validation.results)
         _raise_on_gx_errors(suite.name, results)
-        out[suite.name] = results
-    # Only this run's pages and the index: rebuilding every stored result grows nightly.
-    context.build_data_docs(resource_identifiers=built)
-    _forget_batches(context)
-    return out, _docs_index(context)
+        return results
+
+    def finish(self) -> Path | None:
+        """Build this run's Data Docs pages; the docs index."""
+        # Only this run's pages and the index: rebuilding every stored result grows nightly.
+        self.context.build_data_docs(resource_identifiers=self._built)
+        return _docs_index(self.context)
 
 
 def _forget_batches(context: Any) -> None:

@@ -108,6 +108,9 @@ class ValidateConfig(_Section):
 
     ``None`` switches a check off: ``max_event_age_days`` (stale data) is off by default
     because the demo and MovieLens sources are historical; set it for live data.
+    ``part_rows``: a batch of more interactions than this is validated in user partitions
+    of about this many rows (tasks/validate_partitions.py), so memory follows the
+    partition, not the batch.
     """
 
     value_min: float = 0.0
@@ -123,6 +126,7 @@ class ValidateConfig(_Section):
     volume_window: int = Field(7, ge=1)
     volume_min_runs: int = Field(3, ge=1)
     item_year_min: int = 1870
+    part_rows: int = Field(2_000_000, ge=1)
 
 
 class FeatureConfig(_Section):

@@ -35,10 +35,14 @@ INTERACTION_COLUMNS = ["user_id", "item_id", "timestamp", "value", "event_type"]
 class SourceData:
     """What a source produced: interactions, optional catalogs, and what happened."""
 
-    interactions: pd.DataFrame
+    interactions: pd.DataFrame | None  # None: written straight to the raw store
     items: pd.DataFrame | None = None
     users: pd.DataFrame | None = None
     stats: dict = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return len(self.interactions) if self.interactions is not None else self.stats["rows"]
 
 
 def ingest_demo(config: IngestConfig, run_date: date) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -63,9 +67,12 @@ def load_source(
     *,
     raw_dir: Path | None = None,
     cache_dir: Path | None = None,
+    write_to: Path | None = None,
 ) -> SourceData:
     """Read the configured source. ``raw_dir`` is needed by "landing" (it writes the store
-    partition itself); ``cache_dir`` by MovieLens downloads."""
+    partition itself); ``cache_dir`` by MovieLens downloads. ``write_to``: the "files"
+    source writes its interactions to this Parquet file a batch at a time instead of
+    returning them (``interactions`` is None), so a large source never sits in memory."""
     source = config.source
     if source == "demo":
         interactions, items = ingest_demo(config, run_date)
@@ -84,8 +91,11 @@ def load_source(
 
         items = read_items_catalog(config.files.items_path, config.files)
     if source == "files":
-        from tasks.sources_files import read_files
+        from tasks.sources_files import read_files, write_files
 
+        if write_to is not None:
+            stats = write_files(config.files, write_to)
+            return SourceData(None, items, None, _file_summary(stats))
         interactions, stats = read_files(config.files)
         return SourceData(interactions, items, None, _file_summary(stats))
     if source == "landing":
@@ -156,9 +166,15 @@ def ingest_task(
     out = Path(raw_dir)
     out.mkdir(parents=True, exist_ok=True)
     root = Path(workspace_root) if workspace_root else out.parent.parent
-    data = load_source(config, run_date, raw_dir=out, cache_dir=root / "cache" / "movielens")
     interactions_path = out / "interactions.parquet"
-    if config.source != "landing":  # landing has written its partition itself
+    data = load_source(
+        config,
+        run_date,
+        raw_dir=out,
+        cache_dir=root / "cache" / "movielens",
+        write_to=interactions_path,
+    )
+    if data.interactions is not None and config.source != "landing":  # landing wrote its own
         data.interactions.to_parquet(interactions_path, index=False)
     paths = {}
     for name, table in (("items", data.items), ("users", data.users)):
@@ -170,20 +186,20 @@ def ingest_task(
     _logger().info(
         "ingest %s: %d interaction rows%s; timestamps: %s%s",
         config.source,
-        len(data.interactions),
+        data.rows,
         f" ({stats['rows_new']} new)" if "rows_new" in stats else "",
         stats.get("timestamp_unit"),
         "".join(f"; {note}" for note in stats.get("notes", [])),
     )
     return {
         "source": config.source,
-        "rows": len(data.interactions),
+        "rows": data.rows,
         "interactions_path": str(interactions_path),
         "items_path": str(paths["items"]) if paths["items"] else None,
         "users_path": str(paths["users"]) if paths["users"] else None,
         "timestamp_unit": stats.get("timestamp_unit"),
         "incremental": bool(stats.get("incremental", False)),
-        "rows_new": int(stats.get("rows_new", len(data.interactions))),
+        "rows_new": int(stats.get("rows_new", data.rows)),
         "files_ingested": stats.get("files_ingested", []),
         "stats": stats,
     }

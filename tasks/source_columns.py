@@ -54,9 +54,17 @@ def add_issue(
     issues.iloc[positions] = [n if pd.isna(o) else f"{o}; {n}" for o, n in zip(old, new)]
 
 
-def normalize_ids(raw: pd.Series, name: str, issues: pd.Series) -> tuple[pd.Series, dict]:
-    """Ids as stripped text; ``{"stripped": n, "float_suffix_removed": n}``."""
-    stats = {"stripped": 0, "float_suffix_removed": 0}
+def normalize_ids(
+    raw: pd.Series, name: str, issues: pd.Series, float_suffix: bool | None = None
+) -> tuple[pd.Series, dict]:
+    """Ids as stripped text; ``{"stripped": n, "float_suffix_removed": n, "float_vote":
+    (every id integral, some id written "<int>.0"), "float_suffix": removed or not}``
+    (the last two None for ids that are not text: nothing to decide).
+
+    ``float_suffix``: remove the ".0" of text ids or not; None decides from this column
+    (its vote). A file read in batches passes the whole file's decision.
+    """
+    stats = {"stripped": 0, "float_suffix_removed": 0, "float_vote": None, "float_suffix": None}
     if pd.api.types.is_float_dtype(raw.dtype):
         integral = raw.notna() & np.isfinite(raw) & (raw == np.round(raw))
         text = pd.Series(pd.NA, index=raw.index, dtype="str")
@@ -73,7 +81,13 @@ def normalize_ids(raw: pd.Series, name: str, issues: pd.Series) -> tuple[pd.Seri
     stats["stripped"] = int(((stripped != text) & text.notna()).sum())
     present = stripped.dropna()
     floaty = present.str.fullmatch(_FLOAT_INT)
-    if len(present) and floaty.any() and (floaty | present.str.fullmatch(_INT)).all():
+    any_floaty = bool(len(present) and floaty.any())
+    all_integral = bool((floaty | present.str.fullmatch(_INT)).all())
+    stats["float_vote"] = (all_integral, any_floaty)
+    if float_suffix is None:
+        float_suffix = all_integral and any_floaty
+    stats["float_suffix"] = float_suffix
+    if float_suffix:
         stats["float_suffix_removed"] = int(floaty.sum())
         stripped = stripped.str.replace(r"\.0+$", "", regex=True)
     return stripped, stats
@@ -95,9 +109,13 @@ def parse_values(raw: pd.Series, name: str, issues: pd.Series) -> pd.Series:
 
 
 def parse_timestamps(
-    raw: pd.Series, unit: str, name: str, issues: pd.Series
+    raw: pd.Series, unit: str, name: str, issues: pd.Series, detected: str | None = None
 ) -> tuple[pd.Series, dict]:
-    """UTC timestamps from ``raw``; stats say which form was detected and how often each occurs."""
+    """UTC timestamps from ``raw``; stats say which form was detected and how often each occurs.
+
+    ``detected`` (with ``unit="auto"``): the form to read, instead of this column's most
+    common one; a file read in batches passes the whole file's.
+    """
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         return raw.dt.tz_convert("UTC"), {"timestamp_unit": "datetime"}
     if pd.api.types.is_datetime64_dtype(raw.dtype):
@@ -119,11 +137,10 @@ def parse_timestamps(
     kind[number.notna() & (number.abs() >= _MS_THRESHOLD)] = "ms"
     kind[number.notna() & (number.abs() >= _MAX_EPOCH)] = "huge"
     counts = {k: int(n) for k, n in kind.value_counts().items()}
-    if unit == "auto":
-        candidates = {k: n for k, n in counts.items() if k in _KIND_NAMES}
-        detected = max(candidates, key=candidates.__getitem__) if candidates else "s"
-    else:
+    if unit != "auto":
         detected = unit
+    elif detected is None:
+        detected = most_common_form(counts)
     out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
     if unit == "mixed":
         for k in _KIND_NAMES:
@@ -157,6 +174,12 @@ def parse_timestamps(
         lambda p: f"{name} {shown[p]!r} is not {expected} within the years 1677-2262",
     )
     return out, {"timestamp_unit": detected, "timestamp_forms": counts}
+
+
+def most_common_form(counts: dict[str, int]) -> str:
+    """The timestamp form most values have ("s" when none has one)."""
+    candidates = {k: n for k, n in counts.items() if k in _KIND_NAMES}
+    return max(candidates, key=candidates.__getitem__) if candidates else "s"
 
 
 def _parse(text: pd.Series, number: pd.Series, unit: str, rows: pd.Series) -> pd.Series:

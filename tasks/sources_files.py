@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+import shutil
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +25,7 @@ from tasks.errors import DataError
 from tasks.source_columns import (
     ISSUE,
     add_issue,
+    most_common_form,
     new_issues,
     normalize_ids,
     parse_timestamps,
@@ -34,6 +37,7 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 # Writers put these next to a file while it is being written: never read them.
 PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".filepart")
 SOURCE_FILE = "source_file"
+BATCH_ROWS = 1_000_000  # rows converted at a time when a source is written in batches
 _DELIMITERS = (",", ";", "\t", "|")
 
 
@@ -86,6 +90,14 @@ def list_data_files(path: Path) -> tuple[list[Path], list[str]]:
 
 def read_table(path: Path, config: FilesConfig, name: str | None = None) -> pd.DataFrame:
     """The file as read: CSV as text columns (blank -> null), Parquet with its own types."""
+    return next(iter_table(path, config, name))
+
+
+def iter_table(
+    path: Path, config: FilesConfig, name: str | None = None, batch_rows: int | None = None
+) -> Iterator[pd.DataFrame]:
+    """The file in batches of ``batch_rows`` rows (None: one batch), as :func:`read_table`
+    reads it; at least one batch, empty for a file without rows."""
     name = name or path.name
     try:
         if path.stat().st_size == 0:
@@ -94,8 +106,9 @@ def read_table(path: Path, config: FilesConfig, name: str | None = None) -> pd.D
                 "columns and one line per event; re-export it, or remove it"
             )
         if file_kind(path) == "parquet":
-            return _read_parquet(path, name)
-        return _read_csv(path, config, name)
+            yield from _parquet_batches(path, name, batch_rows)
+        else:
+            yield from _csv_batches(path, config, name, batch_rows)
     except FileNotFoundError as exc:
         raise SourceFileVanished(
             f"{name}: the file disappeared between listing and reading; expected it to stay "
@@ -104,14 +117,27 @@ def read_table(path: Path, config: FilesConfig, name: str | None = None) -> pd.D
         ) from exc
 
 
-def _read_parquet(path: Path, name: str) -> pd.DataFrame:
+def _parquet_batches(path: Path, name: str, batch_rows: int | None) -> Iterator[pd.DataFrame]:
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     try:
         if path.name.lower().endswith(".gz"):
             with gzip.open(path, "rb") as handle:
-                return pd.read_parquet(handle)
-        return pd.read_parquet(path)
+                frame = pd.read_parquet(handle)
+            yield from _slices(frame, batch_rows)
+            return
+        parquet = pq.ParquetFile(path)
+        if batch_rows is None or parquet.metadata.num_rows <= batch_rows:
+            batches = [pd.read_parquet(path)]
+        else:
+            batches = (
+                pa.Table.from_batches([b]).to_pandas()
+                for b in parquet.iter_batches(batch_size=batch_rows)
+            )
+        yield from batches
+    except FileNotFoundError:
+        raise
     except (pa.ArrowException, OSError, EOFError, zlib.error) as exc:
         raise DataError(
             f"{name}: not a readable Parquet file ({exc}); expected a complete Parquet file; "
@@ -119,16 +145,35 @@ def _read_parquet(path: Path, name: str) -> pd.DataFrame:
         ) from exc
 
 
-def _read_csv(path: Path, config: FilesConfig, name: str) -> pd.DataFrame:
+def _slices(frame: pd.DataFrame, batch_rows: int | None) -> Iterator[pd.DataFrame]:
+    if batch_rows is None or len(frame) <= batch_rows:
+        yield frame
+        return
+    for lo in range(0, len(frame), batch_rows):
+        yield frame.iloc[lo : lo + batch_rows].reset_index(drop=True)
+
+
+def _csv_batches(
+    path: Path, config: FilesConfig, name: str, batch_rows: int | None
+) -> Iterator[pd.DataFrame]:
+    options = {
+        "sep": delimiter_for(name, config),
+        "dtype": "str",
+        "encoding": config.encoding,
+        "compression": "infer",
+        "skip_blank_lines": True,
+    }
     try:
-        return pd.read_csv(
-            path,
-            sep=delimiter_for(name, config),
-            dtype="str",
-            encoding=config.encoding,
-            compression="infer",
-            skip_blank_lines=True,
-        )
+        if batch_rows is None:
+            yield pd.read_csv(path, **options)
+            return
+        empty = True
+        with pd.read_csv(path, chunksize=batch_rows, **options) as reader:
+            for chunk in reader:
+                empty = False
+                yield chunk.reset_index(drop=True)
+        if empty:  # a header and no rows: one empty batch, as one read gives
+            yield pd.read_csv(path, nrows=0, **options)
     except UnicodeDecodeError as exc:
         where = _first_bad_byte(path, config.encoding)
         raise DataError(
@@ -185,8 +230,15 @@ def truncated_last_line(path: Path, config: FilesConfig, n_fields: int) -> str |
     )
 
 
-def to_contract(raw: pd.DataFrame, config: FilesConfig, name: str) -> tuple[pd.DataFrame, dict]:
-    """Map ``raw``'s columns onto the interactions contract (plus ``ingest_issue``)."""
+def to_contract(
+    raw: pd.DataFrame, config: FilesConfig, name: str, decided: dict | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """Map ``raw``'s columns onto the interactions contract (plus ``ingest_issue``).
+
+    ``decided``: the whole file's decisions (:func:`file_decisions`) when ``raw`` is one
+    batch of it; None decides from ``raw``. The stats' ``decisions`` are those applied.
+    """
+    decided = decided or {}
     mapping = {"user_id": config.user_col, "item_id": config.item_col}
     mapping["timestamp"] = config.timestamp_col
     for target, chosen in (("value", config.value_col), ("event_type", config.event_type_col)):
@@ -194,10 +246,18 @@ def to_contract(raw: pd.DataFrame, config: FilesConfig, name: str) -> tuple[pd.D
             mapping[target] = chosen or target
     _check_columns(raw, mapping, config, name)
     issues = new_issues(raw.index)
-    users, user_stats = normalize_ids(raw[mapping["user_id"]], "user_id", issues)
-    items, item_stats = normalize_ids(raw[mapping["item_id"]], "item_id", issues)
+    users, user_stats = normalize_ids(
+        raw[mapping["user_id"]], "user_id", issues, decided.get("user_id")
+    )
+    items, item_stats = normalize_ids(
+        raw[mapping["item_id"]], "item_id", issues, decided.get("item_id")
+    )
     timestamps, ts_stats = parse_timestamps(
-        raw[mapping["timestamp"]], config.timestamp_unit, "timestamp", issues
+        raw[mapping["timestamp"]],
+        config.timestamp_unit,
+        "timestamp",
+        issues,
+        decided.get("timestamp"),
     )
     frame = pd.DataFrame({"user_id": users, "item_id": items, "timestamp": timestamps})
     if "value" in mapping:
@@ -213,6 +273,12 @@ def to_contract(raw: pd.DataFrame, config: FilesConfig, name: str) -> tuple[pd.D
             user_stats["float_suffix_removed"] + item_stats["float_suffix_removed"]
         ),
         "columns_ignored": [c for c in raw.columns if c not in mapping.values()],
+        "votes": {"user_id": user_stats["float_vote"], "item_id": item_stats["float_vote"]},
+        "decisions": {
+            "user_id": user_stats["float_suffix"],
+            "item_id": item_stats["float_suffix"],
+            "timestamp": ts_stats["timestamp_unit"] if "timestamp_forms" in ts_stats else None,
+        },
     }
     return frame.reset_index(drop=True), stats
 
@@ -237,23 +303,107 @@ def _check_columns(raw: pd.DataFrame, mapping: dict, config: FilesConfig, name: 
     raise DataError(f"{name}: column {column!r} ({target}) missing; found {found}; {hint}")
 
 
-def read_interactions(path: Path, config: FilesConfig, name: str) -> tuple[pd.DataFrame, dict]:
-    """One file as contract columns, with ``source_file`` = ``name``."""
-    raw = read_table(path, config, name)
-    frame, stats = to_contract(raw, config, name)
+def read_interactions(
+    path: Path, config: FilesConfig, name: str, batch_rows: int | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """One file as contract columns, with ``source_file`` = ``name``, in memory."""
+    frames: list[pd.DataFrame] = []
+    stats = convert_interactions(path, config, name, frames.append, frames.clear, batch_rows)
+    return pd.concat(frames, ignore_index=True), stats
+
+
+def convert_interactions(
+    path: Path,
+    config: FilesConfig,
+    name: str,
+    put: Callable[[pd.DataFrame], object],
+    restart: Callable[[], object],
+    batch_rows: int | None = None,
+) -> dict:
+    """One file as contract columns, ``put`` a batch of ``batch_rows`` rows at a time
+    (None: the whole file at once); the file's stats.
+
+    A few policies depend on the whole file: the timestamp form most values have, and
+    whether ids written as "<int>.0" lose the ".0". Each batch decides for itself first;
+    in the rare file whose batches decide differently from the whole, ``restart()`` is
+    called and the file is converted again with the whole file's decisions.
+    """
+    stats = _convert(path, config, name, put, batch_rows, None)
+    decided = file_decisions(config, stats)
+    if stats["batch_decisions"] != [decided]:
+        restart()
+        stats = _convert(path, config, name, put, batch_rows, decided)
+    for internal in ("batch_decisions", "decisions", "votes"):
+        stats.pop(internal)
+    return stats
+
+
+def file_decisions(config: FilesConfig, stats: dict) -> dict:
+    """The whole file's decisions from its batches' votes."""
+    decided: dict = {}
+    for column in ("user_id", "item_id"):
+        votes = [v for v in stats["votes"][column] if v is not None]
+        decided[column] = all(v[0] for v in votes) and any(v[1] for v in votes) if votes else None
+    forms = stats.get("timestamp_forms")
+    decided["timestamp"] = None
+    if forms is not None:
+        decided["timestamp"] = (
+            most_common_form(forms) if config.timestamp_unit == "auto" else config.timestamp_unit
+        )
+    return decided
+
+
+def _convert(
+    path: Path,
+    config: FilesConfig,
+    name: str,
+    put: Callable[[pd.DataFrame], object],
+    batch_rows: int | None,
+    decided: dict | None,
+) -> dict:
+    stats: dict = {}
+    pending: tuple[pd.DataFrame, int] | None = None  # the last batch waits for the tail check
+    for raw in iter_table(path, config, name, batch_rows):
+        if pending is not None:
+            put(pending[0])
+        frame, batch = to_contract(raw, config, name, decided)
+        frame[SOURCE_FILE] = pd.array([name] * len(frame), dtype="str")
+        _add_batch(stats, batch)
+        pending = (frame, len(raw.columns))
+    frame, n_fields = pending
     if file_kind(path) == "csv" and len(frame):
-        problem = truncated_last_line(path, config, len(raw.columns))
+        problem = truncated_last_line(path, config, n_fields)
         if problem:
             issues = frame[ISSUE].astype(object)
             add_issue(issues, frame.index == frame.index[-1], problem)
             frame[ISSUE] = issues.astype("str")
         stats["truncated_last_line"] = bool(problem)
-    frame[SOURCE_FILE] = pd.array([name] * len(frame), dtype="str")
-    return frame, stats
+    put(frame)
+    return stats
 
 
-def read_files(config: FilesConfig) -> tuple[pd.DataFrame, dict]:
-    """The "files" source: every file under ``config.path``, read now, concatenated."""
+def _add_batch(stats: dict, batch: dict) -> None:
+    """Fold one batch's stats into the file's."""
+    if not stats:
+        stats.update(batch, votes={k: [] for k in batch["votes"]}, batch_decisions=[])
+        stats["rows"] = 0
+        stats["ids_whitespace_stripped"] = stats["ids_float_suffix_removed"] = 0
+        if "timestamp_forms" in batch:
+            stats["timestamp_forms"] = {}
+    stats["rows"] += batch["rows"]
+    stats["ids_whitespace_stripped"] += batch["ids_whitespace_stripped"]
+    stats["ids_float_suffix_removed"] += batch["ids_float_suffix_removed"]
+    for kind, n in batch.get("timestamp_forms", {}).items():
+        stats["timestamp_forms"][kind] = stats["timestamp_forms"].get(kind, 0) + n
+    for column, vote in batch["votes"].items():
+        stats["votes"][column].append(vote)
+    stats["timestamp_unit"] = batch["timestamp_unit"]
+    decision = batch["decisions"]
+    if decision not in stats["batch_decisions"]:
+        stats["batch_decisions"].append(decision)
+
+
+def _data_files(config: FilesConfig) -> tuple[Path, list[Path], list[str]]:
     if config.path is None:
         raise DataError(
             "source 'files' needs ingest.files.path; expected a CSV/Parquet file or a folder; "
@@ -266,12 +416,46 @@ def read_files(config: FilesConfig) -> tuple[pd.DataFrame, dict]:
             f"{root}: no CSV or Parquet files in the folder ({len(skipped)} other files); "
             "expected .csv/.tsv/.parquet files (optionally .gz); check --path"
         )
+    return root, paths, skipped
+
+
+def _name(root: Path, path: Path) -> str:
+    return path.name if path == root else path.relative_to(root).as_posix()
+
+
+def read_files(config: FilesConfig) -> tuple[pd.DataFrame, dict]:
+    """The "files" source: every file under ``config.path``, read now, concatenated."""
+    root, paths, skipped = _data_files(config)
     frames, per_file = [], {}
     for path in paths:
-        name = path.name if path == root else path.relative_to(root).as_posix()
-        frame, per_file[name] = read_interactions(path, config, name)
+        frame, per_file[_name(root, path)] = read_interactions(path, config, _name(root, path))
         frames.append(frame)
     return pd.concat(frames, ignore_index=True), {"files": per_file, "files_skipped": skipped}
+
+
+def write_files(config: FilesConfig, dest: Path, batch_rows: int = BATCH_ROWS) -> dict:
+    """The "files" source written to the Parquet file ``dest`` a batch at a time, so memory
+    holds one batch, not the table; the same rows as :func:`read_files`, in the same order.
+    Stats as :func:`read_files`'s, with ``rows``."""
+    from tasks.parquet_files import ParquetAppender, concat_parquet
+
+    root, paths, skipped = _data_files(config)
+    work = dest.with_name(f".{dest.name}.parts")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        parts, per_file = [], {}
+        for i, path in enumerate(paths):
+            part = ParquetAppender(work / f"file-{i:05d}.parquet")
+            with part:
+                per_file[_name(root, path)] = convert_interactions(
+                    path, config, _name(root, path), part.append, part.restart, batch_rows
+                )
+            parts.append(part.path)
+        rows = concat_parquet(parts, dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"files": per_file, "files_skipped": skipped, "rows": rows}
 
 
 def read_items_catalog(path: Path, config: FilesConfig) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from expectations.report import (
     quarantine_share_message,
     summary_markdown,
 )
-from expectations.runner import run_suites
+from expectations.runner import SuiteRunner
 from tasks.config import ValidateConfig
 from tasks.errors import DataError, DataValidationError
 
@@ -50,8 +51,8 @@ ARTIFACT_KEY = "recpipe-validation"
 class ValidationResult:
     """Outcome of one validation; rows_read == accepted + quarantined + duplicates_dropped."""
 
-    accepted: pd.DataFrame
-    quarantined: pd.DataFrame
+    accepted: pd.DataFrame | None  # None when validated in partitions (written to files)
+    quarantined: pd.DataFrame | None
     rows_read: int
     rows_accepted: int
     rows_quarantined: int
@@ -62,6 +63,8 @@ class ValidationResult:
     items: TableResult | None = None
     users: TableResult | None = None
     volume: dict = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)  # quarantined rows per reason
+    samples: tuple[str, ...] = ()  # the first few quarantined rows, described
 
     @property
     def tables(self) -> list[TableResult]:
@@ -75,6 +78,8 @@ class ValidationResult:
             self.duplicates_dropped,
             self.flagged,
             self.expectations,
+            self.reasons,
+            self.samples,
         )
         return [t for t in (main, self.items, self.users) if t is not None]
 
@@ -102,6 +107,8 @@ def validate_interactions(
     items: pd.DataFrame | None = None,
     users: pd.DataFrame | None = None,
     previous_volumes: Sequence[int] = (),
+    runner: SuiteRunner | None = None,
+    partition: bool = False,
 ) -> ValidationResult:
     """Run the suites on ``df`` (and ``items`` / ``users`` when given; none is mutated).
 
@@ -109,13 +116,17 @@ def validate_interactions(
     row counts of earlier runs, oldest first, for the volume check. Raises
     DataValidationError when a batch-level expectation fails, DataError when a column has
     an unusable dtype.
+
+    ``partition=True``: ``df`` is one user partition of a larger batch
+    (``tasks/validate_partitions.py``). Its rows get every row-level check and its
+    duplicates are dropped (a duplicate key is one user's, so it never spans partitions);
+    the checks of the whole batch (row count, volume, staleness, quarantine share) and the
+    item and user tables are left to the caller, and ``items`` serves only as the catalog.
+    ``runner``: the caller's GX runner, which then also builds the Data Docs.
     """
-    _check_required("interactions", df, REQUIRED_COLUMNS, "map the source's column names")
-    for name, table, column in (("items", items, "item_id"), ("users", users, "user_id")):
-        if table is not None:
-            _check_required(name, table, (column,), f"give the {name} table a {column} column")
+    _check_tables(df, items, users)
     rows_read = len(df)
-    if rows_read == 0:
+    if rows_read == 0 and not partition:
         raise DataValidationError(
             f"interactions: expect_table_row_count_to_be_between failed: the batch is empty "
             f"(0 rows, at least {config.min_rows} required); check that ingest read the right "
@@ -135,25 +146,23 @@ def validate_interactions(
         has_catalog=items is not None,
         dedup_key=key,
         volume_floor=volume["floor"],
+        batch_checks=not partition,
     )
-    batches = [(suite, frame)]
-    if items is not None:
-        batches.append((build_items_suite(config, now, list(items.columns)), table_frame(items)))
-    if users is not None:
-        batches.append((build_users_suite(config, list(users.columns)), table_frame(users)))
-    results, docs_index = run_suites(Path(gx_root), batches)
+    own_runner = runner is None
+    runner = SuiteRunner(Path(gx_root)) if runner is None else runner
+    results = {SUITE_NAME: runner.run(suite, frame)}
+    del frame
+    catalogs = {} if partition else validate_catalogs(runner, config, now, items, users)
+    docs_index = runner.finish() if own_runner else None
 
     context = {"config": config, "now": now, "volume": volume, "docs": docs_index}
-    for name, table in (("interactions", df), ("items", items), ("users", users)):
-        if table is not None:
-            _raise_on_batch_failures(name, results[name], table, context)
+    _raise_on_batch_failures("interactions", results[SUITE_NAME], df, context)
+    for table in catalogs.values():
+        table.raise_on_batch_failures(context)
     main = split_table(SUITE_NAME, df, results[SUITE_NAME], key)
-    _check_quarantine_share(main, config, docs_index)
-    catalogs = {
-        name: split_table(name, table, results[name], [column])
-        for name, table, column in (("items", items, "item_id"), ("users", users, "user_id"))
-        if table is not None
-    }
+    if not partition:
+        check_quarantine_share(main, config, docs_index)
+    catalogs = {name: table.split() for name, table in catalogs.items()}
     return ValidationResult(
         accepted=main.accepted,
         quarantined=main.quarantined,
@@ -167,7 +176,67 @@ def validate_interactions(
         items=catalogs.get("items"),
         users=catalogs.get("users"),
         volume={**volume, "rows": rows_read},
+        reasons=main.reasons,
+        samples=main.samples,
     )
+
+
+@dataclass(frozen=True)
+class CatalogCheck:
+    """An item or user table and its GX results, before it is split."""
+
+    name: str
+    table: pd.DataFrame
+    results: list
+    key: str
+
+    def raise_on_batch_failures(self, context: dict) -> None:
+        _raise_on_batch_failures(self.name, self.results, self.table, context)
+
+    def split(self) -> TableResult:
+        return split_table(self.name, self.table, self.results, [self.key])
+
+
+def validate_catalogs(
+    runner: SuiteRunner,
+    config: ValidateConfig,
+    now: pd.Timestamp,
+    items: pd.DataFrame | None,
+    users: pd.DataFrame | None,
+) -> dict[str, CatalogCheck]:
+    """Run the items and users suites on the tables given."""
+    out = {}
+    if items is not None:
+        suite = build_items_suite(config, now, list(items.columns))
+        out["items"] = CatalogCheck(
+            "items", items, runner.run(suite, table_frame(items)), "item_id"
+        )
+    if users is not None:
+        suite = build_users_suite(config, list(users.columns))
+        out["users"] = CatalogCheck(
+            "users", users, runner.run(suite, table_frame(users)), "user_id"
+        )
+    return out
+
+
+def check_columns(
+    df: pd.DataFrame,
+    config: ValidateConfig,
+    now: pd.Timestamp,
+    items: pd.DataFrame | None,
+    users: pd.DataFrame | None,
+) -> None:
+    """Raise the error validation would for ``df``'s columns (required ones, dtypes): a
+    batch's first rows stand for the batch, whose columns all its rows share."""
+    _check_tables(df, items, users)
+    frame_for_suite(df, "value" in df.columns, config, now, None)
+
+
+def _check_tables(df: pd.DataFrame, items: pd.DataFrame | None, users: pd.DataFrame | None) -> None:
+    _check_required("interactions", df, REQUIRED_COLUMNS, "map the source's column names")
+    for name, table, column in (("items", items, "item_id"), ("users", users, "user_id")):
+        if table is not None:
+            _check_required(name, table, (column,), f"give the {name} table a {column} column")
 
 
 def _check_required(name: str, df: pd.DataFrame, required: Sequence[str], todo: str) -> None:
@@ -188,7 +257,7 @@ def _raise_on_batch_failures(name: str, results: list, df: pd.DataFrame, context
             raise DataValidationError(batch_failure_message(name, r, meta["check"], df, context))
 
 
-def _check_quarantine_share(
+def check_quarantine_share(
     table: TableResult, config: ValidateConfig, docs_index: Path | None
 ) -> None:
     if table.rows_quarantined / table.rows_read > config.max_quarantine_share:
@@ -218,36 +287,62 @@ def validate_task(
     (``<out_dir>/../<prefix>=<earlier>/interactions.parquet``) plus today's accepted rows.
     A Markdown artifact summarises the run when called inside a Prefect flow or task run.
     """
+    from tasks.parquet_files import concat_parquet, parquet_rows
+    from tasks.validate_partitions import validate_in_partitions
+
     out = Path(out_dir)
-    interactions = _read_input(raw_path, "interactions")
-    items = _read_input(items_path, "items") if items_path else None
-    users = _read_input(users_path, "users") if users_path else None
+    raw = _input_file(raw_path, "interactions")
+    items = pd.read_parquet(_input_file(items_path, "items")) if items_path else None
+    users = pd.read_parquet(_input_file(users_path, "users")) if users_path else None
     history_file = Path(gx_root) / VOLUME_HISTORY
     history = _load_history(history_file)
     previous = [v["rows_read"] for k, v in sorted(history.items()) if k < out.name]
+    now = pd.Timestamp(now_iso) if now_iso else None
+    partitioned = parquet_rows(raw) > config.part_rows
+    work = out.parent / f".{out.name}.validating"  # the partitions of a large batch
     try:
-        result = validate_interactions(
-            interactions,
-            gx_root=Path(gx_root),
-            config=config,
-            now=pd.Timestamp(now_iso) if now_iso else None,
-            items=items,
-            users=users,
-            previous_volumes=previous,
-        )
-    except DataValidationError as exc:
-        publish_artifact(summary_markdown(None, failure=str(exc)))
-        raise
-    out.mkdir(parents=True, exist_ok=True)
-    accepted, snapshot = result.accepted, None
-    if accumulate:
-        snapshot = _previous_snapshot(out)
-        if snapshot is not None:
-            accepted = pd.concat([pd.read_parquet(snapshot), accepted], ignore_index=True)
-    paths = {
-        "accepted_path": _write_parquet(accepted, out / "interactions.parquet"),
-        "quarantine_path": _write_parquet(result.quarantined, out / "quarantine.parquet"),
-    }
+        try:
+            if partitioned:
+                result, accepted_parts, quarantine_parts = validate_in_partitions(
+                    raw,
+                    work,
+                    gx_root=Path(gx_root),
+                    config=config,
+                    now=now,
+                    items=items,
+                    users=users,
+                    previous_volumes=previous,
+                )
+            else:
+                result = validate_interactions(
+                    pd.read_parquet(raw),
+                    gx_root=Path(gx_root),
+                    config=config,
+                    now=now,
+                    items=items,
+                    users=users,
+                    previous_volumes=previous,
+                )
+        except DataValidationError as exc:
+            publish_artifact(summary_markdown(None, failure=str(exc)))
+            raise
+        out.mkdir(parents=True, exist_ok=True)
+        snapshot = _previous_snapshot(out) if accumulate else None
+        accepted_path, quarantine_path = out / "interactions.parquet", out / "quarantine.parquet"
+        if partitioned:
+            earlier = [snapshot] if snapshot is not None else []
+            rows_total = concat_parquet([*earlier, *accepted_parts], accepted_path)
+            concat_parquet(quarantine_parts, quarantine_path)
+        else:
+            accepted = result.accepted
+            if snapshot is not None:
+                accepted = pd.concat([pd.read_parquet(snapshot), accepted], ignore_index=True)
+            rows_total = len(accepted)
+            _write_parquet(accepted, accepted_path)
+            _write_parquet(result.quarantined, quarantine_path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    paths = {"accepted_path": accepted_path, "quarantine_path": quarantine_path}
     for table in (result.items, result.users):
         if table is not None:
             paths[f"{table.name}_path"] = _write_parquet(
@@ -263,7 +358,7 @@ def validate_task(
         "rows_accepted": result.rows_accepted,
         "rows_quarantined": result.rows_quarantined,
         "duplicates_dropped": result.duplicates_dropped,
-        "rows_total": len(accepted),
+        "rows_total": rows_total,
         "accounting": result.accounting,
         "flagged": result.flagged,
         "volume": result.volume,
@@ -309,14 +404,14 @@ def _logger() -> logging.Logger | logging.LoggerAdapter:
         return logging.getLogger(__name__)
 
 
-def _read_input(path: str, name: str) -> pd.DataFrame:
+def _input_file(path: str, name: str) -> Path:
     source = Path(path)
     if not source.is_file():
         raise DataError(
             f"validate: raw {name} file {source} not found; expected the Parquet file "
             "written by the ingest task; run ingest first or check the path"
         )
-    return pd.read_parquet(source)
+    return source
 
 
 def _previous_snapshot(out: Path) -> Path | None:

@@ -70,12 +70,18 @@ def test_ids_are_text_stripped_and_float_suffixes_removed() -> None:
     issues = new_issues(range(4))
     ids, stats = normalize_ids(pd.Series([" 1 ", "2", "3", None], dtype="str"), "user_id", issues)
     assert ids.tolist()[:3] == ["1", "2", "3"] and pd.isna(ids[3])
-    assert stats == {"stripped": 1, "float_suffix_removed": 0}
+    assert stats == {
+        "stripped": 1, "float_suffix_removed": 0, "float_vote": (True, False),
+        "float_suffix": False,
+    }  # fmt: skip
     ids, stats = normalize_ids(pd.Series(["1.0", "2", "30.00"], dtype="str"), "user_id", issues)
     assert ids.tolist() == ["1", "2", "30"] and stats["float_suffix_removed"] == 2
     # Not every id looks like a float: text such as "1.0" is then somebody's real id.
-    ids, _ = normalize_ids(pd.Series(["1.0", "v2"], dtype="str"), "user_id", issues)
-    assert ids.tolist() == ["1.0", "v2"]
+    ids, stats = normalize_ids(pd.Series(["1.0", "v2"], dtype="str"), "user_id", issues)
+    assert ids.tolist() == ["1.0", "v2"] and stats["float_vote"] == (False, True)
+    # A batch of a file follows the file's decision, whatever its own ids look like.
+    ids, _ = normalize_ids(pd.Series(["4.0"], dtype="str"), "user_id", issues, False)
+    assert ids.tolist() == ["4.0"]
 
 
 def test_float_typed_ids_become_integers_and_fractions_are_flagged() -> None:
@@ -146,3 +152,65 @@ def test_folder_listing_skips_hidden_partial_and_other_files(tmp_path) -> None:
         list_data_files(tmp_path / "notes.md")
     with pytest.raises(DataError, match="does not exist"):
         list_data_files(tmp_path / "nope")
+
+
+def batched(path, config, batch_rows):
+    """read_interactions in batches, and the batches it put before any restart."""
+    from tasks.sources_files import convert_interactions
+
+    frames, restarts = [], []
+    stats = convert_interactions(
+        path, config, path.name, frames.append, lambda: restarts.append(len(frames)), batch_rows
+    )
+    return pd.concat(frames, ignore_index=True), stats, restarts
+
+
+def test_a_file_read_in_batches_is_the_file_read_whole(tmp_path) -> None:
+    path = tmp_path / "events.csv"
+    lines = [f" u{i % 3},i{i},{1_700_000_000 + i},{i % 5}" for i in range(7)]
+    path.write_text("user_id,item_id,timestamp,value\n" + "\n".join(lines) + "\n")
+    whole, whole_stats = read_interactions(path, FilesConfig(), "events.csv")
+    frame, stats, restarts = batched(path, FilesConfig(), batch_rows=3)
+    pd.testing.assert_frame_equal(frame, whole)
+    assert stats == whole_stats and stats["rows"] == 7 and stats["ids_whitespace_stripped"] == 7
+    assert restarts == []  # every batch decided as the whole file does
+
+
+def test_batches_that_decide_unlike_the_file_are_converted_again(tmp_path) -> None:
+    # The first batch alone would drop the ".0" of its ids and read epoch milliseconds;
+    # the whole file has a non-integral id and mostly epoch seconds.
+    rows = ["1.0,a,1700000000000", "2.0,b,1700000000001", "x,c,1700000000"]
+    rows += [f"{i},d,{1_700_000_000 + i}" for i in range(3)]
+    path = tmp_path / "odd.csv"
+    path.write_text("user_id,item_id,timestamp\n" + "\n".join(rows) + "\n")
+    whole, whole_stats = read_interactions(path, FilesConfig(), "odd.csv")
+    frame, stats, restarts = batched(path, FilesConfig(), batch_rows=2)
+    assert restarts == [3]  # after all three batches of the first conversion
+    pd.testing.assert_frame_equal(frame.iloc[-6:].reset_index(drop=True), whole)
+    assert frame["user_id"].iloc[-6:2 - 6].tolist() == ["1.0", "2.0"]
+    assert stats["timestamp_unit"] == whole_stats["timestamp_unit"] == "s"
+    assert stats["timestamp_forms"] == {"ms": 2, "s": 4}
+
+
+def test_the_files_source_written_in_batches_equals_it_read_whole(tmp_path) -> None:
+    from tasks.sources_files import write_files
+
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "a.csv").write_text(
+        "user_id,item_id,timestamp,value\n"
+        + "\n".join(f"u{i},i{i % 4},{1_700_000_000 + i},{i % 6}" for i in range(9))
+        + "\nu9,i1,17000"  # truncated: no newline, a field missing
+    )
+    pd.DataFrame(
+        {"user_id": [7, 8], "item_id": [1, 2], "timestamp": pd.to_datetime([1, 2], utc=True)}
+    ).to_parquet(source / "b.parquet")  # no value column
+    config = FilesConfig(path=source)
+    whole, report = read_files(config)
+    stats = write_files(config, tmp_path / "raw.parquet", batch_rows=4)
+    written = pd.read_parquet(tmp_path / "raw.parquet")
+    pd.testing.assert_frame_equal(written, whole, check_dtype=False)
+    assert written["value"].iloc[-2:].isna().all()
+    assert "last line truncated" in written["ingest_issue"].iloc[9]
+    assert stats["rows"] == 12 and stats["files"] == report["files"]
+    assert not list(tmp_path.glob(".*"))  # the per-file parts are gone

@@ -388,13 +388,13 @@ def test_gx_keeps_no_validated_frame_after_the_run(tmp_path, monkeypatch):
     from expectations import runner
 
     validated = []
-    run_suites = runner.run_suites
+    run = runner.SuiteRunner.run
 
-    def spy(gx_root, batches):
-        validated.extend(weakref.ref(f) for _, f in batches)
-        return run_suites(gx_root, batches)
+    def spy(self, suite, frame):
+        validated.append(weakref.ref(frame))
+        return run(self, suite, frame)
 
-    monkeypatch.setattr("tasks.validate.run_suites", spy)
+    monkeypatch.setattr(runner.SuiteRunner, "run", spy)
     result = validate_interactions(
         frame(clean_rows()), gx_root=tmp_path / "validation", config=ValidateConfig(), now=NOW
     )
