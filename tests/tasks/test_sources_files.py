@@ -187,7 +187,7 @@ def test_batches_that_decide_unlike_the_file_are_converted_again(tmp_path) -> No
     frame, stats, restarts = batched(path, FilesConfig(), batch_rows=2)
     assert restarts == [3]  # after all three batches of the first conversion
     pd.testing.assert_frame_equal(frame.iloc[-6:].reset_index(drop=True), whole)
-    assert frame["user_id"].iloc[-6:2 - 6].tolist() == ["1.0", "2.0"]
+    assert frame["user_id"].iloc[-6 : 2 - 6].tolist() == ["1.0", "2.0"]
     assert stats["timestamp_unit"] == whole_stats["timestamp_unit"] == "s"
     assert stats["timestamp_forms"] == {"ms": 2, "s": 4}
 
