@@ -12,7 +12,9 @@ mapped into the model's, once.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,23 +43,55 @@ class Holdout:
 
 def holdout_from_features(features: FeatureSet) -> Holdout:
     """Users with training history and at least one validation item new to them."""
-    train, valid = features.train, features.valid
-    n_items = np.int64(len(features.items))
-    pairs = valid[["user_idx", "item_idx"]].drop_duplicates()
-    seen_keys = train["user_idx"].to_numpy(np.int64) * n_items + train["item_idx"].to_numpy()
-    keys = pairs["user_idx"].to_numpy(np.int64) * n_items + pairs["item_idx"].to_numpy()
-    has_train = np.zeros(len(features.users), dtype=bool)
-    has_train[train["user_idx"].to_numpy()] = True
-    new = pairs[~np.isin(keys, seen_keys) & has_train[pairs["user_idx"].to_numpy()]]
-    evaluated = np.zeros(len(features.users), dtype=bool)
-    evaluated[new["user_idx"].to_numpy()] = True
+    return _holdout([(features.train, features.valid)], features.users, features.items)
+
+
+def holdout_from_snapshot(directory: Path | str) -> Holdout:
+    """:func:`holdout_from_features` of the snapshot in ``directory``, one user partition
+    at a time (part i of train and of valid hold the same users)."""
+    from tasks.features import read_vocabularies, table_parts
+
+    users, items = read_vocabularies(Path(directory))
+    train, valid = table_parts(directory, "train"), table_parts(directory, "valid")
+    if len(train) != len(valid):
+        raise ValueError(
+            f"{directory}: {len(train)} train parts but {len(valid)} valid parts; expected "
+            "one of each per user partition; rebuild the feature snapshot"
+        )
+    columns = ["user_idx", "item_idx", "timestamp"]
+    pairs = (
+        (pd.read_parquet(t, columns=columns), pd.read_parquet(v, columns=columns))
+        for t, v in zip(train, valid, strict=True)
+    )
+    return _holdout(pairs, users, items)
+
+
+def _holdout(
+    parts: Iterable[tuple[pd.DataFrame, pd.DataFrame]], users: IdVocabulary, items: IdVocabulary
+) -> Holdout:
+    """The hold-out of (train, valid) parts that each hold all events of their users."""
+    n_items = np.int64(len(items))
+    trains, relevants = [], []
+    for train, valid in parts:
+        pairs = valid[["user_idx", "item_idx"]].drop_duplicates()
+        seen_keys = train["user_idx"].to_numpy(np.int64) * n_items + train["item_idx"].to_numpy()
+        keys = pairs["user_idx"].to_numpy(np.int64) * n_items + pairs["item_idx"].to_numpy()
+        has_train = np.zeros(len(users), dtype=bool)
+        has_train[train["user_idx"].to_numpy()] = True
+        new = pairs[~np.isin(keys, seen_keys) & has_train[pairs["user_idx"].to_numpy()]]
+        evaluated = np.zeros(len(users), dtype=bool)
+        evaluated[new["user_idx"].to_numpy()] = True
+        trains.append(
+            train.loc[
+                evaluated[train["user_idx"].to_numpy()], ["user_idx", "item_idx", "timestamp"]
+            ]
+        )
+        relevants.append(new)
     return Holdout(
-        users=features.users,
-        items=features.items,
-        train=train.loc[
-            evaluated[train["user_idx"].to_numpy()], ["user_idx", "item_idx", "timestamp"]
-        ].reset_index(drop=True),
-        relevant=new.reset_index(drop=True),
+        users=users,
+        items=items,
+        train=pd.concat(trains, ignore_index=True),
+        relevant=pd.concat(relevants, ignore_index=True),
     )
 
 
@@ -142,10 +176,9 @@ def evaluate_bundle(
 def evaluate_task(trained: dict, features_dir: str, k: int, workspace_root: str) -> dict:
     from models.vocab import load_bundle
     from tasks import tracking
-    from tasks.features import load_features
     from tasks.workspace import Workspace
 
-    holdout = holdout_from_features(load_features(features_dir))
+    holdout = holdout_from_snapshot(features_dir)
     model, users, items = load_bundle(trained["bundle_dir"])
     metrics = evaluate_bundle(model, users, items, holdout, k)
     client = tracking.client_for(Workspace.at(workspace_root))

@@ -254,6 +254,13 @@ def save_features(features: FeatureSet, directory: Path) -> dict:
     return meta
 
 
+def table_parts(directory: Path | str, table: str) -> list[Path]:
+    """The files of a snapshot's ``table`` ("train" or "valid"): the file itself, or its
+    folder's part files in order (part i of train and of valid hold the same users)."""
+    path = Path(directory) / f"{table}.parquet"
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
 def load_features(directory: Path | str) -> FeatureSet:
     directory = Path(directory)
     meta = json.loads((directory / "meta.json").read_text())

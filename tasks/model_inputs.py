@@ -3,6 +3,8 @@
 * an early-stopping split carved from the END of the training period (the last
   ``early_stopping_days``), so the hold-out that decides promotion is never
   seen during training or tuning;
+* read part by part from a nightly snapshot (``fit_inputs_from_snapshot``): the
+  matrices are built from each part's pairs, never from the whole event table;
 * each user's items in time order (sequence models);
 * item content features (content / hybrid models): genres one-hot, release year
   scaled to [0, 1], and hashed title tokens, from the items table when there is one.
@@ -12,8 +14,9 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,7 +24,7 @@ import scipy.sparse as sp
 
 from models.inputs import sequences_from_events
 from models.vocab import IdVocabulary
-from tasks.features import FeatureSet, interactions_matrix
+from tasks.features import FeatureSet, read_vocabularies, table_parts
 
 TITLE_BUCKETS = 64
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -42,28 +45,125 @@ class FitInputs:
         }
 
 
-def early_stopping_split(
-    train: pd.DataFrame, shape: tuple[int, int], days: int
-) -> tuple[pd.DataFrame, tuple[np.ndarray, sp.csr_matrix] | None]:
-    """``(inner training rows, (users, relevant))``: the last ``days`` of training are held out.
+EVENT_COLUMNS = ["user_idx", "item_idx", "timestamp"]
+ReadParts = Callable[[list[str]], Iterable[pd.DataFrame]]
 
-    Returns the whole training split and no target when the carve-out would leave
-    no user with both earlier history and new later items.
+
+def build_fit_inputs(
+    features: FeatureSet,
+    items_frame: pd.DataFrame | None,
+    early_stopping_days: int,
+    needs: Collection[str] = ("sequences", "item_features", "validation"),
+) -> FitInputs:
+    """The inputs of a model whose ``fit_inputs`` are ``needs``; the others are left empty
+    (sequences cost a list entry per user, which a matrix model never reads).
+
+    The early-stopping target is carved from the END of the training period (the last
+    ``early_stopping_days``): the users with earlier history and new items there, and
+    those items; the model is fitted on the events before it. Without such a user the
+    model is fitted on every training event and gets no target.
     """
-    if train.empty:
-        return train, None
-    cutoff = train["timestamp"].max() - pd.Timedelta(days=days)
-    inner, later = train[train["timestamp"] <= cutoff], train[train["timestamp"] > cutoff]
-    if inner.empty or later.empty:
-        return train, None
-    inner_m = interactions_matrix(inner, shape)
-    later_m = interactions_matrix(later, shape)
-    new = (later_m - later_m.multiply(inner_m > 0)).tocsr()
+    return _fit_inputs(
+        lambda columns: [features.train[columns]],
+        features.users,
+        features.items,
+        items_frame,
+        early_stopping_days,
+        needs,
+    )
+
+
+def fit_inputs_from_snapshot(
+    directory: Path | str,
+    items_frame: pd.DataFrame | None,
+    early_stopping_days: int,
+    needs: Collection[str] = ("sequences", "item_features", "validation"),
+) -> FitInputs:
+    """:func:`build_fit_inputs` of the snapshot in ``directory``, reading its training
+    events one part file at a time (the nightly snapshot has one per user partition):
+    memory holds the matrices and one part, not the event table."""
+    directory = Path(directory)
+    users, items = read_vocabularies(directory)
+    parts = table_parts(directory, "train")
+    return _fit_inputs(
+        lambda columns: (pd.read_parquet(p, columns=columns) for p in parts),
+        users,
+        items,
+        items_frame,
+        early_stopping_days,
+        needs,
+    )
+
+
+def _fit_inputs(
+    read_parts: ReadParts,
+    users: IdVocabulary,
+    items: IdVocabulary,
+    items_frame: pd.DataFrame | None,
+    days: int,
+    needs: Collection[str],
+) -> FitInputs:
+    shape = (len(users), len(items))
+    stamps = [part["timestamp"].max() for part in read_parts(["timestamp"]) if len(part)]
+    cutoff = max(stamps) - pd.Timedelta(days=days) if stamps else None
+    pairs: dict[str, list[np.ndarray]] = {"all": [], "inner": [], "later": []}
+    events: list[pd.DataFrame] = []  # kept only for sequences
+    for part in read_parts(EVENT_COLUMNS):
+        keys = part["user_idx"].to_numpy(np.int64) * shape[1] + part["item_idx"].to_numpy()
+        is_inner = (part["timestamp"] <= cutoff).to_numpy() if len(part) else np.ones(0, bool)
+        pairs["all"].append(np.unique(keys))
+        pairs["inner"].append(np.unique(keys[is_inner]))
+        pairs["later"].append(np.unique(keys[~is_inner]))
+        if "sequences" in needs:
+            events.append(part)
+    matrix = {name: _keys_matrix(keys, shape) for name, keys in pairs.items()}
+    validation = _new_items_target(matrix["inner"], matrix["later"])
+    fitted = "inner" if validation is not None else "all"
+    sequences = None
+    if "sequences" in needs:
+        if fitted == "inner":
+            events = [part[part["timestamp"] <= cutoff] for part in events]
+        inner = (
+            pd.concat(events, ignore_index=True) if events else pd.DataFrame(columns=EVENT_COLUMNS)
+        )
+        sequences = sequences_from_events(
+            inner["user_idx"].to_numpy(),
+            inner["item_idx"].to_numpy(),
+            inner["timestamp"].to_numpy(),
+            shape[0],
+        )
+    item_features = None
+    if "item_features" in needs:
+        item_features = item_content_features(items, items_frame)
+    return FitInputs(
+        train=matrix[fitted],
+        sequences=sequences,
+        item_features=item_features,
+        validation=validation if "validation" in needs else None,
+    )
+
+
+def _keys_matrix(keys: list[np.ndarray], shape: tuple[int, int]) -> sp.csr_matrix:
+    """Binary CSR matrix of the (user, item) pairs coded as ``user * n_items + item``."""
+    keys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+    data = np.ones(len(keys), dtype=np.float32)
+    matrix = sp.csr_matrix((data, (keys // shape[1], keys % shape[1])), shape=shape)
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def _new_items_target(
+    inner: sp.csr_matrix, later: sp.csr_matrix
+) -> tuple[np.ndarray, sp.csr_matrix] | None:
+    """Users with earlier history and new later items, and those items; None without any."""
+    if inner.nnz == 0 or later.nnz == 0:
+        return None
+    new = (later - later.multiply(inner > 0)).tocsr()
     new.eliminate_zeros()
-    users = np.flatnonzero((np.diff(inner_m.indptr) > 0) & (np.diff(new.indptr) > 0))
+    users = np.flatnonzero((np.diff(inner.indptr) > 0) & (np.diff(new.indptr) > 0))
     if users.size == 0:
-        return train, None
-    return inner.reset_index(drop=True), (users, new[users])
+        return None
+    return users, new[users]
 
 
 def item_content_features(items: IdVocabulary, frame: pd.DataFrame | None) -> np.ndarray | None:
@@ -93,31 +193,3 @@ def item_content_features(items: IdVocabulary, frame: pd.DataFrame | None) -> np
                 hashed[row, zlib.crc32(token.encode()) % TITLE_BUCKETS] = 1.0
         parts.append(hashed)
     return np.hstack(parts) if parts else None
-
-
-def build_fit_inputs(
-    features: FeatureSet,
-    items_frame: pd.DataFrame | None,
-    early_stopping_days: int,
-    needs: Collection[str] = ("sequences", "item_features", "validation"),
-) -> FitInputs:
-    """The inputs of a model whose ``fit_inputs`` are ``needs``; the others are left empty
-    (sequences cost a list entry per user, which a matrix model never reads)."""
-    inner, validation = early_stopping_split(features.train, features.shape, early_stopping_days)
-    sequences = None
-    if "sequences" in needs:
-        sequences = sequences_from_events(
-            inner["user_idx"].to_numpy(),
-            inner["item_idx"].to_numpy(),
-            inner["timestamp"].to_numpy(),
-            len(features.users),
-        )
-    item_features = None
-    if "item_features" in needs:
-        item_features = item_content_features(features.items, items_frame)
-    return FitInputs(
-        train=interactions_matrix(inner, features.shape),
-        sequences=sequences,
-        item_features=item_features,
-        validation=validation if "validation" in needs else None,
-    )

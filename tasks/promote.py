@@ -116,8 +116,7 @@ def promote_task(
     parent_run_id: str,
 ) -> dict:
     from tasks import registry, tracking
-    from tasks.evaluate import evaluate_bundle, holdout_from_features
-    from tasks.features import load_features
+    from tasks.evaluate import evaluate_bundle, holdout_from_snapshot
     from tasks.workspace import Workspace
 
     key = f"{primary_metric}@{k}"
@@ -150,7 +149,7 @@ def promote_task(
             champion_metrics = dict(tonight["metrics"])
         else:
             champion, _ = tracking.load_champion(client, registered_name)
-            holdout = holdout_from_features(load_features(features_dir))
+            holdout = holdout_from_snapshot(features_dir)
             champion_metrics = evaluate_bundle(
                 champion.model, champion.users, champion.items, holdout, k
             )

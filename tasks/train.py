@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from models import BaseRecommender, make_recommender
 from tasks.config import TrainConfig
-from tasks.model_inputs import FitInputs, build_fit_inputs
+from tasks.model_inputs import FitInputs, fit_inputs_from_snapshot
 
 
 def model_params(name: str, config: TrainConfig) -> dict:
@@ -48,15 +48,13 @@ def train_task(
 ) -> dict:
     from models.vocab import save_bundle
     from tasks import tracking
-    from tasks.features import load_features
+    from tasks.features import read_vocabularies
     from tasks.workspace import Workspace
 
-    features = load_features(features_dir)
-    users, items = features.users, features.items
+    users, items = read_vocabularies(Path(features_dir))
     items_frame = pd.read_parquet(items_path) if items_path else None
     needs = make_recommender(name, **model_params(name, config)).fit_inputs
-    inputs = build_fit_inputs(features, items_frame, config.early_stopping_days, needs)
-    del features  # the inputs hold what the model reads; the event tables can go
+    inputs = fit_inputs_from_snapshot(features_dir, items_frame, config.early_stopping_days, needs)
     model, seconds = train_model(name, config, inputs)
     bundle_dir = save_bundle(Path(models_dir) / name, model, users, items)
 

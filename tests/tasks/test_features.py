@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -97,6 +98,45 @@ def test_partitions_give_the_in_memory_snapshot(tmp_path) -> None:
     assert by_user(parts.train) == by_user(whole.train)
     assert by_user(parts.valid) == by_user(whole.valid)
     assert not (tmp_path / "features" / "_partitions").exists()
+
+
+@pytest.mark.parametrize("days", [3, 400])  # 400: no carve-out, fitted on everything
+def test_training_inputs_read_part_by_part_equal_the_in_memory_ones(tmp_path, days) -> None:
+    from tasks.demo_data import generate_demo
+    from tasks.model_inputs import build_fit_inputs, fit_inputs_from_snapshot
+
+    interactions, _ = generate_demo(n_users=300, n_items=120, end="2026-01-01")
+    config = FeatureConfig(validation_days=5, part_rows=2_000)
+    meta = build_in_partitions(interactions, tmp_path, config)
+    assert meta["parts"] >= 3
+    whole = build_fit_inputs(build_features(interactions, config), None, days)
+    parts = fit_inputs_from_snapshot(meta["features_dir"], None, days)
+    assert (parts.train != whole.train).nnz == 0 and parts.train.nnz == whole.train.nnz
+    assert (whole.validation is None) == (days == 400) == (parts.validation is None)
+    if whole.validation is not None:
+        np.testing.assert_array_equal(parts.validation[0], whole.validation[0])
+        assert (parts.validation[1] != whole.validation[1]).nnz == 0
+    assert len(parts.sequences) == len(whole.sequences) == 300
+    for mine, theirs in zip(parts.sequences, whole.sequences, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_the_holdout_read_part_by_part_equals_the_in_memory_one(tmp_path) -> None:
+    from tasks.demo_data import generate_demo
+    from tasks.evaluate import holdout_from_features, holdout_from_snapshot
+
+    interactions, _ = generate_demo(n_users=300, n_items=120, end="2026-01-01")
+    config = FeatureConfig(validation_days=5, part_rows=2_000)
+    meta = build_in_partitions(interactions, tmp_path, config)
+    whole = holdout_from_features(build_features(interactions, config))
+    parts = holdout_from_snapshot(meta["features_dir"])
+    assert len(whole.relevant) > 0 and parts.users == whole.users
+    for table in ("train", "relevant"):  # the same rows, in the same order per user
+        mine, theirs = getattr(parts, table), getattr(whole, table)
+        pd.testing.assert_frame_equal(
+            mine.sort_values("user_idx", kind="stable").reset_index(drop=True),
+            theirs.sort_values("user_idx", kind="stable").reset_index(drop=True),
+        )
 
 
 def test_partitions_check_training_history_too(tmp_path) -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from tasks.config import FeatureConfig
 from tasks.features import build_features
-from tasks.model_inputs import build_fit_inputs, early_stopping_split, item_content_features
+from tasks.model_inputs import build_fit_inputs, item_content_features
 from tasks.splits import split
 
 
@@ -57,11 +57,13 @@ def test_early_stopping_split_is_carved_from_the_end_of_training() -> None:
         frame["t"] % 100 * 10 + frame["t"] // 100, unit="D", utc=True
     )  # every user active across the whole period
     features = build_features(frame, FeatureConfig(validation_days=10))
-    inner, validation = early_stopping_split(features.train, features.shape, days=20)
-    assert inner["timestamp"].max() <= features.train["timestamp"].max() - pd.Timedelta(days=20)
-    users, relevant = validation
-    assert users.size and relevant.shape[0] == users.size
     inputs = build_fit_inputs(features, None, 20)
+    train = features.train
+    inner = train[train["timestamp"] <= train["timestamp"].max() - pd.Timedelta(days=20)]
+    assert 0 < len(inner) < len(train)
+    users, relevant = inputs.validation
+    assert users.size and relevant.shape[0] == users.size
+    assert relevant.multiply(inputs.train).nnz == 0  # only items new in the carve-out
     assert inputs.train.nnz == len(inner.drop_duplicates(["user_idx", "item_idx"]))
     assert [len(s) for s in inputs.sequences] == inputs.train.getnnz(axis=1).tolist()
     assert inputs.item_features is None
