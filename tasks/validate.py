@@ -66,6 +66,32 @@ class ValidationResult:
     reasons: dict[str, int] = field(default_factory=dict)  # quarantined rows per reason
     samples: tuple[str, ...] = ()  # the first few quarantined rows, described
 
+    @classmethod
+    def of(
+        cls,
+        main: TableResult,
+        catalogs: dict[str, TableResult],
+        docs_index: Path | None,
+        volume: dict,
+    ) -> ValidationResult:
+        """The result of the interactions table ``main`` and the item / user tables."""
+        return cls(
+            accepted=main.accepted,
+            quarantined=main.quarantined,
+            rows_read=main.rows_read,
+            rows_accepted=main.rows_accepted,
+            rows_quarantined=main.rows_quarantined,
+            duplicates_dropped=main.duplicates_dropped,
+            expectations=main.expectations,
+            data_docs_index=docs_index,
+            flagged=main.flagged,
+            items=catalogs.get("items"),
+            users=catalogs.get("users"),
+            volume=volume,
+            reasons=main.reasons,
+            samples=main.samples,
+        )
+
     @property
     def tables(self) -> list[TableResult]:
         main = TableResult(
@@ -163,22 +189,7 @@ def validate_interactions(
     if not partition:
         check_quarantine_share(main, config, docs_index)
     catalogs = {name: table.split() for name, table in catalogs.items()}
-    return ValidationResult(
-        accepted=main.accepted,
-        quarantined=main.quarantined,
-        rows_read=main.rows_read,
-        rows_accepted=main.rows_accepted,
-        rows_quarantined=main.rows_quarantined,
-        duplicates_dropped=main.duplicates_dropped,
-        expectations=main.expectations,
-        data_docs_index=docs_index,
-        flagged=main.flagged,
-        items=catalogs.get("items"),
-        users=catalogs.get("users"),
-        volume={**volume, "rows": rows_read},
-        reasons=main.reasons,
-        samples=main.samples,
-    )
+    return ValidationResult.of(main, catalogs, docs_index, {**volume, "rows": rows_read})
 
 
 @dataclass(frozen=True)
@@ -301,28 +312,21 @@ def validate_task(
     partitioned = parquet_rows(raw) > config.part_rows
     work = out.parent / f".{out.name}.validating"  # the partitions of a large batch
     try:
+        common = {
+            "gx_root": Path(gx_root),
+            "config": config,
+            "now": now,
+            "items": items,
+            "users": users,
+            "previous_volumes": previous,
+        }
         try:
             if partitioned:
                 result, accepted_parts, quarantine_parts = validate_in_partitions(
-                    raw,
-                    work,
-                    gx_root=Path(gx_root),
-                    config=config,
-                    now=now,
-                    items=items,
-                    users=users,
-                    previous_volumes=previous,
+                    raw, work, **common
                 )
             else:
-                result = validate_interactions(
-                    pd.read_parquet(raw),
-                    gx_root=Path(gx_root),
-                    config=config,
-                    now=now,
-                    items=items,
-                    users=users,
-                    previous_volumes=previous,
-                )
+                result = validate_interactions(pd.read_parquet(raw), **common)
         except DataValidationError as exc:
             publish_artifact(summary_markdown(None, failure=str(exc)))
             raise

@@ -122,26 +122,13 @@ def validate_in_partitions(
                 samples=tuple(f"partition {i}, {s}" for s in main.samples),
             )
         )
+        del part, main  # one partition's rows in memory at a time
     docs_index = runner.finish()
     main = combine_partitions(parts, [summary(r) for r in batch_results])
     check_quarantine_share(main, config, docs_index)
     tables = {name: table.split() for name, table in catalogs.items()}
-    result = ValidationResult(
-        accepted=None,
-        quarantined=None,
-        rows_read=main.rows_read,
-        rows_accepted=main.rows_accepted,
-        rows_quarantined=main.rows_quarantined,
-        duplicates_dropped=main.duplicates_dropped,
-        expectations=main.expectations,
-        data_docs_index=docs_index,
-        flagged=main.flagged,
-        items=tables.get("items"),
-        users=tables.get("users"),
-        volume={**volume, "rows": main.rows_read, "partitions": len(shards.paths)},
-        reasons=main.reasons,
-        samples=main.samples,
-    )
+    volume = {**volume, "rows": main.rows_read, "partitions": len(shards.paths)}
+    result = ValidationResult.of(main, tables, docs_index, volume)
     return result, accepted_files, quarantine_files
 
 
