@@ -182,7 +182,7 @@ def validate_interactions(
     docs_index = runner.finish() if own_runner else None
 
     context = {"config": config, "now": now, "volume": volume, "docs": docs_index}
-    _raise_on_batch_failures("interactions", results[SUITE_NAME], df, context)
+    raise_on_batch_failures("interactions", results[SUITE_NAME], df, context)
     for table in catalogs.values():
         table.raise_on_batch_failures(context)
     main = split_table(SUITE_NAME, df, results[SUITE_NAME], key)
@@ -202,7 +202,7 @@ class CatalogCheck:
     key: str
 
     def raise_on_batch_failures(self, context: dict) -> None:
-        _raise_on_batch_failures(self.name, self.results, self.table, context)
+        raise_on_batch_failures(self.name, self.results, self.table, context)
 
     def split(self) -> TableResult:
         return split_table(self.name, self.table, self.results, [self.key])
@@ -261,11 +261,19 @@ def _check_required(name: str, df: pd.DataFrame, required: Sequence[str], todo: 
         )
 
 
-def _raise_on_batch_failures(name: str, results: list, df: pd.DataFrame, context: dict) -> None:
-    for r in results:
-        meta = r.expectation_config.meta or {}
-        if meta.get("level") == "batch" and not r.success:
-            raise DataValidationError(batch_failure_message(name, r, meta["check"], df, context))
+def batch_failures(results: list) -> list:
+    """The failed expectations that reject the whole batch."""
+    return [
+        r
+        for r in results
+        if (r.expectation_config.meta or {}).get("level") == "batch" and not r.success
+    ]
+
+
+def raise_on_batch_failures(name: str, results: list, df: pd.DataFrame, context: dict) -> None:
+    for r in batch_failures(results):
+        check = r.expectation_config.meta["check"]
+        raise DataValidationError(batch_failure_message(name, r, check, df, context))
 
 
 def check_quarantine_share(

@@ -46,9 +46,10 @@ from tasks.config import ValidateConfig
 from tasks.shards import shard_interactions
 from tasks.validate import (
     ValidationResult,
-    _raise_on_batch_failures,
+    batch_failures,
     check_columns,
     check_quarantine_share,
+    raise_on_batch_failures,
     validate_catalogs,
     validate_interactions,
     volume_floor,
@@ -85,11 +86,9 @@ def validate_in_partitions(
     batch_suite = build_partitioned_batch_suite(config, now, volume["floor"])
     batch_results = runner.run(batch_suite, figures)
     catalogs = validate_catalogs(runner, config, now, items, users)
-    if not all(r.success for r in batch_results) or not all(
-        r.success for c in catalogs.values() for r in c.results
-    ):
+    if batch_failures(batch_results) or any(batch_failures(c.results) for c in catalogs.values()):
         context = {"config": config, "now": now, "volume": volume, "docs": runner.finish()}
-        _raise_on_batch_failures("interactions", batch_results, newest_rows, context)
+        raise_on_batch_failures("interactions", batch_results, newest_rows, context)
         for table in catalogs.values():
             table.raise_on_batch_failures(context)
 
