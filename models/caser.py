@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from models.inputs import ItemSequences
-from models.keras_base import keras_params, shuffled_batches
+from models.keras_base import SeededInitializers, keras_params, shuffled_batches
 from models.sequential import SequenceRecommender, left_padded, next_item_examples
 
 
@@ -70,10 +70,16 @@ class Caser(SequenceRecommender):
         def init(offset: int) -> Any:
             return keras.initializers.GlorotUniform(seed=seed + offset)
 
+        embedding_init = SeededInitializers(seed + length + 1)  # past the kernels' seeds
+
         items = keras.Input(shape=(length,), dtype="int32", name="items")
         user = keras.Input(shape=(), dtype="int32", name="user")
         image = keras.layers.Embedding(
-            n_items + 1, d, embeddings_regularizer=reg, name="item_embedding"
+            n_items + 1,
+            d,
+            embeddings_initializer=embedding_init.uniform(),
+            embeddings_regularizer=reg,
+            name="item_embedding",
         )(items)
         horizontal = [
             keras.layers.GlobalMaxPooling1D(name=f"pool_h{h}")(
@@ -92,7 +98,11 @@ class Caser(SequenceRecommender):
         z = keras.layers.Dropout(p["dropout"], seed=seed, name="dropout")(z)
         z = keras.layers.Dense(d, activation="relu", kernel_initializer=init(-1), name="fc")(z)
         user_vec = keras.layers.Embedding(
-            n_users + 1, d, embeddings_regularizer=reg, name="user_embedding"
+            n_users + 1,
+            d,
+            embeddings_initializer=embedding_init.uniform(),
+            embeddings_regularizer=reg,
+            name="user_embedding",
         )(user)
         both = keras.layers.Concatenate(name="sequence_and_user")([z, user_vec])
         logits = keras.layers.Dense(n_items, kernel_initializer=init(-2), name="item_logits")(both)

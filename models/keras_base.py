@@ -4,9 +4,12 @@ Pattern of TensorFlow Recommenders, in Keras 3: a model class builds small Keras
 layers/towers and an explicit loss; :class:`KerasRecommender` is the adapter that
 satisfies the :mod:`models.base` protocol around them.
 
-* Seeded: ``keras.utils.set_random_seed(seed)`` before building, and batches
-  shuffled by a ``numpy`` generator seeded with ``seed``; the same seed gives the
-  same recommendations.
+* Seeded: every random initializer and dropout layer gets its own seed derived
+  from ``seed`` (:class:`SeededInitializers`), ``keras.utils.set_random_seed(seed)``
+  runs before building, and batches are shuffled by a ``numpy`` generator seeded
+  with ``seed``; the same seed gives the same recommendations. An initializer left
+  without a seed would draw one from Python's global ``random``, which any other
+  thread of the process (a server, a client retrying with jitter) may have advanced.
 * ``fit(..., validation=(users, relevant))``: after every epoch the model ranks
   all items for the validation users (training items excluded) and computes
   NDCG@``val_k`` with :func:`models.metrics.ndcg_at_k`; training stops after
@@ -33,6 +36,30 @@ from models.metrics import ndcg_at_k
 from models.ranking import top_k
 
 Batch = tuple[Any, Any]
+
+
+class SeededInitializers:
+    """Keras initializers with seeds ``seed``, ``seed + 1``, ... in the order asked for;
+    a network built in the same order gets the same starting weights."""
+
+    def __init__(self, seed: int) -> None:
+        self._next = seed
+
+    def _seed(self) -> int:
+        self._next += 1
+        return self._next - 1
+
+    def glorot(self) -> Any:
+        """Keras' default for Dense kernels."""
+        import keras
+
+        return keras.initializers.GlorotUniform(seed=self._seed())
+
+    def uniform(self, limit: float = 0.05) -> Any:
+        """Keras' default for embeddings: uniform in ``[-limit, limit]``."""
+        import keras
+
+        return keras.initializers.RandomUniform(-limit, limit, seed=self._seed())
 
 
 def shuffled_batches(

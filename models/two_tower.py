@@ -33,7 +33,12 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from models.keras_base import KerasRecommender, keras_params, shuffled_batches
+from models.keras_base import (
+    KerasRecommender,
+    SeededInitializers,
+    keras_params,
+    shuffled_batches,
+)
 
 
 def bpr_loss(y_true: Any, score_diff: Any) -> Any:
@@ -104,16 +109,25 @@ class TwoTower(KerasRecommender):
         )
 
     # -- network -----------------------------------------------------------------
-    def _mlp(self, x: Any, prefix: str) -> Any:
+    def _mlp(self, x: Any, prefix: str, init: SeededInitializers) -> Any:
         import keras
 
         p = self.params
         reg = keras.regularizers.L2(p["l2"]) if p["l2"] > 0 else None
         for n, units in enumerate(p["hidden_dims"]):
             x = keras.layers.Dense(
-                units, activation="relu", kernel_regularizer=reg, name=f"{prefix}_hidden{n}"
+                units,
+                activation="relu",
+                kernel_initializer=init.glorot(),
+                kernel_regularizer=reg,
+                name=f"{prefix}_hidden{n}",
             )(x)
-        x = keras.layers.Dense(p["embedding_dim"], kernel_regularizer=reg, name=f"{prefix}_out")(x)
+        x = keras.layers.Dense(
+            p["embedding_dim"],
+            kernel_initializer=init.glorot(),
+            kernel_regularizer=reg,
+            name=f"{prefix}_out",
+        )(x)
         return keras.layers.UnitNormalization(name=f"{prefix}_unit")(x)
 
     def _towers(self) -> tuple[Any, Any]:
@@ -122,23 +136,30 @@ class TwoTower(KerasRecommender):
 
         n_items = self.train_matrix_.shape[1]
         dim = self.params["embedding_dim"]
+        init = SeededInitializers(self.params["seed"])
         history = keras.Input(shape=(n_items,), name="history")
         bag = history / ops.maximum(ops.sum(history, axis=-1, keepdims=True), 1.0)
-        bag = keras.layers.Dense(dim, name="user_bag")(bag)
-        user_tower = keras.Model(history, self._mlp(bag, "user"), name="user_tower")
+        bag = keras.layers.Dense(dim, kernel_initializer=init.glorot(), name="user_bag")(bag)
+        user_tower = keras.Model(history, self._mlp(bag, "user", init), name="user_tower")
 
         item = keras.Input(shape=(), dtype="int32", name="item")
         keep = keras.Input(shape=(), name="keep")
-        ids = keras.layers.Embedding(n_items, dim, name="item_id_embedding")(item)
+        ids = keras.layers.Embedding(
+            n_items, dim, embeddings_initializer=init.uniform(), name="item_id_embedding"
+        )(item)
         x = ids * ops.expand_dims(keep, -1)
         if self.item_features_.shape[1]:
             content = keras.layers.Embedding(
-                n_items, self.item_features_.shape[1], trainable=False, name="item_features"
+                n_items,
+                self.item_features_.shape[1],
+                embeddings_initializer="zeros",  # replaced by the features below
+                trainable=False,
+                name="item_features",
             )
             x = keras.layers.Concatenate(name="id_and_content")([x, content(item)])
             content.embeddings.assign(self.item_features_)
         item_tower = keras.Model(
-            {"item": item, "keep": keep}, self._mlp(x, "item"), name="item_tower"
+            {"item": item, "keep": keep}, self._mlp(x, "item", init), name="item_tower"
         )
         return user_tower, item_tower
 

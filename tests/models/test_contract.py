@@ -227,3 +227,17 @@ def test_importing_models_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_fit_does_not_depend_on_the_global_python_random_state(name: str, monkeypatch) -> None:
+    """Another thread drawing from Python's ``random`` between seeding and building (a
+    server, a client with jittered retries) must not change what a seeded fit learns:
+    every random initializer has its own seed."""
+    import random
+
+    other_thread = random.Random(12345)
+    monkeypatch.setattr(random, "randint", other_thread.randint)
+    users = np.arange(6)
+    np.testing.assert_allclose(
+        fitted(name).score(users), fit_fresh(name)[0].score(users), rtol=1e-4, atol=1e-5
+    )
