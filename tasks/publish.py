@@ -209,7 +209,6 @@ def publish_database(
                 dates = sa.select(target.c.run_date).distinct().order_by(target.c.run_date.desc())
                 keep = [r[0] for r in conn.execute(dates.limit(keep_runs))]
                 conn.execute(sa.delete(target).where(target.c.run_date.not_in(keep)))
-            staging.drop(conn)
             conn.execute(sa.text(f'DROP VIEW IF EXISTS "{name}_latest"'))
             conn.execute(
                 sa.text(
@@ -224,6 +223,9 @@ def publish_database(
             "still serve; fix the database and re-run the same date"
         ) from exc
     finally:
+        # Dropped in its own transaction, after the swap: inside the swap's (large)
+        # transaction SQLite's drop grew faster than the table (6.6x the time for
+        # 2.5x the rows, 4M to 10M), after it in proportion.
         _drop_quietly(engine, staging)
         engine.dispose()
     return rows

@@ -76,6 +76,8 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_parquet_and_database_hold_the_same_rows(tmp_path, db) -> None:
+    import sqlalchemy as sa
+
     url, name = db
     root, d = tmp_path / "recs", date(2026, 1, 1)
     pub.publish(table(d), root, url, name, d)
@@ -84,6 +86,11 @@ def test_parquet_and_database_hold_the_same_rows(tmp_path, db) -> None:
     assert len(parquet) == len(database) == 4
     pd.testing.assert_frame_equal(canonical(parquet), canonical(database))
     assert set(database["run_date"]) == {d} and set(parquet["run_date"]) == {d}
+    engine = sa.create_engine(url)
+    try:
+        assert f"{name}__staging" not in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
 
 
 def test_rerun_of_a_date_replaces_only_that_date_and_is_identical(tmp_path, db) -> None:
