@@ -8,7 +8,6 @@ import contextvars
 import io
 import os
 import threading
-import time
 from datetime import date, timedelta
 
 import pandas as pd
@@ -258,10 +257,11 @@ def test_status_shows_the_runs_and_what_the_table_serves(backfilled, failed_run)
 
 
 def test_a_concurrent_second_run_for_the_same_date_does_not_publish(
-    prefect_harness, tmp_path, make_config
+    prefect_harness, tmp_path, make_config, monkeypatch
 ) -> None:
     from mlflow.tracking import MlflowClient
 
+    import tasks.publish as publishing
     from flows.nightly import nightly
     from tasks.locking import LockError, held_locks
     from tasks.workspace import Workspace
@@ -271,18 +271,31 @@ def test_a_concurrent_second_run_for_the_same_date_does_not_publish(
     day = START
     states: dict = {}
     context = contextvars.copy_context()
+    # The first run waits at publishing, holding its lock, until the second has ended:
+    # the two overlap however slowly either starts.
+    reached, release = threading.Event(), threading.Event()
+    publish = publishing.publish
+
+    def held_publish(*args, **kwargs):
+        if not reached.is_set():  # only the first call: the first run's
+            reached.set()
+            release.wait(600)
+        return publish(*args, **kwargs)
+
+    monkeypatch.setattr(publishing, "publish", held_publish)
 
     def first() -> None:
         states["first"] = context.run(nightly, config=config, run_date=day, return_state=True)
 
     thread = threading.Thread(target=first)
     thread.start()
-    deadline = time.monotonic() + 120
-    while f"run_date={day}" not in held_locks(ws.locks):
-        assert thread.is_alive() and time.monotonic() < deadline, "first run never took the lock"
-        time.sleep(0.05)
-    second = nightly(config=config, run_date=day, return_state=True)
-    thread.join(timeout=600)
+    try:
+        assert reached.wait(300), "the first run never reached publishing"
+        assert f"run_date={day}" in held_locks(ws.locks)
+        second = nightly(config=config, run_date=day, return_state=True)
+    finally:
+        release.set()
+        thread.join(timeout=600)
 
     assert second.is_failed()
     error = second.result(raise_on_failure=False)
