@@ -357,6 +357,11 @@ def prepare_environment(workspace: Path, temporary_server: bool = True) -> None:
         (workspace / "prefect").mkdir(parents=True, exist_ok=True)
         os.environ["PREFECT_HOME"] = str(workspace / "prefect")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    if temporary_server and "PREFECT_API_URL" not in os.environ:
+        # That temporary server must not outlive this process, even on kill -9.
+        from flows.prefect_server import tie_temporary_server_to_process
+
+        tie_temporary_server_to_process()
 
 
 def _print_summary(summary: dict) -> None:
