@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -139,7 +140,15 @@ def nightly(
     from tasks.locking import database_lock, file_lock, holder_info, run_lock
     from tasks.monitor import monitor_task
     from tasks.promote import promote_task
-    from tasks.publish import publish_task
+    from tasks.publish import (
+        RECOMMENDATIONS,
+        SIMILAR_ITEMS,
+        ChampionMove,
+        Output,
+        Stores,
+        publish_task,
+        recover,
+    )
     from tasks.report import publish_run_summary, report_task
     from tasks.train import train_task
     from tasks.validate import validate_task
@@ -223,6 +232,13 @@ def nightly(
                     database_url, config.publish.table, run_date, config.lock.wait_seconds
                 ),
             )
+            stores = Stores(ws.root, database_url)
+            # Finish or undo what a killed run left half-published, before anything else.
+            out["recovered"] = clock.run("lock", recover, stores, held_date=run_date)
+            for item in out["recovered"]:
+                logger.warning(
+                    "recovery: %s %s", item["action"], item.get("publish_id") or item.get("name")
+                )
             out["ingest"] = ingest = clock.run(
                 "ingest",
                 cache.run,
@@ -355,6 +371,7 @@ def nightly(
                 run_id,
                 run_date,
                 str(ws.scores(run_date)),
+                out["promotion"].get("serving_version"),
             )
             if config.publish.validate_output:
                 scored["output_check"] = clock.run(
@@ -381,17 +398,32 @@ def nightly(
                 str(ws.root),
                 parent_run_id,
             )
+            outputs = [Output(config.publish.table, RECOMMENDATIONS, Path(scored["path"]))]
+            if scored["similar_path"]:
+                outputs.append(
+                    Output(
+                        config.publish.similar_table, SIMILAR_ITEMS, Path(scored["similar_path"])
+                    )
+                )
+            promotion = out["promotion"]
+            move = None
+            if promotion.get("move_alias"):
+                move = ChampionMove(
+                    promotion["registered_name"],
+                    promotion["serving_version"],
+                    promotion["reason"],
+                )
             out["published"] = clock.run(
                 "publish",
                 publish_task,
-                scored["path"],
-                scored["similar_path"],
-                str(ws.tables),
+                str(ws.root),
                 database_url,
-                config.publish.table,
-                config.publish.similar_table,
+                run_id,
                 run_date,
+                outputs,
                 config.publish.keep_runs,
+                move,
+                config.publish.lake_retention_hours,
             )
         clock.run(
             "report",

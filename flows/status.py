@@ -17,7 +17,7 @@ def table_status(url: str, table: str) -> dict:
     """The published table's newest run date, its rows, and how many dates it holds."""
     import sqlalchemy as sa
 
-    from tasks.database import make_engine
+    from tasks.storage.database import make_engine
 
     sqlite_file = sa.engine.make_url(url).database if url.startswith("sqlite") else None
     if sqlite_file and not Path(sqlite_file).is_file():

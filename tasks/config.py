@@ -289,13 +289,16 @@ class ScoreConfig(_Section):
 
 
 class PublishConfig(_Section):
-    """Where the tables go: Parquet in the workspace and a database (SQLite by default)."""
+    """Where the tables go: lake tables (Delta Lake) in the workspace and a database
+    (SQLite by default). ``lake_retention_hours``: how long replaced lake versions stay
+    readable (time travel, ``recpipe recs rollback``) before they are vacuumed."""
 
     table: str = Field("recommendations", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     similar_table: str = Field("similar_items", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     database_url: str | None = None
     keep_runs: int = Field(7, ge=1)
     validate_output: bool = True
+    lake_retention_hours: float = Field(168.0, ge=0)
 
 
 class ScheduleConfig(_Section):

@@ -142,7 +142,7 @@ def database_lock(url: str, table: str, run_date: date, wait_seconds: float) -> 
         return
     import sqlalchemy as sa
 
-    from tasks.database import make_engine
+    from tasks.storage.database import make_engine
 
     name = f"recpipe:{table}:{run_date.isoformat()}"
     key = advisory_key(name)

@@ -28,7 +28,7 @@ def latest_titles(raw_root: Path) -> dict[str, str]:
 def _query(url: str, name: str, column: str, value: str, run_date: date | None) -> pd.DataFrame:
     import sqlalchemy as sa
 
-    from tasks.database import make_engine
+    from tasks.storage.database import make_engine
 
     engine = make_engine(url)
     try:

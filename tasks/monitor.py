@@ -149,17 +149,16 @@ def check_thresholds(figures: dict, config: MonitorConfig) -> list[Finding]:
     return findings
 
 
-def previous_partition(table_root: Path, run_date: date) -> tuple[date | None, Path | None]:
-    """The latest published ``run_date=...`` partition strictly before ``run_date``."""
-    best: tuple[date | None, Path | None] = (None, None)
-    for path in Path(table_root).glob("run_date=*"):
-        try:
-            day = date.fromisoformat(path.name.split("=", 1)[1])
-        except ValueError:
-            continue
-        if path.is_dir() and day < run_date and (best[0] is None or day > best[0]):
-            best = (day, path)
-    return best
+def previous_published(table_root: Path, run_date: date) -> tuple[date | None, pd.DataFrame | None]:
+    """The latest published date of the lake table strictly before ``run_date``, and its
+    ``user_id, rank, item_id`` rows."""
+    from tasks.storage import lake
+
+    earlier = [d for d in lake.published_dates(Path(table_root)) if d < run_date]
+    if not earlier:
+        return None, None
+    rows = lake.read_table(Path(table_root), earlier[-1])[["user_id", "rank", "item_id"]]
+    return earlier[-1], rows.astype({"user_id": "str", "rank": "int64", "item_id": "str"})
 
 
 def failure_message(findings: list[Finding], previous_date: date | None) -> str:
@@ -193,12 +192,7 @@ def monitor_task(
     from tasks.workspace import Workspace
 
     current = pd.read_parquet(scores_path, columns=["user_id", "rank", "item_id"])
-    previous_date, previous_path = previous_partition(Path(table_root), run_date)
-    previous = (
-        pd.read_parquet(previous_path, columns=["user_id", "rank", "item_id"])
-        if previous_path is not None
-        else None
-    )
+    previous_date, previous = previous_published(Path(table_root), run_date)
     catalog = pd.Index(pd.read_parquet(validated_path, columns=["item_id"])["item_id"].unique())
     figures = monitor_figures(current, previous, catalog)
     findings = check_thresholds(figures, config)

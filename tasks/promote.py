@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -173,8 +176,6 @@ def promote_task(
             decision,
             reason=f"{challenger['model']} v{version} is the champion already; " + decision.reason,
         )
-    elif decision.promote:
-        registry.set_champion(client, registered_name, version, decision.reason)
     tags = {
         "promotion.decision": outcome({"already_champion": already, "promote": decision.promote}),
         "promotion.reason": decision.reason,
@@ -190,7 +191,8 @@ def promote_task(
         client.set_tag(challenger["run_id"], tag, value)
         client.set_tag(parent_run_id, tag, value)
         client.set_model_version_tag(registered_name, version, tag, value)
-    serving = registry.champion_version(client, registered_name)
+    # The alias itself moves only once this run's tables commit (tasks/publish.py).
+    serving = version if decision.promote else champion_ver
     return {
         **asdict(decision),
         "already_champion": already,
@@ -198,5 +200,28 @@ def promote_task(
         "challenger_version": version,
         "previous_champion": champion_ver,
         "champion_version": serving,
+        "serving_version": serving,
+        "move_alias": bool(decision.promote and not already),
         "versions": versions,
     }
+
+
+def move_champion_after_publish(
+    workspace_root: Path | str, move: Any, run_date: date, newest_published: date | None
+) -> str:
+    """Point ``champion`` at the version a run's tables were published with, once they
+    committed; never for a run date older than the newest published one (a backfill
+    records its decision but leaves the live alias alone). What happened, in words."""
+    from tasks import registry, tracking
+    from tasks.workspace import Workspace
+
+    if newest_published is not None and run_date < newest_published:
+        return (
+            f"alias left on the live champion: {run_date} is older than the newest "
+            f"published date {newest_published}"
+        )
+    client = tracking.client_for(Workspace.at(workspace_root))
+    if registry.champion_version(client, move.registered_name) == move.version:
+        return f"champion is v{move.version}"
+    registry.set_champion(client, move.registered_name, move.version, move.reason)
+    return f"champion moved to v{move.version}"

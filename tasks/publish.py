@@ -1,19 +1,28 @@
-"""Publish: the recommendation tables as Parquet (by run date) and as database tables.
+"""Publish: a run's tables, in the database and in the lake, with one commit point.
 
-Tables: ``recommendations`` (the product's output, see the README) and
-``similar_items`` (item pages). Each is written to both stores for one run date:
+Tables: ``recommendations`` (the product's output, see the README) and ``similar_items``
+(item pages), each in two stores: a database (SQLite in the workspace by default, any
+SQLAlchemy URL, e.g. PostgreSQL) and a Delta Lake table under ``<workspace>/tables``.
 
-* Parquet: ``<tables>/<name>/run_date=YYYY-MM-DD/part-0.parquet``; the partition is
-  written to a hidden staging folder and moved into place with ``os.replace``.
-* Database (SQLite in the workspace by default, any SQLAlchemy URL, e.g.
-  PostgreSQL): rows go to a staging table first; then one transaction replaces
-  the run date's rows from the staging table, drops run dates beyond
-  ``keep_runs`` and drops the staging table. Readers see the old rows or the new
-  ones, never a mix; a failure rolls back and the previous rows keep serving.
-  A view ``<name>_latest`` shows the newest run date.
+A publish (:func:`publish_night`) goes:
 
-The Parquet partition is swapped in only after the database transaction
-committed, so a failure leaves both stores as they were.
+1. the journal records the intent, and the run's files are linked into
+   ``<workspace>/publish/<publish id>/`` (a later run of the date cannot overwrite them);
+2. the rows are loaded into staging tables named for this publish;
+3. ONE database transaction swaps every table's run date and logs the publish:
+   **the commit point**. Before it nothing is visible; after it the publish is
+   decided and everything that follows is redone until it is finished;
+4. each lake table gets its date in one Delta commit;
+5. the journal says ``done``; then the side effects: the ``champion`` alias moves (only
+   for a run date not older than the newest published one), staging is cleaned up and
+   lake files older than the retention are vacuumed.
+
+A process killed anywhere leaves a journal record that is not ``done``. Every run (and
+``recpipe doctor``) calls :func:`recover` first: forward for a publish whose database
+transaction committed (finish the lake and the alias from the linked files), back for
+one whose transaction did not (drop its staging tables and files). Publishes of a date
+that another process is running right now (it holds the date's run lock) are left to
+that process.
 """
 
 from __future__ import annotations
@@ -22,306 +31,487 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.database import make_engine, sql_table
 from tasks.errors import PublishError
+from tasks.storage import database as db
+from tasks.storage import journal, lake
+from tasks.storage.faults import checkpoint
 
-PARTITIONING = ds.partitioning(pa.schema([("run_date", pa.date32())]), flavor="hive")
-SIMILAR_COLUMNS = ["run_id", "run_date", "item_id", "rank", "similar_item_id", "score"]
+log = logging.getLogger(__name__)
+
+RECOMMENDATIONS = "recommendations"
+SIMILAR_ITEMS = "similar_items"
 
 
-# -- Parquet ---------------------------------------------------------------------------
-def stage_parquet(source: pd.DataFrame | Path, root: Path, run_date: date) -> Path:
-    """Copy a frame or a Parquet file into a hidden staging folder under ``root``."""
-    root.mkdir(parents=True, exist_ok=True)
-    staging = root / f".staging-{run_date.isoformat()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+@dataclass(frozen=True)
+class Output:
+    """One table of a run: its name, kind and the Parquet file (or folder) of its rows."""
+
+    name: str
+    kind: str
+    source: Path
+
+
+@dataclass(frozen=True)
+class ChampionMove:
+    """The alias change a run's promotion decided; made once its tables commit."""
+
+    registered_name: str
+    version: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where a workspace publishes: its root (journal, staged files, lake tables) and
+    the database URL."""
+
+    root: Path
+    database_url: str
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "journal"
+
+    @property
+    def staged(self) -> Path:
+        return self.root / "publish"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    def lake(self, name: str) -> Path:
+        return self.tables / name
+
+    def rel(self, path: Path) -> str:
+        return os.path.relpath(path, self.root)
+
+
+# -- staging ------------------------------------------------------------------------------
+def _link_or_copy(source: Path, dest: Path) -> None:
+    """A hard link (instant, and immune to the source being replaced), else a copy."""
     try:
-        if isinstance(source, pd.DataFrame):
-            table = pa.Table.from_pandas(source.drop(columns=["run_date"]), preserve_index=False)
-            pq.write_table(table, staging / "part-0.parquet")
-        else:  # streamed, so memory holds one record batch, not the table
-            writer = None
-            try:
-                for batch in iter_batches(source):
-                    table = pa.Table.from_batches([batch])
-                    if "run_date" in table.column_names:
-                        table = table.drop_columns(["run_date"])
-                    writer = writer or pq.ParquetWriter(staging / "part-0.parquet", table.schema)
-                    writer.write_table(table)
-            finally:
-                if writer is not None:
-                    writer.close()
-            if writer is None:
-                schema = pq.read_schema(_parquet_files(source)[0])
-                if "run_date" in schema.names:
-                    schema = schema.remove(schema.get_field_index("run_date"))
-                pq.write_table(schema.empty_table(), staging / "part-0.parquet")
-    except Exception:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return staging
-
-
-def _parquet_files(source: Path) -> list[Path]:
-    """A Parquet file, or a folder's ``*.parquet`` files in name order."""
-    source = Path(source)
-    files = sorted(source.glob("*.parquet")) if source.is_dir() else [source]
-    if not files:
-        raise FileNotFoundError(f"{source}: no Parquet files to publish")
-    return files
-
-
-def iter_batches(source: Path, batch_size: int = 200_000) -> Any:
-    """Record batches of a Parquet file or folder of part files, in order."""
-    for path in _parquet_files(source):
-        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size)
-
-
-def swap_parquet(staging: Path, root: Path, run_date: date) -> Path:
-    """Move a staged partition into place as ``root/run_date=YYYY-MM-DD``."""
-    final = root / f"run_date={run_date.isoformat()}"
-    old = None
-    if final.exists():
-        old = root / f".old-{run_date.isoformat()}-{uuid.uuid4().hex[:8]}"
-        os.replace(final, old)
-    try:
-        os.replace(staging, final)
+        os.link(source, dest)
     except OSError:
-        if old is not None:
-            os.replace(old, final)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+        shutil.copy2(source, dest)
 
 
-def prune_parquet(root: Path, keep_runs: int) -> list[str]:
-    """Delete all but the newest ``keep_runs`` run-date partitions; return what went."""
-    parts = sorted(p for p in root.glob("run_date=*") if p.is_dir())
-    gone = parts[:-keep_runs] if len(parts) > keep_runs else []
-    for part in gone:
-        shutil.rmtree(part, ignore_errors=True)
-    return [p.name for p in gone]
+def _stage_files(stores: Stores, pid: str, outputs: list[Output]) -> list[dict]:
+    folder = stores.staged / pid
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    staged = []
+    for out in outputs:
+        files = lake.parquet_files(out.source)
+        dest = folder / out.name
+        dest.mkdir()
+        for n, path in enumerate(files):
+            _link_or_copy(path, dest / f"part-{n:05d}.parquet")
+        rows = sum(_rows(p) for p in files)
+        staged.append(
+            {"name": out.name, "kind": out.kind, "staged": stores.rel(dest), "rows": rows}
+        )
+    return staged
 
 
-def read_parquet_table(root: Path, run_date: date | None = None) -> pd.DataFrame:
-    """A published Parquet table (one date, or all), with ``run_date`` as a date."""
-    dataset = ds.dataset(
-        root,
-        format="parquet",
-        partitioning=PARTITIONING,
-        exclude_invalid_files=True,
-        ignore_prefixes=[".", "_"],
-    )
-    filt = ds.field("run_date") == pa.scalar(run_date, pa.date32()) if run_date else None
-    frame = dataset.to_table(filter=filt).to_pandas(types_mapper=pd.ArrowDtype)
-    columns = [c for c in frame.columns if c != "run_date"]
-    return frame[columns[:1] + ["run_date"] + columns[1:]]
+def _rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
 
 
-# -- database --------------------------------------------------------------------------
-def _insert_rows(conn: Any, table: Any, frame: pd.DataFrame, run_date: date) -> int:
-    """Bulk insert through the DB-API's executemany with plain tuples.
-
-    SQLAlchemy's per-row parameter processing and ``DataFrame.to_dict`` dominate
-    the cost for large tables; column lists zipped into tuples are much cheaper.
-    """
-    names = [c.name for c in table.columns]
-    dialect = conn.engine.dialect
-    stamp = run_date.isoformat() if dialect.name == "sqlite" else run_date
-    columns = []
-    for name in names:
-        if name == "run_date":
-            columns.append([stamp] * len(frame))
-            continue
-        values = frame[name]
-        if values.dtype.kind in "if":
-            columns.append(values.to_numpy().tolist())
-        else:
-            columns.append(values.astype(object).where(values.notna(), None).tolist())
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
-    sql = (
-        f"INSERT INTO {dialect.identifier_preparer.quote(table.name)} ({quoted}) "
-        f"VALUES ({', '.join([marker] * len(names))})"
-    )
-    rows = list(zip(*columns))
-    if dialect.name == "postgresql" and dialect.driver == "psycopg":
-        # COPY is several times faster than executemany on PostgreSQL.
-        cursor = conn.connection.driver_connection.cursor()
-        target = dialect.identifier_preparer.quote(table.name)
-        with cursor.copy(f"COPY {target} ({quoted}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return len(rows)
-    for start in range(0, len(rows), 50_000):
-        conn.exec_driver_sql(sql, rows[start : start + 50_000])
-    return len(rows)
+def _frames(source: Path) -> Iterator[pd.DataFrame]:
+    for batch in lake.iter_batches(source):
+        yield batch.to_pandas()
 
 
-def publish_database(
-    frames: Iterable[pd.DataFrame] | pd.DataFrame,
-    url: str,
-    name: str,
+# -- the publish --------------------------------------------------------------------------
+def publish_night(
+    stores: Stores,
+    run_id: str,
     run_date: date,
-    kind: str = "recommendations",
+    outputs: list[Output],
     keep_runs: int | None = None,
-    before_swap: Any = None,
-) -> int:
-    """Stage ``frames`` (rows of one run date) and swap them in; return rows written.
+    champion: ChampionMove | None = None,
+    source_run_id: str | None = None,
+    retention_hours: float = 168.0,
+) -> dict:
+    """Publish ``outputs`` for ``run_date`` to both stores (see the module docstring).
 
-    ``before_swap`` is called between staging and the swap (tests inject failures there).
+    Idempotent per ``(run_date, run_id)``: called again after a failure (a task retry),
+    it finishes the same publish instead of starting another.
     """
-    import sqlalchemy as sa
-
-    frames = [frames] if isinstance(frames, pd.DataFrame) else frames
-    metadata = sa.MetaData()
-    target = sql_table(name, kind, metadata)
-    staging = sql_table(f"{name}__staging", kind, metadata)
-    engine = make_engine(url)
-    rows = 0
+    pid = journal.publish_id(run_date, run_id)
+    path = journal.path_for(stores.journal, pid)
+    record = journal.read(path) if path.exists() else None
+    if record is not None and record["state"] == "done":
+        return _summary(stores, record)
+    engine = db.make_engine(stores.database_url)
     try:
-        with engine.begin() as conn:
-            target.create(conn, checkfirst=True)
-            staging.drop(conn, checkfirst=True)
-            staging.create(conn)
-        for frame in frames:
-            with engine.begin() as conn:
-                rows += _insert_rows(conn, staging, frame, run_date)
-        if before_swap is not None:
-            before_swap()
-        with engine.begin() as conn:
-            conn.execute(sa.delete(target).where(target.c.run_date == run_date))
-            conn.execute(sa.insert(target).from_select(staging.c.keys(), sa.select(staging)))
-            if keep_runs is not None:
-                dates = sa.select(target.c.run_date).distinct().order_by(target.c.run_date.desc())
-                keep = [r[0] for r in conn.execute(dates.limit(keep_runs))]
-                conn.execute(sa.delete(target).where(target.c.run_date.not_in(keep)))
-            conn.execute(sa.text(f'DROP VIEW IF EXISTS "{name}_latest"'))
-            conn.execute(
-                sa.text(
-                    f'CREATE VIEW "{name}_latest" AS SELECT * FROM "{name}" '
-                    f'WHERE run_date = (SELECT MAX(run_date) FROM "{name}")'
-                )
-            )
-    except sa.exc.SQLAlchemyError as exc:
+        if record is None or record["state"] == "rolled_back":
+            record = {
+                "publish_id": pid,
+                "run_id": run_id,
+                "source_run_id": source_run_id or run_id,
+                "run_date": run_date.isoformat(),
+                "database": journal.database_digest(stores.database_url),
+                "keep_runs": keep_runs,
+                "retention_hours": retention_hours,
+                "champion": asdict(champion) if champion else None,
+                "created_at": journal.now(),
+                "lake_versions": {},
+                "tables": _stage_files(stores, pid, outputs),
+            }
+            record = journal.advance(stores.journal, record, "intent")
+            checkpoint("publish:intent")
+        if record["state"] == "intent":
+            record = _commit_database(stores, engine, record)
+        return _roll_forward(stores, engine, record)
+    except PublishError:
+        raise
+    except Exception as exc:
         raise PublishError(
-            f"publishing table {name!r} to {engine.url.render_as_string(hide_password=True)} "
-            f"failed: {exc.__class__.__name__}: {str(exc).splitlines()[0]}; the previous rows "
-            "still serve; fix the database and re-run the same date"
+            f"publishing {[o.name for o in outputs]} for {run_date} to "
+            f"{engine.url.render_as_string(hide_password=True)} failed: "
+            f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}; "
+            + _state_advice(stores, engine, pid, [(o.name, o.kind) for o in outputs])
         ) from exc
     finally:
-        # Dropped in its own transaction, after the swap: inside the swap's (large)
-        # transaction SQLite's drop grew faster than the table (6.6x the time for
-        # 2.5x the rows, 4M to 10M), after it in proportion.
-        _drop_quietly(engine, staging)
         engine.dispose()
-    return rows
 
 
-def _drop_quietly(engine: Any, table: Any) -> None:
-    import sqlalchemy as sa
-
+def _state_advice(stores: Stores, engine: Any, pid: str, pairs: list[tuple[str, str]]) -> str:
     try:
-        with engine.begin() as conn:
-            table.drop(conn, checkfirst=True)
-    except sa.exc.SQLAlchemyError as exc:  # cleanup must not hide the real error
-        logging.getLogger(__name__).warning("could not drop %s: %s", table.name, exc)
+        committed = db.is_committed(engine, pid, pairs)
+    except Exception:  # noqa: BLE001 - the database is what failed; say what we know
+        return (
+            "the database could not say whether the swap committed; the next run (or "
+            "'recpipe doctor') finishes or undoes it from the journal"
+        )
+    if committed:
+        return (
+            "the database has the new rows and the lake follows them on the next run or "
+            "'recpipe doctor'"
+        )
+    _roll_back_quietly(stores, engine, pid)
+    return "nothing was published and the previous tables still serve; fix the database and re-run the same date"
+
+
+def _commit_database(stores: Stores, engine: Any, record: dict) -> dict:
+    run_date = date.fromisoformat(record["run_date"])
+    pid = record["publish_id"]
+    pairs = [(t["name"], t["kind"]) for t in record["tables"]]
+    try:
+        db.prepare_tables(engine, pairs)
+        for table in record["tables"]:
+            source = stores.root / table["staged"]
+            db.stage_rows(engine, table["name"], table["kind"], pid, _frames(source), run_date)
+        checkpoint("publish:database-staged")
+        dropped = db.commit_rows(
+            engine,
+            pairs,
+            run_date,
+            pid,
+            record["source_run_id"],
+            record["keep_runs"],
+            before_commit=lambda: checkpoint("publish:database-commit"),
+        )
+    except Exception:
+        try:
+            committed = db.is_committed(engine, pid, pairs)
+        except Exception:  # noqa: BLE001 - the database failed; the next recovery decides
+            committed = True
+        if not committed:
+            _roll_back_quietly(stores, engine, pid)
+        raise
+    checkpoint("publish:database-committed")
+    return journal.advance(stores.journal, record, "database", database_dropped=dropped)
+
+
+def _roll_forward(stores: Stores, engine: Any, record: dict) -> dict:
+    """From a committed database transaction to ``done``: the lake tables, the alias,
+    then cleanup. Every step checks whether it happened already."""
+    run_date = date.fromisoformat(record["run_date"])
+    pid = record["publish_id"]
+    versions = dict(record.get("lake_versions") or {})
+    for table in record["tables"]:
+        name = table["name"]
+        if name in versions:
+            continue
+        source = stores.root / table["staged"]
+        if not lake.is_committed(stores.lake(name), pid) and not source.exists():
+            raise PublishError(
+                f"publish {pid}: the database committed but the staged rows of {name!r} "
+                f"({source}) are gone, so the lake table cannot catch up; re-run the nightly "
+                f"for {run_date} (or 'recpipe recs rollback --date {run_date}') to make "
+                "both stores agree again"
+            )
+        commit = lake.write_date(
+            stores.lake(name),
+            source,
+            run_date,
+            pid,
+            record.get("keep_runs"),
+            {"recpipe.source_run_id": record.get("source_run_id", record["run_id"])},
+        )
+        checkpoint(f"publish:lake-{name}-committed")
+        versions[name] = commit.version
+        record = journal.advance(
+            stores.journal, record, f"lake:{name}", lake_versions=dict(versions)
+        )
+    record = journal.advance(stores.journal, record, "done")
+    checkpoint("publish:done")
+    _after_commit(stores, engine, record)
+    return _summary(stores, record)
+
+
+def _after_commit(stores: Stores, engine: Any, record: dict) -> None:
+    """Side effects, each safe to redo: the champion alias, cleanup, vacuum."""
+    move = record.get("champion")
+    if move:
+        from tasks.promote import move_champion_after_publish
+
+        outcome = move_champion_after_publish(
+            stores.root,
+            ChampionMove(**move),
+            date.fromisoformat(record["run_date"]),
+            _newest_published(engine, record),
+        )
+        if outcome != record.get("champion_outcome"):
+            record = journal.advance(stores.journal, record, "done", champion_outcome=outcome)
+        checkpoint("publish:champion-moved")
+    _cleanup(stores, engine, record)
+
+
+def _newest_published(engine: Any, record: dict) -> date | None:
+    names = [t["name"] for t in record["tables"] if t["kind"] == RECOMMENDATIONS]
+    dates = [d for d in (db.newest_date(engine, n) for n in names) if d is not None]
+    return max(dates) if dates else None
+
+
+def _cleanup(stores: Stores, engine: Any, record: dict) -> None:
+    pid = record["publish_id"]
+    try:
+        db.drop_tables(engine, [db.staging_name(t["name"], pid) for t in record["tables"]])
+    except Exception as exc:  # noqa: BLE001 - cleanup is redone by the next recovery
+        log.warning("could not drop the staging tables of %s: %s", pid, exc)
+    shutil.rmtree(stores.staged / pid, ignore_errors=True)
+    for table in record["tables"]:
+        try:
+            lake.vacuum(stores.lake(table["name"]), record.get("retention_hours", 168.0))
+        except Exception as exc:  # noqa: BLE001 - vacuum is housekeeping
+            log.warning("could not vacuum lake table %s: %s", table["name"], exc)
+    journal.prune(stores.journal)
+
+
+def _roll_back_quietly(stores: Stores, engine: Any, pid: str) -> None:
+    """Undo a publish whose database transaction did not commit: its staging tables and
+    staged files go, the journal says ``rolled_back``. The lake was never touched."""
+    path = journal.path_for(stores.journal, pid)
+    record = journal.read(path) if path.exists() else None
+    names = [t["name"] for t in record["tables"]] if record else []
+    try:
+        db.drop_tables(engine, [db.staging_name(n, pid) for n in names])
+    except Exception as exc:  # noqa: BLE001 - the sweep of the next run drops them
+        log.warning("could not drop the staging tables of %s: %s", pid, exc)
+    shutil.rmtree(stores.staged / pid, ignore_errors=True)
+    if record is not None and record["state"] not in journal.FINISHED:
+        journal.advance(stores.journal, record, "rolled_back")
+
+
+def _summary(stores: Stores, record: dict) -> dict:
+    tables = {t["name"]: t for t in record["tables"]}
+    recs = next(t for t in record["tables"] if t["kind"] == RECOMMENDATIONS)
+    out = {
+        "publish_id": record["publish_id"],
+        "parquet": str(stores.lake(recs["name"])),
+        "lake": str(stores.lake(recs["name"])),
+        "lake_version": record.get("lake_versions", {}).get(recs["name"]),
+        "rows": recs["rows"],
+        "table": recs["name"],
+        "pruned": record.get("database_dropped", {}).get(recs["name"], []),
+        "champion_outcome": record.get("champion_outcome"),
+    }
+    similar = [t for t in tables.values() if t["kind"] == SIMILAR_ITEMS]
+    if similar:
+        out["similar"] = {
+            "table": similar[0]["name"],
+            "rows": similar[0]["rows"],
+            "lake": str(stores.lake(similar[0]["name"])),
+        }
+    return out
+
+
+# -- recovery -----------------------------------------------------------------------------
+def recover(stores: Stores, held_date: date | None = None, wait_seconds: float = 0) -> list[dict]:
+    """Finish or undo every interrupted publish, then sweep leftovers; what was done.
+
+    ``held_date``: the date whose run lock the caller holds (its publishes are dead by
+    definition). Other dates' records are recovered only if their lock is free.
+    """
+    from tasks.locking import LockError, holder_info, run_lock
+
+    done: list[dict] = []
+    if not stores.journal.exists() and not stores.tables.exists():
+        return done
+    engine = db.make_engine(stores.database_url)
+    try:
+        for record in journal.unfinished(stores.journal):
+            run_date = date.fromisoformat(record["run_date"])
+            if record.get("database") != journal.database_digest(stores.database_url):
+                raise PublishError(
+                    f"publish journal {journal.path_for(stores.journal, record['publish_id'])} "
+                    "was written for another database than the one configured now; run "
+                    "'recpipe doctor' with that database configured (publish.database_url)"
+                )
+            try:
+                if run_date == held_date:
+                    done.append(_recover_one(stores, engine, record))
+                else:
+                    holder = holder_info("recovery", run_date=run_date.isoformat())
+                    with run_lock(stores.root / "locks", run_date, wait_seconds, holder):
+                        done.append(_recover_one(stores, engine, record))
+            except LockError:
+                continue  # a live run of that date owns it
+        done.extend(_sweep(stores, engine))
+    except PublishError:
+        raise
+    except Exception as exc:
+        raise PublishError(
+            f"recovering interrupted publishes against "
+            f"{engine.url.render_as_string(hide_password=True)} failed: "
+            f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}; nothing was changed by "
+            "this run; fix the database and run 'recpipe doctor'"
+        ) from exc
+    finally:
+        engine.dispose()
+    return done
+
+
+def _recover_one(stores: Stores, engine: Any, record: dict) -> dict:
+    pid = record["publish_id"]
+    # Re-read: the record may have moved on since the folder was listed.
+    record = journal.read(journal.path_for(stores.journal, pid))
+    if record["state"] in journal.FINISHED:
+        return {"publish_id": pid, "action": "none", "state": record["state"]}
+    pairs = [(t["name"], t["kind"]) for t in record["tables"]]
+    if record["state"] != "intent" or db.is_committed(engine, pid, pairs):
+        if record["state"] == "intent":
+            record = journal.advance(stores.journal, record, "database")
+        _roll_forward(stores, engine, record)
+        return {"publish_id": pid, "action": "rolled forward", "state": "done"}
+    _roll_back_quietly(stores, engine, pid)
+    return {"publish_id": pid, "action": "rolled back", "state": "rolled_back"}
+
+
+def _sweep(stores: Stores, engine: Any) -> list[dict]:
+    """Leftovers no unfinished publish owns: staging tables, staged folders, the
+    half-swapped folders of the older lake layout."""
+    live = {r["publish_id"] for r in journal.unfinished(stores.journal)}
+    owned = {
+        db.staging_name(t["name"], r["publish_id"])
+        for r in journal.unfinished(stores.journal)
+        for t in r["tables"]
+    }
+    out = []
+    stale = [n for n in db.staging_tables(engine) if n not in owned]
+    for name in db.drop_tables(engine, stale):
+        out.append({"action": "dropped staging table", "name": name})
+    if stores.staged.exists():
+        for folder in sorted(stores.staged.iterdir()):
+            if folder.name not in live:
+                shutil.rmtree(folder, ignore_errors=True)
+                out.append({"action": "removed staged files", "name": folder.name})
+    if stores.tables.exists():
+        for root in sorted(p for p in stores.tables.iterdir() if p.is_dir()):
+            for name in lake.sweep_legacy(root):
+                out.append({"action": "removed half-swapped folder", "name": f"{root.name}/{name}"})
+    return out
+
+
+# -- reading and rolling back -------------------------------------------------------------
+def read_lake_table(root: Path, run_date: date | None = None) -> pd.DataFrame:
+    return lake.read_table(root, run_date)
 
 
 def read_database_table(
-    url: str, name: str, run_date: date | None = None, kind: str = "recommendations"
+    url: str, name: str, run_date: date | None = None, kind: str = RECOMMENDATIONS
 ) -> pd.DataFrame:
-    import sqlalchemy as sa
-
-    table = sql_table(name, kind)
-    query = sa.select(table)
-    if run_date is not None:
-        query = query.where(table.c.run_date == run_date)
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return pd.read_sql(query, conn)
-    finally:
-        engine.dispose()
+    return db.read_table(url, name, run_date, kind)
 
 
-# -- both --------------------------------------------------------------------------------
-def publish(
-    table: pd.DataFrame | Path,
-    parquet_root: Path,
-    url: str,
-    name: str,
-    run_date: date,
-    kind: str = "recommendations",
-    keep_runs: int | None = None,
-    before_swap: Any = None,
-) -> dict:
-    """Publish one table to both stores; a failure leaves both as they were."""
-    staging = stage_parquet(table, parquet_root, run_date)
-    try:
-        if isinstance(table, pd.DataFrame):
-            frames: Any = [table]
-        else:
-            frames = (b.to_pandas() for b in iter_batches(table))
-        rows = publish_database(
-            list(frames) if kind != "recommendations" else frames,
-            url,
-            name,
-            run_date,
-            kind,
-            keep_runs,
-            before_swap,
+def rollback_date(stores: Stores, run_date: date, tables: list[tuple[str, str]]) -> dict:
+    """Publish ``run_date``'s previous version again, in both stores (``tables``:
+    ``(name, kind)``, the first the recommendations table).
+
+    The previous version is the newest earlier lake commit of that date that holds rows
+    of another run; its rows (their ``run_id`` included) come back bit for bit, through
+    the same journaled publish as a nightly run.
+    """
+    main = tables[0][0]
+    commits = lake.history(stores.lake(main), run_date)
+    if not commits:
+        raise PublishError(
+            f"table {main!r} has no published version of {run_date} in the lake "
+            f"({stores.lake(main)}); nothing to roll back; 'recpipe recs dates' lists what is published"
         )
-    except Exception:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    final = swap_parquet(staging, parquet_root, run_date)
-    pruned = prune_parquet(parquet_root, keep_runs) if keep_runs else []
-    return {"parquet": str(final), "rows": rows, "pruned": pruned}
+    current = commits[0]
+    earlier = [c for c in commits[1:] if c["source_run_id"] != current["source_run_id"]]
+    if not earlier:
+        raise PublishError(
+            f"{run_date} has only been published by run {current['source_run_id']} (lake "
+            f"versions {[c['version'] for c in commits]}); there is no previous version to "
+            "roll back to; the lake keeps versions for publish.lake_retention_hours"
+        )
+    target = earlier[0]
+    rollback_id = f"rollback-{uuid.uuid4().hex[:12]}"
+    folder = stores.staged / f"rollback-src-{rollback_id}"
+    folder.mkdir(parents=True)
+    try:
+        outputs = []
+        for name, kind in tables:
+            match = [
+                c
+                for c in lake.history(stores.lake(name), run_date)
+                if c["publish_id"] == target["publish_id"]
+            ]
+            if not match:
+                continue  # this table was not part of that publish: it stays as it is
+            frame = lake.read_table(stores.lake(name), run_date, version=match[0]["version"])
+            path = folder / f"{name}.parquet"
+            frame.to_parquet(path, index=False)
+            outputs.append(Output(name, kind, path))
+        result = publish_night(
+            stores, rollback_id, run_date, outputs, source_run_id=target["source_run_id"]
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {**result, "restored_run_id": target["source_run_id"], "from_version": target["version"]}
 
 
 @task(name="publish", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def publish_task(
-    scores_path: str,
-    similar_path: str | None,
-    tables_root: str,
+    workspace_root: str,
     database_url: str,
-    table_name: str,
-    similar_table: str,
+    run_id: str,
     run_date: date,
+    outputs: list[Output],
     keep_runs: int,
+    champion: ChampionMove | None,
+    retention_hours: float,
 ) -> dict:
-    out = publish(
-        Path(scores_path),
-        Path(tables_root) / table_name,
-        database_url,
-        table_name,
-        run_date,
-        keep_runs=keep_runs,
+    stores = Stores(Path(workspace_root), database_url)
+    return publish_night(
+        stores, run_id, run_date, outputs, keep_runs, champion, retention_hours=retention_hours
     )
-    result = {**out, "database": database_url, "table": table_name}
-    if similar_path:
-        similar = publish(
-            Path(similar_path),
-            Path(tables_root) / similar_table,
-            database_url,
-            similar_table,
-            run_date,
-            kind="similar_items",
-            keep_runs=keep_runs,
-        )
-        result["similar"] = {**similar, "table": similar_table}
-    return result

@@ -41,6 +41,7 @@ from models.vocab import IdVocabulary
 from tasks.catalog import Catalog, build_catalog, cap_per_genre
 from tasks.config import ScoreConfig
 from tasks.explain import reasons, supporting_items
+from tasks.storage.faults import checkpoint
 
 TABLE_COLUMNS = [
     "run_id",
@@ -365,17 +366,19 @@ def plan_scoring(
     run_id: str,
     run_date: date,
     out_dir: str,
+    version: str | None = None,
 ) -> ScoringPlan:
-    """Resolve the champion, split the users into shards, and compute what all shards share:
-    recent popularity and (with explanations) item-item similarity, both summed shard by
-    shard; write the similar-items table."""
+    """Resolve the model (``version``, the one the night's promotion decided on; else the
+    champion), split the users into shards, and compute what all shards share: recent
+    popularity and (with explanations) item-item similarity, both summed shard by shard;
+    write the similar-items table."""
     from tasks import tracking
     from tasks.explain import similar_items_table
     from tasks.shards import shard_interactions
     from tasks.workspace import Workspace
 
     client = tracking.client_for(Workspace.at(workspace_root))
-    version = tracking.champion_version_or_fail(client, registered_name)
+    version = version or tracking.champion_version_or_fail(client, registered_name)
     model_run = client.get_model_version(registered_name, version).run_id
     champion = tracking.load_model_version(workspace_root, registered_name, version, model_run)
     items = champion.items
@@ -403,6 +406,7 @@ def plan_scoring(
     if parts.exists():
         shutil.rmtree(parts)
     parts.mkdir()
+    checkpoint("score:planned")
     return ScoringPlan(
         workspace_root,
         registered_name,
@@ -472,6 +476,7 @@ def score_shard(plan: ScoringPlan, shard: int) -> dict:
         popularity=np.load(plan.popularity_path),
         similarity=None if plan.similarity_path is None else sp.load_npz(plan.similarity_path),
     )
+    checkpoint("score:shard-written")
     return {"shard": shard, "worker": f"{socket.gethostname()}:{os.getpid()}", **out}
 
 

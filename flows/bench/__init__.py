@@ -1,0 +1,1 @@
+"""Benchmarks and fault matrices: commands that print their figures."""

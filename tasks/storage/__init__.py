@@ -1,0 +1,1 @@
+"""Where the pipeline keeps things: lake tables, the publish journal, test fault points."""
