@@ -189,6 +189,16 @@ def _add_other_commands(sub: Any) -> None:
     similar = recs_sub.add_parser("similar", help="the items most similar to an item")
     similar.add_argument("--item", required=True, help="raw item id, as in the input")
     similar.add_argument("--run-date", default=None, help="YYYY-MM-DD (default: the latest)")
+    rollback = recs_sub.add_parser(
+        "rollback",
+        help="publish a date's previous version again, in the database and the lake (journaled)",
+    )
+    rollback.add_argument("--date", required=True, help="run date YYYY-MM-DD")
+
+    sub.add_parser(
+        "doctor",
+        help="finish or undo interrupted publishes and sweep leftovers, so the stores agree",
+    )
 
     evaluate = sub.add_parser(
         "evaluate", help="train and evaluate models side by side; print and save a leaderboard"
@@ -257,6 +267,17 @@ def _add_other_commands(sub: Any) -> None:
     )
     rerun.add_argument("--run-date", default="2026-03-02", help="YYYY-MM-DD")
     _add_run_options(rerun)
+    faults = bench_sub.add_parser(
+        "publish-faults",
+        help="kill -9 a publishing process at every step, per store; print the damage (all 0s)",
+    )
+    faults.add_argument(
+        "--postgres-url",
+        default=os.environ.get("RECPIPE_TEST_POSTGRES_URL"),
+        help="also run the matrix against this PostgreSQL database "
+        "(default: $RECPIPE_TEST_POSTGRES_URL)",
+    )
+    faults.add_argument("--users", type=int, default=2000, help="users per published night")
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -594,6 +615,8 @@ def _cmd_recs(args: argparse.Namespace) -> int:
     titles = latest_titles(ws.root / "raw")
     pd.set_option("display.width", 200)
     pd.set_option("display.max_colwidth", 60)
+    if args.recs_command == "rollback":
+        return _cmd_recs_rollback(args)
     if args.recs_command == "show":
         frame = user_recommendations(url, config.publish.table, args.user, titles, run_date)
         first = frame.iloc[0]
@@ -609,6 +632,56 @@ def _cmd_recs(args: argparse.Namespace) -> int:
             f"(run date {frame.iloc[0]['run_date']}):"
         )
         print(frame[["rank", "similar_item_id", "title", "score"]].to_string(index=False))
+    return 0
+
+
+def _publish_stores(args: argparse.Namespace) -> Any:
+    from tasks.config import load_config
+    from tasks.publish import Stores
+    from tasks.workspace import Workspace
+
+    config = load_config(args.config, overrides=_overrides(args))
+    ws = Workspace.at(config.workspace)
+    return config, Stores(ws.root, config.publish.database_url or ws.database_url)
+
+
+def _cmd_recs_rollback(args: argparse.Namespace) -> int:
+    from tasks.locking import holder_info, run_lock
+    from tasks.publish import RECOMMENDATIONS, SIMILAR_ITEMS, recover, rollback_date
+
+    config, stores = _publish_stores(args)
+    day = _date(args.date, "--date")
+    holder = holder_info("recs-rollback", run_date=day.isoformat(), workspace=str(stores.root))
+    with run_lock(stores.root / "locks", day, config.lock.wait_seconds, holder):
+        recover(stores, held_date=day, tables=(config.publish.table, config.publish.similar_table))
+        result = rollback_date(
+            stores,
+            day,
+            [
+                (config.publish.table, RECOMMENDATIONS),
+                (config.publish.similar_table, SIMILAR_ITEMS),
+            ],
+        )
+    print(
+        f"{day}: back to the rows of run {result['restored_run_id']} (lake version "
+        f"{result['from_version']}), {result['rows']} rows in table '{result['table']}' and "
+        f"the lake ({result['lake']}); publish {result['publish_id']}"
+    )
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from tasks.publish import recover
+
+    config, stores = _publish_stores(args)
+    done = recover(stores, tables=(config.publish.table, config.publish.similar_table))
+    for item in done:
+        print(f"{item['action']}: {item.get('publish_id') or item.get('name')}")
+    print(
+        f"{len(done)} repair(s); no interrupted publish left"
+        if done
+        else "nothing to repair: every publish finished and no leftovers were found"
+    )
     return 0
 
 
@@ -645,6 +718,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return _cmd_bench_rerun(args)
     if args.bench_command == "growth":
         return _cmd_bench_growth(args)
+    if args.bench_command == "publish-faults":
+        return _cmd_bench_publish_faults(args)
     from tasks.bench_scoring import benchmark, report
 
     result = benchmark(
@@ -659,6 +734,24 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     )
     print(report(result))
     return 0
+
+
+def _cmd_bench_publish_faults(args: argparse.Namespace) -> int:
+    import tempfile
+    import time
+
+    from flows.bench.publish_faults import matrix, race, report
+
+    base = args.workspace or Path(tempfile.mkdtemp(prefix="recpipe-bench-faults-"))
+    base.mkdir(parents=True, exist_ok=True)
+    urls = [None] + ([args.postgres_url] if args.postgres_url else [])
+    start = time.perf_counter()
+    rows = matrix(urls, args.users, base)
+    races = [race(base, url, args.users) for url in urls]
+    print(report(rows, races, time.perf_counter() - start))
+    bad = sum(r["rows lost"] + r["torn"] + r["disagree"] + r["leftovers"] for r in rows)
+    bad += sum(r["failed runs"] + r["tables missing rows"] + r["leftovers"] for r in races)
+    return 1 if bad else 0
 
 
 def _cmd_bench_growth(args: argparse.Namespace) -> int:
@@ -733,6 +826,7 @@ def main(argv: list[str] | None = None) -> int:
         "status": _cmd_status,
         "evaluate": _cmd_evaluate,
         "generate": _cmd_generate,
+        "doctor": _cmd_doctor,
     }
     try:
         if args.command in commands:

@@ -234,7 +234,13 @@ def nightly(
             )
             stores = Stores(ws.root, database_url)
             # Finish or undo what a killed run left half-published, before anything else.
-            out["recovered"] = clock.run("lock", recover, stores, held_date=run_date)
+            out["recovered"] = clock.run(
+                "lock",
+                recover,
+                stores,
+                held_date=run_date,
+                tables=(config.publish.table, config.publish.similar_table),
+            )
             for item in out["recovered"]:
                 logger.warning(
                     "recovery: %s %s", item["action"], item.get("publish_id") or item.get("name")

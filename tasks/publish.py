@@ -192,6 +192,12 @@ def publish_night(
 
 
 def _state_advice(stores: Stores, engine: Any, pid: str, pairs: list[tuple[str, str]]) -> str:
+    path = journal.path_for(stores.journal, pid)
+    if path.exists() and journal.read(path)["state"] == "rolled_back":
+        return (
+            "nothing was published and the previous tables still serve; fix the database "
+            "and re-run the same date"
+        )
     try:
         committed = db.is_committed(engine, pid, pairs)
     except Exception:  # noqa: BLE001 - the database is what failed; say what we know
@@ -212,12 +218,14 @@ def _commit_database(stores: Stores, engine: Any, record: dict) -> dict:
     run_date = date.fromisoformat(record["run_date"])
     pid = record["publish_id"]
     pairs = [(t["name"], t["kind"]) for t in record["tables"]]
+    swapping = False
     try:
         db.prepare_tables(engine, pairs)
         for table in record["tables"]:
             source = stores.root / table["staged"]
             db.stage_rows(engine, table["name"], table["kind"], pid, _frames(source), run_date)
         checkpoint("publish:database-staged")
+        swapping = True
         dropped = db.commit_rows(
             engine,
             pairs,
@@ -228,10 +236,12 @@ def _commit_database(stores: Stores, engine: Any, record: dict) -> dict:
             before_commit=lambda: checkpoint("publish:database-commit"),
         )
     except Exception:
-        try:
-            committed = db.is_committed(engine, pid, pairs)
-        except Exception:  # noqa: BLE001 - the database failed; the next recovery decides
-            committed = True
+        committed = False
+        if swapping:  # the commit may have landed before the error: ask
+            try:
+                committed = db.is_committed(engine, pid, pairs)
+            except Exception:  # noqa: BLE001 - the database failed; the next recovery decides
+                committed = True
         if not committed:
             _roll_back_quietly(stores, engine, pid)
         raise
@@ -354,17 +364,22 @@ def _summary(stores: Stores, record: dict) -> dict:
 
 
 # -- recovery -----------------------------------------------------------------------------
-def recover(stores: Stores, held_date: date | None = None, wait_seconds: float = 0) -> list[dict]:
+def recover(
+    stores: Stores,
+    held_date: date | None = None,
+    tables: tuple[str, ...] = (RECOMMENDATIONS, SIMILAR_ITEMS),
+    wait_seconds: float = 0,
+) -> list[dict]:
     """Finish or undo every interrupted publish, then sweep leftovers; what was done.
 
     ``held_date``: the date whose run lock the caller holds (its publishes are dead by
     definition). Other dates' records are recovered only if their lock is free.
+    ``tables``: the workspace's table names; only their staging tables are swept (a
+    database may hold other workspaces' tables).
     """
     from tasks.locking import LockError, holder_info, run_lock
 
     done: list[dict] = []
-    if not stores.journal.exists() and not stores.tables.exists():
-        return done
     engine = db.make_engine(stores.database_url)
     try:
         for record in journal.unfinished(stores.journal):
@@ -384,7 +399,7 @@ def recover(stores: Stores, held_date: date | None = None, wait_seconds: float =
                         done.append(_recover_one(stores, engine, record))
             except LockError:
                 continue  # a live run of that date owns it
-        done.extend(_sweep(stores, engine))
+        done.extend(_sweep(stores, engine, tables))
     except PublishError:
         raise
     except Exception as exc:
@@ -415,17 +430,20 @@ def _recover_one(stores: Stores, engine: Any, record: dict) -> dict:
     return {"publish_id": pid, "action": "rolled back", "state": "rolled_back"}
 
 
-def _sweep(stores: Stores, engine: Any) -> list[dict]:
-    """Leftovers no unfinished publish owns: staging tables, staged folders, the
-    half-swapped folders of the older lake layout."""
-    live = {r["publish_id"] for r in journal.unfinished(stores.journal)}
-    owned = {
-        db.staging_name(t["name"], r["publish_id"])
-        for r in journal.unfinished(stores.journal)
-        for t in r["tables"]
-    }
+def _sweep(stores: Stores, engine: Any, tables: tuple[str, ...]) -> list[dict]:
+    """Leftovers no unfinished publish owns: staging tables of ``tables``, staged
+    folders, the half-swapped folders of the older lake layout."""
+    unfinished = journal.unfinished(stores.journal)
+    live = {r["publish_id"] for r in unfinished}
+    owned = {db.staging_name(t["name"], r["publish_id"]) for r in unfinished for t in r["tables"]}
+    ours = tuple(f"{name}{db.STAGING_MARK}" for name in tables)
+    legacy = {f"{name}__staging" for name in tables}
     out = []
-    stale = [n for n in db.staging_tables(engine) if n not in owned]
+    stale = [
+        n
+        for n in db.staging_tables(engine)
+        if n not in owned and (n.startswith(ours) or n in legacy)
+    ]
     for name in db.drop_tables(engine, stale):
         out.append({"action": "dropped staging table", "name": name})
     if stores.staged.exists():

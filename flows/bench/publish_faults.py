@@ -259,7 +259,7 @@ def kill_case(base: Path, url: str | None, point: str, users: int = 200) -> dict
         start = time.perf_counter()
         code = run_child(case, "tonight", users, {"RECPIPE_FAULT_AT": point})
         after_kill = snapshot(case)
-        recovered = recover(case.stores())
+        recovered = recover(case.stores(), tables=(case.recs, case.similar))
         after = snapshot(case)
         seconds = time.perf_counter() - start
         killed = code == -9

@@ -120,18 +120,30 @@ def _view_sql(name: str) -> str:
 
 def prepare_tables(engine: Any, tables: list[tuple[str, str]]) -> None:
     """Create the target tables, their ``<name>_latest`` views and the publish log if
-    missing (``tables``: ``(name, kind)`` pairs)."""
+    missing (``tables``: ``(name, kind)`` pairs). Safe when runs do it at once: every
+    statement is ``IF NOT EXISTS`` (SQLite), or serialised by an advisory lock
+    (PostgreSQL)."""
     import sqlalchemy as sa
+    from sqlalchemy.schema import CreateIndex, CreateTable
 
     metadata = sa.MetaData()
+    targets = [log_table(metadata)] + [sql_table(n, k, metadata) for n, k in tables]
     with engine.begin() as conn:
         _serialise(conn, "recpipe:schema")
-        log_table(metadata).create(conn, checkfirst=True)
-        views = set(sa.inspect(conn).get_view_names())
-        for name, kind in tables:
-            sql_table(name, kind, metadata).create(conn, checkfirst=True)
-            if f"{name}_latest" not in views:
-                conn.execute(sa.text(_view_sql(name)))
+        for table in targets:
+            conn.execute(CreateTable(table, if_not_exists=True))
+            for index in table.indexes:
+                conn.execute(CreateIndex(index, if_not_exists=True))
+        if conn.dialect.name == "sqlite":
+            for name, _ in tables:
+                conn.execute(
+                    sa.text(_view_sql(name).replace("CREATE VIEW", "CREATE VIEW IF NOT EXISTS"))
+                )
+        else:
+            views = set(sa.inspect(conn).get_view_names())
+            for name, _ in tables:
+                if f"{name}_latest" not in views:
+                    conn.execute(sa.text(_view_sql(name)))
 
 
 def insert_rows(conn: Any, table: Any, frame: pd.DataFrame, run_date: date) -> int:

@@ -231,11 +231,11 @@ def sweep_legacy(root: Path) -> list[str]:
         shutil.rmtree(leftover, ignore_errors=True)
         removed.append(leftover.name)
     if not is_table(root) and any(root.glob("run_date=*/*.parquet")):
-        from deltalake import convert_to_deltalake
+        from deltalake import Field, Schema, convert_to_deltalake
 
         convert_to_deltalake(
             str(root),
-            partition_by=pa.schema([("run_date", pa.date32())]),
+            partition_by=Schema([Field("run_date", "date")]),
             partition_strategy="hive",
         )
     return removed

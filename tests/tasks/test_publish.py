@@ -1,11 +1,13 @@
-"""Publishing to Parquet and to a database, SQLite and a real PostgreSQL server."""
+"""Publishing to the lake (Delta) and a database, SQLite and a real PostgreSQL server."""
 
 from __future__ import annotations
 
 import os
 import threading
 import uuid
+from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,6 +15,8 @@ import pytest
 from tasks import publish as pub
 from tasks.errors import PublishError
 from tasks.score import recommendations_table
+from tasks.storage import database as db
+from tasks.storage import journal, lake
 
 POSTGRES_URL = os.environ.get(
     "RECPIPE_TEST_POSTGRES_URL", "postgresql+psycopg://recpipe:recpipe@127.0.0.1:5432/recpipe_test"
@@ -32,26 +36,32 @@ def _postgres_available() -> str | None:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path):
-    """``(url, table name)``; PostgreSQL must be reachable in CI (CI=true), else skipped."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/recs.db", "recs"
-        return
+def postgres_or_skip() -> str:
     problem = _postgres_available()
     if problem:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required in CI: {problem}")
         pytest.skip(f"no PostgreSQL server at {POSTGRES_URL} ({problem}); .ci/run starts one")
-    name = f"recs_{uuid.uuid4().hex[:8]}"
-    yield POSTGRES_URL, name
+    return POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stores(request, tmp_path):
+    """``(Stores, recommendations table name, similar table name)``."""
+    tag = uuid.uuid4().hex[:8]
+    names = (f"recs_{tag}", f"sim_{tag}")
+    if request.param == "sqlite":
+        yield pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db"), *names
+        return
+    url = postgres_or_skip()
+    yield pub.Stores(tmp_path, url), *names
     import sqlalchemy as sa
 
-    engine = sa.create_engine(POSTGRES_URL)
+    engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP VIEW IF EXISTS "{name}_latest"'))
-        conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
-        conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}__staging"'))
+        for name in names:
+            conn.execute(sa.text(f'DROP VIEW IF EXISTS "{name}_latest"'))
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
     engine.dispose()
 
 
@@ -69,137 +79,347 @@ def table(run_date: date, users=("u1", "u2"), k=2, model="m", run="run") -> pd.D
     return recommendations_table(scored, run, run_date, model, "1")
 
 
+def similar(run_date: date, run="run", targets=("b", "c")) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "run_id": run,
+            "run_date": pd.Series([run_date] * len(targets), dtype="date32[pyarrow]"),
+            "item_id": "a",
+            "rank": list(range(1, len(targets) + 1)),
+            "similar_item_id": list(targets),
+            "score": [0.9 - i / 10 for i in range(len(targets))],
+        }
+    )
+
+
+def publish(st, recs_name, run_date, frame, run=None, sim_name=None, sim=None, **kw) -> dict:
+    run = run or str(frame["run_id"].iloc[0])
+    folder = st.root / "in" / uuid.uuid4().hex[:6]
+    folder.mkdir(parents=True)
+    frame.to_parquet(folder / "recs.parquet", index=False)
+    outputs = [pub.Output(recs_name, pub.RECOMMENDATIONS, folder / "recs.parquet")]
+    if sim is not None:
+        sim.to_parquet(folder / "sim.parquet", index=False)
+        outputs.append(pub.Output(sim_name, pub.SIMILAR_ITEMS, folder / "sim.parquet"))
+    return pub.publish_night(st, run, run_date, outputs, **kw)
+
+
 def canonical(frame: pd.DataFrame) -> pd.DataFrame:
     cols = ["run_id", "user_id", "rank", "item_id", "score", "model_name", "strategy", "reason"]
     out = frame[cols].astype(object).where(frame[cols].notna(), None)
     return out.sort_values(["user_id", "rank"]).reset_index(drop=True)
 
 
-def test_parquet_and_database_hold_the_same_rows(tmp_path, db) -> None:
-    import sqlalchemy as sa
-
-    url, name = db
-    root, d = tmp_path / "recs", date(2026, 1, 1)
-    pub.publish(table(d), root, url, name, d)
-    parquet = pub.read_parquet_table(root, d)
-    database = pub.read_database_table(url, name, d)
-    assert len(parquet) == len(database) == 4
-    pd.testing.assert_frame_equal(canonical(parquet), canonical(database))
-    assert set(database["run_date"]) == {d} and set(parquet["run_date"]) == {d}
-    engine = sa.create_engine(url)
+def test_lake_and_database_hold_the_same_rows(stores) -> None:
+    st, name, _ = stores
+    d = date(2026, 1, 1)
+    out = publish(st, name, d, table(d))
+    lake_rows = pub.read_lake_table(st.lake(name), d)
+    database = pub.read_database_table(st.database_url, name, d)
+    assert out["rows"] == len(lake_rows) == len(database) == 4
+    pd.testing.assert_frame_equal(canonical(lake_rows), canonical(database))
+    assert set(database["run_date"]) == {d} and set(lake_rows["run_date"]) == {d}
+    assert list(lake_rows.columns[:2]) == ["run_id", "run_date"]
+    engine = db.make_engine(st.database_url)
     try:
-        assert f"{name}__staging" not in sa.inspect(engine).get_table_names()
+        assert not [t for t in db.staging_tables(engine) if t.startswith(name)]
+        assert db.is_committed(engine, out["publish_id"], [(name, pub.RECOMMENDATIONS)])
     finally:
         engine.dispose()
+    assert journal.read(journal.path_for(st.journal, out["publish_id"]))["state"] == "done"
+    assert not (st.staged / out["publish_id"]).exists()
 
 
-def test_rerun_of_a_date_replaces_only_that_date_and_is_identical(tmp_path, db) -> None:
-    url, name = db
-    root = tmp_path / "recs"
+def test_rerun_of_a_date_replaces_only_that_date_and_is_identical(stores) -> None:
+    st, name, _ = stores
     d1, d2 = date(2026, 1, 1), date(2026, 1, 2)
-    pub.publish(table(d1), root, url, name, d1)
-    pub.publish(table(d2, users=("u9",)), root, url, name, d2)
-    first = canonical(pub.read_database_table(url, name, d2))
-    pub.publish(table(d2, users=("u9",)), root, url, name, d2)
-    pd.testing.assert_frame_equal(first, canonical(pub.read_database_table(url, name, d2)))
-    db_rows = pub.read_database_table(url, name)
-    assert sorted(db_rows[db_rows.run_date == d1].user_id.unique()) == ["u1", "u2"]
-    assert len(pub.read_parquet_table(root)) == 6
-    assert sorted(p.name for p in root.iterdir()) == ["run_date=2026-01-01", "run_date=2026-01-02"]
+    publish(st, name, d1, table(d1))
+    publish(st, name, d2, table(d2, users=("u9",), run="a"))
+    first = canonical(pub.read_database_table(st.database_url, name, d2))
+    publish(st, name, d2, table(d2, users=("u9",), run="b"))
+    again = canonical(pub.read_database_table(st.database_url, name, d2))
+    assert set(again.run_id) == {"b"}
+    pd.testing.assert_frame_equal(first.drop(columns="run_id"), again.drop(columns="run_id"))
+    rows = pub.read_database_table(st.database_url, name)
+    assert sorted(rows[rows.run_date == d1].user_id.unique()) == ["u1", "u2"]
+    assert len(pub.read_lake_table(st.lake(name))) == 6
+    assert lake.published_dates(st.lake(name)) == [d1, d2]
 
 
-def test_failure_between_staging_and_swap_leaves_previous_tables(tmp_path, db) -> None:
-    url, name = db
-    root, d = tmp_path / "recs", date(2026, 1, 1)
-    pub.publish(table(d), root, url, name, d)
+def test_the_same_publish_called_again_finishes_instead_of_repeating(stores) -> None:
+    st, name, _ = stores
+    d = date(2026, 1, 1)
+    first = publish(st, name, d, table(d), run="r1")
+    again = publish(st, name, d, table(d), run="r1")
+    assert again["publish_id"] == first["publish_id"]
+    assert len(lake.history(st.lake(name))) == 1  # one lake commit, not two
+    assert len(pub.read_database_table(st.database_url, name, d)) == 4
 
-    def crash() -> None:
-        raise PublishError("injected failure between staging and swap")
 
+def test_a_database_failure_before_the_commit_leaves_everything_as_it_was(stores, monkeypatch):
+    st, name, sim_name = stores
+    d = date(2026, 1, 1)
+    publish(st, name, d, table(d), sim_name=sim_name, sim=similar(d))
+
+    def broken(*args, **kwargs):
+        import sqlalchemy as sa
+
+        raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(db, "commit_rows", broken)
+    with pytest.raises(PublishError, match="previous tables still serve"):
+        publish(
+            st,
+            name,
+            d,
+            table(d, users=("zz",), run="new"),
+            sim_name=sim_name,
+            sim=similar(d, "new"),
+        )
+    assert sorted(pub.read_lake_table(st.lake(name), d).user_id.unique()) == ["u1", "u2"]
+    assert sorted(pub.read_database_table(st.database_url, name, d).user_id.unique()) == [
+        "u1",
+        "u2",
+    ]
+    assert set(pub.read_lake_table(st.lake(sim_name), d).run_id) == {"run"}
+    engine = db.make_engine(st.database_url)
+    try:
+        assert not [t for t in db.staging_tables(engine) if t.startswith((name, sim_name))]
+    finally:
+        engine.dispose()
+    assert journal.unfinished(st.journal) == []
+    assert list(st.staged.iterdir()) == []
+
+
+def test_two_tables_of_one_run_commit_in_one_database_transaction(stores, monkeypatch) -> None:
+    """A failure between the two tables' swaps rolls both back (one transaction)."""
+    st, name, sim_name = stores
+    d = date(2026, 1, 1)
+    publish(st, name, d, table(d), sim_name=sim_name, sim=similar(d))
+    real = db.insert_rows
+    calls = {"n": 0}
+
+    def fail_on_similar(conn, target, frame, run_date):
+        calls["n"] += 1
+        return real(conn, target, frame, run_date)
+
+    monkeypatch.setattr(db, "insert_rows", fail_on_similar)
+
+    def explode():
+        raise RuntimeError("injected inside the swap transaction")
+
+    original = db.commit_rows
+
+    def commit_then_fail(*args, **kwargs):
+        return original(*args, **{**kwargs, "before_commit": explode})
+
+    monkeypatch.setattr(db, "commit_rows", commit_then_fail)
     with pytest.raises(PublishError, match="injected"):
-        pub.publish(table(d, users=("zz",), run="new"), root, url, name, d, before_swap=crash)
-    assert sorted(pub.read_parquet_table(root, d).user_id.unique()) == ["u1", "u2"]
-    assert sorted(pub.read_database_table(url, name, d).user_id.unique()) == ["u1", "u2"]
-    assert [p.name for p in root.iterdir()] == ["run_date=2026-01-01"]  # no staging left
+        publish(st, name, d, table(d, run="new"), sim_name=sim_name, sim=similar(d, "new"))
+    assert set(pub.read_database_table(st.database_url, name, d).run_id) == {"run"}
+    assert set(pub.read_database_table(st.database_url, sim_name, d, "similar_items").run_id) == {
+        "run"
+    }
+
+
+def test_readers_see_old_or_new_never_a_mix(stores) -> None:
     import sqlalchemy as sa
 
-    engine = sa.create_engine(url)
-    assert f"{name}__staging" not in sa.inspect(engine).get_table_names()
-    engine.dispose()
-
-
-def test_readers_see_old_or_new_never_a_mix(tmp_path, db) -> None:
-    import sqlalchemy as sa
-
-    url, name = db
-    root, d = tmp_path / "recs", date(2026, 1, 1)
+    st, name, _ = stores
+    d = date(2026, 1, 1)
     users = tuple(f"u{i}" for i in range(400))
-    pub.publish(table(d, users=users, run="old"), root, url, name, d)
+    publish(st, name, d, table(d, users=users, run="old"))
     seen: list[tuple[int, frozenset]] = []
+    lake_seen: list[tuple[int, frozenset]] = []
     stop = threading.Event()
 
     def read() -> None:
-        engine = pub.make_engine(url)
+        engine = db.make_engine(st.database_url)
         while not stop.is_set():
             with engine.connect() as conn:
                 rows = conn.execute(sa.text(f'SELECT run_id FROM "{name}"')).fetchall()
             seen.append((len(rows), frozenset(r[0] for r in rows)))
+            frame = pub.read_lake_table(st.lake(name), d)
+            lake_seen.append((len(frame), frozenset(frame["run_id"])))
         engine.dispose()
 
     reader = threading.Thread(target=read)
     reader.start()
     try:
         for n in range(3):
-            pub.publish(table(d, users=users, run=f"new{n}"), root, url, name, d)
+            publish(st, name, d, table(d, users=users, run=f"new{n}"))
     finally:
         stop.set()
         reader.join()
-    assert seen
-    for count, runs in seen:
+    assert seen and lake_seen
+    for count, runs in seen + lake_seen:
         assert count == 800 and len(runs) == 1, (count, runs)
 
 
-def test_keep_runs_and_latest_view(tmp_path, db) -> None:
+def test_keep_runs_and_latest_view(stores) -> None:
     import sqlalchemy as sa
 
-    url, name = db
-    root = tmp_path / "recs"
+    st, name, _ = stores
     for day in (1, 2, 3):
         d = date(2026, 1, day)
-        pub.publish(table(d, run=f"r{day}"), root, url, name, d, keep_runs=2)
-    assert sorted(pub.read_database_table(url, name)["run_date"].unique()) == [
-        date(2026, 1, 2),
-        date(2026, 1, 3),
-    ]
-    assert sorted(p.name for p in root.iterdir()) == ["run_date=2026-01-02", "run_date=2026-01-03"]
-    engine = sa.create_engine(url)
+        out = publish(st, name, d, table(d, run=f"r{day}"), keep_runs=2)
+    assert out["pruned"] == ["2026-01-01"]
+    kept = [date(2026, 1, 2), date(2026, 1, 3)]
+    assert sorted(pub.read_database_table(st.database_url, name)["run_date"].unique()) == kept
+    assert lake.published_dates(st.lake(name)) == kept
+    engine = sa.create_engine(st.database_url)
     with engine.connect() as conn:
         latest = conn.execute(sa.text(f'SELECT DISTINCT run_id FROM "{name}_latest"')).fetchall()
     engine.dispose()
     assert latest == [("r3",)]
 
 
-def test_similar_items_table(tmp_path, db) -> None:
-    url, name = db
+def test_similar_items_table(stores) -> None:
+    st, name, sim_name = stores
     d = date(2026, 1, 1)
-    similar = pd.DataFrame(
-        {
-            "run_id": "r",
-            "run_date": [d, d],
-            "item_id": ["a", "a"],
-            "rank": [1, 2],
-            "similar_item_id": ["b", "c"],
-            "score": [0.9, 0.5],
-        }
-    )
-    pub.publish(similar, tmp_path / "sim", url, name, d, kind="similar_items")
-    back = pub.read_database_table(url, name, d, kind="similar_items")
+    publish(st, name, d, table(d), sim_name=sim_name, sim=similar(d))
+    back = pub.read_database_table(st.database_url, sim_name, d, kind="similar_items")
     assert back.sort_values("rank")["similar_item_id"].tolist() == ["b", "c"]
-    assert pub.read_parquet_table(tmp_path / "sim", d)["similar_item_id"].tolist() == ["b", "c"]
+    lake_rows = pub.read_lake_table(st.lake(sim_name), d).sort_values("rank")
+    assert lake_rows["similar_item_id"].tolist() == ["b", "c"]
 
 
-def test_unreachable_database_is_a_clear_error_and_parquet_untouched(tmp_path) -> None:
+def test_rollback_brings_back_the_previous_version_in_both_stores(stores) -> None:
+    st, name, sim_name = stores
+    d = date(2026, 1, 2)
+    publish(st, name, d, table(d, run="old"), sim_name=sim_name, sim=similar(d, "old", ("b",)))
+    before = canonical(pub.read_lake_table(st.lake(name), d))
+    publish(
+        st, name, d, table(d, users=("u7",), run="new"), sim_name=sim_name, sim=similar(d, "new")
+    )
+    tables = [(name, pub.RECOMMENDATIONS), (sim_name, pub.SIMILAR_ITEMS)]
+    out = pub.rollback_date(st, d, tables)
+    assert out["restored_run_id"] == "old"
+    pd.testing.assert_frame_equal(canonical(pub.read_lake_table(st.lake(name), d)), before)
+    pd.testing.assert_frame_equal(
+        canonical(pub.read_database_table(st.database_url, name, d)), before
+    )
+    sims = pub.read_database_table(st.database_url, sim_name, d, "similar_items")
+    assert sims["similar_item_id"].tolist() == ["b"]
+    # a second rollback goes back to "new"; a date with one version has nothing to go to
+    assert pub.rollback_date(st, d, tables)["restored_run_id"] == "new"
+    publish(st, name, date(2026, 1, 3), table(date(2026, 1, 3), run="only"))
+    with pytest.raises(PublishError, match="no previous version"):
+        pub.rollback_date(st, date(2026, 1, 3), tables)
+
+
+def test_unreachable_database_is_a_clear_error_and_the_lake_untouched(tmp_path) -> None:
+    st = pub.Stores(tmp_path, "sqlite:////nonexistent/dir/x.db")
     d = date(2026, 1, 1)
-    with pytest.raises(PublishError, match="previous rows still serve"):
-        pub.publish(table(d), tmp_path / "recs", "sqlite:////nonexistent/dir/x.db", "recs", d)
-    assert list((tmp_path / "recs").iterdir()) == []
+    with pytest.raises(PublishError, match="x.db.*previous tables still serve"):
+        publish(st, "recs", d, table(d))
+    assert not st.lake("recs").exists()
+    assert journal.unfinished(st.journal) == []
+
+
+def test_recovery_rolls_forward_a_publish_whose_database_committed(stores) -> None:
+    """A record stuck after the database commit (the process died): recovery writes the
+    lake from the staged files, and the stores agree."""
+    st, name, _ = stores
+    d = date(2026, 1, 1)
+    publish(st, name, d, table(d, run="old"))
+    original = pub._roll_forward
+    try:
+        pub._roll_forward = lambda *a, **k: (_ for _ in ()).throw(SystemExit("died"))
+        with pytest.raises(SystemExit):
+            publish(st, name, d, table(d, users=("u5",), run="new"))
+    finally:
+        pub._roll_forward = original
+    assert set(pub.read_database_table(st.database_url, name, d).run_id) == {"new"}
+    assert set(pub.read_lake_table(st.lake(name), d).run_id) == {"old"}  # not yet
+    done = pub.recover(st)
+    assert [r["action"] for r in done] == ["rolled forward"]
+    assert set(pub.read_lake_table(st.lake(name), d).run_id) == {"new"}
+    assert pub.recover(st) == []  # idempotent: nothing left
+
+
+def test_recovery_leaves_a_live_run_of_another_date_alone(tmp_path) -> None:
+    from tasks.locking import holder_info, run_lock
+
+    st = pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+    d = date(2026, 1, 1)
+    record = {
+        "publish_id": journal.publish_id(d, "live"),
+        "run_id": "live",
+        "run_date": d.isoformat(),
+        "database": journal.database_digest(st.database_url),
+        "tables": [],
+        "created_at": journal.now(),
+    }
+    journal.advance(st.journal, record, "intent")
+    with run_lock(tmp_path / "locks", d, 0, holder_info("live")):
+        assert pub.recover(st) == []
+        assert len(journal.unfinished(st.journal)) == 1
+    assert [r["action"] for r in pub.recover(st)] == ["rolled back"]
+
+
+def test_recovery_refuses_a_journal_of_another_database(tmp_path) -> None:
+    st = pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+    d = date(2026, 1, 1)
+    record = {
+        "publish_id": journal.publish_id(d, "x"),
+        "run_id": "x",
+        "run_date": d.isoformat(),
+        "database": journal.database_digest("postgresql://elsewhere/db"),
+        "tables": [],
+    }
+    journal.advance(st.journal, record, "intent")
+    with pytest.raises(PublishError, match="another database"):
+        pub.recover(replace(st))
+
+
+def test_a_table_of_the_older_folder_layout_becomes_a_lake_table(tmp_path) -> None:
+    """Workspaces published before lake tables hold ``run_date=`` folders; recovery
+    sweeps half-swapped folders and converts the rest in place."""
+    root = tmp_path / "tables" / "recommendations"
+    d = date(2026, 1, 1)
+    part = root / f"run_date={d.isoformat()}"
+    part.mkdir(parents=True)
+    table(d).drop(columns=["run_date"]).to_parquet(part / "part-0.parquet", index=False)
+    (root / ".staging-2026-01-02-abcd").mkdir()
+    st = pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+    swept = pub.recover(st)
+    assert [s["name"] for s in swept] == ["recommendations/.staging-2026-01-02-abcd"]
+    assert lake.published_dates(root) == [d]
+    d2 = date(2026, 1, 2)
+    publish(st, "recommendations", d2, table(d2, run="next"))
+    assert len(pub.read_lake_table(root)) == 8
+
+
+def test_stale_staging_tables_and_folders_are_swept(tmp_path) -> None:
+    import sqlalchemy as sa
+
+    st = pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+    engine = db.make_engine(st.database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text('CREATE TABLE "recs__staging" (x INTEGER)'))
+        conn.execute(sa.text('CREATE TABLE "recs__stg_0123456789ab" (x INTEGER)'))
+    engine.dispose()
+    (st.staged / "2026-01-01_dead").mkdir(parents=True)
+    actions = {(r["action"], r["name"]) for r in pub.recover(st, tables=("recs", "other"))}
+    assert actions == {
+        ("dropped staging table", "recs__staging"),
+        ("dropped staging table", "recs__stg_0123456789ab"),
+        ("removed staged files", "2026-01-01_dead"),
+    }
+
+
+def test_kept_dates() -> None:
+    days = [date(2026, 1, d) for d in (1, 2, 3)]
+    assert lake.kept_dates(days, date(2026, 1, 4), 2) == [date(2026, 1, 3), date(2026, 1, 4)]
+    assert lake.kept_dates(days, date(2026, 1, 2), None) == days
+    assert lake.kept_dates([], date(2026, 1, 1), 3) == [date(2026, 1, 1)]
+
+
+def test_journal_paths_are_relative_to_the_workspace(tmp_path) -> None:
+    st = pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+    d = date(2026, 1, 1)
+    out = publish(st, "recs", d, table(d))
+    record = journal.read(journal.path_for(st.journal, out["publish_id"]))
+    assert all(not Path(t["staged"]).is_absolute() for t in record["tables"])
+    assert "sqlite" not in (st.journal / f"{out['publish_id']}.json").read_text()
