@@ -24,3 +24,7 @@ class DataValidationError(RecpipeError):
 
 class PublishError(RecpipeError):
     """The recommendation tables could not be published; the previous ones still serve."""
+
+
+class StoreError(RecpipeError):
+    """The MLflow store is damaged or missing its history; the run stopped before writing."""

@@ -21,7 +21,14 @@ After a stage runs, a marker ``<workspace>/cache/stages/<stage>-<date>.json`` re
 the key, the stage's result and the size and mtime of every file in its output folders.
 A re-run skips the stage only when the key is equal *and* the outputs are exactly as the
 stage left them; anything else (another config ran the date since, a file was deleted or
-edited, the code changed) runs the stage again. The cache therefore never hands back a
+edited, the code changed) runs the stage again. So does a marker that is not JSON, fails
+its schema (``Marker``), or whose result lacks what the stage's callers read
+(``STAGE_RESULTS``): a damaged marker costs one re-run, never a failed night.
+
+Paths inside a marker (the output files, and every string of the result that is a path
+under the workspace root) are stored relative to that root and resolved on read, so a
+workspace moved or copied with its file times (``mv``, ``cp -a``, ``rsync -a``) reuses
+its markers; the keys hash file contents and relative names, never the workspace path. The cache therefore never hands back a
 result whose files are not on disk, lives in the workspace with the data it describes,
 and works the same with or without a Prefect server (unlike Prefect result caching,
 whose records would not notice a later run overwriting the same folders).
@@ -39,7 +46,9 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tasks.config import FeatureConfig, IngestConfig, TrainConfig, ValidateConfig
 
@@ -201,9 +210,144 @@ def model_parts(
     }
 
 
+# -- markers -------------------------------------------------------------------------------
+Location = list[str | int]  # keys and list indices leading to a value inside ``result``
+
+
+class Marker(BaseModel):
+    """A marker file. ``extra="forbid"``: only this module writes markers, so an unknown
+    field means a file this code did not write (another version, a hand edit); treating
+    it as a miss costs one re-run, trusting it could hand back a wrong result."""
+
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")  # NaN metrics
+
+    format: Literal[2]
+    stage: str
+    run_date: date
+    key: str
+    result: dict[str, Any]
+    relative_paths: list[Location]  # where ``result`` holds workspace-relative paths
+    outputs: dict[str, tuple[int, int]]  # file (relative to the workspace) -> size, mtime_ns
+    flow_run_id: str | None
+    recorded_at: datetime
+
+
+class _Result(BaseModel):
+    """What a stage's callers read from its result (flows/nightly.py, tasks/promote.py,
+    tasks/report.py). Other fields are passed on unchecked (``extra="allow"``); strict, so
+    the caller gets exactly the types that were checked."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class IngestResult(_Result):
+    interactions_path: str
+    items_path: str | None = None
+    users_path: str | None = None
+    incremental: bool = False
+
+
+class ValidateResult(_Result):
+    accepted_path: str
+    rows_read: int
+    rows_accepted: int
+    rows_quarantined: int
+
+
+class FeaturesResult(_Result):
+    features_dir: str
+    n_train: int
+    n_valid: int
+    first_event: str
+    last_event: str
+
+
+class ModelResult(_Result):
+    model: str
+    run_id: str
+    model_uri: str
+    bundle_dir: str
+    train_seconds: float
+    metrics: dict[str, float]
+
+
+STAGE_RESULTS: dict[str, type[_Result]] = {
+    "ingest": IngestResult,
+    "validate": ValidateResult,
+    "features": FeaturesResult,
+    "train-": ModelResult,  # a prefix: train-<model>
+}
+
+
+def result_model(stage: str) -> type[_Result] | None:
+    if stage in STAGE_RESULTS:
+        return STAGE_RESULTS[stage]
+    return next(
+        (m for p, m in STAGE_RESULTS.items() if p.endswith("-") and stage.startswith(p)), None
+    )
+
+
+def to_relative(value: Any, root: Path, at: Location | None = None) -> tuple[Any, list[Location]]:
+    """``value`` with every string that is an absolute path under ``root`` made relative
+    to it, and the locations of those strings."""
+    at = at or []
+    if isinstance(value, dict):
+        out, found = {}, []
+        for k, v in value.items():
+            out[k], sub = to_relative(v, root, [*at, k])
+            found += sub
+        return out, found
+    if isinstance(value, list):
+        pairs = [to_relative(v, root, [*at, i]) for i, v in enumerate(value)]
+        return [v for v, _ in pairs], [loc for _, sub in pairs for loc in sub]
+    if isinstance(value, str) and os.path.isabs(value):
+        relative = _under(Path(value), root)
+        if relative is not None:
+            return relative, [at]
+    return value, []
+
+
+def resolve_paths(result: dict, locations: list[Location], root: Path) -> dict:
+    """A copy of ``result`` with the strings at ``locations`` joined onto ``root``;
+    ``ValueError`` when a location does not lead to a relative path."""
+    result = json.loads(json.dumps(result))
+    for location in locations:
+        if not location:
+            raise ValueError("an empty path location")
+        parent = result
+        try:
+            for step in location[:-1]:
+                parent = parent[step]
+            value = parent[location[-1]]
+        except (KeyError, IndexError, TypeError):
+            raise ValueError(f"no value at {location} of the result") from None
+        if not isinstance(value, str) or os.path.isabs(value):
+            raise ValueError(f"the value at {location} is not a relative path: {value!r}")
+        parent[location[-1]] = str(root / value)
+    return result
+
+
+def _under(path: Path, root: Path) -> str | None:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return None
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"]) or "the marker"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {error['msg']}{more}"
+
+
 # -- the cache -----------------------------------------------------------------------------
 class StageCache:
-    """Markers of one run date; ``run`` skips a stage when its key and outputs match."""
+    """Markers of one run date; ``run`` skips a stage when its key and outputs match.
+
+    ``root``: the workspace root that marker paths are relative to; by default the folder
+    two levels above ``marker_dir`` (``Workspace.stage_markers`` is ``<root>/cache/stages``).
+    """
 
     def __init__(
         self,
@@ -212,8 +356,11 @@ class StageCache:
         enabled: bool = True,
         flow_run_id: str | None = None,
         logger: logging.Logger | logging.LoggerAdapter | None = None,
+        *,
+        root: Path | None = None,
     ) -> None:
         self.marker_dir = Path(marker_dir)
+        self.root = Path(root) if root is not None else self.marker_dir.parent.parent
         self.run_date = run_date
         self.enabled = enabled
         self.flow_run_id = flow_run_id
@@ -224,37 +371,64 @@ class StageCache:
     def marker(self, stage: str) -> Path:
         return self.marker_dir / f"{stage}-{self.run_date.isoformat()}.json"
 
-    def lookup(self, stage: str, key: str, outputs: list[Path]) -> tuple[dict | None, str]:
-        """``(result, "")`` on a hit, ``(None, why not)`` on a miss."""
+    def output_stamps(self, outputs: list[Path]) -> dict[str, tuple[int, int]]:
+        """``stamps(outputs)`` keyed by paths relative to the root (absolute outside it)."""
+        return {
+            _under(Path(path), self.root) or path: (size, mtime)
+            for path, (size, mtime) in stamps(outputs).items()
+        }
+
+    def lookup(self, stage: str, key: str, outputs: list[Path]) -> tuple[Marker | None, str]:
+        """``(marker, "")`` on a hit (its result's paths resolved), ``(None, why not)``
+        on a miss. Never raises for a marker's content: a bad marker is a miss."""
         if not self.enabled:
             return None, "cache disabled"
         path = self.marker(stage)
         try:
-            marker = json.loads(path.read_text(encoding="utf-8"))
+            marker = Marker.model_validate(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             return None, "first run for this date"
-        except (OSError, ValueError):
-            return None, f"marker {path.name} unreadable"
-        if marker.get("key") != key:
+        except (OSError, ValueError) as exc:  # ValidationError is a ValueError
+            why = _first_error(exc) if isinstance(exc, ValidationError) else str(exc)
+            return None, self._bad(path, f"marker unreadable or invalid ({why})")
+        if marker.key != key:
             return None, "inputs, settings or code changed"
-        if marker.get("outputs") != stamps(outputs):
+        if marker.outputs != self.output_stamps(outputs):
             return None, "its output files changed since"
-        return marker, ""
+        try:
+            result = resolve_paths(marker.result, marker.relative_paths, self.root)
+        except ValueError as exc:
+            return None, self._bad(path, f"marker invalid ({exc})")
+        needs = result_model(stage)
+        if needs is not None:
+            try:
+                needs.model_validate(result)
+            except ValidationError as exc:
+                why = f"marker result lacks what {stage} needs ({_first_error(exc)})"
+                return None, self._bad(path, why)
+        return marker.model_copy(update={"result": result}), ""
+
+    def _bad(self, path: Path, why: str) -> str:
+        self.log.warning("stage cache: %s: %s; the stage runs again", path, why)
+        return why
 
     def record(self, stage: str, key: str, result: dict, outputs: list[Path]) -> None:
         path = self.marker(stage)
         path.parent.mkdir(parents=True, exist_ok=True)
-        marker = {
-            "stage": stage,
-            "run_date": self.run_date.isoformat(),
-            "key": key,
-            "result": result,
-            "outputs": stamps(outputs),
-            "flow_run_id": self.flow_run_id,
-            "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        relative, locations = to_relative(result, self.root)
+        marker = Marker(
+            format=2,
+            stage=stage,
+            run_date=self.run_date,
+            key=key,
+            result=relative,
+            relative_paths=locations,
+            outputs=self.output_stamps(outputs),
+            flow_run_id=self.flow_run_id,
+            recorded_at=datetime.now(UTC).replace(microsecond=0),
+        )
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(marker, indent=1, default=str), encoding="utf-8")
+        tmp.write_text(marker.model_dump_json(indent=1), encoding="utf-8")
         os.replace(tmp, path)
 
     def forget(self, stage: str) -> None:
@@ -276,17 +450,17 @@ class StageCache:
         """
         key = key_of(parts)
         marker, why = self.lookup(stage, key, outputs) if reuse else (None, "reuse off")
-        if marker is not None and still_valid is not None and not still_valid(marker["result"]):
+        if marker is not None and still_valid is not None and not still_valid(marker.result):
             marker, why = None, "what it refers to is gone"
         if marker is not None:
-            self.hits[stage] = str(marker.get("flow_run_id"))
+            self.hits[stage] = str(marker.flow_run_id)
             self.log.info(
                 "%s: skipped, inputs and outputs unchanged since flow run %s (key %s)",
                 stage,
-                marker.get("flow_run_id"),
+                marker.flow_run_id,
                 key[:12],
             )
-            return marker["result"]
+            return marker.result
         self.misses[stage] = why
         self.log.info("%s: runs (%s)", stage, why)
         self.forget(stage)  # a stage that fails half-way must not leave a usable marker

@@ -9,6 +9,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tasks.errors import StoreError  # noqa: F401  (re-exported with the store guard)
+from tasks.mlflow_store import (  # noqa: F401  (re-exported: tracking.guard_store etc.)
+    check_store,
+    damaged_store_error,
+    describe_error,
+    guard_store,
+    has_published_output,
+)
 from tasks.workspace import Workspace
 
 TRACKED_PACKAGES = [
@@ -23,13 +31,30 @@ TRACKED_PACKAGES = [
 
 
 def client_for(workspace: Workspace) -> Any:
-    """An MlflowClient on the workspace's store; also points the fluent API there."""
+    """An MlflowClient on the workspace's store; also points the fluent API there.
+
+    A damaged store (not SQLite, truncated, lacking MLflow's tables, or empty although
+    the workspace published output) raises ``StoreError`` naming the file, instead of a
+    raw SQLAlchemy error or a silently new store. The check reads only the schema (about
+    a millisecond); ``guard_store`` adds the full integrity check and a backup.
+    """
+    import sqlite3
+
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    check_store(workspace)
     mlflow.set_tracking_uri(workspace.mlflow_uri)
     mlflow.set_registry_uri(workspace.mlflow_uri)
-    return MlflowClient(tracking_uri=workspace.mlflow_uri, registry_uri=workspace.mlflow_uri)
+    try:  # MLflow opens the store here (creating its tables when there are none)
+        return MlflowClient(tracking_uri=workspace.mlflow_uri, registry_uri=workspace.mlflow_uri)
+    except Exception as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, sqlite3.DatabaseError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise damaged_store_error(workspace, describe_error(cause), None) from exc
 
 
 def ensure_experiment(client: Any, workspace: Workspace, name: str) -> str:
