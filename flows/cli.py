@@ -422,8 +422,9 @@ def _print_summary(summary: dict) -> None:
     out(
         f"\npromotion: challenger {c['challenger']} v{c['challenger_version']} {verdict}: {c['reason']}"
     )
-    out(f"champion serving: {c['registered_name']} v{c['champion_version']}")
     s, p = summary["scoring"], summary["published"]
+    alias = f" ({p['champion_outcome']})" if p.get("champion_outcome") else ""
+    out(f"champion serving: {c['registered_name']} v{c['champion_version']}{alias}")
     out(f"\nscored {s['users']} users, {s['rows']} rows; by strategy: {s['users_by_strategy']}")
     mon = summary.get("monitor") or {}
     f = mon.get("figures") or {}
@@ -438,7 +439,7 @@ def _print_summary(summary: dict) -> None:
         for finding in mon.get("findings") or []:
             out(f"  {finding['level'].upper()}: {finding['message']}")
     out("\nwhere everything landed:")
-    out(f"  recommendations (Parquet)  {p['parquet']}")
+    out(f"  recommendations (lake)     {p['lake']}  (Delta table, version {p['lake_version']})")
     out(f"  recommendations (database) {p['database']}  table '{p['table']}'")
     out(f"  validation report          {v.get('data_docs_index')}")
     out(f"  quarantine                 {v.get('quarantine_path')}")

@@ -176,6 +176,8 @@ def nightly(
             runner,
         )
 
+    # Refuse a damaged tracking store (and back a sound one up) before anything writes to it.
+    tracking.guard_store(ws, table=config.publish.table, logger=logger)
     client = tracking.client_for(ws)
     experiment_id = tracking.ensure_experiment(client, ws, config.tracking.experiment)
     parent_run_id = tracking.start_parent_run(

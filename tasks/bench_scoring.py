@@ -8,7 +8,7 @@ random items per user) is scored twice over the same blocks of users:
 * recpipe: the nightly path from the interactions in Parquet (raw string ids): users
   split into shards (tasks/shards.py), each shard's ids mapped, seen and blocked items
   excluded, sorted top-k, the published table built and streamed to Parquet, then
-  published to the database (SQLite by default) with the staging-table swap. The
+  published (tasks/publish.py: the database, SQLite by default, and the lake table). The
   model reads its user factors from a memory-mapped .npy file.
 
 Each measurement runs in its own process so its peak memory (ru_maxrss) is its
@@ -118,7 +118,7 @@ def run_recpipe(
     from models.vocab import IdVocabulary
     from tasks.catalog import build_catalog
     from tasks.config import ScoreConfig
-    from tasks.publish import publish
+    from tasks.publish import RECOMMENDATIONS, Output, Stores, publish_night
     from tasks.score import shard_totals, write_scores
     from tasks.shards import read_shard, shard_interactions
 
@@ -154,7 +154,12 @@ def run_recpipe(
         )["rows"]
     scored = time.perf_counter() - start
     url = database_url or f"sqlite:///{workdir / 'bench.db'}"
-    publish(out, workdir / "tables", url, "bench_recommendations", date(2026, 1, 1))
+    publish_night(
+        Stores(workdir, url),
+        "bench",
+        date(2026, 1, 1),
+        [Output("bench_recommendations", RECOMMENDATIONS, out)],
+    )
     seconds = time.perf_counter() - start
     return {
         "seconds": seconds,

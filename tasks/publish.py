@@ -350,6 +350,7 @@ def _summary(stores: Stores, record: dict) -> dict:
         "lake_version": record.get("lake_versions", {}).get(recs["name"]),
         "rows": recs["rows"],
         "table": recs["name"],
+        "database": _masked(stores.database_url),
         "pruned": record.get("database_dropped", {}).get(recs["name"], []),
         "champion_outcome": record.get("champion_outcome"),
     }
@@ -361,6 +362,12 @@ def _summary(stores: Stores, record: dict) -> dict:
             "lake": str(stores.lake(similar[0]["name"])),
         }
     return out
+
+
+def _masked(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 # -- recovery -----------------------------------------------------------------------------

@@ -204,7 +204,7 @@ def summary_markdown(out: dict) -> str:
             "",
             "## Published",
             "",
-            f"{_fmt(pub.get('rows'))} rows to `{pub.get('parquet')}` and table `{pub.get('table')}`",
+            f"{_fmt(pub.get('rows'))} rows to the lake table `{pub.get('lake')}` (version {pub.get('lake_version')}) and table `{pub.get('table')}`",
         ]
     cached = out.get("cached_stages") or {}
     lines += ["", "## Stages (seconds)", "", "| stage | seconds | |", "|---|---:|---|"]

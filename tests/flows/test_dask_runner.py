@@ -19,7 +19,7 @@ def test_dask_runner_publishes_what_the_local_runner_does(prefect_harness, tmp_p
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from flows.nightly import nightly_flow_for
-    from tasks.publish import read_parquet_table
+    from tasks.publish import read_lake_table
     from tasks.tracking import fingerprint
     from tasks.workspace import Workspace
 
@@ -36,7 +36,7 @@ def test_dask_runner_publishes_what_the_local_runner_does(prefect_harness, tmp_p
         assert summary["status"] == "COMPLETED"
         assert summary["scoring"]["shards"] >= 3
         assert summary["features"]["partitions"] >= 3
-        tables[kind] = read_parquet_table(Workspace.at(config.workspace).tables / "recommendations")
+        tables[kind] = read_lake_table(Workspace.at(config.workspace).tables / "recommendations")
         runs[kind] = summary
 
     local, dask = (

@@ -38,13 +38,13 @@ def test_flow_run_completed(nightly_run) -> None:
 
 def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
     from tasks.features import load_features
-    from tasks.publish import read_parquet_table
+    from tasks.publish import read_lake_table
     from tasks.workspace import Workspace
 
     config, state = nightly_run
     summary = state.result()
     ws = Workspace.at(config.workspace)
-    recs = read_parquet_table(ws.tables / "recommendations", RUN_DATE)
+    recs = read_lake_table(ws.tables / "recommendations", RUN_DATE)
     raw = pd.read_parquet(summary["ingest"]["interactions_path"])
     features = load_features(summary["features"]["features_dir"])
 
@@ -98,12 +98,12 @@ def test_mlflow_store_has_runs_metrics_and_champion(nightly_run) -> None:
 
 
 def test_sqlite_table_and_parquet_hold_the_same_rows(nightly_run) -> None:
-    from tasks.publish import read_database_table, read_parquet_table
+    from tasks.publish import read_database_table, read_lake_table
     from tasks.workspace import Workspace
 
     config, _ = nightly_run
     ws = Workspace.at(config.workspace)
-    parquet = read_parquet_table(ws.tables / "recommendations", RUN_DATE)
+    parquet = read_lake_table(ws.tables / "recommendations", RUN_DATE)
     database = read_database_table(ws.database_url, "recommendations", RUN_DATE)
     cols = [
         "run_id",

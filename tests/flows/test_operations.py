@@ -30,11 +30,11 @@ def task_run_names(flow_run_id: str) -> set[str]:
 
 
 def tables(config) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from tasks.publish import read_database_table, read_parquet_table
+    from tasks.publish import read_database_table, read_lake_table
     from tasks.workspace import Workspace
 
     ws = Workspace.at(config.workspace)
-    parquet = read_parquet_table(ws.tables / "recommendations")
+    parquet = read_lake_table(ws.tables / "recommendations")
     database = read_database_table(ws.database_url, "recommendations")
     return parquet.astype({"run_date": object}), database
 
@@ -322,7 +322,16 @@ def test_retraining_trains_again_and_publishes_the_same_rows(backfilled) -> None
     retrain = config.model_copy(
         update={"cache": config.cache.model_copy(update={"reuse_models": False})}
     )
+    from tasks import registry, tracking
+    from tasks.workspace import Workspace
+
+    client = tracking.client_for(Workspace.at(config.workspace))
+    live = registry.champion_version(client, config.tracking.registered_model)
     summary = nightly(config=retrain, run_date=START, as_of=True)
+    # a past date (END is published): its decision is recorded, the live alias stays
+    assert registry.champion_version(client, config.tracking.registered_model) == live
+    if summary["promotion"]["move_alias"]:
+        assert "older than the newest published date" in summary["published"]["champion_outcome"]
     assert list(summary["cached_stages"]) == ["ingest", "validate", "features"]
     assert not summary["models"][0]["reused"]
     names = task_run_names(summary["run_id"])

@@ -54,10 +54,13 @@ def store(tmp_path_factory):
 
 def night(store, dae_params: dict, tag: str) -> dict:
     """Train popularity + a Mult-DAE, evaluate both, run the gate; return the decision."""
-    from tasks import tracking
+    from datetime import date
+
+    from tasks import registry, tracking
     from tasks.config import TrainConfig
     from tasks.evaluate import evaluate_task
-    from tasks.promote import promote_task
+    from tasks.promote import move_champion_after_publish, promote_task
+    from tasks.publish import ChampionMove
     from tasks.train import train_task
 
     ws, client, experiment_id, features_dir = store
@@ -77,7 +80,11 @@ def night(store, dae_params: dict, tag: str) -> dict:
         )
         results.append(evaluate_task.fn(trained, features_dir, 10, str(ws.root)))
     decision = promote_task.fn(results, features_dir, "ndcg", 10, 0.0, "rec", str(ws.root), parent)
-    return {"decision": decision, "results": results, "parent": parent}
+    alias_before = registry.champion_version(client, "rec")
+    if decision["move_alias"]:  # what publishing does once the night's tables commit
+        move = ChampionMove("rec", decision["serving_version"], decision["reason"])
+        move_champion_after_publish(ws.root, move, date(2026, 1, 1), None)
+    return {"decision": decision, "results": results, "parent": parent, "before": alias_before}
 
 
 GOOD = {"epochs": 30, "hidden_dim": 32, "batch_size": 32, "learning_rate": 3e-3}
@@ -95,6 +102,7 @@ def test_first_night_promotes_and_registers_every_model(store, nights) -> None:
     _, client, _, _ = store
     first = nights[0]["decision"]
     assert first["promote"] and first["champion_version"] == first["challenger_version"]
+    assert nights[0]["before"] is None  # deciding does not move the alias; publishing does
     assert set(first["versions"]) == {"popularity", "mult_dae"}
     assert len(registry.list_versions(client, "rec")) == 6  # 2 models x 3 nights
 
@@ -212,3 +220,23 @@ def test_a_rerun_whose_challenger_is_the_champion_keeps_it(store, nights) -> Non
     assert "champion already" in again["reason"]
     assert registry.champion_history(client, "rec") == history  # no duplicate entry
     assert client.get_run(parent).data.tags["promotion.decision"] == "kept"
+
+
+def test_the_alias_never_moves_for_a_date_older_than_the_newest_published(store, nights) -> None:
+    from datetime import date
+
+    from tasks import registry
+    from tasks.promote import move_champion_after_publish
+    from tasks.publish import ChampionMove
+
+    ws, client, _, _ = store
+    live = registry.champion_version(client, "rec")
+    other = nights[1]["decision"]["challenger_version"]
+    move = ChampionMove("rec", other, "a backfill's decision")
+    said = move_champion_after_publish(ws.root, move, date(2026, 1, 1), date(2026, 1, 5))
+    assert "older than the newest published date 2026-01-05" in said
+    assert registry.champion_version(client, "rec") == live
+    said = move_champion_after_publish(ws.root, move, date(2026, 1, 5), date(2026, 1, 5))
+    assert said == f"champion moved to v{other}"
+    assert registry.champion_version(client, "rec") == other
+    registry.set_champion(client, "rec", live, "test cleanup")
