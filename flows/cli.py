@@ -278,6 +278,11 @@ def _add_other_commands(sub: Any) -> None:
         "(default: $RECPIPE_TEST_POSTGRES_URL)",
     )
     faults.add_argument("--users", type=int, default=2000, help="users per published night")
+    faults.add_argument(
+        "--flow",
+        action="store_true",
+        help="also kill real 'recpipe run' processes while they score and publish (~5 min)",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -752,6 +757,26 @@ def _cmd_bench_publish_faults(args: argparse.Namespace) -> int:
     print(report(rows, races, time.perf_counter() - start))
     bad = sum(r["rows lost"] + r["torn"] + r["disagree"] + r["leftovers"] for r in rows)
     bad += sum(r["failed runs"] + r["tables missing rows"] + r["leftovers"] for r in races)
+    if args.flow:
+        from flows.bench import flow_faults
+
+        start = time.perf_counter()
+        folder = base / "flow"
+        folder.mkdir(exist_ok=True)
+        first = flow_faults.base_workspace(folder)
+        cases = [flow_faults.kill_case(first, folder, point) for point in flow_faults.POINTS]
+        print()
+        print(flow_faults.report(cases, time.perf_counter() - start))
+        bad += sum(
+            r["rows lost"]
+            + r["alias moved before commit"]
+            + r["orphans"]
+            + r["disagree"]
+            + r["leftovers"]
+            + (r["next run"] != "ok")
+            + (not r["killed"])
+            for r in cases
+        )
     return 1 if bad else 0
 
 
