@@ -1,13 +1,28 @@
-"""Run suites through checkpoints on one GX file context, then build the Data Docs once.
+"""Run suites in a GX context of this run's own; publish the results to the shared Data Docs.
 
-The file context lives under ``<gx_root>/gx``: suites, validation definitions,
-checkpoints, every validation result and the Data Docs site. Each frame gets a
+Each ``SuiteRunner`` validates in an ephemeral (in-memory) GX context: its suites, data
+source, validation definitions and checkpoints belong to this run alone, so nights of
+different dates validating at the same time never see each other's. (They once shared
+one file context, where one night's update of suite 'interactions' made the other's
+validation fail with "ExpectationSuite 'interactions' not found" or "has changed".)
+
+What operators read stays where it was, in the GX file project under ``<gx_root>/gx``:
+every validation result, each suite as last run, and one Data Docs site listing the
+results of all runs (``gx/uncommitted/data_docs/local_site/index.html``). A runner writes
+there only under a short flock on ``<gx_root>/gx.lock``: each result as soon as it is
+made, under this run's unique run name (``<label>-<8 hex>``, so two runs never share a
+key), then at ``finish`` its suites, its pages and the index. Each frame gets a
 ``__row__`` column so GX's unexpected indices map back to rows.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -17,41 +32,56 @@ import pandas as pd
 
 from expectations.common import ROW_COLUMN
 from tasks.errors import DataError
+from tasks.shared_files import locked
 
 DATASOURCE_NAME = "recpipe"
 BATCH_DEFINITION_NAME = "whole_dataframe"
+LOCK_WAIT_SECONDS = 300.0  # a Data Docs build takes seconds; this long means a hung holder
 
 
 def run_suites(
-    gx_root: Path, batches: list[tuple[Any, pd.DataFrame]]
+    gx_root: Path, batches: list[tuple[Any, pd.DataFrame]], run_name: str | None = None
 ) -> tuple[dict[str, list], Path | None]:
     """Validate each ``(suite, frame)``; return ``{suite name: results}`` and the docs index."""
-    runner = SuiteRunner(gx_root)
+    runner = SuiteRunner(gx_root, run_name)
     out = {suite.name: runner.run(suite, frame) for suite, frame in batches}
     return out, runner.finish()
 
 
 class SuiteRunner:
-    """One GX file context for several validations, then one Data Docs build.
+    """This run's own GX context for several validations, then one Data Docs build.
 
     ``run`` may be called more than once with the same suite (one user partition of a
-    large batch after another): each call stores its own validation result, and no frame
-    is kept once its results are returned.
+    large batch after another): each call publishes its own validation result, and no
+    frame or result is kept once its results are returned. ``run_name`` labels this run's
+    results in the Data Docs (``validate`` passes ``run_date=YYYY-MM-DD``).
     """
 
-    def __init__(self, gx_root: Path) -> None:
+    def __init__(self, gx_root: Path, run_name: str | None = None) -> None:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
         import great_expectations as gx
 
+        gx_root = Path(gx_root)
         gx_root.mkdir(parents=True, exist_ok=True)
         self._gx = gx
-        self.context = gx.get_context(mode="file", project_root_dir=gx_root)
-        _quiet(self.context)
-        # add_or_update_pandas resets the data source (assets included), so assets and
-        # batch definitions are added fresh every run; the rest is add_or_update by name.
-        self._source = self.context.data_sources.add_or_update_pandas(name=DATASOURCE_NAME)
+        self._root = gx_root
+        self.run_name = f"{run_name or 'recpipe'}-{uuid.uuid4().hex[:8]}"
+        with self._store_locked():  # the first run creates the project; _quiet may save it
+            self._shared = gx.get_context(mode="file", project_root_dir=gx_root)
+            _quiet(self._shared)
+        # Opened last, so it is also GX's current context: the lookups GX makes by name
+        # (a stored checkpoint's validation definitions) find this run's objects.
+        self.context = gx.get_context(mode="ephemeral", project_config=_ephemeral_config())
+        self._source = self.context.data_sources.add_pandas(name=DATASOURCE_NAME)
         self._checkpoints: dict[str, Any] = {}
+        self._suites: dict[str, Any] = {}
         self._built: list[Any] = []
+
+    @contextmanager
+    def _store_locked(self) -> Iterator[None]:
+        # <gx_root>/gx.lock, beside the shared GX project <gx_root>/gx
+        with locked(self._root / "gx", LOCK_WAIT_SECONDS, what="the GX store"):
+            yield
 
     def _checkpoint(self, suite: Any) -> Any:
         if suite.name in self._checkpoints:
@@ -78,14 +108,22 @@ class SuiteRunner:
                 },
             )
         )
+        self._suites[suite.name] = stored
         self._built.append(ExpectationSuiteIdentifier(name=suite.name))
         self._checkpoints[suite.name] = checkpoint
         return checkpoint
 
     def run(self, suite: Any, frame: pd.DataFrame) -> list:
         """Validate ``frame`` against ``suite``; the results, GX errors raised as DataError."""
-        run = self._checkpoint(suite).run(batch_parameters={"dataframe": frame})
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        # run_time given: without it GX reads a date in the run name as the run's time
+        run_id = RunIdentifier(run_name=self.run_name, run_time=datetime.now(UTC))
+        run = self._checkpoint(suite).run(batch_parameters={"dataframe": frame}, run_id=run_id)
         ((identifier, validation),) = run.run_results.items()
+        with self._store_locked():
+            self._shared.validation_results_store.set(identifier, validation)
+        self.context.validation_results_store.remove_key(identifier)
         self._built.append(identifier)
         _forget_batches(self.context)
         results = list(validation.results)
@@ -93,10 +131,15 @@ class SuiteRunner:
         return results
 
     def finish(self) -> Path | None:
-        """Build this run's Data Docs pages; the docs index."""
-        # Only this run's pages and the index: rebuilding every stored result grows nightly.
-        self.context.build_data_docs(resource_identifiers=self._built)
-        return _docs_index(self.context)
+        """Store this run's suites, build its Data Docs pages and the index; the index."""
+        with self._store_locked():
+            for suite in self._suites.values():
+                shared = copy.deepcopy(suite)  # a copy belongs to no context
+                shared.id = None
+                self._shared.suites.add_or_update(shared)
+            # Only this run's pages and the index: rebuilding every stored result grows nightly.
+            self._shared.build_data_docs(resource_identifiers=self._built)
+        return _docs_index(self._shared)
 
 
 def _forget_batches(context: Any) -> None:
@@ -121,6 +164,21 @@ def _quiet(context: Any) -> None:
     context.variables.analytics_enabled = False
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     context.variables.save()
+
+
+def _ephemeral_config() -> Any:
+    """In-memory stores, no docs site of its own (the shared one is built), quiet."""
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    return DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
 
 
 def _docs_index(context: Any) -> Path | None:

@@ -14,7 +14,6 @@ snapshot; ``check_source`` refuses it with what to do instead.
 
 from __future__ import annotations
 
-import os
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.errors import ConfigError
+from tasks.shared_files import replace_atomically
 
 
 def cutoff(run_date: date) -> pd.Timestamp:
@@ -54,10 +54,8 @@ def as_of_task(interactions_path: str, run_date: date) -> dict:
     path = Path(interactions_path)
     frame = pd.read_parquet(path)
     kept = filter_as_of(frame, run_date)
-    if len(kept) < len(frame):
-        tmp = path.with_name(path.name + ".tmp")
-        kept.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+    if len(kept) < len(frame):  # the run's own file (its date's lock): a unique temp suffices
+        replace_atomically(path, lambda tmp: kept.to_parquet(tmp, index=False))
     return {
         "cutoff": cutoff(run_date).isoformat(),
         "rows_before": len(frame),

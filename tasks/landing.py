@@ -12,18 +12,21 @@ Each run:
 4. appends the rest to ``<store>/ingest_date=<date>/interactions.parquet`` and only then
    records the files in ``<store>/_landing_manifest.json``.
 
-Both writes go through a temporary file and a rename. A crash between them leaves files
-not in the manifest whose events are in the store: the next run reads them again and the
-event dedup drops them, so nothing is stored twice. A file that vanishes between
-listing and reading is reported and left out of the manifest (read when it comes back);
-a file that cannot be read stops the run with ``DataError`` and nothing is recorded.
+Both writes go through a temporary file of their own and a rename. A crash between them
+leaves files not in the manifest whose events are in the store: the next run reads them
+again and the event dedup drops them, so nothing is stored twice. A file that vanishes
+between listing and reading is reported and left out of the manifest (read when it comes
+back); a file that cannot be read stops the run with ``DataError`` and nothing is recorded.
+
+Nights of different dates may run at once and share the manifest and the store: a run
+holds the manifest's lock (``_landing_manifest.json.lock``) from reading the manifest to
+writing it, so two nights never both ingest one new file, nor lose each other's entries.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -32,6 +35,7 @@ import pandas as pd
 
 from tasks.config import FilesConfig
 from tasks.errors import DataError
+from tasks.shared_files import locked, replace_atomically, write_json
 from tasks.sources_files import (
     SOURCE_FILE,
     SourceFileVanished,
@@ -42,6 +46,9 @@ from tasks.sources_files import (
 MANIFEST = "_landing_manifest.json"
 PARTITION_FILE = "interactions.parquet"
 EVENT_COLUMNS = ["user_id", "item_id", "timestamp", "value", "event_type"]
+# Held for a whole landing ingest (hashing and reading the new files included), so it is
+# not short: a night waits behind another night's ingest of the same drops.
+LOCK_WAIT_SECONDS = 1800.0
 
 
 def file_sha256(path: Path) -> str:
@@ -124,6 +131,15 @@ def ingest_landing(
         )
     partition_dir = Path(partition_dir)
     store_root = partition_dir.parent
+    with locked(store_root / MANIFEST, LOCK_WAIT_SECONDS, what="the landing manifest"):
+        return _ingest_new_files(config, landing, partition_dir, ingest_date)
+
+
+def _ingest_new_files(
+    config: FilesConfig, landing: Path, partition_dir: Path, ingest_date: date
+) -> tuple[pd.DataFrame, dict]:
+    """The body of :func:`ingest_landing`, run under the manifest's lock."""
+    store_root = partition_dir.parent
     manifest = load_manifest(store_root)
     paths, not_read = list_data_files(landing)
 
@@ -182,7 +198,7 @@ def ingest_landing(
         }
     if partition_dir.name not in manifest["partitions"]:
         manifest["partitions"].append(partition_dir.name)
-    _atomic_json(manifest, store_root / MANIFEST)
+    write_json(manifest, store_root / MANIFEST, sort_keys=True)
 
     stats = {
         "files_ingested": sorted(per_file),
@@ -200,12 +216,4 @@ def ingest_landing(
 
 
 def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _atomic_json(data: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    replace_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))

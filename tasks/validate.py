@@ -3,10 +3,10 @@ reject bad batches.
 
 ``validate_interactions`` is the pure function (tests call it); ``validate_task`` is the thin
 Prefect wrapper that reads the ingest Parquet files and writes the accepted and quarantined
-tables. Great Expectations decides which rows fail (suites in ``expectations/``); its file
-context under ``gx_root`` keeps the suites, every validation result and the Data Docs site,
-rebuilt on every run. Row accounting always holds, per table:
-rows read = accepted + quarantined + duplicates dropped.
+tables. Great Expectations decides which rows fail (suites in ``expectations/``), each run
+in a GX context of its own (``expectations/runner.py``); the GX project under ``gx_root``
+keeps every validation result and the one Data Docs site that lists them all. Row
+accounting always holds, per table: rows read = accepted + quarantined + duplicates dropped.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from expectations.report import (
 from expectations.runner import SuiteRunner
 from tasks.config import ValidateConfig
 from tasks.errors import DataError, DataValidationError
+from tasks.shared_files import replace_atomically, update_json, write_json
 
 VOLUME_HISTORY = "volume_history.json"
 ARTIFACT_KEY = "recpipe-validation"
@@ -135,6 +135,7 @@ def validate_interactions(
     previous_volumes: Sequence[int] = (),
     runner: SuiteRunner | None = None,
     partition: bool = False,
+    run_name: str | None = None,
 ) -> ValidationResult:
     """Run the suites on ``df`` (and ``items`` / ``users`` when given; none is mutated).
 
@@ -148,7 +149,8 @@ def validate_interactions(
     duplicates are dropped (a duplicate key is one user's, so it never spans partitions);
     the checks of the whole batch (row count, volume, staleness, quarantine share) and the
     item and user tables are left to the caller, and ``items`` serves only as the catalog.
-    ``runner``: the caller's GX runner, which then also builds the Data Docs.
+    ``runner``: the caller's GX runner, which then also builds the Data Docs; otherwise
+    this call makes its own, whose results are labelled ``run_name`` in the Data Docs.
     """
     _check_tables(df, items, users)
     rows_read = len(df)
@@ -175,7 +177,7 @@ def validate_interactions(
         batch_checks=not partition,
     )
     own_runner = runner is None
-    runner = SuiteRunner(Path(gx_root)) if runner is None else runner
+    runner = SuiteRunner(Path(gx_root), run_name) if runner is None else runner
     results = {SUITE_NAME: runner.run(suite, frame)}
     del frame
     catalogs = {} if partition else validate_catalogs(runner, config, now, items, users)
@@ -301,9 +303,11 @@ def validate_task(
     ``items_quarantine.parquet``, ``users.parquet``, ``users_quarantine.parquet`` when those
     paths are given) and ``validation_summary.json`` into ``out_dir``. Row counts of passing
     runs are kept in ``<gx_root>/volume_history.json``, keyed by ``out_dir``'s name
-    (``run_date=...``), for the volume check. ``accumulate`` (incremental sources such as
-    the landing folder): ``interactions.parquet`` becomes the latest earlier snapshot
-    (``<out_dir>/../<prefix>=<earlier>/interactions.parquet``) plus today's accepted rows.
+    (``run_date=...``), for the volume check; nights of different dates may run at once, so
+    that file is updated under its lock (``tasks/shared_files.py``). ``accumulate``
+    (incremental sources such as the landing folder): ``interactions.parquet`` becomes the
+    latest earlier snapshot (``<out_dir>/../<prefix>=<earlier>/interactions.parquet``) plus
+    today's accepted rows.
     A Markdown artifact summarises the run when called inside a Prefect flow or task run.
     """
     from tasks.parquet_files import concat_parquet, parquet_rows
@@ -314,7 +318,7 @@ def validate_task(
     items = pd.read_parquet(_input_file(items_path, "items")) if items_path else None
     users = pd.read_parquet(_input_file(users_path, "users")) if users_path else None
     history_file = Path(gx_root) / VOLUME_HISTORY
-    history = _load_history(history_file)
+    history = _load_history(history_file)  # a plain read: the file is only ever replaced
     previous = [v["rows_read"] for k, v in sorted(history.items()) if k < out.name]
     now = pd.Timestamp(now_iso) if now_iso else None
     partitioned = parquet_rows(raw) > config.part_rows
@@ -327,6 +331,7 @@ def validate_task(
             "items": items,
             "users": users,
             "previous_volumes": previous,
+            "run_name": out.name,
         }
         try:
             if partitioned:
@@ -363,8 +368,8 @@ def validate_task(
             paths[f"{table.name}_quarantine_path"] = _write_parquet(
                 table.quarantined, out / f"{table.name}_quarantine.parquet"
             )
-    history[out.name] = {"rows_read": result.rows_read, "recorded_at": _now_iso()}
-    _write_json(history, history_file)
+    entry = {"rows_read": result.rows_read, "recorded_at": _now_iso()}
+    update_json(history_file, lambda history: {**history, out.name: entry}, load=_load_history)
     summary_dict = {
         "rows_read": result.rows_read,
         "rows_accepted": result.rows_accepted,
@@ -389,7 +394,7 @@ def validate_task(
         "data_docs_index": str(result.data_docs_index) if result.data_docs_index else None,
         "expectations": result.expectations,
     }
-    _write_json(summary_dict, out / "validation_summary.json")
+    write_json(summary_dict, out / "validation_summary.json")
     summary_dict["artifact"] = publish_artifact(summary_markdown(result, summary=summary_dict))
     _logger().info("validate: %s; Data Docs %s", result.accounting, result.data_docs_index)
     return summary_dict
@@ -449,15 +454,6 @@ def _now_iso() -> str:
     return pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
 
 
-def _write_json(data: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _write_parquet(frame: pd.DataFrame, path: Path) -> Path:
     """Write via a temporary file, so a crash never leaves a half-written table behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return replace_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))

@@ -18,7 +18,7 @@ scoring shards). Then:
 
 The accounting (rows read = accepted + quarantined + duplicates dropped) is the sum of
 the partitions'; every partition's validation result is kept in the GX store and shown
-in the Data Docs.
+in the Data Docs, under the batch's run name.
 """
 
 from __future__ import annotations
@@ -68,11 +68,13 @@ def validate_in_partitions(
     items: pd.DataFrame | None = None,
     users: pd.DataFrame | None = None,
     previous_volumes: Sequence[int] = (),
+    run_name: str | None = None,
 ) -> tuple[ValidationResult, list[Path], list[Path]]:
     """Validate ``raw_path`` in user partitions under ``work_dir`` (created, left for the
     caller to remove). Returns the result (its ``accepted`` and ``quarantined`` are None)
     and the Parquet files holding the accepted and the quarantined rows, in order.
-    Raises DataValidationError as :func:`tasks.validate.validate_interactions` does."""
+    Raises DataValidationError as :func:`tasks.validate.validate_interactions` does.
+    ``run_name`` labels the results of this batch in the Data Docs."""
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
     columns = tuple(pq.read_schema(raw_path).names)
     head = next(pq.ParquetFile(raw_path).iter_batches(batch_size=NEWEST_SAMPLES)).to_pandas()
@@ -80,7 +82,7 @@ def validate_in_partitions(
     shards = shard_interactions(
         raw_path, work_dir / "partitions", config.part_rows, columns=columns
     )
-    runner = SuiteRunner(Path(gx_root))
+    runner = SuiteRunner(Path(gx_root), run_name)
     volume = volume_floor(previous_volumes, config)
     figures, newest_rows = _partition_figures(shards.paths, config, now)
     batch_suite = build_partitioned_batch_suite(config, now, volume["floor"])

@@ -16,7 +16,7 @@ from tasks.monitor import (
     failure_message,
     gini,
     monitor_figures,
-    previous_partition,
+    previous_published,
     recommendation_gini,
 )
 
@@ -109,10 +109,16 @@ def test_thresholds_warn_fail_and_off() -> None:
     assert "previous run 2026-03-01" in message and "previous tables keep serving" in message
 
 
-def test_previous_partition_is_the_latest_strictly_earlier_date(tmp_path) -> None:
-    for name in ("2026-02-27", "2026-03-01", "2026-03-03", "not-a-date"):
-        (tmp_path / f"run_date={name}").mkdir()
-    (tmp_path / ".staging-2026-03-02-abc").mkdir()
-    day, path = previous_partition(tmp_path, date(2026, 3, 3))
-    assert day == date(2026, 3, 1) and path == tmp_path / "run_date=2026-03-01"
-    assert previous_partition(tmp_path, date(2026, 2, 27)) == (None, None)
+def test_previous_published_is_the_latest_strictly_earlier_date(tmp_path) -> None:
+    from tasks.storage import lake
+
+    table = tmp_path / "recommendations"
+    for day in (date(2026, 2, 27), date(2026, 3, 1), date(2026, 3, 3)):
+        source = tmp_path / f"scores-{day}.parquet"
+        recs({"u1": [f"item-{day}"]}).to_parquet(source)
+        lake.write_date(table, source, day, publish_id=f"test-{day}")
+    day, rows = previous_published(table, date(2026, 3, 3))
+    assert day == date(2026, 3, 1)
+    assert rows[["user_id", "rank", "item_id"]].values.tolist() == [["u1", 1, "item-2026-03-01"]]
+    assert previous_published(table, date(2026, 2, 27)) == (None, None)
+    assert previous_published(tmp_path / "no-table", date(2026, 3, 3)) == (None, None)
