@@ -274,7 +274,7 @@ def test_a_concurrent_second_run_for_the_same_date_does_not_publish(
     # The first run waits at publishing, holding its lock, until the second has ended:
     # the two overlap however slowly either starts.
     reached, release = threading.Event(), threading.Event()
-    publish = publishing.publish
+    publish = publishing.publish_night
 
     def held_publish(*args, **kwargs):
         if not reached.is_set():  # only the first call: the first run's
@@ -282,7 +282,7 @@ def test_a_concurrent_second_run_for_the_same_date_does_not_publish(
             release.wait(600)
         return publish(*args, **kwargs)
 
-    monkeypatch.setattr(publishing, "publish", held_publish)
+    monkeypatch.setattr(publishing, "publish_night", held_publish)
 
     def first() -> None:
         states["first"] = context.run(nightly, config=config, run_date=day, return_state=True)
