@@ -32,7 +32,7 @@ import pandas as pd
 
 from expectations.common import ROW_COLUMN
 from tasks.errors import DataError
-from tasks.shared_files import locked
+from tasks.storage.shared_files import locked
 
 DATASOURCE_NAME = "recpipe"
 BATCH_DEFINITION_NAME = "whole_dataframe"

@@ -2,7 +2,7 @@
 
 Each date is a nightly sub-flow run with ``as_of=True`` (only events before the day after
 the date are used) that publishes its own partition. Re-running a date replaces only
-that date's rows, and its unchanged stages are skipped (``tasks/stage_cache.py``), so a
+that date's rows, and its unchanged stages are skipped (``tasks/storage/cache.py``), so a
 backfill can be re-run or resumed at will.
 """
 
@@ -42,7 +42,7 @@ def backfill(
 ) -> list[dict]:
     """Run the nightly flow as of each date from ``start`` to ``end``; one row per date."""
     from flows.nightly import nightly_flow_for
-    from tasks.as_of import check_source
+    from tasks.data.as_of import check_source
 
     logger = get_run_logger()
     config = config or load_config()

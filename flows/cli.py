@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from flows.environment import prepare_environment
+
 
 def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the interactions come from: shared by ``run`` and ``evaluate``."""
@@ -360,36 +362,6 @@ def _overrides(args: argparse.Namespace) -> dict:
     return out
 
 
-def prepare_environment(workspace: Path, temporary_server: bool = True) -> None:
-    """Defaults for the libraries, set before they are imported; the user's settings win.
-
-    ``temporary_server=False`` for commands that need a real Prefect server (serve,
-    trigger, status): PREFECT_HOME is left alone so the user's profile (and its
-    PREFECT_API_URL) is found.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # No usage reporting: nightly batch jobs often run without internet access.
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Without a Prefect server configured, Prefect starts a temporary one; keep its
-    # database in the workspace and give it time to start on a small machine.
-    if (
-        temporary_server
-        and "PREFECT_API_URL" not in os.environ
-        and "PREFECT_HOME" not in os.environ
-    ):
-        (workspace / "prefect").mkdir(parents=True, exist_ok=True)
-        os.environ["PREFECT_HOME"] = str(workspace / "prefect")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-    if temporary_server and "PREFECT_API_URL" not in os.environ:
-        # That temporary server must not outlive this process, even on kill -9.
-        from flows.prefect_server import tie_temporary_server_to_process
-
-        tie_temporary_server_to_process()
-
-
 def _print_summary(summary: dict) -> None:
     out = print
     out(
@@ -493,7 +465,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     start, end = _date(args.start, "--start"), _date(args.end, "--end")
 
     from flows.backfill import BackfillError, backfill, backfill_dates
-    from tasks.as_of import check_source
+    from tasks.data.as_of import check_source
 
     backfill_dates(start, end)  # refuse a bad range before starting Prefect
     check_source(config.ingest.source)
@@ -567,8 +539,9 @@ def _cmd_model(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, overrides=_overrides(args))
     prepare_environment(config.workspace)
-    from tasks import registry, tracking
-    from tasks.workspace import Workspace
+    from tasks import tracking
+    from tasks.storage.workspace import Workspace
+    from tasks.tracking import registry
 
     if not (config.workspace / "mlflow" / "mlflow.db").is_file():
         raise registry.RegistryError(
@@ -611,8 +584,8 @@ def _cmd_recs(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from tasks.config import load_config
-    from tasks.lookup import latest_titles, similar_items, user_recommendations
-    from tasks.workspace import Workspace
+    from tasks.storage.lookup import latest_titles, similar_items, user_recommendations
+    from tasks.storage.workspace import Workspace
 
     config = load_config(args.config, overrides=_overrides(args))
     ws = Workspace(config.workspace)
@@ -644,7 +617,7 @@ def _cmd_recs(args: argparse.Namespace) -> int:
 def _publish_stores(args: argparse.Namespace) -> Any:
     from tasks.config import load_config
     from tasks.publish import Stores
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     config = load_config(args.config, overrides=_overrides(args))
     ws = Workspace.at(config.workspace)
@@ -652,8 +625,8 @@ def _publish_stores(args: argparse.Namespace) -> Any:
 
 
 def _cmd_recs_rollback(args: argparse.Namespace) -> int:
-    from tasks.locking import holder_info, run_lock
     from tasks.publish import RECOMMENDATIONS, SIMILAR_ITEMS, recover, rollback_date
+    from tasks.storage.locks import holder_info, run_lock
 
     config, stores = _publish_stores(args)
     day = _date(args.date, "--date")
@@ -692,9 +665,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from flows.growth import parse_size
+    from flows.bench.growth import parse_size
     from tasks.errors import ConfigError
-    from tasks.scale_data import generate_scale
+    from tasks.sources.scale import generate_scale
 
     try:
         n = parse_size(args.interactions)
@@ -726,7 +699,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return _cmd_bench_growth(args)
     if args.bench_command == "publish-faults":
         return _cmd_bench_publish_faults(args)
-    from tasks.bench_scoring import benchmark, report
+    from flows.bench.scoring import benchmark, report
 
     result = benchmark(
         args.users,
@@ -783,7 +756,7 @@ def _cmd_bench_publish_faults(args: argparse.Namespace) -> int:
 def _cmd_bench_growth(args: argparse.Namespace) -> int:
     import tempfile
 
-    from flows.growth import bench_growth, parse_size, report
+    from flows.bench.growth import bench_growth, parse_size, report
     from tasks.errors import ConfigError
 
     try:
@@ -811,7 +784,7 @@ def _cmd_bench_rerun(args: argparse.Namespace) -> int:
     if args.workspace is None:
         args.workspace = Path(tempfile.mkdtemp(prefix="recpipe-bench-rerun-"))
     config = _config(args)
-    from flows.operate import bench_report, bench_rerun
+    from flows.bench.rerun import bench_report, bench_rerun
 
     runs = bench_rerun(config, _date(args.run_date, "--run-date"))
     print(bench_report(runs, config))
@@ -826,7 +799,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     overrides.pop("train", None)
     config = load_config(args.config, overrides=overrides)
     prepare_environment(config.workspace)
-    from tasks.leaderboard import evaluate_source, format_leaderboard
+    from flows.bench.leaderboard import evaluate_source, format_leaderboard
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     frame, csv_path, json_path = evaluate_source(config, args.protocol, models, args.k, args.seed)

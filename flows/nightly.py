@@ -4,8 +4,8 @@
 Wiring only: every stage is a task in ``tasks/``; data moves between stages as files in
 the workspace, and tasks exchange small dicts of paths and counts. Around the stages:
 
-* a lock per run date (``tasks/locking.py``) held from ingest to publish;
-* a skip cache for ingest, validate and features (``tasks/stage_cache.py``), and, with
+* a lock per run date (``tasks/storage/locks.py``) held from ingest to publish;
+* a skip cache for ingest, validate and features (``tasks/storage/cache.py``), and, with
   ``cache.reuse_models``, for train + evaluate;
 * one MLflow parent run per night, created first so a failure at any stage is recorded
   (status FAILED, tags ``recpipe.failed_stage`` and ``recpipe.error``);
@@ -132,12 +132,10 @@ def nightly(
 
     ``as_of`` (backfills): use only events before the day after ``run_date``.
     """
-    from tasks import stage_cache, tracking
-    from tasks.as_of import as_of_task, check_source, cutoff
-    from tasks.check_output import check_output_task
+    from tasks.check import check_output_task
+    from tasks.data.as_of import as_of_task, check_source, cutoff
     from tasks.evaluate import evaluate_task
     from tasks.ingest import ingest_task
-    from tasks.locking import database_lock, file_lock, holder_info, run_lock
     from tasks.monitor import monitor_task
     from tasks.promote import promote_task
     from tasks.publish import (
@@ -150,9 +148,12 @@ def nightly(
         recover,
     )
     from tasks.report import publish_run_summary, report_task
+    from tasks.storage import cache as stage_cache
+    from tasks.storage import tracking
+    from tasks.storage.locks import database_lock, file_lock, holder_info, run_lock
+    from tasks.storage.workspace import Workspace
     from tasks.train import train_task
     from tasks.validate import validate_task
-    from tasks.workspace import Workspace
 
     logger = get_run_logger()
     config = config or load_config()

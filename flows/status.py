@@ -50,7 +50,7 @@ def table_status(url: str, table: str) -> dict:
 def mlflow_runs(config: PipelineConfig, limit: int) -> list[dict]:
     """The last nightly parent runs, newest first."""
     from tasks import tracking
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     if not (config.workspace / "mlflow" / "mlflow.db").is_file():
         return []
@@ -151,8 +151,8 @@ def prefect_runs(limit: int, deployment: str) -> dict:
 
 def status(config: PipelineConfig, limit: int) -> str:
     """Text for ``recpipe status``."""
-    from tasks.locking import held_locks
-    from tasks.workspace import Workspace
+    from tasks.storage.locks import held_locks
+    from tasks.storage.workspace import Workspace
 
     ws = Workspace(config.workspace)
     lines = [f"workspace {ws.root}"]

@@ -44,7 +44,7 @@ class MovieLensConfig(_Section):
     ``path`` (a local ``.zip`` or its extracted folder) wins over downloading. Downloads
     come from ``base_url`` and are cached under ``cache_dir`` (default
     ``<workspace>/cache/movielens``). An archive is checked against ``sha256`` when given,
-    else against the checksums recorded in ``tasks/sources_movielens.py``; a download with
+    else against the checksums recorded in ``tasks/sources/movielens.py``; a download with
     no known checksum is refused unless ``verify`` is false.
     """
 
@@ -109,7 +109,7 @@ class ValidateConfig(_Section):
     ``None`` switches a check off: ``max_event_age_days`` (stale data) is off by default
     because the demo and MovieLens sources are historical; set it for live data.
     ``part_rows``: a batch of more interactions than this is validated in user partitions
-    of about this many rows (tasks/validate_partitions.py), so memory follows the
+    of about this many rows (tasks/validation/partitions.py), so memory follows the
     partition, not the batch.
     """
 
@@ -268,7 +268,7 @@ class ScoreConfig(_Section):
     """Who is scored, with which business rules and fallbacks (see tasks/score.py).
 
     ``shard_rows``: users are scored in shards of about this many interactions
-    (tasks/shards.py); memory follows the shard, not the number of users, and shards are
+    (tasks/data/shards.py); memory follows the shard, not the number of users, and shards are
     the units a Dask task runner spreads over its workers.
     """
 
@@ -364,7 +364,7 @@ class CacheConfig(_Section):
 
     ``enabled``: ingest, validate and features are skipped when a content hash of their
     inputs, settings and code matches the marker their last run left and their outputs are
-    untouched (tasks/stage_cache.py). ``reuse_models`` (on by default): train + evaluate is
+    untouched (tasks/storage/cache.py). ``reuse_models`` (on by default): train + evaluate is
     a cached stage too: a model trained and evaluated for the same date from identical
     features, catalog, settings and code (a finished MLflow run) is reused instead of being
     trained again. Off (``--retrain``) trains every model again.
@@ -375,7 +375,7 @@ class CacheConfig(_Section):
 
 
 class LockConfig(_Section):
-    """One run per date at a time (tasks/locking.py): a second run for a date that is being
+    """One run per date at a time (tasks/storage/locks.py): a second run for a date that is being
     run waits up to ``wait_seconds`` for the first to finish, then fails without writing."""
 
     wait_seconds: float = Field(0.0, ge=0)

@@ -25,7 +25,7 @@ from models import BaseRecommender
 from models.inputs import sequences_from_events
 from models.metrics import evaluate_rankings
 from models.vocab import IdVocabulary
-from tasks.catalog import build_catalog
+from tasks.data.catalog import build_catalog
 from tasks.features import FeatureSet
 from tasks.score import ScoringInputs, binary_matrix, model_rows, rank_blocks
 
@@ -176,7 +176,7 @@ def evaluate_bundle(
 def evaluate_task(trained: dict, features_dir: str, k: int, workspace_root: str) -> dict:
     from models.vocab import load_bundle
     from tasks import tracking
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     holdout = holdout_from_snapshot(features_dir)
     model, users, items = load_bundle(trained["bundle_dir"])

@@ -112,7 +112,7 @@ def check_train_size(
 
 
 # -- the nightly features stage, in user partitions ---------------------------------------
-# The validated interactions are split by user (tasks/shards.py, one streaming pass); each
+# The validated interactions are split by user (tasks/data/shards.py, one streaming pass); each
 # partition's ids are collected, the vocabularies are merged from them, and each partition
 # is encoded and split on its own. All of a user's events share one partition, so each
 # user's events keep the order ``build_features`` gives them and the snapshot holds the
@@ -130,7 +130,7 @@ class FeaturePlan:
 
 
 def plan_features(validated_path: str, out_dir: str, config: FeatureConfig) -> FeaturePlan:
-    from tasks.shards import shard_interactions
+    from tasks.data.shards import shard_interactions
 
     out = Path(out_dir)
     if out.exists():

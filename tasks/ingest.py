@@ -2,11 +2,11 @@
 
 Sources (``IngestConfig.source``):
 
-* ``demo``: the synthetic dataset of ``tasks/demo_data.py``;
-* ``movielens-100k|1m|20m|latest-small``: GroupLens releases (``tasks/sources_movielens.py``);
-* ``files``: the user's CSV/Parquet files, read whole every run (``tasks/sources_files.py``);
+* ``demo``: the synthetic dataset of ``tasks/sources/demo.py``;
+* ``movielens-100k|1m|20m|latest-small``: GroupLens releases (``tasks/sources/movielens.py``);
+* ``files``: the user's CSV/Parquet files, read whole every run (``tasks/sources/files.py``);
 * ``landing``: daily drops, each file ingested once, appended by ingest date
-  (``tasks/landing.py``).
+  (``tasks/sources/landing.py``).
 
 ``load_source`` is the pure part (tests call it); ``ingest_task`` writes the tables as
 Parquet into ``raw_dir`` (``<workspace>/raw/ingest_date=<date>``) and returns a small dict.
@@ -26,7 +26,7 @@ from prefect.exceptions import MissingContextError
 
 from tasks.config import IngestConfig
 from tasks.errors import RecpipeError
-from tasks.movielens_archive import DownloadError
+from tasks.sources.movielens_archive import DownloadError
 
 INTERACTION_COLUMNS = ["user_id", "item_id", "timestamp", "value", "event_type"]
 
@@ -47,7 +47,7 @@ class SourceData:
 
 def ingest_demo(config: IngestConfig, run_date: date) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The demo source: synthetic events up to the start (00:00 UTC) of ``run_date``."""
-    from tasks.demo_data import generate_demo
+    from tasks.sources.demo import generate_demo
 
     demo = config.demo
     return generate_demo(
@@ -78,7 +78,7 @@ def load_source(
         interactions, items = ingest_demo(config, run_date)
         return SourceData(interactions, items, None, {"timestamp_unit": "s"})
     if source.startswith("movielens-"):
-        from tasks.sources_movielens import load_movielens
+        from tasks.sources.movielens import load_movielens
 
         cache = config.movielens.cache_dir or cache_dir
         if cache is None and config.movielens.path is None:
@@ -87,11 +87,11 @@ def load_source(
         return SourceData(data.interactions, data.items, data.users, data.stats)
     items = None
     if config.files.items_path is not None:
-        from tasks.sources_files import read_items_catalog
+        from tasks.sources.files import read_items_catalog
 
         items = read_items_catalog(config.files.items_path, config.files)
     if source == "files":
-        from tasks.sources_files import read_files, write_files
+        from tasks.sources.files import read_files, write_files
 
         if write_to is not None:
             stats = write_files(config.files, write_to)
@@ -99,7 +99,7 @@ def load_source(
         interactions, stats = read_files(config.files)
         return SourceData(interactions, items, None, _file_summary(stats))
     if source == "landing":
-        from tasks.landing import ingest_landing
+        from tasks.sources.landing import ingest_landing
 
         if raw_dir is None:
             raise ValueError("source 'landing' needs raw_dir (the store partition to append to)")

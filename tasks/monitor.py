@@ -189,7 +189,7 @@ def monitor_task(
     from prefect import get_run_logger
 
     from tasks import tracking
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     current = pd.read_parquet(scores_path, columns=["user_id", "rank", "item_id"])
     previous_date, previous = previous_published(Path(table_root), run_date)

@@ -118,9 +118,10 @@ def promote_task(
     workspace_root: str,
     parent_run_id: str,
 ) -> dict:
-    from tasks import registry, tracking
+    from tasks import tracking
     from tasks.evaluate import evaluate_bundle, holdout_from_snapshot
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
+    from tasks.tracking import registry
 
     key = f"{primary_metric}@{k}"
     client = tracking.client_for(Workspace.at(workspace_root))
@@ -212,8 +213,9 @@ def move_champion_after_publish(
     """Point ``champion`` at the version a run's tables were published with, once they
     committed; never for a run date older than the newest published one (a backfill
     records its decision but leaves the live alias alone). What happened, in words."""
-    from tasks import registry, tracking
-    from tasks.workspace import Workspace
+    from tasks import tracking
+    from tasks.storage.workspace import Workspace
+    from tasks.tracking import registry
 
     if newest_published is not None and run_date < newest_published:
         return (

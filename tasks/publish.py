@@ -384,7 +384,7 @@ def recover(
     ``tables``: the workspace's table names; only their staging tables are swept (a
     database may hold other workspaces' tables).
     """
-    from tasks.locking import LockError, holder_info, run_lock
+    from tasks.storage.locks import LockError, holder_info, run_lock
 
     done: list[dict] = []
     engine = db.make_engine(stores.database_url)

@@ -37,8 +37,9 @@ def report_task(
     workspace_root: str,
     parent_run_id: str,
 ) -> dict:
-    from tasks import plots, tracking
-    from tasks.workspace import Workspace
+    from tasks import tracking
+    from tasks.storage.workspace import Workspace
+    from tasks.tracking import plots
 
     client = tracking.client_for(Workspace.at(workspace_root))
     names = [m for m in results[0]["metrics"] if "@" in m] if results else []

@@ -38,9 +38,9 @@ from prefect.cache_policies import NO_CACHE
 from models import BaseRecommender
 from models.ranking import top_k
 from models.vocab import IdVocabulary
-from tasks.catalog import Catalog, build_catalog, cap_per_genre
 from tasks.config import ScoreConfig
-from tasks.explain import reasons, supporting_items
+from tasks.data.catalog import Catalog, build_catalog, cap_per_genre
+from tasks.data.explain import reasons, supporting_items
 from tasks.storage.faults import checkpoint
 
 TABLE_COLUMNS = [
@@ -373,9 +373,9 @@ def plan_scoring(
     popularity and (with explanations) item-item similarity, both summed shard by shard;
     write the similar-items table."""
     from tasks import tracking
-    from tasks.explain import similar_items_table
-    from tasks.shards import shard_interactions
-    from tasks.workspace import Workspace
+    from tasks.data.explain import similar_items_table
+    from tasks.data.shards import shard_interactions
+    from tasks.storage.workspace import Workspace
 
     client = tracking.client_for(Workspace.at(workspace_root))
     version = version or tracking.champion_version_or_fail(client, registered_name)
@@ -431,9 +431,9 @@ def shard_totals(
 ) -> tuple[np.ndarray, sp.csr_matrix | None]:
     """What every shard shares, summed over the shards of disjoint users: recent
     popularity, and with ``config.explain`` the item-item similarity. Memory is bounded by
-    the catalogue (``tasks.explain.similarity_in_passes``), not by the number of users."""
-    from tasks.explain import similarity_in_passes
-    from tasks.shards import read_shard
+    the catalogue (``tasks.data.explain.similarity_in_passes``), not by the number of users."""
+    from tasks.data.explain import similarity_in_passes
+    from tasks.data.shards import read_shard
 
     popularity = np.zeros(len(items), dtype=np.float32)
     passes = 0
@@ -458,7 +458,7 @@ def shard_totals(
 def score_shard(plan: ScoringPlan, shard: int) -> dict:
     """Score the users of one shard; write ``recommendations/part-NNNNN.parquet``."""
     from tasks import tracking
-    from tasks.shards import read_shard
+    from tasks.data.shards import read_shard
 
     champion = tracking.load_model_version(
         plan.workspace_root, plan.registered_name, plan.version, plan.model_run
@@ -545,7 +545,7 @@ def write_scores(
 
 
 def _catalog(items: IdVocabulary, items_path: str | None, config: ScoreConfig) -> Catalog:
-    from tasks.catalog import read_deny_list
+    from tasks.data.catalog import read_deny_list
 
     return build_catalog(
         items,

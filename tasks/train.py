@@ -1,6 +1,6 @@
 """Train: fit each configured model on the training split; one MLflow child run each.
 
-Every model receives the same inputs (see ``tasks/model_inputs.py``): the
+Every model receives the same inputs (see ``tasks/data/model_inputs.py``): the
 interaction matrix, time-ordered sequences, item content features and an
 early-stopping target carved from the end of the training period; each model
 uses what it needs.
@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from models import BaseRecommender, make_recommender
 from tasks.config import TrainConfig
-from tasks.model_inputs import FitInputs, fit_inputs_from_snapshot
+from tasks.data.model_inputs import FitInputs, fit_inputs_from_snapshot
 
 
 def model_params(name: str, config: TrainConfig) -> dict:
@@ -49,7 +49,7 @@ def train_task(
     from models.vocab import save_bundle
     from tasks import tracking
     from tasks.features import read_vocabularies
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     users, items = read_vocabularies(Path(features_dir))
     items_frame = pd.read_parquet(items_path) if items_path else None
@@ -71,7 +71,7 @@ def train_task(
     history = getattr(model, "history_", {})
     tracking.log_curves(client, run_id, history)
     if history:
-        from tasks.plots import training_curves
+        from tasks.tracking.plots import training_curves
 
         tracking.log_figure(
             client,

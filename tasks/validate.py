@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -24,265 +21,17 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
-from expectations.catalogs import build_items_suite, build_users_suite
-from expectations.interactions import (
-    ISSUE_COLUMN,
-    REQUIRED_COLUMNS,
-    SUITE_NAME,
-    build_interactions_suite,
-    frame_for_suite,
-)
-from expectations.outcome import TableResult, split_table, table_frame
 from expectations.report import (
-    batch_failure_message,
-    quarantine_share_message,
     summary_markdown,
 )
-from expectations.runner import SuiteRunner
 from tasks.config import ValidateConfig
 from tasks.errors import DataError, DataValidationError
-from tasks.shared_files import replace_atomically, update_json, write_json
-
-VOLUME_HISTORY = "volume_history.json"
-ARTIFACT_KEY = "recpipe-validation"
-
-
-@dataclass(frozen=True)
-class ValidationResult:
-    """Outcome of one validation; rows_read == accepted + quarantined + duplicates_dropped."""
-
-    accepted: pd.DataFrame | None  # None when validated in partitions (written to files)
-    quarantined: pd.DataFrame | None
-    rows_read: int
-    rows_accepted: int
-    rows_quarantined: int
-    duplicates_dropped: int
-    expectations: list[dict]
-    data_docs_index: Path | None
-    flagged: dict[str, int] = field(default_factory=dict)
-    items: TableResult | None = None
-    users: TableResult | None = None
-    volume: dict = field(default_factory=dict)
-    reasons: dict[str, int] = field(default_factory=dict)  # quarantined rows per reason
-    samples: tuple[str, ...] = ()  # the first few quarantined rows, described
-
-    @classmethod
-    def of(
-        cls,
-        main: TableResult,
-        catalogs: dict[str, TableResult],
-        docs_index: Path | None,
-        volume: dict,
-    ) -> ValidationResult:
-        """The result of the interactions table ``main`` and the item / user tables."""
-        return cls(
-            accepted=main.accepted,
-            quarantined=main.quarantined,
-            rows_read=main.rows_read,
-            rows_accepted=main.rows_accepted,
-            rows_quarantined=main.rows_quarantined,
-            duplicates_dropped=main.duplicates_dropped,
-            expectations=main.expectations,
-            data_docs_index=docs_index,
-            flagged=main.flagged,
-            items=catalogs.get("items"),
-            users=catalogs.get("users"),
-            volume=volume,
-            reasons=main.reasons,
-            samples=main.samples,
-        )
-
-    @property
-    def tables(self) -> list[TableResult]:
-        main = TableResult(
-            SUITE_NAME,
-            self.accepted,
-            self.quarantined,
-            self.rows_read,
-            self.rows_accepted,
-            self.rows_quarantined,
-            self.duplicates_dropped,
-            self.flagged,
-            self.expectations,
-            self.reasons,
-            self.samples,
-        )
-        return [t for t in (main, self.items, self.users) if t is not None]
-
-    @property
-    def accounting(self) -> str:
-        return " | ".join(t.accounting for t in self.tables)
-
-
-def volume_floor(previous: Sequence[int], config: ValidateConfig) -> dict:
-    """The least row count the volume check accepts, from the previous runs' row counts."""
-    recent = [int(n) for n in previous][-config.volume_window :]
-    if config.max_volume_drop is None or len(recent) < config.volume_min_runs:
-        return {"floor": None, "previous_runs": len(recent)}
-    average = sum(recent) / len(recent)
-    floor = max(1, math.ceil(average * (1 - config.max_volume_drop)))
-    return {"floor": floor, "trailing_average": round(average, 1), "previous_runs": len(recent)}
-
-
-def validate_interactions(
-    df: pd.DataFrame,
-    *,
-    gx_root: Path,
-    config: ValidateConfig,
-    now: pd.Timestamp | None = None,
-    items: pd.DataFrame | None = None,
-    users: pd.DataFrame | None = None,
-    previous_volumes: Sequence[int] = (),
-    runner: SuiteRunner | None = None,
-    partition: bool = False,
-    run_name: str | None = None,
-) -> ValidationResult:
-    """Run the suites on ``df`` (and ``items`` / ``users`` when given; none is mutated).
-
-    ``items`` is also the catalog for the unknown-item check. ``previous_volumes`` are the
-    row counts of earlier runs, oldest first, for the volume check. Raises
-    DataValidationError when a batch-level expectation fails, DataError when a column has
-    an unusable dtype.
-
-    ``partition=True``: ``df`` is one user partition of a larger batch
-    (``tasks/validate_partitions.py``). Its rows get every row-level check and its
-    duplicates are dropped (a duplicate key is one user's, so it never spans partitions);
-    the checks of the whole batch (row count, volume, staleness, quarantine share) and the
-    item and user tables are left to the caller, and ``items`` serves only as the catalog.
-    ``runner``: the caller's GX runner, which then also builds the Data Docs; otherwise
-    this call makes its own, whose results are labelled ``run_name`` in the Data Docs.
-    """
-    _check_tables(df, items, users)
-    rows_read = len(df)
-    if rows_read == 0 and not partition:
-        raise DataValidationError(
-            f"interactions: expect_table_row_count_to_be_between failed: the batch is empty "
-            f"(0 rows, at least {config.min_rows} required); check that ingest read the right "
-            "source and date (for a landing folder: did today's files arrive?)"
-        )
-    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
-    has_value = "value" in df.columns
-    has_issue = ISSUE_COLUMN in df.columns
-    key = [*REQUIRED_COLUMNS, *(["event_type"] if "event_type" in df.columns else [])]
-    volume = volume_floor(previous_volumes, config)
-    frame = frame_for_suite(df, has_value, config, now, items)
-    suite = build_interactions_suite(
-        config,
-        now,
-        has_value=has_value,
-        has_issue=has_issue,
-        has_catalog=items is not None,
-        dedup_key=key,
-        volume_floor=volume["floor"],
-        batch_checks=not partition,
-    )
-    own_runner = runner is None
-    runner = SuiteRunner(Path(gx_root), run_name) if runner is None else runner
-    results = {SUITE_NAME: runner.run(suite, frame)}
-    del frame
-    catalogs = {} if partition else validate_catalogs(runner, config, now, items, users)
-    docs_index = runner.finish() if own_runner else None
-
-    context = {"config": config, "now": now, "volume": volume, "docs": docs_index}
-    raise_on_batch_failures("interactions", results[SUITE_NAME], df, context)
-    for table in catalogs.values():
-        table.raise_on_batch_failures(context)
-    main = split_table(SUITE_NAME, df, results[SUITE_NAME], key)
-    if not partition:
-        check_quarantine_share(main, config, docs_index)
-    catalogs = {name: table.split() for name, table in catalogs.items()}
-    return ValidationResult.of(main, catalogs, docs_index, {**volume, "rows": rows_read})
-
-
-@dataclass(frozen=True)
-class CatalogCheck:
-    """An item or user table and its GX results, before it is split."""
-
-    name: str
-    table: pd.DataFrame
-    results: list
-    key: str
-
-    def raise_on_batch_failures(self, context: dict) -> None:
-        raise_on_batch_failures(self.name, self.results, self.table, context)
-
-    def split(self) -> TableResult:
-        return split_table(self.name, self.table, self.results, [self.key])
-
-
-def validate_catalogs(
-    runner: SuiteRunner,
-    config: ValidateConfig,
-    now: pd.Timestamp,
-    items: pd.DataFrame | None,
-    users: pd.DataFrame | None,
-) -> dict[str, CatalogCheck]:
-    """Run the items and users suites on the tables given."""
-    out = {}
-    if items is not None:
-        suite = build_items_suite(config, now, list(items.columns))
-        out["items"] = CatalogCheck(
-            "items", items, runner.run(suite, table_frame(items)), "item_id"
-        )
-    if users is not None:
-        suite = build_users_suite(config, list(users.columns))
-        out["users"] = CatalogCheck(
-            "users", users, runner.run(suite, table_frame(users)), "user_id"
-        )
-    return out
-
-
-def check_columns(
-    df: pd.DataFrame,
-    config: ValidateConfig,
-    now: pd.Timestamp,
-    items: pd.DataFrame | None,
-    users: pd.DataFrame | None,
-) -> None:
-    """Raise the error validation would for ``df``'s columns (required ones, dtypes): a
-    batch's first rows stand for the batch, whose columns all its rows share."""
-    _check_tables(df, items, users)
-    frame_for_suite(df, "value" in df.columns, config, now, None)
-
-
-def _check_tables(df: pd.DataFrame, items: pd.DataFrame | None, users: pd.DataFrame | None) -> None:
-    _check_required("interactions", df, REQUIRED_COLUMNS, "map the source's column names")
-    for name, table, column in (("items", items, "item_id"), ("users", users, "user_id")):
-        if table is not None:
-            _check_required(name, table, (column,), f"give the {name} table a {column} column")
-
-
-def _check_required(name: str, df: pd.DataFrame, required: Sequence[str], todo: str) -> None:
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        sample = df.head(3).to_dict("records")
-        raise DataValidationError(
-            f"{name}: expect_column_to_exist failed: required column(s) {missing} missing; "
-            f"found {list(df.columns)}; the table needs {list(required)}; sample rows: "
-            f"{sample}; {todo} in ingest"
-        )
-
-
-def batch_failures(results: list) -> list:
-    """The failed expectations that reject the whole batch."""
-    return [
-        r
-        for r in results
-        if (r.expectation_config.meta or {}).get("level") == "batch" and not r.success
-    ]
-
-
-def raise_on_batch_failures(name: str, results: list, df: pd.DataFrame, context: dict) -> None:
-    for r in batch_failures(results):
-        check = r.expectation_config.meta["check"]
-        raise DataValidationError(batch_failure_message(name, r, check, df, context))
-
-
-def check_quarantine_share(
-    table: TableResult, config: ValidateConfig, docs_index: Path | None
-) -> None:
-    if table.rows_quarantined / table.rows_read > config.max_quarantine_share:
-        raise DataValidationError(quarantine_share_message(table, config, docs_index))
+from tasks.storage.shared_files import replace_atomically, update_json, write_json
+from tasks.validation.checks import (
+    ARTIFACT_KEY,
+    VOLUME_HISTORY,
+    validate_interactions,
+)
 
 
 @task(name="validate", cache_policy=NO_CACHE)
@@ -304,14 +53,14 @@ def validate_task(
     paths are given) and ``validation_summary.json`` into ``out_dir``. Row counts of passing
     runs are kept in ``<gx_root>/volume_history.json``, keyed by ``out_dir``'s name
     (``run_date=...``), for the volume check; nights of different dates may run at once, so
-    that file is updated under its lock (``tasks/shared_files.py``). ``accumulate``
+    that file is updated under its lock (``tasks/storage/shared_files.py``). ``accumulate``
     (incremental sources such as the landing folder): ``interactions.parquet`` becomes the
     latest earlier snapshot (``<out_dir>/../<prefix>=<earlier>/interactions.parquet``) plus
     today's accepted rows.
     A Markdown artifact summarises the run when called inside a Prefect flow or task run.
     """
-    from tasks.parquet_files import concat_parquet, parquet_rows
-    from tasks.validate_partitions import validate_in_partitions
+    from tasks.storage.parquet import concat_parquet, parquet_rows
+    from tasks.validation.partitions import validate_in_partitions
 
     out = Path(out_dir)
     raw = _input_file(raw_path, "interactions")

@@ -81,8 +81,9 @@ def descendants_alive(session_id: int) -> list[str]:
 def state(workspace: Path) -> dict[str, Any]:
     """Both stores' rows by date (digests and run ids), the alias, the leftovers."""
     from flows.bench.publish_faults import Case, leftovers, snapshot
-    from tasks import registry, tracking
-    from tasks.workspace import Workspace
+    from tasks import tracking
+    from tasks.storage.workspace import Workspace
+    from tasks.tracking import registry
 
     ws = Workspace.at(workspace)
     case = Case(ws.root, ws.database_url, "recommendations", "similar_items")

@@ -95,6 +95,11 @@ def make_engine(url: str) -> Any:
     return engine
 
 
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for ``pg_advisory_lock`` from a name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
 def staging_name(name: str, publish_id: str) -> str:
     """The staging table of one table and one publish (short enough for PostgreSQL)."""
     return f"{name}{STAGING_MARK}{hashlib.sha256(publish_id.encode()).hexdigest()[:12]}"
@@ -106,8 +111,6 @@ def _serialise(conn: Any, what: str) -> None:
     import sqlalchemy as sa
 
     if conn.dialect.name == "postgresql":
-        from tasks.locking import advisory_key
-
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": advisory_key(what)})
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from flows.bench.growth import parse_size, report
 from flows.cli import _overrides, _parser, main
-from flows.growth import parse_size, report
 
 
 def overrides(*argv: str) -> dict:

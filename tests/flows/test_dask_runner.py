@@ -20,8 +20,8 @@ def test_dask_runner_publishes_what_the_local_runner_does(prefect_harness, tmp_p
 
     from flows.nightly import nightly_flow_for
     from tasks.publish import read_lake_table
-    from tasks.tracking import fingerprint
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
+    from tasks.tracking.runs import fingerprint
 
     tables, runs = {}, {}
     for kind in ("local", "dask"):

@@ -39,7 +39,7 @@ def test_flow_run_completed(nightly_run) -> None:
 def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
     from tasks.features import load_features
     from tasks.publish import read_lake_table
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     config, state = nightly_run
     summary = state.result()
@@ -70,7 +70,7 @@ def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
 def test_mlflow_store_has_runs_metrics_and_champion(nightly_run) -> None:
     from mlflow.tracking import MlflowClient
 
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     config, state = nightly_run
     summary = state.result()
@@ -99,7 +99,7 @@ def test_mlflow_store_has_runs_metrics_and_champion(nightly_run) -> None:
 
 def test_sqlite_table_and_parquet_hold_the_same_rows(nightly_run) -> None:
     from tasks.publish import read_database_table, read_lake_table
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     config, _ = nightly_run
     ws = Workspace.at(config.workspace)
@@ -150,7 +150,7 @@ def test_second_night_has_its_own_parent_run_and_a_promotion_decision(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     config, state = nightly_run
     uri = Workspace.at(config.workspace).mlflow_uri
@@ -183,7 +183,7 @@ def test_mlflow_dashboard_serves_the_runs_and_the_champion(nightly_run, second_n
     import urllib.request
     from pathlib import Path
 
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     config, _ = nightly_run
     ws = Workspace.at(config.workspace)

@@ -31,7 +31,7 @@ def task_run_names(flow_run_id: str) -> set[str]:
 
 def tables(config) -> tuple[pd.DataFrame, pd.DataFrame]:
     from tasks.publish import read_database_table, read_lake_table
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     ws = Workspace.at(config.workspace)
     parquet = read_lake_table(ws.tables / "recommendations")
@@ -42,7 +42,7 @@ def tables(config) -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def source_files(tmp_path_factory) -> dict:
     """A 'files' source whose events run past the backfill range (until END + 4 days)."""
-    from tasks.demo_data import generate_demo
+    from tasks.sources.demo import generate_demo
 
     folder = tmp_path_factory.mktemp("source")
     events, items = generate_demo(
@@ -60,7 +60,7 @@ def source_files(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def backfilled(prefect_harness, tmp_path_factory, source_files, make_config) -> dict:
     from flows.backfill import backfill
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     config = make_config(
         tmp_path_factory.mktemp("backfill"), ingest={"source": "files", "files": source_files}
@@ -81,7 +81,7 @@ def backfilled(prefect_harness, tmp_path_factory, source_files, make_config) -> 
 
 
 def test_backfill_writes_one_partition_per_date_as_of_that_date(backfilled) -> None:
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     config, first = backfilled["config"], backfilled["first"]
     parquet, database = backfilled["before"]
@@ -115,7 +115,7 @@ def test_rerunning_the_backfill_changes_nothing(backfilled) -> None:
 
 
 def test_a_cached_rerun_skips_ingest_validate_features_and_training(backfilled) -> None:
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     first, second = backfilled["first"], backfilled["second"]
     assert all(r["cached"] == "-" for r in first)
@@ -134,7 +134,7 @@ def test_a_cached_rerun_skips_ingest_validate_features_and_training(backfilled) 
 def test_monitor_compares_each_date_with_the_previous_one(backfilled) -> None:
     from mlflow.tracking import MlflowClient
 
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     uri = Workspace.at(backfilled["config"].workspace).mlflow_uri
     client = MlflowClient(tracking_uri=uri)
@@ -197,7 +197,7 @@ def failed_run(backfilled, harness_api_url, tmp_path_factory) -> dict:
 def test_a_failed_run_says_which_stage_and_leaves_the_tables(backfilled, failed_run) -> None:
     from mlflow.tracking import MlflowClient
 
-    from tasks.workspace import Workspace
+    from tasks.storage.workspace import Workspace
 
     assert failed_run["code"] == 2
     stderr = failed_run["stderr"]
@@ -263,8 +263,8 @@ def test_a_concurrent_second_run_for_the_same_date_does_not_publish(
 
     import tasks.publish as publishing
     from flows.nightly import nightly
-    from tasks.locking import LockError, held_locks
-    from tasks.workspace import Workspace
+    from tasks.storage.locks import LockError, held_locks
+    from tasks.storage.workspace import Workspace
 
     config = make_config(tmp_path / "ws")
     ws = Workspace.at(config.workspace)
@@ -322,8 +322,9 @@ def test_retraining_trains_again_and_publishes_the_same_rows(backfilled) -> None
     retrain = config.model_copy(
         update={"cache": config.cache.model_copy(update={"reuse_models": False})}
     )
-    from tasks import registry, tracking
-    from tasks.workspace import Workspace
+    from tasks import tracking
+    from tasks.storage.workspace import Workspace
+    from tasks.tracking import registry
 
     client = tracking.client_for(Workspace.at(config.workspace))
     live = registry.champion_version(client, config.tracking.registered_model)
@@ -347,7 +348,7 @@ def test_retraining_trains_again_and_publishes_the_same_rows(backfilled) -> None
 
 def test_backfill_refuses_bad_ranges_and_the_landing_source() -> None:
     from flows.backfill import backfill_dates
-    from tasks.as_of import check_source
+    from tasks.data.as_of import check_source
     from tasks.errors import ConfigError
 
     today = date(2026, 3, 10)
@@ -361,7 +362,7 @@ def test_backfill_refuses_bad_ranges_and_the_landing_source() -> None:
 
 
 def test_as_of_keeps_events_before_the_next_day_and_unparsed_ones() -> None:
-    from tasks.as_of import filter_as_of
+    from tasks.data.as_of import filter_as_of
 
     frame = pd.DataFrame(
         {

@@ -29,7 +29,7 @@ CHILD = """
 import sys, threading
 from pathlib import Path
 
-from flows.cli import prepare_environment
+from flows.environment import prepare_environment
 
 prepare_environment(Path(sys.argv[1]))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tasks.config import FeatureConfig, IngestConfig
-from tasks.stage_cache import (
+from tasks.storage.cache import (
     StageCache,
     features_parts,
     ingest_parts,
@@ -21,7 +21,7 @@ from tasks.stage_cache import (
     to_relative,
     tree_digest,
 )
-from tasks.workspace import Workspace
+from tasks.storage.workspace import Workspace
 
 DAY = date(2026, 3, 2)
 
@@ -162,7 +162,7 @@ def test_a_damaged_marker_reruns_the_stage(setup, caplog, damage, why) -> None:
         marker = json.loads(path.read_text())
         damage(marker)
         path.write_text(json.dumps(marker))
-    with caplog.at_level(logging.WARNING, logger="tasks.stage_cache"):
+    with caplog.at_level(logging.WARNING, logger="tasks.storage.cache"):
         result = cache.run("features", {"data": "abc"}, [out], stage)
     assert stage.calls == 2 and why in cache.misses["features"], cache.misses
     assert str(path) in caplog.text and "runs again" in caplog.text

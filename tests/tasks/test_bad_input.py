@@ -45,9 +45,9 @@ import pytest
 
 from tasks.config import FilesConfig, ValidateConfig
 from tasks.errors import DataError, DataValidationError, RecpipeError
-from tasks.landing import ingest_landing
-from tasks.sources_files import SourceFileVanished, read_files, read_interactions, read_table
-from tasks.validate import validate_interactions
+from tasks.sources.files import SourceFileVanished, read_files, read_interactions, read_table
+from tasks.sources.landing import ingest_landing
+from tasks.validation.checks import validate_interactions
 
 NOW = pd.Timestamp("2024-06-02T00:00:00Z")
 T = 1717200000  # 2024-06-01T00:00:00Z

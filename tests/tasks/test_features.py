@@ -84,7 +84,7 @@ def by_user(frame: pd.DataFrame) -> dict:
 
 
 def test_partitions_give_the_in_memory_snapshot(tmp_path) -> None:
-    from tasks.demo_data import generate_demo
+    from tasks.sources.demo import generate_demo
 
     interactions, _ = generate_demo(n_users=300, n_items=120, end="2026-01-01")
     config = FeatureConfig(validation_days=5, part_rows=2_000)
@@ -102,8 +102,8 @@ def test_partitions_give_the_in_memory_snapshot(tmp_path) -> None:
 
 @pytest.mark.parametrize("days", [3, 400])  # 400: no carve-out, fitted on everything
 def test_training_inputs_read_part_by_part_equal_the_in_memory_ones(tmp_path, days) -> None:
-    from tasks.demo_data import generate_demo
-    from tasks.model_inputs import build_fit_inputs, fit_inputs_from_snapshot
+    from tasks.data.model_inputs import build_fit_inputs, fit_inputs_from_snapshot
+    from tasks.sources.demo import generate_demo
 
     interactions, _ = generate_demo(n_users=300, n_items=120, end="2026-01-01")
     config = FeatureConfig(validation_days=5, part_rows=2_000)
@@ -122,8 +122,8 @@ def test_training_inputs_read_part_by_part_equal_the_in_memory_ones(tmp_path, da
 
 
 def test_the_holdout_read_part_by_part_equals_the_in_memory_one(tmp_path) -> None:
-    from tasks.demo_data import generate_demo
     from tasks.evaluate import holdout_from_features, holdout_from_snapshot
+    from tasks.sources.demo import generate_demo
 
     interactions, _ = generate_demo(n_users=300, n_items=120, end="2026-01-01")
     config = FeatureConfig(validation_days=5, part_rows=2_000)

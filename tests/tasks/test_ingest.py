@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks import landing
 from tasks.config import DemoConfig, FilesConfig, IngestConfig
 from tasks.errors import DataError
 from tasks.ingest import ingest_task
-from tasks.landing import MANIFEST, ingest_landing
+from tasks.sources import landing
+from tasks.sources.landing import MANIFEST, ingest_landing
 
 DAY1, DAY2 = date(2024, 6, 1), date(2024, 6, 2)
 HEADER = "user_id,item_id,timestamp,value\n"
@@ -157,7 +157,7 @@ def test_only_downloads_and_unexpected_errors_are_retried() -> None:
     from prefect.states import Failed
 
     from tasks.ingest import _retry_io_only
-    from tasks.sources_movielens import DownloadError
+    from tasks.sources.movielens import DownloadError
 
     def retried(exc: BaseException) -> bool:
         return _retry_io_only(None, None, Failed(data=exc))

@@ -39,9 +39,9 @@ def store(tmp_path_factory):
     """A workspace with demo features and an MLflow experiment with a parent run."""
     from tasks import tracking
     from tasks.config import FeatureConfig
-    from tasks.demo_data import generate_demo
     from tasks.features import build_features, save_features
-    from tasks.workspace import Workspace
+    from tasks.sources.demo import generate_demo
+    from tasks.storage.workspace import Workspace
 
     ws = Workspace.at(tmp_path_factory.mktemp("ws"))
     events, _ = generate_demo(n_users=150, n_items=80, mean_interactions=15, seed=5)
@@ -56,11 +56,12 @@ def night(store, dae_params: dict, tag: str) -> dict:
     """Train popularity + a Mult-DAE, evaluate both, run the gate; return the decision."""
     from datetime import date
 
-    from tasks import registry, tracking
+    from tasks import tracking
     from tasks.config import TrainConfig
     from tasks.evaluate import evaluate_task
     from tasks.promote import move_champion_after_publish, promote_task
     from tasks.publish import ChampionMove
+    from tasks.tracking import registry
     from tasks.train import train_task
 
     ws, client, experiment_id, features_dir = store
@@ -97,7 +98,7 @@ def nights(store):
 
 
 def test_first_night_promotes_and_registers_every_model(store, nights) -> None:
-    from tasks import registry
+    from tasks.tracking import registry
 
     _, client, _, _ = store
     first = nights[0]["decision"]
@@ -123,7 +124,7 @@ def test_worse_challenger_is_not_promoted_and_champion_keeps_serving(store, nigh
 
 
 def test_better_or_equal_challenger_is_promoted_and_rollback_restores(store, nights) -> None:
-    from tasks import registry
+    from tasks.tracking import registry
 
     _, client, _, _ = store
     first, third = nights[0]["decision"], nights[2]["decision"]
@@ -191,7 +192,7 @@ def test_pyfunc_champion_recommends_in_a_fresh_process_without_recpipe(store, ni
 
 
 def test_registering_the_same_run_twice_keeps_one_version(store, nights) -> None:
-    from tasks import registry
+    from tasks.tracking import registry
 
     _, client, _, _ = store
     first = nights[0]["results"][1]
@@ -201,9 +202,9 @@ def test_registering_the_same_run_twice_keeps_one_version(store, nights) -> None
 
 
 def test_a_rerun_whose_challenger_is_the_champion_keeps_it(store, nights) -> None:
-    from tasks import registry
     from tasks.promote import promote_task
-    from tasks.tracking import start_parent_run
+    from tasks.tracking import registry
+    from tasks.tracking.runs import start_parent_run
 
     ws, client, experiment_id, features_dir = store
     third = nights[2]
@@ -225,9 +226,9 @@ def test_a_rerun_whose_challenger_is_the_champion_keeps_it(store, nights) -> Non
 def test_the_alias_never_moves_for_a_date_older_than_the_newest_published(store, nights) -> None:
     from datetime import date
 
-    from tasks import registry
     from tasks.promote import move_champion_after_publish
     from tasks.publish import ChampionMove
+    from tasks.tracking import registry
 
     ws, client, _, _ = store
     live = registry.champion_version(client, "rec")

@@ -339,7 +339,7 @@ def test_recovery_rolls_forward_a_publish_whose_database_committed(stores) -> No
 
 
 def test_recovery_leaves_a_live_run_of_another_date_alone(tmp_path) -> None:
-    from tasks.locking import holder_info, run_lock
+    from tasks.storage.locks import holder_info, run_lock
 
     st = pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
     d = date(2026, 1, 1)

@@ -9,9 +9,9 @@ import scipy.sparse as sp
 
 from models import BaseRecommender, make_recommender
 from models.vocab import IdVocabulary
-from tasks.catalog import build_catalog, cap_per_genre, read_deny_list
+from tasks.data.catalog import build_catalog, cap_per_genre, read_deny_list
+from tasks.data.explain import cooccurrence_similarity
 from tasks.errors import DataError
-from tasks.explain import cooccurrence_similarity
 from tasks.score import (
     TABLE_COLUMNS,
     prepare_inputs,

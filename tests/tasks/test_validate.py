@@ -13,7 +13,8 @@ import pytest
 
 from tasks.config import ValidateConfig
 from tasks.errors import DataError, DataValidationError
-from tasks.validate import validate_interactions, validate_task
+from tasks.validate import validate_task
+from tasks.validation.checks import validate_interactions
 
 NOW = pd.Timestamp("2024-06-01T00:00:00Z")
 LENIENT = ValidateConfig(max_quarantine_share=1.0)
@@ -280,7 +281,7 @@ def test_a_bot_user_is_quarantined_whole(gx_root):
 
 
 def test_volume_floor_from_previous_runs():
-    from tasks.validate import volume_floor
+    from tasks.validation.checks import volume_floor
 
     config = ValidateConfig(max_volume_drop=0.5, volume_window=3, volume_min_runs=2)
     assert volume_floor([100], config)["floor"] is None  # too little history
@@ -325,7 +326,8 @@ def test_artifact_only_inside_a_run(monkeypatch):
     import prefect.artifacts
     import prefect.context
 
-    from tasks.validate import ARTIFACT_KEY, publish_artifact
+    from tasks.validate import publish_artifact
+    from tasks.validation.checks import ARTIFACT_KEY
 
     assert publish_artifact("# x") is False
     created = {}

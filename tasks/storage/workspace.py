@@ -1,0 +1,77 @@
+"""The workspace: one folder that holds everything a run writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def at(cls, root: Path | str) -> Workspace:
+        root = Path(root).expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root)
+
+    def _dir(self, *parts: str) -> Path:
+        path = self.root.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def raw(self, ingest_date: date) -> Path:
+        return self._dir("raw", f"ingest_date={ingest_date.isoformat()}")
+
+    def validated(self, run_date: date) -> Path:
+        return self._dir("validated", f"run_date={run_date.isoformat()}")
+
+    @property
+    def validation_root(self) -> Path:
+        return self._dir("validation")
+
+    def features(self, run_date: date) -> Path:
+        return self._dir("features", f"run_date={run_date.isoformat()}")
+
+    def models(self, run_date: date) -> Path:
+        return self._dir("models", f"run_date={run_date.isoformat()}")
+
+    def scores(self, run_date: date) -> Path:
+        return self._dir("scores", f"run_date={run_date.isoformat()}")
+
+    @property
+    def stage_markers(self) -> Path:
+        """Skip markers of cached stages (tasks/storage/cache.py), one file per stage and date."""
+        return self._dir("cache", "stages")
+
+    @property
+    def locks(self) -> Path:
+        """Run locks (tasks/storage/locks.py): one file per run date, held while a run goes on."""
+        return self._dir("locks")
+
+    @property
+    def tables(self) -> Path:
+        return self._dir("tables")
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self._dir("mlflow")
+
+    @property
+    def mlflow_uri(self) -> str:
+        """Absolute sqlite URI, so the store never depends on the current directory."""
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self._dir("mlflow", "artifacts")
+
+    @property
+    def database_path(self) -> Path:
+        return self.root / "recpipe.db"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.database_path}"
