@@ -282,12 +282,12 @@ def _roll_forward(stores: Stores, engine: Any, record: dict) -> dict:
         )
     record = journal.advance(stores.journal, record, "done")
     checkpoint("publish:done")
-    _after_commit(stores, engine, record)
-    return _summary(stores, record)
+    return _summary(stores, _after_commit(stores, engine, record))
 
 
-def _after_commit(stores: Stores, engine: Any, record: dict) -> None:
-    """Side effects, each safe to redo: the champion alias, cleanup, vacuum."""
+def _after_commit(stores: Stores, engine: Any, record: dict) -> dict:
+    """Side effects, each safe to redo: the champion alias, cleanup, vacuum; the record
+    with what happened to the alias."""
     move = record.get("champion")
     if move:
         from tasks.promote import move_champion_after_publish
@@ -302,6 +302,7 @@ def _after_commit(stores: Stores, engine: Any, record: dict) -> None:
             record = journal.advance(stores.journal, record, "done", champion_outcome=outcome)
         checkpoint("publish:champion-moved")
     _cleanup(stores, engine, record)
+    return record
 
 
 def _newest_published(engine: Any, record: dict) -> date | None:

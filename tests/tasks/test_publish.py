@@ -423,3 +423,19 @@ def test_journal_paths_are_relative_to_the_workspace(tmp_path) -> None:
     record = journal.read(journal.path_for(st.journal, out["publish_id"]))
     assert all(not Path(t["staged"]).is_absolute() for t in record["tables"])
     assert "sqlite" not in (st.journal / f"{out['publish_id']}.json").read_text()
+
+
+def test_the_summary_says_what_happened_to_the_alias(tmp_path, monkeypatch) -> None:
+    said = []
+
+    def fake_move(root, move, run_date, newest):
+        said.append((move.version, run_date, newest))
+        return f"alias left on the live champion: {run_date} is older than {newest}"
+
+    monkeypatch.setattr("tasks.promote.move_champion_after_publish", fake_move)
+    st = pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+    publish(st, "recs", date(2026, 1, 5), table(date(2026, 1, 5), run="new"))
+    move = pub.ChampionMove("rec", "7", "better")
+    out = publish(st, "recs", date(2026, 1, 1), table(date(2026, 1, 1), run="old"), champion=move)
+    assert said == [("7", date(2026, 1, 1), date(2026, 1, 5))]
+    assert out["champion_outcome"].startswith("alias left on the live champion")
