@@ -8,6 +8,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.config import ScoreConfig
 from tasks.errors import DataValidationError
 
 SAMPLE_ROWS = 5
@@ -62,10 +63,7 @@ def check_output_task(
     scores_path: str,
     shard_paths: list[str],
     items_path: str | None,
-    deny_items: list[str],
-    deny_list_path: str | None,
-    respect_available: bool,
-    k: int,
+    config: ScoreConfig,
     gx_root: str,
     known_items_path: str,
 ) -> dict:
@@ -84,8 +82,9 @@ def check_output_task(
         )
     items = IdVocabulary.from_json(Path(known_items_path).read_text())
     catalog_frame = pd.read_parquet(items_path) if items_path else None
-    denied = read_deny_list(Path(deny_list_path) if deny_list_path else None, deny_items)
-    catalog = build_catalog(items, catalog_frame, denied, respect_available)
+    deny_list = Path(config.deny_list_path) if config.deny_list_path else None
+    denied = read_deny_list(deny_list, config.deny_items)
+    catalog = build_catalog(items, catalog_frame, denied, config.respect_available)
     blocked = set(catalog.item_ids[catalog.blocked])
     known = set(items.ids)
     frames = [
@@ -97,4 +96,4 @@ def check_output_task(
         )
         for part, shard in zip(parts, shard_paths, strict=True)
     ]
-    return run_checks(pd.concat(frames, ignore_index=True), k, Path(gx_root))
+    return run_checks(pd.concat(frames, ignore_index=True), config.k, Path(gx_root))

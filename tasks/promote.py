@@ -25,6 +25,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.config import EvaluateConfig
+
 BASELINE = "popularity"
 
 
@@ -111,13 +113,13 @@ def outcome(promotion: dict) -> str:
 def promote_task(
     results: list[dict],
     features_dir: str,
-    primary_metric: str,
-    k: int,
-    tolerance: float,
+    config: EvaluateConfig,
     registered_name: str,
     workspace_root: str,
     parent_run_id: str,
 ) -> dict:
+    """Register every model of the night and decide who serves (see the module docstring)."""
+    primary_metric, k, tolerance = config.primary_metric, config.k, config.promotion_tolerance
     from tasks import tracking
     from tasks.evaluate import evaluate_bundle, holdout_from_snapshot
     from tasks.storage.workspace import Workspace

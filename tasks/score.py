@@ -613,8 +613,8 @@ def score_all(
 
 
 @task(name="plan-scoring", cache_policy=NO_CACHE)
-def plan_scoring_task(*args: Any) -> ScoringPlan:
-    return plan_scoring(*args)
+def plan_scoring_task(**kwargs: Any) -> ScoringPlan:
+    return plan_scoring(**kwargs)
 
 
 @task(name="score-shard", cache_policy=NO_CACHE)

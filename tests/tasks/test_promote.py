@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 
+from tasks.config import EvaluateConfig
 from tasks.promote import decide, pick_challenger
 
 
@@ -80,7 +81,7 @@ def night(store, dae_params: dict, tag: str) -> dict:
             {"data.fingerprint": "x"},
         )
         results.append(evaluate_task.fn(trained, features_dir, 10, str(ws.root)))
-    decision = promote_task.fn(results, features_dir, "ndcg", 10, 0.0, "rec", str(ws.root), parent)
+    decision = promote_task.fn(results, features_dir, GATE, "rec", str(ws.root), parent)
     alias_before = registry.champion_version(client, "rec")
     if decision["move_alias"]:  # what publishing does once the night's tables commit
         move = ChampionMove("rec", decision["serving_version"], decision["reason"])
@@ -88,6 +89,7 @@ def night(store, dae_params: dict, tag: str) -> dict:
     return {"decision": decision, "results": results, "parent": parent, "before": alias_before}
 
 
+GATE = EvaluateConfig(primary_metric="ndcg", k=10, promotion_tolerance=0.0)
 GOOD = {"epochs": 30, "hidden_dim": 32, "batch_size": 32, "learning_rate": 3e-3}
 BAD = {"epochs": 1, "hidden_dim": 8, "batch_size": 256, "learning_rate": 1e-5, "dropout": 0.9}
 
@@ -213,7 +215,7 @@ def test_a_rerun_whose_challenger_is_the_champion_keeps_it(store, nights) -> Non
     history = registry.champion_history(client, "rec")
     parent = start_parent_run(client, experiment_id, "night-c-again", {})
     again = promote_task.fn(
-        third["results"], features_dir, "ndcg", 10, 0.0, "rec", str(ws.root), parent
+        third["results"], features_dir, GATE, "rec", str(ws.root), parent
     )
     assert again["already_champion"] and again["promote"]
     assert again["challenger_version"] == again["champion_version"] == version
