@@ -2,25 +2,70 @@
 
 Precedence, lowest to highest: defaults < TOML file < ``RECPIPE__SECTION__FIELD``
 environment variables < explicit overrides (CLI options). ``RECPIPE_WORKSPACE``
-sets the workspace folder.
+sets the workspace folder. ``load_config`` layers these sources with pydantic-settings;
+``PipelineConfig(...)`` built directly reads no file and no environment.
 """
 
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import re
 import tomllib
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretBytes,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
 
 from tasks.errors import ConfigError
 
 DEFAULT_WORKSPACE = "recpipe-home"
 ENV_WORKSPACE = "RECPIPE_WORKSPACE"
 ENV_PREFIX = "RECPIPE__"
+ENV_DELIMITER = "__"
+
+
+def _split_list(value: Any) -> Any:
+    """A list from the environment: JSON (``["a", "b"]``) or comma-separated (``a,b``)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                'expected a JSON list such as ["a", "b"] or comma-separated values such as a,b '
+                f"({exc.msg})"
+            ) from exc
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+_T = TypeVar("_T")
+# NoDecode: pydantic-settings hands the raw string to _split_list instead of insisting on JSON.
+EnvList = Annotated[list[_T], NoDecode, BeforeValidator(_split_list)]
 
 
 class _Section(BaseModel):
@@ -215,7 +260,7 @@ class TwoTowerConfig(_KerasConfig):
     """User and item towers; the item tower reads content features when there are some."""
 
     embedding_dim: int = Field(64, ge=4)
-    hidden_dims: list[int] = [128]
+    hidden_dims: EnvList[int] = [128]
     loss: Literal["softmax", "bpr"] = "softmax"
     temperature: float = Field(0.1, gt=0)
     logq_correction: bool = True
@@ -239,7 +284,7 @@ class TrainConfig(_Section):
     is never used for training or tuning.
     """
 
-    models: list[ModelName] = ["popularity", "ease", "mult_dae"]
+    models: EnvList[ModelName] = ["popularity", "ease", "mult_dae"]
     early_stopping_days: int = Field(7, ge=1)
     popularity: PopularityConfig = PopularityConfig()
     item_knn: ItemKNNConfig = ItemKNNConfig()
@@ -277,7 +322,7 @@ class ScoreConfig(_Section):
     shard_rows: int = Field(1_000_000, ge=1)
     active_days: int | None = Field(None, ge=1)
     min_history: int = Field(1, ge=1)
-    deny_items: list[str] = []
+    deny_items: EnvList[str] = []
     deny_list_path: Path | None = None
     respect_available: bool = True
     max_per_genre: int | None = Field(None, ge=1)
@@ -397,7 +442,30 @@ class RunnerConfig(_Section):
     threads_per_worker: int = Field(1, ge=1)
 
 
-class PipelineConfig(_Section):
+# The sources load_config layers under the init kwargs: the environment, then the TOML file.
+_LOADED_SOURCES: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar(
+    "recpipe_config_sources", default=()
+)
+
+
+class PipelineConfig(BaseSettings):
+    """The whole pipeline's settings, one section per stage.
+
+    ``load_config`` builds it from defaults, a TOML file, ``RECPIPE__*`` environment
+    variables and overrides. Built directly (``PipelineConfig(...)``) or validated from a
+    dict (a Prefect flow parameter, a pinned deployment), it takes the given values and the
+    defaults only: it reads no file and no environment.
+    """
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        case_sensitive=False,
+        env_prefix=ENV_PREFIX,
+        env_prefix_target="all",  # the prefix applies to aliased fields too ("validate")
+        env_nested_delimiter=ENV_DELIMITER,
+    )
+
     workspace: Path = Path(DEFAULT_WORKSPACE)
     ingest: IngestConfig = IngestConfig()
     validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
@@ -413,68 +481,210 @@ class PipelineConfig(_Section):
     lock: LockConfig = LockConfig()
     runner: RunnerConfig = RunnerConfig()
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest priority first: init kwargs (the CLI overrides), then what load_config
+        # set up for this call (environment, TOML file); nothing outside load_config.
+        return (init_settings, *_LOADED_SOURCES.get())
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str]) -> None:
+        self._variables = {name.lower(): value for name, value in variables.items()}
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return self._variables
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    """``RECPIPE__SCORE__K=20`` -> {"score": {"k": "20"}} (pydantic converts types)."""
-    out: dict[str, Any] = {}
+def _keys(model: type[BaseModel]) -> dict[str, Any]:
+    """A section's keys as written in TOML and env var names (aliases over field names)."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}
+
+
+def _section_class(annotation: Any) -> type[BaseModel] | None:
+    return (
+        annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    )
+
+
+def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = PipelineConfig
+    for key in path:
+        field = _keys(model).get(key) if model is not None else None
+        model = _section_class(field.annotation) if field is not None else None
+    return model
+
+
+def _mentions_secret(annotation: Any) -> bool:
+    return annotation in (SecretStr, SecretBytes) or any(
+        _mentions_secret(arg) for arg in get_args(annotation)
+    )
+
+
+def _secret_paths(
+    model: type[BaseModel], prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[str, ...]]:
+    for key, field in _keys(model).items():
+        if _mentions_secret(field.annotation):
+            yield (*prefix, key)
+        elif (section := _section_class(field.annotation)) is not None:
+            yield from _secret_paths(section, (*prefix, key))
+
+
+# Values never echoed in an error: secret-typed fields, and the database URL (it carries a
+# password; it becomes a SecretStr later).
+_SECRET_PATHS = frozenset({("publish", "database_url"), *_secret_paths(PipelineConfig)})
+
+
+def _holds_secret(loc: tuple[Any, ...]) -> bool:
+    keys = tuple(str(key) for key in loc)
+    return any(keys[: len(path)] == path or path[: len(keys)] == keys for path in _SECRET_PATHS)
+
+
+def _env_variables(environ: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """The ``RECPIPE__*`` variables in ``environ`` and the key path each sets.
+
+    ``RECPIPE_WORKSPACE`` counts as ``RECPIPE__WORKSPACE``. A name that is not a known key
+    is an error, and so is a whole section given as anything but a JSON object.
+    """
+    paths: dict[str, tuple[str, ...]] = {}
+    for name in sorted(environ):
+        if name.upper().startswith(ENV_PREFIX):
+            paths[name] = tuple(name[len(ENV_PREFIX) :].lower().split(ENV_DELIMITER))
     if environ.get(ENV_WORKSPACE):
-        out["workspace"] = environ[ENV_WORKSPACE]
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
-        if not path:
-            continue
-        node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        if path[-1] == "models":
-            value = [v.strip() for v in value.split(",") if v.strip()]  # type: ignore[assignment]
-        node[path[-1]] = value
-    return out
+        double = [n for n, path in paths.items() if path == ("workspace",)]
+        if double and environ[double[0]] != environ[ENV_WORKSPACE]:
+            raise ConfigError(
+                f"environment variables {ENV_WORKSPACE} and {double[0]} name different "
+                "workspaces; expected one of them; unset the other"
+            )
+        paths[ENV_WORKSPACE] = ("workspace",)
+    for name, path in paths.items():
+        model: type[BaseModel] | None = PipelineConfig
+        for depth, key in enumerate(path):
+            dotted = ".".join(path[: depth + 1])
+            if model is None:
+                raise ConfigError(
+                    f"environment variable {name}: {'.'.join(path[:depth])} is a setting, not a "
+                    f"section, so it has no key {key!r}; expected "
+                    f"{ENV_PREFIX}{ENV_DELIMITER.join(path[:depth]).upper()}=<value>"
+                )
+            keys = _keys(model)
+            if key not in keys:
+                raise ConfigError(
+                    f"environment variable {name}: unknown key {dotted!r}; expected one of "
+                    f"{', '.join(keys)}{' under ' + '.'.join(path[:depth]) if depth else ''}; "
+                    "rename or unset the variable"
+                )
+            model = _section_class(keys[key].annotation)
+        if model is not None and not _is_json_object(environ[name]):
+            raise ConfigError(
+                f"environment variable {name}: {'.'.join(path)} is a section; expected a JSON "
+                f'object such as {{"{next(iter(_keys(model)))}": ...}}, or one variable per '
+                f"setting such as {name}{ENV_DELIMITER}{next(iter(_keys(model))).upper()}"
+            )
+    return paths
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _provides(data: Mapping[str, Any], loc: tuple[Any, ...]) -> bool:
+    """Whether ``data`` (one source's values) holds the value at ``loc`` or the one above it."""
+    node: Any = data
+    for key in loc:
+        if not isinstance(node, Mapping):
+            return True
+        if key not in node:
+            return False
+        node = node[key]
+    return bool(data)
+
+
+def _describe(error: Any, origin: str | None) -> str:
+    loc = tuple(error["loc"])
+    text = f"{'.'.join(str(key) for key in loc) or '(top level)'}: {error['msg']}"
+    if error["type"] == "extra_forbidden":
+        # the value of an unknown key helps nobody and may be a mistyped secret
+        model = _model_at(loc[:-1])
+        if model is not None:
+            text += f"; expected one of {', '.join(_keys(model))}"
+        return text + (f" (from {origin})" if origin else "")
+    got = "<hidden>" if _holds_secret(loc) else repr(error.get("input"))
+    return text + f" (got {got}" + (f" from {origin})" if origin else ")")
 
 
 def load_config(
     path: Path | str | None = None,
     overrides: dict[str, Any] | None = None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> PipelineConfig:
-    """Build the pipeline config from a TOML file, env vars and overrides."""
-    data: dict[str, Any] = {}
+    """Build the pipeline config: defaults < TOML file < env vars < overrides.
+
+    ``environ`` replaces ``os.environ`` (``{}``: ignore the environment).
+    """
+    environ = os.environ if environ is None else environ
+    env_paths = _env_variables(environ)
+    variables = {name: environ[name] for name in env_paths if name != ENV_WORKSPACE}
+    if ENV_WORKSPACE in env_paths:
+        variables[f"{ENV_PREFIX}WORKSPACE"] = environ[ENV_WORKSPACE]
+    sources: list[PydanticBaseSettingsSource] = [_MappingEnvSource(PipelineConfig, variables)]
+    file_data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
+        path = Path(path).expanduser()
         if not path.is_file():
             raise ConfigError(
                 f"config file {path} not found; expected a TOML file such as recpipe.toml; "
                 "check the path given with --config"
             )
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
+            toml = TomlConfigSettingsSource(PipelineConfig, toml_file=path)
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}; fix the file") from exc
-    data = _deep_merge(data, _env_overrides(dict(os.environ if environ is None else environ)))
-    data = _deep_merge(data, overrides or {})
+        sources.append(toml)
+        file_data = toml()
+
+    token = _LOADED_SOURCES.set(tuple(sources))
     try:
-        config = PipelineConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
-            for err in exc.errors()
-        )
+        config = PipelineConfig(**(overrides or {}))
+    except SettingsError as exc:  # the checks in _env_variables should leave none
         raise ConfigError(
-            f"invalid recpipe configuration: {problems}; "
-            "fix the TOML file, the RECPIPE__* env vars or the CLI options"
+            f"invalid recpipe configuration: {exc}; fix the RECPIPE__* environment variables"
         ) from exc
+    except ValidationError as exc:
+        given = InitSettingsSource(PipelineConfig, init_kwargs=dict(overrides or {}))()
+
+        def origin(loc: tuple[Any, ...]) -> str | None:
+            if _provides(given, loc):
+                return "the CLI options / overrides"
+            names = [
+                name
+                for name, env_path in env_paths.items()
+                if env_path == loc[: len(env_path)] or loc == env_path[: len(loc)]
+            ]
+            if names:
+                return f"environment variable {', '.join(names)}"
+            return f"config file {path}" if _provides(file_data, loc) else None
+
+        problems = "; ".join(_describe(err, origin(tuple(err["loc"]))) for err in exc.errors())
+        raise ConfigError(
+            f"invalid recpipe configuration: {problems}; fix each value where it comes from "
+            "(the TOML file, the RECPIPE__* environment variable or the command-line option)"
+        ) from exc
+    finally:
+        _LOADED_SOURCES.reset(token)
     return config.model_copy(update={"workspace": config.workspace.expanduser().resolve()})
