@@ -34,6 +34,7 @@ class StageClock:
     def run(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         sampler = PeakMemory()
+        before = sampler.peak
         progress.info("%s started", stage, extra={"stage": stage, "event": "start"})
         try:
             return fn(*args, **kwargs)
@@ -45,14 +46,19 @@ class StageClock:
         finally:
             elapsed = time.perf_counter() - start
             self.seconds[stage] = round(self.seconds.get(stage, 0.0) + elapsed, 2)
-            self.peak_mb[stage] = max(self.peak_mb.get(stage, 0.0), sampler.stop())
+            peak = sampler.stop()
+            self.peak_mb[stage] = max(self.peak_mb.get(stage, 0.0), peak)
             progress.info(
                 "%s finished in %.1f s",
                 stage,
                 elapsed,
                 extra={"stage": stage, "event": "end", "seconds": round(elapsed, 2)},
             )
-            release_memory()
+            if peak * 2**20 - before > RELEASE_AFTER_BYTES:
+                release_memory()  # a full collection costs ~0.3 s once TF and GX are loaded
+
+
+RELEASE_AFTER_BYTES = 256 * 2**20
 
 
 def release_memory() -> None:

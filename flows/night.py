@@ -54,6 +54,7 @@ class Night:
     clock: StageClock = field(default_factory=StageClock)
     started: float = field(default_factory=time.perf_counter)
     out: dict[str, Any] = field(default_factory=dict)
+    _score_parts: dict[str, Any] = field(default_factory=dict)
 
     # -- opening and closing ---------------------------------------------------------
     @classmethod
@@ -356,18 +357,39 @@ class Night:
         return result
 
     def score(self, promotion: dict, ingest: dict) -> dict:
-        result = self.clock.run(
-            "score",
-            _score_in_shards,
+        """Every user's top-K by the version the gate chose (skipped when the data, the
+        model version, the catalog and the settings are those of an earlier run of the
+        date: its scores are reused and publishing stamps this run's id on them)."""
+        from tasks import tracking
+        from tasks.storage import cache
+
+        name = self.config.tracking.registered_model
+        version = promotion.get("serving_version") or tracking.champion_version_or_fail(
+            self.client, name
+        )
+        out_dir = self.ws.scores(self.run_date)
+        self._score_parts = cache.score_parts(
             validated_path=self.validated_path,
             items_path=ingest.get("items_path"),
-            registered_name=self.config.tracking.registered_model,
-            workspace_root=str(self.ws.root),
+            model=f"{name}/{version}@{_version_run(self.client, name, version)}",
             config=self.config.score,
-            run_id=self.run_id,
             run_date=self.run_date,
-            out_dir=str(self.ws.scores(self.run_date)),
-            version=promotion.get("serving_version"),
+        )
+        result = self._cached(
+            "score",
+            self._score_parts,
+            [out_dir],
+            lambda: _score_in_shards(
+                validated_path=self.validated_path,
+                items_path=ingest.get("items_path"),
+                registered_name=name,
+                workspace_root=str(self.ws.root),
+                config=self.config.score,
+                run_id=self.run_id,
+                run_date=self.run_date,
+                out_dir=str(out_dir),
+                version=version,
+            ),
         )
         self.out["scoring"] = result
         return result
@@ -376,18 +398,23 @@ class Night:
         """The output against its contract (a GX suite), unless ``publish.validate_output``
         is off."""
         from tasks.check import check_output_task
+        from tasks.storage import cache
 
         if not self.config.publish.validate_output:
             return
-        scored["output_check"] = self.clock.run(
-            "check",
-            check_output_task,
-            scores_path=scored["path"],
-            shard_paths=scored["shard_paths"],
-            items_path=ingest.get("items_path"),
-            config=self.config.score,
-            gx_root=str(self.ws.validation_root),
-            known_items_path=scored["items_vocab_path"],
+        scores = self.ws.scores(self.run_date)
+        scored["output_check"] = self._cached(
+            "check",  # a pure function of the scores, which the score key pins down
+            {"stage": "check", "scores": cache.key_of(self._score_parts)},
+            [scores],
+            lambda: check_output_task(
+                scores_path=scored["path"],
+                shard_paths=scored["shard_paths"],
+                items_path=ingest.get("items_path"),
+                config=self.config.score,
+                gx_root=str(self.ws.validation_root),
+                known_items_path=scored["items_vocab_path"],
+            ),
         )
 
     def monitor(self, scored: dict) -> dict:
@@ -438,18 +465,29 @@ class Night:
         return result
 
     def report(self, results: list[dict], scored: dict) -> None:
-        from tasks.report import report_task
+        """Figures and counts on the parent run (rendered again only when the models'
+        figures or the scores changed)."""
+        from tasks.report import log_report, report_task
+        from tasks.storage import cache
 
-        self.clock.run(
+        out_dir = self.ws.reports(self.run_date)
+        parts = {
+            "stage": "report",
+            "scores": cache.key_of(self._score_parts),
+            "models": [[r["model"], r["run_id"], r["metrics"]] for r in results],
+        }
+        report = self._cached(
             "report",
-            report_task,
-            results=results,
-            validated_path=self.validated_path,
-            scores_path=scored["path"],
-            k=self.config.score.k,
-            workspace_root=str(self.ws.root),
-            parent_run_id=self.parent_run_id,
+            parts,
+            [out_dir],
+            lambda: report_task(
+                results=results,
+                validated_path=self.validated_path,
+                scores_path=scored["path"],
+                out_dir=str(out_dir),
+            ),
         )
+        log_report(str(self.ws.root), self.parent_run_id, report)
 
     # -- helpers -------------------------------------------------------------------------
     def _cached(self, stage: str, parts: Any, outputs: list[Path], run: Any) -> dict:
@@ -522,6 +560,13 @@ def _score_in_shards(**kwargs: Any) -> dict:
     plan = plan_scoring_task(**kwargs)
     parts = _fan_out(score_shard_task, [(plan, shard) for shard in range(len(plan.shards))])
     return finish_scoring_task(plan, parts, time.perf_counter() - start)
+
+
+def _version_run(client: Any, name: str, version: str | None) -> str:
+    """The MLflow run behind a registered version (a rebuilt registry can reuse numbers)."""
+    if version is None:
+        return ""
+    return client.get_model_version(name, version).run_id or ""
 
 
 def _mlflow_run_finished(client: Any, run_id: str) -> bool:

@@ -131,9 +131,12 @@ def _rows(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def _frames(source: Path) -> Iterator[pd.DataFrame]:
+def _frames(source: Path, stamp: str | None) -> Iterator[pd.DataFrame]:
     for batch in lake.iter_batches(source):
-        yield batch.to_pandas()
+        frame = batch.to_pandas()
+        if stamp is not None:
+            frame["run_id"] = stamp
+        yield frame
 
 
 # -- the publish --------------------------------------------------------------------------
@@ -146,11 +149,14 @@ def publish_night(
     champion: ChampionMove | None = None,
     source_run_id: str | None = None,
     retention_hours: float = 168.0,
+    stamp: bool = True,
 ) -> dict:
     """Publish ``outputs`` for ``run_date`` to both stores (see the module docstring).
 
     Idempotent per ``(run_date, run_id)``: called again after a failure (a task retry),
-    it finishes the same publish instead of starting another.
+    it finishes the same publish instead of starting another. ``stamp``: the rows'
+    ``run_id`` becomes ``run_id`` (the run that publishes them, also when its scores were
+    reused from an earlier run of the date); off for a rollback, whose rows keep theirs.
     """
     pid = journal.publish_id(run_date, run_id)
     path = journal.path_for(stores.journal, pid)
@@ -168,6 +174,7 @@ def publish_night(
                 "database": journal.database_digest(stores.database_url),
                 "keep_runs": keep_runs,
                 "retention_hours": retention_hours,
+                "stamp": run_id if stamp else None,
                 "champion": asdict(champion) if champion else None,
                 "created_at": journal.now(),
                 "lake_versions": {},
@@ -223,7 +230,8 @@ def _commit_database(stores: Stores, engine: Any, record: dict) -> dict:
         db.prepare_tables(engine, pairs)
         for table in record["tables"]:
             source = stores.root / table["staged"]
-            db.stage_rows(engine, table["name"], table["kind"], pid, _frames(source), run_date)
+            frames = _frames(source, record.get("stamp"))
+            db.stage_rows(engine, table["name"], table["kind"], pid, frames, run_date)
         checkpoint("publish:database-staged")
         swapping = True
         dropped = db.commit_rows(
@@ -274,6 +282,7 @@ def _roll_forward(stores: Stores, engine: Any, record: dict) -> dict:
             pid,
             record.get("keep_runs"),
             {"recpipe.source_run_id": record.get("source_run_id", record["run_id"])},
+            stamp=record.get("stamp"),
         )
         checkpoint(f"publish:lake-{name}-committed")
         versions[name] = commit.version
@@ -519,7 +528,12 @@ def rollback_date(stores: Stores, run_date: date, tables: list[tuple[str, str]])
             frame.to_parquet(path, index=False)
             outputs.append(Output(name, kind, path))
         result = publish_night(
-            stores, rollback_id, run_date, outputs, source_run_id=target["source_run_id"]
+            stores,
+            rollback_id,
+            run_date,
+            outputs,
+            source_run_id=target["source_run_id"],
+            stamp=False,
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)

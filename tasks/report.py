@@ -4,6 +4,8 @@ written by the flow at the end of every run, also a failed one."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from prefect import task
@@ -29,35 +31,33 @@ def catalog_coverage(recommendations: pd.DataFrame, n_items: int) -> float:
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report_task(
-    results: list[dict],
-    validated_path: str,
-    scores_path: str,
-    k: int,
-    workspace_root: str,
-    parent_run_id: str,
-) -> dict:
-    from tasks import tracking
-    from tasks.storage.workspace import Workspace
+def report_task(results: list[dict], validated_path: str, scores_path: str, out_dir: str) -> dict:
+    """The night's figures as PNG files in ``out_dir`` and its published-table counts;
+    :func:`log_report` puts them on the parent run (a re-run on unchanged inputs logs the
+    files an earlier run rendered)."""
+    import matplotlib.pyplot as plt
+
     from tasks.tracking import plots
 
-    client = tracking.client_for(Workspace.at(workspace_root))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     names = [m for m in results[0]["metrics"] if "@" in m] if results else []
-    tracking.log_figure(
-        client,
-        parent_run_id,
-        plots.metrics_bar(results, names, "models on tonight's hold-out"),
-        "plots/models_side_by_side.png",
-    )
     interactions = pd.read_parquet(validated_path, columns=["item_id"])
     recs = pd.read_parquet(scores_path, columns=["user_id", "item_id", "strategy"])
     catalog, recommended = popularity_counts(interactions, recs)
-    tracking.log_figure(
-        client,
-        parent_run_id,
-        plots.long_tail(catalog, recommended, "popularity long tail: data vs recommendations"),
-        "plots/long_tail.png",
-    )
+    figures = {
+        "models_side_by_side.png": plots.metrics_bar(
+            results, names, "models on tonight's hold-out"
+        ),
+        "long_tail.png": plots.long_tail(
+            catalog, recommended, "popularity long tail: data vs recommendations"
+        ),
+    }
+    for name, figure in figures.items():
+        try:
+            figure.savefig(out / name)
+        finally:
+            plt.close(figure)
     coverage = catalog_coverage(recs, len(catalog))
     by_strategy = recs.drop_duplicates("user_id")["strategy"].value_counts().to_dict()
     metrics = {
@@ -66,8 +66,22 @@ def report_task(
         "published.users": float(recs["user_id"].nunique()),
     }
     metrics.update({f"published.users_{s}": float(n) for s, n in by_strategy.items()})
-    tracking.log_metrics(client, parent_run_id, metrics)
-    return {"coverage": coverage}
+    return {
+        "coverage": coverage,
+        "metrics": metrics,
+        "figures": [str(out / name) for name in figures],
+    }
+
+
+def log_report(workspace_root: str, parent_run_id: str, report: dict) -> None:
+    """The rendered figures (under ``plots/``) and counts on the night's parent run."""
+    from tasks import tracking
+    from tasks.storage.workspace import Workspace
+
+    client = tracking.client_for(Workspace.at(workspace_root))
+    for figure in report["figures"]:
+        client.log_artifact(parent_run_id, figure, "plots")
+    tracking.log_metrics(client, parent_run_id, report["metrics"])
 
 
 # -- the run summary: Prefect artifacts, also when the run fails -------------------------

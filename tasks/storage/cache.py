@@ -90,12 +90,20 @@ def code_version() -> str:
             digest.update(f"{name}={metadata.version(name)}".encode())
         except metadata.PackageNotFoundError:
             continue
-    root = Path(__file__).resolve().parent.parent
-    for package in CODE_PACKAGES:
-        for source in sorted((root / package).rglob("*.py")):
-            digest.update(source.relative_to(root).as_posix().encode())
-            digest.update(source.read_bytes())
+    for name, source in code_files():
+        digest.update(name.encode())
+        digest.update(source.read_bytes())
     return digest.hexdigest()
+
+
+def code_files() -> list[tuple[str, Path]]:
+    """``(path relative to the checkout, file)`` of every source in ``CODE_PACKAGES``."""
+    root = Path(__file__).resolve().parents[2]  # this file is tasks/storage/cache.py
+    return [
+        (source.relative_to(root).as_posix(), source)
+        for package in CODE_PACKAGES
+        for source in sorted((root / package).rglob("*.py"))
+    ]
 
 
 def key_of(parts: dict) -> str:
@@ -207,6 +215,21 @@ def model_parts(
         "features": tree_digest(features_dir),
         "items": tree_digest(items_path),
         "k": k,
+    }
+
+
+def score_parts(
+    validated_path: str, items_path: str | None, model: str, config: Any, run_date: date
+) -> dict:
+    """Scoring reads the validated interactions, the item catalog, one registered model
+    version and the score settings; its rows carry the run date."""
+    return {
+        "stage": "score",
+        "validated": tree_digest(validated_path),
+        "items": tree_digest(items_path),
+        "model": model,
+        "config": config.model_dump(mode="json"),
+        "run_date": run_date.isoformat(),
     }
 
 

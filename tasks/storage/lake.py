@@ -81,11 +81,17 @@ def iter_batches(source: Path, batch_size: int = 200_000) -> Iterator[pa.RecordB
         yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size)
 
 
-def _reader(source: Path, run_date: date, schema: pa.Schema) -> pa.RecordBatchReader:
+def _reader(
+    source: Path, run_date: date, schema: pa.Schema, stamp: str | None
+) -> pa.RecordBatchReader:
     def batches() -> Iterator[pa.RecordBatch]:
         for batch in iter_batches(source):
             if batch.num_rows:
                 table = _with_run_date(pa.Table.from_batches([batch]), run_date)
+                if stamp is not None:
+                    at = table.schema.get_field_index("run_id")
+                    column = pa.array([stamp] * len(table), table.schema.field(at).type)
+                    table = table.set_column(at, table.schema.field(at), column)
                 yield from table.cast(schema).to_batches()
 
     return pa.RecordBatchReader.from_batches(schema, batches())
@@ -130,9 +136,10 @@ def write_date(
     publish_id: str,
     keep_runs: int | None = None,
     metadata: dict[str, str] | None = None,
+    stamp: str | None = None,
 ) -> LakeCommit:
     """Replace ``run_date``'s rows with ``source``'s (a Parquet file or folder) in one
-    commit; dates beyond ``keep_runs`` go in the same commit. Idempotent per publish id."""
+    commit; dates beyond ``keep_runs`` go in the same commit. Idempotent per publish id. ``stamp``: the ``run_id`` every row gets."""
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
     from deltalake.transaction import CommitProperties, Transaction
@@ -147,7 +154,9 @@ def write_date(
         keep = kept_dates(existing, run_date, keep_runs)
         dropped = [d for d in existing if d not in keep]
         # A date older than the kept window is dropped at once, as in the database.
-        data = _reader(source, run_date, schema) if run_date in keep else schema.empty_table()
+        data = (
+            _reader(source, run_date, schema, stamp) if run_date in keep else schema.empty_table()
+        )
         properties = CommitProperties(
             custom_metadata={
                 "recpipe.publish_id": publish_id,

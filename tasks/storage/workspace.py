@@ -38,6 +38,10 @@ class Workspace:
     def models(self, run_date: date) -> Path:
         return self._dir("models", f"run_date={run_date.isoformat()}")
 
+    def reports(self, run_date: date) -> Path:
+        """The night's figures (tasks/report.py), logged to its MLflow parent run."""
+        return self._dir("reports", f"run_date={run_date.isoformat()}")
+
     def scores(self, run_date: date) -> Path:
         return self._dir("scores", f"run_date={run_date.isoformat()}")
 

@@ -230,3 +230,11 @@ def test_a_copied_workspace_reuses_its_markers(tmp_path: Path) -> None:
     reused = run_features(second, stage)
     assert stage.calls == 0 and reused["hits"] == {"features": "run-1"}, reused["misses"]
     assert reused["result"]["features_dir"] == str(second.features(DAY))
+
+
+def test_the_code_version_covers_every_source_of_the_stages() -> None:
+    from tasks.storage.cache import code_files
+
+    names = {name for name, _ in code_files()}
+    assert {"tasks/publish.py", "tasks/storage/cache.py", "models/ease.py"} <= names
+    assert "expectations/interactions.py" in names
