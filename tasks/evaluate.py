@@ -172,15 +172,23 @@ def evaluate_bundle(
     return metrics
 
 
-@task(name="evaluate", cache_policy=NO_CACHE)
+def _run_name(parameters: dict) -> str:
+    """``evaluate-<model>``: the Prefect task run of one model's evaluation."""
+    return f"evaluate-{(parameters.get('trained') or {}).get('model', 'model')}"
+
+
+@task(name="evaluate", task_run_name=_run_name, cache_policy=NO_CACHE)
 def evaluate_task(trained: dict, features_dir: str, k: int, workspace_root: str) -> dict:
     from models.vocab import load_bundle
     from tasks import tracking
     from tasks.storage.workspace import Workspace
+    from tasks.tracking import ui
 
     holdout = holdout_from_snapshot(features_dir)
     model, users, items = load_bundle(trained["bundle_dir"])
     metrics = evaluate_bundle(model, users, items, holdout, k)
     client = tracking.client_for(Workspace.at(workspace_root))
     tracking.log_metrics(client, trained["run_id"], metrics)
+    # MLflow's runs table (opened through recpipe's view) shows the metrics just logged.
+    ui.set_runs_view(client, client.get_run(trained["run_id"]).info.experiment_id, list(metrics))
     return {**trained, "metrics": metrics}

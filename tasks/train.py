@@ -33,7 +33,7 @@ def train_model(name: str, config: TrainConfig, inputs: FitInputs) -> tuple[Base
     return model, time.perf_counter() - start
 
 
-@task(name="train", cache_policy=NO_CACHE)
+@task(name="train", task_run_name="train-{name}", cache_policy=NO_CACHE)
 def train_task(
     name: str,
     config: TrainConfig,
@@ -66,6 +66,11 @@ def train_task(
         run_name=name,
         tags={"model": name, **data_tags, **tracking.package_versions()},
     )
+    # The feature snapshot as the run's dataset input (and the night's: a no-op after the
+    # first model), so MLflow's Dataset column names the data every model saw.
+    dataset = tracking.snapshot_dataset(features_dir, data_tags)
+    for run in (run_id, parent_run_id):
+        tracking.log_dataset(client, run, dataset)
     params = {**(config_params or {}), **tracking.flatten("", {"model": name, **model.params})}
     tracking.log_params(client, run_id, params)
     history = getattr(model, "history_", {})

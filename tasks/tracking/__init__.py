@@ -5,6 +5,7 @@
 * ``registry``: versions, the ``champion`` alias and its history;
 * ``pyfunc_model``: the MLflow pyfunc wrapper that ships with every model;
 * ``plots``: the figures logged to runs;
+* ``ui``: what MLflow's and Prefect's web pages show of the runs, and links into them;
 * ``store``: the store's health check and backups.
 
 ``from tasks import tracking`` gives the run-level API below (``tracking.client_for``,
@@ -24,11 +25,13 @@ from tasks.tracking.runs import (
     load_model_version,
     log_bundle_model,
     log_curves,
+    log_dataset,
     log_figure,
     log_metrics,
     log_params,
     mlflow_key,
     package_versions,
+    snapshot_dataset,
     start_child_run,
     start_parent_run,
 )
@@ -46,11 +49,13 @@ __all__ = [
     "load_model_version",
     "log_bundle_model",
     "log_curves",
+    "log_dataset",
     "log_figure",
     "log_metrics",
     "log_params",
     "mlflow_key",
     "package_versions",
+    "snapshot_dataset",
     "start_child_run",
     "start_parent_run",
 ]

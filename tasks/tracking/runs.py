@@ -58,10 +58,21 @@ def client_for(workspace: Workspace) -> Any:
 
 
 def ensure_experiment(client: Any, workspace: Workspace, name: str) -> str:
+    """The experiment ``name`` (created in the workspace's artifact store if new), tagged so
+    MLflow's UI opens it on its runs table with the ranking metrics as columns (see
+    ``tasks/tracking/ui.py``); an existing experiment gets the tags too."""
+    from tasks.tracking import ui
+
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=workspace.mlflow_artifacts.as_uri())
+    if experiment is None:
+        experiment_id = client.create_experiment(
+            name, artifact_location=workspace.mlflow_artifacts.as_uri()
+        )
+        tags: dict[str, str] = {}
+    else:
+        experiment_id, tags = experiment.experiment_id, experiment.tags
+    ui.tag_experiment(client, experiment_id, tags)
+    return experiment_id
 
 
 def mlflow_key(name: str) -> str:
@@ -99,7 +110,82 @@ def fingerprint(directory: Path | str) -> str:
     return digest.hexdigest()
 
 
+#: MLflow stores a dataset digest of at most 36 characters; the full fingerprint is in
+#: the dataset's profile and the run's ``data.fingerprint`` tag.
+DIGEST_CHARS = 16
+
+
+def snapshot_dataset(features_dir: Path | str, data_tags: dict[str, str]) -> Any:
+    """The feature snapshot as an MLflow dataset entity, from metadata only: its folder,
+    the fingerprint and counts the flow computed (``data_tags``), ``meta.json`` and the
+    Parquet schema of its training table; no rows are read."""
+    import pyarrow.parquet as pq
+    from mlflow.entities import Dataset
+
+    folder = Path(features_dir).resolve()
+    digest = data_tags.get("data.fingerprint") or fingerprint(folder)
+    meta_path = folder / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    profile: dict[str, Any] = {"fingerprint": digest}
+    for key in ("n_users", "n_items", "n_train", "n_valid", "cutoff", "first_event", "last_event"):
+        value = meta.get(key, data_tags.get(f"data.{key}"))
+        if value is not None:
+            profile[key] = int(value) if str(value).isdigit() else value
+    schema = None
+    train = folder / "train.parquet"
+    parts = sorted(train.glob("*.parquet")) if train.is_dir() else [train]
+    if parts and parts[0].is_file():
+        fields = pq.read_schema(parts[0])
+        schema = json.dumps(
+            {"mlflow_colspec": [{"name": f.name, "type": _mlflow_type(f.type)} for f in fields]}
+        )
+    run_date = data_tags.get("run_date") or folder.name.partition("=")[2] or folder.name
+    return Dataset(
+        name=f"features-{run_date}",
+        digest=digest[:DIGEST_CHARS],
+        source_type="local",
+        source=json.dumps({"uri": folder.as_uri()}),
+        schema=schema,
+        profile=json.dumps(profile),
+    )
+
+
+def _mlflow_type(arrow_type: Any) -> str:
+    """An Arrow column type as MLflow's schema names it."""
+    import pyarrow.types as pt
+
+    checks = [
+        (pt.is_boolean, "boolean"),
+        (pt.is_int32, "integer"),
+        (pt.is_integer, "long"),
+        (pt.is_float32, "float"),
+        (pt.is_floating, "double"),
+        (pt.is_timestamp, "datetime"),
+        (pt.is_binary, "binary"),
+    ]
+    return next((name for check, name in checks if check(arrow_type)), "string")
+
+
+def log_dataset(client: Any, run_id: str, dataset: Any, context: str = "training") -> None:
+    """``dataset`` as an input of the run (MLflow's Dataset column; logging it twice to a
+    run is a no-op)."""
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    client.log_inputs(
+        run_id, datasets=[DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])]
+    )
+
+
 def start_parent_run(client: Any, experiment_id: str, run_name: str, tags: dict[str, str]) -> str:
+    """A run of its own; a ``prefect.flow_run_id`` tag gains ``prefect.flow_run_url`` when
+    the Prefect UI's address is known (``PREFECT_UI_URL``, or a real server's API URL)."""
+    from tasks.tracking import ui
+
+    flow_run_id = tags.get("prefect.flow_run_id")
+    url = ui.prefect_flow_run_url(flow_run_id) if flow_run_id else None
+    if url and "prefect.flow_run_url" not in tags:
+        tags = {**tags, "prefect.flow_run_url": url}
     run = client.create_run(experiment_id, run_name=run_name, tags=tags)
     return run.info.run_id
 
