@@ -279,7 +279,7 @@ def plan_features_task(validated_path: str, out_dir: str, config: FeatureConfig)
     return plan_features(validated_path, out_dir, config)
 
 
-@task(name="partition-ids", cache_policy=NO_CACHE)
+@task(name="partition-ids", task_run_name="partition-ids-{part}", cache_policy=NO_CACHE)
 def partition_ids_task(plan: FeaturePlan, part: int) -> dict:
     return partition_ids(plan, part)
 
@@ -289,7 +289,7 @@ def write_vocabularies_task(plan: FeaturePlan, ids: list[dict]) -> dict:
     return write_vocabularies(plan, ids)
 
 
-@task(name="encode-partition", cache_policy=NO_CACHE)
+@task(name="encode-partition", task_run_name="encode-partition-{part}", cache_policy=NO_CACHE)
 def encode_partition_task(plan: FeaturePlan, part: int, cutoff: str) -> dict:
     return encode_partition(plan, part, cutoff)
 

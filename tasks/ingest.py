@@ -145,8 +145,15 @@ def _retry_io_only(task: object, task_run: object, state: object) -> bool:
     return not isinstance(exc, RecpipeError) or isinstance(exc, DownloadError)
 
 
+def _run_name(parameters: dict) -> str:
+    """``ingest-<source>`` (``ingest-movielens_100k``: one dash-free word after the stage)."""
+    source = getattr(parameters.get("config"), "source", None) or "source"
+    return f"ingest-{str(source).replace('-', '_')}"
+
+
 @task(
     name="ingest",
+    task_run_name=_run_name,
     retries=2,
     retry_delay_seconds=[5, 30],
     retry_condition_fn=_retry_io_only,

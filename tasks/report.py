@@ -1,6 +1,7 @@
 """Report: figures and counts of the night on the nightly parent MLflow run, and the run
-summary as Prefect artifacts (Markdown ``recpipe-run-summary``, table ``recpipe-run-figures``),
-written by the flow at the end of every run, also a failed one."""
+summary as Prefect artifacts (Markdown ``recpipe-run-summary``, table ``recpipe-run-figures``,
+link ``recpipe-mlflow-run`` to the MLflow parent run), written by the flow at the end of every
+run, also a failed one."""
 
 from __future__ import annotations
 
@@ -87,6 +88,7 @@ def log_report(workspace_root: str, parent_run_id: str, report: dict) -> None:
 # -- the run summary: Prefect artifacts, also when the run fails -------------------------
 SUMMARY_KEY = "recpipe-run-summary"
 FIGURES_KEY = "recpipe-run-figures"
+MLFLOW_KEY = "recpipe-mlflow-run"
 
 
 def _fmt(value: object, digits: int = 4) -> str:
@@ -148,8 +150,12 @@ def summary_markdown(out: dict) -> str:
     """The night in Markdown: data, models, promotion, scoring, monitoring, stages."""
     status = out.get("status", "FAILED")
     lines = [f"# recpipe nightly {out.get('run_date')}: {status}", ""]
+    parent = f"`{out.get('mlflow_parent_run_id')}`"
+    link = mlflow_link(out)
+    if link is not None and link[0].startswith(("http://", "https://")):
+        parent = f"[{parent}]({link[0]})"
     lines.append(
-        f"flow run `{out.get('run_id')}` · MLflow parent run `{out.get('mlflow_parent_run_id')}`"
+        f"flow run `{out.get('run_id')}` · MLflow parent run {parent}"
         f" · {_fmt(out.get('total_seconds'), 1)} s"
         + (" · as of the end of the run date" if out.get("as_of") else "")
     )
@@ -231,8 +237,38 @@ def summary_markdown(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def mlflow_link(out: dict) -> tuple[str, str] | None:
+    """``(link, text)`` to the night's MLflow parent run: its page in the MLflow UI when the
+    UI's address is known (``MLFLOW_UI_URL``, or a tracking server), else the tracking URI
+    with the command that serves it. None before the parent run exists."""
+    run_id, uri = out.get("mlflow_parent_run_id"), out.get("mlflow_uri")
+    if not run_id or not uri:
+        return None
+    from tasks.tracking import ui
+
+    base = ui.mlflow_ui_url(uri)
+    if base:
+        experiment_id = out.get("mlflow_experiment_id") or _experiment_of(out, run_id)
+        if experiment_id:
+            return ui.run_url(base, experiment_id, run_id), f"MLflow run {run_id}"
+    return uri, f"MLflow run {run_id} in {uri} (mlflow ui --backend-store-uri {uri})"
+
+
+def _experiment_of(out: dict, run_id: str) -> str | None:
+    try:
+        from tasks import tracking
+        from tasks.storage.workspace import Workspace
+
+        client = tracking.client_for(Workspace.at(out["workspace"]))
+        return client.get_run(run_id).info.experiment_id
+    except Exception:  # noqa: BLE001 - a link is never worth failing a summary
+        return None
+
+
 def publish_run_summary(out: dict) -> bool:
-    """Create the summary artifacts inside a flow run; never raises (the run's outcome wins)."""
+    """Create the summary artifacts inside a flow run (keyed, so the flow run's Artifacts
+    tab and the Artifacts page both list them, each key with its history of nights), with a
+    link to the night's MLflow parent run; never raises (the run's outcome wins)."""
     import logging
 
     from prefect.context import FlowRunContext
@@ -240,7 +276,11 @@ def publish_run_summary(out: dict) -> bool:
     if FlowRunContext.get() is None:
         return False
     try:
-        from prefect.artifacts import create_markdown_artifact, create_table_artifact
+        from prefect.artifacts import (
+            create_link_artifact,
+            create_markdown_artifact,
+            create_table_artifact,
+        )
 
         create_markdown_artifact(
             key=SUMMARY_KEY, markdown=summary_markdown(out), description="recpipe nightly run"
@@ -248,6 +288,14 @@ def publish_run_summary(out: dict) -> bool:
         create_table_artifact(
             key=FIGURES_KEY, table=summary_figures(out), description="recpipe nightly figures"
         )
+        link = mlflow_link(out)
+        if link is not None:
+            create_link_artifact(
+                key=MLFLOW_KEY,
+                link=link[0],
+                link_text=link[1],
+                description="the night's MLflow parent run (params, metrics, plots, models)",
+            )
     except Exception as exc:  # noqa: BLE001 - a summary must not change the run's outcome
         logging.getLogger(__name__).warning("run summary artifacts not created: %s", exc)
         return False

@@ -617,7 +617,7 @@ def plan_scoring_task(**kwargs: Any) -> ScoringPlan:
     return plan_scoring(**kwargs)
 
 
-@task(name="score-shard", cache_policy=NO_CACHE)
+@task(name="score-shard", task_run_name="score-shard-{shard}", cache_policy=NO_CACHE)
 def score_shard_task(plan: ScoringPlan, shard: int) -> dict:
     return score_shard(plan, shard)
 

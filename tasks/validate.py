@@ -34,7 +34,15 @@ from tasks.validation.checks import (
 )
 
 
-@task(name="validate", cache_policy=NO_CACHE)
+def _run_name(parameters: dict) -> str:
+    """``validate-<tables>``: ``validate-interactions+items+users`` or fewer."""
+    tables = ["interactions"] + [
+        name for name in ("items", "users") if parameters.get(f"{name}_path")
+    ]
+    return "validate-" + "+".join(tables)
+
+
+@task(name="validate", task_run_name=_run_name, cache_policy=NO_CACHE)
 def validate_task(
     raw_path: str,
     out_dir: str,
