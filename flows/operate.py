@@ -1,6 +1,6 @@
 """Operating recpipe: serve on a schedule, trigger by hand, bench re-runs.
 
-The CLI (``flows/cli.py``) parses options and calls these; heavy imports stay inside.
+The CLI (``flows/cli/``) parses options and calls these; heavy imports stay inside.
 ``recpipe status`` is in ``flows/status.py``.
 """
 
@@ -113,6 +113,37 @@ def trigger(
             f"no deployment '{name}' on the Prefect server; register it with 'recpipe serve' "
             "(which also runs it) or 'prefect deploy' (prefect.yaml) first"
         ) from None
+
+
+def stored_summary(flow_run_id: Any) -> str | None:
+    """The run summary flow run ``flow_run_id`` stored on the Prefect server (Markdown
+    artifact ``recpipe-run-summary``, written by every nightly run, also a failed one:
+    tasks/report.py); None when it stored none.
+
+    ``trigger --wait`` prints it: the flow run ran in another process (``serve``, a worker),
+    maybe on another machine, and its return value is not persisted, but its artifacts
+    are on the server this command already talks to.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    from tasks.report import SUMMARY_KEY
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[SUMMARY_KEY]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            ),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    return str(found[0].data) if found and found[0].data else None
 
 
 # -- bench rerun ------------------------------------------------------------------------------

@@ -1,13 +1,16 @@
-"""``recpipe status``: what the table serves, what runs now, the last runs and their states.
+"""``recpipe status``: what the table serves, what runs now, the last runs and their states,
+and whether the schedule runs (the CLI, flows/cli/operate.py, prints it).
 
 Read from the database (the table's newest run date), the run locks (runs in progress),
-the MLflow parent runs of the workspace and, when PREFECT_API_URL is set, the Prefect API.
+the MLflow parent runs of the workspace and, when PREFECT_API_URL is set, the Prefect API
+(flow runs, the next scheduled one, the deployment: paused or served now).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from flows.operate import FLOW_NAME
 from tasks.config import PipelineConfig
@@ -128,6 +131,7 @@ def prefect_runs(limit: int, deployment: str) -> dict:
                 sort=FlowRunSort.EXPECTED_START_TIME_ASC,
                 limit=1,
             )
+            schedule = deployment_schedule(client, deployment)
     except Exception as exc:  # noqa: BLE001 - status must answer whatever the server does
         return {"configured": True, "reachable": False, "url": url, "error": str(exc)}
     return {
@@ -146,85 +150,101 @@ def prefect_runs(limit: int, deployment: str) -> dict:
             for r in runs
         ],
         "next": upcoming[0].expected_start_time.isoformat() if upcoming else None,
+        "schedule": schedule,
     }
 
 
-def status(config: PipelineConfig, limit: int) -> str:
-    """Text for ``recpipe status``."""
+def deployment_schedule(client: Any, deployment: str) -> dict:
+    """Whether deployment ``recpipe-nightly/<deployment>`` exists, is paused (``serve``
+    pauses it when it stops; the UI can too) and is served now (a process polls it)."""
+    from prefect.exceptions import ObjectNotFound
+
+    name = f"{FLOW_NAME}/{deployment}"
+    try:
+        found = client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        return {"name": name, "exists": False}
+    schedules = [
+        {
+            "active": s.active,
+            "cron": getattr(s.schedule, "cron", None),
+            "timezone": getattr(s.schedule, "timezone", None),
+        }
+        for s in found.schedules or []
+    ]
+    status = getattr(found.status, "value", found.status)
+    return {
+        "name": name,
+        "exists": True,
+        "paused": bool(found.paused),
+        "schedules": schedules,
+        "status": str(status) if status else None,  # READY: a process polls it now
+    }
+
+
+def collect(config: PipelineConfig, limit: int) -> dict:
+    """What ``recpipe status`` shows, as data: the published table, the runs in progress,
+    the last nightly runs (MLflow) and the Prefect server's view (runs, schedule)."""
     from tasks.storage.locks import held_locks
     from tasks.storage.workspace import Workspace
 
     ws = Workspace(config.workspace)
-    lines = [f"workspace {ws.root}"]
     url = config.publish.database_url or ws.database_url
-    table = config.publish.table
     try:
-        t = table_status(url, table)
-    except Exception as exc:  # noqa: BLE001
-        t = {"exists": None, "error": str(exc).splitlines()[0]}
-    if t.get("exists"):
-        lines.append(
-            f"table '{table}': serving run date {t['latest']} ({t['rows']:,} rows; "
-            f"{t['dates']} run date(s) kept)"
-        )
-    elif t.get("exists") is False:
-        lines.append(f"table '{table}': not published yet")
-    else:
-        lines.append(f"table '{table}': cannot read ({t.get('error')})")
-
+        table = table_status(url, config.publish.table)
+    except Exception as exc:  # noqa: BLE001 - status must answer whatever the store does
+        table = {"exists": None, "error": str(exc).splitlines()[0]}
     held = held_locks(ws.root / "locks") if (ws.root / "locks").is_dir() else {}
     running_dates = {name.removeprefix("run_date=") for name in held}
-    for name, info in held.items():
-        lines.append(
-            f"running now: {name} (flow run {info.get('flow_run_id')}, pid {info.get('pid')} "
-            f"on {info.get('host')}, since {info.get('since')})"
-        )
-
     runs = mlflow_runs(config, limit)
-    lines.append("")
-    lines.append(f"last {len(runs)} nightly run(s) (MLflow, newest first):")
-    if runs:
-        lines.append(
-            f"  {'run date':<10}  {'status':<9} {'started (UTC)':<16} {'secs':>5}  "
-            f"{'rows':>7}  {'jaccard':>7}  {'coverage':>8}  notes"
-        )
     for r in runs:
-        state = r["status"]
-        notes = []
-        if state == "RUNNING" and r["run_date"] not in running_dates:
-            notes.append("no process holds its lock: crashed or killed")
-        if r["failed_stage"] or r["error"]:
-            notes.append(f"stage {r['failed_stage'] or '?'} failed: {r['error'][:120]}")
-        elif r["decision"]:
-            notes.append(f"champion {r['decision']}")
-        if r["cached"] and r["cached"] != "none":
-            notes.append(f"cached: {r['cached']}")
-        lines.append(
-            f"  {r['run_date']:<10}  {state:<9} {r['started']:<16} {_num(r['seconds'], 0):>5}  "
-            f"{_num(r['rows'], 0):>7}  {_num(r['jaccard'], 3):>7}  {_num(r['coverage'], 3):>8}  "
-            + "; ".join(notes)
+        r["notes"] = run_notes(r, running_dates)
+    return {
+        "workspace": str(ws.root),
+        "table_name": config.publish.table,
+        "table": table,
+        "running": [{"name": name, **info} for name, info in held.items()],
+        "runs": runs,
+        "prefect": prefect_runs(limit, config.schedule.deployment),
+    }
+
+
+def run_notes(run: dict, running_dates: set[str]) -> str:
+    """What to know about one nightly run, in a few words."""
+    notes = []
+    if run["status"] == "RUNNING" and run["run_date"] not in running_dates:
+        notes.append("no process holds its lock: crashed or killed")
+    if run["failed_stage"] or run["error"]:
+        notes.append(f"stage {run['failed_stage'] or '?'} failed: {run['error'][:120]}")
+    elif run["decision"]:
+        notes.append(f"champion {run['decision']}")
+    if run["cached"] and run["cached"] != "none":
+        notes.append(f"cached: {run['cached']}")
+    return "; ".join(notes)
+
+
+def schedule_line(prefect: dict) -> str:
+    """The state of the schedule in one sentence (a reachable server only)."""
+    schedule = prefect.get("schedule") or {}
+    if not schedule.get("exists"):
+        return (
+            f"schedule: no deployment '{schedule.get('name')}' on this server: nothing runs "
+            "on a schedule (start 'recpipe serve')"
         )
-
-    p = prefect_runs(limit, config.schedule.deployment)
-    lines.append("")
-    if not p.get("configured"):
-        lines.append(
-            "Prefect: PREFECT_API_URL is not set, so nothing runs on a schedule "
-            "(see 'recpipe serve')"
+    crons = ", ".join(
+        f"'{s['cron']}' ({s['timezone'] or 'UTC'})" for s in schedule["schedules"] if s["cron"]
+    )
+    if schedule["paused"]:
+        return (
+            f"schedule: PAUSED: deployment '{schedule['name']}' ({crons or 'no cron'}) runs "
+            "nothing until 'recpipe serve' starts again (which resumes it; it pauses the "
+            "schedule when it stops) or it is resumed in the Prefect UI"
         )
-    elif not p.get("reachable"):
-        lines.append(f"Prefect: server {p['url']} not reachable {p.get('error', '')}".rstrip())
-    else:
-        lines.append(f"Prefect server {p['url']}: next scheduled run {p['next'] or 'none'}")
-        for r in p["runs"]:
-            lines.append(
-                f"  {r['start']:<16} {r['state']:<10} {r['name']:<24} run_date "
-                f"{r['run_date'] or 'today'}  {r['message'][:100]}"
-            )
-    return "\n".join(lines)
-
-
-def _num(value: float | None, digits: int) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.{digits}f}"
+    if not any(s["active"] for s in schedule["schedules"]):
+        return f"schedule: INACTIVE: deployment '{schedule['name']}' has no active schedule"
+    served = (
+        "served now"
+        if schedule.get("status") == "READY"
+        else "no process serves it now (start 'recpipe serve'): runs wait until one does"
+    )
+    return f"schedule: active, {crons}; deployment '{schedule['name']}' {served}"

@@ -8,16 +8,21 @@ uses what it needs.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models import BaseRecommender, make_recommender
+from models.keras_base import KerasRecommender
 from tasks.config import TrainConfig
 from tasks.data.model_inputs import FitInputs, fit_inputs_from_snapshot
+
+progress = logging.getLogger("recpipe.progress")
 
 
 def model_params(name: str, config: TrainConfig) -> dict:
@@ -26,11 +31,46 @@ def model_params(name: str, config: TrainConfig) -> dict:
 
 
 def train_model(name: str, config: TrainConfig, inputs: FitInputs) -> tuple[BaseRecommender, float]:
-    """Fit model ``name``; return it and the training time in seconds."""
+    """Fit model ``name``; return it and the training time in seconds. A Keras model
+    reports each epoch on the ``recpipe.progress`` logger (the CLI's live display)."""
     model = make_recommender(name, **model_params(name, config))
+    extra = {}
+    if isinstance(model, KerasRecommender):
+        extra["callbacks"] = [epoch_progress(name, int(model.params["epochs"]))]
     start = time.perf_counter()
-    model.fit(inputs.train, **inputs.kwargs())
+    model.fit(inputs.train, **inputs.kwargs(), **extra)
     return model, time.perf_counter() - start
+
+
+def epoch_progress(model: str, epochs: int) -> Any:
+    """A Keras callback logging ``{"stage": "train", "event": "epoch", "model", "epoch",
+    "epochs"}`` to ``recpipe.progress``: epoch 0 when training starts, then after each
+    epoch (early stopping may end it before ``epochs``)."""
+    import keras
+
+    def report(epoch: int) -> None:
+        progress.info(
+            "%s epoch %d/%d",
+            model,
+            epoch,
+            epochs,
+            extra={
+                "stage": "train",
+                "event": "epoch",
+                "model": model,
+                "epoch": epoch,
+                "epochs": epochs,
+            },
+        )
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            report(0)
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            report(epoch + 1)
+
+    return EpochProgress()
 
 
 @task(name="train", task_run_name="train-{name}", cache_policy=NO_CACHE)

@@ -1,0 +1,96 @@
+"""The ``recpipe`` command line, on Typer: the app, its global options, every command.
+
+One module per command group: run.py (run, backfill), operate.py (serve, trigger,
+status), model.py, recs.py, doctor.py, evaluate.py, generate.py, bench.py; summary.py
+prints a night's summary, progress.py the live stage display, output.py the tables.
+
+Imports stay light until a command runs (``recpipe --help`` answers at once): the
+pipeline, Prefect, MLflow, pandas and TensorFlow are imported inside the commands, Rich
+when something is printed with it.
+
+Exit codes: 0 done; 2 a usage error or a ``RecpipeError`` (message on stderr: ``recpipe:
+stage X failed: ...`` or ``recpipe: error: ...``); 1 a benchmark found damage; 3
+``trigger --wait`` gave up at ``--timeout``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli import bench, doctor, evaluate, generate, model, operate, recs, run
+from flows.cli.context import State
+
+app = typer.Typer(
+    name="recpipe",
+    help="Nightly batch recommender pipeline (Prefect, Great Expectations, Keras, MLflow).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def global_options(
+    ctx: typer.Context,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            help="folder holding everything a run writes "
+            "(default: $RECPIPE_WORKSPACE or ./recpipe-home)",
+        ),
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file")] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="show the libraries' log lines (Prefect, MLflow, ...)"
+        ),
+    ] = False,
+) -> None:
+    """Nightly batch recommender pipeline (Prefect, Great Expectations, Keras, MLflow)."""
+    ctx.obj = State(workspace=workspace, config=config, verbose=verbose)
+
+
+app.command("run")(run.run)
+app.command("backfill")(run.backfill)
+app.command("serve")(operate.serve)
+app.command("trigger")(operate.trigger)
+app.command("status")(operate.status)
+app.add_typer(model.app, name="model")
+app.add_typer(recs.app, name="recs")
+app.command("doctor")(doctor.doctor)
+app.command("evaluate")(evaluate.evaluate)
+app.command("generate")(generate.generate)
+app.add_typer(bench.app, name="bench")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    try:
+        typer.main.get_command(app).main(args=argv, prog_name="recpipe", standalone_mode=True)
+    except SystemExit as exc:
+        return exit_code(exc.code)
+    except Exception as exc:
+        from tasks.errors import RecpipeError
+
+        if not isinstance(exc, RecpipeError):
+            raise
+        stage = getattr(exc, "recpipe_stage", None)
+        what = f"stage {stage} failed" if stage else "error"
+        print(f"recpipe: {what}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1

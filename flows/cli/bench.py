@@ -1,0 +1,175 @@
+"""``recpipe bench scoring | growth | rerun | publish-faults``: benchmarks that print their
+figures (flows/bench/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from flows.cli.context import load, parse_date, state
+from flows.cli.options import RUN_OPTIONS, split_models, with_options
+
+app = typer.Typer(help="Benchmarks that print their figures.", no_args_is_help=True)
+
+
+@app.command()
+def scoring(
+    users: Annotated[int, typer.Option("--users")] = 100_000,
+    items: Annotated[int, typer.Option("--items")] = 20_000,
+    dim: Annotated[int, typer.Option("--dim")] = 64,
+    k: Annotated[int, typer.Option("--k")] = 10,
+    batch: Annotated[int, typer.Option("--batch", help="users per block")] = 2048,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="SQLAlchemy URL (default: SQLite)")
+    ] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="also compute reasons")] = False,
+    shard_rows: Annotated[
+        int, typer.Option("--shard-rows", help="interactions per user shard")
+    ] = 1_000_000,
+) -> None:
+    """Batch scoring + publishing vs a bare numpy reference, same blocks."""
+    from flows.bench.scoring import benchmark, report
+
+    result = benchmark(
+        users,
+        items,
+        dim,
+        k,
+        batch,
+        database_url=database_url,
+        explain=explain,
+        shard_rows=shard_rows,
+    )
+    print(report(result))
+
+
+@app.command()
+def growth(
+    ctx: typer.Context,
+    sizes: Annotated[
+        str, typer.Option("--sizes", help="interactions per run, e.g. 1M,5M,20M,50M")
+    ] = "1M,5M,20M,50M",
+    models: Annotated[
+        str, typer.Option("--models", help="models to train (the champion's type)")
+    ] = "ease",
+    items: Annotated[int, typer.Option("--items", help="catalogue size, fixed")] = 20_000,
+    events_per_user: Annotated[
+        int, typer.Option("--events-per-user", help="users = interactions / this")
+    ] = 50,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="folder for the generated logs, reused across runs "
+            "(default: <workspace>/scale-data)",
+        ),
+    ] = None,
+    runner: Annotated[Literal["local", "dask"], typer.Option("--runner")] = "local",
+) -> None:
+    """The nightly flow at growing sizes of synthetic data: per-stage time and memory."""
+    import tempfile
+
+    from flows.bench.growth import bench_growth, parse_size, report
+    from tasks.errors import ConfigError
+
+    try:
+        parsed = [parse_size(s) for s in sizes.split(",") if s.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"--sizes: {exc}") from None
+    names = split_models(models)
+    root = state(ctx).workspace or Path(tempfile.mkdtemp(prefix="recpipe-bench-growth-"))
+    results = bench_growth(
+        parsed,
+        names,
+        (data or root / "scale-data").expanduser().resolve(),
+        root.expanduser().resolve(),
+        items,
+        events_per_user,
+        overrides={"runner": {"kind": runner}},
+        progress=lambda so_far: print(report(so_far, names, items) + "\n", flush=True),
+    )
+    if any("failed" in r for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+@with_options(RUN_OPTIONS)
+def rerun(
+    ctx: typer.Context,
+    run_date: Annotated[str, typer.Option("--run-date", help="YYYY-MM-DD")] = "2026-03-02",
+    *,
+    options: dict[str, Any],
+) -> None:
+    """A cold run, a cached re-run and a cached re-run with --retrain, on unchanged demo data."""
+    import tempfile
+
+    workspace = state(ctx).workspace or Path(tempfile.mkdtemp(prefix="recpipe-bench-rerun-"))
+    config = load(ctx, options, workspace=workspace)
+    day = parse_date(run_date, "--run-date")
+    from flows.bench.rerun import bench_report, bench_rerun
+    from flows.cli.progress import stage_progress
+
+    with stage_progress("recpipe bench rerun"):
+        runs = bench_rerun(config, day)
+    print(bench_report(runs, config))
+
+
+@app.command("publish-faults")
+def publish_faults(
+    ctx: typer.Context,
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(
+            "--postgres-url",
+            envvar="RECPIPE_TEST_POSTGRES_URL",
+            help="also run the matrix against this PostgreSQL database",
+        ),
+    ] = None,
+    users: Annotated[int, typer.Option("--users", help="users per published night")] = 2000,
+    flow: Annotated[
+        bool,
+        typer.Option(
+            "--flow",
+            help="also kill real 'recpipe run' processes while they score and publish (~5 min)",
+        ),
+    ] = False,
+) -> None:
+    """Kill -9 a publishing process at every step, per store; print the damage (all 0s)."""
+    import tempfile
+    import time
+
+    from flows.bench.publish_faults import matrix, race, report
+
+    base = state(ctx).workspace or Path(tempfile.mkdtemp(prefix="recpipe-bench-faults-"))
+    base.mkdir(parents=True, exist_ok=True)
+    urls = [None] + ([postgres_url] if postgres_url else [])
+    start = time.perf_counter()
+    rows = matrix(urls, users, base)
+    races = [race(base, url, users) for url in urls]
+    print(report(rows, races, time.perf_counter() - start))
+    bad = sum(r["rows lost"] + r["torn"] + r["disagree"] + r["leftovers"] for r in rows)
+    bad += sum(r["failed runs"] + r["tables missing rows"] + r["leftovers"] for r in races)
+    if flow:
+        from flows.bench import flow_faults
+
+        start = time.perf_counter()
+        folder = base / "flow"
+        folder.mkdir(exist_ok=True)
+        first = flow_faults.base_workspace(folder)
+        cases = [flow_faults.kill_case(first, folder, point) for point in flow_faults.POINTS]
+        print()
+        print(flow_faults.report(cases, time.perf_counter() - start))
+        bad += sum(
+            r["rows lost"]
+            + r["alias moved before commit"]
+            + r["orphans"]
+            + r["disagree"]
+            + r["leftovers"]
+            + (r["next run"] != "ok")
+            + (not r["killed"])
+            for r in cases
+        )
+    if bad:
+        raise typer.Exit(1)

@@ -1,0 +1,72 @@
+"""What every command gets from the global options (``--workspace``, ``--config``,
+``--verbose``): the resolved config, the process environment, dates parsed clearly."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from flows.cli.options import overrides
+
+
+@dataclass(frozen=True)
+class State:
+    """The global options, given before the command (``recpipe --workspace W run``)."""
+
+    workspace: Path | None = None
+    config: Path | None = None
+    verbose: bool = False
+
+
+def state(ctx: typer.Context) -> State:
+    root = ctx.find_root()
+    return root.obj if isinstance(root.obj, State) else State()
+
+
+def load(
+    ctx: typer.Context,
+    options: dict[str, Any] | None = None,
+    *,
+    environment: bool = True,
+    temporary_server: bool = True,
+    workspace: Path | None = None,
+) -> Any:
+    """The pipeline config (defaults < TOML < ``RECPIPE__*`` < options; ``workspace``
+    replaces ``--workspace``); with ``environment``, the process environment is prepared
+    for the libraries too."""
+    from tasks.config import load_config
+
+    s = state(ctx)
+    config = load_config(s.config, overrides=overrides(workspace or s.workspace, options or {}))
+    if environment:
+        prepare(config.workspace, temporary_server, s.verbose)
+    return config
+
+
+def prepare(workspace: Path, temporary_server: bool, verbose: bool) -> None:
+    """``flows.environment.prepare_environment``, passing ``verbose`` where it is accepted."""
+    from flows.environment import prepare_environment
+
+    kwargs: dict[str, Any] = {"temporary_server": temporary_server}
+    if "verbose" in inspect.signature(prepare_environment).parameters:
+        kwargs["verbose"] = verbose
+    prepare_environment(workspace, **kwargs)
+
+
+def parse_date(value: str | None, option: str) -> date | None:
+    """``YYYY-MM-DD`` -> date (None stays None); a clear error otherwise."""
+    from tasks.errors import ConfigError
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"{option} {value!r} is not a date; expected YYYY-MM-DD, e.g. 2026-03-02"
+        ) from None

@@ -1,0 +1,285 @@
+"""Options shared by several commands, and how they map onto the pipeline config.
+
+``run``, ``backfill``, ``serve`` and ``bench rerun`` take the same run options, ``run``
+and ``evaluate`` the same data-source options. Typer reads a command's options from its
+signature, so :func:`with_options` adds a group to a command's signature and hands the
+values to the command as one dict, ``options``; :func:`overrides` turns that dict into
+config overrides (the highest precedence, above TOML and ``RECPIPE__*``).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+SOURCE_PANEL = "Data source (default: the demo dataset)"
+RERUN_PANEL = "Re-runs and concurrency"
+
+Source = Literal[
+    "demo",
+    "movielens-100k",
+    "movielens-1m",
+    "movielens-20m",
+    "movielens-latest-small",
+    "files",
+    "landing",
+]
+
+
+def option(name: str, kind: Any, *decls: str, default: Any = None, **info: Any) -> Any:
+    """One keyword-only parameter ``name: Annotated[kind, typer.Option(*decls)] = default``."""
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=Annotated[kind, typer.Option(*decls, **info)],
+    )
+
+
+SOURCE_OPTIONS = (
+    option(
+        "source",
+        Source | None,
+        "--source",
+        metavar="NAME",
+        help="demo, movielens-100k, movielens-1m, movielens-20m, movielens-latest-small, "
+        "files or landing",
+        rich_help_panel=SOURCE_PANEL,
+    ),
+    option(
+        "path",
+        Path | None,
+        "--path",
+        help="MovieLens zip or folder; or the user's file/folder; or the landing folder",
+        rich_help_panel=SOURCE_PANEL,
+    ),
+    option(
+        "sha256",
+        str | None,
+        "--sha256",
+        help="expected sha256 of a MovieLens zip",
+        rich_help_panel=SOURCE_PANEL,
+    ),
+    option(
+        "no_verify",
+        bool,
+        "--no-verify",
+        default=False,
+        help="accept a MovieLens download with no known checksum",
+        rich_help_panel=SOURCE_PANEL,
+    ),
+    *(
+        option(
+            f"{col.replace('-', '_')}_col",
+            str | None,
+            f"--{col}-col",
+            help=f"column holding the {col.replace('-', ' ')}",
+            rich_help_panel=SOURCE_PANEL,
+        )
+        for col in ("user", "item", "timestamp", "value", "event-type")
+    ),
+    option(
+        "timestamp_unit",
+        Literal["auto", "s", "ms", "iso", "mixed"] | None,
+        "--timestamp-unit",
+        help="how timestamps are written (default: detected)",
+        rich_help_panel=SOURCE_PANEL,
+    ),
+    option(
+        "delimiter",
+        str | None,
+        "--delimiter",
+        help="CSV delimiter ('tab' for a tab)",
+        rich_help_panel=SOURCE_PANEL,
+    ),
+    option(
+        "encoding",
+        str | None,
+        "--encoding",
+        help="file encoding (default utf-8)",
+        rich_help_panel=SOURCE_PANEL,
+    ),
+    option(
+        "items_path",
+        Path | None,
+        "--items-path",
+        help="item catalog file (files/landing)",
+        rich_help_panel=SOURCE_PANEL,
+    ),
+)
+
+RUN_OPTIONS = (
+    option("k", int | None, "--k", help="recommendations per user (score.k)"),
+    option(
+        "models",
+        str | None,
+        "--models",
+        help="comma-separated models to train, e.g. popularity,mult_dae",
+    ),
+    option("epochs", int | None, "--epochs", help="Mult-DAE epochs"),
+    option("demo_users", int | None, "--demo-users", help="demo dataset: number of users"),
+    option("demo_items", int | None, "--demo-items", help="demo dataset: number of items"),
+    *SOURCE_OPTIONS,
+    option(
+        "max_event_age_days",
+        float | None,
+        "--max-event-age-days",
+        help="stop the run when the newest event is older than this",
+    ),
+    option(
+        "no_cache",
+        bool,
+        "--no-cache",
+        default=False,
+        help="run every stage even if its inputs are unchanged",
+        rich_help_panel=RERUN_PANEL,
+    ),
+    option(
+        "retrain",
+        bool,
+        "--retrain",
+        default=False,
+        help="train every model again, even one trained for the same date from identical "
+        "features, settings and code (which is reused by default)",
+        rich_help_panel=RERUN_PANEL,
+    ),
+    option(
+        "runner",
+        Literal["local", "dask"] | None,
+        "--runner",
+        help="where scoring's user shards run: in this process (local) or on Dask (runner.kind)",
+        rich_help_panel=RERUN_PANEL,
+    ),
+    option(
+        "dask_address",
+        str | None,
+        "--dask-address",
+        help="scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 "
+        "(implies --runner dask)",
+        rich_help_panel=RERUN_PANEL,
+    ),
+    option(
+        "dask_workers",
+        int | None,
+        "--dask-workers",
+        help="workers of the local Dask cluster started for the run (runner.workers)",
+        rich_help_panel=RERUN_PANEL,
+    ),
+    option(
+        "lock_wait",
+        float | None,
+        "--lock-wait",
+        help="seconds to wait for a run of the same date to finish (lock.wait_seconds, 0)",
+        rich_help_panel=RERUN_PANEL,
+    ),
+)
+
+SCHEDULE_OPTIONS = (
+    option("cron", str | None, "--cron", help="cron schedule (schedule.cron, '0 2 * * *')"),
+    option(
+        "timezone",
+        str | None,
+        "--timezone",
+        help="IANA timezone of the cron (schedule.timezone, UTC)",
+    ),
+    option("deployment", str | None, "--deployment", help="deployment name (schedule.deployment)"),
+)
+
+
+def with_options(*groups: tuple[inspect.Parameter, ...]) -> Callable[[Callable], Callable]:
+    """Add the options of ``groups`` to a command; it receives their values as ``options``."""
+
+    def decorate(command: Callable) -> Callable:
+        signature = inspect.signature(command, eval_str=True)
+        added = [p for group in groups for p in group]
+        names = [p.name for p in added]
+
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            options = {name: kwargs.pop(name) for name in names}
+            return command(*args, options=options, **kwargs)
+
+        own = [p for p in signature.parameters.values() if p.name != "options"]
+        wrapper.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def split_models(models: str) -> list[str]:
+    return [m.strip() for m in models.split(",") if m.strip()]
+
+
+def overrides(workspace: Path | None, options: dict[str, Any]) -> dict:
+    """Config overrides from the global ``--workspace`` and a command's ``options``."""
+    get = options.get
+    out: dict = {}
+    if workspace is not None:
+        out["workspace"] = str(workspace)
+    if get("k") is not None:
+        out.setdefault("score", {})["k"] = get("k")
+    if get("models"):
+        out.setdefault("train", {})["models"] = split_models(get("models"))
+    if get("epochs") is not None:
+        out.setdefault("train", {}).setdefault("mult_dae", {})["epochs"] = get("epochs")
+    demo = {
+        field: get(option)
+        for option, field in (("demo_users", "n_users"), ("demo_items", "n_items"))
+        if get(option) is not None
+    }
+    ingest: dict = {"demo": demo} if demo else {}
+    source = get("source")
+    if source:
+        ingest["source"] = source
+    files: dict = {}
+    movielens: dict = {}
+    if get("path") is not None:
+        target = movielens if (source or "").startswith("movielens") else files
+        target["path"] = str(get("path"))
+    if get("sha256"):
+        movielens["sha256"] = get("sha256")
+    if get("no_verify"):
+        movielens["verify"] = False
+    for col in ("user", "item", "timestamp", "value", "event_type"):
+        if get(f"{col}_col"):
+            files[f"{col}_col"] = get(f"{col}_col")
+    if get("timestamp_unit"):
+        files["timestamp_unit"] = get("timestamp_unit")
+    if get("delimiter"):
+        files["delimiter"] = "\t" if get("delimiter") in ("tab", "\\t") else get("delimiter")
+    if get("encoding"):
+        files["encoding"] = get("encoding")
+    if get("items_path") is not None:
+        files["items_path"] = str(get("items_path"))
+    if files:
+        ingest["files"] = files
+    if movielens:
+        ingest["movielens"] = movielens
+    if ingest:
+        out["ingest"] = ingest
+    if get("max_event_age_days") is not None:
+        out["validate"] = {"max_event_age_days": get("max_event_age_days")}
+    if get("no_cache"):
+        out.setdefault("cache", {})["enabled"] = False
+    if get("retrain"):
+        out.setdefault("cache", {})["reuse_models"] = False
+    runner: dict = {}
+    if get("runner"):
+        runner["kind"] = get("runner")
+    if get("dask_address"):
+        runner.update(kind="dask", address=get("dask_address"))
+    if get("dask_workers") is not None:
+        runner["workers"] = get("dask_workers")
+    if runner:
+        out["runner"] = runner
+    if get("lock_wait") is not None:
+        out["lock"] = {"wait_seconds": get("lock_wait")}
+    schedule = {field: get(field) for field in ("cron", "timezone", "deployment") if get(field)}
+    if schedule:
+        out["schedule"] = schedule
+    return out

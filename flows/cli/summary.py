@@ -1,0 +1,124 @@
+"""What a finished night prints: ``recpipe run`` (the flow's returned summary), ``backfill``
+(one line per date) and ``trigger --wait`` (the summary the flow stored on the server)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def tool(name: str) -> str:
+    """How to call console script ``name`` of this installation: ``.venv/bin/mlflow`` when
+    recpipe runs from a virtual environment (relative to the current folder when it is
+    inside it), the bare name otherwise."""
+    if sys.prefix == sys.base_prefix:
+        return name
+    script = Path(sys.executable).parent / name
+    try:
+        return os.path.relpath(script) if script.is_relative_to(Path.cwd()) else str(script)
+    except (OSError, ValueError):
+        return str(script)
+
+
+def print_summary(summary: dict) -> None:
+    out = print
+    out(
+        f"\nrecpipe nightly {summary['run_date']} completed in {summary['total_seconds']:.1f} s "
+        f"(flow run {summary['run_id']})"
+    )
+    out("\nstages (seconds):")
+    cached = summary.get("cached_stages") or {}
+    for stage, seconds in summary["stage_seconds"].items():
+        note = "  skipped: inputs unchanged" if stage in cached else ""
+        if stage == "train" and any(k.startswith("train-") for k in cached):
+            note = "  models reused: " + ", ".join(
+                k.removeprefix("train-") for k in cached if k.startswith("train-")
+            )
+        out(f"  {stage:<10} {seconds:>7.2f}{note}")
+    v = summary["validation"]
+    accounting = v.get("accounting") or (
+        f"{v.get('rows_read')} rows read = {v.get('rows_accepted')} accepted + "
+        f"{v.get('rows_quarantined')} quarantined + {v.get('duplicates_dropped')} duplicates dropped"
+    )
+    out(f"\ndata (source {summary['ingest'].get('source')}):")
+    for line in str(accounting).splitlines():
+        out(f"  {line}")
+    out("\nmodels (hold-out):")
+    for m in summary["models"]:
+        metrics = "  ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items() if "@" in k)
+        out(
+            f"  {m['model']:<12} {metrics}  users={m['metrics'].get('n_users')}  "
+            f"train={m['train_seconds']:.1f}s"
+        )
+    c = summary["promotion"]
+    from tasks.promote import outcome
+
+    verdict = {"kept": "KEPT", "promoted": "PROMOTED", "rejected": "not promoted"}[outcome(c)]
+    out(
+        f"\npromotion: challenger {c['challenger']} v{c['challenger_version']} {verdict}: {c['reason']}"
+    )
+    s, p = summary["scoring"], summary["published"]
+    alias = f" ({p['champion_outcome']})" if p.get("champion_outcome") else ""
+    out(f"champion serving: {c['registered_name']} v{c['champion_version']}{alias}")
+    out(f"\nscored {s['users']} users, {s['rows']} rows; by strategy: {s['users_by_strategy']}")
+    mon = summary.get("monitor") or {}
+    f = mon.get("figures") or {}
+    if f:
+        drift = (
+            f"mean Jaccard {f['mean_jaccard']:.3f}, top-1 changed {f['top1_changed_share']:.3f} "
+            f"({f['users_compared']} users) vs {mon.get('previous_run_date')}"
+            if f.get("mean_jaccard") is not None
+            else "no previous run to compare with"
+        )
+        out(f"monitor: coverage {f['coverage']:.3f}, Gini {f['gini']:.3f}; {drift}")
+        for finding in mon.get("findings") or []:
+            out(f"  {finding['level'].upper()}: {finding['message']}")
+    out("\nwhere everything landed:")
+    out(f"  recommendations (lake)     {p['lake']}  (Delta table, version {p['lake_version']})")
+    out(f"  recommendations (database) {p['database']}  table '{p['table']}'")
+    out(f"  validation report          {v.get('data_docs_index')}")
+    out(f"  quarantine                 {v.get('quarantine_path')}")
+    out(f"  MLflow tracking store      {summary['mlflow_uri']}")
+    out(
+        f"  MLflow dashboard           {tool('mlflow')} ui --backend-store-uri "
+        f"{summary['mlflow_uri']}"
+    )
+    out(f"  workspace                  {summary['workspace']}")
+
+
+def print_backfill(rows: list[dict]) -> None:
+    print(f"\nbackfill: {len(rows)} date(s)")
+    for r in rows:
+        if r["status"] == "COMPLETED":
+            print(
+                f"  {r['run_date']}  COMPLETED  {r['rows']:>8} rows  {r['seconds']:>7.1f} s  "
+                f"cached: {r['cached']}  flow run {r['run_id']}"
+            )
+        else:
+            print(f"  {r['run_date']}  {r['status']:<9}  {r.get('error', '')}")
+
+
+def print_stored_summary(
+    markdown: str | None, flow_run_id: str, workspace: str | None = None
+) -> None:
+    """The summary a flow run stored (artifact ``recpipe-run-summary``, Markdown): rendered
+    on a terminal, as Markdown text otherwise; then where its workspace and MLflow store
+    are (``workspace``: from the run's parameters, a path on the machine that ran it)."""
+    from flows.cli.output import console, is_terminal
+
+    if not markdown:
+        print(
+            f"(flow run {flow_run_id} stored no run summary; see 'prefect flow-run inspect "
+            f"{flow_run_id}' and its logs)"
+        )
+    elif is_terminal():
+        from rich.markdown import Markdown
+
+        console().print(Markdown(markdown))
+    else:
+        print(markdown.rstrip("\n"))
+    if workspace:
+        uri = f"sqlite:///{Path(workspace) / 'mlflow' / 'mlflow.db'}"
+        print(f"\nworkspace                  {workspace}  (where the run ran)")
+        print(f"MLflow dashboard           {tool('mlflow')} ui --backend-store-uri {uri}")
