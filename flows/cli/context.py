@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -49,13 +48,10 @@ def load(
 
 
 def prepare(workspace: Path, temporary_server: bool, verbose: bool) -> None:
-    """``flows.environment.prepare_environment``, passing ``verbose`` where it is accepted."""
+    """The process environment for the libraries (quiet unless ``--verbose``)."""
     from flows.environment import prepare_environment
 
-    kwargs: dict[str, Any] = {"temporary_server": temporary_server}
-    if "verbose" in inspect.signature(prepare_environment).parameters:
-        kwargs["verbose"] = verbose
-    prepare_environment(workspace, **kwargs)
+    prepare_environment(workspace, temporary_server=temporary_server, verbose=verbose)
 
 
 def parse_date(value: str | None, option: str) -> date | None:
