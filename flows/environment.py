@@ -58,6 +58,12 @@ MLFLOW_REGISTRY_CHATTER = re.compile(
 )
 
 
+def private_files() -> None:
+    """Files and folders this process creates are its user's alone (0600 / 0700): the
+    workspace holds user ids, histories and databases. A stricter umask is kept."""
+    os.umask(os.umask(0) | 0o077)
+
+
 def prepare_environment(
     workspace: Path, temporary_server: bool = True, verbose: bool = False
 ) -> None:
@@ -68,6 +74,7 @@ def prepare_environment(
     PREFECT_API_URL) is found. ``verbose=False`` silences the libraries' chatter (see the
     module docstring); ``verbose=True`` leaves them at their defaults.
     """
+    private_files()
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     # No usage reporting: nightly batch jobs often run without internet access.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -111,7 +111,7 @@ class Night:
 
     @property
     def database_url(self) -> str:
-        return self.config.publish.database_url or self.ws.database_url
+        return self.config.publish.url(self.ws.database_url)
 
     @property
     def holder(self) -> dict:

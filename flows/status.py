@@ -189,7 +189,7 @@ def collect(config: PipelineConfig, limit: int) -> dict:
     from tasks.storage.workspace import Workspace
 
     ws = Workspace(config.workspace)
-    url = config.publish.database_url or ws.database_url
+    url = config.publish.url(ws.database_url)
     try:
         table = table_status(url, config.publish.table)
     except Exception as exc:  # noqa: BLE001 - status must answer whatever the store does

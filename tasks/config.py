@@ -336,14 +336,60 @@ class ScoreConfig(_Section):
 class PublishConfig(_Section):
     """Where the tables go: lake tables (Delta Lake) in the workspace and a database
     (SQLite by default). ``lake_retention_hours``: how long replaced lake versions stay
-    readable (time travel, ``recpipe recs rollback``) before they are vacuumed."""
+    readable (time travel, ``recpipe recs rollback``) before they are vacuumed.
+
+    ``database_url`` is a secret: it is masked in every repr, dump, log, MLflow param and
+    Prefect parameter. Its password can instead come from a file
+    (``database_password_file``, first line) or an environment variable
+    (``database_password_env`` names it), or from libpq's own ``PGPASSWORD`` /
+    ``PGPASSFILE`` when the URL has none.
+    """
 
     table: str = Field("recommendations", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     similar_table: str = Field("similar_items", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    database_url: str | None = None
+    database_url: SecretStr | None = None
+    database_password_file: Path | None = None
+    database_password_env: str | None = None
     keep_runs: int = Field(7, ge=1)
     validate_output: bool = True
     lake_retention_hours: float = Field(168.0, ge=0)
+
+    def url(self, default: str) -> str:
+        """The URL to connect with (``default``, the workspace's SQLite file, when none is
+        set), with the password from the file or variable filled in."""
+        if self.database_url is None:
+            return default
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url.get_secret_value())
+        password = None
+        if self.database_password_file is not None:
+            try:
+                lines = Path(self.database_password_file).expanduser().read_text().splitlines()
+            except OSError as exc:
+                raise ConfigError(
+                    f"publish.database_password_file {self.database_password_file}: cannot be "
+                    f"read ({exc.strerror}); expected a file whose first line is the password"
+                ) from None
+            password = lines[0] if lines else ""
+        elif self.database_password_env:
+            password = os.environ.get(self.database_password_env)
+            if password is None:
+                raise ConfigError(
+                    f"publish.database_password_env names {self.database_password_env!r}, "
+                    "which is not set; export it, or drop the setting"
+                )
+        if password is not None:
+            url = url.set(password=password)
+        return url.render_as_string(hide_password=False)
+
+    def masked_url(self, default: str) -> str:
+        """The URL as it may be printed or logged: the password replaced by ``***``."""
+        from sqlalchemy.engine import make_url
+
+        if self.database_url is None:
+            return default
+        return make_url(self.database_url.get_secret_value()).render_as_string(hide_password=True)
 
 
 class ScheduleConfig(_Section):
@@ -688,3 +734,12 @@ def load_config(
     finally:
         _LOADED_SOURCES.reset(token)
     return config.model_copy(update={"workspace": config.workspace.expanduser().resolve()})
+
+
+def dump_with_secrets(config: PipelineConfig) -> str:
+    """The config as JSON with its secrets' real values: only for handing it to a child
+    process through a pipe, never for a log, a file or a Prefect parameter."""
+    data = config.model_dump(mode="json", by_alias=True)
+    if config.publish.database_url is not None:
+        data["publish"]["database_url"] = config.publish.database_url.get_secret_value()
+    return json.dumps(data)

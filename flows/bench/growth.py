@@ -93,7 +93,7 @@ def bench_growth(
 ) -> list[dict]:
     """Run each size in turn; ``progress(results so far)`` after each. A size that fails
     (e.g. out of memory) ends the series and is reported with its error."""
-    from tasks.config import load_config
+    from tasks.config import dump_with_secrets, load_config
 
     results = []
     for n in sizes:
@@ -122,7 +122,7 @@ def bench_growth(
         )
         proc = subprocess.run(
             [sys.executable, "-c", code],
-            input=config.model_dump_json(by_alias=True),
+            input=dump_with_secrets(config),
             capture_output=True,
             text=True,
             check=False,

@@ -16,7 +16,7 @@ def publish_stores(ctx: typer.Context) -> tuple[Any, Any]:
 
     config = load(ctx, environment=False)
     ws = Workspace.at(config.workspace)
-    return config, Stores(ws.root, config.publish.database_url or ws.database_url)
+    return config, Stores(ws.root, config.publish.url(ws.database_url))
 
 
 def doctor(ctx: typer.Context) -> None:

@@ -24,7 +24,7 @@ def _lookup(ctx: typer.Context) -> tuple[Any, str, dict[str, str]]:
     ws = Workspace(config.workspace)
     pd.set_option("display.width", 200)
     pd.set_option("display.max_colwidth", 60)
-    return config, config.publish.database_url or ws.database_url, latest_titles(ws.root / "raw")
+    return config, config.publish.url(ws.database_url), latest_titles(ws.root / "raw")
 
 
 @app.command()

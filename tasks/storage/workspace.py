@@ -14,7 +14,7 @@ class Workspace:
     @classmethod
     def at(cls, root: Path | str) -> Workspace:
         root = Path(root).expanduser().resolve()
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)  # user ids, histories, databases
         return cls(root)
 
     def _dir(self, *parts: str) -> Path:
