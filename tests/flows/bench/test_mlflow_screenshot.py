@@ -34,7 +34,9 @@ def one_night(root: Path) -> None:
     tags = {"run_date": "2026-03-02", "prefect.flow_run_id": "f-1"}
     parent = tracking.start_parent_run(client, experiment_id, "nightly-2026-03-02", tags)
     for model, ndcg in (("popularity", 0.125), ("ease", 0.3125)):
-        run = tracking.start_child_run(client, experiment_id, parent, model, {"model": model, **tags})
+        run = tracking.start_child_run(
+            client, experiment_id, parent, model, {"model": model, **tags}
+        )
         metrics = {"ndcg@10": ndcg, "recall@10": ndcg / 2, "train_seconds": 1.5}
         tracking.log_metrics(client, run, metrics)
         ui.set_runs_view(client, experiment_id, list(metrics))

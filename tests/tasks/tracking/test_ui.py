@@ -136,7 +136,9 @@ def test_links_carry_the_parameters_that_open_the_runs_view(monkeypatch) -> None
         "http://127.0.0.1:5000/#/experiments/7/runs"
         "?workflowType=machine_learning&viewStateShareKey=recpipe"
     )
-    assert ui.run_url("http://h", "7", "r1").endswith("/#/experiments/7/runs/r1?" + ui.WORKFLOW_PARAM)
+    assert ui.run_url("http://h", "7", "r1").endswith(
+        "/#/experiments/7/runs/r1?" + ui.WORKFLOW_PARAM
+    )
     monkeypatch.delenv("MLFLOW_UI_URL", raising=False)
     assert ui.mlflow_ui_url("sqlite:////tmp/mlflow.db") is None
     assert ui.mlflow_ui_url("http://tracking:5000/") == "http://tracking:5000"
