@@ -102,6 +102,7 @@ class Night:
             "workspace": str(ws.root),
             "mlflow_uri": ws.mlflow_uri,
             "mlflow_parent_run_id": night.parent_run_id,
+            "mlflow_experiment_id": night.experiment_id,
             "stage_seconds": night.clock.seconds,
             "stage_peak_mb": night.clock.peak_mb,
             "cached_stages": night.cache.hits,

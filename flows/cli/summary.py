@@ -84,6 +84,11 @@ def print_summary(summary: dict) -> None:
         f"  MLflow dashboard           {tool('mlflow')} ui --backend-store-uri "
         f"{summary['mlflow_uri']}"
     )
+    if summary.get("mlflow_experiment_id"):
+        from tasks.tracking.ui import experiment_url
+
+        page = experiment_url("http://127.0.0.1:5000", summary["mlflow_experiment_id"])
+        out(f"    then open                {page}")
     out(f"  workspace                  {summary['workspace']}")
 
 

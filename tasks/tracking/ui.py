@@ -113,9 +113,7 @@ def tag_experiment(client: Any, experiment_id: str, tags: dict[str, str]) -> Non
 def set_runs_view(client: Any, experiment_id: str, metric_names: list[str]) -> None:
     """Point the runs view at the ranking metrics actually logged (``ndcg@5``, ... as
     evaluate names them); nothing is written when the view already shows them."""
-    from tasks.tracking.runs import mlflow_key
-
-    logged = {mlflow_key(name) for name in metric_names}
+    logged = {name.replace("@", "_at_") for name in metric_names}  # as runs.mlflow_key
     wanted = [
         key
         for name in VIEW_METRICS
