@@ -112,7 +112,7 @@ def test_the_feature_snapshot_is_the_runs_dataset_input(store, tmp_path: Path) -
 
 
 def test_the_parent_run_links_the_prefect_flow_run_when_the_ui_is_known(store) -> None:
-    from prefect.settings import PREFECT_UI_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
     ws, client = store
     experiment_id = tracking.ensure_experiment(client, ws, "links")
@@ -123,7 +123,9 @@ def test_the_parent_run_links_the_prefect_flow_run_when_the_ui_is_known(store) -
     tags = client.get_run(run_id).data.tags
     assert tags["prefect.flow_run_url"] == "http://prefect.example:4200/runs/flow-run/abc-123"
 
-    with temporary_settings(restore_defaults={PREFECT_UI_URL}):
+    # no UI address, and no server's API address to derive one from (a test session's
+    # Prefect harness sets one)
+    with temporary_settings(restore_defaults={PREFECT_UI_URL, PREFECT_API_URL}):
         plain = tracking.start_parent_run(
             client, experiment_id, "nightly", {"prefect.flow_run_id": "abc-124"}
         )
