@@ -31,11 +31,21 @@ class StageClock:
         self.peak_mb: dict[str, float] = {}
         self.failed: str | None = None
 
-    def run(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def run(
+        self,
+        stage: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        progress_info: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """``fn(*args, **kwargs)`` timed as ``stage``; ``progress_info`` (e.g. the model's
+        name) goes with its start and end records."""
         start = time.perf_counter()
         sampler = PeakMemory()
         before = sampler.peak
-        progress.info("%s started", stage, extra={"stage": stage, "event": "start"})
+        info = progress_info or {}
+        progress.info("%s started", stage, extra={"stage": stage, "event": "start", **info})
         try:
             return fn(*args, **kwargs)
         except BaseException as exc:
@@ -52,7 +62,7 @@ class StageClock:
                 "%s finished in %.1f s",
                 stage,
                 elapsed,
-                extra={"stage": stage, "event": "end", "seconds": round(elapsed, 2)},
+                extra={"stage": stage, "event": "end", "seconds": round(elapsed, 2), **info},
             )
             if peak * 2**20 - before > RELEASE_AFTER_BYTES:
                 release_memory()  # a full collection costs ~0.3 s once TF and GX are loaded

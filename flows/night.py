@@ -321,6 +321,7 @@ class Night:
         trained = self.clock.run(
             "train",
             train_task,
+            progress_info={"model": name},
             name=name,
             config=self.config.train,
             features_dir=features["features_dir"],
@@ -334,6 +335,7 @@ class Night:
         return self.clock.run(
             "evaluate",
             evaluate_task,
+            progress_info={"model": name},
             trained=trained,
             features_dir=features["features_dir"],
             k=self.config.evaluate.k,
