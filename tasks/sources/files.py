@@ -108,6 +108,7 @@ def iter_table(
         if file_kind(path) == "parquet":
             yield from _parquet_batches(path, name, batch_rows)
         else:
+            _check_header(path, config, name)
             yield from _csv_batches(path, config, name, batch_rows)
     except FileNotFoundError as exc:
         raise SourceFileVanished(
@@ -197,6 +198,28 @@ def _csv_batches(
             f"{name}: the gzip data is corrupt or cut short ({exc}); expected a complete "
             ".gz file; copy it again from the source"
         ) from exc
+
+
+def _check_header(path: Path, config: FilesConfig, name: str) -> None:
+    """Refuse a CSV whose header names a column twice: which copy holds the data is a guess."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            first = handle.readline(1 << 20)
+    except (gzip.BadGzipFile, EOFError, zlib.error):
+        return  # reported by the reader with its own message
+    line = first.decode(config.encoding, errors="replace").lstrip("\ufeff").rstrip("\r\n")
+    columns = [
+        c.strip() for c in next(csv.reader([line], delimiter=delimiter_for(name, config)), [])
+    ]
+    seen: set[str] = set()
+    for column in columns:
+        if column in seen:
+            raise DataError(
+                f"{name}: column {column!r} appears more than once in the header {columns}; "
+                "expected each column name once; rename or remove the extra column"
+            )
+        seen.add(column)
 
 
 def _first_bad_byte(path: Path, encoding: str) -> str:

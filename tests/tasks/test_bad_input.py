@@ -32,6 +32,7 @@ Never a raw traceback, never a silent drop. Policies:
 | one user with absurd event count   | all the user's rows quarantined as a likely bot           |
 | yesterday's file under a new name  | landing: skipped by content hash, listed, 0 rows new      |
 | most rows bad                      | DataValidationError: share, reasons, sample rows          |
+| duplicated header column           | DataError naming the column and the file                  |
 """
 
 from __future__ import annotations
@@ -380,3 +381,12 @@ def test_tsv_files_are_tab_delimited_and_bad_encoding_names_are_config_errors(tm
     assert frame["item_id"].tolist() == ["i1"]
     with pytest.raises(ConfigError, match=r"ingest.files.encoding: .*unknown text encoding"):
         load_config(overrides={"ingest": {"files": {"encoding": "utf-9"}}}, environ={})
+
+
+def test_duplicated_header_column(tmp_path) -> None:
+    """Policy: a column named twice in a CSV header is refused (DataError naming it and the file)."""
+    (tmp_path / "dup.csv").write_text("user_id,item_id,user_id,timestamp\nu1,i1,u2,1\n")
+    clear_error(
+        DataError, read_table, tmp_path / "dup.csv", FilesConfig(),
+        match=r"dup.csv: column 'user_id' appears more than once in the header.*rename or remove",
+    )  # fmt: skip
