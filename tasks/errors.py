@@ -28,3 +28,15 @@ class PublishError(RecpipeError):
 
 class StoreError(RecpipeError):
     """The MLflow store is damaged or missing its history; the run stopped before writing."""
+
+
+class WorkspaceError(ConfigError):
+    """The workspace cannot be written, or has too little free disk space for a run."""
+
+
+class DatabaseUnreachable(ConfigError):
+    """The publish database does not answer, or its SQLite folder cannot be written."""
+
+
+class InputNotReady(DataError):
+    """The input files or landing folder are missing, unreadable or lack a column."""

@@ -8,9 +8,10 @@ Imports stay light until a command runs (``recpipe --help`` answers at once): th
 pipeline, Prefect, MLflow, pandas and TensorFlow are imported inside the commands, Rich
 when something is printed with it.
 
-Exit codes: 0 done; 2 a usage error or a ``RecpipeError`` (message on stderr: ``recpipe:
-stage X failed: ...`` or ``recpipe: error: ...``); 1 a benchmark found damage; 3
-``trigger --wait`` gave up at ``--timeout``.
+Exit codes: 0 done; 2 a usage error or any failure (one line on stderr: ``recpipe: stage
+X failed: ...`` or ``recpipe: error: ...``; the traceback in ``<workspace>/logs``, and on
+stderr with ``--debug``: see failure.py); 1 a benchmark found damage; 3 ``trigger --wait``
+gave up at ``--timeout``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import bench, doctor, evaluate, generate, model, operate, recs, run
+from flows.cli import bench, doctor, evaluate, failure, generate, model, operate, recs, run
 from flows.cli.context import State
 
 app = typer.Typer(
@@ -51,9 +52,16 @@ def global_options(
             "--verbose", "-v", help="show the libraries' log lines (Prefect, MLflow, ...)"
         ),
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="on a failure, print the full traceback too"),
+    ] = False,
 ) -> None:
     """Nightly batch recommender pipeline (Prefect, Great Expectations, Keras, MLflow)."""
-    ctx.obj = State(workspace=workspace, config=config, verbose=verbose)
+    ctx.obj = State(workspace=workspace, config=config, verbose=verbose, debug=debug)
+    failure.SEEN.update(workspace=workspace, debug=debug, loaded=False)
+    if not (verbose or debug):
+        failure.quiet_prefect_failures()
 
 
 app.command("run")(run.run)
@@ -75,15 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         typer.main.get_command(app).main(args=argv, prog_name="recpipe", standalone_mode=True)
     except SystemExit as exc:
         return exit_code(exc.code)
-    except Exception as exc:
-        from tasks.errors import RecpipeError
-
-        if not isinstance(exc, RecpipeError):
-            raise
-        stage = getattr(exc, "recpipe_stage", None)
-        what = f"stage {stage} failed" if stage else "error"
-        print(f"recpipe: {what}: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # noqa: BLE001 - the one failure path: every error ends here
+        return failure.report(exc)
     return 0
 
 

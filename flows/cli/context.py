@@ -1,5 +1,5 @@
 """What every command gets from the global options (``--workspace``, ``--config``,
-``--verbose``): the resolved config, the process environment, dates parsed clearly."""
+``--verbose``, ``--debug``): the resolved config, the process environment, dates parsed clearly."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from flows.cli.failure import SEEN
 from flows.cli.options import overrides
 
 
@@ -20,6 +21,7 @@ class State:
     workspace: Path | None = None
     config: Path | None = None
     verbose: bool = False
+    debug: bool = False
 
 
 def state(ctx: typer.Context) -> State:
@@ -42,6 +44,7 @@ def load(
 
     s = state(ctx)
     config = load_config(s.config, overrides=overrides(workspace or s.workspace, options or {}))
+    SEEN.update(workspace=config.workspace, loaded=True)  # where a failure's log goes
     if environment:
         prepare(config.workspace, temporary_server, s.verbose)
     return config

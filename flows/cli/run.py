@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli.context import load, parse_date
+from flows.cli.context import load, parse_date, prepare, state
 from flows.cli.options import RUN_OPTIONS, with_options
 
 
@@ -28,7 +28,7 @@ def run(
     options: dict[str, Any],
 ) -> None:
     """Run the nightly flow now, in this process."""
-    config = load(ctx, options)
+    config = checked(ctx, options)
     day = parse_date(run_date, "--run-date")
 
     from flows.cli.progress import stage_progress
@@ -53,7 +53,7 @@ def backfill(
     options: dict[str, Any],
 ) -> None:
     """Run the nightly flow for each past date, as of that date."""
-    config = load(ctx, options)
+    config = checked(ctx, options)
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
 
     from flows.backfill import BackfillError, backfill_dates
@@ -71,3 +71,19 @@ def backfill(
         print_backfill(getattr(exc, "rows", []))
         raise
     print_backfill(rows)
+
+
+def checked(ctx: typer.Context, options: dict[str, Any]) -> Any:
+    """The config, checked by tasks/preflight.py (input, columns, database, workspace, disk)
+    before Prefect, MLflow or TensorFlow start: bad input fails in seconds."""
+    from flows.measure import mark_stage
+    from tasks.preflight import preflight
+
+    config = load(ctx, options, environment=False)
+    try:
+        preflight(config)
+    except Exception as exc:
+        mark_stage(exc, "preflight")
+        raise
+    prepare(config.workspace, True, state(ctx).verbose)
+    return config

@@ -1,0 +1,160 @@
+"""One failure path: any error ends in one line on stderr, exit 2, the traceback in a log.
+
+Bad input is refused by the preflight (tasks/preflight.py) before Prefect and MLflow
+start; errors a stage raises (a full disk, a permission refused, wrapped by Prefect or a
+library) are unwrapped to their root cause and named with their stage.
+"""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.cli import main
+from flows.measure import mark_stage
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def recpipe(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return done, time.perf_counter() - start
+
+
+def last_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert lines, "nothing on stderr"
+    return lines[-1]
+
+
+def log_of(line: str) -> Path:
+    assert "(traceback: " in line, line
+    return Path(line.rsplit("(traceback: ", 1)[1].rstrip(")"))
+
+
+def test_a_missing_column_fails_before_prefect_starts(tmp_path) -> None:
+    data = tmp_path / "events.csv"
+    data.write_text("uid,item_id,timestamp\n1,2,1700000000\n")
+    ws = tmp_path / "ws"
+    done, seconds = recpipe("--workspace", str(ws), "run", "--source", "files", "--path", str(data))
+    print(f"missing column: failed in {seconds:.2f} s")
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    line = last_line(done.stderr)
+    assert line.startswith("recpipe: stage preflight failed: events.csv: column 'user_id'")
+    assert "--user-col" in line
+    assert "Traceback" not in done.stderr
+    assert not (ws / "prefect").exists()  # Prefect never started
+    assert "DataError" in log_of(line).read_text()
+    assert seconds < 20  # a generous bound; it takes about 1 s
+
+
+def test_a_wrong_path_fails_before_prefect_starts(tmp_path) -> None:
+    missing = tmp_path / "nowhere.csv"
+    done, seconds = recpipe(
+        "--workspace", str(tmp_path / "ws"), "run", "--source", "files", "--path", str(missing)
+    )
+    print(f"wrong path: failed in {seconds:.2f} s")
+    assert done.returncode == 2, done.stderr
+    line = last_line(done.stderr)
+    assert f"input path {missing} does not exist" in line
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_workspace_that_cannot_be_created_is_refused(tmp_path) -> None:
+    data = tmp_path / "events.csv"
+    data.write_text("user_id,item_id,timestamp\n1,2,1700000000\n")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    done, _ = recpipe(
+        "--workspace", str(blocker / "ws"), "run", "--source", "files", "--path", str(data)
+    )
+    assert done.returncode == 2, done.stderr
+    line = last_line(done.stderr)
+    assert f"workspace {blocker / 'ws'}: cannot be created, {blocker} is a file" in line
+    assert log_of(line).is_file()  # in the temporary folder, as the workspace cannot hold it
+
+
+@pytest.fixture
+def failing_night(monkeypatch, tmp_path):
+    """`recpipe run` whose night raises ``error`` from stage ``publish``, wrapped the way
+    Prefect and libraries wrap (``raise ... from``); no Prefect, no environment changes."""
+    import flows.cli.run
+    import flows.nightly
+
+    def install(error: BaseException) -> None:
+        def night(**_: object) -> None:
+            try:
+                raise error
+            except BaseException as exc:
+                mark_stage(exc, "publish")
+                raise RuntimeError("Flow run encountered an exception") from exc
+
+        monkeypatch.setattr(flows.cli.run, "prepare", lambda *a, **k: None)
+        monkeypatch.setattr(flows.nightly, "nightly_flow_for", lambda config: night)
+
+    return install
+
+
+def run_args(ws: Path, *extra: str) -> list[str]:
+    return ["--workspace", str(ws), *extra, "run", "--demo-users", "20", "--demo-items", "30"]
+
+
+def test_a_permission_error_in_a_stage_is_one_line_and_a_log(
+    tmp_path, failing_night, capsys
+) -> None:
+    ws = tmp_path / "ws"
+    table = ws / "tables" / "recommendations"
+    failing_night(PermissionError(errno.EACCES, "Permission denied", str(table)))
+    assert main(run_args(ws)) == 2
+    err = capsys.readouterr().err
+    print(err)
+    assert len(err.strip().splitlines()) == 1, err
+    line = last_line(err)
+    assert line.startswith(f"recpipe: stage publish failed: permission denied on {table}: ")
+    assert "--workspace" in line
+    log = log_of(line)
+    assert log.parent == (ws / "logs").resolve() or log.parent == ws / "logs"
+    assert "PermissionError" in log.read_text()
+    assert "Traceback" in log.read_text()
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path, failing_night, capsys) -> None:
+    ws = tmp_path / "ws"
+    part = ws / "scores" / "part-0.parquet"
+    failing_night(OSError(errno.ENOSPC, "No space left on device", str(part)))
+    assert main(run_args(ws)) == 2
+    line = last_line(capsys.readouterr().err)
+    print(line)
+    assert f"stage publish failed: no space left on device writing {part}: free space" in line
+
+
+def test_debug_prints_the_traceback_too(tmp_path, failing_night, capsys) -> None:
+    ws = tmp_path / "ws"
+    failing_night(OSError(errno.ENOSPC, "No space left on device", str(ws / "x")))
+    assert main(run_args(ws, "--debug")) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert "RuntimeError: Flow run encountered an exception" in err
+    assert last_line(err).startswith("recpipe: stage publish failed: no space left on device")
+
+
+def test_an_unexpected_library_error_is_one_line_too(tmp_path, failing_night, capsys) -> None:
+    failing_night(KeyError("model_version"))
+    assert main(run_args(tmp_path / "ws")) == 2
+    line = last_line(capsys.readouterr().err)
+    assert line.startswith("recpipe: stage publish failed: ")
+    assert "model_version" in line and "--debug" in line
