@@ -119,10 +119,14 @@ def _file_summary(stats: dict) -> dict:
         timestamp_unit=unit,
         ids_whitespace_stripped=sum(s["ids_whitespace_stripped"] for s in per_file.values()),
         ids_float_suffix_removed=sum(s["ids_float_suffix_removed"] for s in per_file.values()),
+        ids_unicode_normalized=sum(s.get("ids_unicode_normalized", 0) for s in per_file.values()),
         columns_ignored=sorted({c for s in per_file.values() for c in s["columns_ignored"]}),
         files_truncated=sorted(n for n, s in per_file.items() if s.get("truncated_last_line")),
         files=per_file,
     )
+    naive = sum(s.get("timestamps_without_zone", 0) for s in per_file.values())
+    if naive:  # said once for the whole source, not per row
+        out["timestamp_zone_assumed"] = f"UTC for {naive} ISO timestamps written without a zone"
     out.setdefault("files_ingested", sorted(per_file))
     return out
 

@@ -7,6 +7,8 @@ Policies (each one counted in the returned stats, never applied silently):
   id. A column whose every id looks like ``<int>.0`` was written from floats upstream:
   the ".0" is removed, so it joins the same ids written as integers. Parquet integer ids
   become their decimal text; a non-integral float id ("1.5") is kept as text and flagged.
+* ids are Unicode NFC with the invisible characters U+200B/C/D, U+2060 and U+FEFF
+  removed: "e" + combining acute and "\u00e9" are one user, "u1\u200b" is "u1" (counted).
 * timestamps: epoch seconds, epoch milliseconds (|n| >= 1e11, i.e. after 1973 in ms) or
   ISO 8601 text (no zone = UTC). ``auto`` takes the form most values have; values in
   another form are not guessed at: they become NaT and the row carries an
@@ -20,6 +22,7 @@ validation quarantines those rows with that sentence as the reason.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 
 import numpy as np
@@ -31,6 +34,9 @@ _MAX_EPOCH = 1e14  # beyond this, not seconds nor milliseconds (microseconds?)
 _NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 _FLOAT_INT = r"^[+-]?\d+\.0+$"
 _INT = r"^[+-]?\d+$"
+# Invisible characters that make two ids look equal and compare unequal: removed from ids.
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+_ZONE = r"[T ]\d{2}.*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"  # an ISO timestamp's zone designator
 _KIND_NAMES = {"s": "epoch seconds", "ms": "epoch milliseconds", "iso": "ISO 8601 text"}
 
 
@@ -91,6 +97,26 @@ def normalize_ids(
         stats["float_suffix_removed"] = int(floaty.sum())
         stripped = stripped.str.replace(r"\.0+$", "", regex=True)
     return stripped, stats
+
+
+def unify_ids(raw: pd.Series) -> tuple[pd.Series, int]:
+    """Text ids in NFC without invisible characters, and how many changed; other dtypes as
+    they are."""
+    if not (pd.api.types.is_object_dtype(raw.dtype) or pd.api.types.is_string_dtype(raw.dtype)):
+        return raw, 0
+    text = raw.astype("str")
+    unified = text.map(_unify, na_action="ignore").astype("str")
+    return unified, int(((unified != text) & text.notna()).sum())
+
+
+def _unify(text: str) -> str:
+    """``text`` in NFC with the invisible characters removed ("e\u0301" -> "\u00e9")."""
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFC", text.translate(_INVISIBLE_TABLE)).strip()
+
+
+_INVISIBLE_TABLE = dict.fromkeys(map(ord, INVISIBLE))
 
 
 def parse_values(raw: pd.Series, name: str, issues: pd.Series) -> pd.Series:
@@ -173,7 +199,11 @@ def parse_timestamps(
         unparsed & ~wrong_form,
         lambda p: f"{name} {shown[p]!r} is not {expected} within the years 1677-2262",
     )
-    return out, {"timestamp_unit": detected, "timestamp_forms": counts}
+    stats = {"timestamp_unit": detected, "timestamp_forms": counts}
+    naive = (kind == "iso") & ~text.str.contains(_ZONE, regex=True, na=False) & out.notna()
+    if naive.any():
+        stats["timestamps_without_zone"] = int(naive.sum())
+    return out, stats
 
 
 def most_common_form(counts: dict[str, int]) -> str:

@@ -30,6 +30,7 @@ from tasks.sources.columns import (
     normalize_ids,
     parse_timestamps,
     parse_values,
+    unify_ids,
 )
 
 CSV_SUFFIXES = (".csv", ".tsv")  # not .txt: READMEs and notes land in folders too
@@ -269,12 +270,10 @@ def to_contract(
             mapping[target] = chosen or target
     _check_columns(raw, mapping, config, name)
     issues = new_issues(raw.index)
-    users, user_stats = normalize_ids(
-        raw[mapping["user_id"]], "user_id", issues, decided.get("user_id")
-    )
-    items, item_stats = normalize_ids(
-        raw[mapping["item_id"]], "item_id", issues, decided.get("item_id")
-    )
+    raw_users, user_unified = unify_ids(raw[mapping["user_id"]])
+    raw_items, item_unified = unify_ids(raw[mapping["item_id"]])
+    users, user_stats = normalize_ids(raw_users, "user_id", issues, decided.get("user_id"))
+    items, item_stats = normalize_ids(raw_items, "item_id", issues, decided.get("item_id"))
     timestamps, ts_stats = parse_timestamps(
         raw[mapping["timestamp"]],
         config.timestamp_unit,
@@ -295,6 +294,7 @@ def to_contract(
         "ids_float_suffix_removed": (
             user_stats["float_suffix_removed"] + item_stats["float_suffix_removed"]
         ),
+        "ids_unicode_normalized": user_unified + item_unified,
         "columns_ignored": [c for c in raw.columns if c not in mapping.values()],
         "votes": {"user_id": user_stats["float_vote"], "item_id": item_stats["float_vote"]},
         "decisions": {
@@ -411,11 +411,18 @@ def _add_batch(stats: dict, batch: dict) -> None:
         stats.update(batch, votes={k: [] for k in batch["votes"]}, batch_decisions=[])
         stats["rows"] = 0
         stats["ids_whitespace_stripped"] = stats["ids_float_suffix_removed"] = 0
+        stats["ids_unicode_normalized"] = 0
+        stats.pop("timestamps_without_zone", None)
         if "timestamp_forms" in batch:
             stats["timestamp_forms"] = {}
     stats["rows"] += batch["rows"]
     stats["ids_whitespace_stripped"] += batch["ids_whitespace_stripped"]
     stats["ids_float_suffix_removed"] += batch["ids_float_suffix_removed"]
+    stats["ids_unicode_normalized"] += batch["ids_unicode_normalized"]
+    if batch.get("timestamps_without_zone"):
+        stats["timestamps_without_zone"] = (
+            stats.get("timestamps_without_zone", 0) + batch["timestamps_without_zone"]
+        )
     for kind, n in batch.get("timestamp_forms", {}).items():
         stats["timestamp_forms"][kind] = stats["timestamp_forms"].get(kind, 0) + n
     for column, vote in batch["votes"].items():

@@ -32,6 +32,10 @@ Never a raw traceback, never a silent drop. Policies:
 | one user with absurd event count   | all the user's rows quarantined as a likely bot           |
 | yesterday's file under a new name  | landing: skipped by content hash, listed, 0 rows new      |
 | most rows bad                      | DataValidationError: share, reasons, sample rows          |
+| NFC vs NFD / invisible chars in ids| ids made NFC, U+200B/C/D, U+2060, U+FEFF removed; counted |
+|                                    | per file and in total (ids_unicode_normalized)            |
+| ISO timestamps without a zone      | taken as UTC; said once: ingest's timestamp_zone_assumed  |
+| HTML / script in ids               | accepted as data, kept raw (ids are opaque, never run)    |
 | duplicated header column           | DataError naming the column and the file                  |
 """
 
@@ -80,6 +84,16 @@ CASES = {
     "extra_cols.csv": "user_id,item_id,timestamp,value,comment,score\n" + f"u16,i1,{T},4,hello,9\n",
     "header_only.csv": HEADER,
     "unknown_item.csv": HEADER + f"u17,i-404,{T},4\n",
+    "nfd_ids.csv": HEADER + f"caf\u00e9,i1,{T},4\ncafe\u0301,i2,{T},4\n",
+    "invisible_ids.csv": HEADER
+    + "".join(
+        f"{u},i{n % 3 + 1},{T + n},4\n"
+        for n, u in enumerate(
+            ["u19\u200b", "u\u200c19", "u1\u200d9", "\u2060u19", "\ufeffu19", "\u200bi\u200b"]
+        )
+    ),
+    "naive_ts.csv": HEADER + "u20,i1,2024-06-01T10:00:00,4\nu20,i2,2024-06-01T11:00:00,4\n",
+    "html_ids.csv": HEADER + f"<script>alert(1)</script>,i1,{T},4\n<b>u21</b>,i2,{T},4\n",
     "bot.csv": HEADER + "".join(f"bot,i{n % 3 + 1},{T + n},4\n" for n in range(60)),
 }
 
@@ -390,3 +404,40 @@ def test_duplicated_header_column(tmp_path) -> None:
         DataError, read_table, tmp_path / "dup.csv", FilesConfig(),
         match=r"dup.csv: column 'user_id' appears more than once in the header.*rename or remove",
     )  # fmt: skip
+
+
+def test_nfc_and_nfd_forms_of_one_id_are_one_user(run) -> None:
+    """Policy: ids are made NFC ("e" + U+0301 -> U+00E9), so both forms are one user; counted."""
+    assert accepted(run, "nfd_ids.csv")["user_id"].tolist() == ["caf\u00e9", "caf\u00e9"]
+    assert run[1]["files"]["nfd_ids.csv"]["ids_unicode_normalized"] == 1
+    assert run[1]["files"]["good.csv"]["ids_unicode_normalized"] == 0
+
+
+def test_invisible_characters_are_removed_from_ids(run) -> None:
+    """Policy: U+200B/C/D, U+2060 and U+FEFF are removed from ids (counted), never kept."""
+    rows = accepted(run, "invisible_ids.csv")
+    assert rows["user_id"].tolist() == ["u19"] * 5 + ["i"]
+    assert run[1]["files"]["invisible_ids.csv"]["ids_unicode_normalized"] == 6
+    assert not quarantined(run, "invisible_ids.csv")
+
+
+def test_timestamps_without_a_zone_are_utc_and_said_once(run, tmp_path) -> None:
+    """Policy: an ISO timestamp without a zone is UTC; the ingest summary says so once."""
+    from tasks.ingest import _file_summary
+
+    rows = accepted(run, "naive_ts.csv")
+    assert rows["timestamp"].iloc[0] == pd.Timestamp("2024-06-01T10:00:00Z")
+    assert run[1]["files"]["naive_ts.csv"]["timestamps_without_zone"] == 2
+    assert "timestamps_without_zone" not in run[1]["files"]["iso_ts.csv"]  # it has +02:00
+    summary = _file_summary(run[1])
+    assert summary["timestamp_zone_assumed"] == "UTC for 2 ISO timestamps written without a zone"
+    assert summary["ids_unicode_normalized"] == 7
+
+
+def test_html_in_ids_is_kept_raw(run) -> None:
+    """Policy: ids are opaque text: HTML/script is accepted as data, kept raw, never run."""
+    assert accepted(run, "html_ids.csv")["user_id"].tolist() == [
+        "<script>alert(1)</script>",
+        "<b>u21</b>",
+    ]
+    assert not quarantined(run, "html_ids.csv")
