@@ -60,8 +60,7 @@ def global_options(
     """Nightly batch recommender pipeline (Prefect, Great Expectations, Keras, MLflow)."""
     ctx.obj = State(workspace=workspace, config=config, verbose=verbose, debug=debug)
     failure.SEEN.update(workspace=workspace, debug=debug, loaded=False)
-    if not (verbose or debug):
-        failure.quiet_prefect_failures()
+    failure.quiet_prefect_failures(quiet=not (verbose or debug))
 
 
 app.command("run")(run.run)

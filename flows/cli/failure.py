@@ -179,9 +179,12 @@ class _NoRunTracebacks(logging.Filter):
         return record.levelno < logging.ERROR
 
 
-def quiet_prefect_failures() -> None:
-    """In the default (quiet) mode, Prefect does not print failed runs' tracebacks."""
+def quiet_prefect_failures(quiet: bool = True) -> None:
+    """In the default (quiet) mode, Prefect does not print failed runs' tracebacks; with
+    ``quiet=False`` (``--verbose``, ``--debug``) it does again."""
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _NoRunTracebacks) for f in logger.filters):
+        for old in [f for f in logger.filters if isinstance(f, _NoRunTracebacks)]:
+            logger.removeFilter(old)
+        if quiet:
             logger.addFilter(_NoRunTracebacks())

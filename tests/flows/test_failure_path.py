@@ -8,6 +8,7 @@ library) are unwrapped to their root cause and named with their stage.
 from __future__ import annotations
 
 import errno
+import gzip
 import subprocess
 import sys
 import time
@@ -86,6 +87,28 @@ def test_a_workspace_that_cannot_be_created_is_refused(tmp_path) -> None:
     line = last_line(done.stderr)
     assert f"workspace {blocker / 'ws'}: cannot be created, {blocker} is a file" in line
     assert log_of(line).is_file()  # in the temporary folder, as the workspace cannot hold it
+
+
+def test_a_stage_error_in_a_real_run_is_one_line_without_prefect_tracebacks(tmp_path) -> None:
+    """A gzip'd Parquet file is read whole by ingest only (the preflight reads no schema
+    from it), so its missing column fails in the ingest stage, inside Prefect."""
+    import pandas as pd
+
+    data = tmp_path / "events.parquet"
+    pd.DataFrame({"uid": ["1"], "item_id": ["2"], "timestamp": [1700000000]}).to_parquet(data)
+    packed = tmp_path / "events.parquet.gz"
+    packed.write_bytes(gzip.compress(data.read_bytes()))
+    ws = tmp_path / "ws"
+    done, seconds = recpipe(
+        "--workspace", str(ws), "run", "--source", "files", "--path", str(packed)
+    )
+    print(f"stage error: failed in {seconds:.1f} s\n{done.stderr}")
+    assert done.returncode == 2, done.stderr
+    line = last_line(done.stderr)
+    assert line.startswith("recpipe: stage ingest failed: events.parquet.gz: column 'user_id'")
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "ERROR" not in done.stdout + done.stderr  # Prefect's own failure lines
+    assert "DataError" in log_of(line).read_text()
 
 
 @pytest.fixture
