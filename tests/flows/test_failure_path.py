@@ -181,3 +181,38 @@ def test_an_unexpected_library_error_is_one_line_too(tmp_path, failing_night, ca
     line = last_line(capsys.readouterr().err)
     assert line.startswith("recpipe: stage publish failed: ")
     assert "model_version" in line and "--debug" in line
+
+
+def test_too_little_free_space_is_refused_before_the_run(tmp_path, monkeypatch, capsys) -> None:
+    import shutil
+
+    import tasks.preflight
+
+    data = tmp_path / "events.csv"
+    data.write_text("user_id,item_id,timestamp\n1,2,1700000000\n")
+    real = shutil.disk_usage
+
+    def nearly_full(path):
+        usage = real(path)
+        return usage._replace(free=50 * 2**20)
+
+    monkeypatch.setattr(tasks.preflight.shutil, "disk_usage", nearly_full)
+    ws = tmp_path / "ws"
+    assert main(["--workspace", str(ws), "run", "--source", "files", "--path", str(data)]) == 2
+    line = last_line(capsys.readouterr().err)
+    print(line)
+    assert f"workspace {ws}: 50 MB free on its disk; expected at least 200 MB" in line
+    assert "--workspace" in line
+
+
+def test_a_header_is_read_with_the_configured_delimiter_and_mapping(tmp_path) -> None:
+    from tasks.config import FilesConfig
+    from tasks.errors import DataError
+    from tasks.preflight import check_files
+
+    data = tmp_path / "events.csv"
+    data.write_text("\ufeffuid;iid;ts\n1;2;1700000000\n")
+    mapped = FilesConfig(path=data, user_col="uid", item_col="iid", timestamp_col="ts")
+    assert check_files(mapped.model_copy(update={"delimiter": ";"})) == data.stat().st_size
+    with pytest.raises(DataError, match="looks ';'-delimited"):
+        check_files(mapped)
