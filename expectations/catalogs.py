@@ -4,7 +4,8 @@ Items: ``item_id`` present and well-formed (else quarantined), unique (later cop
 dropped as duplicates); a missing title or release year (``metadata_missing``, e.g.
 ML-100K item 267) and a year outside ``[validate.item_year_min, now + 5 years]`` are
 flagged, not quarantined: the item and its interactions stay, and the accounting counts
-them. Users: ``user_id`` present, well-formed and unique; an age outside 1..120 is flagged.
+them. An ``available`` flag that is not a boolean (true/false/1/0; null = available)
+quarantines the item. Users: ``user_id`` present, well-formed and unique; an age outside 1..120 is flagged.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from expectations.common import batch, duplicates, flag, id_expectations
+from expectations.common import batch, duplicates, flag, id_expectations, row
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 ITEMS_SUITE = "items"
 USERS_SUITE = "users"
 AGE_RANGE = (1, 120)
+# What an ``available`` flag may hold (a null means available); anything else is quarantined.
+AVAILABLE_VALUES = [True, False, 1, 0, "true", "false", "True", "False", "TRUE", "FALSE", "1", "0"]
 
 
 def build_items_suite(
@@ -42,6 +45,14 @@ def build_items_suite(
                 column="metadata_missing",
                 value_set=[False],
                 meta=flag("item metadata missing (no title or release year)"),
+            )
+        )
+    if "available" in columns:
+        expectations.append(
+            gxe.ExpectColumnValuesToBeInSet(
+                column="available",
+                value_set=AVAILABLE_VALUES,
+                meta=row("available is not a boolean (expected true/false/1/0)"),
             )
         )
     if "year" in columns:

@@ -36,6 +36,11 @@ Never a raw traceback, never a silent drop. Policies:
 |                                    | per file and in total (ids_unicode_normalized)            |
 | ISO timestamps without a zone      | taken as UTC; said once: ingest's timestamp_zone_assumed  |
 | HTML / script in ids               | accepted as data, kept raw (ids are opaque, never run)    |
+| catalog: duplicate / null ids     | null: quarantined "<col> is null or blank"; duplicates:   |
+|                                    | first kept, the rest counted as duplicates dropped        |
+| catalog: non-boolean `available`   | quarantined: "available is not a boolean ..."             |
+| HTML / script in catalog titles    | kept raw as data (escaping is the publisher's job)        |
+| a catalog of one item / one user   | runs: the row accepted, interactions checked against it   |
 | duplicated header column           | DataError naming the column and the file                  |
 """
 
@@ -441,3 +446,75 @@ def test_html_in_ids_is_kept_raw(run) -> None:
         "<b>u21</b>",
     ]
     assert not quarantined(run, "html_ids.csv")
+
+
+def _users_items_frame(users: list[str], items: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": pd.array(users, dtype="str"),
+            "item_id": pd.array(items, dtype="str"),
+            "timestamp": pd.to_datetime([T] * len(users), unit="s", utc=True),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def catalogs(tmp_path_factory):
+    """One validation of a small batch against a bad item catalog and a bad user table."""
+    items = pd.DataFrame(
+        {
+            "item_id": pd.array(["i1", "i1", None, "i2", "i3", "i4"], dtype="str"),
+            "available": pd.array(["true", "false", "true", "maybe", "0", None], dtype="str"),
+        }
+    )
+    users = pd.DataFrame({"user_id": pd.array(["u1", "u1", None, "u2"], dtype="str")})
+    frame = _users_items_frame(["u1", "u2"], ["i1", "i3"])
+    gx_root = tmp_path_factory.mktemp("gx-catalogs")
+    return validate_interactions(
+        frame, gx_root=gx_root, config=CONFIG, now=NOW, items=items, users=users
+    )
+
+
+def test_catalog_duplicate_and_null_ids(catalogs) -> None:
+    """Policy: a catalog row without an id is quarantined; a repeated id keeps its first row."""
+    items, users = catalogs.items, catalogs.users
+    assert items.reasons["item_id is null or blank"] == 1 and items.duplicates_dropped == 1
+    assert items.accepted["item_id"].tolist() == ["i1", "i3", "i4"]
+    assert items.accepted["available"].tolist()[0] == "true"  # the first i1 wins
+    assert users.quarantined["reason"].tolist() == ["user_id is null or blank"]
+    assert users.duplicates_dropped == 1 and users.accepted["user_id"].tolist() == ["u1", "u2"]
+    assert "items: 6 rows read = 3 accepted + 2 quarantined + 1 duplicates dropped" in (
+        catalogs.accounting
+    )
+
+
+def test_catalog_available_that_is_not_a_boolean(catalogs) -> None:
+    """Policy: `available` must be true/false/1/0 (null = available); else quarantined."""
+    q = catalogs.items.quarantined
+    assert q.loc[q["item_id"] == "i2", "reason"].tolist() == [
+        "available is not a boolean (expected true/false/1/0)"
+    ]
+    assert q.loc[q["item_id"] == "i2", "available"].tolist() == ["maybe"]  # raw text kept
+
+
+def test_html_in_catalog_titles_is_kept_raw(tmp_path) -> None:
+    """Policy: titles are data: HTML/script is read and kept raw, never run or stripped."""
+    from tasks.sources.files import read_items_catalog
+
+    title = '<script>alert("x")</script> <b>Bold</b>'
+    pd.DataFrame({"item_id": ["<i>1</i>"], "title": [title]}).to_csv(tmp_path / "items.csv")
+    items = read_items_catalog(tmp_path / "items.csv", FilesConfig())
+    assert items["item_id"].tolist() == ["<i>1</i>"] and items["title"].tolist() == [title]
+
+
+def test_a_catalog_of_one_item_and_one_user(tmp_path) -> None:
+    """Policy: one item / one user is a valid (tiny) catalog: the run goes on, rows checked."""
+    items = pd.DataFrame({"item_id": pd.array(["i1"], dtype="str")})
+    users = pd.DataFrame({"user_id": pd.array(["u1"], dtype="str")})
+    frame = _users_items_frame(["u1", "u1"], ["i1", "i2"])
+    result = validate_interactions(
+        frame, gx_root=tmp_path, config=CONFIG, now=NOW, items=items, users=users
+    )
+    assert result.items.rows_accepted == 1 and result.users.rows_accepted == 1
+    assert result.accepted["item_id"].tolist() == ["i1"]
+    assert result.quarantined["reason"].tolist() == ["item_id not in the item catalog"]
