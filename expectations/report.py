@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from expectations.escaping import markdown_text
+
 SAMPLE_ROWS = 3
 
 
@@ -88,36 +90,43 @@ def quarantine_share_message(table: Any, config: Any, docs: Any) -> str:
 def summary_markdown(
     result: Any, *, summary: dict | None = None, failure: str | None = None
 ) -> str:
-    """Markdown for the Prefect artifact: a passed run's tables, or a failed run's message."""
+    """Markdown for the Prefect artifact: a passed run's tables, or a failed run's message.
+
+    Reasons, names and messages (whose sample rows quote input values verbatim) go through
+    ``markdown_text``: no input renders as HTML, a code span, a link or a table column."""
     if failure is not None:
-        return f"# recpipe validation: FAILED\n\nThe batch was rejected:\n\n> {failure}\n"
+        return f"# recpipe validation: FAILED\n\nThe batch was rejected:\n\n> {_cell(failure)}\n"
     lines = [
         "# recpipe validation: passed",
         "",
-        f"**Accounting**: {result.accounting}",
+        f"**Accounting**: {_cell(result.accounting)}",
         "",
         "| table | read | accepted | quarantined | duplicates dropped | flagged (kept) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for t in result.tables:
         lines.append(
-            f"| {t.name} | {t.rows_read} | {t.rows_accepted} | {t.rows_quarantined} | "
+            f"| {_cell(t.name)} | {t.rows_read} | {t.rows_accepted} | {t.rows_quarantined} | "
             f"{t.duplicates_dropped} | {sum(t.flagged.values())} |"
         )
     for t in result.tables:
         if t.rows_quarantined:
-            lines += ["", f"## Quarantine reasons: {t.name}", "", "| reason | rows |", "|---|---:|"]
+            title = f"## Quarantine reasons: {_cell(t.name)}"
+            lines += ["", title, "", "| reason | rows |", "|---|---:|"]
             counts = sorted(t.reasons.items(), key=lambda kv: -kv[1])[:15]
             lines += [f"| {_cell(reason)} | {n} |" for reason, n in counts]
         if t.flagged:
-            lines += ["", f"## Flagged and kept: {t.name}", "", "| reason | rows |", "|---|---:|"]
+            title = f"## Flagged and kept: {_cell(t.name)}"
+            lines += ["", title, "", "| reason | rows |", "|---|---:|"]
             lines += [f"| {_cell(reason)} | {n} |" for reason, n in t.flagged.items()]
     failed = [(t.name, e) for t in result.tables for e in t.expectations if not e["success"]]
     if failed:
         lines += ["", "## Expectations not met", "", "| table | expectation | column | level |"]
         lines += ["|---|---|---|---|"]
         lines += [
-            f"| {n} | {e['expectation']} | {e['column'] or ''} | {e['level']} |" for n, e in failed
+            f"| {_cell(n)} | {_cell(e['expectation'])} | {_cell(e['column'] or '')} | "
+            f"{_cell(e['level'])} |"
+            for n, e in failed
         ]
     volume = result.volume
     if volume.get("floor") is not None:
@@ -129,10 +138,11 @@ def summary_markdown(
             ),
         ]
     if summary and summary.get("history_snapshot"):
-        lines += ["", f"Appended to {summary['history_snapshot']}: {summary['rows_total']} rows."]
-    lines += ["", f"Data Docs: `{result.data_docs_index}`", ""]
+        snapshot = _cell(summary["history_snapshot"])
+        lines += ["", f"Appended to {snapshot}: {summary['rows_total']} rows."]
+    lines += ["", f"Data Docs: {_cell(result.data_docs_index)}", ""]
     return "\n".join(lines)
 
 
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return markdown_text(text)

@@ -12,7 +12,9 @@ results of all runs (``gx/uncommitted/data_docs/local_site/index.html``). A runn
 there only under a short flock on ``<gx_root>/gx.lock``: each result as soon as it is
 made, under this run's unique run name (``<label>-<8 hex>``, so two runs never share a
 key), then at ``finish`` its suites, its pages and the index. Each frame gets a
-``__row__`` column so GX's unexpected indices map back to rows.
+``__row__`` column so GX's unexpected indices map back to rows. What reaches that store
+is an HTML-escaped copy of each result (``_escaped``): GX renders unexpected values
+unescaped, and they come from input.
 """
 
 from __future__ import annotations
@@ -121,8 +123,8 @@ class SuiteRunner:
         run_id = RunIdentifier(run_name=self.run_name, run_time=datetime.now(UTC))
         run = self._checkpoint(suite).run(batch_parameters={"dataframe": frame}, run_id=run_id)
         ((identifier, validation),) = run.run_results.items()
-        with self._store_locked():
-            self._shared.validation_results_store.set(identifier, validation)
+        with self._store_locked():  # only an escaped copy reaches the store and the docs
+            self._shared.validation_results_store.set(identifier, _escaped(validation))
         self.context.validation_results_store.remove_key(identifier)
         self._built.append(identifier)
         _forget_batches(self.context)
@@ -140,6 +142,28 @@ class SuiteRunner:
             # Only this run's pages and the index: rebuilding every stored result grows nightly.
             self._shared.build_data_docs(resource_identifiers=self._built)
         return _docs_index(self._shared)
+
+
+def _escaped(validation: Any) -> Any:
+    """A copy of ``validation`` whose input-derived strings are HTML-escaped.
+
+    GX writes unexpected values, index values, observed values and exception messages into
+    the Data Docs HTML as they are; each can hold an input id or value such as
+    ``<script>...``. The shared store (and so every page built from it) only ever gets
+    this copy; the caller keeps the raw results, which map flagged rows back to the data.
+    """
+    from expectations.escaping import html_safe
+
+    safe = copy.deepcopy(validation)
+    for result in safe.results:
+        result.result = html_safe(result.result or {})
+        result.exception_info = html_safe(result.exception_info or {})
+        result.meta = html_safe(result.meta or {})
+        config = result.expectation_config
+        if config is not None:
+            config.meta = html_safe(config.meta or {})
+    safe.meta = html_safe(safe.meta or {})
+    return safe
 
 
 def _forget_batches(context: Any) -> None:

@@ -12,6 +12,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from expectations.escaping import markdown_text
 from models.vocab import IdVocabulary
 from tasks.promote import outcome
 
@@ -146,23 +147,37 @@ def summary_figures(out: dict) -> list[dict]:
     return rows
 
 
+def _md(value: object) -> str:
+    """A value as Markdown text: messages and names can carry input (ids, titles) verbatim."""
+    return markdown_text(_fmt(value))
+
+
+def _code(value: object) -> str:
+    """A code span, or escaped text when the value could break out of one or hold markup."""
+    text = _fmt(value)
+    return f"`{text}`" if not set(text) & set("`<>&|\n") else markdown_text(text)
+
+
 def summary_markdown(out: dict) -> str:
-    """The night in Markdown: data, models, promotion, scoring, monitoring, stages."""
-    status = out.get("status", "FAILED")
-    lines = [f"# recpipe nightly {out.get('run_date')}: {status}", ""]
-    parent = f"`{out.get('mlflow_parent_run_id')}`"
+    """The night in Markdown: data, models, promotion, scoring, monitoring, stages.
+
+    Every string that may come from input or from an error message goes through ``_md`` /
+    ``_code`` (HTML, backticks, pipes and links escaped), so no input renders as markup."""
+    status = _md(out.get("status", "FAILED"))
+    lines = [f"# recpipe nightly {_md(out.get('run_date'))}: {status}", ""]
+    parent = _code(out.get("mlflow_parent_run_id"))
     link = mlflow_link(out)
     if link is not None and link[0].startswith(("http://", "https://")):
         parent = f"[{parent}]({link[0]})"
     lines.append(
-        f"flow run `{out.get('run_id')}` · MLflow parent run {parent}"
+        f"flow run {_code(out.get('run_id'))} · MLflow parent run {parent}"
         f" · {_fmt(out.get('total_seconds'), 1)} s"
         + (" · as of the end of the run date" if out.get("as_of") else "")
     )
     if status != "COMPLETED":
         lines += [
             "",
-            f"**stage {out.get('failed_stage') or '?'} failed**: {out.get('error')}",
+            f"**stage {_md(out.get('failed_stage') or '?')} failed**: {_md(out.get('error'))}",
             "",
             "Nothing was published by this run; the previous tables keep serving.",
         ]
@@ -183,7 +198,9 @@ def summary_markdown(out: dict) -> str:
         for m in models:
             cells = " | ".join(_fmt(m["metrics"].get(n)) for n in names)
             note = "reused" if m.get("reused") else ""
-            lines.append(f"| {m['model']} | {cells} | {_fmt(m['train_seconds'], 1)} | {note} |")
+            lines.append(
+                f"| {_md(m['model'])} | {cells} | {_fmt(m['train_seconds'], 1)} | {note} |"
+            )
     p = out.get("promotion") or {}
     if p:
         verdict = {
@@ -195,19 +212,22 @@ def summary_markdown(out: dict) -> str:
             "",
             "## Promotion",
             "",
-            f"{p.get('challenger')} v{p.get('challenger_version')} {verdict}: {p.get('reason')}  ",
-            f"champion serving: {p.get('registered_name')} v{p.get('champion_version')}",
+            (
+                f"{_md(p.get('challenger'))} v{_md(p.get('challenger_version'))} {verdict}: "
+                f"{_md(p.get('reason'))}  "
+            ),
+            f"champion serving: {_md(p.get('registered_name'))} v{_md(p.get('champion_version'))}",
         ]
     s = out.get("scoring") or {}
     if s:
         lines += ["", "## Scoring", "", "| strategy | users |", "|---|---:|"]
         for strategy, users in sorted((s.get("users_by_strategy") or {}).items()):
-            lines.append(f"| {strategy} | {_fmt(users)} |")
+            lines.append(f"| {_md(strategy)} | {_fmt(users)} |")
         lines.append(f"| **rows** | {_fmt(s.get('rows'))} |")
     mon = out.get("monitor") or {}
     if mon.get("figures"):
         f = mon["figures"]
-        previous = mon.get("previous_run_date") or "no previous run"
+        previous = _md(mon.get("previous_run_date") or "no previous run")
         lines += ["", f"## Monitoring (against {previous})", "", "| figure | value |", "|---|---:|"]
         lines.append(f"| mean Jaccard of top-K lists | {_fmt(f.get('mean_jaccard'))} |")
         lines.append(f"| users whose top-1 changed | {_fmt(f.get('top1_changed_share'))} |")
@@ -218,14 +238,17 @@ def summary_markdown(out: dict) -> str:
         lines.append(f"| catalog coverage | {_fmt(f.get('coverage'))} |")
         lines.append(f"| Gini of recommendations | {_fmt(f.get('gini'))} |")
         for finding in mon.get("findings") or []:
-            lines.append(f"\n- {finding['level']}: {finding['message']}")
+            lines.append(f"\n- {_md(finding['level'])}: {_md(finding['message'])}")
     if out.get("published"):
         pub = out["published"]
         lines += [
             "",
             "## Published",
             "",
-            f"{_fmt(pub.get('rows'))} rows to the lake table `{pub.get('lake')}` (version {pub.get('lake_version')}) and table `{pub.get('table')}`",
+            (
+                f"{_fmt(pub.get('rows'))} rows to the lake table {_code(pub.get('lake'))} "
+                f"(version {_md(pub.get('lake_version'))}) and table {_code(pub.get('table'))}"
+            ),
         ]
     cached = out.get("cached_stages") or {}
     lines += ["", "## Stages (seconds)", "", "| stage | seconds | |", "|---|---:|---|"]
@@ -233,7 +256,7 @@ def summary_markdown(out: dict) -> str:
         note = "cached" if stage in cached else ""
         if stage == "train" and any(f"train-{m['model']}" in cached for m in models):
             note = "models reused"
-        lines.append(f"| {stage} | {seconds:.2f} | {note} |")
+        lines.append(f"| {_md(stage)} | {seconds:.2f} | {note} |")
     return "\n".join(lines) + "\n"
 
 
