@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from tasks.config import FilesConfig
@@ -64,7 +65,10 @@ def delimiter_for(name: str, config: FilesConfig) -> str:
 
 
 def list_data_files(path: Path) -> tuple[list[Path], list[str]]:
-    """``(files to read, "name: why it was skipped" lines)`` for a file or a folder."""
+    """``(files to read, "name: why it was skipped" lines)`` for a file or a folder.
+
+    In a folder, a symlink is followed only when its target is inside the folder (a link
+    out of it could read anything the process may read); others are listed as skipped."""
     if not path.exists():
         raise DataError(
             f"input path {path} does not exist; expected a CSV/Parquet file or a folder of "
@@ -78,9 +82,14 @@ def list_data_files(path: Path) -> tuple[list[Path], list[str]]:
             )
         return [path], []
     files, skipped = [], []
+    inside = path.resolve()
     for candidate in sorted(p for p in path.rglob("*") if p.is_file()):
         name = candidate.relative_to(path).as_posix()
-        if candidate.name.startswith((".", "_", "~")) or candidate.name.endswith(PARTIAL_SUFFIXES):
+        if not candidate.resolve().is_relative_to(inside):
+            skipped.append(f"{name}: a symlink to outside the folder, not read")
+        elif candidate.name.startswith((".", "_", "~")) or candidate.name.endswith(
+            PARTIAL_SUFFIXES
+        ):
             skipped.append(f"{name}: hidden or partially written file, not read")
         elif file_kind(candidate) is None:
             skipped.append(f"{name}: not a CSV or Parquet file name, not read")
@@ -269,6 +278,7 @@ def to_contract(
         if chosen is not None or target in raw.columns:
             mapping[target] = chosen or target
     _check_columns(raw, mapping, config, name)
+    _check_flat(raw, mapping, name)
     issues = new_issues(raw.index)
     raw_users, user_unified = unify_ids(raw[mapping["user_id"]])
     raw_items, item_unified = unify_ids(raw[mapping["item_id"]])
@@ -324,6 +334,28 @@ def _check_columns(raw: pd.DataFrame, mapping: dict, config: FilesConfig, name: 
                 f"set --delimiter {other[0]!r}"
             )
     raise DataError(f"{name}: column {column!r} ({target}) missing; found {found}; {hint}")
+
+
+def _check_flat(raw: pd.DataFrame, mapping: dict, name: str) -> None:
+    """Refuse nested (list / struct / map) values in a mapped column: no id or time is in them."""
+    for target, column in mapping.items():
+        values = raw[column]
+        if not pd.api.types.is_object_dtype(values.dtype):
+            continue
+        nested = values.map(lambda v: isinstance(v, (list, tuple, dict, np.ndarray)))
+        if nested.any():
+            first = values[nested].iloc[0]
+            kind = "a struct/map" if isinstance(first, dict) else "a list"
+            raise DataError(
+                f"{name}: column {column!r} ({target}) holds nested values ({kind}, e.g. "
+                f"{_short(first)}); expected one plain value per row; flatten it upstream "
+                "(one row per element, or pick the field) and re-export"
+            )
+
+
+def _short(value: object) -> str:
+    text = repr(value.tolist() if isinstance(value, np.ndarray) else value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def read_interactions(

@@ -36,11 +36,16 @@ Never a raw traceback, never a silent drop. Policies:
 |                                    | per file and in total (ids_unicode_normalized)            |
 | ISO timestamps without a zone      | taken as UTC; said once: ingest's timestamp_zone_assumed  |
 | HTML / script in ids               | accepted as data, kept raw (ids are opaque, never run)    |
-| catalog: duplicate / null ids     | null: quarantined "<col> is null or blank"; duplicates:   |
+| catalog: duplicate / null ids      | null: quarantined "<col> is null or blank"; duplicates:   |
 |                                    | first kept, the rest counted as duplicates dropped        |
 | catalog: non-boolean `available`   | quarantined: "available is not a boolean ..."             |
 | HTML / script in catalog titles    | kept raw as data (escaping is the publisher's job)        |
 | a catalog of one item / one user   | runs: the row accepted, interactions checked against it   |
+| Parquet: ts as text, user_id int   | coerced: text parsed like CSV text, ints -> decimal text  |
+| Parquet: list / struct columns     | DataError naming the column; flatten it upstream          |
+| symlinks in a source folder        | followed only when the target is inside the folder; others|
+|                                    | listed in files_skipped                                   |
+| half-written file (.part etc.)     | skipped this run and listed; read once renamed (next run) |
 | duplicated header column           | DataError naming the column and the file                  |
 """
 
@@ -518,3 +523,73 @@ def test_a_catalog_of_one_item_and_one_user(tmp_path) -> None:
     assert result.items.rows_accepted == 1 and result.users.rows_accepted == 1
     assert result.accepted["item_id"].tolist() == ["i1"]
     assert result.quarantined["reason"].tolist() == ["item_id not in the item catalog"]
+
+
+def test_parquet_with_wrong_types_is_coerced(tmp_path) -> None:
+    """Policy: Parquet timestamps as text are parsed like CSV text; int ids become text."""
+    pd.DataFrame(
+        {
+            "user_id": [1, 2],
+            "item_id": ["i1", "i2"],
+            "timestamp": ["2024-06-01T00:00:00Z", "2024-06-01T02:00:00+02:00"],
+        }
+    ).to_parquet(tmp_path / "w.parquet")
+    frame, stats = read_interactions(tmp_path / "w.parquet", FilesConfig(), "w.parquet")
+    assert frame["user_id"].tolist() == ["1", "2"]
+    assert stats["timestamp_unit"] == "iso"
+    assert frame["timestamp"].tolist() == [pd.Timestamp(T, unit="s", tz="UTC")] * 2
+
+
+def test_parquet_with_nested_columns(tmp_path) -> None:
+    """Policy: a list / struct value in a mapped column is refused, naming the column."""
+    pd.DataFrame(
+        {"user_id": [[1, 2], [3]], "item_id": ["i1", "i2"], "timestamp": [T, T]}
+    ).to_parquet(tmp_path / "l.parquet")
+    clear_error(
+        DataError, read_interactions, tmp_path / "l.parquet", FilesConfig(), "l.parquet",
+        match=r"l.parquet: column 'user_id' \(user_id\) holds nested values \(a list, "
+        r"e.g. \[1, 2\]\).*flatten it upstream",
+    )  # fmt: skip
+    pd.DataFrame({"user_id": ["u1"], "item_id": [{"id": "i1"}], "timestamp": [T]}).to_parquet(
+        tmp_path / "s.parquet"
+    )
+    clear_error(
+        DataError, read_interactions, tmp_path / "s.parquet", FilesConfig(), "s.parquet",
+        match=r"column 'item_id' \(item_id\) holds nested values \(a struct/map",
+    )  # fmt: skip
+
+
+def test_symlinks_are_followed_only_inside_the_folder(tmp_path) -> None:
+    """Policy: a symlink is read only when its target is inside the source folder."""
+    folder, outside = tmp_path / "in", tmp_path / "secret"
+    folder.mkdir()
+    outside.mkdir()
+    (folder / "a.csv").write_text(HEADER + f"u1,i1,{T},4\n")
+    (folder / "inside.csv").symlink_to(folder / "a.csv")
+    (outside / "b.csv").write_text(HEADER + f"u2,i2,{T},4\n")
+    (folder / "out.csv").symlink_to(outside / "b.csv")
+    (folder / "outdir").symlink_to(outside, target_is_directory=True)
+    frame, report = read_files(FilesConfig(path=folder))
+    assert sorted(frame["source_file"].unique()) == ["a.csv", "inside.csv"]
+    assert "u2" not in set(frame["user_id"])
+    assert "out.csv: a symlink to outside the folder, not read" in report["files_skipped"]
+
+
+def test_a_half_written_file_is_read_next_run(tmp_path) -> None:
+    """Policy: a file still being copied (.part, .tmp, ...) is skipped and listed this run,
+    then read on the run after it is renamed to its final name."""
+    drop, store = tmp_path / "landing", tmp_path / "raw"
+    drop.mkdir()
+    (drop / "a.csv").write_text(HEADER + f"u1,i1,{T},4\n")
+    (drop / "b.csv.part").write_text(HEADER + f"u2,i2,{T},4\nu2,i")
+    partition, stats = ingest_landing(
+        FilesConfig(path=drop), store / "ingest_date=2024-06-01", date(2024, 6, 1)
+    )
+    assert partition["user_id"].tolist() == ["u1"]
+    assert "b.csv.part: hidden or partially written file, not read" in str(stats)
+    (drop / "b.csv.part").write_text(HEADER + f"u2,i2,{T},4\nu2,i3,{T},4\n")
+    (drop / "b.csv.part").rename(drop / "b.csv")
+    partition, stats = ingest_landing(
+        FilesConfig(path=drop), store / "ingest_date=2024-06-02", date(2024, 6, 2)
+    )
+    assert partition["user_id"].tolist() == ["u2", "u2"] and stats["rows_new"] == 2
