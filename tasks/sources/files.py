@@ -41,6 +41,11 @@ PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".filepart")
 SOURCE_FILE = "source_file"
 BATCH_ROWS = 1_000_000  # rows converted at a time when a source is written in batches
 _DELIMITERS = (",", ";", "\t", "|")
+# Memory bounds, checked by streaming before a file is parsed: a gzip member that inflates
+# beyond this (a "gzip bomb", or a dump far larger than a night's drop) and a line longer
+# than this (no newline for gigabytes: a wrong file or a broken export) are refused.
+MAX_DECOMPRESSED_BYTES = 64 << 30
+MAX_LINE_BYTES = 16 << 20
 
 
 class SourceFileVanished(DataError):
@@ -116,8 +121,10 @@ def iter_table(
                 "columns and one line per event; re-export it, or remove it"
             )
         if file_kind(path) == "parquet":
+            _check_bounds(path, name, lines=False)
             yield from _parquet_batches(path, name, batch_rows)
         else:
+            _check_bounds(path, name, lines=True)
             _check_header(path, config, name)
             yield from _csv_batches(path, config, name, batch_rows)
     except FileNotFoundError as exc:
@@ -208,6 +215,41 @@ def _csv_batches(
             f"{name}: the gzip data is corrupt or cut short ({exc}); expected a complete "
             ".gz file; copy it again from the source"
         ) from exc
+
+
+def _check_bounds(path: Path, name: str, lines: bool) -> None:
+    """Stream the file once (bounded memory): refuse a gzip that inflates beyond
+    ``MAX_DECOMPRESSED_BYTES`` and, with ``lines``, a line longer than ``MAX_LINE_BYTES``."""
+    zipped = path.name.lower().endswith(".gz")
+    if not zipped and not lines:
+        return
+    total = run = newlines = 0
+    try:
+        with (gzip.open if zipped else open)(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                total += len(chunk)
+                if zipped and total > MAX_DECOMPRESSED_BYTES:
+                    raise DataError(
+                        f"{name}: the gzip data inflates to more than {MAX_DECOMPRESSED_BYTES:,} "
+                        "bytes (the cap), so it is not read; expected a night's drop; split "
+                        "the export into smaller files (or check it is the right file)"
+                    )
+                if not lines:
+                    continue
+                parts = chunk.split(b"\n")
+                lengths = [run + len(parts[0]), *map(len, parts[1:])]
+                longest = max(lengths)
+                if longest > MAX_LINE_BYTES:
+                    line = newlines + lengths.index(longest) + 1
+                    raise DataError(
+                        f"{name}: line {line} is longer than {MAX_LINE_BYTES:,} bytes (the "
+                        "cap), so the file is not read; expected one event per line; check "
+                        "the line endings and the quoting of the export"
+                    )
+                newlines += len(parts) - 1
+                run = lengths[-1]
+    except (gzip.BadGzipFile, EOFError, zlib.error):
+        return  # reported by the reader with its own message
 
 
 def _check_header(path: Path, config: FilesConfig, name: str) -> None:

@@ -46,6 +46,8 @@ Never a raw traceback, never a silent drop. Policies:
 | symlinks in a source folder        | followed only when the target is inside the folder; others|
 |                                    | listed in files_skipped                                   |
 | half-written file (.part etc.)     | skipped this run and listed; read once renamed (next run) |
+| gzip bomb (inflates beyond a cap)  | DataError before parsing, streamed (bounded memory)       |
+| a line longer than a cap           | DataError with the line number, streamed, before parsing  |
 | duplicated header column           | DataError naming the column and the file                  |
 """
 
@@ -593,3 +595,34 @@ def test_a_half_written_file_is_read_next_run(tmp_path) -> None:
         FilesConfig(path=drop), store / "ingest_date=2024-06-02", date(2024, 6, 2)
     )
     assert partition["user_id"].tolist() == ["u2", "u2"] and stats["rows_new"] == 2
+
+
+def test_a_gzip_bomb_is_refused(tmp_path, monkeypatch) -> None:
+    """Policy: a .gz inflating beyond files.MAX_DECOMPRESSED_BYTES is refused, streamed."""
+    from tasks.sources import files
+
+    monkeypatch.setattr(files, "MAX_DECOMPRESSED_BYTES", 100_000)
+    with gzip.open(tmp_path / "bomb.csv.gz", "wb") as handle:
+        handle.write(HEADER.encode() + b"0" * 5_000_000)  # 5 MB of zeros: ~5 kB zipped
+    assert (tmp_path / "bomb.csv.gz").stat().st_size < 50_000
+    clear_error(
+        DataError, read_table, tmp_path / "bomb.csv.gz", FilesConfig(),
+        match=r"bomb.csv.gz: the gzip data inflates to more than 100,000 bytes \(the cap\)",
+    )  # fmt: skip
+    (tmp_path / "small.csv.gz").write_bytes(gzip.compress((HEADER + f"u1,i1,{T},4\n").encode()))
+    assert read_table(tmp_path / "small.csv.gz", FilesConfig())["user_id"].tolist() == ["u1"]
+
+
+def test_a_line_longer_than_the_cap_is_refused(tmp_path, monkeypatch) -> None:
+    """Policy: a line beyond files.MAX_LINE_BYTES is refused with its number, streamed."""
+    from tasks.sources import files
+
+    monkeypatch.setattr(files, "MAX_LINE_BYTES", 2_000_000)
+    long_line = "u" * 1_500_000 + "," + "i" * 1_500_000 + f",{T},4\n"  # spans read chunks
+    (tmp_path / "long.csv").write_text(HEADER + f"u1,i1,{T},4\n" + long_line)
+    clear_error(
+        DataError, read_table, tmp_path / "long.csv", FilesConfig(),
+        match=r"long.csv: line 3 is longer than 2,000,000 bytes \(the cap\).*line endings",
+    )  # fmt: skip
+    (tmp_path / "ok.csv").write_text(HEADER + "u" * 1_000_000 + f",i1,{T},4\n")
+    assert len(read_table(tmp_path / "ok.csv", FilesConfig())) == 1
