@@ -573,7 +573,8 @@ def read_items_catalog(path: Path, config: FilesConfig) -> pd.DataFrame:
             f"{list(raw.columns)}; map it with --item-col or rename the column to item_id"
         )
     issues = new_issues(raw.index)
-    items = pd.DataFrame({"item_id": normalize_ids(raw[column], "item_id", issues)[0]})
+    ids = unify_ids(raw[column])[0]  # as interactions' ids are, so the two still match
+    items = pd.DataFrame({"item_id": normalize_ids(ids, "item_id", issues)[0]})
     for extra in ("title", "genres"):
         if extra in raw.columns:
             items[extra] = raw[extra].astype("str")

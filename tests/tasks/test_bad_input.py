@@ -48,6 +48,7 @@ Never a raw traceback, never a silent drop. Policies:
 | half-written file (.part etc.)     | skipped this run and listed; read once renamed (next run) |
 | gzip bomb (inflates beyond a cap)  | DataError before parsing, streamed (bounded memory)       |
 | a line longer than a cap           | DataError with the line number, streamed, before parsing  |
+| NFD / invisible chars in catalog   | normalised like interaction ids, so the two still match   |
 | duplicated header column           | DataError naming the column and the file                  |
 """
 
@@ -626,3 +627,15 @@ def test_a_line_longer_than_the_cap_is_refused(tmp_path, monkeypatch) -> None:
     )  # fmt: skip
     (tmp_path / "ok.csv").write_text(HEADER + "u" * 1_000_000 + f",i1,{T},4\n")
     assert len(read_table(tmp_path / "ok.csv", FilesConfig())) == 1
+
+
+def test_catalog_ids_are_normalised_like_interaction_ids(tmp_path) -> None:
+    """Policy: catalog ids get the same NFC + invisible-character rule as interaction ids."""
+    from tasks.sources.files import read_items_catalog
+
+    (tmp_path / "items.csv").write_text("item_id,title\ncafe\u0301,Caf\u00e9\n\u200bi2,Two\n")
+    items = read_items_catalog(tmp_path / "items.csv", FilesConfig())
+    assert items["item_id"].tolist() == ["caf\u00e9", "i2"]
+    (tmp_path / "e.csv").write_text(HEADER + f"caf\u00e9,caf\u00e9,{T},4\nu2,i2,{T},4\n")
+    frame, _ = read_files(FilesConfig(path=tmp_path / "e.csv"))
+    assert set(frame["item_id"]) <= set(items["item_id"])
