@@ -16,7 +16,9 @@ Both writes go through a temporary file of their own and a rename. A crash betwe
 leaves files not in the manifest whose events are in the store: the next run reads them
 again and the event dedup drops them, so nothing is stored twice. A file that vanishes
 between listing and reading is reported and left out of the manifest (read when it comes
-back); a file that cannot be read stops the run with ``DataError`` and nothing is recorded.
+back); a file whose size or modification time changed while it was read is still being
+written (copied without a .part name): it is skipped, listed in ``files_still_changing``
+and left out of the manifest, so the next run reads it whole; a file that cannot be read stops the run with ``DataError`` and nothing is recorded.
 
 Nights of different dates may run at once and share the manifest and the store: a run
 holds the manifest's lock (``_landing_manifest.json.lock``) from reading the manifest to
@@ -163,15 +165,22 @@ def _ingest_new_files(
         else:
             new[digest] = path
 
-    frames, per_file = [], {}
+    frames, per_file, changing = [], {}, []
     for digest, path in list(new.items()):
         name = path.relative_to(landing).as_posix()
         try:
-            frame, per_file[name] = read_interactions(path, config, name)
-        except SourceFileVanished:
+            before = _size_and_mtime(path)
+            frame, stats = read_interactions(path, config, name)
+            changed = _size_and_mtime(path) != before
+        except (SourceFileVanished, FileNotFoundError):
             vanished.append(name)
             del new[digest]
             continue
+        if changed:  # still being written: what was read may be a prefix; next run reads it
+            changing.append(name)
+            del new[digest]
+            continue
+        per_file[name] = stats
         frames.append(frame)
     incoming = pd.concat(frames, ignore_index=True) if frames else _empty_events()
 
@@ -204,6 +213,7 @@ def _ingest_new_files(
         "files_ingested": sorted(per_file),
         "files_already_ingested": repeated,
         "files_vanished": vanished,
+        "files_still_changing": changing,
         "files_not_read": not_read,
         "rows_in_new_files": len(incoming),
         "rows_already_stored": int(already.sum()),
@@ -213,6 +223,11 @@ def _ingest_new_files(
         "manifest": str(store_root / MANIFEST),
     }
     return partition, stats
+
+
+def _size_and_mtime(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns
 
 
 def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:

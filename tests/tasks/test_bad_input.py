@@ -46,6 +46,7 @@ Never a raw traceback, never a silent drop. Policies:
 | symlinks in a source folder        | followed only when the target is inside the folder; others|
 |                                    | listed in files_skipped                                   |
 | half-written file (.part etc.)     | skipped this run and listed; read once renamed (next run) |
+| landing file growing while read    | skipped, listed in files_still_changing, read next run    |
 | gzip bomb (inflates beyond a cap)  | DataError before parsing, streamed (bounded memory)       |
 | a line longer than a cap           | DataError with the line number, streamed, before parsing  |
 | NFD / invisible chars in catalog   | normalised like interaction ids, so the two still match   |
@@ -639,3 +640,32 @@ def test_catalog_ids_are_normalised_like_interaction_ids(tmp_path) -> None:
     (tmp_path / "e.csv").write_text(HEADER + f"caf\u00e9,caf\u00e9,{T},4\nu2,i2,{T},4\n")
     frame, _ = read_files(FilesConfig(path=tmp_path / "e.csv"))
     assert set(frame["item_id"]) <= set(items["item_id"])
+
+
+def test_a_landing_file_still_growing_is_read_next_run(tmp_path, monkeypatch) -> None:
+    """Policy: a file whose size/mtime changes while it is read is skipped and listed this
+    run (not in the manifest), and read whole on the next run."""
+    from tasks.sources import landing
+
+    drop, store = tmp_path / "landing", tmp_path / "raw"
+    drop.mkdir()
+    (drop / "a.csv").write_text(HEADER + f"u1,i1,{T},4\n")
+    real = landing.read_interactions
+
+    def read_while_the_copy_goes_on(path, config, name):
+        out = real(path, config, name)
+        with open(path, "a") as handle:  # the writer appends meanwhile
+            handle.write(f"u2,i2,{T},4\n")
+        return out
+
+    monkeypatch.setattr(landing, "read_interactions", read_while_the_copy_goes_on)
+    partition, stats = ingest_landing(
+        FilesConfig(path=drop), store / "ingest_date=2024-06-01", date(2024, 6, 1)
+    )
+    assert len(partition) == 0 and stats["files_still_changing"] == ["a.csv"]
+    assert stats["files_ingested"] == []
+    monkeypatch.setattr(landing, "read_interactions", real)
+    partition, stats = ingest_landing(
+        FilesConfig(path=drop), store / "ingest_date=2024-06-02", date(2024, 6, 2)
+    )
+    assert partition["user_id"].tolist() == ["u1", "u2"] and stats["files_still_changing"] == []
