@@ -105,8 +105,12 @@ def unify_ids(raw: pd.Series) -> tuple[pd.Series, int]:
     if not (pd.api.types.is_object_dtype(raw.dtype) or pd.api.types.is_string_dtype(raw.dtype)):
         return raw, 0
     text = raw.astype("str")
-    unified = text.map(_unify, na_action="ignore").astype("str")
-    return unified, int(((unified != text) & text.notna()).sum())
+    wide = text.str.contains(r"[^\x00-\x7f]", regex=True, na=False)  # vectorised: most are ASCII
+    if not wide.any():
+        return text, 0
+    unified = text.copy()
+    unified[wide] = text[wide].map(_unify).astype("str")
+    return unified, int((unified[wide] != text[wide]).sum())
 
 
 def _unify(text: str) -> str:
