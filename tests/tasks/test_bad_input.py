@@ -50,6 +50,7 @@ Never a raw traceback, never a silent drop. Policies:
 | gzip bomb (inflates beyond a cap)  | DataError before parsing, streamed (bounded memory)       |
 | a line longer than a cap           | DataError with the line number, streamed, before parsing  |
 | NFD / invisible chars in catalog   | normalised like interaction ids, so the two still match   |
+| BOM before the header, CRLF ends   | read as usual: the BOM is not part of the first column    |
 | duplicated header column           | DataError naming the column and the file                  |
 """
 
@@ -669,3 +670,12 @@ def test_a_landing_file_still_growing_is_read_next_run(tmp_path, monkeypatch) ->
         FilesConfig(path=drop), store / "ingest_date=2024-06-02", date(2024, 6, 2)
     )
     assert partition["user_id"].tolist() == ["u1", "u2"] and stats["files_still_changing"] == []
+
+
+def test_a_byte_order_mark_and_windows_line_endings(tmp_path) -> None:
+    """Policy: a UTF-8 BOM and CRLF line endings (Excel exports) are read as usual."""
+    text = "\ufeffuser_id,item_id,timestamp,value\r\n" + f"u1,i1,{T},4\r\nu2,i2,{T},4\r\n"
+    (tmp_path / "x.csv").write_bytes(text.encode())
+    frame, stats = read_interactions(tmp_path / "x.csv", FilesConfig(), "x.csv")
+    assert frame["user_id"].tolist() == ["u1", "u2"] and frame["value"].tolist() == [4.0, 4.0]
+    assert not stats["truncated_last_line"] and frame["ingest_issue"].isna().all()
