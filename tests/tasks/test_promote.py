@@ -214,9 +214,7 @@ def test_a_rerun_whose_challenger_is_the_champion_keeps_it(store, nights) -> Non
     registry.set_champion(client, "rec", version, "test")
     history = registry.champion_history(client, "rec")
     parent = start_parent_run(client, experiment_id, "night-c-again", {})
-    again = promote_task.fn(
-        third["results"], features_dir, GATE, "rec", str(ws.root), parent
-    )
+    again = promote_task.fn(third["results"], features_dir, GATE, "rec", str(ws.root), parent)
     assert again["already_champion"] and again["promote"]
     assert again["challenger_version"] == again["champion_version"] == version
     assert again["champion_value"] == again["challenger_value"]  # its own figures, not re-scored
