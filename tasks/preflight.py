@@ -45,20 +45,9 @@ def preflight(config: Any) -> None:
 
 def check_files(files: Any) -> int:
     """The input path exists and every file in it has the mapped columns; its total size."""
-    from tasks.sources.files import list_data_files
+    from tasks.sources.files import data_files
 
-    if files.path is None:
-        raise InputNotReady(
-            "source 'files' needs ingest.files.path; expected a CSV/Parquet file or a folder; "
-            "pass --path"
-        )
-    root = Path(files.path).expanduser()
-    paths, skipped = list_data_files(root)
-    if not paths:
-        raise InputNotReady(
-            f"{root}: no CSV or Parquet files in the folder ({len(skipped)} other files); "
-            "expected .csv/.tsv/.parquet files (optionally .gz); check --path"
-        )
+    root, paths, _ = data_files(files)  # ingest's own listing and its errors
     total = 0
     for path in paths:
         name = path.name if path == root else path.relative_to(root).as_posix()

@@ -45,6 +45,7 @@ from tasks.errors import PublishError
 from tasks.storage import database as db
 from tasks.storage import journal, lake
 from tasks.storage.faults import checkpoint
+from tasks.storage.parquet import parquet_rows
 
 log = logging.getLogger(__name__)
 
@@ -118,17 +119,11 @@ def _stage_files(stores: Stores, pid: str, outputs: list[Output]) -> list[dict]:
         dest.mkdir()
         for n, path in enumerate(files):
             _link_or_copy(path, dest / f"part-{n:05d}.parquet")
-        rows = sum(_rows(p) for p in files)
+        rows = sum(parquet_rows(p) for p in files)
         staged.append(
             {"name": out.name, "kind": out.kind, "staged": stores.rel(dest), "rows": rows}
         )
     return staged
-
-
-def _rows(path: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(path).metadata.num_rows
 
 
 def _frames(source: Path, stamp: str | None) -> Iterator[pd.DataFrame]:

@@ -507,7 +507,8 @@ def _add_batch(stats: dict, batch: dict) -> None:
         stats["batch_decisions"].append(decision)
 
 
-def _data_files(config: FilesConfig) -> tuple[Path, list[Path], list[str]]:
+def data_files(config: FilesConfig) -> tuple[Path, list[Path], list[str]]:
+    """The input root, its data files and what was skipped; a clear error when there are none."""
     if config.path is None:
         raise DataError(
             "source 'files' needs ingest.files.path; expected a CSV/Parquet file or a folder; "
@@ -529,7 +530,7 @@ def _name(root: Path, path: Path) -> str:
 
 def read_files(config: FilesConfig) -> tuple[pd.DataFrame, dict]:
     """The "files" source: every file under ``config.path``, read now, concatenated."""
-    root, paths, skipped = _data_files(config)
+    root, paths, skipped = data_files(config)
     frames, per_file = [], {}
     for path in paths:
         frame, per_file[_name(root, path)] = read_interactions(path, config, _name(root, path))
@@ -543,7 +544,7 @@ def write_files(config: FilesConfig, dest: Path, batch_rows: int = BATCH_ROWS) -
     Stats as :func:`read_files`'s, with ``rows``."""
     from tasks.storage.parquet import ParquetAppender, concat_parquet
 
-    root, paths, skipped = _data_files(config)
+    root, paths, skipped = data_files(config)
     work = dest.with_name(f".{dest.name}.parts")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -30,6 +30,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tasks.storage.parquet import parquet_rows
+
 COMMIT_RETRIES = 8
 APP_PREFIX = "recpipe-publish:"
 
@@ -146,7 +148,7 @@ def write_date(
 
     root = Path(root)
     schema = _schema(source, run_date)
-    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parquet_files(source))
+    rows = sum(parquet_rows(p) for p in parquet_files(source))
     for attempt in range(COMMIT_RETRIES):
         if is_committed(root, publish_id):
             return LakeCommit(version_of(root, publish_id), rows, [])
