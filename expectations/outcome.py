@@ -19,6 +19,9 @@ from expectations.interactions import INGEST_REASON, ISSUE_COLUMN
 from expectations.runner import flagged_rows, summary
 
 SAMPLES = 5  # quarantined rows described in messages
+# Where a row came from (its file's record number, the original text of a row that failed
+# at ingest): kept with quarantined rows, not carried by accepted ones.
+PROVENANCE_COLUMNS = ("source_row", "source_text")
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def split_table(name: str, df: pd.DataFrame, results: list, key: list[str]) -> T
     clean = df.iloc[good]
     duplicated = clean.duplicated(subset=[k for k in key if k in df.columns], keep="first")
     accepted = clean[~duplicated.to_numpy()].reset_index(drop=True)
-    accepted = accepted.drop(columns=[ISSUE_COLUMN], errors="ignore")
+    accepted = accepted.drop(columns=[ISSUE_COLUMN, *PROVENANCE_COLUMNS], errors="ignore")
     result = TableResult(
         name=name,
         accepted=accepted,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import shutil
 import zlib
 from collections.abc import Callable, Iterator
@@ -39,6 +40,13 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 # Writers put these next to a file while it is being written: never read them.
 PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".filepart")
 SOURCE_FILE = "source_file"
+# Provenance of each row: its record number in its file (1 = the first row after the
+# header; for Parquet the row's position in the file) and, for a row with a problem found
+# at ingest, the original text of its mapped fields as a JSON object (null otherwise).
+# Quarantined rows keep both; accepted rows drop them.
+SOURCE_ROW = "source_row"
+SOURCE_TEXT = "source_text"
+PROVENANCE = (SOURCE_ROW, SOURCE_TEXT)
 BATCH_ROWS = 1_000_000  # rows converted at a time when a source is written in batches
 _DELIMITERS = (",", ";", "\t", "|")
 # Memory bounds, checked by streaming before a file is parsed: a gzip member that inflates
@@ -314,11 +322,7 @@ def to_contract(
     batch of it; None decides from ``raw``. The stats' ``decisions`` are those applied.
     """
     decided = decided or {}
-    mapping = {"user_id": config.user_col, "item_id": config.item_col}
-    mapping["timestamp"] = config.timestamp_col
-    for target, chosen in (("value", config.value_col), ("event_type", config.event_type_col)):
-        if chosen is not None or target in raw.columns:
-            mapping[target] = chosen or target
+    mapping = column_mapping(raw, config)
     _check_columns(raw, mapping, config, name)
     _check_flat(raw, mapping, name)
     issues = new_issues(raw.index)
@@ -339,6 +343,7 @@ def to_contract(
     if "event_type" in mapping:
         frame["event_type"] = raw[mapping["event_type"]].astype("str").str.strip()
     frame[ISSUE] = issues.astype("str")
+    frame[SOURCE_TEXT] = source_text(raw, list(mapping.values()), issues.notna())
     stats = {
         "rows": len(frame),
         **ts_stats,
@@ -356,6 +361,34 @@ def to_contract(
         },
     }
     return frame.reset_index(drop=True), stats
+
+
+def column_mapping(raw: pd.DataFrame, config: FilesConfig) -> dict[str, str]:
+    """Contract column -> the file's column holding it (value / event_type when present)."""
+    mapping = {"user_id": config.user_col, "item_id": config.item_col}
+    mapping["timestamp"] = config.timestamp_col
+    for target, chosen in (("value", config.value_col), ("event_type", config.event_type_col)):
+        if chosen is not None or target in raw.columns:
+            mapping[target] = chosen or target
+    return mapping
+
+
+def source_text(raw: pd.DataFrame, columns: list[str], mask: np.ndarray | pd.Series) -> pd.Series:
+    """The original text of ``columns`` as a JSON object where ``mask`` holds, else null:
+    what the file said before any parsing, for the rows quarantined because of it."""
+    out = pd.Series(pd.NA, index=raw.index, dtype="str")
+    rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+    if not len(rows):
+        return out
+    columns = list(dict.fromkeys(columns))
+    picked = raw.iloc[rows][columns].astype(object)
+    out.iloc[rows] = [
+        json.dumps(
+            {c: None if pd.isna(v) else str(v) for c, v in zip(columns, values)}, ensure_ascii=False
+        )
+        for values in picked.itertuples(index=False, name=None)
+    ]
+    return out
 
 
 def _check_columns(raw: pd.DataFrame, mapping: dict, config: FilesConfig, name: str) -> None:
@@ -459,21 +492,28 @@ def _convert(
     decided: dict | None,
 ) -> dict:
     stats: dict = {}
-    pending: tuple[pd.DataFrame, int] | None = None  # the last batch waits for the tail check
+    rows_before = 0
+    # The last batch waits for the tail check, with its raw last row and field count.
+    pending: tuple[pd.DataFrame, pd.DataFrame, int] | None = None
     for raw in iter_table(path, config, name, batch_rows):
         if pending is not None:
             put(pending[0])
         frame, batch = to_contract(raw, config, name, decided)
         frame[SOURCE_FILE] = pd.array([name] * len(frame), dtype="str")
+        frame[SOURCE_ROW] = np.arange(rows_before + 1, rows_before + len(frame) + 1, dtype=np.int64)
+        frame[SOURCE_TEXT] = frame.pop(SOURCE_TEXT)  # provenance columns last
+        rows_before += len(frame)
         _add_batch(stats, batch)
-        pending = (frame, len(raw.columns))
-    frame, n_fields = pending
+        pending = (frame, raw.iloc[-1:], len(raw.columns))
+    frame, last_raw, n_fields = pending
     if file_kind(path) == "csv" and len(frame):
         problem = truncated_last_line(path, config, n_fields)
         if problem:
             issues = frame[ISSUE].astype(object)
             add_issue(issues, frame.index == frame.index[-1], problem)
             frame[ISSUE] = issues.astype("str")
+            columns = [c for c in column_mapping(last_raw, config).values() if c in last_raw]
+            frame.loc[frame.index[-1], SOURCE_TEXT] = source_text(last_raw, columns, [True]).iloc[0]
         stats["truncated_last_line"] = bool(problem)
     put(frame)
     return stats

@@ -39,6 +39,8 @@ from tasks.config import FilesConfig
 from tasks.errors import DataError
 from tasks.sources.files import (
     SOURCE_FILE,
+    SOURCE_ROW,
+    SOURCE_TEXT,
     SourceFileVanished,
     list_data_files,
     read_interactions,
@@ -108,6 +110,8 @@ def _empty_events() -> pd.DataFrame:
             "item_id": pd.array([], dtype="str"),
             "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
             SOURCE_FILE: pd.array([], dtype="str"),
+            SOURCE_ROW: pd.array([], dtype="int64"),
+            SOURCE_TEXT: pd.array([], dtype="str"),
         }
     )
 

@@ -52,11 +52,14 @@ Never a raw traceback, never a silent drop. Policies:
 | NFD / invisible chars in catalog   | normalised like interaction ids, so the two still match   |
 | BOM before the header, CRLF ends   | read as usual: the BOM is not part of the first column    |
 | duplicated header column           | DataError naming the column and the file                  |
+| provenance of a quarantined row    | source_file, source_row (record number in the file) and,  |
+|                                    | for rows failed at ingest, source_text: the raw fields    |
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 from datetime import date
 from pathlib import Path
 
@@ -679,3 +682,38 @@ def test_a_byte_order_mark_and_windows_line_endings(tmp_path) -> None:
     frame, stats = read_interactions(tmp_path / "x.csv", FilesConfig(), "x.csv")
     assert frame["user_id"].tolist() == ["u1", "u2"] and frame["value"].tolist() == [4.0, 4.0]
     assert not stats["truncated_last_line"] and frame["ingest_issue"].isna().all()
+
+
+def test_quarantined_rows_keep_their_file_row_and_original_text(run) -> None:
+    q = run[2].quarantined
+    bad = q[q["source_file"] == "bad_ts.csv"].iloc[0]
+    assert bad["source_row"] == 1  # the first record after the header: line 2 of the file
+    assert json.loads(bad["source_text"]) == {
+        "user_id": "u12", "item_id": "i1", "timestamp": "yesterday", "value": "4",
+    }  # fmt: skip
+    truncated = q[q["source_file"] == "truncated.csv"].iloc[0]
+    assert truncated["source_row"] == 2
+    assert json.loads(truncated["source_text"]) == {
+        "user_id": "u15", "item_id": "i2", "timestamp": None, "value": None,
+    }  # fmt: skip
+    text_value = q[q["source_file"] == "text_value.csv"].iloc[0]
+    assert json.loads(text_value["source_text"])["value"] == "five"
+    # failed in validation, not at ingest: the parsed fields are the original ones
+    future = q[q["source_file"] == "future_ts.csv"].iloc[0]
+    assert future["source_row"] == 1 and pd.isna(future["source_text"])
+    mixed = q[q["source_file"] == "mixed_ts.csv"]
+    assert mixed["source_row"].tolist() == [3, 4]
+    assert "source_row" not in run[2].accepted.columns
+    assert "source_text" not in run[2].accepted.columns
+
+
+def test_parquet_rows_keep_their_position_in_the_file(tmp_path) -> None:
+    path = tmp_path / "events.parquet"
+    pd.DataFrame(
+        {"user_id": ["u1", "u2", "u3"], "item_id": ["i1", "i2", "i3"],
+         "timestamp": [str(T), "soon", str(T + 1)]}
+    ).to_parquet(path, row_group_size=2)  # fmt: skip
+    frame, _ = read_interactions(path, FilesConfig(path=path), "events.parquet", batch_rows=2)
+    assert frame["source_row"].tolist() == [1, 2, 3]
+    assert frame["source_text"].isna().tolist() == [True, False, True]
+    assert json.loads(frame["source_text"][1])["timestamp"] == "soon"

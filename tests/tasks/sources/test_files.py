@@ -110,6 +110,7 @@ def test_mapping_renames_and_drops_extra_columns(tmp_path) -> None:
     frame, stats = read_interactions(path, config, "events.csv")
     assert frame.columns.tolist() == [
         "user_id", "item_id", "timestamp", "value", "event_type", "ingest_issue", "source_file",
+        "source_row", "source_text",
     ]  # fmt: skip
     row = frame.iloc[0]
     assert (row.user_id, row.item_id, row.value, row.event_type) == ("7", "42", 4.0, "view")
