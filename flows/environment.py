@@ -119,6 +119,9 @@ def _quiet_tensorflow_import() -> Iterator[None]:
 @contextmanager
 def _quiet_mlflow_registry() -> Iterator[None]:
     yield
+    # The SQL store logs each database error with its traceback, then raises it: the
+    # raised error is reported (one line, the traceback in the log), the log record is noise.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     fluent = sys.modules.get("mlflow.tracking._model_registry.fluent")
     eprint = getattr(fluent, "eprint", None)
     if eprint is None or getattr(eprint, "recpipe_quiet", False):

@@ -117,8 +117,15 @@ class PeakMemory:
         return round(self.peak / 2**20, 1)
 
 
+# The last exception a stage raised in this process. What reaches the caller may not
+# carry it: when the orchestrator cannot record the failure (its database on the same full
+# disk), it raises its own error with the chain cut; the CLI then reports this one.
+LAST_FAILURE: list[BaseException] = []
+
+
 def mark_stage(exc: BaseException, stage: str) -> None:
     """Remember on the exception which stage raised it (the CLI says so)."""
+    LAST_FAILURE[:] = [exc]
     if getattr(exc, "recpipe_stage", None) is None:
         try:
             exc.recpipe_stage = stage  # type: ignore[attr-defined]

@@ -157,6 +157,7 @@ class Night:
         self.out["total_seconds"] = round(time.perf_counter() - self.started, 2)
         _close_parent_run(self)
         publish_run_summary(self.out)
+        self.ws.tighten_databases()  # created by libraries, maybe under a lax umask
 
     # -- the stages --------------------------------------------------------------------
     def recover(self) -> list[dict]:
@@ -604,4 +605,5 @@ def _close_parent_run(night: Night) -> None:
     except Exception as exc:  # never hide the stage's own error behind a tracking one
         if finished:
             raise
-        night.logger.warning("could not record the failure on MLflow run %s: %s", run, exc)
+        cause = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        night.logger.warning("could not record the failure on MLflow run %s: %s", run, cause)

@@ -58,6 +58,7 @@ import threading
 import types
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, TypeVar
 
@@ -119,11 +120,31 @@ class _TiedSubprocess(types.ModuleType):
         ):
             return subprocess.Popen(args, *rest, **kwargs)  # not an argv list: as is
         argv = [sys.executable, "-c", _TRAMPOLINE, str(os.getpid()), *map(os.fsdecode, args)]
+        log = _server_log() if "stdout" not in kwargs and "stderr" not in kwargs else {}
+        kwargs.update(log)
         try:
-            lifeline = _lifeline()
-        except RuntimeError:  # no new threads at interpreter shutdown: fork from this one
-            return subprocess.Popen(argv, *rest, **kwargs)
-        return lifeline.call(lambda: subprocess.Popen(argv, *rest, **kwargs))
+            try:
+                lifeline = _lifeline()
+            except RuntimeError:  # no new threads at interpreter shutdown: fork from this one
+                return subprocess.Popen(argv, *rest, **kwargs)
+            return lifeline.call(lambda: subprocess.Popen(argv, *rest, **kwargs))
+        finally:
+            if log:
+                log["stdout"].close()  # the child has its own copy
+
+
+def _server_log() -> dict[str, Any]:
+    """The server's own output (uvicorn's errors, with tracebacks) goes to
+    ``$PREFECT_HOME/server.log``, not onto the command's stderr; inherited when that file
+    cannot be opened."""
+    home = os.environ.get("PREFECT_HOME")
+    if not home:
+        return {}
+    try:
+        handle = open(Path(home) / "server.log", "ab")  # noqa: SIM115 - the child holds it
+    except OSError:
+        return {}
+    return {"stdout": handle, "stderr": subprocess.STDOUT}
 
 
 def _patch(module: types.ModuleType) -> bool:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -107,6 +108,23 @@ def _link_or_copy(source: Path, dest: Path) -> None:
         shutil.copy2(source, dest)
 
 
+def _check_writable(stores: Stores, outputs: list[Output]) -> None:
+    """Refuse before the commit point when a folder the publish writes is not writable (a
+    read-only mount, a permission): the database would commit and the lake could not
+    follow. Raises the ``OSError`` naming the folder."""
+    folders = [stores.journal, stores.staged]
+    for out in outputs:
+        folders += [stores.lake(out.name), stores.lake(out.name) / "_delta_log"]
+    for folder in folders:
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        try:
+            handle, probe = tempfile.mkstemp(dir=existing, prefix=".recpipe-probe-")
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(existing)) from exc
+        os.close(handle)
+        os.unlink(probe)
+
+
 def _stage_files(stores: Stores, pid: str, outputs: list[Output]) -> list[dict]:
     folder = stores.staged / pid
     if folder.exists():
@@ -158,6 +176,8 @@ def publish_night(
     record = journal.read(path) if path.exists() else None
     if record is not None and record["state"] == "done":
         return _summary(stores, record)
+    if record is None or record["state"] == "rolled_back":
+        _check_writable(stores, outputs)
     engine = db.make_engine(stores.database_url)
     try:
         if record is None or record["state"] == "rolled_back":

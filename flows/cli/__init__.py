@@ -60,6 +60,7 @@ def global_options(
     """Nightly batch recommender pipeline (Prefect, Great Expectations, Keras, MLflow)."""
     ctx.obj = State(workspace=workspace, config=config, verbose=verbose, debug=debug)
     failure.SEEN.update(workspace=workspace, debug=debug, loaded=False)
+    failure.forget_stage_failures()
     failure.quiet_prefect_failures(quiet=not (verbose or debug))
 
 

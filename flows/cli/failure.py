@@ -153,6 +153,7 @@ def report(exc: BaseException) -> int:
     """Say ``exc`` in one line (traceback to the log, and to stderr with ``--debug``); 2."""
     from tasks.errors import RecpipeError
 
+    exc = _with_stage_failure(exc)
     cause = root_cause(exc)
     stage = stage_of(exc)
     message = describe(cause)
@@ -168,7 +169,30 @@ def report(exc: BaseException) -> int:
             where = f" (traceback: {log})"
     what = f"stage {stage} failed" if stage else "error"
     print(f"recpipe: {what}: {message}{where}", file=sys.stderr)
+    if not SEEN["debug"]:
+        # Logging that fails at exit (Prefect's log shipper to a server on the same full
+        # disk) must not print after the line that says what happened.
+        logging.raiseExceptions = False
     return 2
+
+
+def _with_stage_failure(exc: BaseException) -> BaseException:
+    """``exc``, or the stage failure behind it when ``exc`` lost it: Prefect raises its own
+    error, with the chain cut, when it cannot record a failed run (its database on a full
+    disk); the stage's exception is the one to report (the log keeps both)."""
+    measure = sys.modules.get("flows.measure")
+    earlier = measure.LAST_FAILURE[0] if measure and measure.LAST_FAILURE else None
+    if earlier is None or stage_of(exc) is not None or any(e is earlier for e in chain(exc)):
+        return exc
+    earlier.add_note(f"then, while recording the failure: {type(exc).__name__}: {exc}")
+    return earlier
+
+
+def forget_stage_failures() -> None:
+    """A new command starts without an earlier command's stage failure."""
+    measure = sys.modules.get("flows.measure")
+    if measure is not None:
+        measure.LAST_FAILURE.clear()
 
 
 class _NoRunTracebacks(logging.Filter):

@@ -44,6 +44,8 @@ def print_summary(summary: dict) -> None:
     out(f"\ndata (source {summary['ingest'].get('source')}):")
     for line in str(accounting).splitlines():
         out(f"  {line}")
+    for note in ingest_notes(summary["ingest"].get("stats") or {}):
+        out(f"  {note}")
     out("\nmodels (hold-out):")
     for m in summary["models"]:
         metrics = "  ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items() if "@" in k)
@@ -127,3 +129,16 @@ def print_stored_summary(
         uri = f"sqlite:///{Path(workspace) / 'mlflow' / 'mlflow.db'}"
         print(f"\nworkspace                  {workspace}  (where the run ran)")
         print(f"MLflow dashboard           {tool('mlflow')} ui --backend-store-uri {uri}")
+
+
+def ingest_notes(stats: dict) -> list[str]:
+    """What reading the source changed without losing a row, said once per run."""
+    changed = {
+        "ids_unicode_normalized": "ids normalised to Unicode NFC / invisible characters removed",
+        "ids_whitespace_stripped": "ids with surrounding whitespace stripped",
+        "ids_float_suffix_removed": 'ids written as "<int>.0" read as integers',
+    }
+    notes = [f"{stats[key]} {what}" for key, what in changed.items() if stats.get(key)]
+    if stats.get("timestamp_zone_assumed"):
+        notes.append(f"timestamps: {stats['timestamp_zone_assumed']}")
+    return notes

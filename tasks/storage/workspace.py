@@ -79,3 +79,20 @@ class Workspace:
     @property
     def database_url(self) -> str:
         return f"sqlite:///{self.database_path}"
+
+    def tighten_databases(self) -> list[Path]:
+        """Make the workspace's SQLite databases (MLflow's, Prefect's temporary server's,
+        the default publish database) and their journals readable by their owner only,
+        whatever umask created them; a stricter mode is kept. The paths changed."""
+        changed = []
+        for db in (self.root / "mlflow" / "mlflow.db", self.root / "prefect" / "prefect.db",
+                   self.database_path):  # fmt: skip
+            for path in (db, *(Path(f"{db}-{end}") for end in ("journal", "wal", "shm"))):
+                try:
+                    mode = path.stat().st_mode & 0o777
+                    if mode & 0o077:
+                        path.chmod(mode & 0o700)
+                        changed.append(path)
+                except FileNotFoundError:
+                    continue
+        return changed

@@ -241,7 +241,7 @@ def damaged_store_error(ws: Workspace, problem: str, evidence: str | None) -> St
             "Check that this user may read it and that no other process holds it locked; "
             "recpipe stopped before writing anything to MLflow."
         )
-        return StoreError("\n".join(lines))
+        return StoreError(" ".join(lines))
     if evidence:
         lines.append(
             f"This workspace has published output ({evidence}): a new store would lose "
@@ -268,7 +268,7 @@ def damaged_store_error(ws: Workspace, problem: str, evidence: str | None) -> St
             f"move it aside (mv {path} {path}.damaged{drop}); the next run then starts a "
             + ("new store, with the losses above." if evidence else "new, empty store.")
         )
-    return StoreError("\n".join(lines))
+    return StoreError(" ".join(lines))
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -717,3 +717,13 @@ def test_parquet_rows_keep_their_position_in_the_file(tmp_path) -> None:
     assert frame["source_row"].tolist() == [1, 2, 3]
     assert frame["source_text"].isna().tolist() == [True, False, True]
     assert json.loads(frame["source_text"][1])["timestamp"] == "soon"
+
+
+def test_what_reading_changed_is_said_once_in_the_run_summary(run) -> None:
+    from flows.cli.summary import ingest_notes
+    from tasks.ingest import _file_summary
+
+    notes = ingest_notes(_file_summary(run[1]))
+    assert "7 ids normalised to Unicode NFC / invisible characters removed" in notes
+    assert "timestamps: UTC for 2 ISO timestamps written without a zone" in notes
+    assert any(note.endswith("ids with surrounding whitespace stripped") for note in notes)
