@@ -24,6 +24,8 @@ from datetime import date
 from itertools import pairwise
 from pathlib import Path
 
+from flows.bench.floor import DATA_STAGES, arrow_floor, ratios
+
 RUN_DATE = date(2026, 3, 2)
 
 
@@ -135,7 +137,8 @@ def bench_growth(
                 progress(results)
             break  # a larger size would fail the same way
         result = json.loads(lines[-1].removeprefix("RECPIPE-GROWTH "))
-        results.append({"n": n, "generate_seconds": round(generated, 1), **result})
+        floor = arrow_floor(folder / "interactions")  # same data, same machine, same run
+        results.append({"n": n, "generate_seconds": round(generated, 1), **result, "floor": floor})
         if progress:
             progress(results)
     return results
@@ -180,7 +183,7 @@ def report(all_results: list[dict], models: list[str], n_items: int) -> str:
             for a, b in pairwise(results)
         )
     )
-    lines.append("")
+    lines += ["", *floor_report(results), ""]
     for r in results:
         lines.append(
             f"{_label(r['n'])}: {r['users']:,} users scored, {r['rows']:,} rows published, "
@@ -190,6 +193,34 @@ def report(all_results: list[dict], models: list[str], n_items: int) -> str:
     for r in failed:
         lines.append(f"{_label(r['n'])}: FAILED, {r['failed']}")
     return "\n".join(lines)
+
+
+def floor_report(results: list[dict]) -> list[str]:
+    """Each data stage beside the bare Arrow pass over the same rows: seconds and ratio."""
+    measured = [r for r in results if r.get("floor")]
+    if not measured:
+        return []
+    lines = [
+        (
+            "distance to the floor: a bare Arrow pass over the same interactions (read, null "
+            "checks, per-user / per-item / duplicate-key group-bys, write Parquet), measured "
+            "after each size's run; stage seconds / floor seconds"
+        ),
+        f"{'stage':<10}" + "".join(f"{_label(r['n']):>20}" for r in measured),
+        f"{'floor':<10}" + "".join(f"{r['floor']['seconds']:8.2f} s".rjust(20) for r in measured),
+    ]
+    for stage in DATA_STAGES:
+        cells = []
+        for r in measured:
+            t = r["stage_seconds"].get(stage)
+            ratio = ratios(r["stage_seconds"], r["floor"]["seconds"]).get(stage)
+            cells.append(
+                "-".rjust(20)
+                if t is None or ratio is None
+                else f"{t:7.1f} s {ratio:6.1f}x".rjust(20)
+            )
+        lines.append(f"{stage:<10}" + "".join(cells))
+    return lines
 
 
 def _label(n: int) -> str:
