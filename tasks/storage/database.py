@@ -324,3 +324,50 @@ def read_table(
             return pd.read_sql(query, conn)
     finally:
         engine.dispose()
+
+
+# -- erasure (tasks/forget) ---------------------------------------------------------------
+def tables_with_column(engine: Any, column: str = "user_id") -> list[str]:
+    """Every table (not view) of the database with ``column``: the published tables,
+    their staging tables, anything else recpipe or an operator put there."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        return sorted(
+            name
+            for name in inspector.get_table_names()
+            if column in {c["name"] for c in inspector.get_columns(name)}
+        )
+
+
+def delete_users(engine: Any, user_ids: list[str], column: str = "user_id") -> dict[str, int]:
+    """Delete every row of ``user_ids`` from every table with ``column``, in ONE
+    transaction; then, on SQLite, rewrite the file so no free page keeps the old rows
+    (``secure_delete`` zeroes what the delete frees, ``VACUUM`` rebuilds the file, the
+    WAL is checkpointed and truncated). ``{table: rows deleted}``; idempotent."""
+    import sqlalchemy as sa
+
+    if not user_ids:
+        return {}
+    names = tables_with_column(engine, column)
+    counts: dict[str, int] = {}
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.begin() as conn:
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA secure_delete=ON")
+        for name in names:
+            table = sa.table(name, sa.column(column))
+            result = conn.execute(sa.delete(table).where(table.c[column].in_(list(user_ids))))
+            counts[name] = int(result.rowcount or 0)
+    compact(engine)
+    return counts
+
+
+def compact(engine: Any) -> None:
+    """Give freed space back so deleted rows leave no bytes behind: ``VACUUM`` and a
+    truncating WAL checkpoint on SQLite, ``VACUUM`` on PostgreSQL."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM")
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
