@@ -309,7 +309,7 @@ def _rewrite_file(
 
 
 def _is_container(path: Path, head: bytes) -> bool:
-    return head.startswith(b"PK\x03\x04") or head.startswith(b"\x1f\x8b")
+    return head.startswith((b"PK\x03\x04", b"\x1f\x8b"))
 
 
 def _area(root: Path, path: Path) -> str:

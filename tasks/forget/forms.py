@@ -2,9 +2,10 @@
 
 A forgotten id must be found however it was written: raw UTF-8, UTF-16 (both byte
 orders), JSON-escaped (non-ASCII as ``\\uXXXX``), URL-encoded, HTML-escaped and base64
-(at each of the three alignments it can have inside a longer encoded string). A raw or
-escaped form counts only when it is not part of a longer word: forgetting ``u0001`` must
-not find ``u00012``.
+(at each of the three alignments it can have inside a longer encoded string). In text and in
+single values a form counts only when it is not part of a longer word (forgetting
+``u0001`` must not find ``u00012``); in raw file bytes every occurrence counts, since
+packed formats put other values right beside it.
 """
 
 from __future__ import annotations
@@ -78,12 +79,14 @@ def forms_of(user_id: str) -> list[Form]:
     return out
 
 
-def count_in(data: bytes, forms: list[Form]) -> dict[str, int]:
-    """``{form name: occurrences}`` of every form found in ``data`` (quick test first)."""
+def count_in(data: bytes, forms: list[Form], bounded: bool = True) -> dict[str, int]:
+    """``{form name: occurrences}`` of every form found in ``data``. ``bounded=False`` for
+    packed binary formats (a SQLite record, a Parquet page), where the bytes beside a
+    value may be anything: every occurrence counts there, longer ids included."""
     found: dict[str, int] = {}
     for form in forms:
         if form.needle in data:
-            n = len(form.pattern.findall(data))
+            n = len(form.pattern.findall(data)) if bounded else data.count(form.needle)
             if n:
                 found[form.name] = found.get(form.name, 0) + n
     return found

@@ -103,7 +103,7 @@ def load(root: Path) -> dict[str, Any]:
     try:
         ledger = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(ledger.get("entries"), dict):
-            raise ValueError("no 'entries' object")
+            raise ValueError("no 'entries' object")  # noqa: TRY004 - reported as unreadable
     except (OSError, ValueError) as exc:
         raise ForgetError(
             f"{path}: the erasure ledger is unreadable ({exc}); expected the JSON recpipe "

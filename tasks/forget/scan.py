@@ -31,12 +31,12 @@ class Finding:
 
 
 def scan_bytes(where: str, data: bytes, forms: list[Form], depth: int = 0) -> list[Finding]:
-    found = [Finding(where, name, n) for name, n in count_in(data, forms).items()]
+    found = [Finding(where, name, n) for name, n in count_in(data, forms, False).items()]
     if depth >= MAX_DEPTH:
         return found
     if data.startswith(b"PAR1"):
         found += scan_parquet(where, data, forms)
-    elif data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
+    elif data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 for info in archive.infolist():
