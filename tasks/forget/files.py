@@ -32,6 +32,7 @@ from typing import Any
 
 from tasks.forget.forms import TextMatcher
 from tasks.forget.ledger import atomic_write
+from tasks.storage.faults import checkpoint
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 VOCABULARIES = ("users.json", "users.parquet")
@@ -239,7 +240,9 @@ def sweep(
         key=lambda f: (-len(f.parts), f.as_posix()),
     )
     vocabularies: dict[Path, tuple[set[int], int | None]] = {}
-    for folder in folders:
+    for number, folder in enumerate(folders):
+        if number == len(folders) // 2:
+            checkpoint("forget:files-half")
         if any(folder == s or s in folder.parents for s in skip):
             continue
         positions, n_users = _nearest_vocabulary(root, folder, user_ids, vocabularies)
