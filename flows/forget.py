@@ -37,6 +37,7 @@ def forget_flow(users: list[str], config: PipelineConfig | None = None) -> dict:
         config.tracking.registered_model,
         wait_seconds=max(config.lock.wait_seconds, WAIT_SECONDS),
         holder=holder_info(run_id, command=FLOW_NAME),
+        tables=(config.publish.table, config.publish.similar_table),
     )
     redacted = _redact_parameters(run_id, summary["users"], config)
     get_run_logger().info(

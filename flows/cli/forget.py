@@ -57,7 +57,8 @@ def forget(
     url = config.publish.url(ws.database_url)
     extra = [prefect_db] if prefect_db else []
     if verify:
-        raise typer.Exit(_verify(ws.root, verify, url, extra))
+        tables = (config.publish.table, config.publish.similar_table)
+        raise typer.Exit(_verify(ws.root, verify, url, extra, tables))
     from tasks.forget.run import forget_users
     from tasks.storage.locks import holder_info
 
@@ -70,6 +71,7 @@ def forget(
         wait_seconds=max(config.lock.wait_seconds, WAIT_SECONDS),
         holder=holder_info(None, command="recpipe forget"),
         extra_databases=extra,
+        tables=(config.publish.table, config.publish.similar_table),
     )
     print_summary(summary)
 
@@ -103,12 +105,14 @@ def print_summary(summary: dict) -> None:
     print(f"  done in {summary['seconds']} s; 'recpipe forget --verify ID' checks every byte")
 
 
-def _verify(root: Path, ids: list[str], url: str, extra: list[Path]) -> int:
+def _verify(
+    root: Path, ids: list[str], url: str, extra: list[Path], tables: tuple[str, ...]
+) -> int:
     from tasks.forget.scan import verify
 
     total = 0
     for uid in ids:
-        found = verify(root, uid, database_url=url, extra_files=extra)
+        found = verify(root, uid, database_url=url, extra_files=extra, tables=tables)
         total += len(found)
         for f in found:
             print(f"FOUND {f.where}  form={f.form}  count={f.count}")

@@ -109,6 +109,7 @@ def forget_users(
     wait_seconds: float = 60.0,
     holder: dict | None = None,
     extra_databases: list[Path] | None = None,
+    tables: tuple[str, ...] = ("recommendations", "similar_items"),
 ) -> dict[str, Any]:
     """Remove ``user_ids`` from every store of the workspace at ``root`` (see the module
     docstring); the summary (hashes and counts, no id)."""
@@ -144,7 +145,7 @@ def forget_users(
         skip = _skipped(ws, extra_databases)
         steps = {
             "models": lambda: _models(ws, registered_name, set(ids), request_id),
-            "database": lambda: _database(database_url, ids),
+            "database": lambda: _database(database_url, ids, list(tables)),
             "lake": lambda: _lake(ws, ids, request_id),
             "files": lambda: _files(ws, matcher, needles, skip),
             "sqlite": lambda: _sqlite(ws, matcher, skip, database_url, extra_databases),
@@ -197,10 +198,10 @@ def _models(ws: Any, name: str, ids: set[str], request_id: str) -> dict:
     return {"registered_model": name, "versions": versions}
 
 
-def _database(url: str, ids: list[str]) -> dict:
+def _database(url: str, ids: list[str], tables: list[str]) -> dict:
     from tasks.forget.stores import publish_database
 
-    return publish_database(url, ids)
+    return publish_database(url, ids, tables)
 
 
 def _lake(ws: Any, ids: list[str], request_id: str) -> dict:

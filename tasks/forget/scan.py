@@ -123,17 +123,19 @@ def scan_file(path: Path, forms: list[Form], label: str) -> list[Finding]:
     return found
 
 
-def scan_database(url: str, forms: list[Form]) -> list[Finding]:
-    """Every text value of every table of a (PostgreSQL) database, cast to text."""
+def scan_database(url: str, forms: list[Form], published: list[str]) -> list[Finding]:
+    """Every value of the ``published`` tables of a (PostgreSQL) database, their staging
+    tables and the publish log, as text."""
     import sqlalchemy as sa
 
-    from tasks.storage.database import make_engine
+    from tasks.storage.database import LOG_TABLE, is_own_table, make_engine
 
     engine = make_engine(url)
     found = []
     try:
         with engine.connect() as conn:
-            for table in sa.inspect(conn).get_table_names():
+            names = sa.inspect(conn).get_table_names()
+            for table in [n for n in names if is_own_table(n, [*published, LOG_TABLE])]:
                 rows = conn.execute(sa.text(f'SELECT * FROM "{table}"')).fetchall()
                 blob = b"\x00".join(
                     str(v).encode("utf-8") for row in rows for v in row if v is not None
@@ -151,6 +153,7 @@ def verify(
     *,
     database_url: str | None = None,
     extra_files: list[Path] | None = None,
+    tables: tuple[str, ...] = ("recommendations", "similar_items"),
 ) -> list[Finding]:
     """Every occurrence of ``user_id`` (any form) in the workspace at ``root``, in a
     database that is not a workspace file, and in ``extra_files`` (e.g. the Prefect
@@ -175,5 +178,5 @@ def verify(
             if candidate.is_file():
                 found += scan_file(candidate, forms, str(candidate))
     if database_url and not database_url.startswith("sqlite"):
-        found += scan_database(database_url, forms)
+        found += scan_database(database_url, forms, list(tables))
     return found

@@ -1,8 +1,8 @@
 """The stores that are not plain files: the publish database, the Delta tables, and the
 other SQLite databases of the workspace (MLflow's store and its backups, Prefect's).
 
-* the publish database: every table with a ``user_id`` column (published tables of all
-  kept dates, staging tables), one transaction, then the file compacted
+* the publish database: the published tables with a ``user_id`` column (all kept
+  dates) and their staging tables, one transaction, then the file compacted
   (``tasks/storage/database.py``);
 * each Delta table: one delete commit, then every older version vacuumed and its log
   entries removed (``tasks/storage/lake.py``);
@@ -25,12 +25,12 @@ from tasks.forget.forms import TextMatcher
 BUSY_MS = 60_000
 
 
-def publish_database(url: str, user_ids: list[str]) -> dict[str, int]:
+def publish_database(url: str, user_ids: list[str], tables: list[str]) -> dict[str, int]:
     from tasks.storage.database import delete_users, make_engine
 
     engine = make_engine(url)
     try:
-        return delete_users(engine, user_ids)
+        return delete_users(engine, user_ids, tables)
     finally:
         engine.dispose()
 

@@ -327,30 +327,41 @@ def read_table(
 
 
 # -- erasure (tasks/forget) ---------------------------------------------------------------
-def tables_with_column(engine: Any, column: str = "user_id") -> list[str]:
-    """Every table (not view) of the database with ``column``: the published tables,
-    their staging tables, anything else recpipe or an operator put there."""
+def is_own_table(name: str, published: Iterable[str]) -> bool:
+    """A published table, or one of its staging tables (this format and the older one)."""
+    return any(
+        name == t or name.startswith(t + STAGING_MARK) or name == f"{t}__staging" for t in published
+    )
+
+
+def tables_with_column(engine: Any, published: Iterable[str], column: str = "user_id") -> list[str]:
+    """The tables among ``published`` and their staging tables that have ``column``
+    (other tables of the database belong to others and are left alone)."""
     import sqlalchemy as sa
 
+    published = list(published)
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         return sorted(
             name
             for name in inspector.get_table_names()
-            if column in {c["name"] for c in inspector.get_columns(name)}
+            if is_own_table(name, published)
+            and column in {c["name"] for c in inspector.get_columns(name)}
         )
 
 
-def delete_users(engine: Any, user_ids: list[str], column: str = "user_id") -> dict[str, int]:
-    """Delete every row of ``user_ids`` from every table with ``column``, in ONE
-    transaction; then, on SQLite, rewrite the file so no free page keeps the old rows
+def delete_users(
+    engine: Any, user_ids: list[str], published: Iterable[str], column: str = "user_id"
+) -> dict[str, int]:
+    """Delete every row of ``user_ids`` from the ``published`` tables and their staging
+    tables that have ``column`` (every kept date), in ONE transaction; then, on SQLite, rewrite the file so no free page keeps the old rows
     (``secure_delete`` zeroes what the delete frees, ``VACUUM`` rebuilds the file, the
     WAL is checkpointed and truncated). ``{table: rows deleted}``; idempotent."""
     import sqlalchemy as sa
 
     if not user_ids:
         return {}
-    names = tables_with_column(engine, column)
+    names = tables_with_column(engine, published, column)
     counts: dict[str, int] = {}
     sqlite = engine.dialect.name == "sqlite"
     with engine.begin() as conn:
