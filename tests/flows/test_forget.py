@@ -118,6 +118,7 @@ def test_the_target_was_in_every_store_before(world) -> None:
 def test_verify_finds_nothing_and_grep_agrees(world) -> None:
     from tasks.forget.scan import verify
 
+    assert _prefect_db()  # the harness's Prefect database is searched too
     assert verify(world["workspace"], TARGET, extra_files=_prefect_db()) == []
     for needle in (TARGET, "zo\\u00eb.smith", "zo%C3%AB.smith"):
         grep = subprocess.run(
@@ -221,22 +222,34 @@ def _forget_cli(workspace: Path, *args: str, fault: str | None = None):
     )
 
 
-def test_a_forget_killed_half_way_is_finished_by_a_rerun(world, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("fault", "landed"),
+    [("forget:lake", "models, database"), ("forget:files-half", "models, database, lake")],
+)
+def test_a_forget_killed_half_way_is_finished_by_a_rerun(
+    world, tmp_path: Path, fault: str, landed: str
+) -> None:
     from tasks.forget.run import unfinished
     from tasks.publish import read_database_table, read_lake_table
 
     workspace = tmp_path / "ws"
     shutil.copytree(world["pristine"], workspace)
-    killed = _forget_cli(workspace, "--user", TARGET, fault="forget:lake")
+    killed = _forget_cli(workspace, "--user", TARGET, fault=fault)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    # The database step committed (new state), the lake step had not started (old state).
     db = read_database_table(f"sqlite:///{workspace / 'recpipe.db'}", "recommendations")
     lake = read_lake_table(workspace / "tables" / "recommendations")
-    assert TARGET not in set(db["user_id"]) and TARGET in set(lake["user_id"])
+    assert TARGET not in set(db["user_id"])  # committed before the kill: the new state
+    if fault == "forget:lake":  # not started: the old state, whole
+        assert TARGET in set(lake["user_id"])
+        assert len(lake) == len(world["before"][0])
+    else:  # the files half done: each file old or new, every one readable
+        assert TARGET not in set(lake["user_id"])
+        for path in (workspace / "raw").rglob("*.parquet"):
+            pd.read_parquet(path)
     assert [r["state"] for r in unfinished(workspace)] == ["started"]
     rerun = _forget_cli(workspace, "--user", TARGET)
     assert rerun.returncode == 0, rerun.stderr
-    assert "resumed an interrupted request: models, database" in rerun.stdout
+    assert f"resumed an interrupted request: {landed}" in rerun.stdout
     assert unfinished(workspace) == []
     verified = _forget_cli(workspace, "--verify", TARGET)
     assert verified.returncode == 0, verified.stdout
