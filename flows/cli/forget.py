@@ -50,8 +50,10 @@ def forget(
     ] = None,
 ) -> None:
     """Forget users everywhere (data, tables, models, tracking, reports), or verify it."""
+    from tasks.forget.run import clean_ids
     from tasks.storage.workspace import Workspace
 
+    ids = [] if verify else clean_ids(read_ids(user or [], user_file))  # before any write
     config = load(ctx)
     ws = Workspace.at(config.workspace)
     url = config.publish.url(ws.database_url)
@@ -62,7 +64,6 @@ def forget(
     from tasks.forget.run import forget_users
     from tasks.storage.locks import holder_info
 
-    ids = read_ids(user or [], user_file)
     summary = forget_users(
         ws.root,
         url,

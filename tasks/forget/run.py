@@ -142,13 +142,13 @@ def forget_users(
         )
         ledger.record(ws.root, list(hashes.values()), request_id, state="pending")
         _write_journal(ws.root, record)
-        skip = _skipped(ws, extra_databases)
+        skip = {ws.root / ledger.FOLDER, ws.root / "locks", ws.tables}  # other steps' stores
         steps = {
             "models": lambda: _models(ws, registered_name, set(ids), request_id),
             "database": lambda: _database(database_url, ids, list(tables)),
             "lake": lambda: _lake(ws, ids, request_id),
             "files": lambda: _files(ws, matcher, needles, skip),
-            "sqlite": lambda: _sqlite(ws, matcher, skip, database_url, extra_databases),
+            "sqlite": lambda: _sqlite(ws, matcher, skip, extra_databases),
             "markers": lambda: _markers(ws),
         }
         resumed = [s for s in STEPS if s in record["done"]]
@@ -183,11 +183,6 @@ def forget_users(
     }
 
 
-def _skipped(ws: Any, extra: list[Path] | None) -> set[Path]:
-    """What the file sweep leaves to the other steps (or must not touch)."""
-    return {ws.root / ledger.FOLDER, ws.root / "locks", ws.tables}
-
-
 def _models(ws: Any, name: str, ids: set[str], request_id: str) -> dict:
     from tasks import tracking
     from tasks.forget.models import mark, trained_on
@@ -217,9 +212,7 @@ def _files(ws: Any, matcher: Any, needles: list[bytes], skip: set[Path]) -> dict
     return {"by_area": dict(sorted(removed.items())), "deleted": deleted}
 
 
-def _sqlite(
-    ws: Any, matcher: Any, skip: set[Path], database_url: str, extra: list[Path] | None
-) -> dict:
+def _sqlite(ws: Any, matcher: Any, skip: set[Path], extra: list[Path] | None) -> dict:
     from tasks.forget.stores import prefect_database, scrub_sqlite, sqlite_files
 
     found = sqlite_files(ws.root, skip)
@@ -232,7 +225,6 @@ def _sqlite(
         counts = scrub_sqlite(path, matcher)
         label = path.relative_to(ws.root).as_posix() if ws.root in path.parents else path.name
         out[label] = sum(counts.values())
-    del database_url
     return out
 
 
