@@ -102,6 +102,9 @@ def print_summary(summary: dict) -> None:
         print(f"  deleted (could not be rewritten): {name}")
     for name, n in removed["sqlite"].items():
         print(f"  database {name}: {n} value(s) rewritten, compacted")
+    prefect = removed["prefect"]["artifacts_deleted"]
+    if prefect is not None:
+        print(f"  Prefect artifacts holding an id, deleted through the API: {prefect}")
     print(f"  stage-cache markers removed: {removed['markers']['markers_removed']}")
     print(f"  done in {summary['seconds']} s; 'recpipe forget --verify ID' checks every byte")
 

@@ -37,16 +37,18 @@ def _bounded(needle: bytes, width: int = 1) -> re.Pattern[bytes]:
     return re.compile(before + re.escape(needle) + after)
 
 
-def base64_variants(data: bytes) -> list[bytes]:
-    """The base64 text ``data`` always encodes to, at byte offsets 0, 1 and 2 of a longer
-    encoded string (the characters that depend on neighbouring bytes are cut off)."""
-    out = []
+def base64_variants(data: bytes, shortest: int = 6) -> list[bytes]:
+    """The base64 text ``data`` encodes to on its own (padded), and the text it always
+    encodes to at byte offsets 0, 1 and 2 of a longer encoded string (the characters that
+    depend on neighbouring bytes cut off; pieces shorter than ``shortest`` characters
+    would match at random in large files and are left out)."""
+    out = [base64.b64encode(data)]
     for offset in range(3):
         encoded = base64.b64encode(b"\x00" * offset + data)
         start = {0: 0, 1: 2, 2: 3}[offset]
         end = ((offset + len(data)) // 3) * 4
         piece = encoded[start:end]
-        if len(piece) >= 4:
+        if len(piece) >= shortest and piece not in out:
             out.append(piece)
     return out
 

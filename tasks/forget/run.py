@@ -5,7 +5,8 @@ Under the workspace's erasure lock (exclusive: nights hold it shared from ingest
 publish, so no night writes while users are being removed), the request goes:
 
     ledger (pending) -> models (tag the versions) -> database -> lake -> files
-                     -> sqlite (MLflow, Prefect) -> markers -> ledger (done)
+                     -> prefect (artifacts, through the API) -> sqlite (MLflow, Prefect)
+                     -> markers -> ledger (done)
 
 Each step is atomic in its store (a transaction, a Delta commit, a file renamed into
 place) and idempotent; the journal ``<workspace>/forget/journal/<request>.json`` (hashes
@@ -29,7 +30,7 @@ from tasks.forget import ledger
 from tasks.forget.ledger import ForgetError, atomic_write
 from tasks.storage.faults import checkpoint
 
-STEPS = ("models", "database", "lake", "files", "sqlite", "markers")
+STEPS = ("models", "database", "lake", "files", "prefect", "sqlite", "markers")
 LOCK_NAME = "erasure.lock"
 
 
@@ -149,6 +150,7 @@ def forget_users(
             "lake": lambda: _lake(ws, ids, request_id),
             "files": lambda: _files(ws, matcher, needles, skip),
             "sqlite": lambda: _sqlite(ws, matcher, skip, extra_databases),
+            "prefect": lambda: _prefect(matcher),
             "markers": lambda: _markers(ws),
         }
         resumed = [s for s in STEPS if s in record["done"]]
@@ -226,6 +228,13 @@ def _sqlite(ws: Any, matcher: Any, skip: set[Path], extra: list[Path] | None) ->
         label = path.relative_to(ws.root).as_posix() if ws.root in path.parents else path.name
         out[label] = sum(counts.values())
     return out
+
+
+def _prefect(matcher: Any) -> dict:
+    """Artifacts on the configured Prefect server that hold an id, deleted via its API."""
+    from tasks.forget.stores import prefect_artifacts
+
+    return {"artifacts_deleted": prefect_artifacts(matcher)}
 
 
 def _markers(ws: Any) -> dict:

@@ -156,3 +156,30 @@ def prefect_database() -> Path | None:
         return None
     path = Path(str(url).split("///", 1)[-1].split("?", 1)[0]).expanduser()
     return path if path.is_file() else None
+
+
+def prefect_artifacts(matcher: TextMatcher, page: int = 200) -> int | None:
+    """Delete, through the Prefect API, every artifact whose content or description holds
+    a form of the ids (a server that is not a local file cannot be scrubbed directly);
+    None when no Prefect server is configured (nothing to reach: its database, if local,
+    is scrubbed as a file)."""
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        return None
+    from prefect.client.orchestration import get_client
+
+    deleted = 0
+    offset = 0
+    with get_client(sync_client=True) as client:
+        while True:
+            batch = client.read_artifacts(limit=page, offset=offset)
+            if not batch:
+                return deleted
+            for artifact in batch:
+                text = f"{artifact.data or ''}\n{artifact.description or ''}\n{artifact.key or ''}"
+                if matcher.search(text):
+                    client.delete_artifact(artifact.id)
+                    deleted += 1
+                else:
+                    offset += 1
