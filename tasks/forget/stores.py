@@ -160,12 +160,13 @@ def prefect_database() -> Path | None:
 
 def prefect_artifacts(matcher: TextMatcher, page: int = 200) -> int | None:
     """Delete, through the Prefect API, every artifact whose content or description holds
-    a form of the ids (a server that is not a local file cannot be scrubbed directly);
-    None when no Prefect server is configured (nothing to reach: its database, if local,
-    is scrubbed as a file)."""
+    a form of the ids, when the server's database is not a local file (that one is
+    scrubbed in place, which is better: Prefect records a deletion as an event that
+    carries the artifact's content, kept for its events retention period). None when
+    there is nothing to do this way."""
     from prefect.settings import get_current_settings
 
-    if not get_current_settings().api.url:
+    if not get_current_settings().api.url or prefect_database() is not None:
         return None
     from prefect.client.orchestration import get_client
 

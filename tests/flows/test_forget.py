@@ -4,11 +4,14 @@ half way is finished by a re-run."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from datetime import date
 from pathlib import Path
 
@@ -69,6 +72,7 @@ def world(prefect_harness, tmp_path_factory):
     for day in DAYS[:2]:
         state = nightly(config=config, run_date=day, return_state=True)
         assert state.is_completed(), state
+    _sample_rows_artifact()
     pristine = base / "pristine"
     shutil.copytree(workspace, pristine)
     before = _published(config)
@@ -84,6 +88,26 @@ def world(prefect_harness, tmp_path_factory):
         "target_events": target_events,
         "base": base,
     }
+
+
+def _sample_rows_artifact() -> None:
+    """A Prefect artifact holding the target (as a validation failure's sample rows do),
+    waited for until the server has also stored its event (written asynchronously)."""
+    import time
+
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(key="recpipe-sample-rows", markdown=f"| user |\n|---|\n| {TARGET} |")
+    (database,) = _prefect_db()
+    escaped = json.dumps(TARGET)[1:-1]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with closing(sqlite3.connect(database, timeout=30)) as conn:
+            query = "SELECT count(*) FROM events WHERE instr(payload, ?) > 0"
+            if conn.execute(query, (escaped,)).fetchone()[0]:
+                return
+        time.sleep(0.5)
+    raise AssertionError("the artifact's event never reached the Prefect database")
 
 
 def _versions(config) -> dict[str, dict]:
@@ -119,7 +143,8 @@ def test_verify_finds_nothing_and_grep_agrees(world) -> None:
     from tasks.forget.scan import verify
 
     assert _prefect_db()  # the harness's Prefect database is searched too
-    assert verify(world["workspace"], TARGET, extra_files=_prefect_db()) == []
+    found = verify(world["workspace"], TARGET, extra_files=_prefect_db())
+    assert found == [], found
     for needle in (TARGET, "zo\\u00eb.smith", "zo%C3%AB.smith"):
         grep = subprocess.run(
             ["grep", "-r", "-a", "-l", "-F", needle, str(world["workspace"])],
@@ -153,6 +178,18 @@ def test_lake_history_no_longer_holds_the_user(world) -> None:
         readable.append(version)
         assert TARGET not in set(old["user_id"])
     assert TARGET not in set(table.to_pandas()["user_id"])
+
+
+def test_prefect_artifacts_no_longer_hold_the_user(world) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    assert world["summary"]["removed"]["sqlite"]["prefect-test.db"] >= 2  # artifact + event
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["recpipe-sample-rows"]))
+        )
+    assert TARGET not in artifact.data and "erased-" in artifact.data
 
 
 def test_ledger_holds_only_a_salted_hash(world) -> None:
@@ -203,7 +240,8 @@ def test_next_night_keeps_the_user_out_and_retrains(world) -> None:
         world["workspace"] / "validated" / "run_date=2026-03-03" / "quarantine.parquet"
     )
     assert TARGET not in set(quarantine["user_id"])
-    assert verify(world["workspace"], TARGET, extra_files=_prefect_db()) == []
+    found = verify(world["workspace"], TARGET, extra_files=_prefect_db())
+    assert found == [], found
 
 
 def _forget_cli(workspace: Path, *args: str, fault: str | None = None):
