@@ -12,7 +12,8 @@ finds nothing left to change in files already done. What each kind becomes:
   sparse matrix sized to that vocabulary (the training matrix) is emptied, then the id in
   ``users.json`` becomes its tombstone;
 * text and archives: tasks/forget/text.py;
-* any other file that holds the id in some form is deleted (reported by name).
+* any other file that holds the id in some form, and any file whose path names the user,
+  is deleted (reported by name, the id replaced by its tombstone).
 
 Vocabularies are rewritten last in their folder, so a crash never loses the positions
 the matrices still need.
@@ -198,10 +199,12 @@ def sweep(
             key=lambda p: (p.name in VOCABULARIES, p.name),
         )
         for path in files:
-            n = _rewrite_file(path, matcher, needles, positions, n_users)
+            relative = path.relative_to(root).as_posix()
+            named = matcher.search(relative)  # a file named for the user is theirs
+            n = None if named else _rewrite_file(path, matcher, needles, positions, n_users)
             if n is None:
                 path.unlink(missing_ok=True)
-                deleted.append(path.relative_to(root).as_posix())
+                deleted.append(matcher.replace(relative)[0])
             elif n:
                 removed[_area(root, path)] += n
     return removed, deleted

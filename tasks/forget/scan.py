@@ -179,8 +179,12 @@ def verify(
     root = Path(root).resolve()
     forms = forms_of(user_id)
     found: list[Finding] = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        found += scan_file(path, forms, path.relative_to(root).as_posix())
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        for form, n in count_in(relative.encode("utf-8"), forms).items():
+            found.append(Finding(relative, f"{form} in the path", n))
+        if path.is_file():
+            found += scan_file(path, forms, relative)
     outside = [*(extra_files or [])]
     prefect = prefect_database()
     if prefect is not None:

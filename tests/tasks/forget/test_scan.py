@@ -101,9 +101,14 @@ def test_rewriters_remove_the_user_and_keep_the_rest(tmp_path) -> None:
     (bundle / "users.json").write_text(json.dumps(["a", UID, "b"]))
     sp.save_npz(bundle / "recommender" / "train.npz", sp.csr_matrix(np.ones((3, 2))))
     (tmp_path / "docs.html").write_text(f"<td>{html.escape(UID)}</td><td>u1</td>")
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / f"{UID}.png").write_bytes(b"\x89PNG")
+    assert ("exports/zoë.smith.png", "utf-8 in the path") in {
+        (f.where, f.form) for f in verify(tmp_path, UID)
+    }
     needles = [n.encode() for n in matcher.owner]
     _, deleted = sweep(tmp_path, matcher, needles, set())
-    assert deleted == []
+    assert deleted == ["exports/erased-000000000000.png"]
     train = pd.read_parquet(features / "train.parquet" / "part-0.parquet")
     assert train["user_idx"].tolist() == [0, 2]
     users = pd.read_parquet(features / "users.parquet")
