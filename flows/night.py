@@ -125,6 +125,7 @@ class Night:
     @contextmanager
     def locks(self) -> Any:
         """The date's run lock (and PostgreSQL advisory lock) from ingest to publish."""
+        from tasks.forget.run import erasure_lock
         from tasks.storage.locks import database_lock, run_lock
 
         wait = self.config.lock.wait_seconds
@@ -139,6 +140,7 @@ class Night:
                 held.enter_context,
                 database_lock(self.database_url, self.config.publish.table, self.run_date, wait),
             )
+            held.enter_context(erasure_lock(self.ws.locks, wait, shared=True, holder={}))
             yield
 
     def completed(self) -> None:
@@ -222,6 +224,7 @@ class Night:
         from tasks.validate import validate_task
 
         out_dir = self.ws.validated(self.run_date)
+        erased = _screen_erased(self.ws.root, ingest)
         accumulate = bool(ingest.get("incremental"))
         now_iso = cutoff(self.run_date).isoformat() if self.as_of else None
         config = self.config.validate_
@@ -243,6 +246,11 @@ class Night:
                 accumulate=accumulate,
             ),
         )
+        if erased:  # forgotten users' rows: counted, never quarantined with their id
+            result = {**result, "erased_rows_dropped": erased}
+            result["accounting"] = f"{erased} rows of forgotten users dropped | " + str(
+                result.get("accounting", "")
+            )
         self.out["validation"] = result
         return result
 
@@ -345,8 +353,11 @@ class Night:
 
     def promote(self, results: list[dict], features: dict) -> dict:
         """The gate decides; the alias itself moves only when the tables commit."""
+        from tasks.forget.models import retire_erased_champion
         from tasks.promote import promote_task
 
+        name = self.config.tracking.registered_model
+        retired = retire_erased_champion(self.client, name, self.logger)
         result = self.clock.run(
             "promote",
             promote_task,
@@ -357,6 +368,8 @@ class Night:
             workspace_root=str(self.ws.root),
             parent_run_id=self.parent_run_id,
         )
+        if retired:
+            result = {**result, "retired_erased_champion": retired}
         self.out["promotion"] = result
         return result
 
@@ -501,6 +514,14 @@ class Night:
         from tasks.publish import Stores
 
         return Stores(self.ws.root, self.database_url)
+
+
+def _screen_erased(root: Path, ingest: dict) -> int:
+    """Drop the events of users in the erasure ledger from the night's raw tables, before
+    validation (tasks/forget/ledger.py); how many rows."""
+    from tasks.forget.ledger import screen_events
+
+    return screen_events(root, [ingest.get("interactions_path"), ingest.get("users_path")])
 
 
 def _flow_run_id() -> str:

@@ -82,6 +82,7 @@ def serve(config: PipelineConfig) -> None:
     ``global_limit=1``: runs of the deployment queue behind each other instead of running
     side by side (the per-date lock would refuse a second run of the same date anyway).
     """
+    from prefect import serve as serve_all
     from prefect.schedules import Cron
 
     from flows.nightly import nightly
@@ -95,14 +96,35 @@ def serve(config: PipelineConfig) -> None:
         "Ctrl-C stops serving and pauses the schedule",
         flush=True,
     )
-    nightly.serve(
-        name=schedule.deployment,
-        schedules=[Cron(schedule.cron, timezone=schedule.timezone)],
-        parameters=deployment_parameters(config),
-        global_limit=1,
-        description="recpipe nightly batch recommender (served by 'recpipe serve')",
-        tags=["recpipe"],
+    serve_all(
+        nightly.to_deployment(
+            name=schedule.deployment,
+            schedules=[Cron(schedule.cron, timezone=schedule.timezone)],
+            parameters=deployment_parameters(config),
+            concurrency_limit=1,
+            description="recpipe nightly batch recommender (served by 'recpipe serve')",
+            tags=["recpipe"],
+        ),
+        forget_deployment(config),
         print_starting_message=False,
+    )
+
+
+def forget_deployment(config: PipelineConfig) -> Any:
+    """Deployment ``recpipe-forget/<schedule.deployment>``: no schedule, run on request
+    from the UI or API with parameter ``users`` (a list of ids; redacted once done)."""
+    from flows.forget import FLOW_NAME as FORGET
+    from flows.forget import forget_flow
+
+    return forget_flow.to_deployment(
+        name=config.schedule.deployment,
+        parameters=deployment_parameters(config),
+        concurrency_limit=1,
+        description=(
+            f"forget users everywhere the workspace holds them; run '{FORGET}/"
+            f"{config.schedule.deployment}' with parameter users=[...]"
+        ),
+        tags=["recpipe", "privacy"],
     )
 
 

@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import bench, doctor, evaluate, failure, generate, model, operate, recs, run
+from flows.cli import bench, doctor, evaluate, failure, forget, generate, model, operate, recs, run
 from flows.cli.context import State
 
 app = typer.Typer(
@@ -72,6 +72,7 @@ app.command("status")(operate.status)
 app.add_typer(model.app, name="model")
 app.add_typer(recs.app, name="recs")
 app.command("doctor")(doctor.doctor)
+app.command("forget")(forget.forget)
 app.command("evaluate")(evaluate.evaluate)
 app.command("generate")(generate.generate)
 app.add_typer(bench.app, name="bench")

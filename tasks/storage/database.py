@@ -324,3 +324,61 @@ def read_table(
             return pd.read_sql(query, conn)
     finally:
         engine.dispose()
+
+
+# -- erasure (tasks/forget) ---------------------------------------------------------------
+def is_own_table(name: str, published: Iterable[str]) -> bool:
+    """A published table, or one of its staging tables (this format and the older one)."""
+    return any(
+        name == t or name.startswith(t + STAGING_MARK) or name == f"{t}__staging" for t in published
+    )
+
+
+def tables_with_column(engine: Any, published: Iterable[str], column: str = "user_id") -> list[str]:
+    """The tables among ``published`` and their staging tables that have ``column``
+    (other tables of the database belong to others and are left alone)."""
+    import sqlalchemy as sa
+
+    published = list(published)
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        return sorted(
+            name
+            for name in inspector.get_table_names()
+            if is_own_table(name, published)
+            and column in {c["name"] for c in inspector.get_columns(name)}
+        )
+
+
+def delete_users(
+    engine: Any, user_ids: list[str], published: Iterable[str], column: str = "user_id"
+) -> dict[str, int]:
+    """Delete every row of ``user_ids`` from the ``published`` tables and their staging
+    tables that have ``column`` (every kept date), in ONE transaction; then, on SQLite, rewrite the file so no free page keeps the old rows
+    (``secure_delete`` zeroes what the delete frees, ``VACUUM`` rebuilds the file, the
+    WAL is checkpointed and truncated). ``{table: rows deleted}``; idempotent."""
+    import sqlalchemy as sa
+
+    if not user_ids:
+        return {}
+    names = tables_with_column(engine, published, column)
+    counts: dict[str, int] = {}
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.begin() as conn:
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA secure_delete=ON")
+        for name in names:
+            table = sa.table(name, sa.column(column))
+            result = conn.execute(sa.delete(table).where(table.c[column].in_(list(user_ids))))
+            counts[name] = int(result.rowcount or 0)
+    compact(engine)
+    return counts
+
+
+def compact(engine: Any) -> None:
+    """Give freed space back so deleted rows leave no bytes behind: ``VACUUM`` and a
+    truncating WAL checkpoint on SQLite, ``VACUUM`` on PostgreSQL."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM")
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -250,3 +250,51 @@ def sweep_legacy(root: Path) -> list[str]:
             partition_strategy="hive",
         )
     return removed
+
+
+# -- erasure (tasks/forget) ---------------------------------------------------------------
+def _sql_list(values: list[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(values))
+
+
+def delete_users(root: Path, user_ids: list[str], erasure_id: str, column: str = "user_id") -> int:
+    """Delete every row of ``user_ids`` in one commit (none when the table holds none);
+    the rows deleted. The commit carries ``recpipe.erasure_id``, never the ids."""
+    from deltalake.transaction import CommitProperties
+
+    root = Path(root)
+    if not is_table(root) or not user_ids:
+        return 0
+    table = _dt(root)
+    if column not in table.schema().to_arrow().names:
+        return 0
+    predicate = f"{column} IN ({_sql_list(user_ids)})"
+    metrics = table.delete(
+        predicate,
+        commit_properties=CommitProperties(custom_metadata={"recpipe.erasure_id": erasure_id}),
+    )
+    return int(metrics.get("num_deleted_rows", 0) or 0)
+
+
+def purge_history(root: Path) -> dict[str, int]:
+    """Make the current version the only one: vacuum every file it does not need, write
+    a checkpoint and delete the log entries before it (their statistics name rows that
+    are gone). Earlier versions are no longer readable afterwards; idempotent."""
+    root = Path(root)
+    if not is_table(root):
+        return {"files": 0, "log_entries": 0}
+    files = vacuum(root, 0)
+    table = _dt(root)
+    version = table.version()
+    table.create_checkpoint()
+    log = root / "_delta_log"
+    gone = 0
+    for entry in sorted(log.iterdir()):
+        stem = entry.name.split(".", 1)[0]
+        if not stem.isdigit() or int(stem) >= version:
+            if entry.name.endswith(".crc") and stem.isdigit() and int(stem) < version:
+                entry.unlink(missing_ok=True)
+            continue
+        entry.unlink(missing_ok=True)  # older commits and checkpoints
+        gone += 1
+    return {"files": files, "log_entries": gone}

@@ -141,3 +141,35 @@ def model_exists(client: Any, name: str) -> bool:
         return True
     except MlflowException:
         return False
+
+
+# -- erasure (tasks/forget) -----------------------------------------------------------------
+ERASURE_TAG = "erasure.retrain_required"
+ERASURE_IDS_TAG = "erasure.ids"
+RETIRED_TAG = "champion.retired"
+
+
+def mark_erased(client: Any, name: str, version: str, erasure_id: str) -> None:
+    """Tag ``version`` as trained on the data of a user since forgotten (erasure
+    ``erasure_id``); such a version may not serve again."""
+    current = client.get_model_version(name, version).tags.get(ERASURE_IDS_TAG, "")
+    ids = sorted({*filter(None, current.split(",")), erasure_id})
+    client.set_model_version_tag(name, version, ERASURE_TAG, "true")
+    client.set_model_version_tag(name, version, ERASURE_IDS_TAG, ",".join(ids)[:5000])
+
+
+def is_erased(client: Any, name: str, version: str) -> bool:
+    return client.get_model_version(name, version).tags.get(ERASURE_TAG) == "true"
+
+
+def retire_erased_champion(client: Any, name: str) -> str | None:
+    """When the champion was trained on a forgotten user's data, remove the alias (the
+    night's gate then promotes a model trained tonight, without that user, as when there
+    is no champion yet); the retired version, or None."""
+    version = champion_version(client, name) if model_exists(client, name) else None
+    if version is None or not is_erased(client, name, version):
+        return None
+    client.delete_registered_model_alias(name, CHAMPION)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    client.set_model_version_tag(name, version, RETIRED_TAG, f"{stamp}: trained on erased data")
+    return version
