@@ -22,7 +22,18 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import bench, doctor, evaluate, failure, generate, model, operate, recs, run
+from flows.cli import (
+    bench,
+    doctor,
+    evaluate,
+    failure,
+    generate,
+    model,
+    operate,
+    recs,
+    refresh,
+    run,
+)
 from flows.cli.context import State
 
 app = typer.Typer(
@@ -65,6 +76,7 @@ def global_options(
 
 app.command("run")(run.run)
 app.command("backfill")(run.backfill)
+app.command("refresh")(refresh.refresh)
 app.command("serve")(operate.serve)
 app.command("trigger")(operate.trigger)
 app.command("status")(operate.status)
