@@ -28,7 +28,7 @@ class NothingPublishedError(RecpipeError):
     """No run date is published yet: a refresh has no rows to update."""
 
 
-def _direct(name: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+def _direct(step_name: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
     return fn(**kwargs)
 
 
