@@ -269,3 +269,19 @@ def test_the_flow_publishes_and_reports_on_the_nights_mlflow_run(night) -> None:
     assert run.info.run_name == f"nightly-{RUN_DATE}"
     assert client.get_metric_history(run.info.run_id, "refresh.users")
     assert (date.fromisoformat(out["run_date"]) - RUN_DATE) == timedelta(0)
+
+
+def test_serve_schedules_the_refresh_only_with_a_landing_folder(tmp_path) -> None:
+    from flows.operate import refresh_deployment
+    from tasks.config import load_config
+
+    def config(**refresh):
+        return load_config(overrides={"workspace": str(tmp_path), "refresh": refresh}, environ={})
+
+    assert refresh_deployment(config(), {}) is None  # demo source, no refresh.path
+    assert refresh_deployment(config(path=str(tmp_path), serve=False), {}) is None
+    every = refresh_deployment(config(path=str(tmp_path), interval_minutes=2), {})
+    assert every.name == "recpipe-refresh" and every.concurrency_limit == 1
+    assert every.schedules[0].schedule.interval == timedelta(minutes=2)
+    cron = refresh_deployment(config(path=str(tmp_path), cron="*/10 6-22 * * *"), {})
+    assert cron.schedules[0].schedule.cron == "*/10 6-22 * * *"
