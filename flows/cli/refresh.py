@@ -1,4 +1,11 @@
-"""``recpipe refresh``: the intraday refresh now, in this process (flows/refresh.py)."""
+"""``recpipe refresh``: the intraday refresh now, in this process (flows/refresh.py).
+
+With a Prefect server configured (``PREFECT_API_URL``) it runs as a flow run of
+``recpipe-refresh`` reporting to that server. Without one it runs the same steps
+(tasks/refresh/run.py) without Prefect, rather than starting a temporary Prefect server
+for the run (15-20 s on a small machine, longer than the refresh itself); the summary then
+goes to the terminal and the night's MLflow run only. ``--prefect`` forces a flow run.
+"""
 
 from __future__ import annotations
 
@@ -30,16 +37,46 @@ def refresh(
         float | None,
         typer.Option("--wait-seconds", help="longest wait behind it (refresh.wait_seconds)"),
     ] = None,
+    prefect: Annotated[
+        bool | None,
+        typer.Option(
+            "--prefect/--no-prefect",
+            help="run as a Prefect flow run (default: only when PREFECT_API_URL is set)",
+        ),
+    ] = None,
 ) -> None:
     """Re-score the users with new events in the landing folder; publish just their rows."""
     config = with_refresh_options(load(ctx), path, when_nightly_running, wait_seconds)
     warm_imports()
-    from flows.refresh import refresh as refresh_flow
+    if prefect is None:
+        from prefect.settings import get_current_settings
 
-    out = refresh_flow(config=config)
+        prefect = bool(get_current_settings().api.url)
+    if prefect:
+        from flows.refresh import refresh as refresh_flow
+
+        out = refresh_flow(config=config)
+    else:
+        out = without_prefect(config)
     print(summary_text(out))
     if out["status"] == "skipped":
         print(f"recpipe: refresh skipped: {out.get('reason')}", file=sys.stderr)
+
+
+def without_prefect(config: Any) -> dict:
+    """The refresh's steps in this process, no Prefect server (see the module docstring)."""
+    import logging
+    import uuid
+
+    from tasks.refresh.report import log_everywhere
+    from tasks.refresh.run import run_refresh
+
+    def waiting(why: str) -> None:
+        print(f"refresh: {why}; waiting for it to finish", file=sys.stderr, flush=True)
+
+    out = run_refresh(config, str(uuid.uuid4()), on_wait=waiting)
+    log_everywhere(str(config.workspace), config.tracking.experiment, out, logging.getLogger())
+    return out
 
 
 def with_refresh_options(
@@ -84,7 +121,7 @@ def summary_text(out: dict) -> str:
                 f"{out['lake_version']})"
             ),
             (
-                f"  seconds: {out['seconds']} from flow start, "
+                f"  seconds: {out['seconds']} from the refresh's start, "
                 f"{out.get('arrival_to_published_seconds')} from the newest file's arrival"
             ),
         ]

@@ -285,3 +285,31 @@ def test_serve_schedules_the_refresh_only_with_a_landing_folder(tmp_path) -> Non
     assert every.schedules[0].schedule.interval == timedelta(minutes=2)
     cron = refresh_deployment(config(path=str(tmp_path), cron="*/10 6-22 * * *"), {})
     assert cron.schedules[0].schedule.cron == "*/10 6-22 * * *"
+
+
+def test_recpipe_refresh_runs_without_a_prefect_server(night) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = night
+    [user] = personal_users(config, 1, offset=14)
+    drop(
+        config, [(user, database_rows(config).loc[lambda r: r["user_id"] == user].item_id.iloc[0])]
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RECPIPE"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "--workspace", str(config.workspace), "refresh"]
+        + ["--path", str(config.refresh.path), "--no-prefect"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "refresh published for run date 2026-03-02" in done.stdout
+    assert "users refreshed 1 " in done.stdout
+    assert "temporary server" not in done.stdout + done.stderr  # no Prefect server started
