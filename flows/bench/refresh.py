@@ -47,8 +47,9 @@ def ensure_night(config: PipelineConfig) -> tuple[date, float | None]:
 def drop_events(
     config: PipelineConfig, run_date: date, users: list[str], per_user: int, seed: int
 ) -> tuple[Path, pd.DataFrame]:
-    """A landing file: ``per_user`` events on random catalogue items for each user."""
-    rng = np.random.default_rng(seed)
+    """A landing file: ``per_user`` events on random catalogue items for each user (new
+    content on every call: the landing manifest reads a file's content once)."""
+    rng = np.random.default_rng([seed, time.time_ns() % 2**32])  # a new file every time
     validated = Path(config.workspace) / "validated" / f"run_date={run_date}"
     catalogue = pd.read_parquet(validated / "interactions.parquet", columns=["item_id"])
     items = np.asarray(sorted(catalogue["item_id"].unique()))
