@@ -121,7 +121,8 @@ def summary_text(out: dict) -> str:
                 f"{out['lake_version']})"
             ),
             (
-                f"  seconds: {out['seconds']} from the refresh's start, "
+                f"  seconds: {out['published_seconds']} from the refresh's start to published "
+                f"({out['seconds']} with the Data Docs), "
                 f"{out.get('arrival_to_published_seconds')} from the newest file's arrival"
             ),
         ]

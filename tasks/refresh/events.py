@@ -93,20 +93,37 @@ def validate_events(
     batch_dir: Path,
     name: str,
     now: pd.Timestamp | None = None,
+    runner: Any = None,
 ) -> dict:
     """The nightly's suites on the new events (tasks/validation/checks.py): bad rows go to
     the quarantine with their reason, a bad batch stops the refresh (DataValidationError)
     before anything is published. Writes the batch (``accepted/<name>.parquet``) and its
-    quarantine. No volume check: a refresh batch is small by nature."""
+    quarantine. No volume check: a refresh batch is small by nature. ``runner``: the
+    refresh's ``SuiteRunner`` (its Data Docs are built once, after publishing)."""
+    from tasks.errors import DataValidationError
     from tasks.validation.checks import validate_interactions
 
     empty = {"rows_read": 0, "rows_accepted": 0, "rows_quarantined": 0, "duplicates_dropped": 0}
     if events.empty:
         return {**empty, "accounting": "no new events", "batch": None}
     items = pd.read_parquet(items_path) if items_path is not None else None
-    result = validate_interactions(
-        events, gx_root=gx_root, config=config, now=now, items=items, run_name=f"refresh-{name}"
-    )
+    try:
+        result = validate_interactions(
+            events,
+            gx_root=gx_root,
+            config=config,
+            now=now,
+            items=items,
+            run_name=f"refresh-{name}",
+            runner=runner,
+        )
+    except DataValidationError as exc:
+        if runner is None:
+            raise
+        docs = runner.finish()  # the pages the message points to
+        raise DataValidationError(
+            str(exc).replace("Data Docs: None", f"Data Docs: {docs}")
+        ) from exc
     accepted = batch_dir / "accepted" / f"{name}.parquet"
     quarantine = batch_dir / "quarantine" / f"{name}.parquet"
     for path, frame in ((quarantine, result.quarantined), (accepted, result.accepted)):

@@ -112,11 +112,13 @@ def score_users(
     }
 
 
-def check_rows(scored: dict, history: pd.DataFrame, k: int, gx_root: Path) -> dict:
+def check_rows(
+    scored: dict, history: pd.DataFrame, k: int, gx_root: Path, runner: Any = None
+) -> dict:
     """The output suite (tasks/check.py) on the refreshed rows, as on the nightly's."""
     from tasks.check import check_recommendations
 
     table = pd.read_parquet(scored["path"])
     return check_recommendations(
-        table, history, scored["known_items"], scored["blocked_items"], k, gx_root
+        table, history, scored["known_items"], scored["blocked_items"], k, gx_root, runner
     )

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ def run_refresh(
                     continue
                 out.update(run_date=run_date.isoformat(), locked_after=_since(started))
                 out["recovered"] = upsert.recover(ws.root, url, run_date)
-                _refresh_date(config, ws, run_date, source, run_id, step, out)
+                _refresh_date(config, ws, run_date, source, run_id, step, out, started)
         except LockError as exc:
             out.update(status="skipped", reason=str(exc).split(";")[0])
         break
@@ -114,16 +115,84 @@ def run_refresh(
     return out
 
 
-def _refresh_date(
-    config: Any, ws: Any, run_date: date, source: Any, run_id: str, step: Step, out: dict
-) -> None:
-    from tasks.refresh import events, rescore, upsert
+@dataclass(frozen=True)
+class _Batch:
+    """This refresh's new events and where its files go."""
 
-    batch_dir = ws.root / "refresh" / f"run_date={run_date.isoformat()}"
+    name: str
+    folder: Path  # <workspace>/refresh/run_date=D
+    events: Any  # pandas DataFrame
+    stats: dict
+    items_path: Path | None
+
+
+def _refresh_date(
+    config: Any,
+    ws: Any,
+    run_date: date,
+    source: Any,
+    run_id: str,
+    step: Step,
+    out: dict,
+    started: float,
+) -> None:
+    from tasks.refresh import events
+
+    folder = ws.root / "refresh" / f"run_date={run_date.isoformat()}"
     name = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}_{run_id}"
     new, stats = step("read-events", events.read_new_events, config=config, source=source)
     items_path = ws.root / "raw" / f"ingest_date={run_date.isoformat()}" / "items.parquet"
-    items_path = items_path if items_path.is_file() else None
+    batch = _Batch(name, folder, new, stats, items_path if items_path.is_file() else None)
+    runner = _Runner(ws.validation_root, f"refresh-{name}")
+    try:
+        _validate_score_publish(config, ws, run_date, run_id, step, out, runner, batch)
+    except Exception:
+        if runner.started:
+            with suppress(Exception):  # the error at hand matters more than its pages
+                runner.get().finish()
+        raise
+    out["published_seconds"] = _since(started) if out["status"] == "published" else None
+    if runner.started:  # the Data Docs of both suites, built once, after publishing
+        out["data_docs_index"] = str(runner.get().finish())
+
+
+class _Runner:
+    """The refresh's one GX ``SuiteRunner``, made when a suite first runs."""
+
+    def __init__(self, gx_root: Path, run_name: str) -> None:
+        self.gx_root, self.run_name, self._runner = gx_root, run_name, None
+
+    @property
+    def started(self) -> bool:
+        return self._runner is not None
+
+    def get(self) -> Any:
+        if self._runner is None:
+            from expectations.runner import SuiteRunner
+
+            self._runner = SuiteRunner(self.gx_root, self.run_name)
+        return self._runner
+
+
+def _validate_score_publish(
+    config: Any,
+    ws: Any,
+    run_date: date,
+    run_id: str,
+    step: Step,
+    out: dict,
+    runner: _Runner,
+    batch: _Batch,
+) -> None:
+    from tasks.refresh import events, rescore, upsert
+
+    batch_dir, name, new, stats, items_path = (
+        batch.folder,
+        batch.name,
+        batch.events,
+        batch.stats,
+        batch.items_path,
+    )
     validation = step(
         "validate-events",
         events.validate_events,
@@ -133,6 +202,7 @@ def _refresh_date(
         items_path=items_path,
         batch_dir=batch_dir,
         name=name,
+        runner=runner.get() if len(new) else None,
     )
     pending = events.pending_batches(batch_dir)
     users = events.batch_users(pending)
@@ -170,6 +240,7 @@ def _refresh_date(
             history=history,
             k=config.score.k,
             gx_root=ws.validation_root,
+            runner=runner.get(),
         )
     published = step(
         "publish-users",
