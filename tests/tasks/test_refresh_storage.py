@@ -4,6 +4,7 @@ one Delta commit; the ``refreshed_at`` column added to tables published before i
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from datetime import date
 from pathlib import Path
 
@@ -57,6 +58,34 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture
 def stores(tmp_path) -> pub.Stores:
     return pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+
+
+def test_replacing_users_on_postgresql(tmp_path) -> None:
+    import sqlalchemy as sa
+
+    from tests.tasks.test_publish import postgres_or_skip
+
+    url = postgres_or_skip()
+    name = f"recs_{uuid.uuid4().hex[:8]}"
+    st = pub.Stores(tmp_path, url)
+    try:
+        path = tmp_path / "night.parquet"
+        table(["u1", "u2"]).to_parquet(path, index=False)
+        pub.publish_night(st, "night", D, [pub.Output(name, pub.RECOMMENDATIONS, path)])
+        table(["u2"], run="refresh-pg", items=("x", "y")).to_parquet(tmp_path / "new.parquet")
+        upsert.publish_users(tmp_path, url, name, D, "refresh-pg", tmp_path / "new.parquet", ["u2"])
+        database = db.read_table(url, name, D).sort_values(["user_id", "rank"])
+        assert database["item_id"].tolist() == ["a", "b", "x", "y"]
+        assert database["run_id"].tolist() == ["night", "night", "refresh-pg", "refresh-pg"]
+        assert database["refreshed_at"].notna().all() and database["refreshed_at"].nunique() == 2
+        lake_rows = lake.read_table(st.lake(name), D).sort_values(["user_id", "rank"])
+        assert lake_rows["item_id"].tolist() == ["a", "b", "x", "y"]
+    finally:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP VIEW IF EXISTS "{name}_latest"'))
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
+        engine.dispose()
 
 
 def test_the_nightly_stamps_refreshed_at_in_both_stores(stores) -> None:
