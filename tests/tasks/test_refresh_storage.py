@@ -202,3 +202,16 @@ def test_tables_published_before_refreshed_at_get_the_column_and_keep_their_rows
         old = frame[dates == "2026-03-01"]
         assert len(old) == 4 and old["refreshed_at"].isna().all()
         assert frame.loc[dates == "2026-03-02", "refreshed_at"].notna().all()
+
+
+def test_the_next_nightly_publish_of_the_date_supersedes_refreshed_rows(stores) -> None:
+    publish(stores, table(["u1", "u2"]))
+    rows = stores.root / "new.parquet"
+    table(["u2"], run="refresh-4", items=("m", "n")).to_parquet(rows, index=False)
+    upsert.publish_users(stores.root, stores.database_url, "recs", D, "refresh-4", rows, ["u2"])
+
+    publish(stores, table(["u1", "u2"], run="night-2", items=("c", "d")))
+
+    for frame in both(stores):
+        assert set(frame["run_id"]) == {"night-2"}
+        assert frame["item_id"].tolist() == ["c", "d", "c", "d"]
