@@ -111,6 +111,8 @@ def run_refresh(
         except LockError as exc:
             out.update(status="skipped", reason=str(exc).split(";")[0])
         break
+    else:
+        out.update(status="skipped", reason="newer run dates kept being published meanwhile")
     out["seconds"] = _since(started)
     return out
 
@@ -186,22 +188,16 @@ def _validate_score_publish(
 ) -> None:
     from tasks.refresh import events, rescore, upsert
 
-    batch_dir, name, new, stats, items_path = (
-        batch.folder,
-        batch.name,
-        batch.events,
-        batch.stats,
-        batch.items_path,
-    )
+    batch_dir, new, stats = batch.folder, batch.events, batch.stats
     validation = step(
         "validate-events",
         events.validate_events,
         events=new,
         config=config.validate_,
         gx_root=ws.validation_root,
-        items_path=items_path,
+        items_path=batch.items_path,
         batch_dir=batch_dir,
-        name=name,
+        name=batch.name,
         runner=runner.get() if len(new) else None,
     )
     pending = events.pending_batches(batch_dir)
@@ -229,8 +225,8 @@ def _validate_score_publish(
         run_id=run_id,
         history=history,
         validated_path=validated,
-        items_path=items_path,
-        out_path=batch_dir / "scores" / f"{name}.parquet",
+        items_path=batch.items_path,
+        out_path=batch_dir / "scores" / f"{batch.name}.parquet",
     )
     if config.publish.validate_output:
         step(
