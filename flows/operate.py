@@ -76,19 +76,23 @@ def deployment_parameters(config: PipelineConfig) -> dict:
 
 
 def serve(config: PipelineConfig) -> None:
-    """Register deployment ``recpipe-nightly/<schedule.deployment>`` and run its flow runs.
+    """Register deployments ``recpipe-nightly/<schedule.deployment>``,
+    ``recpipe-forget/<schedule.deployment>`` (run on request) and, when a landing folder is
+    configured, ``recpipe-refresh/<refresh.deployment>``, and run their flow runs.
 
-    Blocks until interrupted; Prefect then pauses the schedule until it is served again.
-    ``global_limit=1``: runs of the deployment queue behind each other instead of running
-    side by side (the per-date lock would refuse a second run of the same date anyway).
+    Blocks until interrupted; Prefect then pauses the schedules until they are served
+    again. ``concurrency_limit=1``: runs of a deployment queue behind each other instead of
+    running side by side (the per-date lock would refuse a second run of the same date
+    anyway; a refresh waits behind, or skips, the nightly of its date).
     """
-    from prefect import serve as serve_all
+    from prefect import serve as serve_deployments
     from prefect.schedules import Cron
 
     from flows.nightly import nightly
 
     url = require_server("serve")
     schedule = config.schedule
+    parameters = deployment_parameters(config)
     print(
         f"serving deployment '{FLOW_NAME}/{schedule.deployment}' on {url}: cron "
         f"'{schedule.cron}' ({schedule.timezone}), workspace {config.workspace}; trigger a run "
@@ -96,17 +100,57 @@ def serve(config: PipelineConfig) -> None:
         "Ctrl-C stops serving and pauses the schedule",
         flush=True,
     )
-    serve_all(
+    deployments = [
         nightly.to_deployment(
             name=schedule.deployment,
             schedules=[Cron(schedule.cron, timezone=schedule.timezone)],
-            parameters=deployment_parameters(config),
+            parameters=parameters,
             concurrency_limit=1,
             description="recpipe nightly batch recommender (served by 'recpipe serve')",
             tags=["recpipe"],
         ),
         forget_deployment(config),
-        print_starting_message=False,
+    ]
+    refresh = refresh_deployment(config, parameters)
+    if refresh is not None:
+        deployments.append(refresh)
+    serve_deployments(*deployments, print_starting_message=False)
+
+
+def refresh_deployment(config: PipelineConfig, parameters: dict) -> Any:
+    """The refresh's deployment on its own schedule (``[refresh]``), or None when
+    ``refresh.serve`` is off or no landing folder is configured."""
+    from datetime import timedelta
+
+    from prefect.schedules import Cron, Interval
+
+    from flows.refresh import FLOW_NAME as REFRESH_FLOW
+    from flows.refresh import refresh
+
+    settings = config.refresh
+    folder = settings.path or (
+        config.ingest.files.path if config.ingest.source == "landing" else None
+    )
+    if not settings.serve or folder is None:
+        return None
+    if settings.cron:
+        when = Cron(settings.cron, timezone=config.schedule.timezone)
+        said = f"cron '{settings.cron}'"
+    else:
+        when = Interval(timedelta(minutes=settings.interval_minutes))
+        said = f"every {settings.interval_minutes:g} min"
+    print(
+        f"serving deployment '{REFRESH_FLOW}/{settings.deployment}': {said}, landing folder "
+        f"{folder}",
+        flush=True,
+    )
+    return refresh.to_deployment(
+        name=settings.deployment,
+        schedules=[when],
+        parameters=parameters,
+        concurrency_limit=1,
+        description="recpipe intraday refresh of the users who just acted",
+        tags=["recpipe"],
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import task
@@ -21,14 +22,18 @@ def check_recommendations(
     blocked_items: set[str],
     k: int,
     gx_root: Path,
+    runner: Any = None,
 ) -> dict:
-    """Run the output suite; raise DataValidationError naming every broken rule."""
+    """Run the output suite; raise DataValidationError naming every broken rule.
+    ``runner``: a caller's ``expectations.runner.SuiteRunner``, which builds the Data Docs
+    when the caller finishes it (the intraday refresh: once, after publishing)."""
     from expectations.recommendations import with_checks
 
-    return run_checks(with_checks(table, interactions, known_items, blocked_items), k, gx_root)
+    frame = with_checks(table, interactions, known_items, blocked_items)
+    return run_checks(frame, k, gx_root, runner)
 
 
-def run_checks(frame: pd.DataFrame, k: int, gx_root: Path) -> dict:
+def run_checks(frame: pd.DataFrame, k: int, gx_root: Path, runner: Any = None) -> dict:
     """The output suite on a table with its derived check columns (``with_checks``)."""
     from expectations.common import ROW_COLUMN
     from expectations.recommendations import build_recommendations_suite
@@ -36,9 +41,16 @@ def run_checks(frame: pd.DataFrame, k: int, gx_root: Path) -> dict:
 
     frame = frame.reset_index(drop=True)
     frame[ROW_COLUMN] = range(len(frame))
-    results, docs = run_suites(gx_root, [(build_recommendations_suite(k), frame)])
-    summaries = [summary(r) for r in results["recommendations"]]
-    failed = [(s, r) for s, r in zip(summaries, results["recommendations"]) if not s["success"]]
+    suite = build_recommendations_suite(k)
+    if runner is None:
+        found, docs = run_suites(gx_root, [(suite, frame)])
+        results = found["recommendations"]
+    else:
+        results, docs = runner.run(suite, frame), None
+    summaries = [summary(r) for r in results]
+    failed = [(s, r) for s, r in zip(summaries, results) if not s["success"]]
+    if failed and runner is not None:
+        docs = runner.finish()
     if failed:
         lines = []
         for s, r in failed:

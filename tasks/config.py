@@ -428,6 +428,31 @@ class ScheduleConfig(_Section):
         return value
 
 
+class RefreshConfig(_Section):
+    """The intraday refresh (``recpipe refresh``, deployment ``recpipe-refresh/<deployment>``
+    of ``recpipe serve``): re-score the users with new events in the landing folder ``path``
+    (default ``ingest.files.path`` when the source is ``landing``) for the newest published
+    run date, every ``interval_minutes`` (or on ``cron`` when set). While the nightly for
+    that date runs, a refresh waits up to ``wait_seconds`` behind it
+    (``when_nightly_running = "wait"``) or gives up at once and leaves its files for the
+    next one (``"skip"``). ``serve``: ``recpipe serve`` also serves the refresh when a
+    landing folder is configured.
+    """
+
+    path: Path | None = None
+    deployment: str = Field("recpipe-refresh", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    interval_minutes: float = Field(5.0, gt=0)
+    cron: str | None = None
+    when_nightly_running: Literal["wait", "skip"] = "wait"
+    wait_seconds: float = Field(600.0, ge=0)
+    serve: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_fields(cls, value: str | None) -> str | None:
+        return None if value is None else ScheduleConfig._five_fields(value)
+
+
 class MonitorConfig(_Section):
     """Thresholds on tonight's recommendations, checked before publishing (tasks/monitor.py).
 
@@ -523,6 +548,7 @@ class PipelineConfig(BaseSettings):
     publish: PublishConfig = PublishConfig()
     monitor: MonitorConfig = MonitorConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    refresh: RefreshConfig = RefreshConfig()
     cache: CacheConfig = CacheConfig()
     lock: LockConfig = LockConfig()
     runner: RunnerConfig = RunnerConfig()

@@ -34,11 +34,12 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -144,12 +145,21 @@ def _stage_files(stores: Stores, pid: str, outputs: list[Output]) -> list[dict]:
     return staged
 
 
-def _frames(source: Path, stamp: str | None) -> Iterator[pd.DataFrame]:
+def _frames(
+    source: Path, stamp: str | None, refreshed_at: datetime | None = None
+) -> Iterator[pd.DataFrame]:
     for batch in lake.iter_batches(source):
-        frame = batch.to_pandas()
+        frame = lake.with_refreshed_at(pa.Table.from_batches([batch]), refreshed_at).to_pandas()
         if stamp is not None:
             frame["run_id"] = stamp
         yield frame
+
+
+def _refreshed_at(record: dict, kind: str) -> datetime | None:
+    """When the rows of a recommendations table were published: the publish's intent (the
+    same instant in both stores, also when recovery finishes it later)."""
+    stamp = record.get("refreshed_at")
+    return datetime.fromisoformat(stamp) if stamp and kind == RECOMMENDATIONS else None
 
 
 # -- the publish --------------------------------------------------------------------------
@@ -192,6 +202,7 @@ def publish_night(
                 "stamp": run_id if stamp else None,
                 "champion": asdict(champion) if champion else None,
                 "created_at": journal.now(),
+                "refreshed_at": journal.now(),
                 "lake_versions": {},
                 "tables": _stage_files(stores, pid, outputs),
             }
@@ -245,7 +256,7 @@ def _commit_database(stores: Stores, engine: Any, record: dict) -> dict:
         db.prepare_tables(engine, pairs)
         for table in record["tables"]:
             source = stores.root / table["staged"]
-            frames = _frames(source, record.get("stamp"))
+            frames = _frames(source, record.get("stamp"), _refreshed_at(record, table["kind"]))
             db.stage_rows(engine, table["name"], table["kind"], pid, frames, run_date)
         checkpoint("publish:database-staged")
         swapping = True
@@ -298,6 +309,7 @@ def _roll_forward(stores: Stores, engine: Any, record: dict) -> dict:
             record.get("keep_runs"),
             {"recpipe.source_run_id": record.get("source_run_id", record["run_id"])},
             stamp=record.get("stamp"),
+            refreshed_at=_refreshed_at(record, table["kind"]),
         )
         checkpoint(f"publish:lake-{name}-committed")
         versions[name] = commit.version

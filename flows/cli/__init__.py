@@ -22,7 +22,19 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import bench, doctor, evaluate, failure, forget, generate, model, operate, recs, run
+from flows.cli import (
+    bench,
+    doctor,
+    evaluate,
+    failure,
+    forget,
+    generate,
+    model,
+    operate,
+    recs,
+    refresh,
+    run,
+)
 from flows.cli.context import State
 
 app = typer.Typer(
@@ -66,6 +78,7 @@ def global_options(
 
 app.command("run")(run.run)
 app.command("backfill")(run.backfill)
+app.command("refresh")(refresh.refresh)
 app.command("serve")(operate.serve)
 app.command("trigger")(operate.trigger)
 app.command("status")(operate.status)

@@ -1,5 +1,5 @@
-"""``recpipe bench scoring | growth | rerun | publish-faults``: benchmarks that print their
-figures (flows/bench/)."""
+"""``recpipe bench scoring | growth | rerun | publish-faults | refresh``: benchmarks that
+print their figures (flows/bench/)."""
 
 from __future__ import annotations
 
@@ -173,3 +173,28 @@ def publish_faults(
         )
     if bad:
         raise typer.Exit(1)
+
+
+@app.command("refresh")
+def refresh(
+    ctx: typer.Context,
+    users: Annotated[int, typer.Option("--users", help="users with new events")] = 1000,
+    events_per_user: Annotated[
+        int, typer.Option("--events-per-user", help="new events per user")
+    ] = 3,
+    cli: Annotated[
+        bool, typer.Option("--cli/--no-cli", help="also time 'recpipe refresh' as a new process")
+    ] = True,
+) -> None:
+    """New events for N users of the demo workspace, refreshed end to end (flow and CLI)."""
+    import tempfile
+
+    from flows.bench.refresh import bench_refresh, report
+    from flows.cli.refresh import with_refresh_options
+
+    workspace = state(ctx).workspace or Path(tempfile.mkdtemp(prefix="recpipe-bench-refresh-"))
+    config = load(ctx, {}, workspace=workspace)
+    landing = Path(config.refresh.path or Path(config.workspace) / "landing")
+    landing.mkdir(parents=True, exist_ok=True)
+    config = with_refresh_options(config, landing, None, None)
+    print(report(bench_refresh(config, users, events_per_user, cli, state(ctx).config)))

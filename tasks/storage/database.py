@@ -30,6 +30,8 @@ import pandas as pd
 LOG_TABLE = "recpipe_publish_log"
 STAGING_MARK = "__stg_"
 SQLITE_BUSY_MS = 600_000  # a writer of another date may hold SQLite's write lock for minutes
+REFRESHED_AT = "refreshed_at"
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime in SQLite
 
 
 def sql_table(name: str, kind: str = "recommendations", metadata: Any = None) -> Any:
@@ -51,6 +53,8 @@ def sql_table(name: str, kind: str = "recommendations", metadata: Any = None) ->
             sa.Column("model_version", sa.String(64), nullable=False),
             sa.Column("strategy", sa.String(32), nullable=False),
             sa.Column("reason", sa.Text, nullable=True),
+            # when the row was published (a nightly or an intraday refresh of its user)
+            sa.Column(REFRESHED_AT, sa.DateTime(timezone=True), nullable=True),
         ]
     else:
         columns = [
@@ -137,6 +141,7 @@ def prepare_tables(engine: Any, tables: list[tuple[str, str]]) -> None:
             conn.execute(CreateTable(table, if_not_exists=True))
             for index in table.indexes:
                 conn.execute(CreateIndex(index, if_not_exists=True))
+        _add_missing_columns(conn, [t for t in targets[1:] if STAGING_MARK not in t.name])
         if conn.dialect.name == "sqlite":
             for name, _ in tables:
                 conn.execute(
@@ -149,12 +154,37 @@ def prepare_tables(engine: Any, tables: list[tuple[str, str]]) -> None:
                     conn.execute(sa.text(_view_sql(name)))
 
 
+def _add_missing_columns(conn: Any, tables: list[Any]) -> None:
+    """Columns added to the contract since a table was created (``refreshed_at``) are
+    added to it, empty for the rows it holds; nothing else changes."""
+    import sqlalchemy as sa
+    from sqlalchemy.schema import CreateColumn
+
+    for table in tables:
+        have = {c["name"] for c in sa.inspect(conn).get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have and column.nullable:
+                ddl = CreateColumn(column).compile(dialect=conn.dialect)
+                conn.execute(sa.text(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}'))
+
+
+def _datetimes(values: pd.Series, dialect: Any) -> list:
+    """UTC timestamps as the driver takes them (SQLite: SQLAlchemy's text form)."""
+    stamps = pd.to_datetime(values, utc=True)
+    if dialect.name == "sqlite":
+        text = stamps.dt.tz_localize(None).dt.strftime(SQLITE_DATETIME)
+        return text.astype(object).where(stamps.notna(), None).tolist()
+    return [None if pd.isna(v) else v.to_pydatetime() for v in stamps]
+
+
 def insert_rows(conn: Any, table: Any, frame: pd.DataFrame, run_date: date) -> int:
     """Bulk insert through the DB-API with plain tuples (COPY on PostgreSQL).
 
     SQLAlchemy's per-row parameter processing and ``DataFrame.to_dict`` dominate the cost
     for large tables; column lists zipped into tuples are much cheaper.
     """
+    import sqlalchemy as sa
+
     names = [c.name for c in table.columns]
     dialect = conn.engine.dialect
     stamp = run_date.isoformat() if dialect.name == "sqlite" else run_date
@@ -163,8 +193,13 @@ def insert_rows(conn: Any, table: Any, frame: pd.DataFrame, run_date: date) -> i
         if name == "run_date":
             columns.append([stamp] * len(frame))
             continue
+        if name not in frame.columns:  # a column newer than the rows (e.g. refreshed_at)
+            columns.append([None] * len(frame))
+            continue
         values = frame[name]
-        if values.dtype.kind in "if":
+        if isinstance(table.c[name].type, sa.DateTime):
+            columns.append(_datetimes(values, dialect))
+        elif values.dtype.kind in "if":
             columns.append(values.to_numpy().tolist())
         else:
             columns.append(values.astype(object).where(values.notna(), None).tolist())
@@ -253,6 +288,48 @@ def commit_rows(
     return dropped
 
 
+def replace_users(
+    engine: Any,
+    name: str,
+    run_date: date,
+    user_ids: list[str],
+    frame: pd.DataFrame,
+    publish_id: str,
+    run_id: str,
+    before_commit: Callable[[], None] | None = None,
+) -> int:
+    """Replace the rows of ``user_ids`` for ``run_date`` in recommendations table ``name``
+    by ``frame``'s, and log the publish, in ONE transaction: readers see each user's old
+    list or new list, never a mix; other users' rows are not touched. Rows deleted."""
+    import sqlalchemy as sa
+
+    metadata = sa.MetaData()
+    target = sql_table(name, "recommendations", metadata)
+    log = log_table(metadata)
+    deleted = 0
+    with engine.begin() as conn:
+        _serialise(conn, "recpipe:swap")
+        for start in range(0, len(user_ids), 500):  # bounded parameter lists
+            chunk = user_ids[start : start + 500]
+            gone = conn.execute(
+                sa.delete(target).where(target.c.run_date == run_date, target.c.user_id.in_(chunk))
+            )
+            deleted += gone.rowcount or 0
+        insert_rows(conn, target, frame, run_date)
+        conn.execute(
+            sa.insert(log).values(
+                publish_id=publish_id,
+                run_id=run_id,
+                run_date=run_date,
+                tables=table_key([(name, "recommendations")]),
+                committed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            )
+        )
+        if before_commit is not None:
+            before_commit()
+    return deleted
+
+
 def table_key(tables: list[tuple[str, str]]) -> str:
     return json.dumps(sorted(name for name, _ in tables))
 
@@ -315,12 +392,19 @@ def read_table(
     import sqlalchemy as sa
 
     table = sql_table(name, kind)
-    query = sa.select(table)
-    if run_date is not None:
-        query = query.where(table.c.run_date == run_date)
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            have = (
+                {c["name"] for c in inspector.get_columns(name)}
+                if inspector.has_table(name)
+                else set()
+            )
+            # a table published before a column was added reads without it
+            query = sa.select(*[c for c in table.columns if c.name in have or not have])
+            if run_date is not None:
+                query = query.where(table.c.run_date == run_date)
             return pd.read_sql(query, conn)
     finally:
         engine.dispose()

@@ -22,7 +22,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ from tasks.storage.parquet import parquet_rows
 
 COMMIT_RETRIES = 8
 APP_PREFIX = "recpipe-publish:"
+REFRESHED_AT = "refreshed_at"
+REFRESHED_AT_TYPE = pa.timestamp("us", tz="UTC")
 
 
 def is_table(root: Path) -> bool:
@@ -84,7 +86,11 @@ def iter_batches(source: Path, batch_size: int = 200_000) -> Iterator[pa.RecordB
 
 
 def _reader(
-    source: Path, run_date: date, schema: pa.Schema, stamp: str | None
+    source: Path,
+    run_date: date,
+    schema: pa.Schema,
+    stamp: str | None,
+    refreshed_at: datetime | None = None,
 ) -> pa.RecordBatchReader:
     def batches() -> Iterator[pa.RecordBatch]:
         for batch in iter_batches(source):
@@ -94,14 +100,23 @@ def _reader(
                     at = table.schema.get_field_index("run_id")
                     column = pa.array([stamp] * len(table), table.schema.field(at).type)
                     table = table.set_column(at, table.schema.field(at), column)
+                table = with_refreshed_at(table, refreshed_at)
                 yield from table.cast(schema).to_batches()
 
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
-def _schema(source: Path, run_date: date) -> pa.Schema:
+def with_refreshed_at(table: pa.Table, when: datetime | None) -> pa.Table:
+    """``table`` with column ``refreshed_at`` (UTC) set to ``when`` where it has none."""
+    if when is None or REFRESHED_AT in table.column_names:
+        return table
+    column = pa.array([when] * len(table), REFRESHED_AT_TYPE)
+    return table.append_column(pa.field(REFRESHED_AT, REFRESHED_AT_TYPE), column)
+
+
+def _schema(source: Path, run_date: date, refreshed_at: datetime | None = None) -> pa.Schema:
     schema = pq.read_schema(parquet_files(source)[0]).remove_metadata()
-    return _with_run_date(schema.empty_table(), run_date).schema
+    return with_refreshed_at(_with_run_date(schema.empty_table(), run_date), refreshed_at).schema
 
 
 def _predicate(dates: list[date]) -> str:
@@ -139,15 +154,18 @@ def write_date(
     keep_runs: int | None = None,
     metadata: dict[str, str] | None = None,
     stamp: str | None = None,
+    refreshed_at: datetime | None = None,
 ) -> LakeCommit:
     """Replace ``run_date``'s rows with ``source``'s (a Parquet file or folder) in one
-    commit; dates beyond ``keep_runs`` go in the same commit. Idempotent per publish id. ``stamp``: the ``run_id`` every row gets."""
+    commit; dates beyond ``keep_runs`` go in the same commit. Idempotent per publish id. ``stamp``: the ``run_id`` every row gets.
+    ``refreshed_at``: the time rows without a ``refreshed_at`` get. A column the table
+    does not have yet is added (older rows read it as null)."""
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
     from deltalake.transaction import CommitProperties, Transaction
 
     root = Path(root)
-    schema = _schema(source, run_date)
+    schema = _schema(source, run_date, refreshed_at)
     rows = sum(parquet_rows(p) for p in parquet_files(source))
     for attempt in range(COMMIT_RETRIES):
         if is_committed(root, publish_id):
@@ -157,7 +175,9 @@ def write_date(
         dropped = [d for d in existing if d not in keep]
         # A date older than the kept window is dropped at once, as in the database.
         data = (
-            _reader(source, run_date, schema, stamp) if run_date in keep else schema.empty_table()
+            _reader(source, run_date, schema, stamp, refreshed_at)
+            if run_date in keep
+            else schema.empty_table()
         )
         properties = CommitProperties(
             custom_metadata={
@@ -175,6 +195,7 @@ def write_date(
                 partition_by=["run_date"],
                 predicate=_predicate([run_date, *dropped]),
                 commit_properties=properties,
+                schema_mode="merge",
             )
         except CommitFailedError:
             if attempt == COMMIT_RETRIES - 1:
@@ -182,6 +203,59 @@ def write_date(
             time.sleep(0.2 * (attempt + 1))  # a concurrent writer touched our dates
             continue
         return LakeCommit(version_of(root, publish_id), rows, [d.isoformat() for d in dropped])
+    raise AssertionError("unreachable")
+
+
+def _quoted(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def replace_users(
+    root: Path,
+    rows: pa.Table,
+    run_date: date,
+    user_ids: list[str],
+    publish_id: str,
+    metadata: dict[str, str] | None = None,
+) -> LakeCommit:
+    """Replace the rows of ``user_ids`` for ``run_date`` by ``rows`` (all of them users of
+    ``user_ids``, of that date) in ONE commit: a predicate overwrite on the date and the
+    user ids. Other users' rows keep their values. Idempotent per publish id."""
+    from deltalake import write_deltalake
+    from deltalake.exceptions import CommitFailedError
+    from deltalake.transaction import CommitProperties, Transaction
+
+    root = Path(root)
+    rows = _with_run_date(rows, run_date)
+    users = ", ".join(_quoted(u) for u in sorted(set(user_ids)))
+    predicate = f"run_date = '{run_date.isoformat()}' AND user_id IN ({users})"
+    for attempt in range(COMMIT_RETRIES):
+        if is_committed(root, publish_id):
+            return LakeCommit(version_of(root, publish_id), len(rows), [])
+        properties = CommitProperties(
+            custom_metadata={
+                "recpipe.publish_id": publish_id,
+                "recpipe.run_date": run_date.isoformat(),
+                **(metadata or {}),
+            },
+            app_transactions=[Transaction(app_id=APP_PREFIX + publish_id, version=1)],
+        )
+        try:
+            write_deltalake(
+                str(root),
+                rows,
+                mode="overwrite",
+                partition_by=["run_date"],
+                predicate=predicate,
+                commit_properties=properties,
+                schema_mode="merge",
+            )
+        except CommitFailedError:
+            if attempt == COMMIT_RETRIES - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))  # a concurrent writer touched our rows
+            continue
+        return LakeCommit(version_of(root, publish_id), len(rows), [])
     raise AssertionError("unreachable")
 
 

@@ -1,0 +1,124 @@
+"""Re-score a few users with the current champion, through the nightly's own functions.
+
+The champion is resolved by its alias once and loaded once per process
+(``tasks.tracking.load_model_version``, as the nightly's shards do). The users' rows come
+from ``tasks.score.write_scores`` (the nightly's per-shard scoring: strategies, exclusions,
+caps, reasons, the table's columns), given the users' whole histories and the item-side
+statistics the night computed for its champion (recent popularity, item-item similarity,
+in ``<workspace>/scores/run_date=D``). When the champion is no longer the one the night
+scored with (a promotion by hand since), those statistics are computed again from the
+night's validated interactions for the current champion's items.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def champion(workspace_root: Path, registered_name: str) -> tuple[Any, str]:
+    """``(wrapper with .model/.users/.items, version)`` of the current champion."""
+    from tasks import tracking
+    from tasks.storage.workspace import Workspace
+
+    client = tracking.client_for(Workspace.at(workspace_root))
+    version = tracking.champion_version_or_fail(client, registered_name)
+    model_run = client.get_model_version(registered_name, version).run_id
+    wrapper = tracking.load_model_version(str(workspace_root), registered_name, version, model_run)
+    return wrapper, version
+
+
+def newest_event(validated_path: Path) -> pd.Timestamp | None:
+    """The newest event time of the night's validated interactions."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    value = pc.max(pq.read_table(validated_path, columns=["timestamp"])["timestamp"]).as_py()
+    return None if value is None else pd.Timestamp(value)
+
+
+def night_totals(
+    scores_dir: Path, validated_path: Path, items: Any, newest: pd.Timestamp | None, config: Any
+) -> tuple[np.ndarray, Any, str]:
+    """Recent popularity and (with ``score.explain``) item-item similarity for the
+    champion's ``items``: the night's, or computed again when its items differ; and which."""
+    import scipy.sparse as sp
+
+    from tasks.score import shard_totals
+
+    vocab = scores_dir / "champion_items.json"
+    popularity = scores_dir / "recent_popularity.npy"
+    similarity = scores_dir / "similarity.npz"
+    same = vocab.is_file() and popularity.is_file() and vocab.read_text() == items.to_json()
+    if same and (similarity.is_file() or not config.explain):
+        loaded = sp.load_npz(similarity) if config.explain else None
+        return np.load(popularity), loaded, "the night's"
+    counts, matrix = shard_totals([str(validated_path)], items, newest, config)
+    return counts, matrix, "computed for the current champion"
+
+
+def score_users(
+    workspace_root: Path,
+    registered_name: str,
+    config: Any,
+    run_date: date,
+    run_id: str,
+    history: pd.DataFrame,
+    validated_path: Path,
+    items_path: Path | None,
+    out_path: Path,
+) -> dict:
+    """Score the users of ``history`` (their whole histories) into the published table's
+    rows at ``out_path``; the summary of ``write_scores`` plus the model and version."""
+    from tasks.score import _catalog, write_scores
+
+    wrapper, version = champion(workspace_root, registered_name)
+    newest = newest_event(validated_path)
+    if len(history):
+        latest = history["timestamp"].max()
+        newest = latest if newest is None else max(newest, latest)
+    scores_dir = Path(workspace_root) / "scores" / f"run_date={run_date.isoformat()}"
+    popularity, similarity, totals = night_totals(
+        scores_dir, validated_path, wrapper.items, newest, config
+    )
+    catalog = _catalog(wrapper.items, str(items_path) if items_path else None, config)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    result = write_scores(
+        wrapper.model,
+        wrapper.users,
+        wrapper.items,
+        catalog,
+        history,
+        config,
+        out_path,
+        {"run_id": run_id, "run_date": run_date, "model_version": version},
+        newest=newest,
+        popularity=popularity,
+        similarity=similarity,
+    )
+    blocked = set(catalog.item_ids[catalog.blocked])
+    return {
+        **result,
+        "path": str(out_path),
+        "model": wrapper.model.name,
+        "version": version,
+        "item_statistics": totals,
+        "known_items": set(wrapper.items.ids),
+        "blocked_items": blocked,
+    }
+
+
+def check_rows(
+    scored: dict, history: pd.DataFrame, k: int, gx_root: Path, runner: Any = None
+) -> dict:
+    """The output suite (tasks/check.py) on the refreshed rows, as on the nightly's."""
+    from tasks.check import check_recommendations
+
+    table = pd.read_parquet(scored["path"])
+    return check_recommendations(
+        table, history, scored["known_items"], scored["blocked_items"], k, gx_root, runner
+    )
