@@ -251,10 +251,11 @@ class Night:
 
     def features(self) -> dict:
         from tasks import tracking
+        from tasks.features import with_evidence
         from tasks.storage import cache
 
         out_dir = self.ws.features(self.run_date)
-        config = self.config.features
+        config = with_evidence(self.config.features, self.config.evaluate)
         result = self._cached(
             "features",
             cache.features_parts(self.validated_path, config),
@@ -550,7 +551,7 @@ def _features_in_partitions(validated_path: str, out_dir: str, config: Any) -> d
     ids = _fan_out(partition_ids_task, [(plan, part) for part in parts])
     vocabularies = write_vocabularies_task(plan, ids)
     del ids
-    calls = [(plan, part, vocabularies["cutoff"]) for part in parts]
+    calls = [(plan, part, vocabularies.get("holdout") or vocabularies["cutoff"]) for part in parts]
     counts = _fan_out(encode_partition_task, calls)
     return finish_features_task(plan, vocabularies, counts)
 

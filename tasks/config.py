@@ -175,7 +175,18 @@ class ValidateConfig(_Section):
 
 
 class FeatureConfig(_Section):
-    """Global temporal split: the last ``validation_days`` of data are held out.
+    """The split between training and the hold-out that decides promotion, sized by evidence.
+
+    ``holdout = "auto"`` (default) holds out the last ``validation_days`` of data and widens
+    the window back in time (doubling, up to ``max_validation_days`` and while the hold-out
+    keeps at most ``max_holdout_share`` of the events) until it holds at least
+    ``min_users`` users with history before it and ``min_events`` events of theirs; when no
+    window does, it holds out each active user's latest events instead (the last
+    ``latest_share`` of the events of every user with at least ``latest_min_events``
+    events and one in the last ``max_validation_days``). ``"window"`` and ``"latest"``
+    use one way only. ``min_users`` and ``min_events`` default to the evaluate section's
+    (the gate's minimum of evidence). What was chosen and why is logged and kept in the
+    snapshot's ``meta.json``.
 
     ``part_rows``: features are built in user partitions of about this many
     interactions (tasks/features.py), one task each, on Dask workers when the flow
@@ -183,6 +194,13 @@ class FeatureConfig(_Section):
     """
 
     validation_days: int = Field(7, ge=1)
+    holdout: Literal["auto", "window", "latest"] = "auto"
+    max_validation_days: int = Field(365, ge=1)
+    max_holdout_share: float = Field(0.3, gt=0, lt=1)
+    latest_share: float = Field(0.2, gt=0, lt=1)
+    latest_min_events: int = Field(3, ge=2)
+    min_users: int | None = Field(None, ge=1)
+    min_events: int | None = Field(None, ge=1)
     min_train_interactions: int = Field(1, ge=1)
     part_rows: int = Field(1_000_000, ge=1)
 
@@ -297,11 +315,24 @@ class TrainConfig(_Section):
 
 
 class EvaluateConfig(_Section):
-    """Hold-out metrics and the promotion gate (see tasks/promote.py)."""
+    """Hold-out metrics and the promotion gate (tasks/gate.py, tasks/promote.py).
+
+    The gate decides only on at least ``min_users`` hold-out users and ``min_events``
+    hold-out events (below that: ``kept: too little evidence``). A challenger is promoted
+    when it beats popularity and the ``confidence`` interval of its mean per-user
+    ``primary_metric`` minus the champion's (a paired bootstrap over users,
+    ``bootstrap_resamples`` resamples, seeded by ``seed``) lies above
+    ``-promotion_tolerance``.
+    """
 
     k: int = Field(10, ge=1)
     primary_metric: Literal["ndcg", "recall"] = "ndcg"
     promotion_tolerance: float = Field(0.002, ge=0)
+    min_users: int = Field(200, ge=1)
+    min_events: int = Field(500, ge=1)
+    bootstrap_resamples: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    seed: int = 0
 
 
 class TrackingConfig(_Section):

@@ -28,7 +28,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models.vocab import IdVocabulary
-from tasks.config import FeatureConfig
+from tasks.config import EvaluateConfig, FeatureConfig
+from tasks.data.holdout import (
+    choose_holdout,
+    evidence_counts,
+    holdout_mask,
+    merge_stats,
+    partition_stats,
+)
 from tasks.errors import DataError
 
 
@@ -38,7 +45,8 @@ class FeatureSet:
     items: IdVocabulary
     train: pd.DataFrame
     valid: pd.DataFrame
-    cutoff: pd.Timestamp
+    cutoff: pd.Timestamp  # NaT when each active user's latest events are held out
+    holdout: dict | None = None  # what was held out and why (tasks/data/holdout.py)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -69,13 +77,40 @@ def build_features(interactions: pd.DataFrame, config: FeatureConfig) -> Feature
     users = IdVocabulary(interactions["user_id"])
     items = IdVocabulary(interactions["item_id"])
     frame = encode(interactions, users, items)
-    cutoff = frame["timestamp"].max() - pd.Timedelta(days=config.validation_days)
-    is_train = frame["timestamp"] <= cutoff
+    choice = size_holdout([holdout_stats(interactions, config)], frame["timestamp"].max(), config)
+    is_train = ~holdout_mask(frame, choice)
     train, valid = frame[is_train].reset_index(drop=True), frame[~is_train].reset_index(drop=True)
+    cutoff = pd.Timestamp(choice["cutoff"]) if choice["cutoff"] else pd.NaT
     check_train_size(
         len(train), cutoff, (frame["timestamp"].min(), frame["timestamp"].max()), config
     )
-    return FeatureSet(users=users, items=items, train=train, valid=valid, cutoff=cutoff)
+    n_users, n_events = evidence_counts(train, valid)
+    holdout = {**choice, "users": n_users, "events": n_events}
+    return FeatureSet(
+        users=users, items=items, train=train, valid=valid, cutoff=cutoff, holdout=holdout
+    )
+
+
+def with_evidence(config: FeatureConfig, evaluate: EvaluateConfig) -> FeatureConfig:
+    """``config`` with the gate's minimum of evidence where it sets none of its own."""
+    return config.model_copy(
+        update={
+            "min_users": config.min_users or evaluate.min_users,
+            "min_events": config.min_events or evaluate.min_events,
+        }
+    )
+
+
+def holdout_stats(frame: pd.DataFrame, config: FeatureConfig) -> dict:
+    return partition_stats(frame, config.latest_share, config.latest_min_events)
+
+
+def size_holdout(stats: list[dict], last: pd.Timestamp, config: FeatureConfig) -> dict:
+    """The split (tasks/data/holdout.py); without a minimum of evidence in ``config``
+    (``min_users``, ``min_events`` unset) the last ``validation_days`` as they are."""
+    return choose_holdout(
+        merge_stats(stats), last, config, config.min_users or 1, config.min_events or 1
+    )
 
 
 NO_INTERACTIONS = (
@@ -151,7 +186,9 @@ def partition_ids(plan: FeaturePlan, part: int) -> dict:
 
     table = pq.read_table(plan.partitions[part], columns=["user_id", "item_id", "timestamp"])
     first_last = pc.min_max(table["timestamp"])
+    frame = table.select(["user_id", "timestamp"]).to_pandas()
     return {
+        "holdout_stats": holdout_stats(frame, plan.config),
         "users": pc.unique(table["user_id"]).to_numpy(zero_copy_only=False),
         "items": pc.unique(table["item_id"]).to_numpy(zero_copy_only=False),
         "rows": table.num_rows,
@@ -167,9 +204,11 @@ def write_vocabularies(plan: FeaturePlan, ids: list[dict]) -> dict:
     _write_vocabularies(Path(plan.out_dir), users, items)
     first = min(pd.Timestamp(part["first"]) for part in ids if part["rows"])
     last = max(pd.Timestamp(part["last"]) for part in ids if part["rows"])
-    cutoff = last - pd.Timedelta(days=plan.config.validation_days)
+    stats = [part["holdout_stats"] for part in ids if part["rows"]]
+    holdout = size_holdout(stats, last, plan.config)
     return {
-        "cutoff": cutoff.isoformat(),
+        "cutoff": holdout["cutoff"],
+        "holdout": holdout,
         "n_users": len(users),
         "n_items": len(items),
         "first_event": first.isoformat(),
@@ -177,27 +216,35 @@ def write_vocabularies(plan: FeaturePlan, ids: list[dict]) -> dict:
     }
 
 
-def encode_partition(plan: FeaturePlan, part: int, cutoff: str) -> dict:
-    """Encode one partition with the snapshot's vocabularies and split it at ``cutoff``."""
+def encode_partition(plan: FeaturePlan, part: int, cutoff: str | dict) -> dict:
+    """Encode one partition with the snapshot's vocabularies and split it as the hold-out
+    choice (or at the timestamp) ``cutoff`` says."""
     out = Path(plan.out_dir)
     users, items = _vocabularies(plan.out_dir)
     frame = encode(pd.read_parquet(plan.partitions[part]), users, items)
-    is_train = frame["timestamp"] <= pd.Timestamp(cutoff)
+    is_train = ~holdout_mask(frame, cutoff)
     counts = {}
     for name, rows in (("train", is_train), ("valid", ~is_train)):
         folder = out / f"{name}.parquet"
         folder.mkdir(exist_ok=True)
         frame[rows].to_parquet(folder / f"part-{part:05d}.parquet", index=False)
         counts[f"n_{name}"] = int(rows.sum())
-    return counts
+    n_users, n_events = evidence_counts(frame[is_train], frame[~is_train])
+    return {**counts, "holdout_users": n_users, "holdout_events": n_events}
 
 
 def finish_features(plan: FeaturePlan, vocabularies: dict, counts: list[dict]) -> dict:
     n_train = sum(c["n_train"] for c in counts)
-    cutoff = pd.Timestamp(vocabularies["cutoff"])
+    cutoff = pd.Timestamp(vocabularies["cutoff"]) if vocabularies["cutoff"] else pd.NaT
     span = (vocabularies["first_event"], vocabularies["last_event"])
     check_train_size(n_train, cutoff, span, plan.config)
     meta = {**vocabularies, "n_train": n_train, "n_valid": sum(c["n_valid"] for c in counts)}
+    if "holdout" in meta:
+        meta["holdout"] = {
+            **meta["holdout"],
+            "users": sum(c.get("holdout_users", 0) for c in counts),
+            "events": sum(c.get("holdout_events", 0) for c in counts),
+        }
     out = Path(plan.out_dir)
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     shutil.rmtree(out / "_partitions", ignore_errors=True)
@@ -242,7 +289,8 @@ def save_features(features: FeatureSet, directory: Path) -> dict:
     features.valid.to_parquet(directory / "valid.parquet", index=False)
     all_ts = pd.concat([features.train["timestamp"], features.valid["timestamp"]])
     meta = {
-        "cutoff": features.cutoff.isoformat(),
+        "cutoff": None if pd.isna(features.cutoff) else features.cutoff.isoformat(),
+        "holdout": features.holdout,
         "n_users": len(features.users),
         "n_items": len(features.items),
         "n_train": len(features.train),
@@ -270,7 +318,8 @@ def load_features(directory: Path | str) -> FeatureSet:
         items=items,
         train=pd.read_parquet(directory / "train.parquet"),
         valid=pd.read_parquet(directory / "valid.parquet"),
-        cutoff=pd.Timestamp(meta["cutoff"]),
+        cutoff=pd.Timestamp(meta["cutoff"]) if meta.get("cutoff") else pd.NaT,
+        holdout=meta.get("holdout"),
     )
 
 
@@ -286,7 +335,13 @@ def partition_ids_task(plan: FeaturePlan, part: int) -> dict:
 
 @task(name="write-vocabularies", cache_policy=NO_CACHE)
 def write_vocabularies_task(plan: FeaturePlan, ids: list[dict]) -> dict:
-    return write_vocabularies(plan, ids)
+    from prefect import get_run_logger
+
+    result = write_vocabularies(plan, ids)
+    holdout = result["holdout"]
+    log = get_run_logger().info if holdout["enough"] else get_run_logger().warning
+    log("hold-out: %s", holdout["description"])
+    return result
 
 
 @task(name="encode-partition", task_run_name="encode-partition-{part}", cache_policy=NO_CACHE)

@@ -73,7 +73,7 @@ def build_in_partitions(frame: pd.DataFrame, tmp_path, config: FeatureConfig) ->
     plan = plan_features(str(source), str(tmp_path / "features"), config)
     parts = range(len(plan.partitions))
     vocabularies = write_vocabularies(plan, [partition_ids(plan, p) for p in parts])
-    counts = [encode_partition(plan, p, vocabularies["cutoff"]) for p in parts]
+    counts = [encode_partition(plan, p, vocabularies["holdout"]) for p in parts]
     return {"parts": len(parts), **finish_features(plan, vocabularies, counts)}
 
 
@@ -142,3 +142,73 @@ def test_the_holdout_read_part_by_part_equals_the_in_memory_one(tmp_path) -> Non
 def test_partitions_check_training_history_too(tmp_path) -> None:
     with pytest.raises(DataError, match="lower features.validation_days"):
         build_in_partitions(FRAME, tmp_path, FeatureConfig(validation_days=30, part_rows=1))
+
+
+# -- the hold-out sized by evidence ---------------------------------------------------------
+LAST = pd.Timestamp("2026-03-01", tz="UTC")
+
+
+def at(days_before: float, hours: int = 0) -> str:
+    return (LAST - pd.Timedelta(days=days_before) + pd.Timedelta(hours=hours)).isoformat()
+
+
+def quiet_then_busy(n: int) -> pd.DataFrame:
+    """``n`` users with history 100 days back and one new item 20 days back, and one user
+    active on the last day: the last 7 or 14 days hold one user, the last 28 days n + 1."""
+    rows = [(f"u{i}", "old", at(100)) for i in range(n)]
+    rows += [(f"u{i}", f"new{i}", at(20, i)) for i in range(n)]
+    rows += [("z", "old", at(100)), ("z", "late", at(0))]
+    return events(rows)
+
+
+EVIDENCE = {"min_users": 20, "min_events": 20, "max_holdout_share": 0.6}
+
+
+def test_a_holdout_too_small_is_widened_back_in_time() -> None:
+    f = build_features(quiet_then_busy(30), FeatureConfig(validation_days=7, **EVIDENCE))
+    h = f.holdout
+    assert h["strategy"] == "window" and h["window_days"] == 28 and h["enough"]
+    assert (h["users"], h["events"]) == (31, 31)  # exact, from the split
+    assert f.cutoff == LAST - pd.Timedelta(days=28)
+    assert (
+        "7d: 1 users/1 events, 14d: 1 users/1 events, 28d: 31 users/31 events" in (h["description"])
+    )
+    # without a minimum of evidence the last validation_days are held out, as they are
+    fixed = build_features(quiet_then_busy(30), FeatureConfig(validation_days=7))
+    assert fixed.holdout["window_days"] == 7 and fixed.holdout["users"] == 1
+
+
+def bursts(n: int, per_user: int = 5) -> pd.DataFrame:
+    """Users active on one day each (a day apart): no window holds users with history."""
+    return events([(f"u{i}", f"i{i}-{j}", at(n - i, j)) for i in range(n) for j in range(per_user)])
+
+
+def test_each_active_users_latest_events_when_no_window_will_do(tmp_path) -> None:
+    config = FeatureConfig(validation_days=7, **EVIDENCE)
+    f = build_features(bursts(40), config)
+    h = f.holdout
+    assert h["strategy"] == "latest" and h["enough"], h["description"]
+    assert (h["users"], h["events"]) == (40, 40)  # the last of each user's 5 events
+    assert len(f.valid) == 40 and f.valid.groupby("user_idx").size().eq(1).all()
+    last_of_user = pd.concat([f.train, f.valid]).groupby("user_idx")["timestamp"].max()
+    assert (f.valid.set_index("user_idx")["timestamp"] == last_of_user[f.valid["user_idx"]]).all()
+    meta = build_in_partitions(bursts(40), tmp_path, config.model_copy(update={"part_rows": 50}))
+    assert meta["parts"] >= 3 and meta["holdout"]["strategy"] == "latest"
+    assert (meta["holdout"]["users"], meta["holdout"]["events"]) == (40, 40)
+    parts = load_features(meta["features_dir"])
+    assert by_user(parts.valid) == by_user(f.valid)
+
+
+def test_a_dataset_too_thin_to_decide_says_so_and_the_gate_keeps_the_champion() -> None:
+    from tasks.gate import GateConfig, decide
+
+    f = build_features(quiet_then_busy(5), FeatureConfig(validation_days=7, **EVIDENCE))
+    h = f.holdout
+    assert not h["enough"] and "too little evidence" in h["description"]
+    assert (h["window_days"], h["users"]) == (28, 6)  # the widest evidence it could find
+    n = max(h["users"], 1)
+    scores = {"popularity": np.zeros(n), "ease": np.ones(n)}
+    gate = GateConfig(min_users=20, min_events=20)
+    kept = decide(scores, np.zeros(n), "ndcg@10", gate, n_events=h["events"])
+    assert not kept.promote and kept.decision == "kept: too little evidence"
+    assert "< evaluate.min_users=20" in kept.reason
