@@ -466,19 +466,30 @@ class MonitorConfig(_Section):
     the mean Jaccard similarity of users' top-K lists, ``*_top1_changed`` the share of users
     whose first item changed. ``*_coverage`` bounds the share of the catalog recommended to
     someone, ``*_gini`` the concentration of recommendations on few items (0 even, 1 one
-    item). A ``warn_*`` threshold crossed logs a warning and the run publishes; a ``fail_*``
+    item). ``*_data_age_days`` bounds how many days the newest event is older than the run
+    date (stale data; ``validate.max_event_age_days`` can also stop the run at validation).
+    A ``warn_*`` threshold crossed logs a warning and the run publishes; a ``fail_*``
     threshold crossed fails the run before publishing, so the previous tables keep serving.
     ``None`` switches a check off.
+
+    The warnings are on by default, at levels a real catalog should not reach: fewer than
+    5% of the catalog's items recommended to anyone (a popularity list gives about K /
+    catalog size), a Gini above 0.95 (nearly every slot on a few items), a mean Jaccard
+    under 0.1 or more than 90% of users with a new first item against the previous night
+    (expected when the champion changes, worth a look otherwise), and a newest event more
+    than 7 days before the run date.
     """
 
     warn_min_jaccard: float | None = Field(0.1, ge=0, le=1)
     fail_min_jaccard: float | None = Field(None, ge=0, le=1)
-    warn_max_top1_changed: float | None = Field(None, ge=0, le=1)
+    warn_max_top1_changed: float | None = Field(0.9, ge=0, le=1)
     fail_max_top1_changed: float | None = Field(None, ge=0, le=1)
-    warn_min_coverage: float | None = Field(None, ge=0, le=1)
+    warn_min_coverage: float | None = Field(0.05, ge=0, le=1)
     fail_min_coverage: float | None = Field(None, ge=0, le=1)
-    warn_max_gini: float | None = Field(None, ge=0, le=1)
+    warn_max_gini: float | None = Field(0.95, ge=0, le=1)
     fail_max_gini: float | None = Field(None, ge=0, le=1)
+    warn_max_data_age_days: float | None = Field(7, ge=0)
+    fail_max_data_age_days: float | None = Field(None, ge=0)
 
 
 class CacheConfig(_Section):
