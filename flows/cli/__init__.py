@@ -74,6 +74,7 @@ app.command("doctor")(doctor.doctor)
 app.command("evaluate")(evaluate.evaluate)
 app.command("generate")(generate.generate)
 app.add_typer(bench.app, name="bench")
+app.command("backtest")(__import__("flows.cli.backtest", fromlist=["backtest"]).backtest)
 
 
 def main(argv: list[str] | None = None) -> int:
