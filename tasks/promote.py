@@ -149,7 +149,12 @@ def promote_task(
         None if champion_frame is None else per_user_scores({"c": champion_frame}, users, key)["c"]
     )
     n_events = int(results[0]["metrics"].get("n_events", len(users)))
-    decision = decide(scores, champion_scores, key, gate_config(config), n_events)
+    gate = gate_config(config)
+    decision = decide(scores, champion_scores, key, gate, n_events)
+    intervals = mean_intervals(scores, gate)
+    for name, (low, high) in intervals.items():
+        run_id = next(r["run_id"] for r in results if r["model"] == name)
+        tracking.log_metrics(client, run_id, {f"{key}.ci_low": low, f"{key}.ci_high": high})
     version = versions[decision.challenger]
     already = decision.promote and version == champion_ver  # a re-run that reused it
     if already:
@@ -174,7 +179,22 @@ def promote_task(
         "serving_version": serving,
         "move_alias": bool(decision.promote and not already),
         "versions": versions,
+        "intervals": intervals,
     }
+
+
+def mean_intervals(scores: dict[str, np.ndarray], gate: GateConfig) -> dict[str, list[float]]:
+    """Each model's bootstrap interval of its mean per-user figure (same resamples and
+    confidence as the gate)."""
+    from tasks.gate import paired_bootstrap
+
+    out = {}
+    for name, values in scores.items():
+        cmp = paired_bootstrap(
+            values, np.zeros_like(values), gate.resamples, gate.confidence, gate.seed
+        )
+        out[name] = [cmp.low, cmp.high]
+    return out
 
 
 def move_champion_after_publish(

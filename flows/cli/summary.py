@@ -52,12 +52,18 @@ def print_summary(summary: dict) -> None:
             f"events: {holdout.get('description', '')}"
         )
     out("\nmodels (hold-out):")
+    intervals = (summary.get("promotion") or {}).get("intervals") or {}
     for m in summary["models"]:
         metrics = "  ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items() if "@" in k)
+        low_high = intervals.get(m["model"])
+        ci = f" [{low_high[0]:.4f}, {low_high[1]:.4f}]" if low_high else ""
         out(
             f"  {m['model']:<12} {metrics}  users={m['metrics'].get('n_users')}  "
             f"train={m['train_seconds']:.1f}s"
         )
+        if ci:
+            primary = (summary.get("promotion") or {}).get("metric", "")
+            out(f"  {'':<12} {primary} interval{ci}")
     c = summary["promotion"]
     from tasks.promote import outcome
 
