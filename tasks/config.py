@@ -188,6 +188,13 @@ class FeatureConfig(_Section):
     (the gate's minimum of evidence). What was chosen and why is logged and kept in the
     snapshot's ``meta.json``.
 
+    ``positive``: which events count as positive feedback in training, in the hold-out
+    and in reasons (tasks/data/positives.py): ``auto`` takes a rated event (event type
+    "rating") as positive when its value is at least ``positive_min_value`` and every
+    other event as positive (unrated data as before); ``min_value`` judges every event
+    with a value, ``user_mean`` against the user's mean value, ``all`` takes every event.
+    Events that are not positive still count as seen: never recommended back.
+
     ``part_rows``: features are built in user partitions of about this many
     interactions (tasks/features.py), one task each, on Dask workers when the flow
     runs on a Dask task runner.
@@ -201,6 +208,8 @@ class FeatureConfig(_Section):
     latest_min_events: int = Field(3, ge=2)
     min_users: int | None = Field(None, ge=1)
     min_events: int | None = Field(None, ge=1)
+    positive: Literal["auto", "min_value", "user_mean", "all"] = "auto"
+    positive_min_value: float = 4.0
     min_train_interactions: int = Field(1, ge=1)
     part_rows: int = Field(1_000_000, ge=1)
 

@@ -45,8 +45,12 @@ class Holdout:
 
 
 def holdout_from_features(features: FeatureSet) -> Holdout:
-    """Users with training history and at least one validation item new to them."""
-    return _holdout([(features.train, features.valid)], features.users, features.items)
+    """Users with training history and at least one validation item new to them (events
+    that are not positives count as history: seen, never relevant)."""
+    history = features.train
+    if features.seen is not None and len(features.seen):
+        history = pd.concat([features.train, features.seen], ignore_index=True)
+    return _holdout([(history, features.valid)], features.users, features.items)
 
 
 def holdout_from_snapshot(directory: Path | str) -> Holdout:
@@ -61,11 +65,16 @@ def holdout_from_snapshot(directory: Path | str) -> Holdout:
             f"{directory}: {len(train)} train parts but {len(valid)} valid parts; expected "
             "one of each per user partition; rebuild the feature snapshot"
         )
+    seen = table_parts(directory, "seen") if (Path(directory) / "seen.parquet").exists() else []
     columns = ["user_idx", "item_idx", "timestamp"]
-    pairs = (
-        (pd.read_parquet(t, columns=columns), pd.read_parquet(v, columns=columns))
-        for t, v in zip(train, valid, strict=True)
-    )
+
+    def history(i: int) -> pd.DataFrame:
+        frames = [pd.read_parquet(train[i], columns=columns)]
+        if seen:
+            frames.append(pd.read_parquet(seen[i], columns=columns))
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    pairs = ((history(i), pd.read_parquet(v, columns=columns)) for i, v in enumerate(valid))
     return _holdout(pairs, users, items)
 
 

@@ -36,6 +36,7 @@ from tasks.data.holdout import (
     merge_stats,
     partition_stats,
 )
+from tasks.data.positives import positive_mask
 from tasks.errors import DataError
 
 
@@ -47,6 +48,7 @@ class FeatureSet:
     valid: pd.DataFrame
     cutoff: pd.Timestamp  # NaT when each active user's latest events are held out
     holdout: dict | None = None  # what was held out and why (tasks/data/holdout.py)
+    seen: pd.DataFrame | None = None  # events before the hold-out that are not positives
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -76,18 +78,24 @@ def build_features(interactions: pd.DataFrame, config: FeatureConfig) -> Feature
         raise DataError(NO_INTERACTIONS)
     users = IdVocabulary(interactions["user_id"])
     items = IdVocabulary(interactions["item_id"])
-    frame = encode(interactions, users, items)
+    frame = encode(with_positives(interactions, config), users, items)
     choice = size_holdout([holdout_stats(interactions, config)], frame["timestamp"].max(), config)
-    is_train = ~holdout_mask(frame, choice)
-    train, valid = frame[is_train].reset_index(drop=True), frame[~is_train].reset_index(drop=True)
+    parts = split_events(frame, choice)
+    train, valid, seen = parts["train"], parts["valid"], parts["seen"]
     cutoff = pd.Timestamp(choice["cutoff"]) if choice["cutoff"] else pd.NaT
     check_train_size(
         len(train), cutoff, (frame["timestamp"].min(), frame["timestamp"].max()), config
     )
-    n_users, n_events = evidence_counts(train, valid)
+    n_users, n_events = evidence_counts(pd.concat([train, seen]), valid)
     holdout = {**choice, "users": n_users, "events": n_events}
     return FeatureSet(
-        users=users, items=items, train=train, valid=valid, cutoff=cutoff, holdout=holdout
+        users=users,
+        items=items,
+        train=train,
+        valid=valid,
+        cutoff=cutoff,
+        holdout=holdout,
+        seen=seen if config.positive != "all" else None,
     )
 
 
@@ -131,8 +139,37 @@ def encode(interactions: pd.DataFrame, users: IdVocabulary, items: IdVocabulary)
                 if "value" in interactions
                 else np.ones(len(interactions))
             ),
+            **(
+                {"positive": interactions["positive"].to_numpy()}
+                if "positive" in interactions
+                else {}
+            ),
         }
     ).sort_values(["timestamp", "user_idx", "item_idx"], kind="stable", ignore_index=True)
+
+
+def split_events(frame: pd.DataFrame, choice: dict | str) -> dict[str, pd.DataFrame]:
+    """``train`` (positive events before the hold-out), ``seen`` (the other events
+    before it: never recommended back, never learned from as a liking) and ``valid``
+    (positive hold-out events) of an encoded frame with a ``positive`` column."""
+    is_valid = holdout_mask(frame, choice)
+    positive = frame["positive"].to_numpy() if "positive" in frame else np.ones(len(frame), bool)
+    rows = {
+        "train": ~is_valid & positive,
+        "seen": ~is_valid & ~positive,
+        "valid": is_valid & positive,
+    }
+    return {
+        name: frame.loc[r].drop(columns="positive", errors="ignore").reset_index(drop=True)
+        for name, r in rows.items()
+    }
+
+
+def with_positives(interactions: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
+    """``interactions`` and a ``positive`` column (tasks/data/positives.py)."""
+    return interactions.assign(
+        positive=positive_mask(interactions, config.positive, config.positive_min_value)
+    )
 
 
 def check_train_size(
@@ -152,7 +189,7 @@ def check_train_size(
 # is encoded and split on its own. All of a user's events share one partition, so each
 # user's events keep the order ``build_features`` gives them and the snapshot holds the
 # same rows; ``train.parquet`` and ``valid.parquet`` are folders with one file per partition.
-PARTITION_COLUMNS = ("user_id", "item_id", "timestamp", "value")
+PARTITION_COLUMNS = ("user_id", "item_id", "timestamp", "value", "event_type")
 
 
 @dataclass(frozen=True)
@@ -221,15 +258,18 @@ def encode_partition(plan: FeaturePlan, part: int, cutoff: str | dict) -> dict:
     choice (or at the timestamp) ``cutoff`` says."""
     out = Path(plan.out_dir)
     users, items = _vocabularies(plan.out_dir)
-    frame = encode(pd.read_parquet(plan.partitions[part]), users, items)
-    is_train = ~holdout_mask(frame, cutoff)
+    raw = with_positives(pd.read_parquet(plan.partitions[part]), plan.config)
+    parts = split_events(encode(raw, users, items), cutoff)
+    if plan.config.positive == "all":
+        del parts["seen"]
     counts = {}
-    for name, rows in (("train", is_train), ("valid", ~is_train)):
+    for name, rows in parts.items():
         folder = out / f"{name}.parquet"
         folder.mkdir(exist_ok=True)
-        frame[rows].to_parquet(folder / f"part-{part:05d}.parquet", index=False)
-        counts[f"n_{name}"] = int(rows.sum())
-    n_users, n_events = evidence_counts(frame[is_train], frame[~is_train])
+        rows.to_parquet(folder / f"part-{part:05d}.parquet", index=False)
+        counts[f"n_{name}"] = len(rows)
+    history = pd.concat([parts["train"], parts.get("seen", parts["train"].iloc[:0])])
+    n_users, n_events = evidence_counts(history, parts["valid"])
     return {**counts, "holdout_users": n_users, "holdout_events": n_events}
 
 
@@ -239,6 +279,7 @@ def finish_features(plan: FeaturePlan, vocabularies: dict, counts: list[dict]) -
     span = (vocabularies["first_event"], vocabularies["last_event"])
     check_train_size(n_train, cutoff, span, plan.config)
     meta = {**vocabularies, "n_train": n_train, "n_valid": sum(c["n_valid"] for c in counts)}
+    meta["n_seen_not_positive"] = sum(c.get("n_seen", 0) for c in counts)
     if "holdout" in meta:
         meta["holdout"] = {
             **meta["holdout"],
@@ -287,6 +328,8 @@ def save_features(features: FeatureSet, directory: Path) -> dict:
     _write_vocabularies(directory, features.users, features.items)
     features.train.to_parquet(directory / "train.parquet", index=False)
     features.valid.to_parquet(directory / "valid.parquet", index=False)
+    if features.seen is not None:
+        features.seen.to_parquet(directory / "seen.parquet", index=False)
     all_ts = pd.concat([features.train["timestamp"], features.valid["timestamp"]])
     meta = {
         "cutoff": None if pd.isna(features.cutoff) else features.cutoff.isoformat(),
@@ -318,6 +361,9 @@ def load_features(directory: Path | str) -> FeatureSet:
         items=items,
         train=pd.read_parquet(directory / "train.parquet"),
         valid=pd.read_parquet(directory / "valid.parquet"),
+        seen=pd.read_parquet(directory / "seen.parquet")
+        if (directory / "seen.parquet").exists()
+        else None,
         cutoff=pd.Timestamp(meta["cutoff"]) if meta.get("cutoff") else pd.NaT,
         holdout=meta.get("holdout"),
     )

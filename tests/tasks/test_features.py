@@ -212,3 +212,32 @@ def test_a_dataset_too_thin_to_decide_says_so_and_the_gate_keeps_the_champion() 
     kept = decide(scores, np.zeros(n), "ndcg@10", gate, n_events=h["events"])
     assert not kept.promote and kept.decision == "kept: too little evidence"
     assert "< evaluate.min_users=20" in kept.reason
+
+
+def test_low_ratings_are_seen_but_neither_learned_nor_relevant(tmp_path) -> None:
+    from tasks.evaluate import holdout_from_features, holdout_from_snapshot
+
+    rated = events(
+        [
+            ("a", "x", "2026-01-01"),
+            ("a", "y", "2026-01-02"),  # rated 2: seen, not a positive
+            ("a", "z", "2026-01-09"),  # hold-out, rated 5
+            ("a", "w", "2026-01-10"),  # hold-out, rated 1: not relevant
+        ]
+    ).assign(value=[5.0, 2.0, 5.0, 1.0], event_type="rating")
+    f = build_features(rated, FeatureConfig(validation_days=2))
+    items = f.items.ids
+    assert items[f.train["item_idx"]].tolist() == ["x"]
+    assert items[f.seen["item_idx"]].tolist() == ["y"]
+    assert items[f.valid["item_idx"]].tolist() == ["z"]
+    holdout = holdout_from_features(f)
+    assert sorted(items[holdout.train["item_idx"]]) == ["x", "y"]  # excluded as seen
+    assert items[holdout.relevant["item_idx"]].tolist() == ["z"]
+    # the partitioned snapshot holds the same, and so does the hold-out read from it
+    meta = build_in_partitions(rated, tmp_path, FeatureConfig(validation_days=2))
+    assert (meta["n_train"], meta["n_valid"], meta["n_seen_not_positive"]) == (1, 1, 1)
+    parts = holdout_from_snapshot(meta["features_dir"])
+    assert sorted(items[parts.train["item_idx"]]) == ["x", "y"]
+    # unrated data, or the rule "all": every event is a positive, as before
+    implicit = build_features(rated.drop(columns="event_type"), FeatureConfig(validation_days=2))
+    assert len(implicit.train) == 2 and len(implicit.valid) == 2 and implicit.seen.empty
