@@ -111,7 +111,14 @@ def replay(
         if champion is not None:
             _, frame = evaluate_per_user(champion.model, champion.users, champion.items, holdout, k)
             carried = per_user_scores({"c": frame}, users, key)["c"]
-        decision = decide(scores, carried, key, gate_config(config.evaluate), len(holdout.relevant))
+        decision = decide(
+            scores,
+            carried,
+            key,
+            gate_config(config.evaluate),
+            len(holdout.relevant),
+            champion_model=None if champion is None else champion.label.split("@")[0],
+        )
         if decision.promote:
             champion = Champion(
                 f"{decision.challenger}@{day}",

@@ -331,7 +331,9 @@ class EvaluateConfig(_Section):
     when it beats popularity and the ``confidence`` interval of its mean per-user
     ``primary_metric`` minus the champion's (a paired bootstrap over users,
     ``bootstrap_resamples`` resamples, seeded by ``seed``) lies above
-    ``-promotion_tolerance``.
+    ``-promotion_tolerance``. With ``refresh_same_model``, the champion's own model
+    retrained tonight replaces it unless the interval lies wholly below
+    ``-promotion_tolerance`` (a tie within noise goes to the fresher model).
     """
 
     k: int = Field(10, ge=1)
@@ -342,6 +344,7 @@ class EvaluateConfig(_Section):
     bootstrap_resamples: int = Field(1000, ge=100)
     confidence: float = Field(0.95, gt=0.5, lt=1)
     seed: int = 0
+    refresh_same_model: bool = True
 
 
 class TrackingConfig(_Section):

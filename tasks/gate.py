@@ -13,7 +13,11 @@ figures (NDCG@10 by default) are paired. The gate:
   when its mean beats the popularity baseline's and the confidence interval of the mean
   of (challenger - champion) over users, by a paired bootstrap, lies above
   ``-promotion_tolerance``. A tie within noise (an interval that reaches below it) keeps
-  the champion.
+  the champion; except, with ``refresh`` (``evaluate.refresh_same_model``, on by
+  default), when the challenger is the champion's own model retrained on newer data: it
+  replaces the champion unless the interval lies wholly below ``-promotion_tolerance``
+  (shown worse). A champion kept for ties alone would grow stale: it never learns the
+  users and items that arrived after it was trained.
 
 The bootstrap resamples users with replacement ``resamples`` times from a seeded
 generator (percentile interval at ``confidence``); the p-value is two-sided, for a
@@ -89,6 +93,7 @@ class GateConfig:
     resamples: int = 1000
     confidence: float = 0.95
     seed: int = 0
+    refresh: bool = True
 
 
 @dataclass(frozen=True)
@@ -130,9 +135,11 @@ def decide(
     config: GateConfig,
     n_events: int | None = None,
     baseline: str = BASELINE,
+    champion_model: str | None = None,
 ) -> Decision:
     """The gate (module docstring). ``scores``: each model's per-user figures, all on the
-    same users in the same order; ``champion``: the current champion's, or None."""
+    same users in the same order; ``champion``: the current champion's, or None;
+    ``champion_model``: the champion's model name (``popularity``, ``ease``, ...)."""
     if not scores:
         raise ValueError("promote: no trained models to choose from")
     names = list(scores)
@@ -202,6 +209,12 @@ def decide(
     )
     if cmp.low >= -config.tolerance:
         why = f"{versus} lies at or above -{config.tolerance}; beats popularity {fmt(base)}"
+        return made(True, "promoted", pick, why, cmp, "champion")
+    if config.refresh and champion_model == pick and cmp.high >= -config.tolerance:
+        why = (
+            f"{versus}: a refresh of the champion's model on newer data, not shown worse "
+            f"(the interval reaches -{config.tolerance} or above); beats popularity {fmt(base)}"
+        )
         return made(True, "promoted", pick, why, cmp, "champion")
     why = f"{versus} reaches below -{config.tolerance}: not shown to be as good; champion kept"
     return made(False, "rejected", pick, why, cmp, "champion")

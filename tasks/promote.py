@@ -34,6 +34,7 @@ def gate_config(config: EvaluateConfig) -> GateConfig:
         resamples=config.bootstrap_resamples,
         confidence=config.confidence,
         seed=config.seed,
+        refresh=config.refresh_same_model,
     )
 
 
@@ -138,9 +139,10 @@ def promote_task(
 
     per_user = {r["model"]: scored(r) for r in results}
     champion_ver = registry.champion_version(client, registered_name)
-    champion_frame = None
+    champion_frame, champion_model = None, None
     if champion_ver is not None:
-        champion_run = client.get_model_version(registered_name, champion_ver).run_id
+        champion_entry = client.get_model_version(registered_name, champion_ver)
+        champion_run, champion_model = champion_entry.run_id, champion_entry.tags.get("model")
         tonight = next((r for r in results if r["run_id"] == champion_run), None)
         champion_frame = per_user[tonight["model"]] if tonight is not None else scored(None)
     users = np.unique(next(iter(per_user.values()))["user_idx"].to_numpy())
@@ -150,7 +152,7 @@ def promote_task(
     )
     n_events = int(results[0]["metrics"].get("n_events", len(users)))
     gate = gate_config(config)
-    decision = decide(scores, champion_scores, key, gate, n_events)
+    decision = decide(scores, champion_scores, key, gate, n_events, champion_model=champion_model)
     intervals = mean_intervals(scores, gate)
     for name, (low, high) in intervals.items():
         run_id = next(r["run_id"] for r in results if r["model"] == name)

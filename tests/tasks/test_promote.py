@@ -50,6 +50,20 @@ def test_a_tie_within_noise_keeps_a_fine_champion() -> None:
     assert "not shown to be as good" in tie.reason and tie.n_users == 400
 
 
+def test_a_tie_goes_to_the_champions_own_model_retrained_unless_shown_worse() -> None:
+    champion = users(0.25, seed=1)
+    challenger = np.clip(champion + np.random.default_rng(2).normal(0, 0.1, 400), 0, 1)
+    scores = {"popularity": np.full(400, 0.10), "ease": challenger}
+    gate = GateConfig(tolerance=0.002, min_users=50, min_events=50)
+    refresh = decide(scores, champion, KEY, gate, champion_model="ease")
+    assert refresh.ci_low < 0 < refresh.ci_high
+    assert refresh.promote and "a refresh of the champion's model" in refresh.reason
+    worse = decide({**scores, "ease": champion - 0.05}, champion, KEY, gate, champion_model="ease")
+    assert not worse.promote  # shown worse: the interval lies below -tolerance
+    off = GateConfig(tolerance=0.002, min_users=50, min_events=50, refresh=False)
+    assert not decide(scores, champion, KEY, off, champion_model="ease").promote
+
+
 def test_a_clear_win_is_promoted_with_its_interval() -> None:
     champion = users(0.20, seed=3)
     scores = {"popularity": np.full(400, 0.10), "ease": champion + 0.05}
