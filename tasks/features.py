@@ -110,7 +110,8 @@ def with_evidence(config: FeatureConfig, evaluate: EvaluateConfig) -> FeatureCon
 
 
 def holdout_stats(frame: pd.DataFrame, config: FeatureConfig) -> dict:
-    return partition_stats(frame, config.latest_share, config.latest_min_events)
+    positive = positive_mask(frame, config.positive, config.positive_min_value)
+    return partition_stats(frame, config.latest_share, config.latest_min_events, positive)
 
 
 def size_holdout(stats: list[dict], last: pd.Timestamp, config: FeatureConfig) -> dict:
@@ -223,7 +224,10 @@ def partition_ids(plan: FeaturePlan, part: int) -> dict:
 
     table = pq.read_table(plan.partitions[part], columns=["user_id", "item_id", "timestamp"])
     first_last = pc.min_max(table["timestamp"])
-    frame = table.select(["user_id", "timestamp"]).to_pandas()
+    judged = [
+        c for c in ("value", "event_type") if c in pq.read_schema(plan.partitions[part]).names
+    ]
+    frame = pd.read_parquet(plan.partitions[part], columns=["user_id", "timestamp", *judged])
     return {
         "holdout_stats": holdout_stats(frame, plan.config),
         "users": pc.unique(table["user_id"]).to_numpy(zero_copy_only=False),

@@ -38,26 +38,53 @@ def _histogram(keys: np.ndarray, *weights: np.ndarray) -> list[np.ndarray]:
     return [uniq.astype(np.int64), *sums]
 
 
-def partition_stats(frame: pd.DataFrame, latest_share: float, latest_min_events: int) -> dict:
+def partition_stats(
+    frame: pd.DataFrame,
+    latest_share: float,
+    latest_min_events: int,
+    positive: np.ndarray | None = None,
+) -> dict:
     """The summaries of one user partition (``user_id``, ``timestamp``; all of each user's
-    events) that :func:`choose_holdout` needs."""
+    events) that :func:`choose_holdout` needs. ``positive``: which events count as
+    positives (tasks/data/positives.py): only those make a user evaluable and count as
+    hold-out events; the share of the hold-out counts every event."""
     hours = _hours(frame["timestamp"])
-    users = pd.Series(hours).groupby(frame["user_id"].to_numpy())
-    first, last, n = (users.min().to_numpy(), users.max().to_numpy(), users.size().to_numpy())
+    pos = np.ones(len(hours), bool) if positive is None else np.asarray(positive, bool)
+    events = pd.DataFrame({"user": frame["user_id"].to_numpy(), "hour": hours, "pos": pos})
+    events = events.sort_values(["user", "hour"], kind="stable")
+    users = events.groupby("user", sort=True)
+    first, n = users["hour"].min().to_numpy(), users["hour"].size().to_numpy()
+    n_pos = users["pos"].sum().to_numpy().astype(float)
+    last_pos = events["hour"].where(events["pos"]).groupby(events["user"]).max()
+    last_pos = np.where(np.isnan(last_pos.to_numpy(float)), first, last_pos.to_numpy(float))
+    # the latest strategy: the user's last max(1, share * n) events, of which the positives
+    from_end = users.cumcount(ascending=False).to_numpy()
+    size = users["hour"].transform("size").to_numpy()
+    held_rows = (size >= latest_min_events) & (
+        from_end < np.maximum(1, np.floor(latest_share * size))
+    )
+    held = (
+        pd.Series(held_rows & events["pos"].to_numpy())
+        .groupby(events["user"].to_numpy())
+        .sum()
+        .to_numpy()
+        .astype(float)
+    )
+    last_any = users["hour"].max().to_numpy()
+    eligible = ((n >= latest_min_events) & (held > 0)).astype(float)
     ones = np.ones(len(first))
-    held = np.where(n >= latest_min_events, np.maximum(1, np.floor(latest_share * n)), 0)
-    eligible = (n >= latest_min_events).astype(float)
     return {
-        "events": _histogram(hours, np.ones(len(hours))),
-        "first": _histogram(first, ones, n.astype(float)),
-        "last": _histogram(last, ones, eligible, held),
+        "events": _histogram(hours, np.ones(len(hours)), pos.astype(float)),
+        "first": _histogram(first, ones, n_pos),
+        "last": _histogram(last_pos.astype(np.int64), ones),
+        "latest": _histogram(last_any, eligible, held),
     }
 
 
 def merge_stats(parts: list[dict]) -> dict:
     """One partition's summaries from many (sums by hour)."""
     out = {}
-    for name in ("events", "first", "last"):
+    for name in ("events", "first", "last", "latest"):
         pieces = [p[name] for p in parts if len(p[name][0])]
         if not pieces:
             out[name] = [np.zeros(0, np.int64)] * len(parts[0][name])
@@ -73,12 +100,12 @@ def merge_stats(parts: list[dict]) -> dict:
 def _window(stats: dict, cut_hour: int) -> tuple[int, int, float]:
     """(users with history before and events after the cut, their events after it, the
     share of all events after it)."""
-    e_hours, e_counts = stats["events"]
-    f_hours, f_users, f_events = stats["first"]
-    l_hours, l_users = stats["last"][0], stats["last"][1]
+    e_hours, e_counts, e_positive = stats["events"]
+    f_hours, f_users, f_positive = stats["first"]
+    l_hours, l_users = stats["last"]
     users = f_users[f_hours <= cut_hour].sum() - l_users[l_hours <= cut_hour].sum()
     after = e_counts[e_hours > cut_hour].sum()
-    events = after - f_events[f_hours > cut_hour].sum()
+    events = e_positive[e_hours > cut_hour].sum() - f_positive[f_hours > cut_hour].sum()
     return int(users), int(events), float(after / max(e_counts.sum(), 1))
 
 
@@ -124,7 +151,7 @@ def choose_holdout(
         )
         return choice
     active_since = last - pd.Timedelta(days=config.max_validation_days)
-    l_hours, _, l_eligible, l_held = stats["last"]
+    l_hours, l_eligible, l_held = stats["latest"]
     recent = l_hours > int(_hours(pd.Series([active_since]))[0])
     users, events = int(l_eligible[recent].sum()), int(l_held[recent].sum())
     latest_ok = users >= min_users and events >= min_events

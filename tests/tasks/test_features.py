@@ -241,3 +241,13 @@ def test_low_ratings_are_seen_but_neither_learned_nor_relevant(tmp_path) -> None
     # unrated data, or the rule "all": every event is a positive, as before
     implicit = build_features(rated.drop(columns="event_type"), FeatureConfig(validation_days=2))
     assert len(implicit.train) == 2 and len(implicit.valid) == 2 and implicit.seen.empty
+
+
+def test_the_holdout_counts_only_positive_events_as_evidence() -> None:
+    rated = quiet_then_busy(30).assign(event_type="rating", value=5.0)
+    liked = build_features(rated, FeatureConfig(validation_days=7, **EVIDENCE)).holdout
+    assert (liked["window_days"], liked["users"], liked["enough"]) == (28, 31, True)
+    # the same events, but the 30 new items rated 2: they are no evidence of anything
+    disliked = rated.assign(value=np.where(rated["item_id"].str.startswith("new"), 2.0, 5.0))
+    h = build_features(disliked, FeatureConfig(validation_days=7, **EVIDENCE)).holdout
+    assert not h["enough"] and h["users"] == 1 and "28d: 1 users/1 events" in h["description"]
