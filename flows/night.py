@@ -251,7 +251,7 @@ class Night:
 
     def features(self) -> dict:
         from tasks import tracking
-        from tasks.features import with_evidence
+        from tasks.data.holdout import with_evidence
         from tasks.storage import cache
 
         out_dir = self.ws.features(self.run_date)

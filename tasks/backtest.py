@@ -76,9 +76,10 @@ def replay(
 ) -> list[dict]:
     """One row per date (module docstring)."""
     from models import make_recommender
+    from tasks.data.holdout import with_evidence
     from tasks.data.model_inputs import build_fit_inputs
     from tasks.evaluate import evaluate_bundle, evaluate_per_user, holdout_from_features
-    from tasks.features import build_features, with_evidence
+    from tasks.features import build_features
     from tasks.gate import decide
     from tasks.promote import gate_config, per_user_scores
     from tasks.train import model_params, train_model

@@ -28,15 +28,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models.vocab import IdVocabulary
-from tasks.config import EvaluateConfig, FeatureConfig
+from tasks.config import FeatureConfig
 from tasks.data.holdout import (
-    choose_holdout,
     evidence_counts,
-    holdout_mask,
-    merge_stats,
-    partition_stats,
+    holdout_stats,
+    size_holdout,
+    split_events,
+    with_positives,
 )
-from tasks.data.positives import positive_mask
 from tasks.errors import DataError
 
 
@@ -99,29 +98,6 @@ def build_features(interactions: pd.DataFrame, config: FeatureConfig) -> Feature
     )
 
 
-def with_evidence(config: FeatureConfig, evaluate: EvaluateConfig) -> FeatureConfig:
-    """``config`` with the gate's minimum of evidence where it sets none of its own."""
-    return config.model_copy(
-        update={
-            "min_users": config.min_users or evaluate.min_users,
-            "min_events": config.min_events or evaluate.min_events,
-        }
-    )
-
-
-def holdout_stats(frame: pd.DataFrame, config: FeatureConfig) -> dict:
-    positive = positive_mask(frame, config.positive, config.positive_min_value)
-    return partition_stats(frame, config.latest_share, config.latest_min_events, positive)
-
-
-def size_holdout(stats: list[dict], last: pd.Timestamp, config: FeatureConfig) -> dict:
-    """The split (tasks/data/holdout.py); without a minimum of evidence in ``config``
-    (``min_users``, ``min_events`` unset) the last ``validation_days`` as they are."""
-    return choose_holdout(
-        merge_stats(stats), last, config, config.min_users or 1, config.min_events or 1
-    )
-
-
 NO_INTERACTIONS = (
     "build features: no validated interactions; expected at least one row; "
     "check the validation report and the source"
@@ -147,30 +123,6 @@ def encode(interactions: pd.DataFrame, users: IdVocabulary, items: IdVocabulary)
             ),
         }
     ).sort_values(["timestamp", "user_idx", "item_idx"], kind="stable", ignore_index=True)
-
-
-def split_events(frame: pd.DataFrame, choice: dict | str) -> dict[str, pd.DataFrame]:
-    """``train`` (positive events before the hold-out), ``seen`` (the other events
-    before it: never recommended back, never learned from as a liking) and ``valid``
-    (positive hold-out events) of an encoded frame with a ``positive`` column."""
-    is_valid = holdout_mask(frame, choice)
-    positive = frame["positive"].to_numpy() if "positive" in frame else np.ones(len(frame), bool)
-    rows = {
-        "train": ~is_valid & positive,
-        "seen": ~is_valid & ~positive,
-        "valid": is_valid & positive,
-    }
-    return {
-        name: frame.loc[r].drop(columns="positive", errors="ignore").reset_index(drop=True)
-        for name, r in rows.items()
-    }
-
-
-def with_positives(interactions: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
-    """``interactions`` and a ``positive`` column (tasks/data/positives.py)."""
-    return interactions.assign(
-        positive=positive_mask(interactions, config.positive, config.positive_min_value)
-    )
 
 
 def check_train_size(
