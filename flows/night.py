@@ -273,6 +273,10 @@ class Night:
         }
         for tag, value in self.data_tags.items():
             self.client.set_tag(self.parent_run_id, tag, value)
+        if result.get("holdout"):  # what was held out and why (tasks/data/holdout.py)
+            self.client.set_tag(
+                self.parent_run_id, "data.holdout", result["holdout"]["description"][:5000]
+            )
         self.out["features"] = result
         return result
 
