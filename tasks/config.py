@@ -184,7 +184,9 @@ class FeatureConfig(_Section):
     window does, it holds out each active user's latest events instead (the last
     ``latest_share`` of the events of every user with at least ``latest_min_events``
     events and one in the last ``max_validation_days``). ``"window"`` and ``"latest"``
-    use one way only. ``min_users`` and ``min_events`` default to the evaluate section's
+    use one way only; ``"returning"`` (opt-in) holds out each user's events since their
+    last return after at least ``return_gap_days`` away (returns within the last
+    ``max_validation_days``): users coming back, as the next days' users do. ``min_users`` and ``min_events`` default to the evaluate section's
     (the gate's minimum of evidence). What was chosen and why is logged and kept in the
     snapshot's ``meta.json``.
 
@@ -201,7 +203,8 @@ class FeatureConfig(_Section):
     """
 
     validation_days: int = Field(7, ge=1)
-    holdout: Literal["auto", "window", "latest"] = "auto"
+    holdout: Literal["auto", "window", "latest", "returning"] = "auto"
+    return_gap_days: float = Field(1.0, gt=0)
     max_validation_days: int = Field(365, ge=1)
     max_holdout_share: float = Field(0.3, gt=0, lt=1)
     latest_share: float = Field(0.2, gt=0, lt=1)

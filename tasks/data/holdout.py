@@ -123,6 +123,22 @@ def choose_holdout(
     (with ``active_since``), the estimated users and events, whether that is ``enough``,
     and a ``description`` of what was chosen and why."""
     last = pd.Timestamp(last)
+    if config.holdout == "returning":
+        gap = config.return_gap_days
+        return {
+            "strategy": "returning",
+            "return_gap_days": gap,
+            "active_since": (last - pd.Timedelta(days=config.max_validation_days)).isoformat(),
+            "cutoff": None,
+            "window_days": None,
+            "enough": True,  # the gate checks the exact counts
+            "min_users": min_users,
+            "min_events": min_events,
+            "description": (
+                f"each user's events since their last return after at least {gap:g} day(s) "
+                f"away (returns since {(last - pd.Timedelta(days=config.max_validation_days)).date()})"
+            ),
+        }
     tried = []
     days = config.validation_days
     while True:
@@ -198,6 +214,11 @@ def holdout_mask(
         cutoff = choice if isinstance(choice, str) else choice["cutoff"]
         return (frame["timestamp"] > pd.Timestamp(cutoff)).to_numpy()
     users = frame.groupby(user_column, sort=False)
+    if choice.get("strategy") == "returning":
+        gap = users["timestamp"].diff() >= pd.Timedelta(days=choice["return_gap_days"])
+        since = frame["timestamp"].where(gap).groupby(frame[user_column]).transform("max")
+        recent = since > pd.Timestamp(choice["active_since"])
+        return (recent & (frame["timestamp"] >= since)).to_numpy()
     from_end = users.cumcount(ascending=False).to_numpy()
     n = users[user_column].transform("size").to_numpy()
     last = users["timestamp"].transform("max")

@@ -251,3 +251,13 @@ def test_the_holdout_counts_only_positive_events_as_evidence() -> None:
     disliked = rated.assign(value=np.where(rated["item_id"].str.startswith("new"), 2.0, 5.0))
     h = build_features(disliked, FeatureConfig(validation_days=7, **EVIDENCE)).holdout
     assert not h["enough"] and h["users"] == 1 and "28d: 1 users/1 events" in h["description"]
+
+
+def test_returning_users_hold_out_what_they_did_after_coming_back() -> None:
+    rows = [("a", "x", at(30)), ("a", "y", at(30, 1)), ("a", "z", at(10)), ("a", "w", at(10, 2))]
+    rows += [("b", "x", at(20)), ("b", "y", at(20, 3))]  # never came back: trains only
+    config = FeatureConfig(holdout="returning", return_gap_days=1.0)
+    f = build_features(events(rows), config)
+    assert f.holdout["strategy"] == "returning"
+    assert sorted(f.items.ids[f.valid["item_idx"]]) == ["w", "z"]
+    assert (f.holdout["users"], f.holdout["events"]) == (1, 2)
