@@ -17,7 +17,8 @@ figures (NDCG@10 by default) are paired. The gate:
   default), when the challenger is the champion's own model retrained on newer data: it
   replaces the champion unless the interval lies wholly below ``-promotion_tolerance``
   (shown worse). A champion kept for ties alone would grow stale: it never learns the
-  users and items that arrived after it was trained.
+  users and items that arrived after it was trained. When the champion is the popularity
+  baseline and no challenger beats tonight's baseline, tonight's baseline replaces it.
 
 The bootstrap resamples users with replacement ``resamples`` times from a seeded
 generator (percentile interval at ``confidence``); the p-value is two-sided, for a
@@ -201,6 +202,8 @@ def decide(
             f"{pick} {metric}={fmt(means[pick])} does not beat the popularity baseline "
             f"{fmt(base)}; difference {cmp.interval}"
         )
+        if config.refresh and champion_model == baseline:  # the baseline serves: refresh it
+            return made(True, "promoted", baseline, why + f"; {baseline} refreshed", cmp, pick)
         return made(False, "rejected", pick, why, cmp, baseline)
     cmp = paired_bootstrap(scores[pick], champion, **boot)
     versus = (

@@ -64,6 +64,15 @@ def test_a_tie_goes_to_the_champions_own_model_retrained_unless_shown_worse() ->
     assert not decide(scores, champion, KEY, off, champion_model="ease").promote
 
 
+def test_a_popularity_champion_is_refreshed_when_nothing_beats_popularity() -> None:
+    champion = np.full(400, 0.30)
+    scores = {"popularity": np.full(400, 0.31), "ease": np.full(400, 0.20)}
+    refreshed = decide(scores, champion, KEY, LOOSE, champion_model="popularity")
+    assert refreshed.promote and refreshed.challenger == "popularity"
+    assert "popularity refreshed" in refreshed.reason
+    assert not decide(scores, champion, KEY, LOOSE, champion_model="ease").promote
+
+
 def test_a_clear_win_is_promoted_with_its_interval() -> None:
     champion = users(0.20, seed=3)
     scores = {"popularity": np.full(400, 0.10), "ease": champion + 0.05}
