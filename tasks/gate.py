@@ -17,8 +17,10 @@ figures (NDCG@10 by default) are paired. The gate:
   default), when the challenger is the champion's own model retrained on newer data: it
   replaces the champion unless the interval lies wholly below ``-promotion_tolerance``
   (shown worse). A champion kept for ties alone would grow stale: it never learns the
-  users and items that arrived after it was trained. When the champion is the popularity
-  baseline and no challenger beats tonight's baseline, tonight's baseline replaces it.
+  users and items that arrived after it was trained. When no challenger beats tonight's
+  baseline, the baseline is tonight's best candidate and is judged against the champion
+  the same way (so it refreshes a popularity champion, and replaces a champion that is
+  no better than popularity).
 
 The bootstrap resamples users with replacement ``resamples`` times from a seeded
 generator (percentile interval at ``confidence``); the p-value is two-sided, for a
@@ -202,8 +204,13 @@ def decide(
             f"{pick} {metric}={fmt(means[pick])} does not beat the popularity baseline "
             f"{fmt(base)}; difference {cmp.interval}"
         )
-        if config.refresh and champion_model == baseline:  # the baseline serves: refresh it
-            return made(True, "promoted", baseline, why + f"; {baseline} refreshed", cmp, pick)
+        # Then the baseline itself is tonight's best candidate: it serves when it is not
+        # worse than the champion (or refreshes a baseline champion unless shown worse).
+        vs = paired_bootstrap(scores[baseline], champion, **boot)
+        refresh = config.refresh and champion_model == baseline and vs.high >= -config.tolerance
+        if vs.low >= -config.tolerance or refresh:
+            why += f"; {baseline} serves: vs champion {vs.interval}"
+            return made(True, "promoted", baseline, why, vs, "champion")
         return made(False, "rejected", pick, why, cmp, baseline)
     cmp = paired_bootstrap(scores[pick], champion, **boot)
     versus = (

@@ -69,8 +69,9 @@ def test_a_popularity_champion_is_refreshed_when_nothing_beats_popularity() -> N
     scores = {"popularity": np.full(400, 0.31), "ease": np.full(400, 0.20)}
     refreshed = decide(scores, champion, KEY, LOOSE, champion_model="popularity")
     assert refreshed.promote and refreshed.challenger == "popularity"
-    assert "popularity refreshed" in refreshed.reason
-    assert not decide(scores, champion, KEY, LOOSE, champion_model="ease").promote
+    assert "popularity serves" in refreshed.reason
+    strong = np.full(400, 0.40)  # a champion popularity does not match: kept
+    assert not decide(scores, strong, KEY, LOOSE, champion_model="ease").promote
 
 
 def test_a_clear_win_is_promoted_with_its_interval() -> None:
@@ -83,10 +84,15 @@ def test_a_clear_win_is_promoted_with_its_interval() -> None:
 
 
 def test_a_challenger_that_does_not_beat_popularity_is_rejected() -> None:
-    champion = users(0.10, seed=4)
-    scores = {"popularity": np.full(400, 0.30), "ease": champion + 0.1}
+    champion = users(0.50, seed=4)
+    scores = {"popularity": np.full(400, 0.30), "ease": np.full(400, 0.20)}
     below = decide(scores, champion, KEY, LOOSE)
     assert not below.promote and "popularity baseline" in below.reason
+    # a champion no better than popularity gives way to it
+    weak = users(0.10, seed=4)
+    served = decide({"popularity": np.full(400, 0.30), "ease": weak + 0.1}, weak, KEY, LOOSE)
+    assert served.promote and served.challenger == "popularity"
+    assert "popularity serves" in served.reason and served.compared_with == "champion"
 
 
 def test_too_little_evidence_keeps_the_champion_with_the_reason() -> None:
