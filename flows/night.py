@@ -260,10 +260,11 @@ class Night:
 
     def features(self) -> dict:
         from tasks import tracking
+        from tasks.data.holdout import with_evidence
         from tasks.storage import cache
 
         out_dir = self.ws.features(self.run_date)
-        config = self.config.features
+        config = with_evidence(self.config.features, self.config.evaluate)
         result = self._cached(
             "features",
             cache.features_parts(self.validated_path, config),
@@ -281,6 +282,10 @@ class Night:
         }
         for tag, value in self.data_tags.items():
             self.client.set_tag(self.parent_run_id, tag, value)
+        if result.get("holdout"):  # what was held out and why (tasks/data/holdout.py)
+            self.client.set_tag(
+                self.parent_run_id, "data.holdout", result["holdout"]["description"][:5000]
+            )
         self.out["features"] = result
         return result
 
@@ -572,7 +577,7 @@ def _features_in_partitions(validated_path: str, out_dir: str, config: Any) -> d
     ids = _fan_out(partition_ids_task, [(plan, part) for part in parts])
     vocabularies = write_vocabularies_task(plan, ids)
     del ids
-    calls = [(plan, part, vocabularies["cutoff"]) for part in parts]
+    calls = [(plan, part, vocabularies.get("holdout") or vocabularies["cutoff"]) for part in parts]
     counts = _fan_out(encode_partition_task, calls)
     return finish_features_task(plan, vocabularies, counts)
 

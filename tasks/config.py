@@ -175,7 +175,27 @@ class ValidateConfig(_Section):
 
 
 class FeatureConfig(_Section):
-    """Global temporal split: the last ``validation_days`` of data are held out.
+    """The split between training and the hold-out that decides promotion, sized by evidence.
+
+    ``holdout = "auto"`` (default) holds out the last ``validation_days`` of data and widens
+    the window back in time (doubling, up to ``max_validation_days`` and while the hold-out
+    keeps at most ``max_holdout_share`` of the events) until it holds at least
+    ``min_users`` users with history before it and ``min_events`` events of theirs; when no
+    window does, it holds out each active user's latest events instead (the last
+    ``latest_share`` of the events of every user with at least ``latest_min_events``
+    events and one in the last ``max_validation_days``). ``"window"`` and ``"latest"``
+    use one way only; ``"returning"`` (opt-in) holds out each user's events since their
+    last return after at least ``return_gap_days`` away (returns within the last
+    ``max_validation_days``): users coming back, as the next days' users do. ``min_users`` and ``min_events`` default to the evaluate section's
+    (the gate's minimum of evidence). What was chosen and why is logged and kept in the
+    snapshot's ``meta.json``.
+
+    ``positive``: which events count as positive feedback in training, in the hold-out
+    and in reasons (tasks/data/positives.py): ``auto`` takes a rated event (event type
+    "rating") as positive when its value is at least ``positive_min_value`` and every
+    other event as positive (unrated data as before); ``min_value`` judges every event
+    with a value, ``user_mean`` against the user's mean value, ``all`` takes every event.
+    Events that are not positive still count as seen: never recommended back.
 
     ``part_rows``: features are built in user partitions of about this many
     interactions (tasks/features.py), one task each, on Dask workers when the flow
@@ -183,6 +203,16 @@ class FeatureConfig(_Section):
     """
 
     validation_days: int = Field(7, ge=1)
+    holdout: Literal["auto", "window", "latest", "returning"] = "auto"
+    return_gap_days: float = Field(1.0, gt=0)
+    max_validation_days: int = Field(365, ge=1)
+    max_holdout_share: float = Field(0.3, gt=0, lt=1)
+    latest_share: float = Field(0.2, gt=0, lt=1)
+    latest_min_events: int = Field(3, ge=2)
+    min_users: int | None = Field(None, ge=1)
+    min_events: int | None = Field(None, ge=1)
+    positive: Literal["auto", "min_value", "user_mean", "all"] = "auto"
+    positive_min_value: float = 4.0
     min_train_interactions: int = Field(1, ge=1)
     part_rows: int = Field(1_000_000, ge=1)
 
@@ -297,11 +327,27 @@ class TrainConfig(_Section):
 
 
 class EvaluateConfig(_Section):
-    """Hold-out metrics and the promotion gate (see tasks/promote.py)."""
+    """Hold-out metrics and the promotion gate (tasks/gate.py, tasks/promote.py).
+
+    The gate decides only on at least ``min_users`` hold-out users and ``min_events``
+    hold-out events (below that: ``kept: too little evidence``). A challenger is promoted
+    when it beats popularity and the ``confidence`` interval of its mean per-user
+    ``primary_metric`` minus the champion's (a paired bootstrap over users,
+    ``bootstrap_resamples`` resamples, seeded by ``seed``) lies above
+    ``-promotion_tolerance``. With ``refresh_same_model``, the champion's own model
+    retrained tonight replaces it unless the interval lies wholly below
+    ``-promotion_tolerance`` (a tie within noise goes to the fresher model).
+    """
 
     k: int = Field(10, ge=1)
     primary_metric: Literal["ndcg", "recall"] = "ndcg"
     promotion_tolerance: float = Field(0.002, ge=0)
+    min_users: int = Field(200, ge=1)
+    min_events: int = Field(500, ge=1)
+    bootstrap_resamples: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    seed: int = 0
+    refresh_same_model: bool = True
 
 
 class TrackingConfig(_Section):
@@ -460,19 +506,30 @@ class MonitorConfig(_Section):
     the mean Jaccard similarity of users' top-K lists, ``*_top1_changed`` the share of users
     whose first item changed. ``*_coverage`` bounds the share of the catalog recommended to
     someone, ``*_gini`` the concentration of recommendations on few items (0 even, 1 one
-    item). A ``warn_*`` threshold crossed logs a warning and the run publishes; a ``fail_*``
+    item). ``*_data_age_days`` bounds how many days the newest event is older than the run
+    date (stale data; ``validate.max_event_age_days`` can also stop the run at validation).
+    A ``warn_*`` threshold crossed logs a warning and the run publishes; a ``fail_*``
     threshold crossed fails the run before publishing, so the previous tables keep serving.
     ``None`` switches a check off.
+
+    The warnings are on by default, at levels a real catalog should not reach: fewer than
+    5% of the catalog's items recommended to anyone (a popularity list gives about K /
+    catalog size), a Gini above 0.95 (nearly every slot on a few items), a mean Jaccard
+    under 0.1 or more than 90% of users with a new first item against the previous night
+    (expected when the champion changes, worth a look otherwise), and a newest event more
+    than 7 days before the run date.
     """
 
     warn_min_jaccard: float | None = Field(0.1, ge=0, le=1)
     fail_min_jaccard: float | None = Field(None, ge=0, le=1)
-    warn_max_top1_changed: float | None = Field(None, ge=0, le=1)
+    warn_max_top1_changed: float | None = Field(0.9, ge=0, le=1)
     fail_max_top1_changed: float | None = Field(None, ge=0, le=1)
-    warn_min_coverage: float | None = Field(None, ge=0, le=1)
+    warn_min_coverage: float | None = Field(0.05, ge=0, le=1)
     fail_min_coverage: float | None = Field(None, ge=0, le=1)
-    warn_max_gini: float | None = Field(None, ge=0, le=1)
+    warn_max_gini: float | None = Field(0.95, ge=0, le=1)
     fail_max_gini: float | None = Field(None, ge=0, le=1)
+    warn_max_data_age_days: float | None = Field(7, ge=0)
+    fail_max_data_age_days: float | None = Field(None, ge=0)
 
 
 class CacheConfig(_Section):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -28,6 +29,8 @@ from models.vocab import IdVocabulary
 from tasks.data.catalog import build_catalog
 from tasks.features import FeatureSet
 from tasks.score import ScoringInputs, binary_matrix, model_rows, rank_blocks
+
+PER_USER_FILE = "holdout_per_user.parquet"  # beside the saved model: what the gate pairs
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,12 @@ class Holdout:
 
 
 def holdout_from_features(features: FeatureSet) -> Holdout:
-    """Users with training history and at least one validation item new to them."""
-    return _holdout([(features.train, features.valid)], features.users, features.items)
+    """Users with training history and at least one validation item new to them (events
+    that are not positives count as history: seen, never relevant)."""
+    history = features.train
+    if features.seen is not None and len(features.seen):
+        history = pd.concat([features.train, features.seen], ignore_index=True)
+    return _holdout([(history, features.valid)], features.users, features.items)
 
 
 def holdout_from_snapshot(directory: Path | str) -> Holdout:
@@ -58,11 +65,16 @@ def holdout_from_snapshot(directory: Path | str) -> Holdout:
             f"{directory}: {len(train)} train parts but {len(valid)} valid parts; expected "
             "one of each per user partition; rebuild the feature snapshot"
         )
+    seen = table_parts(directory, "seen") if (Path(directory) / "seen.parquet").exists() else []
     columns = ["user_idx", "item_idx", "timestamp"]
-    pairs = (
-        (pd.read_parquet(t, columns=columns), pd.read_parquet(v, columns=columns))
-        for t, v in zip(train, valid, strict=True)
-    )
+
+    def history(i: int) -> pd.DataFrame:
+        frames = [pd.read_parquet(train[i], columns=columns)]
+        if seen:
+            frames.append(pd.read_parquet(seen[i], columns=columns))
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    pairs = ((history(i), pd.read_parquet(v, columns=columns)) for i, v in enumerate(valid))
     return _holdout(pairs, users, items)
 
 
@@ -139,6 +151,19 @@ def evaluate_bundle(
     batch_users: int = 1024,
 ) -> dict[str, float]:
     """Every ranking metric (and the scoring time) of ``model`` on ``holdout``."""
+    return evaluate_per_user(model, users, items, holdout, k, batch_users)[0]
+
+
+def evaluate_per_user(
+    model: BaseRecommender,
+    users: IdVocabulary,
+    items: IdVocabulary,
+    holdout: Holdout,
+    k: int,
+    batch_users: int = 1024,
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """:func:`evaluate_bundle`, and each evaluated user's ``ndcg@k`` and ``recall@k``
+    (``user_idx`` in the feature snapshot's codes, ascending): what the gate pairs."""
     if holdout.relevant.empty:
         raise ValueError(
             "evaluate: no user has both training history and new validation items; "
@@ -169,7 +194,37 @@ def evaluate_bundle(
     )
     metrics = evaluate_rankings(recommended, relevant, k, train=train, n_items=len(items))
     metrics["scoring_seconds"] = round(seconds, 3)
-    return metrics
+    ndcg, recall = per_user_metrics(recommended, relevant, k)
+    per_user = pd.DataFrame(
+        {
+            "user_idx": np.flatnonzero(row_of >= 0).astype(np.int64),
+            f"ndcg@{k}": ndcg,
+            f"recall@{k}": recall,
+        }
+    )
+    return metrics, per_user
+
+
+def per_user_metrics(
+    recommended: np.ndarray, relevant: sp.csr_matrix, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """NDCG@k and Recall@k of each row (binary gains, log2 discount; the same definitions
+    as ``models.metrics``, whose means over users with a relevant item they give)."""
+    relevant = sp.csr_matrix(relevant)
+    top = recommended[:, :k]
+    rows = np.repeat(np.arange(top.shape[0]), top.shape[1])
+    cols = top.ravel()
+    ok = cols >= 0
+    hits = np.zeros(top.shape, dtype=bool)
+    hits.ravel()[ok] = np.asarray(relevant[rows[ok], cols[ok]]).ravel() > 0
+    n_rel = np.diff(relevant.indptr)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (hits * discounts[: top.shape[1]]).sum(axis=1)
+    idcg = np.cumsum(discounts)[np.clip(np.minimum(n_rel, k) - 1, 0, None)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ndcg = np.where(n_rel > 0, dcg / idcg, np.nan)
+        recall = np.where(n_rel > 0, hits.sum(axis=1) / np.maximum(n_rel, 1), np.nan)
+    return ndcg, recall
 
 
 def _run_name(parameters: dict) -> str:
@@ -186,9 +241,12 @@ def evaluate_task(trained: dict, features_dir: str, k: int, workspace_root: str)
 
     holdout = holdout_from_snapshot(features_dir)
     model, users, items = load_bundle(trained["bundle_dir"])
-    metrics = evaluate_bundle(model, users, items, holdout, k)
+    metrics, per_user = evaluate_per_user(model, users, items, holdout, k)
+    metrics["n_events"] = len(holdout.relevant)
+    per_user_path = Path(trained["bundle_dir"]) / PER_USER_FILE
+    per_user.to_parquet(per_user_path, index=False)
     client = tracking.client_for(Workspace.at(workspace_root))
     tracking.log_metrics(client, trained["run_id"], metrics)
     # MLflow's runs table (opened through recpipe's view) shows the metrics just logged.
     ui.set_runs_view(client, client.get_run(trained["run_id"]).info.experiment_id, list(metrics))
-    return {**trained, "metrics": metrics}
+    return {**trained, "metrics": metrics, "per_user_path": str(per_user_path)}

@@ -29,6 +29,13 @@ from prefect.cache_policies import NO_CACHE
 
 from models.vocab import IdVocabulary
 from tasks.config import FeatureConfig
+from tasks.data.holdout import (
+    evidence_counts,
+    holdout_stats,
+    size_holdout,
+    split_events,
+    with_positives,
+)
 from tasks.errors import DataError
 
 
@@ -38,7 +45,9 @@ class FeatureSet:
     items: IdVocabulary
     train: pd.DataFrame
     valid: pd.DataFrame
-    cutoff: pd.Timestamp
+    cutoff: pd.Timestamp  # NaT when each active user's latest events are held out
+    holdout: dict | None = None  # what was held out and why (tasks/data/holdout.py)
+    seen: pd.DataFrame | None = None  # events before the hold-out that are not positives
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -68,14 +77,25 @@ def build_features(interactions: pd.DataFrame, config: FeatureConfig) -> Feature
         raise DataError(NO_INTERACTIONS)
     users = IdVocabulary(interactions["user_id"])
     items = IdVocabulary(interactions["item_id"])
-    frame = encode(interactions, users, items)
-    cutoff = frame["timestamp"].max() - pd.Timedelta(days=config.validation_days)
-    is_train = frame["timestamp"] <= cutoff
-    train, valid = frame[is_train].reset_index(drop=True), frame[~is_train].reset_index(drop=True)
+    frame = encode(with_positives(interactions, config), users, items)
+    choice = size_holdout([holdout_stats(interactions, config)], frame["timestamp"].max(), config)
+    parts = split_events(frame, choice)
+    train, valid, seen = parts["train"], parts["valid"], parts["seen"]
+    cutoff = pd.Timestamp(choice["cutoff"]) if choice["cutoff"] else pd.NaT
     check_train_size(
         len(train), cutoff, (frame["timestamp"].min(), frame["timestamp"].max()), config
     )
-    return FeatureSet(users=users, items=items, train=train, valid=valid, cutoff=cutoff)
+    n_users, n_events = evidence_counts(pd.concat([train, seen]), valid)
+    holdout = {**choice, "users": n_users, "events": n_events}
+    return FeatureSet(
+        users=users,
+        items=items,
+        train=train,
+        valid=valid,
+        cutoff=cutoff,
+        holdout=holdout,
+        seen=seen if config.positive != "all" else None,
+    )
 
 
 NO_INTERACTIONS = (
@@ -95,6 +115,11 @@ def encode(interactions: pd.DataFrame, users: IdVocabulary, items: IdVocabulary)
                 interactions["value"].to_numpy(dtype=np.float64)
                 if "value" in interactions
                 else np.ones(len(interactions))
+            ),
+            **(
+                {"positive": interactions["positive"].to_numpy()}
+                if "positive" in interactions
+                else {}
             ),
         }
     ).sort_values(["timestamp", "user_idx", "item_idx"], kind="stable", ignore_index=True)
@@ -117,7 +142,7 @@ def check_train_size(
 # is encoded and split on its own. All of a user's events share one partition, so each
 # user's events keep the order ``build_features`` gives them and the snapshot holds the
 # same rows; ``train.parquet`` and ``valid.parquet`` are folders with one file per partition.
-PARTITION_COLUMNS = ("user_id", "item_id", "timestamp", "value")
+PARTITION_COLUMNS = ("user_id", "item_id", "timestamp", "value", "event_type")
 
 
 @dataclass(frozen=True)
@@ -151,7 +176,12 @@ def partition_ids(plan: FeaturePlan, part: int) -> dict:
 
     table = pq.read_table(plan.partitions[part], columns=["user_id", "item_id", "timestamp"])
     first_last = pc.min_max(table["timestamp"])
+    judged = [
+        c for c in ("value", "event_type") if c in pq.read_schema(plan.partitions[part]).names
+    ]
+    frame = pd.read_parquet(plan.partitions[part], columns=["user_id", "timestamp", *judged])
     return {
+        "holdout_stats": holdout_stats(frame, plan.config),
         "users": pc.unique(table["user_id"]).to_numpy(zero_copy_only=False),
         "items": pc.unique(table["item_id"]).to_numpy(zero_copy_only=False),
         "rows": table.num_rows,
@@ -167,9 +197,11 @@ def write_vocabularies(plan: FeaturePlan, ids: list[dict]) -> dict:
     _write_vocabularies(Path(plan.out_dir), users, items)
     first = min(pd.Timestamp(part["first"]) for part in ids if part["rows"])
     last = max(pd.Timestamp(part["last"]) for part in ids if part["rows"])
-    cutoff = last - pd.Timedelta(days=plan.config.validation_days)
+    stats = [part["holdout_stats"] for part in ids if part["rows"]]
+    holdout = size_holdout(stats, last, plan.config)
     return {
-        "cutoff": cutoff.isoformat(),
+        "cutoff": holdout["cutoff"],
+        "holdout": holdout,
         "n_users": len(users),
         "n_items": len(items),
         "first_event": first.isoformat(),
@@ -177,27 +209,39 @@ def write_vocabularies(plan: FeaturePlan, ids: list[dict]) -> dict:
     }
 
 
-def encode_partition(plan: FeaturePlan, part: int, cutoff: str) -> dict:
-    """Encode one partition with the snapshot's vocabularies and split it at ``cutoff``."""
+def encode_partition(plan: FeaturePlan, part: int, cutoff: str | dict) -> dict:
+    """Encode one partition with the snapshot's vocabularies and split it as the hold-out
+    choice (or at the timestamp) ``cutoff`` says."""
     out = Path(plan.out_dir)
     users, items = _vocabularies(plan.out_dir)
-    frame = encode(pd.read_parquet(plan.partitions[part]), users, items)
-    is_train = frame["timestamp"] <= pd.Timestamp(cutoff)
+    raw = with_positives(pd.read_parquet(plan.partitions[part]), plan.config)
+    parts = split_events(encode(raw, users, items), cutoff)
+    if plan.config.positive == "all":
+        del parts["seen"]
     counts = {}
-    for name, rows in (("train", is_train), ("valid", ~is_train)):
+    for name, rows in parts.items():
         folder = out / f"{name}.parquet"
         folder.mkdir(exist_ok=True)
-        frame[rows].to_parquet(folder / f"part-{part:05d}.parquet", index=False)
-        counts[f"n_{name}"] = int(rows.sum())
-    return counts
+        rows.to_parquet(folder / f"part-{part:05d}.parquet", index=False)
+        counts[f"n_{name}"] = len(rows)
+    history = pd.concat([parts["train"], parts.get("seen", parts["train"].iloc[:0])])
+    n_users, n_events = evidence_counts(history, parts["valid"])
+    return {**counts, "holdout_users": n_users, "holdout_events": n_events}
 
 
 def finish_features(plan: FeaturePlan, vocabularies: dict, counts: list[dict]) -> dict:
     n_train = sum(c["n_train"] for c in counts)
-    cutoff = pd.Timestamp(vocabularies["cutoff"])
+    cutoff = pd.Timestamp(vocabularies["cutoff"]) if vocabularies["cutoff"] else pd.NaT
     span = (vocabularies["first_event"], vocabularies["last_event"])
     check_train_size(n_train, cutoff, span, plan.config)
     meta = {**vocabularies, "n_train": n_train, "n_valid": sum(c["n_valid"] for c in counts)}
+    meta["n_seen_not_positive"] = sum(c.get("n_seen", 0) for c in counts)
+    if "holdout" in meta:
+        meta["holdout"] = {
+            **meta["holdout"],
+            "users": sum(c.get("holdout_users", 0) for c in counts),
+            "events": sum(c.get("holdout_events", 0) for c in counts),
+        }
     out = Path(plan.out_dir)
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     shutil.rmtree(out / "_partitions", ignore_errors=True)
@@ -240,9 +284,12 @@ def save_features(features: FeatureSet, directory: Path) -> dict:
     _write_vocabularies(directory, features.users, features.items)
     features.train.to_parquet(directory / "train.parquet", index=False)
     features.valid.to_parquet(directory / "valid.parquet", index=False)
+    if features.seen is not None:
+        features.seen.to_parquet(directory / "seen.parquet", index=False)
     all_ts = pd.concat([features.train["timestamp"], features.valid["timestamp"]])
     meta = {
-        "cutoff": features.cutoff.isoformat(),
+        "cutoff": None if pd.isna(features.cutoff) else features.cutoff.isoformat(),
+        "holdout": features.holdout,
         "n_users": len(features.users),
         "n_items": len(features.items),
         "n_train": len(features.train),
@@ -270,7 +317,11 @@ def load_features(directory: Path | str) -> FeatureSet:
         items=items,
         train=pd.read_parquet(directory / "train.parquet"),
         valid=pd.read_parquet(directory / "valid.parquet"),
-        cutoff=pd.Timestamp(meta["cutoff"]),
+        seen=pd.read_parquet(directory / "seen.parquet")
+        if (directory / "seen.parquet").exists()
+        else None,
+        cutoff=pd.Timestamp(meta["cutoff"]) if meta.get("cutoff") else pd.NaT,
+        holdout=meta.get("holdout"),
     )
 
 
@@ -286,7 +337,13 @@ def partition_ids_task(plan: FeaturePlan, part: int) -> dict:
 
 @task(name="write-vocabularies", cache_policy=NO_CACHE)
 def write_vocabularies_task(plan: FeaturePlan, ids: list[dict]) -> dict:
-    return write_vocabularies(plan, ids)
+    from prefect import get_run_logger
+
+    result = write_vocabularies(plan, ids)
+    holdout = result["holdout"]
+    log = get_run_logger().info if holdout["enough"] else get_run_logger().warning
+    log("hold-out: %s", holdout["description"])
+    return result
 
 
 @task(name="encode-partition", task_run_name="encode-partition-{part}", cache_policy=NO_CACHE)

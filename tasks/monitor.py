@@ -7,7 +7,9 @@ Figures, all on the scored table before it is published:
   ``top1_changed_share`` (share of users whose rank-1 item changed);
 * ``coverage``: distinct recommended items / items in the catalog;
 * ``gini``: Gini coefficient of how often each catalog item is recommended (0: every item
-  equally often; (n-1)/n: one item takes every slot).
+  equally often; (n-1)/n: one item takes every slot);
+* ``data_age_days``: whole days from the newest validated event to the run date (stale
+  data: the recommendations are only as fresh as the events behind them).
 
 The catalog is the set of items in tonight's validated interactions (what the models can
 know). Thresholds (``MonitorConfig``) turn a figure into a warning, or into a
@@ -44,6 +46,11 @@ class Finding:
     @property
     def message(self) -> str:
         side = "below the minimum" if self.bound == "min" else "above the maximum"
+        if self.figure == "data_age_days":
+            return (
+                f"stale data: the newest event is {self.value:.0f} day(s) before the run date, "
+                f"{side} {self.threshold:g} ({self.level}); check that the source still delivers"
+            )
         return f"{self.figure}={self.value:.4f} is {side} {self.threshold} ({self.level})"
 
 
@@ -53,6 +60,7 @@ RULES = {
     "top1_changed_share": ("max_top1_changed", "max"),
     "coverage": ("min_coverage", "min"),
     "gini": ("max_gini", "max"),
+    "data_age_days": ("max_data_age_days", "max"),
 }
 
 
@@ -107,8 +115,20 @@ def drift(current: pd.DataFrame, previous: pd.DataFrame) -> dict:
     return out
 
 
+def data_age_days(newest_event: pd.Timestamp | None, run_date: date) -> float | None:
+    """Whole days from the newest event's (UTC) date to the run date; None without events."""
+    if newest_event is None or pd.isna(newest_event):
+        return None
+    newest = pd.Timestamp(newest_event)
+    newest = newest.tz_convert("UTC") if newest.tzinfo else newest
+    return float((run_date - newest.date()).days)
+
+
 def monitor_figures(
-    current: pd.DataFrame, previous: pd.DataFrame | None, catalog: pd.Index
+    current: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    catalog: pd.Index,
+    age_days: float | None = None,
 ) -> dict:
     """Every figure of the monitor; drift figures are None without a previous run."""
     figures = {
@@ -117,6 +137,7 @@ def monitor_figures(
         "catalog_items": len(catalog),
         "coverage": coverage(current, catalog),
         "gini": recommendation_gini(current, catalog),
+        "data_age_days": age_days,
     }
     if previous is None:
         figures.update(
@@ -193,8 +214,11 @@ def monitor_task(
 
     current = pd.read_parquet(scores_path, columns=["user_id", "rank", "item_id"])
     previous_date, previous = previous_published(Path(table_root), run_date)
-    catalog = pd.Index(pd.read_parquet(validated_path, columns=["item_id"])["item_id"].unique())
-    figures = monitor_figures(current, previous, catalog)
+    validated = pd.read_parquet(validated_path, columns=["item_id", "timestamp"])
+    catalog = pd.Index(validated["item_id"].unique())
+    newest = validated["timestamp"].max() if len(validated) else None
+    figures = monitor_figures(current, previous, catalog, data_age_days(newest, run_date))
+    del validated
     findings = check_thresholds(figures, config)
 
     client = tracking.client_for(Workspace.at(workspace_root))
@@ -220,9 +244,10 @@ def monitor_task(
         error.findings = [{**asdict(f), "message": f.message} for f in findings]  # type: ignore[attr-defined]
         raise error
     logger.info(
-        "monitor: coverage %.3f, gini %.3f, mean Jaccard %s vs %s",
+        "monitor: coverage %.3f, gini %.3f, data %s day(s) old, mean Jaccard %s vs %s",
         figures["coverage"],
         figures["gini"],
+        "n/a" if figures["data_age_days"] is None else f"{figures['data_age_days']:.0f}",
         "n/a" if figures["mean_jaccard"] is None else f"{figures['mean_jaccard']:.3f}",
         previous_date or "no previous run",
     )

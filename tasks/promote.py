@@ -1,112 +1,85 @@
 """Promote: register tonight's models and let the gate decide who becomes ``champion``.
 
-The gate: tonight's best non-baseline model (the challenger) is promoted when
-
-* its primary metric beats the popularity baseline trained tonight, and
-* it is at least the current champion's metric minus ``promotion_tolerance``,
-  the champion being re-scored on tonight's hold-out (same users, same items,
-  same scoring path; a champion that is one of tonight's models, reused from an
-  earlier run of the date, keeps the figures it was just evaluated with).
-
-With no champion yet, the best model of the night (baseline included) is
-promoted so that there is always something to serve. Every model is registered
-as a new version either way; the decision, the figures and the reason are
-tagged on the challenger's run, on the nightly parent run and on the version.
+The gate itself is ``tasks/gate.py`` (pure functions): per-user figures of every model
+on tonight's hold-out, paired with the current champion's (re-scored on the same users,
+same items, same scoring path; a champion that is one of tonight's models, reused from an
+earlier run of the date, keeps the figures it was just evaluated with), a paired
+bootstrap over users, and a minimum of evidence. Every model is registered as a new
+version either way; the decision, the figures, the interval, the number of users and the
+p-value are tagged on the challenger's run, on the nightly parent run and on the version.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import EvaluateConfig
+from tasks.gate import BASELINE, Decision, GateConfig, decide
 
-BASELINE = "popularity"
-
-
-@dataclass(frozen=True)
-class Decision:
-    promote: bool
-    challenger: str
-    metric: str
-    challenger_value: float
-    champion_value: float | None
-    baseline_value: float | None
-    reason: str
+__all__ = ["BASELINE", "Decision", "decide", "gate_config", "outcome", "promote_task"]
 
 
-def _value(result: dict, key: str) -> float:
-    value = result["metrics"].get(key, float("nan"))
-    return value if math.isfinite(value) else -math.inf
-
-
-def pick_challenger(results: list[dict], key: str, baseline: str = BASELINE) -> dict:
-    """Best model by ``key`` among non-baselines (ties keep the earlier); baseline if alone."""
-    if not results:
-        raise ValueError("promote: no trained models to choose from")
-    candidates = [r for r in results if r["model"] != baseline] or results
-    return max(candidates, key=lambda r: _value(r, key))
-
-
-def decide(
-    challenger: str,
-    challenger_value: float,
-    champion_value: float | None,
-    baseline_value: float | None,
-    tolerance: float,
-    metric: str,
-) -> Decision:
-    """The promotion rule, as a pure function of the figures."""
-
-    def fmt(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.4f}"
-
-    if not math.isfinite(challenger_value):
-        promote, why = False, f"{challenger} has no finite {metric}"
-    elif champion_value is None:
-        promote, why = True, f"no champion yet; {challenger} {metric}={fmt(challenger_value)}"
-    elif (
-        challenger != BASELINE and baseline_value is not None and challenger_value <= baseline_value
-    ):
-        promote, why = (
-            False,
-            (
-                f"{challenger} {metric}={fmt(challenger_value)} does not beat the popularity baseline "
-                f"{fmt(baseline_value)}"
-            ),
-        )
-    elif challenger_value < champion_value - tolerance:
-        promote, why = (
-            False,
-            (
-                f"{challenger} {metric}={fmt(challenger_value)} is below the champion's "
-                f"{fmt(champion_value)} minus tolerance {tolerance}"
-            ),
-        )
-    else:
-        promote, why = (
-            True,
-            (
-                f"{challenger} {metric}={fmt(challenger_value)} >= champion {fmt(champion_value)} "
-                f"- {tolerance} and beats popularity {fmt(baseline_value)}"
-            ),
-        )
-    return Decision(
-        promote, challenger, metric, challenger_value, champion_value, baseline_value, why
+def gate_config(config: EvaluateConfig) -> GateConfig:
+    return GateConfig(
+        tolerance=config.promotion_tolerance,
+        min_users=config.min_users,
+        min_events=config.min_events,
+        resamples=config.bootstrap_resamples,
+        confidence=config.confidence,
+        seed=config.seed,
+        refresh=config.refresh_same_model,
     )
 
 
 def outcome(promotion: dict) -> str:
-    """``kept`` (the challenger is the champion already), ``promoted`` or ``rejected``."""
+    """``kept`` (the challenger is the champion already), ``promoted``, ``rejected``,
+    ``kept: too little evidence`` or ``promoted: too little evidence`` (a first night)."""
     if promotion.get("already_champion"):
         return "kept"
+    if promotion.get("decision"):
+        return promotion["decision"]
     return "promoted" if promotion.get("promote") else "rejected"
+
+
+def per_user_scores(
+    per_user: dict[str, Any], users: np.ndarray, column: str
+) -> dict[str, np.ndarray]:
+    """Each model's per-user ``column`` on the hold-out ``users`` (ascending codes), from
+    the frames :func:`tasks.evaluate.evaluate_per_user` wrote; a user a model has no
+    figure for counts 0."""
+    out = {}
+    for name, frame in per_user.items():
+        values = frame.set_index("user_idx")[column].reindex(users).fillna(0.0)
+        out[name] = values.to_numpy(dtype=np.float64)
+    return out
+
+
+def decision_tags(decision: Decision, already: bool, version: str, champion_ver: Any) -> dict:
+    def num(v: float | None) -> str:
+        return "" if v is None else f"{v:.6f}"
+
+    return {
+        "promotion.decision": "kept" if already else decision.decision,
+        "promotion.reason": decision.reason,
+        "promotion.challenger": f"{decision.challenger} v{version}",
+        "promotion.challenger_value": num(decision.challenger_value),
+        "promotion.champion_value": num(decision.champion_value),
+        "promotion.champion_version": champion_ver or "",
+        "promotion.baseline_value": num(decision.baseline_value),
+        "promotion.n_users": str(decision.n_users),
+        "promotion.n_events": str(decision.n_events),
+        "promotion.compared_with": decision.compared_with,
+        "promotion.ci_low": num(decision.ci_low),
+        "promotion.ci_high": num(decision.ci_high),
+        "promotion.p_value": num(decision.p_value),
+    }
 
 
 @task(name="promote", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
@@ -119,13 +92,14 @@ def promote_task(
     parent_run_id: str,
 ) -> dict:
     """Register every model of the night and decide who serves (see the module docstring)."""
-    primary_metric, k, tolerance = config.primary_metric, config.k, config.promotion_tolerance
+    import pandas as pd
+
     from tasks import tracking
-    from tasks.evaluate import evaluate_bundle, holdout_from_snapshot
+    from tasks.evaluate import evaluate_per_user, holdout_from_snapshot
     from tasks.storage.workspace import Workspace
     from tasks.tracking import registry
 
-    key = f"{primary_metric}@{k}"
+    k, key = config.k, f"{config.primary_metric}@{config.k}"
     client = tracking.client_for(Workspace.at(workspace_root))
     versions = {
         r["model"]: registry.register_version(
@@ -140,58 +114,59 @@ def promote_task(
         )
         for r in results
     }
-    challenger = pick_challenger(results, key)
-    baseline = next((r for r in results if r["model"] == BASELINE), None)
+    holdout = None
 
-    champion_value, champion_ver, champion_metrics = (
-        None,
-        registry.champion_version(client, registered_name),
-        None,
-    )
-    if champion_ver is not None:
-        champion_run = client.get_model_version(registered_name, champion_ver).run_id
-        tonight = next((r for r in results if r["run_id"] == champion_run), None)
-        if tonight is not None:  # a reused model: scored on this very hold-out already
-            champion_metrics = dict(tonight["metrics"])
-        else:
+    def scored(result: dict | None) -> pd.DataFrame:
+        """A model's per-user figures: the file its evaluation wrote, or scored now."""
+        nonlocal holdout
+        path = (result or {}).get("per_user_path")
+        if path and Path(path).is_file():
+            return pd.read_parquet(path)
+        holdout = holdout or holdout_from_snapshot(features_dir)
+        if result is None:
             champion, _ = tracking.load_champion(client, registered_name)
-            holdout = holdout_from_snapshot(features_dir)
-            champion_metrics = evaluate_bundle(
-                champion.model, champion.users, champion.items, holdout, k
-            )
-        champion_value = champion_metrics[key]
-        tracking.log_metrics(
-            client, parent_run_id, {f"champion.{m}": v for m, v in champion_metrics.items()}
-        )
+            model, users, items = champion.model, champion.users, champion.items
+        else:
+            from models.vocab import load_bundle
 
-    decision = decide(
-        challenger["model"],
-        _value(challenger, key),
-        champion_value,
-        _value(baseline, key) if baseline else None,
-        tolerance,
-        key,
+            model, users, items = load_bundle(result["bundle_dir"])
+        metrics, frame = evaluate_per_user(model, users, items, holdout, k)
+        if result is None:
+            tracking.log_metrics(
+                client, parent_run_id, {f"champion.{m}": v for m, v in metrics.items()}
+            )
+        return frame
+
+    per_user = {r["model"]: scored(r) for r in results}
+    champion_ver = registry.champion_version(client, registered_name)
+    champion_frame, champion_model = None, None
+    if champion_ver is not None:
+        champion_entry = client.get_model_version(registered_name, champion_ver)
+        champion_run, champion_model = champion_entry.run_id, champion_entry.tags.get("model")
+        tonight = next((r for r in results if r["run_id"] == champion_run), None)
+        champion_frame = per_user[tonight["model"]] if tonight is not None else scored(None)
+    users = np.unique(next(iter(per_user.values()))["user_idx"].to_numpy())
+    scores = per_user_scores(per_user, users, key)
+    champion_scores = (
+        None if champion_frame is None else per_user_scores({"c": champion_frame}, users, key)["c"]
     )
-    version = versions[challenger["model"]]
+    n_events = int(results[0]["metrics"].get("n_events", len(users)))
+    gate = gate_config(config)
+    decision = decide(scores, champion_scores, key, gate, n_events, champion_model=champion_model)
+    intervals = mean_intervals(scores, gate)
+    for name, (low, high) in intervals.items():
+        run_id = next(r["run_id"] for r in results if r["model"] == name)
+        tracking.log_metrics(client, run_id, {f"{key}.ci_low": low, f"{key}.ci_high": high})
+    version = versions[decision.challenger]
     already = decision.promote and version == champion_ver  # a re-run that reused it
     if already:
         decision = replace(
             decision,
-            reason=f"{challenger['model']} v{version} is the champion already; " + decision.reason,
+            reason=f"{decision.challenger} v{version} is the champion already; " + decision.reason,
         )
-    tags = {
-        "promotion.decision": outcome({"already_champion": already, "promote": decision.promote}),
-        "promotion.reason": decision.reason,
-        "promotion.challenger": f"{challenger['model']} v{version}",
-        "promotion.challenger_value": f"{decision.challenger_value:.6f}",
-        "promotion.champion_value": "" if champion_value is None else f"{champion_value:.6f}",
-        "promotion.champion_version": champion_ver or "",
-        "promotion.baseline_value": ""
-        if decision.baseline_value is None
-        else f"{decision.baseline_value:.6f}",
-    }
-    for tag, value in tags.items():
-        client.set_tag(challenger["run_id"], tag, value)
+    for tag, value in decision_tags(decision, already, version, champion_ver).items():
+        run_id = next(r["run_id"] for r in results if r["model"] == decision.challenger)
+        client.set_tag(run_id, tag, value)
         client.set_tag(parent_run_id, tag, value)
         client.set_model_version_tag(registered_name, version, tag, value)
     # The alias itself moves only once this run's tables commit (tasks/publish.py).
@@ -206,7 +181,22 @@ def promote_task(
         "serving_version": serving,
         "move_alias": bool(decision.promote and not already),
         "versions": versions,
+        "intervals": intervals,
     }
+
+
+def mean_intervals(scores: dict[str, np.ndarray], gate: GateConfig) -> dict[str, list[float]]:
+    """Each model's bootstrap interval of its mean per-user figure (same resamples and
+    confidence as the gate)."""
+    from tasks.gate import paired_bootstrap
+
+    out = {}
+    for name, values in scores.items():
+        cmp = paired_bootstrap(
+            values, np.zeros_like(values), gate.resamples, gate.confidence, gate.seed
+        )
+        out[name] = [cmp.low, cmp.high]
+    return out
 
 
 def move_champion_after_publish(

@@ -207,7 +207,7 @@ def summary_markdown(out: dict) -> str:
             "kept": "**kept** (already champion)",
             "promoted": "**promoted**",
             "rejected": "**not promoted**",
-        }[outcome(p)]
+        }.get(outcome(p), f"**{outcome(p)}**")
         lines += [
             "",
             "## Promotion",

@@ -36,6 +36,8 @@ POINTS = [
     "publish:champion-moved",
 ]
 TINY = ["--demo-users", "150", "--demo-items", "100", "--models", "popularity", "--k", "5"]
+# so that the gate decides on 150 users and each night's promotion moves the alias
+TINY_EVIDENCE = {"RECPIPE__EVALUATE__MIN_USERS": "1", "RECPIPE__EVALUATE__MIN_EVENTS": "1"}
 
 
 def recpipe(workspace: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600):
@@ -46,6 +48,7 @@ def recpipe(workspace: Path, *args: str, env: dict[str, str] | None = None, time
         # its own temporary server, with its home in the workspace (recpipe sets it)
         env={
             **{k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")},
+            **TINY_EVIDENCE,
             **(env or {}),
         },
         stdout=subprocess.PIPE,

@@ -89,6 +89,7 @@ app.command("forget")(forget.forget)
 app.command("evaluate")(evaluate.evaluate)
 app.command("generate")(generate.generate)
 app.add_typer(bench.app, name="bench")
+app.command("backtest")(__import__("flows.cli.backtest", fromlist=["backtest"]).backtest)
 
 
 def main(argv: list[str] | None = None) -> int:

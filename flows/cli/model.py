@@ -58,6 +58,15 @@ def champion_note(tags: dict[str, str]) -> str:
     return ""
 
 
+def evidence(tags: dict[str, str]) -> str:
+    """The gate's interval of (challenger - champion or popularity) and its p-value."""
+    if not tags.get("promotion.ci_low"):
+        return ""
+    low, high = float(tags["promotion.ci_low"]), float(tags["promotion.ci_high"])
+    against = tags.get("promotion.compared_with", "")
+    return f"vs {against} [{low:+.4f}, {high:+.4f}] p={float(tags['promotion.p_value']):.3f}"
+
+
 @app.command("list")
 def list_versions(ctx: typer.Context) -> None:
     """List registered versions; * marks the champion."""
@@ -66,7 +75,9 @@ def list_versions(ctx: typer.Context) -> None:
     from tasks.tracking import registry
 
     client, name = _registry(ctx)
-    rows = table("", ">version", "model", "created (UTC)", ">ndcg@10", "~decision")
+    rows = table(
+        "", ">version", "model", "created (UTC)", ">ndcg@10", ">users", "interval, p", "~decision"
+    )
     for v in registry.list_versions(client, name):
         ndcg = v.tags.get("ndcg_at_10", "")
         why = decision(v.model, v.tags, BASELINE)
@@ -77,6 +88,8 @@ def list_versions(ctx: typer.Context) -> None:
             v.model,
             v.created,
             f"{float(ndcg):.4f}" if ndcg else "",
+            v.tags.get("promotion.n_users", ""),
+            evidence(v.tags),
             f"{why}; {note}" if note else why,
         )
     show(rows, f"champion history: {registry.champion_history(client, name)}")

@@ -46,20 +46,36 @@ def print_summary(summary: dict) -> None:
         out(f"  {line}")
     for note in ingest_notes(summary["ingest"].get("stats") or {}):
         out(f"  {note}")
+    out(f"  data age: {data_age(summary)}")
+    holdout = (summary.get("features") or {}).get("holdout")
+    if holdout:
+        out(
+            f"  hold-out: {holdout.get('users')} users with history, {holdout.get('events')} "
+            f"events: {holdout.get('description', '')}"
+        )
     out("\nmodels (hold-out):")
+    intervals = (summary.get("promotion") or {}).get("intervals") or {}
     for m in summary["models"]:
         metrics = "  ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items() if "@" in k)
+        low_high = intervals.get(m["model"])
+        ci = f" [{low_high[0]:.4f}, {low_high[1]:.4f}]" if low_high else ""
         out(
             f"  {m['model']:<12} {metrics}  users={m['metrics'].get('n_users')}  "
             f"train={m['train_seconds']:.1f}s"
         )
+        if ci:
+            primary = (summary.get("promotion") or {}).get("metric", "")
+            out(f"  {'':<12} {primary} interval{ci}")
     c = summary["promotion"]
     from tasks.promote import outcome
 
-    verdict = {"kept": "KEPT", "promoted": "PROMOTED", "rejected": "not promoted"}[outcome(c)]
+    verdict = {"kept": "KEPT", "promoted": "PROMOTED", "rejected": "not promoted"}.get(
+        outcome(c), outcome(c).upper()
+    )
     out(
         f"\npromotion: challenger {c['challenger']} v{c['challenger_version']} {verdict}: {c['reason']}"
     )
+    out(f"  evidence: {evidence_line(c)}")
     s, p = summary["scoring"], summary["published"]
     alias = f" ({p['champion_outcome']})" if p.get("champion_outcome") else ""
     out(f"champion serving: {c['registered_name']} v{c['champion_version']}{alias}")
@@ -92,6 +108,33 @@ def print_summary(summary: dict) -> None:
         page = experiment_url("http://127.0.0.1:5000", summary["mlflow_experiment_id"])
         out(f"    then open                {page}")
     out(f"  workspace                  {summary['workspace']}")
+
+
+def evidence_line(promotion: dict) -> str:
+    """The gate's evidence: users, events, the interval of the difference, the p-value."""
+    n = promotion.get("n_users")
+    if n is None:
+        return "n/a"
+    line = f"{n} users, {promotion.get('n_events')} events"
+    if promotion.get("ci_low") is not None:
+        line += (
+            f"; {promotion['challenger']} - {promotion.get('compared_with')}: "
+            f"[{promotion['ci_low']:+.4f}, {promotion['ci_high']:+.4f}], "
+            f"p={promotion['p_value']:.3f}"
+        )
+    return line
+
+
+def data_age(summary: dict) -> str:
+    """How old the newest event is on the run date (stale data is warned about)."""
+    from datetime import date
+
+    last = (summary.get("features") or {}).get("last_event")
+    if not last:
+        return "unknown"
+    newest = date.fromisoformat(str(last)[:10])
+    days = (date.fromisoformat(summary["run_date"]) - newest).days
+    return f"newest event {newest}, {days} day(s) before the run date"
 
 
 def print_backfill(rows: list[dict]) -> None:

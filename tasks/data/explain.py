@@ -123,13 +123,20 @@ def _prune_rows(matrix: sp.csr_matrix, keep: int, cells: int = 1 << 24) -> sp.cs
 
 
 def supporting_items(
-    similarity: sp.csr_matrix, history: sp.csr_matrix, recommended: np.ndarray
+    similarity: sp.csr_matrix,
+    history: sp.csr_matrix,
+    recommended: np.ndarray,
+    positive: sp.csr_matrix | None = None,
 ) -> np.ndarray:
     """For each (user row, recommended item): the history item most similar to it, or -1.
 
     ``history`` rows align with ``recommended`` rows (one per user); -1 entries of
-    ``recommended`` (padding) get -1.
+    ``recommended`` (padding) get -1. ``positive`` (same shape as ``history``): the
+    user's positive events (``tasks/data/positives.py``); only those are named, so a
+    reason never cites an item the user rated low.
     """
+    if positive is not None:
+        history = (sp.csr_matrix(history) > 0).multiply(sp.csr_matrix(positive) > 0).tocsr()
     n_users, k = recommended.shape
     flat = recommended.ravel()
     valid = flat >= 0

@@ -63,7 +63,9 @@ def backfilled(prefect_harness, tmp_path_factory, source_files, make_config) -> 
     from tasks.storage.workspace import Workspace
 
     config = make_config(
-        tmp_path_factory.mktemp("backfill"), ingest={"source": "files", "files": source_files}
+        tmp_path_factory.mktemp("backfill"),
+        ingest={"source": "files", "files": source_files},
+        evaluate={"min_users": 1, "min_events": 1},  # the gate decides on 150 users here
     )
     ws = Workspace.at(config.workspace)
     first = backfill(start=START, end=END, config=config)

@@ -122,3 +122,33 @@ def test_previous_published_is_the_latest_strictly_earlier_date(tmp_path) -> Non
     assert rows[["user_id", "rank", "item_id"]].values.tolist() == [["u1", 1, "item-2026-03-01"]]
     assert previous_published(table, date(2026, 2, 27)) == (None, None)
     assert previous_published(tmp_path / "no-table", date(2026, 3, 3)) == (None, None)
+
+
+def test_data_age_in_whole_days_to_the_run_date() -> None:
+    from tasks.monitor import data_age_days
+
+    newest = pd.Timestamp("2018-09-24 03:00", tz="UTC")
+    assert data_age_days(newest, date(2018, 9, 24)) == 0.0
+    assert data_age_days(newest, date(2026, 12, 2)) == 2991.0
+    assert data_age_days(None, date(2026, 12, 2)) is None
+
+
+def test_defaults_warn_on_a_popularity_list_and_stale_data_but_never_fail() -> None:
+    # the case the defaults exist for: everyone gets the same 10 of 1,000 items, 8 years old
+    lists = {f"u{i}": [f"i{j}" for j in range(10)] for i in range(50)}
+    catalog = pd.Index([f"i{j}" for j in range(1000)])
+    figures = monitor_figures(recs(lists), None, catalog, age_days=2991.0)
+    assert figures["coverage"] == pytest.approx(0.01) and figures["gini"] > 0.95
+    findings = check_thresholds(figures, MonitorConfig())
+    assert [(f.figure, f.level) for f in findings] == [
+        ("coverage", "warn"),
+        ("gini", "warn"),
+        ("data_age_days", "warn"),
+    ]
+    assert "stale data: the newest event is 2991 day(s) before the run date" in (
+        findings[2].message
+    )
+    fresh = monitor_figures(CURRENT, CURRENT, pd.Index(["a", "b", "c", "x"]), age_days=1.0)
+    assert check_thresholds(fresh, MonitorConfig()) == []
+    failing = check_thresholds(figures, MonitorConfig(fail_max_data_age_days=30))
+    assert ("data_age_days", "fail") in [(f.figure, f.level) for f in failing]

@@ -7,32 +7,122 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from tasks.config import EvaluateConfig
-from tasks.promote import decide, pick_challenger
+from tasks.gate import GateConfig, decide, paired_bootstrap
+
+KEY = "ndcg@10"
+LOOSE = GateConfig(tolerance=0.0, min_users=50, min_events=50, resamples=1000, seed=1)
 
 
-def test_decide_rules() -> None:
-    first = decide("mult_dae", 0.20, None, 0.30, 0.0, "ndcg@10")
-    assert first.promote and "no champion yet" in first.reason
-    below_baseline = decide("mult_dae", 0.20, 0.10, 0.25, 0.0, "ndcg@10")
-    assert not below_baseline.promote and "popularity baseline" in below_baseline.reason
-    worse = decide("mult_dae", 0.20, 0.25, 0.10, 0.01, "ndcg@10")
-    assert not worse.promote and "below the champion" in worse.reason
-    within_tolerance = decide("mult_dae", 0.245, 0.25, 0.10, 0.01, "ndcg@10")
-    assert within_tolerance.promote
-    assert not decide("mult_dae", float("nan"), 0.2, 0.1, 0.0, "ndcg@10").promote
+def users(mean: float, n: int = 400, seed: int = 0) -> np.ndarray:
+    """Per-user NDCG-like figures in [0, 1] with the given mean."""
+    rng = np.random.default_rng(seed)
+    return np.clip(mean + rng.normal(0.0, 0.15, n), 0.0, 1.0)
 
 
-def test_pick_challenger_skips_the_baseline_unless_alone() -> None:
-    results = [
-        {"model": "popularity", "metrics": {"ndcg@10": 0.9}},
-        {"model": "mult_dae", "metrics": {"ndcg@10": 0.2}},
-        {"model": "other", "metrics": {"ndcg@10": float("nan")}},
-    ]
-    assert pick_challenger(results, "ndcg@10")["model"] == "mult_dae"
-    assert pick_challenger(results[:1], "ndcg@10")["model"] == "popularity"
+def test_first_night_a_challenger_below_popularity_is_not_promoted() -> None:
+    scores = {"popularity": np.full(400, 0.30), "mult_dae": np.full(400, 0.20)}
+    first = decide(scores, None, KEY, LOOSE)
+    assert first.promote and first.decision == "promoted"
+    assert first.challenger == "popularity"  # the baseline serves, never one below it
+    assert "no champion yet" in first.reason
+
+
+def test_first_night_the_best_model_including_the_baseline() -> None:
+    scores = {"popularity": np.full(400, 0.20), "ease": np.full(400, 0.30)}
+    first = decide(scores, None, KEY, LOOSE)
+    assert first.promote and first.challenger == "ease"
+    assert first.compared_with == "popularity"
+    assert first.ci_low == pytest.approx(0.1) and first.ci_high == pytest.approx(0.1)
+
+
+def test_a_tie_within_noise_keeps_a_fine_champion() -> None:
+    champion = users(0.25, seed=1)
+    # the same users, each moved by noise around zero: the interval straddles zero
+    challenger = np.clip(champion + np.random.default_rng(2).normal(0, 0.1, 400), 0, 1)
+    scores = {"popularity": np.full(400, 0.10), "mult_dae": challenger}
+    tie = decide(scores, champion, KEY, GateConfig(tolerance=0.002, min_users=50, min_events=50))
+    assert tie.ci_low < 0 < tie.ci_high, tie.reason
+    assert not tie.promote and tie.decision == "rejected"
+    assert "not shown to be as good" in tie.reason and tie.n_users == 400
+
+
+def test_a_tie_goes_to_the_champions_own_model_retrained_unless_shown_worse() -> None:
+    champion = users(0.25, seed=1)
+    challenger = np.clip(champion + np.random.default_rng(2).normal(0, 0.1, 400), 0, 1)
+    scores = {"popularity": np.full(400, 0.10), "ease": challenger}
+    gate = GateConfig(tolerance=0.002, min_users=50, min_events=50)
+    refresh = decide(scores, champion, KEY, gate, champion_model="ease")
+    assert refresh.ci_low < 0 < refresh.ci_high
+    assert refresh.promote and "a refresh of the champion's model" in refresh.reason
+    worse = decide({**scores, "ease": champion - 0.05}, champion, KEY, gate, champion_model="ease")
+    assert not worse.promote  # shown worse: the interval lies below -tolerance
+    off = GateConfig(tolerance=0.002, min_users=50, min_events=50, refresh=False)
+    assert not decide(scores, champion, KEY, off, champion_model="ease").promote
+
+
+def test_a_popularity_champion_is_refreshed_when_nothing_beats_popularity() -> None:
+    champion = np.full(400, 0.30)
+    scores = {"popularity": np.full(400, 0.31), "ease": np.full(400, 0.20)}
+    refreshed = decide(scores, champion, KEY, LOOSE, champion_model="popularity")
+    assert refreshed.promote and refreshed.challenger == "popularity"
+    assert "popularity serves" in refreshed.reason
+    strong = np.full(400, 0.40)  # a champion popularity does not match: kept
+    assert not decide(scores, strong, KEY, LOOSE, champion_model="ease").promote
+
+
+def test_a_clear_win_is_promoted_with_its_interval() -> None:
+    champion = users(0.20, seed=3)
+    scores = {"popularity": np.full(400, 0.10), "ease": champion + 0.05}
+    win = decide(scores, champion, KEY, LOOSE)
+    assert win.promote and win.decision == "promoted" and win.challenger == "ease"
+    assert win.ci_low == pytest.approx(0.05) and win.p_value < 0.01
+    assert win.compared_with == "champion"
+
+
+def test_a_challenger_that_does_not_beat_popularity_is_rejected() -> None:
+    champion = users(0.50, seed=4)
+    scores = {"popularity": np.full(400, 0.30), "ease": np.full(400, 0.20)}
+    below = decide(scores, champion, KEY, LOOSE)
+    assert not below.promote and "popularity baseline" in below.reason
+    # a champion no better than popularity gives way to it
+    weak = users(0.10, seed=4)
+    served = decide({"popularity": np.full(400, 0.30), "ease": weak + 0.1}, weak, KEY, LOOSE)
+    assert served.promote and served.challenger == "popularity"
+    assert "popularity serves" in served.reason and served.compared_with == "champion"
+
+
+def test_too_little_evidence_keeps_the_champion_with_the_reason() -> None:
+    champion = users(0.10, n=7, seed=5)
+    scores = {"popularity": np.full(7, 0.0), "ease": champion + 0.5}
+    strict = GateConfig(min_users=200, min_events=500)
+    kept = decide(scores, champion, KEY, strict, n_events=28)
+    assert not kept.promote and kept.decision == "kept: too little evidence"
+    assert "7 hold-out users < evaluate.min_users=200" in kept.reason
+    assert "28 hold-out events < evaluate.min_events=500" in kept.reason
+    # a first night serves the best by validation, with the warning, never below the baseline
+    first = decide({"popularity": np.full(7, 0.3), "ease": np.full(7, 0.1)}, None, KEY, strict)
+    assert first.promote and first.challenger == "popularity"
+    assert first.decision == "promoted: too little evidence"
+
+
+def test_paired_bootstrap_is_seeded_and_centred() -> None:
+    a, b = users(0.3, seed=6), users(0.2, seed=7)
+    one = paired_bootstrap(a, b, resamples=500, seed=3)
+    assert one == paired_bootstrap(a, b, resamples=500, seed=3)
+    assert one.low < one.mean < one.high and one.mean == pytest.approx(np.mean(a - b))
+    same = paired_bootstrap(a, a, resamples=500)
+    assert same.low == same.high == 0.0 and same.p_value == 1.0
+
+
+def test_evaluate_config_holds_the_gate_settings() -> None:
+    from tasks.promote import gate_config
+
+    gate = gate_config(EvaluateConfig(min_users=300, promotion_tolerance=0.01))
+    assert (gate.min_users, gate.tolerance, gate.resamples) == (300, 0.01, 1000)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +179,9 @@ def night(store, dae_params: dict, tag: str) -> dict:
     return {"decision": decision, "results": results, "parent": parent, "before": alias_before}
 
 
-GATE = EvaluateConfig(primary_metric="ndcg", k=10, promotion_tolerance=0.0)
+GATE = EvaluateConfig(
+    primary_metric="ndcg", k=10, promotion_tolerance=0.0, min_users=1, min_events=1
+)
 GOOD = {"epochs": 30, "hidden_dim": 32, "batch_size": 32, "learning_rate": 3e-3}
 BAD = {"epochs": 1, "hidden_dim": 8, "batch_size": 256, "learning_rate": 1e-5, "dropout": 0.9}
 
@@ -131,12 +223,13 @@ def test_better_or_equal_challenger_is_promoted_and_rollback_restores(store, nig
     _, client, _, _ = store
     first, third = nights[0]["decision"], nights[2]["decision"]
     assert third["promote"], third["reason"]
-    assert registry.champion_version(client, "rec") == third["challenger_version"]
+    assert third["serving_version"] == third["challenger_version"]
+    # a known history whatever ran before: first, then third; rollback returns to first
+    registry.set_champion(client, "rec", first["challenger_version"], "test")
+    registry.set_champion(client, "rec", third["challenger_version"], "test")
     came_from, went_to = registry.rollback(client, "rec")
     assert (came_from, went_to) == (third["challenger_version"], first["challenger_version"])
     assert registry.champion_version(client, "rec") == first["challenger_version"]
-    with pytest.raises(registry.RegistryError, match="nothing to roll back to"):
-        registry.rollback(client, "rec")
     registry.set_champion(client, "rec", third["challenger_version"], "manual")
     assert registry.champion_version(client, "rec") == third["challenger_version"]
     with pytest.raises(registry.RegistryError, match="no version '999'"):

@@ -63,3 +63,16 @@ def test_pruning_keeps_each_rows_largest_entries_across_blocks() -> None:
         best = stored[np.argsort(-dense[row, stored])[:3]]
         assert sorted(pruned[row].indices) == sorted(best)
         assert np.allclose(sorted(pruned[row].data), sorted(dense[row, best]))
+
+
+def test_reasons_name_only_positively_rated_items() -> None:
+    sim = cooccurrence_similarity(H, shrinkage=0)
+    history = sp.csr_matrix(np.array([[1, 0, 1, 0]], dtype=float))  # saw a and c
+    rated_low_c = sp.csr_matrix(np.array([[1, 0, 0, 0]], dtype=float))  # only a is liked
+    support = supporting_items(sim, history, np.array([[1, 3, -1]]), positive=rated_low_c)
+    # d is now supported by a (c was rated low), b still by a
+    assert support.tolist() == [[0, 0, -1]]
+    nothing_liked = sp.csr_matrix((1, 4))
+    assert supporting_items(sim, history, np.array([[1, 3]]), positive=nothing_liked).tolist() == [
+        [-1, -1]
+    ]
