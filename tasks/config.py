@@ -192,9 +192,10 @@ class PopularityConfig(_Section):
 
 
 class ItemKNNConfig(_Section):
-    """Item-kNN: cosine item-item similarity with shrinkage, top neighbours kept."""
+    """Item-kNN: cosine item-item similarity with shrinkage; each item scored from its
+    ``neighbors`` most similar items."""
 
-    neighbors: int = Field(100, ge=1)
+    neighbors: int = Field(200, ge=1)
     shrinkage: float = Field(10.0, ge=0)
 
 

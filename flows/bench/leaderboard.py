@@ -29,9 +29,10 @@ from tasks.data.splits import Split, split
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "popularity": [{}],
     "item_knn": [
-        {"neighbors": 200, "shrinkage": 0.0},
-        {"neighbors": 100, "shrinkage": 10.0},
-        {"neighbors": 50, "shrinkage": 50.0},
+        {"neighbors": 200, "shrinkage": 10.0},
+        {"neighbors": 100, "shrinkage": 0.0},  # RecBole's defaults
+        {"neighbors": 400, "shrinkage": 0.0},
+        {"neighbors": 100, "shrinkage": 50.0},
     ],
     "ease": [{"l2": 300.0}, {"l2": 100.0}, {"l2": 800.0}],
     "mult_dae": [
