@@ -12,6 +12,7 @@ from models.base import BaseRecommender, NotFittedError, Recommender
 from models.caser import Caser
 from models.ease import EASE
 from models.gru4rec import GRU4Rec
+from models.implicit_mf import ALS, BPR
 from models.item_knn import ItemKNN
 from models.mult_dae import MultDAE
 from models.mult_vae import MultVAE
@@ -19,7 +20,19 @@ from models.popularity import Popularity
 from models.two_tower import TwoTower
 
 MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
-    cls.name: cls for cls in (Popularity, ItemKNN, EASE, MultDAE, MultVAE, GRU4Rec, Caser, TwoTower)
+    cls.name: cls
+    for cls in (
+        Popularity,
+        ItemKNN,
+        EASE,
+        ALS,
+        BPR,
+        MultDAE,
+        MultVAE,
+        GRU4Rec,
+        Caser,
+        TwoTower,
+    )
 }
 
 
@@ -47,6 +60,8 @@ def load_recommender(directory: Path | str) -> BaseRecommender:
 
 
 __all__ = [
+    "ALS",
+    "BPR",
     "EASE",
     "MODEL_CLASSES",
     "BaseRecommender",

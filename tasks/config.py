@@ -205,6 +205,29 @@ class EASEConfig(_Section):
     l2: float = Field(500.0, gt=0)
 
 
+class ALSConfig(_Section):
+    """Implicit-feedback ALS (Hu et al. 2008) through the ``implicit`` library."""
+
+    factors: int = Field(32, ge=1)
+    regularization: float = Field(20.0, ge=0)
+    alpha: float = Field(2.0, gt=0)
+    iterations: int = Field(15, ge=1)
+    seed: int = 42
+    num_threads: int = Field(0, ge=0)
+
+
+class BPRConfig(_Section):
+    """Bayesian Personalised Ranking (Rendle et al. 2009) through the ``implicit`` library;
+    one thread repeats exactly, more are faster but not bit-for-bit repeatable."""
+
+    factors: int = Field(64, ge=1)
+    learning_rate: float = Field(0.005, gt=0)
+    regularization: float = Field(0.001, ge=0)
+    iterations: int = Field(100, ge=1)
+    seed: int = 42
+    num_threads: int = Field(1, ge=0)
+
+
 class _KerasConfig(_Section):
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(128, ge=8)
@@ -272,7 +295,16 @@ class TwoTowerConfig(_KerasConfig):
 
 
 ModelName = Literal[
-    "popularity", "item_knn", "ease", "mult_dae", "mult_vae", "gru4rec", "caser", "two_tower"
+    "popularity",
+    "item_knn",
+    "ease",
+    "als",
+    "bpr",
+    "mult_dae",
+    "mult_vae",
+    "gru4rec",
+    "caser",
+    "two_tower",
 ]
 
 
@@ -290,6 +322,8 @@ class TrainConfig(_Section):
     popularity: PopularityConfig = PopularityConfig()
     item_knn: ItemKNNConfig = ItemKNNConfig()
     ease: EASEConfig = EASEConfig()
+    als: ALSConfig = ALSConfig()
+    bpr: BPRConfig = BPRConfig()
     mult_dae: MultDAEConfig = MultDAEConfig()
     mult_vae: MultVAEConfig = MultVAEConfig()
     gru4rec: GRU4RecConfig = GRU4RecConfig()

@@ -35,6 +35,17 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         {"neighbors": 100, "shrinkage": 50.0},
     ],
     "ease": [{"l2": 300.0}, {"l2": 100.0}, {"l2": 800.0}],
+    # implicit's ALS and BPR; on MovieLens 100K few factors and strong regularisation win
+    "als": [
+        {"factors": 32, "regularization": 20.0, "alpha": 2.0, "iterations": 15},
+        {"factors": 48, "regularization": 20.0, "alpha": 2.0, "iterations": 15},
+        {"factors": 32, "regularization": 10.0, "alpha": 2.0, "iterations": 15},
+    ],
+    "bpr": [
+        {"factors": 64, "learning_rate": 0.005, "regularization": 0.001, "iterations": 100},
+        {"factors": 64, "learning_rate": 0.005, "regularization": 0.01, "iterations": 100},
+        {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 40},
+    ],
     "mult_dae": [
         # Liang et al.: 600 tanh units, input dropout 0.5, L2 0.01 on the weights, batch 500
         {

@@ -15,6 +15,14 @@ FAST_PARAMS = {
     "popularity": {},
     "item_knn": {"neighbors": 5, "shrinkage": 1.0},
     "ease": {"l2": 20.0},
+    "als": {"factors": 2, "regularization": 1.0, "alpha": 1.0, "iterations": 15, "num_threads": 1},
+    "bpr": {
+        "factors": 8,
+        "learning_rate": 0.05,
+        "regularization": 0.001,
+        "iterations": 100,
+        "num_threads": 1,
+    },
     "mult_dae": {
         "hidden_dim": 16,
         "epochs": 40,
