@@ -17,6 +17,7 @@ from models.item_knn import ItemKNN
 from models.mult_dae import MultDAE
 from models.mult_vae import MultVAE
 from models.popularity import Popularity
+from models.sasrec import SASRec
 from models.two_tower import TwoTower
 
 MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
@@ -31,6 +32,7 @@ MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
         MultVAE,
         GRU4Rec,
         Caser,
+        SASRec,
         TwoTower,
     )
 }
@@ -73,6 +75,7 @@ __all__ = [
     "NotFittedError",
     "Popularity",
     "Recommender",
+    "SASRec",
     "TwoTower",
     "load_recommender",
     "make_recommender",

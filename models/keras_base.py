@@ -50,6 +50,10 @@ class SeededInitializers:
         self._next += 1
         return self._next - 1
 
+    def next_seed(self) -> int:
+        """The next seed, for a layer that takes one itself (dropout, attention)."""
+        return self._seed()
+
     def glorot(self) -> Any:
         """Keras' default for Dense kernels."""
         import keras

@@ -58,6 +58,16 @@ FAST_PARAMS = {
         "batch_size": 24,
         "learning_rate": 1e-2,
     },
+    "sasrec": {
+        "embedding_dim": 16,
+        "max_len": 3,
+        "n_blocks": 1,
+        "n_heads": 2,
+        "epochs": 40,
+        "batch_size": 24,
+        "learning_rate": 1e-2,
+        "dropout": 0.3,  # without it, 2 transitions per user are memorised, parity missed
+    },
     "two_tower": {
         "embedding_dim": 8,
         "hidden_dims": [16],
