@@ -280,6 +280,18 @@ class CaserConfig(_KerasConfig):
     batch_size: int = Field(256, ge=8)
 
 
+class SASRecConfig(_KerasConfig):
+    """SASRec (Kang & McAuley 2018): causal self-attention over the last ``max_len`` items."""
+
+    embedding_dim: int = Field(64, ge=4)
+    max_len: int = Field(50, ge=2)
+    n_blocks: int = Field(2, ge=1)
+    n_heads: int = Field(1, ge=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    epochs: int = Field(100, ge=1)
+    patience: int = Field(5, ge=1)
+
+
 class TwoTowerConfig(_KerasConfig):
     """User and item towers; the item tower reads content features when there are some."""
 
@@ -304,6 +316,7 @@ ModelName = Literal[
     "mult_vae",
     "gru4rec",
     "caser",
+    "sasrec",
     "two_tower",
 ]
 
@@ -328,6 +341,7 @@ class TrainConfig(_Section):
     mult_vae: MultVAEConfig = MultVAEConfig()
     gru4rec: GRU4RecConfig = GRU4RecConfig()
     caser: CaserConfig = CaserConfig()
+    sasrec: SASRecConfig = SASRecConfig()
     two_tower: TwoTowerConfig = TwoTowerConfig()
 
 

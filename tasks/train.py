@@ -45,9 +45,10 @@ def train_model(name: str, config: TrainConfig, inputs: FitInputs) -> tuple[Base
     return model, time.perf_counter() - start
 
 
-def progress_callback(model: BaseRecommender, **fields: Any) -> Any:
-    """An epoch reporter for ``model`` (see :func:`epoch_progress`), or None for a model
-    fitted in one step (closed form, counting)."""
+def progress_callback(model: BaseRecommender, /, **fields: Any) -> Any:
+    """An epoch reporter for ``model`` (see :class:`EpochReport`; ``fields`` are added to
+    each record), or None for a model fitted in one step (closed form, counting)."""
+    fields.pop("model", None)
     if isinstance(model, KerasRecommender):
         return epoch_progress(model.name, int(model.params["epochs"]), **fields)
     if isinstance(model, ImplicitMF):

@@ -1,0 +1,50 @@
+"""The settings ``recpipe evaluate`` tries for each model on the validation split.
+
+The first entry of each grid is the model's default. Grids stay small: each
+setting is one fit, and a leaderboard on MovieLens 100K runs on a laptop's cores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+GRIDS: dict[str, list[dict[str, Any]]] = {
+    "popularity": [{}],
+    "item_knn": [
+        {"neighbors": 200, "shrinkage": 10.0},
+        {"neighbors": 100, "shrinkage": 0.0},  # RecBole's defaults
+        {"neighbors": 400, "shrinkage": 0.0},
+        {"neighbors": 100, "shrinkage": 50.0},
+    ],
+    "ease": [{"l2": 300.0}, {"l2": 100.0}, {"l2": 800.0}],
+    # implicit's ALS and BPR; on MovieLens 100K few factors and strong regularisation win
+    "als": [
+        {"factors": 32, "regularization": 20.0, "alpha": 2.0, "iterations": 15},
+        {"factors": 48, "regularization": 20.0, "alpha": 2.0, "iterations": 15},
+        {"factors": 32, "regularization": 10.0, "alpha": 2.0, "iterations": 15},
+    ],
+    "bpr": [
+        {"factors": 64, "learning_rate": 0.005, "regularization": 0.001, "iterations": 100},
+        {"factors": 64, "learning_rate": 0.005, "regularization": 0.01, "iterations": 100},
+        {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 40},
+    ],
+    "mult_dae": [
+        # Liang et al.: 600 tanh units, input dropout 0.5, L2 0.01 on the weights, batch 500
+        {
+            "hidden_dim": 600,
+            "dropout": 0.5,
+            "l2": 1e-2,
+            "batch_size": 500,
+            "learning_rate": 3e-3,
+            "epochs": 600,
+            "patience": 20,
+        },
+        {"hidden_dim": 600, "dropout": 0.5, "l2": 1e-2, "epochs": 300, "patience": 10},
+        {"hidden_dim": 1000, "dropout": 0.7, "l2": 1e-3, "epochs": 300, "patience": 10},
+        {"hidden_dim": 200, "dropout": 0.5, "l2": 1e-5, "epochs": 100, "patience": 5},
+    ],
+    "mult_vae": [{"total_anneal_steps": 2000, "epochs": 150, "patience": 8}],
+    "gru4rec": [{"cell": "gru", "epochs": 30, "patience": 5}],
+    "caser": [{"epochs": 30, "patience": 5}],
+    "two_tower": [{"loss": "softmax", "temperature": 0.1, "epochs": 30}],
+}
