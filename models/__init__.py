@@ -12,6 +12,7 @@ from models.base import BaseRecommender, NotFittedError, Recommender
 from models.caser import Caser
 from models.ease import EASE
 from models.gru4rec import GRU4Rec
+from models.hybrid import EASEMultDAE
 from models.implicit_mf import ALS, BPR
 from models.item_knn import ItemKNN
 from models.mult_dae import MultDAE
@@ -26,6 +27,7 @@ MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
         Popularity,
         ItemKNN,
         EASE,
+        EASEMultDAE,
         ALS,
         BPR,
         MultDAE,
@@ -68,6 +70,7 @@ __all__ = [
     "MODEL_CLASSES",
     "BaseRecommender",
     "Caser",
+    "EASEMultDAE",
     "GRU4Rec",
     "ItemKNN",
     "MultDAE",

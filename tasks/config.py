@@ -244,6 +244,25 @@ class MultDAEConfig(_KerasConfig):
     l2: float = Field(1e-5, ge=0)
 
 
+class EASEMultDAEConfig(_Section):
+    """EASE + Mult-DAE hybrid: standardised scores blended, the weight chosen on the
+    early-stopping target among ``weights`` (``default_weight`` without one)."""
+
+    ease: EASEConfig = EASEConfig(l2=300.0)
+    mult_dae: MultDAEConfig = MultDAEConfig(
+        hidden_dim=600,
+        dropout=0.5,
+        l2=1e-2,
+        batch_size=500,
+        learning_rate=3e-3,
+        epochs=600,
+        patience=20,
+    )
+    weights: EnvList[float] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    default_weight: float = Field(0.5, ge=0, le=1)
+    seed: int = 42
+
+
 class MultVAEConfig(_KerasConfig):
     """Mult-VAE (Liang et al., 2018): KL annealing up to ``anneal_cap``."""
 
@@ -253,6 +272,7 @@ class MultVAEConfig(_KerasConfig):
     l2: float = Field(0.0, ge=0)
     anneal_cap: float = Field(0.2, ge=0, le=1)
     total_anneal_steps: int = Field(20000, ge=1)
+    noise_std: float = Field(1.0, ge=0)
     epochs: int = Field(50, ge=1)
     patience: int = Field(5, ge=1)
 
@@ -310,6 +330,7 @@ ModelName = Literal[
     "popularity",
     "item_knn",
     "ease",
+    "ease_mult_dae",
     "als",
     "bpr",
     "mult_dae",
@@ -339,6 +360,7 @@ class TrainConfig(_Section):
     bpr: BPRConfig = BPRConfig()
     mult_dae: MultDAEConfig = MultDAEConfig()
     mult_vae: MultVAEConfig = MultVAEConfig()
+    ease_mult_dae: EASEMultDAEConfig = EASEMultDAEConfig()
     gru4rec: GRU4RecConfig = GRU4RecConfig()
     caser: CaserConfig = CaserConfig()
     sasrec: SASRecConfig = SASRecConfig()

@@ -17,7 +17,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from models import BaseRecommender, make_recommender
+from models import BaseRecommender, EASEMultDAE, MultDAE, make_recommender
 from models.implicit_mf import ImplicitMF
 from models.keras_base import KerasRecommender
 from tasks.config import TrainConfig
@@ -51,6 +51,9 @@ def progress_callback(model: BaseRecommender, /, **fields: Any) -> Any:
     fields.pop("model", None)
     if isinstance(model, KerasRecommender):
         return epoch_progress(model.name, int(model.params["epochs"]), **fields)
+    if isinstance(model, EASEMultDAE):  # the Mult-DAE part trains in epochs
+        epochs = MultDAE(**model.params["mult_dae"]).params["epochs"]
+        return epoch_progress(model.name, int(epochs), **fields)
     if isinstance(model, ImplicitMF):
         return EpochReport(model.name, int(model.params["iterations"]), fields)
     return None

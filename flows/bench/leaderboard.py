@@ -116,7 +116,7 @@ def evaluate_model(
     history = getattr(model, "history_", {}) or {}
     epochs = len(next(iter(history.values()), [])) if history else None
     if refit:
-        params = refit_params(params, history)
+        params = refit_params(params, model)
         where = {"model": name, "setting": best + 1, "settings": len(settings), "refit": True}
         announce("setting", f"{name}: refit on train+valid {params}", **where)
         model, train_seconds = _fit(
@@ -140,13 +140,16 @@ def evaluate_model(
     }
 
 
-def refit_params(params: dict, history: dict) -> dict:
-    """The setting to refit on train+valid: a model that stopped early on validation
-    NDCG trains for its best epoch's count, without early stopping."""
-    curve = history.get("val_ndcg") or []
-    if not curve:
+def refit_params(params: dict, model: Any) -> dict:
+    """The setting to refit on train+valid: what the model chose on validation (the
+    epochs where it stopped early, a blend weight) fixed, as its ``refit_params()``
+    gives; a model that chose nothing refits with ``params``."""
+    chosen = getattr(model, "refit_params", None)
+    if chosen is None:
         return dict(params)
-    return {**params, "epochs": int(np.argmax(curve)) + 1}
+    fixed = chosen()
+    changed = {key: value for key, value in fixed.items() if model.params.get(key) != value}
+    return {**params, **changed}
 
 
 def _fit(

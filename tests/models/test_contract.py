@@ -30,6 +30,16 @@ FAST_PARAMS = {
         "dropout": 0.2,
         "learning_rate": 1e-2,
     },
+    "ease_mult_dae": {
+        "ease": {"l2": 20.0},
+        "mult_dae": {
+            "hidden_dim": 16,
+            "epochs": 40,
+            "batch_size": 8,
+            "dropout": 0.2,
+            "learning_rate": 1e-2,
+        },
+    },
     "mult_vae": {
         "hidden_dim": 16,
         "latent_dim": 8,

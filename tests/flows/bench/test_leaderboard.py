@@ -95,10 +95,14 @@ def test_evaluation_reports_each_setting_and_its_validation_score() -> None:
 
 def test_refit_trains_the_chosen_epochs_without_early_stopping() -> None:
     from flows.bench.leaderboard import refit_params
+    from models import MultDAE
 
-    history = {"loss": [3.0, 2.0, 1.5, 1.4], "val_ndcg": [0.1, 0.3, 0.2, 0.25]}
-    assert refit_params({"epochs": 50, "lr": 1}, history) == {"epochs": 2, "lr": 1}
-    assert refit_params({"l2": 300.0}, {}) == {"l2": 300.0}
+    model = MultDAE(epochs=50, learning_rate=1.0)
+    model.history_ = {"loss": [3.0, 2.0, 1.5, 1.4], "val_ndcg": [0.1, 0.3, 0.2, 0.25]}
+    model.train_matrix_ = model.network_ = object()  # fitted, as far as the check goes
+    params = {"epochs": 50, "learning_rate": 1.0}
+    assert refit_params(params, model) == {"epochs": 2, "learning_rate": 1.0}
+    assert refit_params({"l2": 300.0}, object()) == {"l2": 300.0}
 
 
 def test_refit_fits_the_chosen_setting_on_train_and_valid() -> None:
