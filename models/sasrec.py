@@ -8,6 +8,10 @@ and a padding mask (left padding is never attended to) -> residual; layer norm -
 point-wise feed-forward (two dense layers, ReLU, dropout) -> residual. Padded
 positions are zeroed after every block.
 
+The logits are the final states times the item embeddings (plus an item bias),
+the input and output embeddings shared as in the paper (``tied``; otherwise a
+separate dense output layer).
+
 Trained like :class:`models.gru4rec.GRU4Rec`: each user's sequence is cut into
 consecutive windows of ``max_len`` items and the network predicts the next item
 at every position of a window, with the full softmax cross-entropy (the paper
@@ -48,6 +52,28 @@ def _position_layer(max_len: int, dim: int, initializer: Any) -> Any:
     return LearnedPositions(name="positions")
 
 
+def _tied_logits_layer(embedding: Any) -> Any:
+    """A Keras layer scoring states against the item embeddings (row 0, padding, left
+    out) plus a learned item bias: the paper's shared input/output item embeddings."""
+    import keras
+    from keras import ops
+
+    class TiedLogits(keras.layers.Layer):
+        def build(self, input_shape: Any) -> None:
+            self.bias = self.add_weight(
+                shape=(embedding.input_dim - 1,), initializer="zeros", name="item_bias"
+            )
+
+        def call(self, states: Any) -> Any:
+            items = ops.convert_to_tensor(embedding.embeddings)[1:]
+            return ops.matmul(states, ops.transpose(items)) + self.bias
+
+        def compute_output_shape(self, input_shape: Any) -> Any:
+            return (*input_shape[:-1], embedding.input_dim - 1)
+
+    return TiedLogits(name="item_logits")
+
+
 class SASRec(SequenceRecommender):
     """Self-attentive next-item model over each user's time-ordered history."""
 
@@ -61,6 +87,7 @@ class SASRec(SequenceRecommender):
         n_blocks: int = 2,
         n_heads: int = 1,
         dropout: float = 0.2,
+        tied: bool = True,
         epochs: int = 100,
         batch_size: int = 128,
         learning_rate: float = 1e-3,
@@ -75,6 +102,7 @@ class SASRec(SequenceRecommender):
             n_blocks=n_blocks,
             n_heads=n_heads,
             dropout=dropout,
+            tied=tied,
             **keras_params(
                 epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
             ),
@@ -96,9 +124,10 @@ class SASRec(SequenceRecommender):
         keep = ops.expand_dims(ops.cast(ops.not_equal(items, 0), "float32"), -1)
         # key mask: attend only to real items (the causal mask is added by the layer)
         attend = ops.expand_dims(ops.not_equal(items, 0), 1)
-        x = keras.layers.Embedding(
+        embedding = keras.layers.Embedding(
             n_items + 1, d, embeddings_initializer=init.uniform(), name="item_embedding"
-        )(items)
+        )
+        x = embedding(items)
         x = _position_layer(length, d, init.uniform())(x * float(np.sqrt(d)))
         x = keras.layers.Dropout(rate, seed=init.next_seed(), name="embedding_dropout")(x) * keep
         for block in range(p["n_blocks"]):
@@ -121,7 +150,12 @@ class SASRec(SequenceRecommender):
             h = keras.layers.Dropout(rate, seed=init.next_seed(), name=f"ffn_dropout_{block}_2")(h)
             x = (x + h) * keep
         states = keras.layers.LayerNormalization(epsilon=1e-8, name="final_norm")(x)
-        output = keras.layers.Dense(n_items, kernel_initializer=init.glorot(), name="item_logits")
+        if p["tied"]:
+            output = _tied_logits_layer(embedding)
+        else:
+            output = keras.layers.Dense(
+                n_items, kernel_initializer=init.glorot(), name="item_logits"
+            )
         # Scoring only needs the logits after the last position; same layers, same weights.
         self._scorer = keras.Model(items, output(states[:, -1, :]), name="sasrec_last")
         return keras.Model(items, output(states), name="sasrec")

@@ -8,6 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+# Liang et al.'s Mult-DAE: 600 tanh units, input dropout 0.5, L2 0.01 on the weights, batch 500
+MULT_DAE_PAPER = {
+    "hidden_dim": 600,
+    "dropout": 0.5,
+    "l2": 1e-2,
+    "batch_size": 500,
+    "learning_rate": 3e-3,
+    "epochs": 600,
+    "patience": 20,
+}
+
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "popularity": [{}],
     "item_knn": [
@@ -29,22 +40,26 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 40},
     ],
     "mult_dae": [
-        # Liang et al.: 600 tanh units, input dropout 0.5, L2 0.01 on the weights, batch 500
-        {
-            "hidden_dim": 600,
-            "dropout": 0.5,
-            "l2": 1e-2,
-            "batch_size": 500,
-            "learning_rate": 3e-3,
-            "epochs": 600,
-            "patience": 20,
-        },
+        MULT_DAE_PAPER,
         {"hidden_dim": 600, "dropout": 0.5, "l2": 1e-2, "epochs": 300, "patience": 10},
         {"hidden_dim": 1000, "dropout": 0.7, "l2": 1e-3, "epochs": 300, "patience": 10},
         {"hidden_dim": 200, "dropout": 0.5, "l2": 1e-5, "epochs": 100, "patience": 5},
     ],
-    "mult_vae": [{"total_anneal_steps": 2000, "epochs": 150, "patience": 8}],
+    "mult_vae": [
+        {"total_anneal_steps": 2000, "epochs": 150, "patience": 8},
+        # RecBole's MultiVAE: 64-d code, noise std 0.01, 200,000 annealing steps (beta ~ 0)
+        {
+            "latent_dim": 64,
+            "noise_std": 0.01,
+            "total_anneal_steps": 200000,
+            "epochs": 150,
+            "patience": 8,
+        },
+    ],
+    # a hybrid, not a deep model: the blend weight is chosen on validation inside the fit
+    "ease_mult_dae": [{"ease": {"l2": 300.0}, "mult_dae": MULT_DAE_PAPER}],
     "gru4rec": [{"cell": "gru", "epochs": 30, "patience": 5}],
     "caser": [{"epochs": 30, "patience": 5}],
+    "sasrec": [{"epochs": 60, "patience": 5}],
     "two_tower": [{"loss": "softmax", "temperature": 0.1, "epochs": 30}],
 }
