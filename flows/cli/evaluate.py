@@ -96,8 +96,9 @@ def _cell(value: Any, column: str) -> str:
 
 class EvaluationProgress(logging.Handler):
     """Prints the ``recpipe.progress`` records of an evaluation: each setting a model
-    tries (and its validation NDCG), and each epoch of a model trained in epochs. On a
-    terminal the epoch counter is rewritten in place; otherwise one line per event."""
+    tries (and its validation NDCG), and the epochs of a model trained in epochs. On a
+    terminal the epoch counter is rewritten in place; otherwise one line per event, and
+    for epochs one line per tenth of the planned epochs."""
 
     def __init__(self, out: TextIO | None = None) -> None:
         super().__init__(logging.INFO)
@@ -117,11 +118,12 @@ class EvaluationProgress(logging.Handler):
                 f"  {getattr(record, 'model', '')}{where}: epoch "
                 f"{getattr(record, 'epoch', 0)}/{getattr(record, 'epochs', 0)}"
             )
+            epoch, epochs = int(getattr(record, "epoch", 0)), int(getattr(record, "epochs", 0))
             if terminal:
                 out.write("\r" + text + "\x1b[K")
                 self.open_line = True
-            else:
-                out.write(text + "\n")
+            elif epoch % max(1, epochs // 10) == 0 or epoch == epochs:
+                out.write(text + "\n")  # about ten lines per fit when not on a terminal
         else:
             if self.open_line:
                 out.write("\n")

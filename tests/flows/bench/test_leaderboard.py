@@ -131,3 +131,18 @@ def test_evaluate_prints_each_setting_and_epoch_while_it_runs() -> None:
     assert lines[0].startswith("als: setting 1/1 {")
     assert lines[1:5] == [f"  als setting 1/1: epoch {e}/3" for e in range(4)]
     assert lines[5].startswith("als: setting 1/1 valid ndcg@5 ")
+
+
+def test_evaluate_prints_about_ten_epoch_lines_per_fit_when_piped() -> None:
+    import io
+    import logging
+
+    from flows.cli.evaluate import evaluation_progress
+
+    out = io.StringIO()
+    with evaluation_progress(out):
+        log = logging.getLogger("recpipe.progress")
+        for epoch in range(101):
+            log.info("", extra={"event": "epoch", "model": "m", "epoch": epoch, "epochs": 100})
+    shown = [int(line.split("epoch ")[1].split("/")[0]) for line in out.getvalue().splitlines()]
+    assert shown == list(range(0, 101, 10))
