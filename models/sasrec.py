@@ -83,17 +83,17 @@ class SASRec(SequenceRecommender):
     def __init__(
         self,
         embedding_dim: int = 64,
-        max_len: int = 50,
+        max_len: int = 20,
         n_blocks: int = 2,
         n_heads: int = 1,
-        dropout: float = 0.2,
+        dropout: float = 0.3,
         tied: bool = True,
-        epochs: int = 100,
-        batch_size: int = 128,
+        epochs: int = 60,
+        batch_size: int = 64,
         learning_rate: float = 1e-3,
         seed: int = 42,
         score_batch_size: int = 1024,
-        patience: int = 5,
+        patience: int = 8,
         val_k: int = 10,
     ) -> None:
         super().__init__(

@@ -304,12 +304,14 @@ class SASRecConfig(_KerasConfig):
     """SASRec (Kang & McAuley 2018): causal self-attention over the last ``max_len`` items."""
 
     embedding_dim: int = Field(64, ge=4)
-    max_len: int = Field(50, ge=2)
+    max_len: int = Field(20, ge=2)
     n_blocks: int = Field(2, ge=1)
     n_heads: int = Field(1, ge=1)
-    dropout: float = Field(0.2, ge=0, lt=1)
-    epochs: int = Field(100, ge=1)
-    patience: int = Field(5, ge=1)
+    dropout: float = Field(0.3, ge=0, lt=1)
+    tied: bool = True
+    epochs: int = Field(60, ge=1)
+    batch_size: int = Field(64, ge=8)
+    patience: int = Field(8, ge=1)
 
 
 class TwoTowerConfig(_KerasConfig):
