@@ -229,6 +229,8 @@ def write_leaderboard(frame: pd.DataFrame, directory: Path) -> tuple[Path, Path]
     csv_path, json_path = directory / "leaderboard.csv", directory / "leaderboard.json"
     out = frame.assign(params=frame["params"].map(json.dumps))
     out.to_csv(csv_path, index=False)
+    if "epochs" in frame:  # a count: 12, not 12.0 (null where a model has no epochs)
+        frame = frame.assign(epochs=frame["epochs"].round().astype("Int64"))
     records = strict_json(frame.astype(object).to_dict("records"))
     json_path.write_text(json.dumps(records, indent=2, default=str, allow_nan=False))
     return csv_path, json_path

@@ -50,7 +50,7 @@ def test_leaderboard_json_is_strict_with_null_for_missing_figures(tmp_path) -> N
                 "test_ndcg@10": np.float32(0.25),
                 "epochs": np.int64(40),
             },
-            {"model": "broken", "params": {}, "test_ndcg@10": math.nan, "epochs": math.inf},
+            {"model": "broken", "params": {}, "test_ndcg@10": math.inf, "epochs": math.nan},
         ]
     )
     _, json_path = write_leaderboard(frame, tmp_path)
@@ -62,6 +62,7 @@ def test_leaderboard_json_is_strict_with_null_for_missing_figures(tmp_path) -> N
 
     rows = json.loads(text, parse_constant=refuse)
     assert [r["epochs"] for r in rows] == [None, 40, None]
+    assert isinstance(rows[1]["epochs"], int)
     assert rows[2]["test_ndcg@10"] is None
     assert rows[1]["params"] == {"hidden_dim": 600}
 
