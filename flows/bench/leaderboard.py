@@ -122,7 +122,8 @@ def evaluate_model(
         model, train_seconds = _fit(
             name, params, data.train_valid, data.seq_train_valid, data, where, validate=False
         )
-        epochs = params.get("epochs", epochs) if history else None
+        refit_history = getattr(model, "history_", {}) or {}
+        epochs = len(next(iter(refit_history.values()), [])) if refit_history else None
     users, relevant = data.test_target
     recommended, scoring_seconds = _rank(model, users, k, data.train_valid, data.seq_train_valid)
     metrics = evaluate_rankings(recommended, relevant, k, train=data.train_valid)
