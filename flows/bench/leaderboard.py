@@ -231,7 +231,8 @@ def write_leaderboard(frame: pd.DataFrame, directory: Path) -> tuple[Path, Path]
     out = frame.assign(params=frame["params"].map(json.dumps))
     out.to_csv(csv_path, index=False)
     if "epochs" in frame:  # a count: 12, not 12.0 (null where a model has no epochs)
-        frame = frame.assign(epochs=frame["epochs"].round().astype("Int64"))
+        epochs = pd.to_numeric(frame["epochs"], errors="coerce").round().astype("Int64")
+        frame = frame.assign(epochs=epochs)
     records = strict_json(frame.astype(object).to_dict("records"))
     json_path.write_text(json.dumps(records, indent=2, default=str, allow_nan=False))
     return csv_path, json_path
