@@ -64,9 +64,7 @@ def test_als_folds_in_a_new_history_with_the_item_factors_fixed() -> None:
     expected = np.linalg.solve(a, y.T @ (c * p)) @ y.T
     np.testing.assert_allclose(folded[0], expected, rtol=1e-3, atol=1e-4)
     # the training history itself scores with the trained factors
-    np.testing.assert_array_equal(
-        model.score(np.array([1]), history=X), model.score(np.array([1]))
-    )
+    np.testing.assert_array_equal(model.score(np.array([1]), history=X), model.score(np.array([1])))
 
 
 def test_bpr_keeps_trained_factors_whatever_the_history() -> None:
