@@ -12,14 +12,31 @@ from models.base import BaseRecommender, NotFittedError, Recommender
 from models.caser import Caser
 from models.ease import EASE
 from models.gru4rec import GRU4Rec
+from models.hybrid import EASEMultDAE
+from models.implicit_mf import ALS, BPR
 from models.item_knn import ItemKNN
 from models.mult_dae import MultDAE
 from models.mult_vae import MultVAE
 from models.popularity import Popularity
+from models.sasrec import SASRec
 from models.two_tower import TwoTower
 
 MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
-    cls.name: cls for cls in (Popularity, ItemKNN, EASE, MultDAE, MultVAE, GRU4Rec, Caser, TwoTower)
+    cls.name: cls
+    for cls in (
+        Popularity,
+        ItemKNN,
+        EASE,
+        EASEMultDAE,
+        ALS,
+        BPR,
+        MultDAE,
+        MultVAE,
+        GRU4Rec,
+        Caser,
+        SASRec,
+        TwoTower,
+    )
 }
 
 
@@ -47,10 +64,13 @@ def load_recommender(directory: Path | str) -> BaseRecommender:
 
 
 __all__ = [
+    "ALS",
+    "BPR",
     "EASE",
     "MODEL_CLASSES",
     "BaseRecommender",
     "Caser",
+    "EASEMultDAE",
     "GRU4Rec",
     "ItemKNN",
     "MultDAE",
@@ -58,6 +78,7 @@ __all__ = [
     "NotFittedError",
     "Popularity",
     "Recommender",
+    "SASRec",
     "TwoTower",
     "load_recommender",
     "make_recommender",

@@ -50,6 +50,10 @@ class SeededInitializers:
         self._next += 1
         return self._next - 1
 
+    def next_seed(self) -> int:
+        """The next seed, for a layer that takes one itself (dropout, attention)."""
+        return self._seed()
+
     def glorot(self) -> Any:
         """Keras' default for Dense kernels."""
         import keras
@@ -203,6 +207,15 @@ class KerasRecommender(BaseRecommender):
         if check is not None:
             history["val_ndcg"] = [float(v) for v in check.values]
         self.history_ = history
+
+    def refit_params(self) -> dict[str, Any]:
+        """Settings that repeat this fit without a validation target: training stops at
+        the epoch early stopping kept (the best validation NDCG)."""
+        self._check_fitted()
+        curve = self.history_.get("val_ndcg") or []
+        if not curve:
+            return dict(self.params)
+        return {**self.params, "epochs": int(np.argmax(curve)) + 1}
 
     def _predict(self, network: Any, inputs: Any) -> np.ndarray:
         """``network(inputs)`` in inference mode, as a numpy array."""

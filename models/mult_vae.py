@@ -8,6 +8,11 @@ history plus ``beta`` times the KL divergence to the standard normal prior, with
 at ``anneal_cap`` (the paper's "partially regularised" objective). At scoring
 time the code is the mean (no sampling), as in the paper.
 
+``noise_std`` scales the reparameterisation noise: 1 samples the code from the
+posterior, as in the paper; RecBole's MultiVAE draws the noise with standard
+deviation 0.01, which with its 200,000 annealing steps (beta stays near 0 on a
+small dataset) makes it close to a denoising autoencoder with a bottleneck.
+
 Shares the loss, batching and scoring with Mult-DAE (:mod:`models.mult_dae`).
 """
 
@@ -19,7 +24,7 @@ from models.keras_base import keras_params
 from models.mult_dae import AutoencoderRecommender, corrupted_input, dense
 
 
-def _gaussian_code_layer(seed: int) -> Any:
+def _gaussian_code_layer(seed: int, noise_std: float = 1.0) -> Any:
     """Layer: (mu, logvar) -> z; samples and adds ``beta * KL`` as a loss in training."""
     import keras
     from keras import ops
@@ -38,14 +43,20 @@ def _gaussian_code_layer(seed: int) -> Any:
                 return mu
             kl = 0.5 * ops.mean(ops.sum(ops.exp(logvar) + ops.square(mu) - 1.0 - logvar, axis=-1))
             self.add_loss(self.beta * kl)
-            eps = keras.random.normal(ops.shape(mu), seed=self.seed_generator)
+            eps = keras.random.normal(ops.shape(mu), stddev=noise_std, seed=self.seed_generator)
             return mu + ops.exp(0.5 * logvar) * eps
 
     return GaussianCode(name="gaussian_code")
 
 
 def build_vae(
-    n_items: int, hidden_dim: int, latent_dim: int, dropout: float, l2: float, seed: int
+    n_items: int,
+    hidden_dim: int,
+    latent_dim: int,
+    dropout: float,
+    l2: float,
+    seed: int,
+    noise_std: float = 1.0,
 ) -> Any:
     """The Mult-VAE as a functional Keras model mapping histories to item logits."""
     import keras
@@ -54,7 +65,7 @@ def build_vae(
     h = dense(hidden_dim, seed, l2, "encoder", activation="tanh")(x)
     mu = dense(latent_dim, seed + 1, l2, "z_mean")(h)
     logvar = dense(latent_dim, seed + 2, l2, "z_log_var")(h)
-    z = _gaussian_code_layer(seed + 3)([mu, logvar])
+    z = _gaussian_code_layer(seed + 3, noise_std)([mu, logvar])
     h_dec = dense(hidden_dim, seed + 4, l2, "decoder_hidden", activation="tanh")(z)
     logits = dense(n_items, seed + 5, l2, "decoder")(h_dec)
     return keras.Model(inputs, logits, name="mult_vae")
@@ -91,6 +102,7 @@ class MultVAE(AutoencoderRecommender):
         l2: float = 0.0,
         anneal_cap: float = 0.2,
         total_anneal_steps: int = 20000,
+        noise_std: float = 1.0,
         epochs: int = 50,
         batch_size: int = 128,
         learning_rate: float = 1e-3,
@@ -106,6 +118,7 @@ class MultVAE(AutoencoderRecommender):
             l2=l2,
             anneal_cap=anneal_cap,
             total_anneal_steps=total_anneal_steps,
+            noise_std=noise_std,
             **keras_params(
                 epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
             ),
@@ -120,6 +133,7 @@ class MultVAE(AutoencoderRecommender):
             p["dropout"],
             p["l2"],
             p["seed"],
+            p["noise_std"],
         )
 
     def _callbacks(self) -> list[Any]:

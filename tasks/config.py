@@ -222,9 +222,10 @@ class PopularityConfig(_Section):
 
 
 class ItemKNNConfig(_Section):
-    """Item-kNN: cosine item-item similarity with shrinkage, top neighbours kept."""
+    """Item-kNN: cosine item-item similarity with shrinkage; each item scored from its
+    ``neighbors`` most similar items."""
 
-    neighbors: int = Field(100, ge=1)
+    neighbors: int = Field(200, ge=1)
     shrinkage: float = Field(10.0, ge=0)
 
 
@@ -232,6 +233,29 @@ class EASEConfig(_Section):
     """EASE (Steck 2019): closed-form item-item model, L2 regularisation."""
 
     l2: float = Field(500.0, gt=0)
+
+
+class ALSConfig(_Section):
+    """Implicit-feedback ALS (Hu et al. 2008) through the ``implicit`` library."""
+
+    factors: int = Field(32, ge=1)
+    regularization: float = Field(20.0, ge=0)
+    alpha: float = Field(2.0, gt=0)
+    iterations: int = Field(15, ge=1)
+    seed: int = 42
+    num_threads: int = Field(0, ge=0)
+
+
+class BPRConfig(_Section):
+    """Bayesian Personalised Ranking (Rendle et al. 2009) through the ``implicit`` library;
+    one thread repeats exactly, more are faster but not bit-for-bit repeatable."""
+
+    factors: int = Field(64, ge=1)
+    learning_rate: float = Field(0.005, gt=0)
+    regularization: float = Field(0.001, ge=0)
+    iterations: int = Field(100, ge=1)
+    seed: int = 42
+    num_threads: int = Field(1, ge=0)
 
 
 class _KerasConfig(_Section):
@@ -250,6 +274,25 @@ class MultDAEConfig(_KerasConfig):
     l2: float = Field(1e-5, ge=0)
 
 
+class EASEMultDAEConfig(_Section):
+    """EASE + Mult-DAE hybrid: standardised scores blended, the weight chosen on the
+    early-stopping target among ``weights`` (``default_weight`` without one)."""
+
+    ease: EASEConfig = EASEConfig(l2=300.0)
+    mult_dae: MultDAEConfig = MultDAEConfig(
+        hidden_dim=600,
+        dropout=0.5,
+        l2=1e-2,
+        batch_size=500,
+        learning_rate=3e-3,
+        epochs=600,
+        patience=20,
+    )
+    weights: EnvList[float] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    default_weight: float = Field(0.5, ge=0, le=1)
+    seed: int = 42
+
+
 class MultVAEConfig(_KerasConfig):
     """Mult-VAE (Liang et al., 2018): KL annealing up to ``anneal_cap``."""
 
@@ -259,6 +302,7 @@ class MultVAEConfig(_KerasConfig):
     l2: float = Field(0.0, ge=0)
     anneal_cap: float = Field(0.2, ge=0, le=1)
     total_anneal_steps: int = Field(20000, ge=1)
+    noise_std: float = Field(1.0, ge=0)
     epochs: int = Field(50, ge=1)
     patience: int = Field(5, ge=1)
 
@@ -286,6 +330,20 @@ class CaserConfig(_KerasConfig):
     batch_size: int = Field(256, ge=8)
 
 
+class SASRecConfig(_KerasConfig):
+    """SASRec (Kang & McAuley 2018): causal self-attention over the last ``max_len`` items."""
+
+    embedding_dim: int = Field(64, ge=4)
+    max_len: int = Field(20, ge=2)
+    n_blocks: int = Field(2, ge=1)
+    n_heads: int = Field(1, ge=1)
+    dropout: float = Field(0.3, ge=0, lt=1)
+    tied: bool = True
+    epochs: int = Field(60, ge=1)
+    batch_size: int = Field(64, ge=8)
+    patience: int = Field(8, ge=1)
+
+
 class TwoTowerConfig(_KerasConfig):
     """User and item towers; the item tower reads content features when there are some."""
 
@@ -301,7 +359,18 @@ class TwoTowerConfig(_KerasConfig):
 
 
 ModelName = Literal[
-    "popularity", "item_knn", "ease", "mult_dae", "mult_vae", "gru4rec", "caser", "two_tower"
+    "popularity",
+    "item_knn",
+    "ease",
+    "ease_mult_dae",
+    "als",
+    "bpr",
+    "mult_dae",
+    "mult_vae",
+    "gru4rec",
+    "caser",
+    "sasrec",
+    "two_tower",
 ]
 
 
@@ -319,10 +388,14 @@ class TrainConfig(_Section):
     popularity: PopularityConfig = PopularityConfig()
     item_knn: ItemKNNConfig = ItemKNNConfig()
     ease: EASEConfig = EASEConfig()
+    als: ALSConfig = ALSConfig()
+    bpr: BPRConfig = BPRConfig()
     mult_dae: MultDAEConfig = MultDAEConfig()
     mult_vae: MultVAEConfig = MultVAEConfig()
+    ease_mult_dae: EASEMultDAEConfig = EASEMultDAEConfig()
     gru4rec: GRU4RecConfig = GRU4RecConfig()
     caser: CaserConfig = CaserConfig()
+    sasrec: SASRecConfig = SASRecConfig()
     two_tower: TwoTowerConfig = TwoTowerConfig()
 
 

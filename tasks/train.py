@@ -17,7 +17,8 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from models import BaseRecommender, make_recommender
+from models import BaseRecommender, EASEMultDAE, MultDAE, make_recommender
+from models.implicit_mf import ImplicitMF
 from models.keras_base import KerasRecommender
 from tasks.config import TrainConfig
 from tasks.data.model_inputs import FitInputs, fit_inputs_from_snapshot
@@ -31,44 +32,76 @@ def model_params(name: str, config: TrainConfig) -> dict:
 
 
 def train_model(name: str, config: TrainConfig, inputs: FitInputs) -> tuple[BaseRecommender, float]:
-    """Fit model ``name``; return it and the training time in seconds. A Keras model
-    reports each epoch on the ``recpipe.progress`` logger (the CLI's live display)."""
+    """Fit model ``name``; return it and the training time in seconds. A model trained in
+    epochs (Keras) or iterations (implicit's ALS and BPR) reports each one on the
+    ``recpipe.progress`` logger (the CLI's live display)."""
     model = make_recommender(name, **model_params(name, config))
     extra = {}
-    if isinstance(model, KerasRecommender):
-        extra["callbacks"] = [epoch_progress(name, int(model.params["epochs"]))]
+    callback = progress_callback(model)
+    if callback is not None:
+        extra["callbacks"] = [callback]
     start = time.perf_counter()
     model.fit(inputs.train, **inputs.kwargs(), **extra)
     return model, time.perf_counter() - start
 
 
-def epoch_progress(model: str, epochs: int) -> Any:
-    """A Keras callback logging ``{"stage": "train", "event": "epoch", "model", "epoch",
-    "epochs"}`` to ``recpipe.progress``: epoch 0 when training starts, then after each
-    epoch (early stopping may end it before ``epochs``)."""
-    import keras
+def progress_callback(model: BaseRecommender, /, **fields: Any) -> Any:
+    """An epoch reporter for ``model`` (see :class:`EpochReport`; ``fields`` are added to
+    each record), or None for a model fitted in one step (closed form, counting)."""
+    fields.pop("model", None)
+    if isinstance(model, KerasRecommender):
+        return epoch_progress(model.name, int(model.params["epochs"]), **fields)
+    if isinstance(model, EASEMultDAE):  # the Mult-DAE part trains in epochs
+        epochs = MultDAE(**model.params["mult_dae"]).params["epochs"]
+        return epoch_progress(model.name, int(epochs), **fields)
+    if isinstance(model, ImplicitMF):
+        return EpochReport(model.name, int(model.params["iterations"]), fields)
+    return None
 
-    def report(epoch: int) -> None:
+
+class EpochReport:
+    """Logs ``{"stage": "train", "event": "epoch", "model", "epoch", "epochs", **fields}``
+    to ``recpipe.progress``: epoch 0 when training starts, then after each epoch (early
+    stopping may end it before ``epochs``). The two methods are those of a Keras callback."""
+
+    def __init__(self, model: str, epochs: int, fields: dict[str, Any] | None = None) -> None:
+        self.model, self.epochs, self.fields = model, epochs, dict(fields or {})
+
+    def report(self, epoch: int) -> None:
         progress.info(
             "%s epoch %d/%d",
-            model,
+            self.model,
             epoch,
-            epochs,
+            self.epochs,
             extra={
                 "stage": "train",
                 "event": "epoch",
-                "model": model,
+                "model": self.model,
                 "epoch": epoch,
-                "epochs": epochs,
+                "epochs": self.epochs,
+                **self.fields,
             },
         )
 
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.report(0)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.report(epoch + 1)
+
+
+def epoch_progress(model: str, epochs: int, **fields: Any) -> Any:
+    """A Keras callback doing what :class:`EpochReport` does."""
+    import keras
+
+    reporter = EpochReport(model, epochs, fields)
+
     class EpochProgress(keras.callbacks.Callback):
         def on_train_begin(self, logs: dict | None = None) -> None:
-            report(0)
+            reporter.on_train_begin(logs)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            report(epoch + 1)
+            reporter.on_epoch_end(epoch, logs)
 
     return EpochProgress()
 

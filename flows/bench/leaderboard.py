@@ -11,6 +11,8 @@ MLflow run when a workspace is given.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,41 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flows.bench.grids import GRIDS
 from models import make_recommender
 from models.inputs import sequences_from_events
 from models.metrics import evaluate_rankings
 from tasks.data.model_inputs import item_content_features
 from tasks.data.splits import Split, split
-
-# Small grids on the validation split; the first entry of each is the default.
-GRIDS: dict[str, list[dict[str, Any]]] = {
-    "popularity": [{}],
-    "item_knn": [
-        {"neighbors": 200, "shrinkage": 0.0},
-        {"neighbors": 100, "shrinkage": 10.0},
-        {"neighbors": 50, "shrinkage": 50.0},
-    ],
-    "ease": [{"l2": 300.0}, {"l2": 100.0}, {"l2": 800.0}],
-    "mult_dae": [
-        # Liang et al.: 600 tanh units, input dropout 0.5, L2 0.01 on the weights, batch 500
-        {
-            "hidden_dim": 600,
-            "dropout": 0.5,
-            "l2": 1e-2,
-            "batch_size": 500,
-            "learning_rate": 3e-3,
-            "epochs": 600,
-            "patience": 20,
-        },
-        {"hidden_dim": 600, "dropout": 0.5, "l2": 1e-2, "epochs": 300, "patience": 10},
-        {"hidden_dim": 1000, "dropout": 0.7, "l2": 1e-3, "epochs": 300, "patience": 10},
-        {"hidden_dim": 200, "dropout": 0.5, "l2": 1e-5, "epochs": 100, "patience": 5},
-    ],
-    "mult_vae": [{"total_anneal_steps": 2000, "epochs": 150, "patience": 8}],
-    "gru4rec": [{"cell": "gru", "epochs": 30, "patience": 5}],
-    "caser": [{"epochs": 30, "patience": 5}],
-    "two_tower": [{"loss": "softmax", "temperature": 0.1, "epochs": 30}],
-}
 
 
 @dataclass(frozen=True)
@@ -104,42 +77,114 @@ def _rank(
 
 
 def evaluate_model(
-    name: str, data: Prepared, k: int, grid: list[dict] | None = None, seed: int = 42
+    name: str,
+    data: Prepared,
+    k: int,
+    grid: list[dict] | None = None,
+    seed: int = 42,
+    refit: bool = False,
 ) -> dict:
-    """Tune ``name`` on validation, score the best setting once on test."""
+    """Tune ``name`` on validation, score the best setting once on test.
+
+    ``refit``: before the test, the best setting is fitted again on training plus
+    validation (a model that stopped early on validation trains for the epochs it
+    chose), as every model alike; otherwise the model fitted on training is tested.
+    Progress goes to the ``recpipe.progress`` logger (see :func:`announce`).
+    """
+    settings = grid or GRIDS.get(name, [{}])
     candidates = []
-    for params in grid or GRIDS.get(name, [{}]):
+    for number, params in enumerate(settings, start=1):
         if name != "popularity" and name not in ("item_knn", "ease"):
             params = {"seed": seed, **params}
-        model = make_recommender(name, **params)
-        start = time.perf_counter()
-        model.fit(
-            data.train,
-            data.seq_train,
-            item_features=data.item_features,
-            validation=data.valid_target,
-        )
-        train_seconds = time.perf_counter() - start
+        where = {"model": name, "setting": number, "settings": len(settings)}
+        announce("setting", f"{name}: setting {number}/{len(settings)} {params}", **where)
+        model, train_seconds = _fit(name, params, data.train, data.seq_train, data, where)
         users, relevant = data.valid_target
         recommended, _ = _rank(model, users, k, data.train, data.seq_train)
         valid = evaluate_rankings(recommended, relevant, k)[f"ndcg@{k}"]
+        announce(
+            "fitted",
+            f"{name}: setting {number}/{len(settings)} valid ndcg@{k} {valid:.4f} "
+            f"({train_seconds:.1f} s)",
+            **where,
+            valid=valid,
+            seconds=train_seconds,
+        )
         candidates.append((valid, params, model, train_seconds))
-    valid, params, model, train_seconds = max(candidates, key=lambda c: c[0])
+    best = max(range(len(candidates)), key=lambda i: candidates[i][0])
+    valid, params, model, train_seconds = candidates[best]
+    history = getattr(model, "history_", {}) or {}
+    epochs = len(next(iter(history.values()), [])) if history else None
+    if refit:
+        params = refit_params(params, model)
+        where = {"model": name, "setting": best + 1, "settings": len(settings), "refit": True}
+        announce("setting", f"{name}: refit on train+valid {params}", **where)
+        model, train_seconds = _fit(
+            name, params, data.train_valid, data.seq_train_valid, data, where, validate=False
+        )
+        refit_history = getattr(model, "history_", {}) or {}
+        epochs = len(next(iter(refit_history.values()), [])) if refit_history else None
     users, relevant = data.test_target
     recommended, scoring_seconds = _rank(model, users, k, data.train_valid, data.seq_train_valid)
     metrics = evaluate_rankings(recommended, relevant, k, train=data.train_valid)
-    history = getattr(model, "history_", {}) or {}
     return {
         "model": name,
         "params": params,
         "tried": len(candidates),
         f"valid_ndcg@{k}": valid,
         **{f"test_{m}": v for m, v in metrics.items()},
-        "epochs": len(next(iter(history.values()), [])) if history else None,
+        "epochs": epochs,
         "train_seconds": round(train_seconds, 2),
         "scoring_seconds": round(scoring_seconds, 3),
+        "refit": refit,
         "history": history,
     }
+
+
+def refit_params(params: dict, model: Any) -> dict:
+    """The setting to refit on train+valid: what the model chose on validation (the
+    epochs where it stopped early, a blend weight) fixed, as its ``refit_params()``
+    gives; a model that chose nothing refits with ``params``."""
+    chosen = getattr(model, "refit_params", None)
+    if chosen is None:
+        return dict(params)
+    fixed = chosen()
+    changed = {key: value for key, value in fixed.items() if model.params.get(key) != value}
+    return {**params, **changed}
+
+
+def _fit(
+    name: str,
+    params: dict,
+    matrix: Any,
+    sequences: list,
+    data: Prepared,
+    where: dict,
+    validate: bool = True,
+) -> tuple[Any, float]:
+    """A model ``name`` with ``params`` fitted on ``matrix``; its epochs announced."""
+    from tasks.train import progress_callback
+
+    model = make_recommender(name, **params)
+    callback = progress_callback(model, stage="evaluate", **where)
+    extra = {"callbacks": [callback]} if callback is not None else {}
+    start = time.perf_counter()
+    model.fit(
+        matrix,
+        sequences,
+        item_features=data.item_features,
+        validation=data.valid_target if validate else None,
+        **extra,
+    )
+    return model, time.perf_counter() - start
+
+
+def announce(event: str, message: str, **fields: Any) -> None:
+    """Log an evaluation event to ``recpipe.progress`` (``stage`` "evaluate"); models
+    trained in epochs log each epoch there too (tasks/train.py ``progress_callback``)."""
+    logging.getLogger("recpipe.progress").info(
+        message, extra={"stage": "evaluate", "event": event, **fields}
+    )
 
 
 def run_leaderboard(
@@ -150,12 +195,13 @@ def run_leaderboard(
     k: int = 10,
     seed: int = 42,
     log: Any = None,
+    refit: bool = False,
 ) -> pd.DataFrame:
     """One row per model, best test NDCG first. ``log(row)`` is called after each model."""
     data = prepare(interactions, items, protocol, seed)
     rows = []
     for name in models:
-        row = evaluate_model(name, data, k, seed=seed)
+        row = evaluate_model(name, data, k, seed=seed, refit=refit)
         if log is not None:
             log(row, data)
         rows.append(row)
@@ -163,12 +209,32 @@ def run_leaderboard(
     return frame.sort_values(f"test_ndcg@{k}", ascending=False, ignore_index=True)
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with NaN and infinities as None and numpy scalars as Python ones, so
+    ``json.dumps(..., allow_nan=False)`` writes strict JSON (``null``, never ``NaN``)."""
+    if isinstance(value, dict):
+        return {str(key): strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
 def write_leaderboard(frame: pd.DataFrame, directory: Path) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = directory / "leaderboard.csv", directory / "leaderboard.json"
     out = frame.assign(params=frame["params"].map(json.dumps))
     out.to_csv(csv_path, index=False)
-    json_path.write_text(json.dumps(frame.to_dict("records"), indent=2, default=str))
+    if "epochs" in frame:  # a count: 12, not 12.0 (null where a model has no epochs)
+        epochs = pd.to_numeric(frame["epochs"], errors="coerce").round().astype("Int64")
+        frame = frame.assign(epochs=epochs)
+    records = strict_json(frame.astype(object).to_dict("records"))
+    json_path.write_text(json.dumps(records, indent=2, default=str, allow_nan=False))
     return csv_path, json_path
 
 
@@ -199,6 +265,7 @@ def evaluate_source(
     k: int = 10,
     seed: int = 42,
     experiment: str = "recpipe-evaluate",
+    refit: bool = False,
 ) -> tuple[pd.DataFrame, Path, Path]:
     """Load the configured source, run the leaderboard, track each model in MLflow, write files.
 
@@ -220,7 +287,12 @@ def evaluate_source(
         client,
         experiment_id,
         f"evaluate-{config.ingest.source}-{protocol}",
-        {"protocol": protocol, "source": config.ingest.source, "k": str(k)},
+        {
+            "protocol": protocol,
+            "source": config.ingest.source,
+            "k": str(k),
+            "refit": str(refit).lower(),
+        },
     )
 
     def log(row: dict, prepared: Prepared) -> None:
@@ -243,7 +315,9 @@ def evaluate_source(
         tracking.log_metrics(client, run_id, scalars)
         client.set_terminated(run_id)
 
-    frame = run_leaderboard(interactions, data.items, protocol, models, k, seed, log=log)
+    frame = run_leaderboard(
+        interactions, data.items, protocol, models, k, seed, log=log, refit=refit
+    )
     client.set_terminated(parent)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     csv_path, json_path = write_leaderboard(frame, ws.root / "leaderboards" / f"{protocol}-{stamp}")

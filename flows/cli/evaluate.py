@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Annotated, Any, Literal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, Literal, TextIO
 
 import typer
 
@@ -32,18 +36,31 @@ def evaluate(
     ] = "popularity,item_knn,ease,mult_dae",
     k: Annotated[int, typer.Option("--k")] = 10,
     seed: Annotated[int, typer.Option("--seed", help="split and model seed")] = 42,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            "--refit",
+            help="fit each model's chosen setting again on train+valid before the test",
+        ),
+    ] = False,
     *,
     options: dict[str, Any],
 ) -> None:
-    """Train and evaluate models side by side; print and save a leaderboard."""
+    """Train and evaluate models side by side; print and save a leaderboard.
+
+    While it runs, each model's settings and epochs are printed to stderr."""
     config = load(ctx, options)
     from flows.bench.leaderboard import evaluate_source
     from flows.cli.output import show
 
-    frame, csv_path, json_path = evaluate_source(config, protocol, split_models(models), k, seed)
+    with evaluation_progress():
+        frame, csv_path, json_path = evaluate_source(
+            config, protocol, split_models(models), k, seed, refit=refit
+        )
+    tuned = "each model tuned on validation" + (", refit on train+valid" if refit else "")
     show(
         f"leaderboard: source {config.ingest.source}, protocol {protocol}, "
-        f"full ranking, K={k} (test split, each model tuned on validation)",
+        f"full ranking, K={k} (test split, {tuned})",
         leaderboard(frame, k),
         f"written: {csv_path}\n         {json_path}",
         f"MLflow: experiment 'recpipe-evaluate' in {config.workspace / 'mlflow' / 'mlflow.db'}",
@@ -75,3 +92,60 @@ def _cell(value: Any, column: str) -> str:
     if column.endswith("_seconds"):
         return f"{value:.1f}"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+class EvaluationProgress(logging.Handler):
+    """Prints the ``recpipe.progress`` records of an evaluation: each setting a model
+    tries (and its validation NDCG), and the epochs of a model trained in epochs. On a
+    terminal the epoch counter is rewritten in place; otherwise one line per event, and
+    for epochs one line per tenth of the planned epochs."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        super().__init__(logging.INFO)
+        self.out = out
+        self.open_line = False  # an epoch counter waits to be overwritten
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "event", None)
+        if event is None:
+            return
+        out = self.out or sys.stderr
+        terminal = bool(getattr(out, "isatty", lambda: False)())
+        if event == "epoch":
+            setting = getattr(record, "setting", None)
+            where = f" setting {setting}/{getattr(record, 'settings', '?')}" if setting else ""
+            text = (
+                f"  {getattr(record, 'model', '')}{where}: epoch "
+                f"{getattr(record, 'epoch', 0)}/{getattr(record, 'epochs', 0)}"
+            )
+            epoch, epochs = int(getattr(record, "epoch", 0)), int(getattr(record, "epochs", 0))
+            if terminal:
+                out.write("\r" + text + "\x1b[K")
+                self.open_line = True
+            elif epoch % max(1, epochs // 10) == 0 or epoch == epochs:
+                out.write(text + "\n")  # about ten lines per fit when not on a terminal
+        else:
+            if self.open_line:
+                out.write("\n")
+                self.open_line = False
+            out.write(record.getMessage() + "\n")
+        out.flush()
+
+
+@contextmanager
+def evaluation_progress(out: TextIO | None = None) -> Iterator[EvaluationProgress]:
+    """Print evaluation progress (see :class:`EvaluationProgress`) inside the block."""
+    logger = logging.getLogger("recpipe.progress")
+    handler = EvaluationProgress(out)
+    saved = logger.level, logger.propagate
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+        if handler.open_line:
+            (out or sys.stderr).write("\n")

@@ -54,10 +54,30 @@ def test_item_knn_shrunk_cosine_hand_computed() -> None:
     np.testing.assert_allclose(sim, expected, rtol=1e-6)
 
 
-def test_item_knn_keeps_top_neighbours_per_item() -> None:
+def test_item_knn_keeps_top_neighbours_of_each_candidate_item_in_its_column() -> None:
     sim = cosine_similarity(Y, neighbors=1, shrinkage=1.0).toarray()
     # item 0: s01 = 0.5 > s02 ~ 0.29; item 1: s12 ~ 0.58 > s01; item 2: s12 > s02
-    assert (sim > 0).tolist() == [[False, True, False], [False, False, True], [False, True, False]]
+    # column j holds item j's nearest item: N(0) = {1}, N(1) = {2}, N(2) = {1}
+    assert (sim > 0).T.tolist() == [
+        [False, True, False],
+        [False, False, True],
+        [False, True, False],
+    ]
+
+
+def test_item_knn_scores_an_item_from_its_own_neighbourhood() -> None:
+    """With one neighbour, N(0) = {1}, N(1) = {2}, N(2) = {1}: a user who saw only item 0
+    gets nothing (item 0 is in no neighbourhood, though item 1 is item 0's nearest); a user
+    who saw only item 1 gets items 0 and 2, whose neighbourhoods hold item 1."""
+    model = ItemKNN(neighbors=1, shrinkage=1.0).fit(Y)
+    saw_item_0 = sp.csr_matrix(np.array([[1, 0, 0]] * 4, dtype=float))
+    np.testing.assert_allclose(model.score(np.array([0]), history=saw_item_0), [[0, 0, 0]])
+    saw_item_1 = sp.csr_matrix(np.array([[0, 1, 0]] * 4, dtype=float))
+    s01 = 2 / (math.sqrt(3) * math.sqrt(3) + 1)
+    s12 = 2 / (math.sqrt(3) * math.sqrt(2) + 1)
+    np.testing.assert_allclose(
+        model.score(np.array([0]), history=saw_item_1), [[s01, 0, s12]], rtol=1e-6
+    )
 
 
 def test_item_knn_scores_sum_similarities_of_history_items() -> None:

@@ -15,12 +15,30 @@ FAST_PARAMS = {
     "popularity": {},
     "item_knn": {"neighbors": 5, "shrinkage": 1.0},
     "ease": {"l2": 20.0},
+    "als": {"factors": 2, "regularization": 1.0, "alpha": 1.0, "iterations": 15, "num_threads": 1},
+    "bpr": {
+        "factors": 8,
+        "learning_rate": 0.05,
+        "regularization": 0.001,
+        "iterations": 100,
+        "num_threads": 1,
+    },
     "mult_dae": {
         "hidden_dim": 16,
         "epochs": 40,
         "batch_size": 8,
         "dropout": 0.2,
         "learning_rate": 1e-2,
+    },
+    "ease_mult_dae": {
+        "ease": {"l2": 20.0},
+        "mult_dae": {
+            "hidden_dim": 16,
+            "epochs": 40,
+            "batch_size": 8,
+            "dropout": 0.2,
+            "learning_rate": 1e-2,
+        },
     },
     "mult_vae": {
         "hidden_dim": 16,
@@ -49,6 +67,16 @@ FAST_PARAMS = {
         "epochs": 20,
         "batch_size": 24,
         "learning_rate": 1e-2,
+    },
+    "sasrec": {
+        "embedding_dim": 16,
+        "max_len": 3,
+        "n_blocks": 1,
+        "n_heads": 2,
+        "epochs": 40,
+        "batch_size": 24,
+        "learning_rate": 1e-2,
+        "dropout": 0.3,  # without it, 2 transitions per user are memorised, parity missed
     },
     "two_tower": {
         "embedding_dim": 8,

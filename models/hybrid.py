@@ -1,0 +1,142 @@
+"""EASE + Mult-DAE: a hybrid of a linear item-item model and a deep autoencoder.
+
+Both models are fitted on the same interactions; a user's score for an item is a
+blend of the two models' scores, each first standardised over the items of that
+user's row (zero mean, unit variance), so neither scale dominates:
+
+    score = (1 - weight) * z(EASE scores) + weight * z(Mult-DAE logits)
+
+``weight`` is chosen on the validation target given to ``fit`` (NDCG@``val_k``
+over the candidates in ``weights``, ties to the smaller weight); without one it is
+``default_weight``. The Mult-DAE also stops early on that target. This is a hybrid,
+not a deep model: it is reported under its own name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from models.base import BaseRecommender
+from models.ease import EASE
+from models.inputs import ItemSequences
+from models.metrics import ndcg_at_k
+from models.mult_dae import MultDAE
+from models.ranking import top_k
+
+DEFAULT_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def standardised(scores: np.ndarray) -> np.ndarray:
+    """Each row of ``scores`` with zero mean and unit variance (a constant row: zeros)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    centred = scores - scores.mean(axis=1, keepdims=True)
+    spread = scores.std(axis=1, keepdims=True)
+    return (centred / np.where(spread > 0, spread, 1.0)).astype(np.float32)
+
+
+class EASEMultDAE(BaseRecommender):
+    """Blend of EASE and Mult-DAE scores, the blend weight chosen on validation."""
+
+    name: ClassVar[str] = "ease_mult_dae"
+    personalized: ClassVar[bool] = True
+    fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "ease_", "dae_", "weight_")
+    fit_inputs: ClassVar[tuple[str, ...]] = ("validation",)
+
+    def __init__(
+        self,
+        ease: dict[str, Any] | None = None,
+        mult_dae: dict[str, Any] | None = None,
+        weights: Sequence[float] = DEFAULT_WEIGHTS,
+        default_weight: float = 0.5,
+        seed: int = 42,
+        val_k: int = 10,
+    ) -> None:
+        super().__init__(
+            ease=dict(ease or {}),
+            mult_dae=dict(mult_dae or {}),
+            weights=[float(w) for w in weights],
+            default_weight=float(default_weight),
+            seed=seed,
+            val_k=val_k,
+        )
+
+    def fit(
+        self,
+        interactions: sp.spmatrix,
+        sequences: ItemSequences | None = None,
+        *,
+        item_features: np.ndarray | None = None,
+        validation: tuple[np.ndarray, sp.spmatrix] | None = None,
+        callbacks: Sequence[Any] = (),
+    ) -> EASEMultDAE:
+        """:meth:`BaseRecommender.fit`; ``callbacks`` go to the Mult-DAE's training."""
+        self._fit_callbacks = list(callbacks)
+        try:
+            super().fit(interactions, sequences, item_features=item_features, validation=validation)
+        finally:
+            del self._fit_callbacks
+        return self
+
+    def _fit(
+        self, matrix: sp.csr_matrix, validation: tuple[np.ndarray, sp.csr_matrix] | None = None
+    ) -> None:
+        weights = self.params["weights"]
+        if not weights or any(not 0.0 <= w <= 1.0 for w in weights):
+            raise ValueError(f"ease_mult_dae: weights must be in [0, 1], got {weights}")
+        self.ease_ = EASE(**self.params["ease"]).fit(matrix)
+        dae_params = {"seed": self.params["seed"], **self.params["mult_dae"]}
+        self.dae_ = MultDAE(**dae_params).fit(
+            matrix, validation=validation, callbacks=getattr(self, "_fit_callbacks", [])
+        )
+        self.weight_ = self.params["default_weight"]
+        self.validation_ndcg_: dict[str, float] = {}
+        if validation is not None:
+            users, relevant = validation
+            rows = matrix[users]
+            ease, dae = self._parts(users, rows)
+            k = self.params["val_k"]
+            for weight in sorted(weights):
+                recommended, _ = top_k((1 - weight) * ease + weight * dae, k, exclude=rows)
+                self.validation_ndcg_[str(weight)] = ndcg_at_k(recommended, relevant, k)
+            best = max(self.validation_ndcg_.values())
+            self.weight_ = min(float(w) for w, v in self.validation_ndcg_.items() if v == best)
+
+    def _parts(self, users: np.ndarray, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """Both components' standardised scores for ``history`` (one row per user)."""
+        ease = standardised(self.ease_._score(users, history))
+        dae = standardised(self.dae_._score(users, history))
+        return ease, dae
+
+    def refit_params(self) -> dict[str, Any]:
+        """Settings that repeat this fit without a validation target: the blend weight it
+        chose and the epochs the Mult-DAE stopped at."""
+        return {
+            **self.params,
+            "mult_dae": {**self.params["mult_dae"], "epochs": self.dae_.refit_params()["epochs"]},
+            "weights": [self.weight_],
+            "default_weight": self.weight_,
+        }
+
+    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        ease, dae = self._parts(users, history)
+        return (1 - self.weight_) * ease + self.weight_ * dae
+
+    @property
+    def history_(self) -> dict[str, list[float]]:
+        """The Mult-DAE's training curves (the EASE part has none)."""
+        return self.dae_.history_ if getattr(self, "dae_", None) is not None else {}
+
+    def _save_state(self, directory: Path) -> None:
+        self.ease_.save(directory / "ease")
+        self.dae_.save(directory / "mult_dae")
+        (directory / "blend.txt").write_text(repr(float(self.weight_)))
+
+    def _load_state(self, directory: Path) -> None:
+        self.ease_ = EASE.load(directory / "ease")
+        self.dae_ = MultDAE.load(directory / "mult_dae")
+        self.weight_ = float((directory / "blend.txt").read_text())

@@ -1,0 +1,232 @@
+"""Matrix factorisation baselines from the ``implicit`` library: ALS and BPR.
+
+* :class:`ALS`: weighted matrix factorisation for implicit feedback (Hu, Koren &
+  Volinsky, ICDM 2008), implicit's ``AlternatingLeastSquares`` with its conjugate
+  gradient solver; the binary interaction matrix is the preference, ``alpha`` the
+  confidence given to an observed interaction.
+* :class:`BPR`: Bayesian Personalised Ranking (Rendle et al., UAI 2009), implicit's
+  ``BayesianPersonalizedRanking`` (SGD on sampled (user, seen, unseen) triples; its
+  item factors carry an item bias column).
+
+``implicit`` does the fitting; this module only adapts it to the protocol of
+:mod:`models.base`. The fitted user and item factors are kept as numpy arrays and
+saved with ``numpy``, so a loaded model scores without ``implicit`` and without
+refitting: ``scores = user_factors[users] @ item_factors.T``.
+
+A ``history`` that differs from a user's training row (a later history at scoring
+time) changes an ALS user's factors: they are recomputed from that history with the
+item factors held fixed, as one ALS half-step (implicit's ``recalculate_user``).
+BPR has no such fold-in; its users keep their trained factors and the history only
+decides which items are excluded.
+
+Seeded: ``seed`` is implicit's ``random_state`` (the initial factors and, for BPR,
+the sampled triples). ALS solves each user (item) independently, so its result does
+not depend on ``num_threads``; BPR's SGD is lock-free across threads (Hogwild), so
+only ``num_threads=1`` (its default here) repeats exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from models.base import BaseRecommender
+from models.inputs import ItemSequences
+
+
+def _one_blas_thread() -> Any:
+    """implicit parallelises over users itself; a BLAS thread pool under it only
+    oversubscribes the cores (implicit warns and recommends this limit). implicit is
+    imported first, so the BLAS libraries it loads are limited too."""
+    import implicit.cpu.als
+    import implicit.cpu.bpr  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, "blas")
+
+
+class ImplicitMF(BaseRecommender):
+    """What ALS and BPR share: fitting through implicit, scoring and saving the factors."""
+
+    fitted_attributes: ClassVar[tuple[str, ...]] = (
+        "train_matrix_",
+        "user_factors_",
+        "item_factors_",
+    )
+
+    def fit(
+        self,
+        interactions: sp.spmatrix,
+        sequences: ItemSequences | None = None,
+        *,
+        item_features: np.ndarray | None = None,
+        validation: tuple[np.ndarray, sp.spmatrix] | None = None,
+        callbacks: Sequence[Any] = (),
+    ) -> ImplicitMF:
+        """:meth:`BaseRecommender.fit`; ``callbacks``: objects told of the progress of this
+        fit (``on_train_begin()``, then ``on_epoch_end(i)`` after iteration ``i``, as Keras
+        callbacks are), never kept with the model."""
+        self._fit_callbacks = list(callbacks)
+        try:
+            super().fit(interactions, sequences, item_features=item_features, validation=validation)
+        finally:
+            del self._fit_callbacks
+        return self
+
+    def _check_params(self) -> None:
+        if self.params["factors"] < 1 or self.params["iterations"] < 1:
+            raise ValueError(
+                f"{self.name}: need factors >= 1 and iterations >= 1, got "
+                f"{self.params['factors']}, {self.params['iterations']}"
+            )
+        if self.params["regularization"] < 0:
+            raise ValueError(
+                f"{self.name}: regularization must be >= 0, got {self.params['regularization']}"
+            )
+
+    def _implicit_model(self) -> Any:
+        raise NotImplementedError
+
+    def _fit(self, matrix: sp.csr_matrix) -> None:
+        self._check_params()
+        with _one_blas_thread():
+            self._fit_implicit(matrix)
+
+    def _fit_implicit(self, matrix: sp.csr_matrix) -> None:
+        binary = (matrix > 0).astype(np.float32).tocsr()
+        model = self._implicit_model()
+        callbacks = getattr(self, "_fit_callbacks", [])
+        for callback in callbacks:
+            callback.on_train_begin()
+
+        def report(iteration: int, *_: Any) -> None:
+            for callback in callbacks:
+                callback.on_epoch_end(iteration)
+
+        model.fit(binary, show_progress=False, callback=report)
+        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+
+    def _user_factors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        return self.user_factors_[users]
+
+    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        return self._user_factors(users, history) @ self.item_factors_.T
+
+    def _save_state(self, directory: Path) -> None:
+        np.save(directory / "user_factors.npy", self.user_factors_)
+        np.save(directory / "item_factors.npy", self.item_factors_)
+
+    def _load_state(self, directory: Path) -> None:
+        self.user_factors_ = np.load(directory / "user_factors.npy")
+        self.item_factors_ = np.load(directory / "item_factors.npy")
+
+
+def _same_rows(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
+    """Whether two binary histories hold the same items in every row."""
+    a, b = (a > 0).tocsr(), (b > 0).tocsr()
+    a.sort_indices()
+    b.sort_indices()
+    return (
+        a.shape == b.shape
+        and np.array_equal(a.indptr, b.indptr)
+        and np.array_equal(a.indices, b.indices)
+    )
+
+
+class ALS(ImplicitMF):
+    """Implicit-feedback ALS (implicit's AlternatingLeastSquares, conjugate gradient)."""
+
+    name: ClassVar[str] = "als"
+    personalized: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        factors: int = 32,
+        regularization: float = 20.0,
+        alpha: float = 2.0,
+        iterations: int = 15,
+        seed: int = 42,
+        num_threads: int = 0,
+    ) -> None:
+        super().__init__(
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            iterations=iterations,
+            seed=seed,
+            num_threads=num_threads,
+        )
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.params["alpha"] <= 0:
+            raise ValueError(f"als: alpha must be > 0, got {self.params['alpha']}")
+
+    def _implicit_model(self) -> Any:
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        return AlternatingLeastSquares(
+            factors=self.params["factors"],
+            regularization=self.params["regularization"],
+            alpha=self.params["alpha"],
+            iterations=self.params["iterations"],
+            num_threads=self.params["num_threads"],
+            random_state=self.params["seed"],
+        )
+
+    def _user_factors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        if _same_rows(history, self.train_matrix_[users]):
+            return self.user_factors_[users]
+        with _one_blas_thread():
+            model = self._implicit_model()
+            model.item_factors = self.item_factors_
+            binary = (history > 0).astype(np.float32).tocsr()
+            factors = model.recalculate_user(np.arange(len(users)), binary)
+        return np.asarray(factors, dtype=np.float32)
+
+
+class BPR(ImplicitMF):
+    """Bayesian Personalised Ranking (implicit's BayesianPersonalizedRanking)."""
+
+    name: ClassVar[str] = "bpr"
+    personalized: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        factors: int = 64,
+        learning_rate: float = 0.005,
+        regularization: float = 0.001,
+        iterations: int = 100,
+        seed: int = 42,
+        num_threads: int = 1,
+    ) -> None:
+        super().__init__(
+            factors=factors,
+            learning_rate=learning_rate,
+            regularization=regularization,
+            iterations=iterations,
+            seed=seed,
+            num_threads=num_threads,
+        )
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.params["learning_rate"] <= 0:
+            raise ValueError(f"bpr: learning_rate must be > 0, got {self.params['learning_rate']}")
+
+    def _implicit_model(self) -> Any:
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        return BayesianPersonalizedRanking(
+            factors=self.params["factors"],
+            learning_rate=self.params["learning_rate"],
+            regularization=self.params["regularization"],
+            iterations=self.params["iterations"],
+            num_threads=self.params["num_threads"],
+            random_state=self.params["seed"],
+        )

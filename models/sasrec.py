@@ -1,0 +1,176 @@
+"""SASRec (Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018).
+
+item embedding (x sqrt(d)) + learned position embedding -> dropout -> ``n_blocks``
+Transformer blocks -> layer norm -> one logit per item at every position. A block
+is pre-norm, as in the paper's code: layer norm -> multi-head self-attention
+(Keras ``MultiHeadAttention``) with a causal mask (position t sees positions <= t)
+and a padding mask (left padding is never attended to) -> residual; layer norm ->
+point-wise feed-forward (two dense layers, ReLU, dropout) -> residual. Padded
+positions are zeroed after every block.
+
+The logits are the final states times the item embeddings (plus an item bias),
+the input and output embeddings shared as in the paper (``tied``; otherwise a
+separate dense output layer).
+
+Trained like :class:`models.gru4rec.GRU4Rec`: each user's sequence is cut into
+consecutive windows of ``max_len`` items and the network predicts the next item
+at every position of a window, with the full softmax cross-entropy (the paper
+samples one negative per position with binary cross-entropy; with a few thousand
+items the full softmax is affordable and the better objective, as in RecBole's
+default). Scoring feeds the user's last ``max_len`` items and ranks items by the
+logits after the last one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from models.inputs import ItemSequences
+from models.keras_base import SeededInitializers, keras_params, shuffled_batches
+from models.sequential import SequenceRecommender, left_padded, sequence_windows
+
+
+def _position_layer(max_len: int, dim: int, initializer: Any) -> Any:
+    """A Keras layer adding a learned position embedding to ``(batch, max_len, dim)``."""
+    import keras
+    from keras import ops
+
+    class LearnedPositions(keras.layers.Layer):
+        def build(self, input_shape: Any) -> None:
+            self.positions = self.add_weight(
+                shape=(max_len, dim), initializer=initializer, name="positions"
+            )
+
+        def call(self, x: Any) -> Any:
+            return x + ops.expand_dims(ops.convert_to_tensor(self.positions), 0)
+
+        def compute_output_shape(self, input_shape: Any) -> Any:
+            return input_shape
+
+    return LearnedPositions(name="positions")
+
+
+def _tied_logits_layer(embedding: Any) -> Any:
+    """A Keras layer scoring states against the item embeddings (row 0, padding, left
+    out) plus a learned item bias: the paper's shared input/output item embeddings."""
+    import keras
+    from keras import ops
+
+    class TiedLogits(keras.layers.Layer):
+        def build(self, input_shape: Any) -> None:
+            self.bias = self.add_weight(
+                shape=(embedding.input_dim - 1,), initializer="zeros", name="item_bias"
+            )
+
+        def call(self, states: Any) -> Any:
+            items = ops.convert_to_tensor(embedding.embeddings)[1:]
+            return ops.matmul(states, ops.transpose(items)) + self.bias
+
+        def compute_output_shape(self, input_shape: Any) -> Any:
+            return (*input_shape[:-1], embedding.input_dim - 1)
+
+    return TiedLogits(name="item_logits")
+
+
+class SASRec(SequenceRecommender):
+    """Self-attentive next-item model over each user's time-ordered history."""
+
+    name: ClassVar[str] = "sasrec"
+    personalized: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        embedding_dim: int = 64,
+        max_len: int = 20,
+        n_blocks: int = 2,
+        n_heads: int = 1,
+        dropout: float = 0.3,
+        tied: bool = True,
+        epochs: int = 60,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        seed: int = 42,
+        score_batch_size: int = 1024,
+        patience: int = 8,
+        val_k: int = 10,
+    ) -> None:
+        super().__init__(
+            embedding_dim=embedding_dim,
+            max_len=max_len,
+            n_blocks=n_blocks,
+            n_heads=n_heads,
+            dropout=dropout,
+            tied=tied,
+            **keras_params(
+                epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
+            ),
+        )
+
+    def _build_network(self) -> Any:
+        import keras
+        from keras import ops
+
+        p = self.params
+        d, length, rate = p["embedding_dim"], p["max_len"], p["dropout"]
+        if d % p["n_heads"]:
+            raise ValueError(
+                f"sasrec: embedding_dim ({d}) must be a multiple of n_heads ({p['n_heads']})"
+            )
+        n_items = self.train_matrix_.shape[1]
+        init = SeededInitializers(p["seed"])
+        items = keras.Input(shape=(length,), dtype="int32", name="items")
+        keep = ops.expand_dims(ops.cast(ops.not_equal(items, 0), "float32"), -1)
+        # key mask: attend only to real items (the causal mask is added by the layer)
+        attend = ops.expand_dims(ops.not_equal(items, 0), 1)
+        embedding = keras.layers.Embedding(
+            n_items + 1, d, embeddings_initializer=init.uniform(), name="item_embedding"
+        )
+        x = embedding(items)
+        x = _position_layer(length, d, init.uniform())(x * float(np.sqrt(d)))
+        x = keras.layers.Dropout(rate, seed=init.next_seed(), name="embedding_dropout")(x) * keep
+        for block in range(p["n_blocks"]):
+            h = keras.layers.LayerNormalization(epsilon=1e-8, name=f"attention_norm_{block}")(x)
+            h = keras.layers.MultiHeadAttention(
+                p["n_heads"],
+                d // p["n_heads"],
+                dropout=rate,
+                seed=init.next_seed(),
+                kernel_initializer=init.glorot(),
+                name=f"attention_{block}",
+            )(h, h, attention_mask=attend, use_causal_mask=True)
+            x = x + h
+            h = keras.layers.LayerNormalization(epsilon=1e-8, name=f"ffn_norm_{block}")(x)
+            h = keras.layers.Dense(
+                d, activation="relu", kernel_initializer=init.glorot(), name=f"ffn_{block}_1"
+            )(h)
+            h = keras.layers.Dropout(rate, seed=init.next_seed(), name=f"ffn_dropout_{block}_1")(h)
+            h = keras.layers.Dense(d, kernel_initializer=init.glorot(), name=f"ffn_{block}_2")(h)
+            h = keras.layers.Dropout(rate, seed=init.next_seed(), name=f"ffn_dropout_{block}_2")(h)
+            x = (x + h) * keep
+        states = keras.layers.LayerNormalization(epsilon=1e-8, name="final_norm")(x)
+        if p["tied"]:
+            output = _tied_logits_layer(embedding)
+        else:
+            output = keras.layers.Dense(
+                n_items, kernel_initializer=init.glorot(), name="item_logits"
+            )
+        # Scoring only needs the logits after the last position; same layers, same weights.
+        self._scorer = keras.Model(items, output(states[:, -1, :]), name="sasrec_last")
+        return keras.Model(items, output(states), name="sasrec")
+
+    def _loss(self) -> Any:
+        import keras
+
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1)
+
+    def _training_data(self, sequences: list[np.ndarray]) -> Any:
+        x, y = sequence_windows(sequences, self.params["max_len"])
+        return shuffled_batches(
+            len(x), self.params["batch_size"], self.params["seed"], lambda r: (x[r], y[r])
+        )
+
+    def _score_sequences(self, users: np.ndarray, sequences: ItemSequences) -> np.ndarray:
+        items = left_padded(sequences, self.params["max_len"])
+        return self._batched(self._scorer, items)

@@ -1,0 +1,50 @@
+"""SASRec: what the attention may and may not see."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from models import SASRec
+
+SEQUENCES = [np.array([0, 1, 2, 3]), np.array([4, 5, 6]), np.array([1, 3, 5, 7])]
+MATRIX = sp.csr_matrix(
+    (np.ones(11), (np.repeat([0, 1, 2], [4, 3, 4]), np.concatenate(SEQUENCES))), shape=(3, 8)
+)
+
+
+def fitted(**params: object) -> SASRec:
+    settings = {"embedding_dim": 8, "max_len": 4, "n_heads": 2, "epochs": 2, "batch_size": 2}
+    return SASRec(**{**settings, **params}).fit(MATRIX, SEQUENCES)
+
+
+def test_a_position_never_sees_the_items_after_it() -> None:
+    model = fitted()
+    x = np.array([[1, 2, 3, 4], [1, 2, 3, 8]], dtype=np.int32)  # only the last item differs
+    out = model._predict(model.network_, x)
+    np.testing.assert_allclose(out[0, :3], out[1, :3], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(out[0, 3], out[1, 3])
+
+
+def test_padding_is_never_attended_to() -> None:
+    """Left padding carries no item: the outputs at real positions are the same whatever
+    the padded positions' embedding is (here: the padding row of the embedding moved)."""
+    model = fitted()
+    x = np.array([[0, 0, 2, 3]], dtype=np.int32)
+    before = model._predict(model.network_, x)[0, 2:]
+    embedding = model.network_.get_layer("item_embedding")
+    table = embedding.embeddings.numpy()
+    table[0] += 5.0
+    embedding.embeddings.assign(table)
+    after = model._predict(model.network_, x)[0, 2:]
+    np.testing.assert_allclose(before, after, rtol=1e-5, atol=1e-5)
+
+
+def test_tied_logits_are_the_states_times_the_item_embeddings() -> None:
+    model = fitted(tied=True)
+    names = [layer.name for layer in model.network_.layers]
+    assert "item_logits" in names
+    weights = model.network_.get_layer("item_logits").weights
+    assert [tuple(w.shape) for w in weights] == [(8,)]  # a bias only: no separate matrix
+    untied = fitted(tied=False).network_.get_layer("item_logits").weights
+    assert [tuple(w.shape) for w in untied] == [(8, 8), (8,)]
