@@ -16,6 +16,7 @@ KERAS_PARAMS = {  # tiny settings, as in test_contract.FAST_PARAMS
     "gru4rec": {"embedding_dim": 8, "hidden_dim": 16, "max_len": 3, "batch_size": 16},
     "caser": {"embedding_dim": 4, "max_len": 2, "n_h": 2, "n_v": 2, "batch_size": 16},
     "two_tower": {"embedding_dim": 8, "hidden_dims": [16], "batch_size": 16},
+    "sasrec": {"embedding_dim": 8, "max_len": 3, "n_heads": 1, "batch_size": 16},
 }
 
 
