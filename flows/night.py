@@ -222,7 +222,9 @@ class Night:
 
         out_dir = self.ws.validated(self.run_date)
         accumulate = bool(ingest.get("incremental"))
-        now_iso = cutoff(self.run_date).isoformat() if self.as_of else None
+        # "now" for the checks (future, too old, stale) is the end of the run date, never
+        # the machine's clock: a run of a date checks the same whenever it runs
+        now_iso = cutoff(self.run_date).isoformat()
         config = self.config.validate_
         parts = cache.validate_parts(
             ingest, config, out_dir, self.ws.validation_root, accumulate, now_iso
