@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -147,8 +147,20 @@ class Night:
         self.out["status"] = "COMPLETED"
 
     def failed(self, exc: BaseException) -> None:
+        from tasks.publish import Stores
+        from tasks.storage.published import publication
+
         self.out["failed_stage"] = self.clock.failed
         self.out["error"] = f"{type(exc).__name__}: {exc}"
+        facts = publication(
+            Stores(self.ws.root, self.database_url).journal,
+            self.run_date,
+            self.run_id,
+            self.out.get("published"),
+        )
+        self.out["publication"] = facts
+        with suppress(AttributeError):  # for the CLI's failure line (flows/cli/failure.py)
+            exc.recpipe_publication = facts  # type: ignore[attr-defined]
         if getattr(exc, "figures", None) is not None:  # a monitor failure: keep its figures
             self.out["monitor"] = {"figures": exc.figures, "findings": exc.findings}  # type: ignore[attr-defined]
 
@@ -226,7 +238,9 @@ class Night:
         out_dir = self.ws.validated(self.run_date)
         erased = _screen_erased(self.ws.root, ingest)
         accumulate = bool(ingest.get("incremental"))
-        now_iso = cutoff(self.run_date).isoformat() if self.as_of else None
+        # "now" for the checks (future, too old, stale) is the end of the run date, never
+        # the machine's clock: a run of a date checks the same whenever it runs
+        now_iso = cutoff(self.run_date).isoformat()
         config = self.config.validate_
         parts = cache.validate_parts(
             ingest, config, out_dir, self.ws.validation_root, accumulate, now_iso

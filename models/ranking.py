@@ -38,14 +38,20 @@ def top_k(
     # Ties across that boundary are settled by item index (lowest first), and the
     # candidates are sorted by index so the stable sort below keeps that order.
     if kk < n_items:
-        part = np.argpartition(scores, n_items - kk, axis=1)
-        cand = part[:, n_items - kk :]
-        threshold = np.take_along_axis(scores, part[:, n_items - kk : n_items - kk + 1], axis=1)
-        tied_rows = np.flatnonzero((scores >= threshold).sum(axis=1) > kk)
-        for r in tied_rows:
-            above = np.flatnonzero(scores[r] > threshold[r, 0])
-            level = np.flatnonzero(scores[r] == threshold[r, 0])[: kk - above.size]
-            cand[r] = np.concatenate([above, level])
+        cand = np.empty((n_rows, kk), dtype=np.int64)
+        # a few rows at a time: argpartition's index array stays ~8 MB instead of 8 bytes a
+        # cell of the block (fresh large allocations cost a page fault every 4 KB)
+        step = max(1, (1 << 20) // n_items)
+        for lo in range(0, n_rows, step):
+            block = scores[lo : lo + step]
+            part = np.argpartition(block, n_items - kk, axis=1)
+            found = part[:, n_items - kk :]
+            threshold = np.take_along_axis(block, part[:, n_items - kk : n_items - kk + 1], axis=1)
+            for r in np.flatnonzero((block >= threshold).sum(axis=1) > kk):
+                above = np.flatnonzero(block[r] > threshold[r, 0])
+                level = np.flatnonzero(block[r] == threshold[r, 0])[: kk - above.size]
+                found[r] = np.concatenate([above, level])
+            cand[lo : lo + step] = found
         cand.sort(axis=1)
     else:
         cand = np.broadcast_to(np.arange(n_items), (n_rows, n_items)).copy()
@@ -59,3 +65,42 @@ def top_k(
         items = np.hstack([items, np.full((n_rows, pad), -1)])
         top_scores = np.hstack([top_scores, np.full((n_rows, pad), -np.inf, dtype=np.float32)])
     return items.astype(np.int64), top_scores
+
+
+def top_k_entries(
+    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The k largest entries of each row of a sparse matrix given by its coordinates, in
+    row-major order (as ``np.nonzero`` and canonical CSR give them; values finite):
+    ``(rows, cols, values, rank)`` ordered by row, then rank (0 = best).
+
+    The same selection as :func:`top_k` on the dense rows with absent cells at -inf
+    (equal values ranked by column, lowest first), in time of the entries, not the cells:
+    rows are padded only to the next power of two of their length (selection slows down
+    many times over on rows whose cells are mostly equal, such as mostly -inf).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    lengths = np.bincount(rows, minlength=n_rows)
+    position = np.arange(rows.size) - (np.cumsum(lengths) - lengths)[rows]
+    bucket = np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64)
+    slot = np.empty(n_rows, dtype=np.int64)
+    parts = []
+    for b in np.unique(bucket[lengths > 0]):
+        members = np.flatnonzero((bucket == b) & (lengths > 0))
+        slot[members] = np.arange(members.size)
+        sel = np.flatnonzero(bucket[rows] == b)
+        width = 1 << int(b)
+        dense = np.full((members.size, width), -np.inf, dtype=np.float32)
+        where = np.full((members.size, width), -1, dtype=np.int64)
+        dense[slot[rows[sel]], position[sel]] = values[sel]
+        where[slot[rows[sel]], position[sel]] = cols[sel]
+        idx, top = top_k(dense, k)
+        r, rank = np.nonzero(idx >= 0)
+        parts.append((members[r], where[r, idx[r, rank]], top[r, rank], rank))
+    if not parts:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, np.empty(0, dtype=np.float32), empty
+    out_rows, out_cols, out_values, rank = (np.concatenate(x) for x in zip(*parts, strict=True))
+    order = np.lexsort((rank, out_rows))
+    return out_rows[order], out_cols[order], out_values[order], rank[order]

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from expectations.escaping import markdown_text
 from models.vocab import IdVocabulary
 from tasks.promote import outcome
+from tasks.storage.published import publication_note
 
 
 def popularity_counts(
@@ -179,7 +180,7 @@ def summary_markdown(out: dict) -> str:
             "",
             f"**stage {_md(out.get('failed_stage') or '?')} failed**: {_md(out.get('error'))}",
             "",
-            "Nothing was published by this run; the previous tables keep serving.",
+            _md(publication_note(out.get("publication"))),
         ]
     v = out.get("validation") or {}
     if v:

@@ -48,7 +48,7 @@ def validate_task(
     out_dir: str,
     gx_root: str,
     config: ValidateConfig,
-    now_iso: str | None = None,
+    now_iso: str,
     *,
     items_path: str | None = None,
     users_path: str | None = None,
@@ -77,7 +77,7 @@ def validate_task(
     history_file = Path(gx_root) / VOLUME_HISTORY
     history = _load_history(history_file)  # a plain read: the file is only ever replaced
     previous = [v["rows_read"] for k, v in sorted(history.items()) if k < out.name]
-    now = pd.Timestamp(now_iso) if now_iso else None
+    now = pd.Timestamp(now_iso)
     partitioned = parquet_rows(raw) > config.part_rows
     work = out.parent / f".{out.name}.validating"  # the partitions of a large batch
     try:

@@ -24,12 +24,19 @@ def scoring(
     database_url: Annotated[
         str | None, typer.Option("--database-url", help="SQLAlchemy URL (default: SQLite)")
     ] = None,
-    explain: Annotated[bool, typer.Option("--explain", help="also compute reasons")] = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain/--no-explain",
+            help="reasons and similar items, as the nightly (on by default, as score.explain)",
+        ),
+    ] = True,
     shard_rows: Annotated[
         int, typer.Option("--shard-rows", help="interactions per user shard")
     ] = 1_000_000,
 ) -> None:
-    """Batch scoring + publishing vs a bare numpy reference, same blocks."""
+    """The nightly's scoring and publishing (explanations, timestamps, the item catalog,
+    model loading) vs a bare numpy matmul + in-place top-k, same blocks."""
     from flows.bench.scoring import benchmark, report
 
     result = benchmark(

@@ -7,6 +7,9 @@ set by ``flows/measure.py``) and prints::
 
     recpipe: stage <stage> failed: <cause, naming the file or table>; <what to do> (...)
 
+A run that failed after its publish committed (in the report stage, or in the lake tables
+after the database) also says what it published, table by table.
+
 The full traceback goes to ``<workspace>/logs/recpipe-<UTC time>.log`` (the line says
 where), and to stderr as well with ``--debug``.
 """
@@ -104,6 +107,21 @@ def _path_in_traceback(exc: BaseException) -> str | None:
     return None
 
 
+def publication_of(exc: BaseException) -> str | None:
+    """What the failed run published (``recpipe_publication``, set by ``flows/night.py``
+    from the publish journal), as a sentence, when it published something; None when it
+    published nothing (the stages before publishing say so in their own messages)."""
+    for candidate in chain(exc):
+        facts = getattr(candidate, "recpipe_publication", None)
+        if facts:
+            if facts.get("state") in ("none", "rolled_back"):
+                return None
+            from tasks.storage.published import publication_note
+
+            return publication_note(facts)
+    return None
+
+
 def describe(exc: BaseException) -> str:
     """``<cause naming the file or table>; <what to do>`` for the root cause."""
     from tasks.errors import RecpipeError
@@ -168,6 +186,9 @@ def report(exc: BaseException) -> int:
         if log is not None:
             where = f" (traceback: {log})"
     what = f"stage {stage} failed" if stage else "error"
+    published = publication_of(exc)
+    if published:
+        message = f"{message.rstrip('. ')}. {published}"
     print(f"recpipe: {what}: {message}{where}", file=sys.stderr)
     if not SEEN["debug"]:
         # Logging that fails at exit (Prefect's log shipper to a server on the same full

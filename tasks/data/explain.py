@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from models.ranking import top_k
+from models.ranking import top_k, top_k_entries
 
 
 def cooccurrence_similarity(
@@ -67,8 +67,13 @@ def similarity_in_passes(
     The co-occurrence counts are accumulated densely for a band of item rows, as many as
     ``budget_bytes`` of float32 hold (the whole matrix for catalogues up to about 11,000
     items at the default), one pass over the shards per band; each band is turned into
-    similarities and pruned before the next. ``matrices`` is called once per pass.
+    similarities and pruned before the next. ``matrices`` is called once per pass. First,
+    one pass holds the counts sparse (``_sparse_similarity``): when users touch few items
+    they fit the budget that way and no band is needed.
     """
+    sparse = _sparse_similarity(matrices, n_items, neighbours, shrinkage, budget_bytes, chunk_rows)
+    if sparse is not None:
+        return sparse
     band = max(1, min(n_items, budget_bytes // (4 * max(n_items, 1))))
     parts = []
     for lo in range(0, max(n_items, 1), band):
@@ -79,20 +84,68 @@ def similarity_in_passes(
             binary = (sp.csr_matrix(matrix) > 0).astype(np.float32)
             counts += np.asarray(binary.sum(axis=0)).ravel()
             rows = binary[:, lo:hi].T.tocsr()
-            for start in range(0, hi - lo, chunk_rows):
-                co[start : start + chunk_rows] += (
-                    rows[start : start + chunk_rows] @ binary
-                ).toarray()
+            for start in range(0, hi - lo, chunk_rows):  # product's cells are unique
+                part = (rows[start : start + chunk_rows] @ binary).tocoo()
+                co[start + part.row, part.col] += part.data
         for start in range(0, hi - lo, chunk_rows):
             block = co[start : start + chunk_rows]
             items = np.arange(lo + start, lo + start + block.shape[0])
             block[np.arange(block.shape[0]), items] = 0.0
-            present = block > 0
-            values = block / (np.sqrt(counts[items][:, None] * counts[None, :]) + shrinkage)
-            dense = np.where(present, values, -np.inf).astype(np.float32)
-            idx, vals = top_k(dense, min(neighbours, n_items))
-            ok = idx >= 0
-            parts.append((np.nonzero(ok)[0] + lo + start, idx[ok], vals[ok]))
+            r, c = np.nonzero(block > 0)
+            values = block[r, c] / (np.sqrt(counts[items[r]] * counts[c]) + shrinkage)
+            r, c, v, _ = top_k_entries(
+                r, c, values.astype(np.float32), block.shape[0], min(neighbours, n_items)
+            )
+            parts.append((r + lo + start, c, v))
+    if not parts:
+        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    rows, cols, vals = (np.concatenate(x) for x in zip(*parts, strict=True))
+    return sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n_items, n_items))
+
+
+def _sparse_similarity(
+    matrices: Callable[[], Iterable[sp.spmatrix]],
+    n_items: int,
+    neighbours: int,
+    shrinkage: float,
+    budget_bytes: int,
+    chunk_rows: int,
+) -> sp.csr_matrix | None:
+    """``similarity_in_passes`` in one pass with the counts in sparse chunks of item rows
+    (about 12 bytes an entry with the sums' temporaries), or None, after finishing the pass,
+    when they outgrow ``budget_bytes``. Touches memory in proportion to the co-occurring
+    pairs, not to items x items (fresh pages cost a fault each)."""
+    counts = np.zeros(n_items, dtype=np.float64)
+    starts = range(0, n_items, chunk_rows)
+    chunks: list[sp.csr_matrix | None] = [None] * len(starts)
+    entries = 0
+    shards = iter(matrices())
+    for matrix in shards:
+        binary = (sp.csr_matrix(matrix) > 0).astype(np.float32)
+        counts += np.asarray(binary.sum(axis=0)).ravel()
+        columns = binary.T.tocsr()
+        for j, start in enumerate(starts):
+            before = chunks[j]
+            part = columns[start : start + chunk_rows] @ binary
+            chunks[j] = part if before is None else before + part
+            entries += chunks[j].nnz - (0 if before is None else before.nnz)
+            if 12 * entries > budget_bytes:
+                for _ in shards:  # finish the pass: the caller may count on whole passes
+                    pass
+                return None
+    parts = []
+    for start, chunk in zip(starts, chunks, strict=True):
+        if chunk is None:
+            continue
+        chunk.sum_duplicates()  # canonical: row-major order
+        co = chunk.tocoo()
+        keep = (co.col != co.row + start) & (co.data > 0)
+        r, c, v = co.row[keep], co.col[keep], co.data[keep]
+        values = v / (np.sqrt(counts[r + start] * counts[c]) + shrinkage)
+        r, c, v, _ = top_k_entries(
+            r, c, values.astype(np.float32), chunk.shape[0], min(neighbours, n_items)
+        )
+        parts.append((r + start, c, v))
     if not parts:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
     rows, cols, vals = (np.concatenate(x) for x in zip(*parts, strict=True))
@@ -171,24 +224,24 @@ def reasons(
 
 def similar_items_table(similarity: sp.csr_matrix, item_ids: np.ndarray, k: int) -> pd.DataFrame:
     """``item_id, rank, similar_item_id, score``: each item's top-k most similar items."""
-    frames = []
-    step = 2048
-    for start in range(0, similarity.shape[0], step):
-        block = similarity[start : start + step].toarray()
-        block[block <= 0] = -np.inf
-        idx, scores = top_k(block, k)
-        valid = idx >= 0
-        r, c = np.nonzero(valid)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "item_id": item_ids[start + r].astype(str),
-                    "rank": (c + 1).astype(np.int64),
-                    "similar_item_id": item_ids[idx[valid]].astype(str),
-                    "score": scores[valid].astype(np.float64),
-                }
-            )
-        )
-    if not frames:
+    if similarity.shape[0] == 0:
         return pd.DataFrame(columns=["item_id", "rank", "similar_item_id", "score"])
-    return pd.concat(frames, ignore_index=True)
+    entries = sp.csr_matrix(similarity, copy=True)
+    entries.sum_duplicates()  # canonical: row-major order
+    entries = entries.tocoo()
+    positive = entries.data > 0
+    r, c, scores, rank = top_k_entries(
+        entries.row[positive],
+        entries.col[positive],
+        entries.data[positive].astype(np.float32),
+        similarity.shape[0],
+        k,
+    )
+    return pd.DataFrame(
+        {
+            "item_id": item_ids[r].astype(str),
+            "rank": (rank + 1).astype(np.int64),
+            "similar_item_id": item_ids[c].astype(str),
+            "score": scores.astype(np.float64),
+        }
+    )

@@ -115,7 +115,7 @@ def validate_interactions(
     *,
     gx_root: Path,
     config: ValidateConfig,
-    now: pd.Timestamp | None = None,
+    now: pd.Timestamp,
     items: pd.DataFrame | None = None,
     users: pd.DataFrame | None = None,
     previous_volumes: Sequence[int] = (),
@@ -146,7 +146,7 @@ def validate_interactions(
             f"(0 rows, at least {config.min_rows} required); check that ingest read the right "
             "source and date (for a landing folder: did today's files arrive?)"
         )
-    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    now = pd.Timestamp(now)  # the run's "now" (end of its run date), never the machine's
     has_value = "value" in df.columns
     has_issue = ISSUE_COLUMN in df.columns
     key = [*REQUIRED_COLUMNS, *(["event_type"] if "event_type" in df.columns else [])]

@@ -64,7 +64,7 @@ def validate_in_partitions(
     *,
     gx_root: Path,
     config: ValidateConfig,
-    now: pd.Timestamp | None = None,
+    now: pd.Timestamp,
     items: pd.DataFrame | None = None,
     users: pd.DataFrame | None = None,
     previous_volumes: Sequence[int] = (),
@@ -75,7 +75,7 @@ def validate_in_partitions(
     and the Parquet files holding the accepted and the quarantined rows, in order.
     Raises DataValidationError as :func:`tasks.validation.checks.validate_interactions` does.
     ``run_name`` labels the results of this batch in the Data Docs."""
-    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    now = pd.Timestamp(now)  # the run's "now" (end of its run date), never the machine's
     columns = tuple(pq.read_schema(raw_path).names)
     head = next(pq.ParquetFile(raw_path).iter_batches(batch_size=NEWEST_SAMPLES)).to_pandas()
     check_columns(head, config, now, items, users)  # a wrong column fails before the pass

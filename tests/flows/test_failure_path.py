@@ -216,3 +216,52 @@ def test_a_header_is_read_with_the_configured_delimiter_and_mapping(tmp_path) ->
     assert check_files(mapped.model_copy(update={"delimiter": ";"})) == data.stat().st_size
     with pytest.raises(DataError, match="looks ';'-delimited"):
         check_files(mapped)
+
+
+@pytest.mark.parametrize(
+    ("facts", "says", "never"),
+    [
+        (
+            {"state": "done", "tables": ["recommendations", "similar_items"], "database": True,
+             "lake": ["recommendations", "similar_items"]},
+            "This run's tables were published before it failed (recommendations, similar_items",
+            "Nothing was published",
+        ),
+        (
+            {"state": "lake:recommendations", "tables": ["recommendations", "similar_items"],
+             "database": True, "lake": ["recommendations"]},
+            "in the lake, recommendations has them and similar_items not yet",
+            "Nothing was published",
+        ),
+        (
+            {"state": "none", "tables": [], "database": False, "lake": []},
+            "stage report failed: no space left on device",
+            "published",
+        ),
+    ],
+)  # fmt: skip
+def test_the_failure_line_says_what_the_run_published(
+    tmp_path, monkeypatch, capsys, facts, says, never
+) -> None:
+    """The facts are what flows/night.py reads from the publish journal when a run fails
+    (tests/tasks/storage/test_published.py derives them from real publishes)."""
+    import flows.cli.run
+    import flows.nightly
+
+    ws = tmp_path / "ws"
+
+    def night(**_: object) -> None:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", str(ws / "report.png"))
+        except OSError as exc:
+            mark_stage(exc, "report")
+            exc.recpipe_publication = facts
+            raise RuntimeError("Flow run encountered an exception") from exc
+
+    monkeypatch.setattr(flows.cli.run, "prepare", lambda *a, **k: None)
+    monkeypatch.setattr(flows.nightly, "nightly_flow_for", lambda config: night)
+    assert main(run_args(ws)) == 2
+    line = last_line(capsys.readouterr().err)
+    print(line)
+    assert line.startswith("recpipe: stage report failed: no space left on device")
+    assert says in line and never not in line.split("(traceback:")[0]

@@ -64,7 +64,11 @@ def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
     seen = set(zip(train["user_id"], train["item_id"]))
     assert not [pair for pair in zip(recs["user_id"], recs["item_id"]) if pair in seen]
     assert set(recs["run_id"]) == {summary["run_id"]}
-    assert set(recs["strategy"]) == {"personal"} or set(recs["strategy"]) == {"fallback"}
+    # the champion decides: a personalised model ranks for every user it knows (here all
+    # of them); only a non-personalised champion (popularity) leaves everyone on fallback
+    (model_name,) = set(recs["model_name"])
+    expected = {"fallback"} if model_name == "popularity" else {"personal"}
+    assert set(recs["strategy"]) == expected, (model_name, recs["strategy"].value_counts())
 
 
 def test_mlflow_store_has_runs_metrics_and_champion(nightly_run) -> None:
@@ -80,21 +84,39 @@ def test_mlflow_store_has_runs_metrics_and_champion(nightly_run) -> None:
     )
     parent = client.get_run(summary["mlflow_parent_run_id"])
     assert parent.info.status == "FINISHED"
+    from models.vocab import load_bundle
+    from tasks.evaluate import evaluate_bundle, holdout_from_snapshot
+
+    holdout = holdout_from_snapshot(summary["features"]["features_dir"])
+    ws = Workspace.at(config.workspace)
+    ndcg = {}
     for model in summary["models"]:
         run = client.get_run(model["run_id"])
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert 0.0 <= run.data.metrics["ndcg_at_10"] <= 1.0
-        assert 0.0 <= run.data.metrics["recall_at_10"] <= 1.0
+        # the logged figures are this model's on tonight's hold-out, recomputed here from
+        # its saved bundle (models/metrics.py is checked against hand-computed answers)
+        bundle = load_bundle(ws.models(RUN_DATE) / model["model"])
+        again = evaluate_bundle(*bundle, holdout, 10)
+        assert run.data.metrics["ndcg_at_10"] == pytest.approx(again["ndcg@10"], abs=1e-9)
+        assert run.data.metrics["recall_at_10"] == pytest.approx(again["recall@10"], abs=1e-9)
+        assert 0.0 < again["ndcg@10"] < 1.0
+        ndcg[model["model"]] = again["ndcg@10"]
+    assert len(set(ndcg.values())) == len(ndcg)  # each model's own figure
     dae = next(m for m in summary["models"] if m["model"] == "mult_dae")
     history = client.get_metric_history(dae["run_id"], "epoch_loss")
     assert [m.step for m in history] == list(range(5))
-    champion = client.get_model_version_by_alias(config.tracking.registered_model, "champion")
     promotion = summary["promotion"]
     assert promotion["promote"]  # first night: no champion yet
-    assert str(champion.version) == promotion["champion_version"]
-    assert champion.run_id == next(
+    promoted = client.get_model_version(
+        config.tracking.registered_model, promotion["champion_version"]
+    )
+    assert promoted.run_id == next(
         m["run_id"] for m in summary["models"] if m["model"] == promotion["challenger"]
     )
+    # the alias points at it, or at a later night's version (the session's second night
+    # may have run before this test: tests run in any order)
+    champion = client.get_model_version_by_alias(config.tracking.registered_model, "champion")
+    assert int(champion.version) >= int(promotion["champion_version"])
 
 
 def test_sqlite_table_and_parquet_hold_the_same_rows(nightly_run) -> None:
@@ -256,4 +278,8 @@ def test_mlflow_dashboard_serves_the_runs_and_the_champion(nightly_run, second_n
         }
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a loaded machine: its workers shut down slowly
+            server.kill()
+            server.wait(timeout=30)

@@ -137,24 +137,48 @@ def test_a_cached_rerun_skips_ingest_validate_features_and_training(backfilled) 
         assert ws.raw(day).joinpath("interactions.parquet").stat().st_mtime_ns == mtime
 
 
+def expected_monitor(current: pd.DataFrame, previous: pd.DataFrame, catalog: set) -> dict:
+    """The monitor's figures computed here from the published rows, by their definitions."""
+    now = current.groupby("user_id")["item_id"].apply(set)
+    then = previous.groupby("user_id")["item_id"].apply(set)
+    users = sorted(set(now.index) & set(then.index))
+    top_now = current[current["rank"] == 1].set_index("user_id")["item_id"]
+    top_then = previous[previous["rank"] == 1].set_index("user_id")["item_id"]
+    slots = current["item_id"].value_counts()
+    counts = [int(slots.get(item, 0)) for item in sorted(catalog)]
+    pairs = sum(abs(a - b) for a in counts for b in counts)  # Gini: mean absolute difference
+    return {
+        "mean_jaccard": sum(len(now[u] & then[u]) / len(now[u] | then[u]) for u in users)
+        / len(users),
+        "top1_changed_share": sum(top_now[u] != top_then[u] for u in users) / len(users),
+        "coverage": len(set(current["item_id"]) & catalog) / len(catalog),
+        "gini": pairs / (2 * len(counts) * sum(counts)),
+    }
+
+
 def test_monitor_compares_each_date_with_the_previous_one(backfilled) -> None:
     from mlflow.tracking import MlflowClient
 
     from tasks.storage.workspace import Workspace
 
-    uri = Workspace.at(backfilled["config"].workspace).mlflow_uri
-    client = MlflowClient(tracking_uri=uri)
+    ws = Workspace.at(backfilled["config"].workspace)
+    parquet, _ = backfilled["before"]
+    day, previous = date(2026, 3, 3), date(2026, 3, 2)
+    catalog = set(pd.read_parquet(ws.validated(day) / "interactions.parquet")["item_id"])
+    expected = expected_monitor(
+        parquet[parquet["run_date"] == day], parquet[parquet["run_date"] == previous], catalog
+    )
+    assert 0 < expected["mean_jaccard"] < 1 and 0 < expected["gini"] < 1  # not degenerate
+    client = MlflowClient(tracking_uri=ws.mlflow_uri)
     experiment = client.get_experiment_by_name("recpipe-nightly")
     runs = client.search_runs(
         [experiment.experiment_id], filter_string="attributes.run_name = 'nightly-2026-03-03'"
     )
-    assert runs
+    assert len(runs) == 2  # the backfill and its re-run (same rows both times)
     for run in runs:
-        assert run.data.tags["monitor.previous_run_date"] == "2026-03-02"
-        assert 0.0 < run.data.metrics["monitor.mean_jaccard"] <= 1.0
-        assert 0.0 <= run.data.metrics["monitor.top1_changed_share"] <= 1.0
-        assert 0.0 < run.data.metrics["monitor.coverage"] <= 1.0
-        assert 0.0 <= run.data.metrics["monitor.gini"] < 1.0
+        assert run.data.tags["monitor.previous_run_date"] == previous.isoformat()
+        for name, value in expected.items():
+            assert run.data.metrics[f"monitor.{name}"] == pytest.approx(value, abs=1e-9), name
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +216,20 @@ def failed_run(backfilled, harness_api_url, tmp_path_factory) -> dict:
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = saved
+    from mlflow.tracking import MlflowClient
+
+    from tasks.storage.workspace import Workspace
+
+    client = MlflowClient(tracking_uri=Workspace.at(config.workspace).mlflow_uri)
+    experiment = client.get_experiment_by_name("recpipe-nightly")
+    newest = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"attributes.run_name = 'nightly-{END.isoformat()}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )[0]
     return {
+        "flow_run_id": newest.data.tags["prefect.flow_run_id"],
         "code": code,
         "stderr": err.getvalue(),
         "stdout": out.getvalue(),
@@ -227,30 +264,36 @@ def test_a_failed_run_says_which_stage_and_leaves_the_tables(backfilled, failed_
     assert "MonitorError" in newest.data.tags["recpipe.error"]
 
 
-def test_the_failed_run_has_a_summary_artifact(backfilled, failed_run) -> None:
+def artifacts_of(flow_run_id: str, key: str) -> list:
+    """The artifacts with ``key`` of one flow run (other tests' runs share the server)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
 
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["recpipe-run-summary"])),
-            sort=ArtifactSort.CREATED_DESC,
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
         )
-        figures = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["recpipe-run-figures"])),
-            sort=ArtifactSort.CREATED_DESC,
-            limit=1,
-        )
-    newest = found[0].data
-    assert "# recpipe nightly 2026-03-04: FAILED" in newest
-    assert "**stage monitor failed**" in newest and "## Monitoring" in newest
-    completed = [a.data for a in found if "2026-03-03: COMPLETED" in a.data]
-    assert completed, "a completed night's summary"
+
+
+def test_the_failed_run_has_a_summary_artifact(backfilled, failed_run) -> None:
+    (summary,) = artifacts_of(failed_run["flow_run_id"], "recpipe-run-summary")
+    assert "# recpipe nightly 2026-03-04: FAILED" in summary.data
+    assert "**stage monitor failed**" in summary.data and "## Monitoring" in summary.data
+    completed_run = backfilled["first"][1]["run_id"]  # 2026-03-03
+    (completed,) = artifacts_of(completed_run, "recpipe-run-summary")
+    assert "# recpipe nightly 2026-03-03: COMPLETED" in completed.data
     for section in ("## Data", "## Models", "## Promotion", "## Scoring", "## Monitoring"):
-        assert section in completed[0]
-    assert "mean Jaccard of top-K lists" in completed[0] and "Gini" in completed[0]
-    assert figures and figures[0].type == "table"
+        assert section in completed.data
+    assert "mean Jaccard of top-K lists" in completed.data and "Gini" in completed.data
+    (figures,) = artifacts_of(completed_run, "recpipe-run-figures")
+    assert figures.type == "table"
 
 
 def test_status_shows_the_runs_and_what_the_table_serves(backfilled, failed_run) -> None:

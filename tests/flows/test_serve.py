@@ -117,7 +117,6 @@ def served(prefect_server, tmp_path_factory) -> dict:
             "base": base,
             "workspace": root / "ws",
             "deployment": deployment,
-            "stop": lambda: stop(process),
             "log": root / "serve.log",
         }
     finally:
@@ -179,13 +178,21 @@ def test_the_server_schedules_runs_at_two_in_the_morning(served) -> None:
         assert (start.hour, start.minute) == (2, 0)
 
 
-def test_a_triggered_run_completes_and_publishes(served) -> None:
-    from tasks.publish import read_database_table
-
+@pytest.fixture(scope="module")
+def triggered(served) -> subprocess.CompletedProcess:
+    """One run of the served deployment, triggered now and waited for (the tests that read
+    it back need it, whatever order they run in)."""
     done = recpipe(
         served, "trigger", "--run-date", RUN_DATE, "--wait", "--timeout", "400", timeout=500
     )
     assert done.returncode == 0, done.stdout + done.stderr + served["log"].read_text()[-3000:]
+    return done
+
+
+def test_a_triggered_run_completes_and_publishes(served, triggered) -> None:
+    from tasks.publish import read_database_table
+
+    done = triggered
     assert ": Completed" in done.stdout
     flow_run_id = re.search(r"\(([0-9a-f-]{36})\)", done.stdout).group(1)
     partition = served["workspace"] / "tables" / "recommendations" / f"run_date={RUN_DATE}"
@@ -196,7 +203,7 @@ def test_a_triggered_run_completes_and_publishes(served) -> None:
     assert set(table["run_id"]) == {flow_run_id}
 
 
-def test_status_reads_runs_from_mlflow_and_the_prefect_api(served) -> None:
+def test_status_reads_runs_from_mlflow_and_the_prefect_api(served, triggered) -> None:
     done = recpipe(served, "status")
     assert done.returncode == 0, done.stderr
     assert f"serving run date {RUN_DATE}" in done.stdout
@@ -205,11 +212,16 @@ def test_status_reads_runs_from_mlflow_and_the_prefect_api(served) -> None:
     assert "Completed" in done.stdout  # Prefect flow run state
 
 
-def test_prefect_yaml_deploys_to_a_process_work_pool(served, tmp_path: Path) -> None:
-    served["stop"]()  # the yaml deployment has the same name; serve no longer owns it
-    shutil.copy(REPO / "prefect.yaml", tmp_path / "prefect.yaml")
+def test_prefect_yaml_deploys_to_a_process_work_pool(prefect_server, tmp_path: Path) -> None:
+    # The server is shared with the served deployment, which keeps running for the other
+    # tests: the yaml's deployment is deployed under another name (nothing else changes).
+    text = (REPO / "prefect.yaml").read_text()
+    assert text.count("  - name: recpipe-nightly\n") == 1
+    (tmp_path / "prefect.yaml").write_text(
+        text.replace("  - name: recpipe-nightly\n", "  - name: recpipe-nightly-yaml\n")
+    )
     shutil.copytree(REPO / "flows", tmp_path / "flows", ignore=shutil.ignore_patterns("__py*"))
-    env = served["env"]
+    env = clean_env(tmp_path / "client-home", prefect_server)
     prefect = str(BIN / "prefect")
     pool = subprocess.run(
         [prefect, "work-pool", "create", "recpipe-process", "--type", "process"],
@@ -230,7 +242,7 @@ def test_prefect_yaml_deploys_to_a_process_work_pool(served, tmp_path: Path) -> 
         timeout=180,
     )
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
-    deployment = httpx.get(f"{served['url']}/deployments/name/{DEPLOYMENT}", timeout=5).json()
+    deployment = httpx.get(f"{prefect_server}/deployments/name/{DEPLOYMENT}-yaml", timeout=5).json()
     assert deployment["entrypoint"] == "flows/nightly.py:nightly"
     assert deployment["work_pool_name"] == "recpipe-process"
     assert deployment["schedules"][0]["schedule"]["cron"] == "0 2 * * *"

@@ -19,7 +19,6 @@ from tasks.storage.cache import (
     ingest_parts,
     resolve_paths,
     to_relative,
-    tree_digest,
 )
 from tasks.storage.workspace import Workspace
 
@@ -121,11 +120,20 @@ def test_landing_key_changes_when_a_file_arrives(tmp_path: Path) -> None:
 
 
 def test_files_key_follows_content_not_name(tmp_path: Path) -> None:
+    def data_key(path: Path) -> str:
+        config = IngestConfig.model_validate({"source": "files", "files": {"path": str(path)}})
+        return ingest_parts(config, DAY, False, tmp_path)["data"]
+
     data = tmp_path / "events.csv"
-    data.write_text("a")
-    first = tree_digest(data)
-    data.write_text("b")
-    assert tree_digest(data) != first
+    data.write_text("user_id,item_id\nu1,i1\n")
+    first = data_key(data)
+    data.write_text("user_id,item_id\nu1,i1\n")  # same bytes, new modification time
+    assert data_key(data) == first
+    data.write_text("user_id,item_id\nu1,i2\n")  # same name, other content
+    changed = data_key(data)
+    assert changed != first
+    renamed = data.rename(tmp_path / "export-2026-03-02.csv")  # other name, same content
+    assert data_key(renamed) == changed
     demo = IngestConfig()
     assert ingest_parts(demo, DAY, False, tmp_path) != ingest_parts(
         demo, date(2026, 3, 3), False, tmp_path

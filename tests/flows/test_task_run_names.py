@@ -62,6 +62,7 @@ def tiny_night(prefect_harness, make_config, tmp_path_factory):
     from prefect.runtime import flow_run
 
     from tasks import tracking
+    from tasks.data.as_of import cutoff
     from tasks.evaluate import evaluate_task
     from tasks.features import (
         encode_partition_task,
@@ -90,6 +91,7 @@ def tiny_night(prefect_harness, make_config, tmp_path_factory):
             str(ws.validated(RUN_DATE)),
             str(ws.validation_root),
             config.validate_,
+            cutoff(RUN_DATE).isoformat(),
             items_path=raw["items_path"],
         )
         plan = plan_features_task(

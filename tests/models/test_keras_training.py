@@ -61,6 +61,34 @@ def test_early_stopping_keeps_the_best_validation_epoch(name: str) -> None:
     assert ndcg_at_k(recommended, held_out, 3) == pytest.approx(max(history["val_ndcg"]))
 
 
+def opposite_parity(n_users: int, n_items: int) -> sp.csr_matrix:
+    """Even users "like" odd items and odd users even items: what training on
+    ``parity_split`` moves away from, epoch after epoch."""
+    pairs = [(u, i) for u in range(n_users) for i in range((u + 1) % 2, n_items, 2)]
+    rows, cols = zip(*pairs, strict=True)
+    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_items))
+
+
+@pytest.mark.parametrize("name", ["mult_dae", "mult_vae"])
+def test_autoencoders_stop_after_patience_and_restore_the_best_weights(name: str) -> None:
+    """Validated against the opposite parity, validation NDCG is best after the first
+    epoch and falls as the model learns: training stops ``patience`` epochs later (far
+    before ``epochs``) and the fitted model is the first epoch's, not the last's."""
+    train, _, sequences = parity_split()
+    users = np.arange(train.shape[0])
+    target = opposite_parity(*train.shape)
+    patience = 2
+    params = {**KERAS_PARAMS[name], "epochs": 12, "patience": patience, "val_k": 3}
+    model = make_recommender(name, **params).fit(train, sequences, validation=(users, target))
+    values = model.history_["val_ndcg"]
+    assert int(np.argmax(values)) == 0
+    assert len(values) == len(model.history_["loss"]) == 1 + patience
+    recommended, _ = model.recommend(users, 3)
+    fitted = ndcg_at_k(recommended, target, 3)
+    assert fitted == pytest.approx(values[0])
+    assert fitted > values[-1] + 0.02
+
+
 def test_validation_target_is_checked() -> None:
     train, held_out, _ = parity_split()
     with pytest.raises(

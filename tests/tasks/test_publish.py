@@ -222,7 +222,10 @@ def test_two_tables_of_one_run_commit_in_one_database_transaction(stores, monkey
     }
 
 
-def test_readers_see_old_or_new_never_a_mix(stores) -> None:
+def test_readers_see_old_or_new_never_a_mix(stores, monkeypatch) -> None:
+    """A reader loops over both stores while three publishes swap the date; each swap's
+    transaction stays open until the reader has read twice more, so reads are sampled
+    inside every swap, and before and after them all."""
     import sqlalchemy as sa
 
     st, name, _ = stores
@@ -231,6 +234,7 @@ def test_readers_see_old_or_new_never_a_mix(stores) -> None:
     publish(st, name, d, table(d, users=users, run="old"))
     seen: list[tuple[int, frozenset]] = []
     lake_seen: list[tuple[int, frozenset]] = []
+    reads = threading.Condition()
     stop = threading.Event()
 
     def read() -> None:
@@ -238,20 +242,43 @@ def test_readers_see_old_or_new_never_a_mix(stores) -> None:
         while not stop.is_set():
             with engine.connect() as conn:
                 rows = conn.execute(sa.text(f'SELECT run_id FROM "{name}"')).fetchall()
-            seen.append((len(rows), frozenset(r[0] for r in rows)))
             frame = pub.read_lake_table(st.lake(name), d)
-            lake_seen.append((len(frame), frozenset(frame["run_id"])))
+            with reads:
+                seen.append((len(rows), frozenset(r[0] for r in rows)))
+                lake_seen.append((len(frame), frozenset(frame["run_id"])))
+                reads.notify_all()
         engine.dispose()
 
+    def more_reads(n: int) -> None:
+        with reads:
+            target = len(seen) + n
+            assert reads.wait_for(lambda: len(seen) >= target, timeout=120), "reader stalled"
+
+    inside: list[frozenset] = []  # the database runs read while each swap was open
+    original = db.commit_rows
+
+    def commit_while_reading(*args, **kwargs):
+        def hold() -> None:
+            start = len(seen)
+            more_reads(2)
+            inside.append(frozenset().union(*(runs for _, runs in seen[start:])))
+
+        return original(*args, **{**kwargs, "before_commit": hold})
+
+    monkeypatch.setattr(db, "commit_rows", commit_while_reading)
     reader = threading.Thread(target=read)
     reader.start()
     try:
+        more_reads(1)
         for n in range(3):
             publish(st, name, d, table(d, users=users, run=f"new{n}"))
+        more_reads(2)
     finally:
         stop.set()
-        reader.join()
-    assert seen and lake_seen
+        reader.join(timeout=120)
+    assert inside == [{"old"}, {"new0"}, {"new1"}]
+    assert set().union(*(runs for _, runs in seen)) == {"old", "new0", "new1", "new2"}
+    assert lake_seen[0][1] == {"old"} and lake_seen[-1][1] == {"new2"}
     for count, runs in seen + lake_seen:
         assert count == 800 and len(runs) == 1, (count, runs)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 
@@ -320,24 +319,6 @@ def test_stale_data_fails_the_batch(gx_root):
     assert "expect_column_max_to_be_between (stale data) failed" in message
     assert "newest acceptable event is 2024-05-03T00:00:00+00:00, older than 7 days" in message
     assert "newest rows: user_id=u9" in message
-
-
-def test_artifact_only_inside_a_run(monkeypatch):
-    import prefect.artifacts
-    import prefect.context
-
-    from tasks.validate import publish_artifact
-    from tasks.validation.checks import ARTIFACT_KEY
-
-    assert publish_artifact("# x") is False
-    created = {}
-    monkeypatch.setattr(prefect.context.TaskRunContext, "get", classmethod(lambda cls: object()))
-    monkeypatch.setattr(
-        prefect.artifacts, "create_markdown_artifact", lambda **kw: created.update(kw)
-    )
-    assert publish_artifact("# x") is True
-    assert created["key"] == ARTIFACT_KEY and created["markdown"] == "# x"
-    assert re.fullmatch(r"[a-z0-9-]+", ARTIFACT_KEY)
 
 
 def test_markdown_summary_lists_counts_and_reasons(gx_root):

@@ -36,22 +36,44 @@ def test_second_run_for_the_same_date_fails_naming_the_holder(tmp_path: Path) ->
         pass  # released on exit
 
 
-def test_second_run_waits_for_the_first_when_told_to(tmp_path: Path) -> None:
-    released = threading.Event()
+def test_second_run_waits_for_the_first_when_told_to(tmp_path: Path, monkeypatch) -> None:
+    """The first run holds the date until the second has retried three times (about
+    0.75 s, longer than one retry): the second waits, then gets the lock once it is free."""
+    from tasks.storage import locks
+
+    retries, order = [], []
+    held, waited = threading.Event(), threading.Event()
+
+    class CountingTime:  # the lock module's clock; its sleeps are the second run's retries
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            retries.append(seconds)
+            if len(retries) >= 3:
+                waited.set()
+            time.sleep(seconds)
+
+    monkeypatch.setattr(locks, "time", CountingTime)
 
     def first() -> None:
         with run_lock(tmp_path, DAY, 0, holder_info("first")):
-            time.sleep(1.0)
-        released.set()
+            held.set()
+            waited.wait(30)
+            order.append("first released")
 
     thread = threading.Thread(target=first)
     thread.start()
-    time.sleep(0.3)
-    start = time.monotonic()
-    with run_lock(tmp_path, DAY, 30, holder_info("second")):
-        assert released.is_set()
-    assert time.monotonic() - start < 10
-    thread.join()
+    try:
+        assert held.wait(30), "the first run never took the lock"
+        with run_lock(tmp_path, DAY, 30, holder_info("second")):
+            order.append("second acquired")
+            assert held_locks(tmp_path)["run_date=2026-03-02"]["flow_run_id"] == "second"
+    finally:
+        waited.set()
+        thread.join(timeout=30)
+    assert order == ["first released", "second acquired"]
+    assert len(retries) >= 3 and waited.is_set()
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
