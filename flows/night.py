@@ -411,6 +411,7 @@ class Night:
             config=self.config.score,
             run_date=self.run_date,
         )
+        self._score_parts["positive"] = list(self._positive)  # reasons depend on it
         result = self._cached(
             "score",
             self._score_parts,
@@ -425,10 +426,17 @@ class Night:
                 run_date=self.run_date,
                 out_dir=str(out_dir),
                 version=version,
+                positive=self._positive,
             ),
         )
         self.out["scoring"] = result
         return result
+
+    @property
+    def _positive(self) -> tuple[str, float]:
+        """Which events count as positive (``features.positive``): reasons name only those."""
+        features = self.config.features
+        return (features.positive, features.positive_min_value)
 
     def check(self, scored: dict, ingest: dict) -> None:
         """The output against its contract (a GX suite), unless ``publish.validate_output``

@@ -68,6 +68,9 @@ class ScoringInputs:
     model_history: sp.csr_matrix  # champion users x champion items
     sequences: list[np.ndarray] | None  # per champion user, items in time order
     recent_popularity: np.ndarray  # per champion item
+    # users x champion items: the events that count as positive (reasons name only
+    # these); None when every event does
+    positive: sp.csr_matrix | None = None
 
 
 def prepare_inputs(
@@ -79,12 +82,17 @@ def prepare_inputs(
     with_sequences: bool = False,
     newest: pd.Timestamp | None = None,
     popularity: np.ndarray | None = None,
+    positive: tuple[str, float] | None = None,
 ) -> ScoringInputs:
     """Map raw interactions (user_id, item_id[, timestamp]) into the champion's spaces.
 
     ``interactions`` may hold a shard of the users (all of each user's events); then
     ``newest`` (the newest event of all shards) and ``popularity`` (summed over all
     shards, see ``recent_popularity``) make "the last N days" the same for every shard.
+    ``positive``: the rule and threshold of ``features.positive``
+    (``tasks/data/positives.py``); with it, events that are not positive stay in the
+    history (seen: never recommended back) but not in ``ScoringInputs.positive``, the
+    items reasons may name.
     """
     frame = interactions
     has_time = "timestamp" in frame
@@ -115,7 +123,13 @@ def prepare_inputs(
             sequences[int(user)] = group["i"].to_numpy(dtype=np.int64)
     if popularity is None:
         popularity = recent_popularity(frame, items, newest, popular_days)
-    return ScoringInputs(all_users, history, in_model, model_history, sequences, popularity)
+    liked = None
+    if positive is not None and positive[0] != "all" and "value" in active:
+        from tasks.data.positives import positive_mask
+
+        keep = known & positive_mask(active, positive[0], positive[1])
+        liked = binary_matrix((u[keep], i[keep]), (len(all_users), len(items)))
+    return ScoringInputs(all_users, history, in_model, model_history, sequences, popularity, liked)
 
 
 def model_rows(history: sp.csr_matrix, in_model: np.ndarray, n_model_users: int) -> sp.csr_matrix:
@@ -226,8 +240,11 @@ def score_blocks(
         if strategy == "fallback":
             why = np.where(items >= 0, fallback_reason, None).astype(object)
         elif similarity is not None:
+            liked = None if inputs.positive is None else inputs.positive[rows]
             why = reasons(
-                supporting_items(similarity, history, items), catalog.item_ids, catalog.titles
+                supporting_items(similarity, history, items, positive=liked),
+                catalog.item_ids,
+                catalog.titles,
             )
         else:
             why = np.full(items.shape, None, dtype=object)
@@ -355,6 +372,7 @@ class ScoringPlan:
     popularity_path: str
     similarity_path: str | None
     items_vocab_path: str
+    positive: tuple[str, float] | None = None  # features.positive and its threshold
 
 
 def plan_scoring(
@@ -367,6 +385,7 @@ def plan_scoring(
     run_date: date,
     out_dir: str,
     version: str | None = None,
+    positive: tuple[str, float] | None = None,
 ) -> ScoringPlan:
     """Resolve the model (``version``, the one the night's promotion decided on; else the
     champion), split the users into shards, and compute what all shards share: recent
@@ -423,6 +442,7 @@ def plan_scoring(
         str(popularity_path),
         None if similarity_path is None else str(similarity_path),
         str(items_vocab_path),
+        positive,
     )
 
 
@@ -475,6 +495,7 @@ def score_shard(plan: ScoringPlan, shard: int) -> dict:
         newest=None if plan.newest is None else pd.Timestamp(plan.newest),
         popularity=np.load(plan.popularity_path),
         similarity=None if plan.similarity_path is None else sp.load_npz(plan.similarity_path),
+        positive=plan.positive,
     )
     checkpoint("score:shard-written")
     return {"shard": shard, "worker": f"{socket.gethostname()}:{os.getpid()}", **out}
@@ -492,9 +513,11 @@ def write_scores(
     newest: pd.Timestamp | None = None,
     popularity: np.ndarray | None = None,
     similarity: sp.csr_matrix | None = None,
+    positive: tuple[str, float] | None = None,
 ) -> dict:
     """Score the users of ``interactions`` block by block, streaming the published table's
-    rows to the Parquet file ``path``. ``run``: run_id, run_date, model_version."""
+    rows to the Parquet file ``path``. ``run``: run_id, run_date, model_version.
+    ``positive``: as for :func:`prepare_inputs` (reasons name positive events only)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -507,6 +530,7 @@ def write_scores(
         with_sequences="sequences" in getattr(model, "fit_inputs", ()),
         newest=newest,
         popularity=popularity,
+        positive=positive,
     )
     rows, strategies, writer = 0, {}, None
     try:

@@ -71,9 +71,11 @@ def score_users(
     validated_path: Path,
     items_path: Path | None,
     out_path: Path,
+    positive: tuple[str, float] | None = None,
 ) -> dict:
     """Score the users of ``history`` (their whole histories) into the published table's
-    rows at ``out_path``; the summary of ``write_scores`` plus the model and version."""
+    rows at ``out_path``; the summary of ``write_scores`` plus the model and version.
+    ``positive``: ``features.positive`` and its threshold, as the nightly scores with."""
     from tasks.score import _catalog, write_scores
 
     wrapper, version = champion(workspace_root, registered_name)
@@ -99,6 +101,7 @@ def score_users(
         newest=newest,
         popularity=popularity,
         similarity=similarity,
+        positive=positive,
     )
     blocked = set(catalog.item_ids[catalog.blocked])
     return {

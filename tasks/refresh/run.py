@@ -227,6 +227,7 @@ def _validate_score_publish(
         validated_path=validated,
         items_path=batch.items_path,
         out_path=batch_dir / "scores" / f"{batch.name}.parquet",
+        positive=(config.features.positive, config.features.positive_min_value),
     )
     if config.publish.validate_output:
         step(

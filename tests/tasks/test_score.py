@@ -156,3 +156,25 @@ def test_recommendations_table_contract() -> None:
     row = table.iloc[0]
     assert row["run_date"] == date(2026, 1, 2) and row["model_version"] == "3"
     assert pd.isna(row["reason"])
+
+
+def test_reasons_name_only_positively_rated_items_but_low_rated_ones_stay_seen() -> None:
+    model = FixedScores([5, 4, 3, 2, 1, 0]).fit(TRAIN)
+    rated = events([("u1", "a"), ("u1", "b")])
+    rated["value"] = [2.0, 5.0]  # u1 rated Alpha 2 out of 5, Beta 5
+    rated["event_type"] = "rating"
+    catalog = build_catalog(ITEMS, CATALOG, set())
+    sim = cooccurrence_similarity(TRAIN, shrinkage=0)  # c co-occurs with a only
+
+    def reasons_for(positive):
+        inputs = prepare_inputs(rated, USERS, ITEMS, positive=positive)
+        out = pd.concat(list(score_blocks(model, inputs, catalog, 3, similarity=sim)))
+        return out.sort_values("rank")
+
+    every_event = reasons_for(None)
+    assert every_event["item_id"].tolist() == ["c", "d", "e"]  # a and b both seen
+    assert every_event["reason"].iloc[0] == "because you watched Alpha"
+    liked_only = reasons_for(("auto", 4.0))
+    assert liked_only["item_id"].tolist() == ["c", "d", "e"]  # Alpha still never recommended
+    assert "Alpha" not in " ".join(liked_only["reason"].dropna())
+    assert liked_only["reason"].iloc[0] != "because you watched Alpha"
