@@ -97,7 +97,9 @@ def validate_events(
 ) -> dict:
     """The nightly's suites on the new events (tasks/validation/checks.py): bad rows go to
     the quarantine with their reason, a bad batch stops the refresh (DataValidationError)
-    before anything is published. Writes the batch (``accepted/<name>.parquet``) and its
+    before anything is published. ``now``: the time the future and age checks measure
+    from; by default the moment the refresh runs (it handles events as they arrive, not
+    as of a past date). Writes the batch (``accepted/<name>.parquet``) and its
     quarantine. No volume check: a refresh batch is small by nature. ``runner``: the
     refresh's ``SuiteRunner`` (its Data Docs are built once, after publishing)."""
     from tasks.errors import DataValidationError
@@ -107,6 +109,7 @@ def validate_events(
     if events.empty:
         return {**empty, "accounting": "no new events", "batch": None}
     items = pd.read_parquet(items_path) if items_path is not None else None
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
     try:
         result = validate_interactions(
             events,
