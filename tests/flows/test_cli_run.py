@@ -107,7 +107,11 @@ def test_a_successful_run_prints_its_summary(nights) -> None:
     assert "skipped" not in stdout  # a first night runs every stage
     assert "data (source demo):" in stdout and " rows read = " in stdout
     models = stdout.split("models (hold-out):\n", 1)[1].split("\n\n", 1)[0]
-    assert [line.split()[0] for line in models.splitlines()] == ["popularity", "ease"]
+    lines = models.splitlines()
+    named = [line.split()[0] for line in lines if "users=" in line]
+    assert named == ["popularity", "ease"]
+    intervals = [line for line in lines if " interval [" in line]  # each model's, below it
+    assert len(intervals) == 2 and all(line.split()[0] == "ndcg@10" for line in intervals)
     assert "promotion: challenger " in stdout and "PROMOTED" in stdout
     table = nights["after_first"]
     assert set(table["run_id"]) == {flow_run_id}
