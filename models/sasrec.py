@@ -121,7 +121,7 @@ class SASRec(SequenceRecommender):
         n_heads: int = 1,
         dropout: float = 0.3,
         tied: bool = True,
-        stride: int | None = None,
+        stride: int | None = 5,
         epochs: int = 60,
         batch_size: int = 64,
         learning_rate: float = 1e-3,

@@ -340,7 +340,7 @@ class SASRecConfig(_KerasConfig):
     dropout: float = Field(0.3, ge=0, lt=1)
     tied: bool = True
     # windows end every ``stride`` items (None: consecutive windows of ``max_len``)
-    stride: int | None = Field(None, ge=1)
+    stride: int | None = Field(5, ge=1)
     epochs: int = Field(60, ge=1)
     batch_size: int = Field(64, ge=8)
     patience: int = Field(8, ge=1)
