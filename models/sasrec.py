@@ -19,11 +19,11 @@ oldest window), so every target counts once per epoch and, away from the start o
 sequence, sees at least ``max_len - stride`` earlier items. ``stride >= max_len``
 (or ``None``) gives consecutive windows, as :class:`models.gru4rec.GRU4Rec`; a shorter
 stride is closer to the paper, where every position sees its whole past. The loss is
-the full softmax cross-entropy (the paper
-samples one negative per position with binary cross-entropy; with a few thousand
-items the full softmax is affordable and the better objective, as in RecBole's
-default), with Adam (beta_2 = 0.98, as the paper). Scoring feeds the user's last ``max_len`` items and ranks items by the
-logits after the last one.
+the full softmax cross-entropy (the paper samples one negative per position with
+binary cross-entropy; with a few thousand items the full softmax is affordable and
+the better objective, as in RecBole's default); the optimiser Adam with beta_2 = 0.98,
+as in the paper. Scoring feeds the user's last ``max_len`` items and ranks items by
+the logits after the last one.
 """
 
 from __future__ import annotations
