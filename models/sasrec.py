@@ -12,13 +12,18 @@ The logits are the final states times the item embeddings (plus an item bias),
 the input and output embeddings shared as in the paper (``tied``; otherwise a
 separate dense output layer).
 
-Trained like :class:`models.gru4rec.GRU4Rec`: each user's sequence is cut into
-consecutive windows of ``max_len`` items and the network predicts the next item
-at every position of a window, with the full softmax cross-entropy (the paper
-samples one negative per position with binary cross-entropy; with a few thousand
-items the full softmax is affordable and the better objective, as in RecBole's
-default). Scoring feeds the user's last ``max_len`` items and ranks items by the
-logits after the last one.
+Training: each user's sequence is cut into windows of ``max_len`` items ending every
+``stride`` items (the last one at the user's last item) and the network predicts the
+next item at the last ``stride`` positions of a window (every position of a user's
+oldest window), so every target counts once per epoch and, away from the start of the
+sequence, sees at least ``max_len - stride`` earlier items. ``stride >= max_len``
+(or ``None``) gives consecutive windows, as :class:`models.gru4rec.GRU4Rec`; a shorter
+stride is closer to the paper, where every position sees its whole past. The loss is
+the full softmax cross-entropy (the paper samples one negative per position with
+binary cross-entropy; with a few thousand items the full softmax is affordable and
+the better objective, as in RecBole's default); the optimiser Adam with beta_2 = 0.98,
+as in the paper. Scoring feeds the user's last ``max_len`` items and ranks items by
+the logits after the last one.
 """
 
 from __future__ import annotations
@@ -29,7 +34,35 @@ import numpy as np
 
 from models.inputs import ItemSequences
 from models.keras_base import SeededInitializers, keras_params, shuffled_batches
-from models.sequential import SequenceRecommender, left_padded, sequence_windows
+from models.sequential import SequenceRecommender, left_padded
+
+
+def strided_windows(
+    sequences: list[np.ndarray], length: int, stride: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(inputs, targets)``, both (n_windows x length): windows of ``length`` items
+    ending at each sequence's last item, then every ``stride`` items back. Inputs are
+    ``item + 1`` left-padded with 0; targets the next item at the last ``stride``
+    positions of a window (all positions of the window that starts the sequence), -1
+    elsewhere. Every position t >= 1 of a sequence is a target exactly once."""
+    inputs, targets = [], []
+    for seq in sequences:
+        end = len(seq)
+        while end > 1:
+            start = max(1, end - length)
+            target = np.asarray(seq[start:end], dtype=np.int64).copy()
+            if start > 1:
+                target[: max(0, len(target) - stride)] = -1
+            inputs.append(seq[start - 1 : end - 1])
+            targets.append(target)
+            if start == 1:
+                break
+            end -= stride
+    x = left_padded(inputs, length)
+    y = np.full((len(targets), length), -1, dtype=np.int64)
+    for row, target in enumerate(targets):
+        y[row, length - len(target) :] = target
+    return x, y
 
 
 def _position_layer(max_len: int, dim: int, initializer: Any) -> Any:
@@ -88,6 +121,7 @@ class SASRec(SequenceRecommender):
         n_heads: int = 1,
         dropout: float = 0.3,
         tied: bool = True,
+        stride: int | None = 5,
         epochs: int = 60,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
@@ -103,6 +137,7 @@ class SASRec(SequenceRecommender):
             n_heads=n_heads,
             dropout=dropout,
             tied=tied,
+            stride=stride,
             **keras_params(
                 epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
             ),
@@ -160,13 +195,36 @@ class SASRec(SequenceRecommender):
         self._scorer = keras.Model(items, output(states[:, -1, :]), name="sasrec_last")
         return keras.Model(items, output(states), name="sasrec")
 
+    def _new_network(self, for_training: bool = True) -> Any:
+        """As every Keras model, but Adam with beta_2 = 0.98 (the paper's setting)."""
+        import keras
+
+        network = super()._new_network(for_training=False)
+        if for_training:
+            network.compile(
+                optimizer=keras.optimizers.Adam(
+                    learning_rate=self.params["learning_rate"], beta_2=0.98
+                ),
+                loss=self._loss(),
+                jit_compile=False,
+            )
+            network.optimizer.build(network.trainable_variables)
+        return network
+
     def _loss(self) -> Any:
         import keras
 
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1)
 
     def _training_data(self, sequences: list[np.ndarray]) -> Any:
-        x, y = sequence_windows(sequences, self.params["max_len"])
+        length = self.params["max_len"]
+        stride = length if self.params["stride"] is None else min(self.params["stride"], length)
+        if stride < 1:
+            raise ValueError(
+                f"sasrec: stride must be at least 1, got {stride}; "
+                "leave it unset for consecutive windows"
+            )
+        x, y = strided_windows(sequences, length, stride)
         return shuffled_batches(
             len(x), self.params["batch_size"], self.params["seed"], lambda r: (x[r], y[r])
         )

@@ -339,6 +339,8 @@ class SASRecConfig(_KerasConfig):
     n_heads: int = Field(1, ge=1)
     dropout: float = Field(0.3, ge=0, lt=1)
     tied: bool = True
+    # windows end every ``stride`` items (None: consecutive windows of ``max_len``)
+    stride: int | None = Field(5, ge=1)
     epochs: int = Field(60, ge=1)
     batch_size: int = Field(64, ge=8)
     patience: int = Field(8, ge=1)
