@@ -162,7 +162,6 @@ def write_date(
     does not have yet is added (older rows read it as null)."""
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
-    from deltalake.transaction import CommitProperties, Transaction
 
     root = Path(root)
     schema = _schema(source, run_date, refreshed_at)
@@ -179,14 +178,7 @@ def write_date(
             if run_date in keep
             else schema.empty_table()
         )
-        properties = CommitProperties(
-            custom_metadata={
-                "recpipe.publish_id": publish_id,
-                "recpipe.run_date": run_date.isoformat(),
-                **(metadata or {}),
-            },
-            app_transactions=[Transaction(app_id=APP_PREFIX + publish_id, version=1)],
-        )
+        properties = _commit_properties(publish_id, run_date, metadata)
         try:
             write_deltalake(
                 str(root),
@@ -206,6 +198,21 @@ def write_date(
     raise AssertionError("unreachable")
 
 
+def _commit_properties(publish_id: str, run_date: date, metadata: dict[str, str] | None) -> Any:
+    """A publish's commit: its id and date in the commit's metadata, and the id as a Delta
+    application transaction (so the same publish is never committed twice)."""
+    from deltalake.transaction import CommitProperties, Transaction
+
+    return CommitProperties(
+        custom_metadata={
+            "recpipe.publish_id": publish_id,
+            "recpipe.run_date": run_date.isoformat(),
+            **(metadata or {}),
+        },
+        app_transactions=[Transaction(app_id=APP_PREFIX + publish_id, version=1)],
+    )
+
+
 def _quoted(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
@@ -223,7 +230,6 @@ def replace_users(
     user ids. Other users' rows keep their values. Idempotent per publish id."""
     from deltalake import write_deltalake
     from deltalake.exceptions import CommitFailedError
-    from deltalake.transaction import CommitProperties, Transaction
 
     root = Path(root)
     rows = _with_run_date(rows, run_date)
@@ -232,14 +238,7 @@ def replace_users(
     for attempt in range(COMMIT_RETRIES):
         if is_committed(root, publish_id):
             return LakeCommit(version_of(root, publish_id), len(rows), [])
-        properties = CommitProperties(
-            custom_metadata={
-                "recpipe.publish_id": publish_id,
-                "recpipe.run_date": run_date.isoformat(),
-                **(metadata or {}),
-            },
-            app_transactions=[Transaction(app_id=APP_PREFIX + publish_id, version=1)],
-        )
+        properties = _commit_properties(publish_id, run_date, metadata)
         try:
             write_deltalake(
                 str(root),
