@@ -29,6 +29,7 @@ of them are set. The contract tests check that rule for every model.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -119,8 +120,14 @@ class BaseRecommender:
         *,
         item_features: np.ndarray | None = None,
         validation: tuple[np.ndarray, sp.spmatrix] | None = None,
+        callbacks: Sequence[Any] = (),
     ) -> BaseRecommender:
-        """Learn from ``interactions``; optional inputs are described in :mod:`models.inputs`."""
+        """Learn from ``interactions``; optional inputs are described in :mod:`models.inputs`.
+
+        ``callbacks``: objects told of this fit's progress (Keras callbacks for Keras
+        models; ``on_train_begin()`` / ``on_epoch_end(i)`` for iterative ones), available
+        to ``_fit`` as ``self._fit_callbacks`` during this fit only, never kept with the
+        model; models that train in one step ignore them."""
         matrix = sp.csr_matrix(interactions, dtype=np.float32)
         if matrix.shape[0] == 0 or matrix.shape[1] == 0 or matrix.nnz == 0:
             raise ValueError(
@@ -146,7 +153,11 @@ class BaseRecommender:
         if validation is not None:
             given["validation"] = check_validation(validation, n_users, n_items, self.name)
         self.train_matrix_ = matrix
-        self._fit(matrix, **{key: given[key] for key in self.fit_inputs})
+        self._fit_callbacks = list(callbacks)
+        try:
+            self._fit(matrix, **{key: given[key] for key in self.fit_inputs})
+        finally:
+            del self._fit_callbacks
         return self
 
     def _fit(self, matrix: sp.csr_matrix, **inputs: Any) -> None:

@@ -23,7 +23,6 @@ import scipy.sparse as sp
 
 from models.base import BaseRecommender
 from models.ease import EASE
-from models.inputs import ItemSequences
 from models.metrics import ndcg_at_k
 from models.mult_dae import MultDAE
 from models.ranking import top_k
@@ -65,23 +64,6 @@ class EASEMultDAE(BaseRecommender):
             val_k=val_k,
         )
 
-    def fit(
-        self,
-        interactions: sp.spmatrix,
-        sequences: ItemSequences | None = None,
-        *,
-        item_features: np.ndarray | None = None,
-        validation: tuple[np.ndarray, sp.spmatrix] | None = None,
-        callbacks: Sequence[Any] = (),
-    ) -> EASEMultDAE:
-        """:meth:`BaseRecommender.fit`; ``callbacks`` go to the Mult-DAE's training."""
-        self._fit_callbacks = list(callbacks)
-        try:
-            super().fit(interactions, sequences, item_features=item_features, validation=validation)
-        finally:
-            del self._fit_callbacks
-        return self
-
     def _fit(
         self, matrix: sp.csr_matrix, validation: tuple[np.ndarray, sp.csr_matrix] | None = None
     ) -> None:
@@ -91,7 +73,7 @@ class EASEMultDAE(BaseRecommender):
         self.ease_ = EASE(**self.params["ease"]).fit(matrix)
         dae_params = {"seed": self.params["seed"], **self.params["mult_dae"]}
         self.dae_ = MultDAE(**dae_params).fit(
-            matrix, validation=validation, callbacks=getattr(self, "_fit_callbacks", [])
+            matrix, validation=validation, callbacks=self._fit_callbacks
         )
         self.weight_ = self.params["default_weight"]
         self.validation_ndcg_: dict[str, float] = {}

@@ -27,7 +27,6 @@ only ``num_threads=1`` (its default here) repeats exactly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,7 +34,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.base import BaseRecommender
-from models.inputs import ItemSequences
 
 
 def _one_blas_thread() -> Any:
@@ -57,25 +55,6 @@ class ImplicitMF(BaseRecommender):
         "user_factors_",
         "item_factors_",
     )
-
-    def fit(
-        self,
-        interactions: sp.spmatrix,
-        sequences: ItemSequences | None = None,
-        *,
-        item_features: np.ndarray | None = None,
-        validation: tuple[np.ndarray, sp.spmatrix] | None = None,
-        callbacks: Sequence[Any] = (),
-    ) -> ImplicitMF:
-        """:meth:`BaseRecommender.fit`; ``callbacks``: objects told of the progress of this
-        fit (``on_train_begin()``, then ``on_epoch_end(i)`` after iteration ``i``, as Keras
-        callbacks are), never kept with the model."""
-        self._fit_callbacks = list(callbacks)
-        try:
-            super().fit(interactions, sequences, item_features=item_features, validation=validation)
-        finally:
-            del self._fit_callbacks
-        return self
 
     def _check_params(self) -> None:
         if self.params["factors"] < 1 or self.params["iterations"] < 1:
@@ -99,7 +78,7 @@ class ImplicitMF(BaseRecommender):
     def _fit_implicit(self, matrix: sp.csr_matrix) -> None:
         binary = (matrix > 0).astype(np.float32).tocsr()
         model = self._implicit_model()
-        callbacks = getattr(self, "_fit_callbacks", [])
+        callbacks = self._fit_callbacks
         for callback in callbacks:
             callback.on_train_begin()
 

@@ -24,7 +24,7 @@ TensorFlow/Keras are imported inside functions only.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,7 +32,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.base import BaseRecommender
-from models.inputs import ItemSequences
 from models.metrics import ndcg_at_k
 from models.ranking import top_k
 
@@ -144,24 +143,6 @@ class KerasRecommender(BaseRecommender):
     def _loss(self) -> Any:
         raise NotImplementedError
 
-    def fit(
-        self,
-        interactions: sp.spmatrix,
-        sequences: ItemSequences | None = None,
-        *,
-        item_features: np.ndarray | None = None,
-        validation: tuple[np.ndarray, sp.spmatrix] | None = None,
-        callbacks: Sequence[Any] = (),
-    ) -> KerasRecommender:
-        """:meth:`BaseRecommender.fit`; ``callbacks``: Keras callbacks to run during this
-        fit only (e.g. a caller reporting progress), never kept with the model."""
-        self._fit_callbacks = list(callbacks)
-        try:
-            super().fit(interactions, sequences, item_features=item_features, validation=validation)
-        finally:
-            del self._fit_callbacks
-        return self
-
     def _callbacks(self) -> list[Any]:
         """Extra Keras callbacks for training (e.g. KL annealing)."""
         return []
@@ -199,7 +180,7 @@ class KerasRecommender(BaseRecommender):
                 self.params["patience"],
             )
             callbacks.append(check)
-        callbacks += getattr(self, "_fit_callbacks", [])  # after the check: epoch complete
+        callbacks += self._fit_callbacks  # after the check: epoch complete
         fit_history = network.fit(
             data, epochs=self.params["epochs"], verbose=0, shuffle=False, callbacks=callbacks
         )
