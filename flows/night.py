@@ -366,7 +366,7 @@ class Night:
             progress_info={"model": name},
             trained=trained,
             features_dir=features["features_dir"],
-            k=self.config.evaluate.k,
+            config=self.config.evaluate,
             workspace_root=str(self.ws.root),
         )
 

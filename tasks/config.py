@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import os
 import re
 import tomllib
@@ -412,6 +413,12 @@ class EvaluateConfig(_Section):
     ``-promotion_tolerance``. With ``refresh_same_model``, the champion's own model
     retrained tonight replaces it unless the interval lies wholly below
     ``-promotion_tolerance`` (a tie within noise goes to the fresher model).
+
+    ``sample_half_width``: every model (and the champion re-scored) is evaluated on one
+    seeded sample of the hold-out users, as many as make the ``confidence`` interval of a
+    per-user mean at most this half-width whatever the metric's spread (a per-user figure
+    lies in [0, 1], so its standard deviation is at most 0.5): 38,415 users at 0.005 and
+    95%. All users when there are fewer; 0 evaluates every user.
     """
 
     k: int = Field(10, ge=1)
@@ -423,6 +430,17 @@ class EvaluateConfig(_Section):
     confidence: float = Field(0.95, gt=0.5, lt=1)
     seed: int = 0
     refresh_same_model: bool = True
+    sample_half_width: float = Field(0.005, ge=0, lt=0.5)
+
+    @property
+    def sample_users(self) -> int | None:
+        """Hold-out users evaluated at most (``sample_half_width``), None for all."""
+        if not self.sample_half_width:
+            return None
+        from statistics import NormalDist
+
+        z = NormalDist().inv_cdf(0.5 + self.confidence / 2)
+        return math.ceil((z * 0.5 / self.sample_half_width) ** 2)
 
 
 class TrackingConfig(_Section):

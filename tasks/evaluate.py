@@ -26,6 +26,7 @@ from models import BaseRecommender
 from models.inputs import sequences_from_events
 from models.metrics import evaluate_rankings
 from models.vocab import IdVocabulary
+from tasks.config import EvaluateConfig
 from tasks.data.catalog import build_catalog
 from tasks.features import FeatureSet
 from tasks.score import ScoringInputs, binary_matrix, model_rows, rank_blocks
@@ -42,6 +43,30 @@ class Holdout:
     items: IdVocabulary  # the feature snapshot's item vocabulary
     train: pd.DataFrame  # user_idx, item_idx, timestamp: the evaluated users' events
     relevant: pd.DataFrame  # user_idx, item_idx: validation items new to the user
+    population: int | None = None  # hold-out users sampled from (None: all are evaluated)
+
+    @property
+    def n_users(self) -> int:
+        return int(self.relevant["user_idx"].nunique())
+
+    def sample(self, n: int | None, seed: int = 0) -> Holdout:
+        """This hold-out on a seeded sample of ``n`` of its users (itself when it has no
+        more). The sample depends only on the users, ``n`` and ``seed``, so every model
+        evaluated on the same snapshot, and the champion re-scored, meet the same users."""
+        users = np.unique(self.relevant["user_idx"].to_numpy())
+        if n is None or len(users) <= n:
+            return self
+        chosen = np.zeros(len(self.users), dtype=bool)
+        chosen[np.random.default_rng(seed).choice(users, size=n, replace=False)] = True
+        return Holdout(
+            users=self.users,
+            items=self.items,
+            train=self.train[chosen[self.train["user_idx"].to_numpy()]].reset_index(drop=True),
+            relevant=self.relevant[chosen[self.relevant["user_idx"].to_numpy()]].reset_index(
+                drop=True
+            ),
+            population=len(users),
+        )
 
 
 def holdout_from_features(features: FeatureSet) -> Holdout:
@@ -232,17 +257,34 @@ def _run_name(parameters: dict) -> str:
     return f"evaluate-{(parameters.get('trained') or {}).get('model', 'model')}"
 
 
+def sampled_holdout(features_dir: str, config: EvaluateConfig) -> Holdout:
+    """The snapshot's hold-out on the seeded sample of users ``config`` sizes."""
+    return holdout_from_snapshot(features_dir).sample(config.sample_users, config.seed)
+
+
+def holdout_figures(holdout: Holdout) -> dict[str, int]:
+    """What the evaluation stood on: hold-out events, and users evaluated out of all."""
+    n_users = holdout.n_users
+    return {
+        "n_events": len(holdout.relevant),
+        "holdout_users": holdout.population or n_users,
+        "evaluated_users": n_users,
+    }
+
+
 @task(name="evaluate", task_run_name=_run_name, cache_policy=NO_CACHE)
-def evaluate_task(trained: dict, features_dir: str, k: int, workspace_root: str) -> dict:
+def evaluate_task(
+    trained: dict, features_dir: str, config: EvaluateConfig, workspace_root: str
+) -> dict:
     from models.vocab import load_bundle
     from tasks import tracking
     from tasks.storage.workspace import Workspace
     from tasks.tracking import ui
 
-    holdout = holdout_from_snapshot(features_dir)
+    holdout = sampled_holdout(features_dir, config)
     model, users, items = load_bundle(trained["bundle_dir"])
-    metrics, per_user = evaluate_per_user(model, users, items, holdout, k)
-    metrics["n_events"] = len(holdout.relevant)
+    metrics, per_user = evaluate_per_user(model, users, items, holdout, config.k)
+    metrics.update(holdout_figures(holdout))
     per_user_path = Path(trained["bundle_dir"]) / PER_USER_FILE
     per_user.to_parquet(per_user_path, index=False)
     client = tracking.client_for(Workspace.at(workspace_root))

@@ -95,7 +95,7 @@ def promote_task(
     import pandas as pd
 
     from tasks import tracking
-    from tasks.evaluate import evaluate_per_user, holdout_from_snapshot
+    from tasks.evaluate import evaluate_per_user, sampled_holdout
     from tasks.storage.workspace import Workspace
     from tasks.tracking import registry
 
@@ -122,7 +122,7 @@ def promote_task(
         path = (result or {}).get("per_user_path")
         if path and Path(path).is_file():
             return pd.read_parquet(path)
-        holdout = holdout or holdout_from_snapshot(features_dir)
+        holdout = holdout or sampled_holdout(features_dir, config)
         if result is None:
             champion, _ = tracking.load_champion(client, registered_name)
             model, users, items = champion.model, champion.users, champion.items
@@ -182,6 +182,8 @@ def promote_task(
         "move_alias": bool(decision.promote and not already),
         "versions": versions,
         "intervals": intervals,
+        "holdout_users": int(results[0]["metrics"].get("holdout_users", decision.n_users)),
+        "sample_half_width": config.sample_half_width,
     }
 
 

@@ -116,6 +116,12 @@ def evidence_line(promotion: dict) -> str:
     if n is None:
         return "n/a"
     line = f"{n} users, {promotion.get('n_events')} events"
+    population = promotion.get("holdout_users")
+    if population and population > n:
+        line = (
+            f"{n} of {population} hold-out users (a seeded sample sized for intervals of "
+            f"+/-{promotion.get('sample_half_width')}), {promotion.get('n_events')} events"
+        )
     if promotion.get("ci_low") is not None:
         line += (
             f"; {promotion['challenger']} - {promotion.get('compared_with')}: "

@@ -62,6 +62,7 @@ def tiny_night(prefect_harness, make_config, tmp_path_factory):
     from prefect.runtime import flow_run
 
     from tasks import tracking
+    from tasks.config import EvaluateConfig
     from tasks.data.as_of import cutoff
     from tasks.evaluate import evaluate_task
     from tasks.features import (
@@ -123,7 +124,7 @@ def tiny_night(prefect_harness, make_config, tmp_path_factory):
             parent,
             data_tags,
         )
-        evaluate_task(trained, features["features_dir"], 10, str(ws.root))
+        evaluate_task(trained, features["features_dir"], EvaluateConfig(), str(ws.root))
         out = {
             "run_id": run_id,
             "run_date": RUN_DATE.isoformat(),

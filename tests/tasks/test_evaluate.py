@@ -62,3 +62,45 @@ def test_metrics_through_the_models_own_vocabularies() -> None:
     assert metrics["ndcg@2"] == 0.5
     assert metrics["mrr@2"] == 0.5
     assert np.isclose(metrics["coverage@2"], 2 / 3)
+
+
+def test_holdout_sample_is_seeded_and_keeps_whole_users() -> None:
+    users = IdVocabulary([f"u{n}" for n in range(50)])
+    items = IdVocabulary(["a", "b", "c"])
+    train = pd.DataFrame(
+        {
+            "user_idx": np.repeat(np.arange(50), 2),
+            "item_idx": np.tile([0, 1], 50),
+            "timestamp": pd.Timestamp("2026-01-01", tz="UTC"),
+            "value": 1.0,
+        }
+    )
+    valid = pd.DataFrame(
+        {
+            "user_idx": np.arange(50),
+            "item_idx": 2,
+            "timestamp": pd.Timestamp("2026-01-05", tz="UTC"),
+            "value": 1.0,
+        }
+    )
+    features = FeatureSet(users, items, train, valid, pd.Timestamp("2026-01-02", tz="UTC"))
+    holdout = holdout_from_features(features)
+    assert holdout.n_users == 50 and holdout.population is None
+    sample = holdout.sample(20, seed=7)
+    assert sample.n_users == 20 and sample.population == 50
+    chosen = set(sample.relevant["user_idx"])
+    assert set(sample.train["user_idx"]) == chosen  # each chosen user's whole history
+    assert len(sample.train) == 40
+    assert set(holdout.sample(20, seed=7).relevant["user_idx"]) == chosen  # same every call
+    assert set(holdout.sample(20, seed=8).relevant["user_idx"]) != chosen
+    assert holdout.sample(50) is holdout and holdout.sample(None) is holdout
+
+
+def test_sample_size_follows_the_interval_asked_for() -> None:
+    from tasks.config import EvaluateConfig
+
+    # (1.959964 * 0.5 / h)^2 users: the worst-case spread of a figure in [0, 1]
+    assert EvaluateConfig().sample_users == 38415
+    assert EvaluateConfig(sample_half_width=0.01).sample_users == 9604
+    assert EvaluateConfig(sample_half_width=0.01, confidence=0.9).sample_users == 6764
+    assert EvaluateConfig(sample_half_width=0).sample_users is None

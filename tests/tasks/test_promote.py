@@ -170,7 +170,7 @@ def night(store, dae_params: dict, tag: str) -> dict:
             parent,
             {"data.fingerprint": "x"},
         )
-        results.append(evaluate_task.fn(trained, features_dir, 10, str(ws.root)))
+        results.append(evaluate_task.fn(trained, features_dir, GATE, str(ws.root)))
     decision = promote_task.fn(results, features_dir, GATE, "rec", str(ws.root), parent)
     alias_before = registry.champion_version(client, "rec")
     if decision["move_alias"]:  # what publishing does once the night's tables commit
@@ -200,6 +200,9 @@ def test_first_night_promotes_and_registers_every_model(store, nights) -> None:
     assert nights[0]["before"] is None  # deciding does not move the alias; publishing does
     assert set(first["versions"]) == {"popularity", "mult_dae"}
     assert len(registry.list_versions(client, "rec")) == 6  # 2 models x 3 nights
+    metrics = nights[0]["results"][0]["metrics"]  # fewer users than a sample: all evaluated
+    assert metrics["evaluated_users"] == metrics["holdout_users"] == first["n_users"]
+    assert first["holdout_users"] == first["n_users"]
 
 
 def test_worse_challenger_is_not_promoted_and_champion_keeps_serving(store, nights) -> None:
@@ -334,3 +337,13 @@ def test_the_alias_never_moves_for_a_date_older_than_the_newest_published(store,
     assert said == f"champion moved to v{other}"
     assert registry.champion_version(client, "rec") == other
     registry.set_champion(client, "rec", live, "test cleanup")
+
+
+def test_evidence_line_says_when_users_were_sampled() -> None:
+    from flows.cli.summary import evidence_line
+
+    promotion = {"n_users": 38415, "n_events": 91000, "holdout_users": 600000}
+    line = evidence_line({**promotion, "sample_half_width": 0.005})
+    assert line.startswith("38415 of 600000 hold-out users (a seeded sample sized for")
+    assert "+/-0.005" in line
+    assert evidence_line({**promotion, "holdout_users": 38415}).startswith("38415 users,")
