@@ -47,10 +47,9 @@ def top_k(
             part = np.argpartition(block, n_items - kk, axis=1)
             found = part[:, n_items - kk :]
             threshold = np.take_along_axis(block, part[:, n_items - kk : n_items - kk + 1], axis=1)
-            for r in np.flatnonzero((block >= threshold).sum(axis=1) > kk):
-                above = np.flatnonzero(block[r] > threshold[r, 0])
-                level = np.flatnonzero(block[r] == threshold[r, 0])[: kk - above.size]
-                found[r] = np.concatenate([above, level])
+            tied = np.flatnonzero((block >= threshold).sum(axis=1) > kk)
+            if tied.size:  # more cells equal the k-th score than fit: lowest indices first
+                found[tied] = _settle_ties(block[tied], threshold[tied], kk)
             cand[lo : lo + step] = found
         cand.sort(axis=1)
     else:
@@ -65,6 +64,17 @@ def top_k(
         items = np.hstack([items, np.full((n_rows, pad), -1)])
         top_scores = np.hstack([top_scores, np.full((n_rows, pad), -np.inf, dtype=np.float32)])
     return items.astype(np.int64), top_scores
+
+
+def _settle_ties(rows: np.ndarray, threshold: np.ndarray, k: int) -> np.ndarray:
+    """The k best cells of each row, where cells equal to the row's k-th best score
+    (``threshold``) outnumber the places left: every cell above it, then the equal ones
+    of lowest index. Column indices, ascending within each row."""
+    above = rows > threshold
+    level = rows == threshold
+    room = k - above.sum(axis=1, keepdims=True)
+    keep = above | (level & (np.cumsum(level, axis=1) <= room))
+    return np.nonzero(keep)[1].reshape(rows.shape[0], k)
 
 
 def top_k_entries(

@@ -373,6 +373,8 @@ class ScoringPlan:
     similarity_path: str | None
     items_vocab_path: str
     positive: tuple[str, float] | None = None  # features.positive and its threshold
+    plan_seconds: float = 0.0  # planning's own time (the shards' work is not in it)
+    similarity_cached: bool = False  # read from the similarity cache, not summed again
 
 
 def plan_scoring(
@@ -396,16 +398,25 @@ def plan_scoring(
     from tasks.data.shards import shard_interactions
     from tasks.storage.workspace import Workspace
 
+    start = time.perf_counter()
     client = tracking.client_for(Workspace.at(workspace_root))
     version = version or tracking.champion_version_or_fail(client, registered_name)
     model_run = client.get_model_version(registered_name, version).run_id
-    champion = tracking.load_model_version(workspace_root, registered_name, version, model_run)
-    items = champion.items
+    model_name, items = tracking.version_catalog(
+        workspace_root, registered_name, version, model_run
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     shards = shard_interactions(validated_path, out / "shards", config.shard_rows)
     newest = shards.newest_timestamp
-    popularity, similarity = shard_totals(shards.paths, items, newest, config)
+    cache = SimilarityCache(Workspace.at(workspace_root).similarity_cache, validated_path, items)
+    similarity = cache.get(config) if config.explain else None
+    popularity, computed = shard_totals(
+        shards.paths, items, newest, config, similarity=similarity is None
+    )
+    cached = similarity is not None
+    if computed is not None:
+        similarity = cache.put(config, computed)
     popularity_path = out / "recent_popularity.npy"
     np.save(popularity_path, popularity)
     similarity_path = None
@@ -431,7 +442,7 @@ def plan_scoring(
         registered_name,
         version,
         model_run,
-        champion.model.name,
+        model_name,
         items_path,
         config,
         run_id,
@@ -443,15 +454,73 @@ def plan_scoring(
         None if similarity_path is None else str(similarity_path),
         str(items_vocab_path),
         positive,
+        round(time.perf_counter() - start, 2),
+        cached,
     )
 
 
+class SimilarityCache:
+    """The item-item similarity of one validated table, kept by content: a re-run of a
+    night (or another night) on byte-identical validated data and the same champion items
+    reads it instead of summing co-occurrences again. Keyed by the sha256 of the validated
+    file, the item vocabulary and the similarity settings; the newest few are kept."""
+
+    KEEP = 3
+
+    def __init__(self, folder: Path, validated_path: str, items: IdVocabulary) -> None:
+        self.folder = Path(folder)
+        self._data = (validated_path, items)
+        self._digest: str | None = None
+
+    def _file(self, config: ScoreConfig) -> Path:
+        import hashlib
+
+        from tasks.storage.cache import file_digest
+
+        if self._digest is None:
+            validated_path, items = self._data
+            digest = hashlib.sha256(file_digest(validated_path).encode())
+            digest.update(items.to_json().encode())
+            self._digest = digest.hexdigest()
+        settings = f"{self._digest}-{config.neighbours}-{config.shrinkage}"
+        return self.folder / f"{hashlib.sha256(settings.encode()).hexdigest()[:32]}.npz"
+
+    def get(self, config: ScoreConfig) -> sp.csr_matrix | None:
+        path = self._file(config)
+        try:
+            similarity = sp.load_npz(path).tocsr()
+        except (OSError, ValueError, KeyError):  # absent, or damaged: computed again
+            return None
+        path.touch()  # the newest used are the ones kept
+        return similarity
+
+    def put(self, config: ScoreConfig, similarity: sp.csr_matrix) -> sp.csr_matrix:
+        from tasks.storage.shared_files import replace_atomically
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        replace_atomically(self._file(config), lambda tmp: _save_npz(tmp, similarity))
+        cached = sorted(self.folder.glob("*.npz"), key=lambda f: f.stat().st_mtime_ns)
+        for old in cached[: -self.KEEP]:
+            old.unlink(missing_ok=True)
+        return similarity
+
+
+def _save_npz(path: Path, matrix: sp.csr_matrix) -> None:
+    with open(path, "wb") as handle:  # a file object: save_npz would add ".npz" to a name
+        sp.save_npz(handle, matrix)
+
+
 def shard_totals(
-    paths: list[str], items: IdVocabulary, newest: pd.Timestamp | None, config: ScoreConfig
+    paths: list[str],
+    items: IdVocabulary,
+    newest: pd.Timestamp | None,
+    config: ScoreConfig,
+    similarity: bool = True,
 ) -> tuple[np.ndarray, sp.csr_matrix | None]:
     """What every shard shares, summed over the shards of disjoint users: recent
-    popularity, and with ``config.explain`` the item-item similarity. Memory is bounded by
-    the catalogue (``tasks.data.explain.similarity_in_passes``), not by the number of users."""
+    popularity, and with ``config.explain`` (and ``similarity``) the item-item similarity.
+    Memory is bounded by the catalogue (``tasks.data.explain.similarity_in_passes``), not
+    by the number of users."""
     from tasks.data.explain import similarity_in_passes
     from tasks.data.shards import read_shard
 
@@ -467,7 +536,7 @@ def shard_totals(
                 popularity += recent_popularity(frame, items, newest, config.popular_days)
             yield user_item_matrix(frame, items)
 
-    if not config.explain:
+    if not (config.explain and similarity):
         for _ in matrices():
             pass
         return popularity, None
@@ -606,6 +675,8 @@ def finish_scoring(plan: ScoringPlan, parts: list[dict], seconds: float) -> dict
         "version": plan.version,
         "users_by_strategy": dict(sorted(strategies.items())),
         "seconds": round(seconds, 2),
+        "plan_seconds": plan.plan_seconds,
+        "similarity_cached": plan.similarity_cached,
         "users_per_second": round(n_users / seconds, 1) if seconds > 0 else None,
     }
 

@@ -105,7 +105,9 @@ def print_summary(summary: dict) -> None:
     prefect = removed["prefect"]["artifacts_deleted"]
     if prefect is not None:
         print(f"  Prefect artifacts holding an id, deleted through the API: {prefect}")
-    print(f"  stage-cache markers removed: {removed['markers']['markers_removed']}")
+    print(
+        f"  stage-cache markers and cached similarities removed: {removed['markers']['markers_removed']}"
+    )
     print(f"  done in {summary['seconds']} s; 'recpipe forget --verify ID' checks every byte")
 
 

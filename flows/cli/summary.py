@@ -80,6 +80,9 @@ def print_summary(summary: dict) -> None:
     alias = f" ({p['champion_outcome']})" if p.get("champion_outcome") else ""
     out(f"champion serving: {c['registered_name']} v{c['champion_version']}{alias}")
     out(f"\nscored {s['users']} users, {s['rows']} rows; by strategy: {s['users_by_strategy']}")
+    if s.get("plan_seconds") is not None:
+        similarity = "read from the cache" if s.get("similarity_cached") else "summed"
+        out(f"  planned in {s['plan_seconds']:.2f} s (item-item similarity {similarity})")
     mon = summary.get("monitor") or {}
     f = mon.get("figures") or {}
     if f:

@@ -244,4 +244,8 @@ def _markers(ws: Any) -> dict:
     for marker in Path(ws.stage_markers).glob("*.json"):
         marker.unlink(missing_ok=True)
         gone += 1
+    # similarities summed over everyone's events, the forgotten user's included
+    for cached in Path(ws.similarity_cache).glob("*.npz"):
+        cached.unlink(missing_ok=True)
+        gone += 1
     return {"markers_removed": gone}

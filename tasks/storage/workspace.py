@@ -46,6 +46,11 @@ class Workspace:
         return self._dir("scores", f"run_date={run_date.isoformat()}")
 
     @property
+    def similarity_cache(self) -> Path:
+        """Item-item similarities of validated data, by content (tasks/score.py)."""
+        return self._dir("cache", "similarity")
+
+    @property
     def stage_markers(self) -> Path:
         """Skip markers of cached stages (tasks/storage/cache.py), one file per stage and date."""
         return self._dir("cache", "stages")

@@ -34,6 +34,7 @@ from tasks.tracking.runs import (
     snapshot_dataset,
     start_child_run,
     start_parent_run,
+    version_catalog,
 )
 
 __all__ = [
@@ -58,4 +59,5 @@ __all__ = [
     "snapshot_dataset",
     "start_child_run",
     "start_parent_run",
+    "version_catalog",
 ]

@@ -329,3 +329,29 @@ def load_model_version(workspace_root: str, registered_name: str, version: str, 
     client_for(Workspace.at(workspace_root))
     pyfunc = mlflow.pyfunc.load_model(f"models:/{registered_name}/{version}")
     return pyfunc.unwrap_python_model()
+
+
+@lru_cache(maxsize=4)
+def version_catalog(workspace_root: str, registered_name: str, version: str, run_id: str) -> Any:
+    """``(model name, item vocabulary)`` of a registered version, read from its bundle's
+    two small files without loading the model: what planning the scoring needs of the
+    champion (the shards load the model itself, once per process). ``run_id`` keys the
+    cache as in :func:`load_model_version`."""
+    import mlflow
+    import yaml
+
+    from models.vocab import IdVocabulary
+
+    client_for(Workspace.at(workspace_root))
+    base = f"models:/{registered_name}/{version}"
+    spec = yaml.safe_load(
+        Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{base}/MLmodel")).read_text()
+    )
+    bundle = spec["flavors"]["python_function"]["artifacts"]["bundle"]["path"]
+
+    def read(relative: str) -> str:
+        uri = f"{base}/{bundle}/{relative}"
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri)).read_text()
+
+    meta = json.loads(read("recommender/recommender.json"))
+    return meta["model"], IdVocabulary.from_json(read("items.json"))

@@ -386,6 +386,8 @@ def test_retraining_trains_again_and_publishes_the_same_rows(backfilled) -> None
     assert not summary["models"][0]["reused"]
     names = task_run_names(summary["run_id"])
     assert {"train", "evaluate", "promote", "score-shard", "publish"} <= names
+    # the same validated data as the first run of the date: its similarity is reused
+    assert summary["scoring"]["similarity_cached"]
     parquet, _ = tables(config)
     now = parquet[parquet["run_date"] == START].sort_values(["user_id", "rank"])
     p1, _ = backfilled["before"]

@@ -126,3 +126,16 @@ def test_top_k_breaks_ties_by_item_index_and_can_work_in_place() -> None:
     assert scores[0, 1] == -np.inf  # overwritten in place as asked
     frozen = np.broadcast_to(np.float32(1.0), (1, 4))
     assert top_k(frozen, 2, overwrite=True)[0].tolist() == [[0, 1]]  # read-only input: copied
+
+
+def test_top_k_ties_in_many_rows_match_a_stable_sort() -> None:
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 4, size=(300, 40)).astype(np.float32)  # ties everywhere
+    scores[::7, 5:] = -np.inf  # rows with fewer finite cells than k
+    items, values = top_k(scores, 8)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :8]
+    expected = np.take_along_axis(scores, order, axis=1)
+    assert np.array_equal(values, expected)
+    finite = np.isfinite(expected)
+    assert np.array_equal(items[finite], order[finite])
+    assert (items[~finite] == -1).all()
