@@ -201,12 +201,24 @@ def supporting_items(
     owner = np.repeat(np.arange(n_users), k)
     user_history = (sp.csr_matrix(history) > 0).astype(np.float32)[owner]
     support = rows_of_sim.multiply(user_history).tocsr()
-    out = np.full(flat.size, -1, dtype=np.int64)
-    has = np.diff(support.indptr) > 0
-    if has.any():
-        best = np.asarray(support[has].argmax(axis=1)).ravel()
-        out[has] = best
-    return out.reshape(n_users, k)
+    return _row_argmax(support).reshape(n_users, k)
+
+
+def _row_argmax(matrix: sp.csr_matrix) -> np.ndarray:
+    """The column of each row's largest stored value (the first in storage order among
+    equals, as ``argmax`` takes it), -1 for an empty row; stored values are positive.
+    One vectorised pass, where ``csr_matrix.argmax(axis=1)`` loops over rows in Python."""
+    lengths = np.diff(matrix.indptr)
+    out = np.full(matrix.shape[0], -1, dtype=np.int64)
+    rows = np.flatnonzero(lengths)
+    if rows.size == 0:
+        return out
+    best = np.maximum.reduceat(matrix.data, matrix.indptr[rows])
+    owner = np.repeat(np.arange(rows.size), lengths[rows])
+    at_best = np.flatnonzero(matrix.data == best[owner])
+    _, first = np.unique(owner[at_best], return_index=True)  # first in storage order
+    out[rows] = matrix.indices[at_best[first]]
+    return out
 
 
 def reasons(

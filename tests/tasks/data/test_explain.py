@@ -76,3 +76,24 @@ def test_reasons_name_only_positively_rated_items() -> None:
     assert supporting_items(sim, history, np.array([[1, 3]]), positive=nothing_liked).tolist() == [
         [-1, -1]
     ]
+
+
+def test_row_argmax_is_scipys_argmax_without_the_row_loop() -> None:
+    from tasks.data.explain import _row_argmax
+
+    rng = np.random.default_rng(5)
+    dense = rng.integers(0, 4, size=(200, 30)).astype(np.float32)  # ties and empty rows
+    dense[::9] = 0
+    matrix = sp.csr_matrix(dense)
+    expected = np.asarray(matrix.argmax(axis=1)).ravel()
+    expected[np.diff(matrix.indptr) == 0] = -1
+    assert np.array_equal(_row_argmax(matrix), expected)
+    shuffled = matrix.copy()  # storage order not by column: the first stored maximum
+    for r in range(shuffled.shape[0]):
+        lo, hi = shuffled.indptr[r], shuffled.indptr[r + 1]
+        shuffled.indices[lo:hi] = shuffled.indices[lo:hi][::-1]
+        shuffled.data[lo:hi] = shuffled.data[lo:hi][::-1]
+    shuffled.has_sorted_indices = False
+    expected = np.asarray(shuffled.argmax(axis=1)).ravel()
+    expected[np.diff(shuffled.indptr) == 0] = -1
+    assert np.array_equal(_row_argmax(shuffled), expected)
