@@ -424,7 +424,7 @@ def plan_scoring(
         stale.unlink(missing_ok=True)
     if similarity is not None:
         similarity_path = out / "similarity.npz"
-        sp.save_npz(similarity_path, similarity)
+        sp.save_npz(similarity_path, similarity, compressed=False)  # read back by each shard
         catalog = build_catalog(items, None, set())
         similar = similar_items_table(similarity, catalog.item_ids, config.similar_k)
         similar.insert(0, "run_date", pd.Series([run_date] * len(similar), dtype="date32[pyarrow]"))
@@ -507,7 +507,7 @@ class SimilarityCache:
 
 def _save_npz(path: Path, matrix: sp.csr_matrix) -> None:
     with open(path, "wb") as handle:  # a file object: save_npz would add ".npz" to a name
-        sp.save_npz(handle, matrix)
+        sp.save_npz(handle, matrix, compressed=False)
 
 
 def shard_totals(
