@@ -38,6 +38,27 @@ def gate_config(config: EvaluateConfig) -> GateConfig:
     )
 
 
+def evidence_line(promotion: dict) -> str:
+    """The gate's evidence: users, events, the interval of the difference, the p-value."""
+    n = promotion.get("n_users")
+    if n is None:
+        return "n/a"
+    line = f"{n} users, {promotion.get('n_events')} events"
+    population = promotion.get("holdout_users")
+    if population and population > n:
+        line = (
+            f"{n} of {population} hold-out users (a seeded sample sized for intervals of "
+            f"+/-{promotion.get('sample_half_width')}), {promotion.get('n_events')} events"
+        )
+    if promotion.get("ci_low") is not None:
+        line += (
+            f"; {promotion['challenger']} - {promotion.get('compared_with')}: "
+            f"[{promotion['ci_low']:+.4f}, {promotion['ci_high']:+.4f}], "
+            f"p={promotion['p_value']:.3f}"
+        )
+    return line
+
+
 def outcome(promotion: dict) -> str:
     """``kept`` (the challenger is the champion already), ``promoted``, ``rejected``,
     ``kept: too little evidence`` or ``promoted: too little evidence`` (a first night)."""

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from expectations.escaping import markdown_text
 from models.vocab import IdVocabulary
-from tasks.promote import outcome
+from tasks.promote import evidence_line, outcome
 from tasks.storage.published import publication_note
 
 
@@ -217,7 +217,8 @@ def summary_markdown(out: dict) -> str:
                 f"{_md(p.get('challenger'))} v{_md(p.get('challenger_version'))} {verdict}: "
                 f"{_md(p.get('reason'))}  "
             ),
-            f"champion serving: {_md(p.get('registered_name'))} v{_md(p.get('champion_version'))}",
+            f"champion serving: {_md(p.get('registered_name'))} v{_md(p.get('champion_version'))}  ",
+            f"evidence: {_md(evidence_line(p))}",
         ]
     s = out.get("scoring") or {}
     if s:

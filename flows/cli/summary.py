@@ -75,6 +75,8 @@ def print_summary(summary: dict) -> None:
     out(
         f"\npromotion: challenger {c['challenger']} v{c['challenger_version']} {verdict}: {c['reason']}"
     )
+    from tasks.promote import evidence_line
+
     out(f"  evidence: {evidence_line(c)}")
     s, p = summary["scoring"], summary["published"]
     alias = f" ({p['champion_outcome']})" if p.get("champion_outcome") else ""
@@ -111,27 +113,6 @@ def print_summary(summary: dict) -> None:
         page = experiment_url("http://127.0.0.1:5000", summary["mlflow_experiment_id"])
         out(f"    then open                {page}")
     out(f"  workspace                  {summary['workspace']}")
-
-
-def evidence_line(promotion: dict) -> str:
-    """The gate's evidence: users, events, the interval of the difference, the p-value."""
-    n = promotion.get("n_users")
-    if n is None:
-        return "n/a"
-    line = f"{n} users, {promotion.get('n_events')} events"
-    population = promotion.get("holdout_users")
-    if population and population > n:
-        line = (
-            f"{n} of {population} hold-out users (a seeded sample sized for intervals of "
-            f"+/-{promotion.get('sample_half_width')}), {promotion.get('n_events')} events"
-        )
-    if promotion.get("ci_low") is not None:
-        line += (
-            f"; {promotion['challenger']} - {promotion.get('compared_with')}: "
-            f"[{promotion['ci_low']:+.4f}, {promotion['ci_high']:+.4f}], "
-            f"p={promotion['p_value']:.3f}"
-        )
-    return line
 
 
 def data_age(summary: dict) -> str:

@@ -340,7 +340,7 @@ def test_the_alias_never_moves_for_a_date_older_than_the_newest_published(store,
 
 
 def test_evidence_line_says_when_users_were_sampled() -> None:
-    from flows.cli.summary import evidence_line
+    from tasks.promote import evidence_line
 
     promotion = {"n_users": 38415, "n_events": 91000, "holdout_users": 600000}
     line = evidence_line({**promotion, "sample_half_width": 0.005})
