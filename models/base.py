@@ -86,6 +86,10 @@ class BaseRecommender:
     fit_inputs: ClassVar[tuple[str, ...]] = ()
     #: fit inputs this model cannot do without
     required_inputs: ClassVar[tuple[str, ...]] = ()
+    #: ``score`` may run in several threads at once (numpy / scipy work that releases the
+    #: GIL); models whose scoring has threads of its own (Keras, BLAS-heavy factor models)
+    #: say no, and their calls are then made one at a time
+    concurrent_scoring: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = dict(params)

@@ -45,6 +45,7 @@ class EASEMultDAE(BaseRecommender):
     personalized: ClassVar[bool] = True
     fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "ease_", "dae_", "weight_")
     fit_inputs: ClassVar[tuple[str, ...]] = ("validation",)
+    concurrent_scoring: ClassVar[bool] = False  # its Mult-DAE scores with TensorFlow
 
     def __init__(
         self,

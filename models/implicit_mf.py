@@ -50,6 +50,8 @@ def _one_blas_thread() -> Any:
 class ImplicitMF(BaseRecommender):
     """What ALS and BPR share: fitting through implicit, scoring and saving the factors."""
 
+    concurrent_scoring: ClassVar[bool] = False  # BLAS products, threaded already
+
     fitted_attributes: ClassVar[tuple[str, ...]] = (
         "train_matrix_",
         "user_factors_",

@@ -136,6 +136,7 @@ class KerasRecommender(BaseRecommender):
     """
 
     fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "network_", "history_")
+    concurrent_scoring: ClassVar[bool] = False  # TensorFlow schedules its own threads
 
     def _build_network(self) -> Any:
         raise NotImplementedError

@@ -453,11 +453,14 @@ class ScoreConfig(_Section):
 
     ``shard_rows``: users are scored in shards of about this many interactions
     (tasks/data/shards.py); memory follows the shard, not the number of users, and shards are
-    the units a Dask task runner spreads over its workers.
+    the units a Dask task runner spreads over its workers. ``threads``: blocks of
+    ``batch_users`` users scored at once within a shard (0: as many as the CPUs the process
+    may use; on Dask, set it to the worker's threads' share).
     """
 
     k: int = Field(10, ge=1)
     batch_users: int = Field(1024, ge=1)
+    threads: int = Field(0, ge=0)
     shard_rows: int = Field(1_000_000, ge=1)
     active_days: int | None = Field(None, ge=1)
     min_history: int = Field(1, ge=1)

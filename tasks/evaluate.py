@@ -29,7 +29,13 @@ from models.vocab import IdVocabulary
 from tasks.config import EvaluateConfig
 from tasks.data.catalog import build_catalog
 from tasks.features import FeatureSet
-from tasks.score import ScoringInputs, binary_matrix, model_rows, rank_blocks
+from tasks.score import (
+    ScoringInputs,
+    available_cpus,
+    binary_matrix,
+    model_rows,
+    rank_blocks,
+)
 
 PER_USER_FILE = "holdout_per_user.parquet"  # beside the saved model: what the gate pairs
 
@@ -199,7 +205,8 @@ def evaluate_per_user(
     n_evaluated = inputs.history.shape[0]
     recommended = np.full((n_evaluated, k), -1, dtype=np.int64)
     catalog = build_catalog(items, None, set())
-    for rows, _, ranked, _, _ in rank_blocks(model, inputs, catalog, k, batch_users):
+    blocks = rank_blocks(model, inputs, catalog, k, batch_users, threads=available_cpus())
+    for rows, _, ranked, _, _ in blocks:
         recommended[rows, : ranked.shape[1]] = ranked
     seconds = time.perf_counter() - start
     # Items: the model's, then hold-out items it does not know (relevant, never recommended).

@@ -22,8 +22,11 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -184,16 +187,24 @@ def rank_blocks(
     min_history: int = 1,
     max_per_genre: int | None = None,
     similarity: sp.csr_matrix | None = None,
+    threads: int = 1,
 ) -> Iterator[tuple[np.ndarray, str, np.ndarray, np.ndarray, sp.csr_matrix]]:
     """``(rows, strategy, items, scores, history)`` per block of users and strategy: the
     users' positions in ``inputs``, the top-k item indices (-1 where fewer than k) and
-    their scores, and the rows' histories. The codes before any raw id is looked up."""
+    their scores, and the rows' histories. The codes before any raw id is looked up.
+
+    ``threads`` blocks are scored and ranked at once (the products and the selection
+    release the GIL), and yielded in order; a model without ``concurrent_scoring`` is
+    called one block at a time, its blocks' ranking still overlapping."""
     n_hist = np.diff(inputs.history.indptr)
     personal = (inputs.in_model >= 0) & (n_hist >= min_history) & model.personalized
     cold = ~personal & (n_hist > 0) & model.personalized
     n_users = inputs.history.shape[0]
-    for start in range(0, n_users, batch_users):
+    guard = threading.Lock() if threads > 1 and not model.concurrent_scoring else nullcontext()
+
+    def ranked(start: int) -> list[tuple]:
         block = np.arange(start, min(start + batch_users, n_users))
+        out = []
         for mask, strategy in (
             (personal, "personal"),
             (cold, "cold_start"),
@@ -205,13 +216,50 @@ def rank_blocks(
             history = inputs.history[rows]
             if strategy == "personal":
                 extra = {} if inputs.sequences is None else {"sequences": inputs.sequences}
-                scores = model.score(inputs.in_model[rows], history=inputs.model_history, **extra)
+                with guard:
+                    scores = model.score(
+                        inputs.in_model[rows], history=inputs.model_history, **extra
+                    )
             elif strategy == "cold_start":
                 scores = _content_scores(history, catalog, similarity, inputs.recent_popularity)
             else:
                 scores = np.broadcast_to(inputs.recent_popularity, (rows.size, catalog.n_items))
             items, top = _rank(scores, history, catalog, k, max_per_genre)
-            yield rows, strategy, items, top, history
+            out.append((rows, strategy, items, top, history))
+        return out
+
+    for block in in_order(ranked, range(0, n_users, batch_users), threads):
+        yield from block
+
+
+def in_order(work: Callable[[Any], Any], items: Iterable[Any], threads: int) -> Iterator[Any]:
+    """``map(work, items)`` with up to ``threads`` calls running at once, results in order
+    (at most ``threads`` finished results wait: memory stays a few blocks)."""
+    if threads <= 1:
+        yield from map(work, items)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recpipe-score") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def scoring_threads(config: ScoreConfig) -> int:
+    """``config.threads``, or with 0 the CPUs this process may run on."""
+    return config.threads or available_cpus()
+
+
+def available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def score_blocks(
@@ -224,12 +272,13 @@ def score_blocks(
     max_per_genre: int | None = None,
     similarity: sp.csr_matrix | None = None,
     popular_days: int = 30,
+    threads: int = 1,
 ) -> Iterator[pd.DataFrame]:
     """Yield ``SCORED_COLUMNS`` frames, one per block of users."""
     fallback_reason = f"popular in the last {popular_days} days"
     parts, current = [], None
     ranked = rank_blocks(
-        model, inputs, catalog, k, batch_users, min_history, max_per_genre, similarity
+        model, inputs, catalog, k, batch_users, min_history, max_per_genre, similarity, threads
     )
     for rows, strategy, items, top, history in ranked:
         block = rows[0] // batch_users
@@ -613,6 +662,7 @@ def write_scores(
             config.max_per_genre,
             similarity,
             config.popular_days,
+            scoring_threads(config),
         ):
             frame = recommendations_table(
                 block, run["run_id"], run["run_date"], model.name, run["model_version"]

@@ -178,3 +178,26 @@ def test_reasons_name_only_positively_rated_items_but_low_rated_ones_stay_seen()
     assert liked_only["item_id"].tolist() == ["c", "d", "e"]  # Alpha still never recommended
     assert "Alpha" not in " ".join(liked_only["reason"].dropna())
     assert liked_only["reason"].iloc[0] != "because you watched Alpha"
+
+
+@pytest.mark.parametrize("concurrent", [True, False])
+def test_blocks_scored_in_threads_come_out_as_scored_one_by_one(concurrent, monkeypatch) -> None:
+    rng = np.random.default_rng(6)
+    users = IdVocabulary([f"u{n}" for n in range(40)])
+    train = sp.csr_matrix((rng.random((40, 6)) < 0.4).astype(np.float32))
+    model = make_recommender("ease", l2=1.0).fit(train)
+    monkeypatch.setattr(type(model), "concurrent_scoring", concurrent)
+    rows = [(f"u{u}", ITEMS.ids[i]) for u, i in zip(*train.nonzero(), strict=True)]
+    inputs = prepare_inputs(events(rows + [("new", "c")]), users, ITEMS)
+    catalog = build_catalog(ITEMS, CATALOG, set())
+    sim = cooccurrence_similarity(train, shrinkage=0)
+
+    def scored(threads: int) -> pd.DataFrame:
+        blocks = score_blocks(
+            model, inputs, catalog, 3, batch_users=3, similarity=sim, threads=threads
+        )
+        return pd.concat(list(blocks), ignore_index=True)
+
+    one = scored(1)
+    assert len(one) > 90 and set(one["strategy"]) == {"personal", "cold_start"}
+    pd.testing.assert_frame_equal(scored(4), one)  # same rows, same order
