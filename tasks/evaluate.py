@@ -84,9 +84,12 @@ def holdout_from_features(features: FeatureSet) -> Holdout:
     return _holdout([(history, features.valid)], features.users, features.items)
 
 
-def holdout_from_snapshot(directory: Path | str) -> Holdout:
+def holdout_from_snapshot(
+    directory: Path | str, sample: int | None = None, seed: int = 0
+) -> Holdout:
     """:func:`holdout_from_features` of the snapshot in ``directory``, one user partition
-    at a time (part i of train and of valid hold the same users)."""
+    at a time (part i of train and of valid hold the same users); with ``sample``, on the
+    users :meth:`Holdout.sample` would choose, reading the history of those users only."""
     from tasks.features import read_vocabularies, table_parts
 
     users, items = read_vocabularies(Path(directory))
@@ -97,31 +100,70 @@ def holdout_from_snapshot(directory: Path | str) -> Holdout:
             "one of each per user partition; rebuild the feature snapshot"
         )
     seen = table_parts(directory, "seen") if (Path(directory) / "seen.parquet").exists() else []
-    columns = ["user_idx", "item_idx", "timestamp"]
 
-    def history(i: int) -> pd.DataFrame:
+    def history(i: int, columns: list[str]) -> pd.DataFrame:
         frames = [pd.read_parquet(train[i], columns=columns)]
         if seen:
             frames.append(pd.read_parquet(seen[i], columns=columns))
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
-    pairs = ((history(i), pd.read_parquet(v, columns=columns)) for i, v in enumerate(valid))
-    return _holdout(pairs, users, items)
+    columns = ["user_idx", "item_idx", "timestamp"]
+    parts = range(len(valid))
+    if sample is None:
+        pairs = ((history(i, columns), pd.read_parquet(valid[i], columns=columns)) for i in parts)
+        return _holdout(pairs, users, items)
+    # First the hold-out items of every user (small: no timestamps, no history kept) ...
+    relevant = pd.concat(
+        [
+            _new_pairs(
+                history(i, columns[:2]),
+                pd.read_parquet(valid[i], columns=columns[:2]),
+                len(users),
+                len(items),
+            )
+            for i in parts
+        ],
+        ignore_index=True,
+    )
+    candidates = np.unique(relevant["user_idx"].to_numpy())
+    if len(candidates) <= sample:
+        pairs = ((history(i, columns), pd.read_parquet(valid[i], columns=columns)) for i in parts)
+        return _holdout(pairs, users, items)
+    # ... then the history of the users drawn, as Holdout.sample draws them.
+    chosen = np.zeros(len(users), dtype=bool)
+    chosen[np.random.default_rng(seed).choice(candidates, size=sample, replace=False)] = True
+    trains = []
+    for i in parts:
+        frame = history(i, columns)
+        trains.append(frame[chosen[frame["user_idx"].to_numpy()]])
+    return Holdout(
+        users=users,
+        items=items,
+        train=pd.concat(trains, ignore_index=True),
+        relevant=relevant[chosen[relevant["user_idx"].to_numpy()]].reset_index(drop=True),
+        population=len(candidates),
+    )
+
+
+def _new_pairs(
+    train: pd.DataFrame, valid: pd.DataFrame, n_users: int, n_items: int
+) -> pd.DataFrame:
+    """The distinct (user, item) pairs of ``valid`` new to a user with history in ``train``."""
+    pairs = valid[["user_idx", "item_idx"]].drop_duplicates()
+    seen_keys = train["user_idx"].to_numpy(np.int64) * n_items + train["item_idx"].to_numpy()
+    keys = pairs["user_idx"].to_numpy(np.int64) * n_items + pairs["item_idx"].to_numpy()
+    has_train = np.zeros(n_users, dtype=bool)
+    has_train[train["user_idx"].to_numpy()] = True
+    return pairs[~np.isin(keys, seen_keys) & has_train[pairs["user_idx"].to_numpy()]]
 
 
 def _holdout(
     parts: Iterable[tuple[pd.DataFrame, pd.DataFrame]], users: IdVocabulary, items: IdVocabulary
 ) -> Holdout:
     """The hold-out of (train, valid) parts that each hold all events of their users."""
-    n_items = np.int64(len(items))
     trains, relevants = [], []
     for train, valid in parts:
-        pairs = valid[["user_idx", "item_idx"]].drop_duplicates()
-        seen_keys = train["user_idx"].to_numpy(np.int64) * n_items + train["item_idx"].to_numpy()
-        keys = pairs["user_idx"].to_numpy(np.int64) * n_items + pairs["item_idx"].to_numpy()
-        has_train = np.zeros(len(users), dtype=bool)
-        has_train[train["user_idx"].to_numpy()] = True
-        new = pairs[~np.isin(keys, seen_keys) & has_train[pairs["user_idx"].to_numpy()]]
+        new = _new_pairs(train, valid, len(users), len(items))
         evaluated = np.zeros(len(users), dtype=bool)
         evaluated[new["user_idx"].to_numpy()] = True
         trains.append(
@@ -266,7 +308,7 @@ def _run_name(parameters: dict) -> str:
 
 def sampled_holdout(features_dir: str, config: EvaluateConfig) -> Holdout:
     """The snapshot's hold-out on the seeded sample of users ``config`` sizes."""
-    return holdout_from_snapshot(features_dir).sample(config.sample_users, config.seed)
+    return holdout_from_snapshot(features_dir, config.sample_users, config.seed)
 
 
 def holdout_figures(holdout: Holdout) -> dict[str, int]:

@@ -104,3 +104,28 @@ def test_sample_size_follows_the_interval_asked_for() -> None:
     assert EvaluateConfig(sample_half_width=0.01).sample_users == 9604
     assert EvaluateConfig(sample_half_width=0.01, confidence=0.9).sample_users == 6764
     assert EvaluateConfig(sample_half_width=0).sample_users is None
+
+
+def test_a_sampled_snapshot_holdout_reads_only_the_drawn_users_history(tmp_path) -> None:
+    from tasks.config import FeatureConfig
+    from tasks.evaluate import holdout_from_snapshot
+    from tasks.sources.demo import generate_demo
+    from tests.tasks.test_features import build_in_partitions
+
+    interactions, _ = generate_demo(n_users=300, n_items=120, end="2026-01-01")
+    config = FeatureConfig(validation_days=5, part_rows=2_000)
+    meta = build_in_partitions(interactions, tmp_path, config)
+    assert meta["parts"] >= 3
+    whole = holdout_from_snapshot(meta["features_dir"])
+    assert whole.n_users > 60
+    drawn = holdout_from_snapshot(meta["features_dir"], sample=60, seed=3)
+    expected = whole.sample(60, seed=3)
+    assert drawn.n_users == 60 and drawn.population == whole.n_users
+    for table in ("train", "relevant"):  # the same rows, in the same order per user
+        mine, theirs = getattr(drawn, table), getattr(expected, table)
+        pd.testing.assert_frame_equal(
+            mine.sort_values("user_idx", kind="stable").reset_index(drop=True),
+            theirs.sort_values("user_idx", kind="stable").reset_index(drop=True),
+        )
+    everyone = holdout_from_snapshot(meta["features_dir"], sample=10**6)
+    assert everyone.population is None and len(everyone.train) == len(whole.train)
