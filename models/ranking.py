@@ -93,21 +93,26 @@ def top_k_entries(
         raise ValueError(f"k must be >= 1, got {k}")
     lengths = np.bincount(rows, minlength=n_rows)
     position = np.arange(rows.size) - (np.cumsum(lengths) - lengths)[rows]
-    bucket = np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64)
+    bucket = np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int8)
     slot = np.empty(n_rows, dtype=np.int64)
+    # the entries grouped by their row's bucket, in one stable (radix) sort of small keys
+    by_bucket = np.argsort(bucket[rows], kind="stable")
+    ends = np.cumsum(np.bincount(bucket[rows], minlength=64))
+    column_type = np.int32 if cols.size == 0 or cols.max() < 2**31 else np.int64
     parts = []
     for b in np.unique(bucket[lengths > 0]):
         members = np.flatnonzero((bucket == b) & (lengths > 0))
         slot[members] = np.arange(members.size)
-        sel = np.flatnonzero(bucket[rows] == b)
+        sel = by_bucket[(ends[b - 1] if b > 0 else 0) : ends[b]]
         width = 1 << int(b)
         dense = np.full((members.size, width), -np.inf, dtype=np.float32)
-        where = np.full((members.size, width), -1, dtype=np.int64)
-        dense[slot[rows[sel]], position[sel]] = values[sel]
-        where[slot[rows[sel]], position[sel]] = cols[sel]
+        where = np.full((members.size, width), -1, dtype=column_type)
+        at = (slot[rows[sel]], position[sel])
+        dense[at] = values[sel]
+        where[at] = cols[sel]
         idx, top = top_k(dense, k)
         r, rank = np.nonzero(idx >= 0)
-        parts.append((members[r], where[r, idx[r, rank]], top[r, rank], rank))
+        parts.append((members[r], where[r, idx[r, rank]].astype(np.int64), top[r, rank], rank))
     if not parts:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, np.empty(0, dtype=np.float32), empty
