@@ -38,20 +38,7 @@ def top_k(
     # Ties across that boundary are settled by item index (lowest first), and the
     # candidates are sorted by index so the stable sort below keeps that order.
     if kk < n_items:
-        cand = np.empty((n_rows, kk), dtype=np.int64)
-        # a few rows at a time: argpartition's index array stays ~8 MB instead of 8 bytes a
-        # cell of the block (fresh large allocations cost a page fault every 4 KB)
-        step = max(1, (1 << 20) // n_items)
-        for lo in range(0, n_rows, step):
-            block = scores[lo : lo + step]
-            part = np.argpartition(block, n_items - kk, axis=1)
-            found = part[:, n_items - kk :]
-            threshold = np.take_along_axis(block, part[:, n_items - kk : n_items - kk + 1], axis=1)
-            tied = np.flatnonzero((block >= threshold).sum(axis=1) > kk)
-            if tied.size:  # more cells equal the k-th score than fit: lowest indices first
-                found[tied] = _settle_ties(block[tied], threshold[tied], kk)
-            cand[lo : lo + step] = found
-        cand.sort(axis=1)
+        cand = _candidates(scores, kk)
     else:
         cand = np.broadcast_to(np.arange(n_items), (n_rows, n_items)).copy()
     cand_scores = np.take_along_axis(scores, cand, axis=1)
@@ -64,6 +51,65 @@ def top_k(
         items = np.hstack([items, np.full((n_rows, pad), -1)])
         top_scores = np.hstack([top_scores, np.full((n_rows, pad), -np.inf, dtype=np.float32)])
     return items.astype(np.int64), top_scores
+
+
+GROUP = 64  # items per group when candidates are narrowed by group maxima
+
+
+def _candidates(scores: np.ndarray, k: int) -> np.ndarray:
+    """The column indices of each row's k largest scores (ties: lowest index), ascending.
+
+    Each row's groups of ``GROUP`` consecutive items are ranked by their best score
+    first. Every item of the row's top k lies in a group whose best score reaches the
+    k-th best group maximum (k groups hold k items at least that good), and so does every
+    item tied with the k-th score; so when at most ``2k`` groups reach it, the selection
+    is made among the items of the ``2k`` best groups only, a few percent of the row.
+    Other rows (many groups tied, e.g. mostly excluded items) are partitioned whole."""
+    n_rows, n_items = scores.shape
+    n_groups, spare = divmod(n_items, GROUP)
+    keep = 2 * k
+    if n_groups <= 2 * keep:
+        return _partitioned(scores, k)
+    best = scores[:, : n_groups * GROUP].reshape(n_rows, n_groups, GROUP).max(axis=2)
+    if spare:
+        best = np.hstack([best, scores[:, n_groups * GROUP :].max(axis=1, keepdims=True)])
+        n_groups += 1
+    kth = np.partition(best, n_groups - k, axis=1)[:, n_groups - k : n_groups - k + 1]
+    narrow = np.flatnonzero(((best >= kth).sum(axis=1) <= keep) & np.isfinite(kth[:, 0]))
+    cand = np.empty((n_rows, k), dtype=np.int64)
+    wide = np.setdiff1d(np.arange(n_rows), narrow, assume_unique=True)
+    if wide.size:
+        cand[wide] = _partitioned(scores[wide], k)
+    if narrow.size:
+        groups = np.argpartition(best[narrow], n_groups - keep, axis=1)[:, n_groups - keep :]
+        groups.sort(axis=1)
+        columns = (groups[:, :, None] * GROUP + np.arange(GROUP)).reshape(narrow.size, -1)
+        inside = columns < n_items  # the last group may be short
+        picked = scores[narrow[:, None], np.minimum(columns, n_items - 1)]  # cells only
+        picked[~inside] = -np.inf
+        positions = _partitioned(picked, k)
+        cand[narrow] = np.take_along_axis(columns, positions, axis=1)
+    return cand
+
+
+def _partitioned(scores: np.ndarray, k: int) -> np.ndarray:
+    """:func:`_candidates` by partitioning whole rows."""
+    n_rows, n_items = scores.shape
+    cand = np.empty((n_rows, k), dtype=np.int64)
+    # a few rows at a time: argpartition's index array stays ~8 MB instead of 8 bytes a
+    # cell of the block (fresh large allocations cost a page fault every 4 KB)
+    step = max(1, (1 << 20) // n_items)
+    for lo in range(0, n_rows, step):
+        block = scores[lo : lo + step]
+        part = np.argpartition(block, n_items - k, axis=1)
+        found = part[:, n_items - k :]
+        threshold = np.take_along_axis(block, part[:, n_items - k : n_items - k + 1], axis=1)
+        tied = np.flatnonzero((block >= threshold).sum(axis=1) > k)
+        if tied.size:  # more cells equal the k-th score than fit: lowest indices first
+            found[tied] = _settle_ties(block[tied], threshold[tied], k)
+        cand[lo : lo + step] = found
+    cand.sort(axis=1)
+    return cand
 
 
 def _settle_ties(rows: np.ndarray, threshold: np.ndarray, k: int) -> np.ndarray:

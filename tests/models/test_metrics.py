@@ -139,3 +139,18 @@ def test_top_k_ties_in_many_rows_match_a_stable_sort() -> None:
     finite = np.isfinite(expected)
     assert np.array_equal(items[finite], order[finite])
     assert (items[~finite] == -1).all()
+
+
+def test_top_k_narrowed_by_group_maxima_equals_partitioning_whole_rows() -> None:
+    from models.ranking import GROUP, _candidates, _partitioned
+
+    rng = np.random.default_rng(8)
+    for trial in range(40):
+        n, k = int(rng.integers(40 * GROUP, 90 * GROUP)), int(rng.integers(1, 12))
+        if trial % 3 == 0:
+            scores = rng.standard_normal((30, n)).astype(np.float32)
+        else:  # ties everywhere, some rows mostly excluded, a short last group
+            scores = rng.integers(0, 4, size=(30, n)).astype(np.float32)
+            scores[::4, : n - 3 * GROUP] = -np.inf
+        scores[0, : n - 2] = -np.inf  # fewer eligible items than k
+        assert np.array_equal(_candidates(scores, k), _partitioned(scores, k)), trial
