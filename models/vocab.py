@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,10 +32,26 @@ class IdVocabulary:
         return isinstance(other, IdVocabulary) and np.array_equal(self.ids, other.ids)
 
     def index(self, raw: Iterable[str]) -> np.ndarray:
-        """Dense indices of raw ids; -1 for ids not in the vocabulary."""
+        """Dense indices of raw ids; -1 for ids not in the vocabulary (or null).
+
+        Strings are looked up by Arrow's hash join (a million ids in a tenth of a
+        second); anything else through pandas, which gives the same answer slower."""
+        strings = _arrow_strings(raw)
+        if strings is not None:
+            import pyarrow.compute as pc
+
+            found = pc.index_in(strings, value_set=self._arrow_ids())
+            return found.fill_null(-1).to_numpy().astype(np.int64)
         return self._index.get_indexer(
             pd.Index(list(raw) if not isinstance(raw, pd.Series) else raw)
         )
+
+    def _arrow_ids(self) -> Any:
+        if getattr(self, "_arrow", None) is None:
+            import pyarrow as pa
+
+            self._arrow = pa.array(self.ids, type=pa.large_string())
+        return self._arrow
 
     def raw(self, indices: np.ndarray) -> np.ndarray:
         """Raw ids of dense indices (indices must be valid)."""
@@ -46,6 +63,27 @@ class IdVocabulary:
     @classmethod
     def from_json(cls, text: str) -> IdVocabulary:
         return cls(json.loads(text))
+
+
+def _arrow_strings(raw: Any) -> Any:
+    """``raw`` as an Arrow large_string array when it holds only strings (and nulls),
+    else None."""
+    import pyarrow as pa
+
+    if isinstance(raw, pd.Series | pd.Index):
+        kind = raw.dtype
+        if not (isinstance(kind, pd.StringDtype) or kind == object):
+            return None
+        raw = raw.array if isinstance(kind, pd.StringDtype) else raw.to_numpy()
+    elif isinstance(raw, np.ndarray):
+        if raw.dtype.kind not in "OU":
+            return None
+    elif not isinstance(raw, list | tuple):
+        return None
+    try:
+        return pa.array(raw, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):  # not all strings
+        return None
 
 
 def save_bundle(
