@@ -167,6 +167,18 @@ class KerasRecommender(BaseRecommender):
         """Build, train on ``data`` (a PyDataset), set ``network_`` and ``history_``."""
         network = self._new_network()
         self.network_ = network  # the validation callback scores through it
+        callbacks, check = self._training_callbacks(validation)
+        fit_history = network.fit(
+            data, epochs=self.params["epochs"], verbose=0, shuffle=False, callbacks=callbacks
+        )
+        self.history_ = self._history(fit_history.history["loss"], check)
+
+    def _training_callbacks(
+        self, validation: tuple[np.ndarray, sp.csr_matrix] | None
+    ) -> tuple[list[Any], Any]:
+        """This fit's Keras callbacks (the model's own, the validation check when there is
+        a target, then the caller's) and the check (None without a target). The check
+        scores through ``network_``, which must be set first."""
         callbacks = self._callbacks()
         check = None
         if validation is not None:
@@ -180,14 +192,15 @@ class KerasRecommender(BaseRecommender):
                 self.params["patience"],
             )
             callbacks.append(check)
-        callbacks += self._fit_callbacks  # after the check: epoch complete
-        fit_history = network.fit(
-            data, epochs=self.params["epochs"], verbose=0, shuffle=False, callbacks=callbacks
-        )
-        history = {"loss": [float(v) for v in fit_history.history["loss"]]}
+        return callbacks + list(self._fit_callbacks), check  # after the check: epoch complete
+
+    @staticmethod
+    def _history(losses: list[float], check: Any) -> dict[str, list[float]]:
+        """``history_``: the loss per epoch, and validation NDCG per epoch when checked."""
+        history = {"loss": [float(v) for v in losses]}
         if check is not None:
             history["val_ndcg"] = [float(v) for v in check.values]
-        self.history_ = history
+        return history
 
     def refit_params(self) -> dict[str, Any]:
         """Settings that repeat this fit without a validation target: training stops at

@@ -307,6 +307,23 @@ class MultVAEConfig(_KerasConfig):
     patience: int = Field(5, ge=1)
 
 
+class RecVAEConfig(_KerasConfig):
+    """RecVAE (Shenbin et al., 2020): composite prior, KL weight ``gamma`` per interaction,
+    ``encoder_epochs`` encoder passes then ``decoder_epochs`` decoder passes per epoch."""
+
+    hidden_dim: int = Field(600, ge=8)
+    latent_dim: int = Field(200, ge=2)
+    n_layers: int = Field(5, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    gamma: float = Field(0.005, ge=0)
+    encoder_epochs: int = Field(3, ge=1)
+    decoder_epochs: int = Field(1, ge=1)
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(500, ge=8)
+    learning_rate: float = Field(5e-4, gt=0)
+    patience: int = Field(5, ge=1)
+
+
 class GRU4RecConfig(_KerasConfig):
     """GRU4Rec-style next-item model over each user's time-ordered history."""
 
@@ -369,6 +386,7 @@ ModelName = Literal[
     "bpr",
     "mult_dae",
     "mult_vae",
+    "recvae",
     "gru4rec",
     "caser",
     "sasrec",
@@ -394,6 +412,7 @@ class TrainConfig(_Section):
     bpr: BPRConfig = BPRConfig()
     mult_dae: MultDAEConfig = MultDAEConfig()
     mult_vae: MultVAEConfig = MultVAEConfig()
+    recvae: RecVAEConfig = RecVAEConfig()
     ease_mult_dae: EASEMultDAEConfig = EASEMultDAEConfig()
     gru4rec: GRU4RecConfig = GRU4RecConfig()
     caser: CaserConfig = CaserConfig()

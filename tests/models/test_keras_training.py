@@ -13,6 +13,7 @@ from models.metrics import ndcg_at_k
 KERAS_PARAMS = {  # tiny settings, as in test_contract.FAST_PARAMS
     "mult_dae": {"hidden_dim": 16, "batch_size": 16, "learning_rate": 1e-2},
     "mult_vae": {"hidden_dim": 16, "latent_dim": 8, "batch_size": 16, "learning_rate": 1e-2},
+    "recvae": {"hidden_dim": 16, "latent_dim": 8, "batch_size": 16, "learning_rate": 1e-2},
     "gru4rec": {"embedding_dim": 8, "hidden_dim": 16, "max_len": 3, "batch_size": 16},
     "caser": {"embedding_dim": 4, "max_len": 2, "n_h": 2, "n_v": 2, "batch_size": 16},
     "two_tower": {"embedding_dim": 8, "hidden_dims": [16], "batch_size": 16},
@@ -69,7 +70,7 @@ def opposite_parity(n_users: int, n_items: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_items))
 
 
-@pytest.mark.parametrize("name", ["mult_dae", "mult_vae"])
+@pytest.mark.parametrize("name", ["mult_dae", "mult_vae", "recvae"])
 def test_autoencoders_stop_after_patience_and_restore_the_best_weights(name: str) -> None:
     """Validated against the opposite parity, validation NDCG is best after the first
     epoch and falls as the model learns: training stops ``patience`` epochs later (far
