@@ -254,6 +254,8 @@ class BPRConfig(_Section):
     learning_rate: float = Field(0.005, gt=0)
     regularization: float = Field(0.001, ge=0)
     iterations: int = Field(100, ge=1)
+    # implicit samples negatives by popularity: add this times log(1 + item count) back
+    popularity_correction: float = Field(0.0, ge=0)
     seed: int = 42
     num_threads: int = Field(1, ge=0)
 

@@ -34,10 +34,32 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         {"factors": 48, "regularization": 20.0, "alpha": 2.0, "iterations": 15},
         {"factors": 32, "regularization": 10.0, "alpha": 2.0, "iterations": 15},
     ],
+    # implicit's BPR draws negatives by popularity: longer or faster training pushes popular
+    # items down (valid NDCG@10 0.2146 at 100 iterations of lr 0.005, 0.1278 at 300); adding
+    # log popularity back (popularity_correction) lifts every setting (0.2338 and 0.2088)
     "bpr": [
         {"factors": 64, "learning_rate": 0.005, "regularization": 0.001, "iterations": 100},
-        {"factors": 64, "learning_rate": 0.005, "regularization": 0.01, "iterations": 100},
-        {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 40},
+        {
+            "factors": 64,
+            "learning_rate": 0.005,
+            "regularization": 0.001,
+            "iterations": 100,
+            "popularity_correction": 1.0,
+        },
+        {
+            "factors": 64,
+            "learning_rate": 0.01,
+            "regularization": 0.001,
+            "iterations": 100,
+            "popularity_correction": 2.0,
+        },
+        {
+            "factors": 128,
+            "learning_rate": 0.01,
+            "regularization": 0.01,
+            "iterations": 200,
+            "popularity_correction": 1.5,
+        },
     ],
     "mult_dae": [
         MULT_DAE_PAPER,

@@ -14,8 +14,8 @@ from tests.models.test_contract import checkerboard
 TINY = {"hidden_dim": 16, "latent_dim": 4, "batch_size": 8, "learning_rate": 1e-2, "epochs": 2}
 
 
-def normal_pdf(z: np.ndarray, mu: float | np.ndarray, var: float) -> np.ndarray:
-    return np.exp(-0.5 * (z - mu) ** 2 / var) / math.sqrt(2 * math.pi * var)
+def normal_pdf(z: np.ndarray, mu: float | np.ndarray, var: float | np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * (z - mu) ** 2 / var) / np.sqrt(2 * math.pi * var)
 
 
 def test_composite_prior_is_the_weighted_mixture_of_its_three_normals() -> None:
