@@ -274,6 +274,8 @@ class MultDAEConfig(_KerasConfig):
     hidden_dim: int = Field(200, ge=8)
     dropout: float = Field(0.5, ge=0, lt=1)
     l2: float = Field(1e-5, ge=0)
+    # halve the learning rate after this many epochs without a better early-stopping NDCG
+    lr_plateau: int = Field(0, ge=0)
 
 
 class EASEMultDAEConfig(_Section):

@@ -148,3 +148,18 @@ def test_two_tower_users_without_history_share_one_ranking(cold_start_model):
     history[[0, 3], :] = 0
     scores = model.score(np.array([0, 3]), history=history.tocsr())
     np.testing.assert_allclose(scores[0], scores[1], rtol=1e-6)
+
+
+def test_mult_dae_halves_its_learning_rate_on_a_validation_plateau() -> None:
+    """Validated against the opposite parity, no epoch after the first improves: with
+    ``lr_plateau=1`` each of the 3 later epochs halves the rate; without it, it stays."""
+    train, _, _ = parity_split()
+    users = np.arange(train.shape[0])
+    target = opposite_parity(*train.shape)
+    params = {**KERAS_PARAMS["mult_dae"], "epochs": 4, "patience": 10, "val_k": 3}
+    for plateau, expected in ((1, 1e-2 / 8), (0, 1e-2)):
+        model = make_recommender("mult_dae", lr_plateau=plateau, **params)
+        model.fit(train, validation=(users, target))
+        assert int(np.argmax(model.history_["val_ndcg"])) == 0
+        rate = float(model.network_.optimizer.learning_rate.numpy())
+        assert rate == pytest.approx(expected)
