@@ -200,7 +200,9 @@ class RecVAE(AutoencoderRecommender):
 
         adam = keras.optimizers.Adam
         # The KL term does not depend on the decoder: the decoder's step leaves it out.
-        encoder_step = step(encoder.trainable_variables, adam(p["learning_rate"]), p["dropout"], True)
+        encoder_step = step(
+            encoder.trainable_variables, adam(p["learning_rate"]), p["dropout"], True
+        )
         decoder_step = step(decoder.trainable_variables, adam(p["learning_rate"]), 0.0, False)
 
         def one_pass(update: Any) -> list[float]:

@@ -65,7 +65,8 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         MULT_DAE_PAPER,
         {"hidden_dim": 600, "dropout": 0.5, "l2": 1e-2, "epochs": 300, "patience": 10},
         {"hidden_dim": 1000, "dropout": 0.7, "l2": 1e-3, "epochs": 300, "patience": 10},
-        {"hidden_dim": 200, "dropout": 0.5, "l2": 1e-5, "epochs": 100, "patience": 5},
+        # the paper's setting, the learning rate halved after 10 epochs without progress
+        {**MULT_DAE_PAPER, "patience": 30, "lr_plateau": 10},
     ],
     "mult_vae": [
         {"total_anneal_steps": 2000, "epochs": 150, "patience": 8},
@@ -77,6 +78,14 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
             "epochs": 150,
             "patience": 8,
         },
+    ],
+    # RecVAE: the paper's code's setting (batch 500, gamma 0.005: valid NDCG@10 0.2545), and
+    # on MovieLens 100K's 943 users smaller batches and a stronger KL weight per interaction
+    # (batch 100: gamma 0.005 0.2551, 0.01 0.2641, 0.015 0.2677, 0.02 0.2625; dropout 0.7
+    # 0.2617; learning rate 1e-3 0.2535)
+    "recvae": [
+        {"epochs": 150, "patience": 15},
+        {"batch_size": 100, "gamma": 0.015, "epochs": 150, "patience": 15},
     ],
     # a hybrid, not a deep model: the blend weight is chosen on validation inside the fit
     "ease_mult_dae": [{"ease": {"l2": 300.0}, "mult_dae": MULT_DAE_PAPER}],
