@@ -18,6 +18,7 @@ from models.item_knn import ItemKNN
 from models.mult_dae import MultDAE
 from models.mult_vae import MultVAE
 from models.popularity import Popularity
+from models.recvae import RecVAE
 from models.sasrec import SASRec
 from models.two_tower import TwoTower
 
@@ -32,6 +33,7 @@ MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
         BPR,
         MultDAE,
         MultVAE,
+        RecVAE,
         GRU4Rec,
         Caser,
         SASRec,
@@ -77,6 +79,7 @@ __all__ = [
     "MultVAE",
     "NotFittedError",
     "Popularity",
+    "RecVAE",
     "Recommender",
     "SASRec",
     "TwoTower",

@@ -6,7 +6,13 @@
   confidence given to an observed interaction.
 * :class:`BPR`: Bayesian Personalised Ranking (Rendle et al., UAI 2009), implicit's
   ``BayesianPersonalizedRanking`` (SGD on sampled (user, seen, unseen) triples; its
-  item factors carry an item bias column).
+  item factors carry an item bias column). implicit draws each triple's unseen item
+  from the list of all interactions, so in proportion to the item's popularity (the
+  paper and RecBole draw it uniformly); training against such negatives pushes a
+  popular item's score down by about the log of its popularity, the more the longer
+  it trains. ``popularity_correction`` adds ``popularity_correction * log(1 + n_i)``
+  back to item i's score (``n_i`` its training interactions), as the log-Q correction
+  does for sampled softmax; 0 scores with the factors alone.
 
 ``implicit`` does the fitting; this module only adapts it to the protocol of
 :mod:`models.base`. The fitted user and item factors are kept as numpy arrays and
@@ -183,6 +189,7 @@ class BPR(ImplicitMF):
         learning_rate: float = 0.005,
         regularization: float = 0.001,
         iterations: int = 100,
+        popularity_correction: float = 0.0,
         seed: int = 42,
         num_threads: int = 1,
     ) -> None:
@@ -191,6 +198,7 @@ class BPR(ImplicitMF):
             learning_rate=learning_rate,
             regularization=regularization,
             iterations=iterations,
+            popularity_correction=popularity_correction,
             seed=seed,
             num_threads=num_threads,
         )
@@ -199,6 +207,19 @@ class BPR(ImplicitMF):
         super()._check_params()
         if self.params["learning_rate"] <= 0:
             raise ValueError(f"bpr: learning_rate must be > 0, got {self.params['learning_rate']}")
+        if self.params["popularity_correction"] < 0:
+            raise ValueError(
+                "bpr: popularity_correction must be >= 0 (0: no correction), got "
+                f"{self.params['popularity_correction']}"
+            )
+
+    def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        scores = super()._score(users, history)
+        weight = self.params["popularity_correction"]
+        if weight:
+            counts = np.bincount(self.train_matrix_.indices, minlength=self.n_items_)
+            scores += np.float32(weight) * np.log1p(counts).astype(np.float32)
+        return scores
 
     def _implicit_model(self) -> Any:
         from implicit.cpu.bpr import BayesianPersonalizedRanking

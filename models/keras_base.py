@@ -126,13 +126,38 @@ def validation_callback(
     return _ValidationNDCG()
 
 
+def plateau_schedule(check: Any, patience: int, factor: float = 0.5) -> Any:
+    """Keras callback after ``check`` (a :func:`validation_callback`): the optimizer's
+    learning rate is multiplied by ``factor`` after ``patience`` epochs in a row without a
+    new best validation NDCG (the count restarts after each cut)."""
+    import keras
+
+    class _Plateau(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.wait = 0
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            values = check.values
+            improved = len(values) == 1 or values[-1] > max(values[:-1])
+            self.wait = 0 if improved else self.wait + 1
+            if self.wait >= patience:
+                rate = self.model.optimizer.learning_rate
+                rate.assign(float(rate.numpy()) * factor)
+                self.wait = 0
+
+    return _Plateau()
+
+
 class KerasRecommender(BaseRecommender):
     """Adapter base: subclasses build ``network_`` and implement ``_fit`` and ``_score``.
 
     Subclasses implement ``_build_network()`` (the Keras model, from ``params`` and
     the fitted shapes; it may also set private scoring helpers) and ``_loss()``.
     Common params: ``epochs``, ``batch_size``, ``learning_rate``, ``seed``,
-    ``patience``, ``val_k``, ``score_batch_size``.
+    ``patience``, ``val_k``, ``score_batch_size``; a model that also takes
+    ``lr_plateau`` (N > 0) halves its learning rate after N epochs without a better
+    validation NDCG (only when fitted with a validation target).
     """
 
     fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "network_", "history_")
@@ -168,6 +193,18 @@ class KerasRecommender(BaseRecommender):
         """Build, train on ``data`` (a PyDataset), set ``network_`` and ``history_``."""
         network = self._new_network()
         self.network_ = network  # the validation callback scores through it
+        callbacks, check = self._training_callbacks(validation)
+        fit_history = network.fit(
+            data, epochs=self.params["epochs"], verbose=0, shuffle=False, callbacks=callbacks
+        )
+        self.history_ = self._history(fit_history.history["loss"], check)
+
+    def _training_callbacks(
+        self, validation: tuple[np.ndarray, sp.csr_matrix] | None
+    ) -> tuple[list[Any], Any]:
+        """This fit's Keras callbacks (the model's own, the validation check when there is
+        a target, then the caller's) and the check (None without a target). The check
+        scores through ``network_``, which must be set first."""
         callbacks = self._callbacks()
         check = None
         if validation is not None:
@@ -181,14 +218,17 @@ class KerasRecommender(BaseRecommender):
                 self.params["patience"],
             )
             callbacks.append(check)
-        callbacks += self._fit_callbacks  # after the check: epoch complete
-        fit_history = network.fit(
-            data, epochs=self.params["epochs"], verbose=0, shuffle=False, callbacks=callbacks
-        )
-        history = {"loss": [float(v) for v in fit_history.history["loss"]]}
+            if self.params.get("lr_plateau"):
+                callbacks.append(plateau_schedule(check, self.params["lr_plateau"]))
+        return callbacks + list(self._fit_callbacks), check  # after the check: epoch complete
+
+    @staticmethod
+    def _history(losses: list[float], check: Any) -> dict[str, list[float]]:
+        """``history_``: the loss per epoch, and validation NDCG per epoch when checked."""
+        history = {"loss": [float(v) for v in losses]}
         if check is not None:
             history["val_ndcg"] = [float(v) for v in check.values]
-        self.history_ = history
+        return history
 
     def refit_params(self) -> dict[str, Any]:
         """Settings that repeat this fit without a validation target: training stops at

@@ -96,7 +96,10 @@ class AutoencoderRecommender(KerasRecommender):
 
 
 class MultDAE(AutoencoderRecommender):
-    """Mult-DAE: one tanh hidden layer, input dropout, multinomial likelihood."""
+    """Mult-DAE: one tanh hidden layer, input dropout, multinomial likelihood.
+
+    ``lr_plateau`` (N > 0): the learning rate halves after N epochs without a better
+    validation NDCG (fitted with a validation target; 0, the default, keeps it fixed)."""
 
     name: ClassVar[str] = "mult_dae"
     personalized: ClassVar[bool] = True
@@ -113,11 +116,13 @@ class MultDAE(AutoencoderRecommender):
         score_batch_size: int = 2048,
         patience: int = 3,
         val_k: int = 10,
+        lr_plateau: int = 0,
     ) -> None:
         super().__init__(
             hidden_dim=hidden_dim,
             dropout=dropout,
             l2=l2,
+            lr_plateau=lr_plateau,
             **keras_params(
                 epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
             ),

@@ -255,6 +255,8 @@ class BPRConfig(_Section):
     learning_rate: float = Field(0.005, gt=0)
     regularization: float = Field(0.001, ge=0)
     iterations: int = Field(100, ge=1)
+    # implicit samples negatives by popularity: add this times log(1 + item count) back
+    popularity_correction: float = Field(0.0, ge=0)
     seed: int = 42
     num_threads: int = Field(1, ge=0)
 
@@ -273,6 +275,8 @@ class MultDAEConfig(_KerasConfig):
     hidden_dim: int = Field(200, ge=8)
     dropout: float = Field(0.5, ge=0, lt=1)
     l2: float = Field(1e-5, ge=0)
+    # halve the learning rate after this many epochs without a better early-stopping NDCG
+    lr_plateau: int = Field(0, ge=0)
 
 
 class EASEMultDAEConfig(_Section):
@@ -305,6 +309,23 @@ class MultVAEConfig(_KerasConfig):
     total_anneal_steps: int = Field(20000, ge=1)
     noise_std: float = Field(1.0, ge=0)
     epochs: int = Field(50, ge=1)
+    patience: int = Field(5, ge=1)
+
+
+class RecVAEConfig(_KerasConfig):
+    """RecVAE (Shenbin et al., 2020): composite prior, KL weight ``gamma`` per interaction,
+    ``encoder_epochs`` encoder passes then ``decoder_epochs`` decoder passes per epoch."""
+
+    hidden_dim: int = Field(600, ge=8)
+    latent_dim: int = Field(200, ge=2)
+    n_layers: int = Field(5, ge=1)
+    dropout: float = Field(0.5, ge=0, lt=1)
+    gamma: float = Field(0.005, ge=0)
+    encoder_epochs: int = Field(3, ge=1)
+    decoder_epochs: int = Field(1, ge=1)
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(500, ge=8)
+    learning_rate: float = Field(5e-4, gt=0)
     patience: int = Field(5, ge=1)
 
 
@@ -370,6 +391,7 @@ ModelName = Literal[
     "bpr",
     "mult_dae",
     "mult_vae",
+    "recvae",
     "gru4rec",
     "caser",
     "sasrec",
@@ -395,6 +417,7 @@ class TrainConfig(_Section):
     bpr: BPRConfig = BPRConfig()
     mult_dae: MultDAEConfig = MultDAEConfig()
     mult_vae: MultVAEConfig = MultVAEConfig()
+    recvae: RecVAEConfig = RecVAEConfig()
     ease_mult_dae: EASEMultDAEConfig = EASEMultDAEConfig()
     gru4rec: GRU4RecConfig = GRU4RecConfig()
     caser: CaserConfig = CaserConfig()

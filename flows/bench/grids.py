@@ -34,16 +34,39 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         {"factors": 48, "regularization": 20.0, "alpha": 2.0, "iterations": 15},
         {"factors": 32, "regularization": 10.0, "alpha": 2.0, "iterations": 15},
     ],
+    # implicit's BPR draws negatives by popularity: longer or faster training pushes popular
+    # items down (valid NDCG@10 0.2146 at 100 iterations of lr 0.005, 0.1278 at 300); adding
+    # log popularity back (popularity_correction) lifts every setting (0.2338 and 0.2088)
     "bpr": [
         {"factors": 64, "learning_rate": 0.005, "regularization": 0.001, "iterations": 100},
-        {"factors": 64, "learning_rate": 0.005, "regularization": 0.01, "iterations": 100},
-        {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 40},
+        {
+            "factors": 64,
+            "learning_rate": 0.005,
+            "regularization": 0.001,
+            "iterations": 100,
+            "popularity_correction": 1.0,
+        },
+        {
+            "factors": 64,
+            "learning_rate": 0.01,
+            "regularization": 0.001,
+            "iterations": 100,
+            "popularity_correction": 2.0,
+        },
+        {
+            "factors": 128,
+            "learning_rate": 0.01,
+            "regularization": 0.01,
+            "iterations": 200,
+            "popularity_correction": 1.5,
+        },
     ],
     "mult_dae": [
         MULT_DAE_PAPER,
         {"hidden_dim": 600, "dropout": 0.5, "l2": 1e-2, "epochs": 300, "patience": 10},
         {"hidden_dim": 1000, "dropout": 0.7, "l2": 1e-3, "epochs": 300, "patience": 10},
-        {"hidden_dim": 200, "dropout": 0.5, "l2": 1e-5, "epochs": 100, "patience": 5},
+        # the paper's setting, the learning rate halved after 10 epochs without progress
+        {**MULT_DAE_PAPER, "patience": 30, "lr_plateau": 10},
     ],
     "mult_vae": [
         {"total_anneal_steps": 2000, "epochs": 150, "patience": 8},
@@ -55,6 +78,14 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
             "epochs": 150,
             "patience": 8,
         },
+    ],
+    # RecVAE: the paper's code's setting (batch 500, gamma 0.005: valid NDCG@10 0.2545), and
+    # on MovieLens 100K's 943 users smaller batches and a stronger KL weight per interaction
+    # (batch 100: gamma 0.005 0.2551, 0.01 0.2641, 0.015 0.2677, 0.02 0.2625; dropout 0.7
+    # 0.2617; learning rate 1e-3 0.2535)
+    "recvae": [
+        {"epochs": 150, "patience": 15},
+        {"batch_size": 100, "gamma": 0.015, "epochs": 150, "patience": 15},
     ],
     # a hybrid, not a deep model: the blend weight is chosen on validation inside the fit
     "ease_mult_dae": [{"ease": {"l2": 300.0}, "mult_dae": MULT_DAE_PAPER}],

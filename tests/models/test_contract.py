@@ -49,6 +49,14 @@ FAST_PARAMS = {
         "learning_rate": 3e-2,
         "total_anneal_steps": 20,
     },
+    "recvae": {
+        "hidden_dim": 16,
+        "latent_dim": 8,
+        "epochs": 20,
+        "batch_size": 8,
+        "dropout": 0.2,
+        "learning_rate": 1e-2,
+    },
     "gru4rec": {
         "embedding_dim": 8,
         "hidden_dim": 16,

@@ -75,6 +75,20 @@ def test_bpr_keeps_trained_factors_whatever_the_history() -> None:
     )
 
 
+def test_bpr_popularity_correction_adds_log_item_counts() -> None:
+    """implicit draws negatives in proportion to popularity; the correction adds
+    ``weight * log(1 + count)`` per item, nothing else."""
+    matrix = X.tolil()
+    matrix[1, 3] = 1  # item counts 2, 2, 2, 3
+    matrix = sp.csr_matrix(matrix)
+    plain = BPR(factors=2, iterations=5, num_threads=1).fit(matrix)
+    corrected = BPR(factors=2, iterations=5, num_threads=1, popularity_correction=0.5)
+    corrected.fit(matrix)
+    np.testing.assert_array_equal(corrected.item_factors_, plain.item_factors_)
+    expected = plain.score(np.arange(6)) + 0.5 * np.log1p(np.array([2, 2, 2, 3]))
+    np.testing.assert_allclose(corrected.score(np.arange(6)), expected, rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("cls", "params", "message"),
     [
@@ -82,6 +96,7 @@ def test_bpr_keeps_trained_factors_whatever_the_history() -> None:
         (ALS, {"alpha": 0.0}, "alpha must be > 0"),
         (BPR, {"learning_rate": 0.0}, "learning_rate must be > 0"),
         (BPR, {"regularization": -1.0}, "regularization must be >= 0"),
+        (BPR, {"popularity_correction": -1.0}, "popularity_correction must be >= 0"),
     ],
 )
 def test_bad_settings_say_what_was_expected(cls: type, params: dict, message: str) -> None:

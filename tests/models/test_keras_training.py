@@ -13,6 +13,7 @@ from models.metrics import ndcg_at_k
 KERAS_PARAMS = {  # tiny settings, as in test_contract.FAST_PARAMS
     "mult_dae": {"hidden_dim": 16, "batch_size": 16, "learning_rate": 1e-2},
     "mult_vae": {"hidden_dim": 16, "latent_dim": 8, "batch_size": 16, "learning_rate": 1e-2},
+    "recvae": {"hidden_dim": 16, "latent_dim": 8, "batch_size": 16, "learning_rate": 1e-2},
     "gru4rec": {"embedding_dim": 8, "hidden_dim": 16, "max_len": 3, "batch_size": 16},
     "caser": {"embedding_dim": 4, "max_len": 2, "n_h": 2, "n_v": 2, "batch_size": 16},
     "two_tower": {"embedding_dim": 8, "hidden_dims": [16], "batch_size": 16},
@@ -69,7 +70,7 @@ def opposite_parity(n_users: int, n_items: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_items))
 
 
-@pytest.mark.parametrize("name", ["mult_dae", "mult_vae"])
+@pytest.mark.parametrize("name", ["mult_dae", "mult_vae", "recvae"])
 def test_autoencoders_stop_after_patience_and_restore_the_best_weights(name: str) -> None:
     """Validated against the opposite parity, validation NDCG is best after the first
     epoch and falls as the model learns: training stops ``patience`` epochs later (far
@@ -147,3 +148,18 @@ def test_two_tower_users_without_history_share_one_ranking(cold_start_model):
     history[[0, 3], :] = 0
     scores = model.score(np.array([0, 3]), history=history.tocsr())
     np.testing.assert_allclose(scores[0], scores[1], rtol=1e-6)
+
+
+def test_mult_dae_halves_its_learning_rate_on_a_validation_plateau() -> None:
+    """Validated against the opposite parity, no epoch after the first improves: with
+    ``lr_plateau=1`` each of the 3 later epochs halves the rate; without it, it stays."""
+    train, _, _ = parity_split()
+    users = np.arange(train.shape[0])
+    target = opposite_parity(*train.shape)
+    params = {**KERAS_PARAMS["mult_dae"], "epochs": 4, "patience": 10, "val_k": 3}
+    for plateau, expected in ((1, 1e-2 / 8), (0, 1e-2)):
+        model = make_recommender("mult_dae", lr_plateau=plateau, **params)
+        model.fit(train, validation=(users, target))
+        assert int(np.argmax(model.history_["val_ndcg"])) == 0
+        rate = float(model.network_.optimizer.learning_rate.numpy())
+        assert rate == pytest.approx(expected)

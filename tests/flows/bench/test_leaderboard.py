@@ -147,3 +147,14 @@ def test_evaluate_prints_about_ten_epoch_lines_per_fit_when_piped() -> None:
             log.info("", extra={"event": "epoch", "model": "m", "epoch": epoch, "epochs": 100})
     shown = [int(line.split("epoch ")[1].split("/")[0]) for line in out.getvalue().splitlines()]
     assert shown == list(range(0, 101, 10))
+
+
+def test_every_model_has_a_grid_of_settings_it_accepts() -> None:
+    from flows.bench.grids import GRIDS
+    from models import MODEL_CLASSES, make_recommender
+
+    assert set(GRIDS) == set(MODEL_CLASSES)
+    for name, settings in GRIDS.items():
+        assert settings, name
+        for params in settings:
+            assert make_recommender(name, **params).params.items() >= params.items()
