@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from tasks.data.holdout import HOUR_NS, holdout_mask, partition_stats
+from tasks.data.holdout import HOUR_NS, holdout_mask, partition_stats, stable_order
 from tasks.data.positives import positive_table_mask
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def encode_events(
         rule, min_value = config.positive, config.positive_min_value
         positive = positive_table_mask(table, rule, min_value, user_idx)
     times, _ = instants(table["timestamp"])
-    order = np.lexsort((item_idx, user_idx, times))  # stable: ties keep the input order
+    order = stable_order(times, user_idx, item_idx)  # ties keep the input order
     if "value" in table.column_names:
         value = table["value"].cast(pa.float64()).to_numpy()
     else:

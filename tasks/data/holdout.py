@@ -41,9 +41,28 @@ HOUR_NS = 3_600 * 10**9
 
 
 def _histogram(keys: np.ndarray, *weights: np.ndarray) -> list[np.ndarray]:
+    """The distinct keys (ascending) and the sum of each of ``weights`` per key."""
+    keys = np.asarray(keys, dtype=np.int64)
+    low = keys.min() if len(keys) else 0
+    if len(keys) and keys.max() - low <= 4 * len(keys) + 4096:  # hours: a dense range
+        slot = keys - low
+        present = np.flatnonzero(np.bincount(slot))
+        sums = [np.bincount(slot, weights=w)[present].astype(np.int64) for w in weights]
+        return [present.astype(np.int64) + low, *sums]
     uniq, inverse = np.unique(keys, return_inverse=True)
     sums = [np.bincount(inverse, weights=w, minlength=len(uniq)).astype(np.int64) for w in weights]
     return [uniq.astype(np.int64), *sums]
+
+
+def stable_order(*keys: np.ndarray) -> np.ndarray:
+    """Row order sorted by ``keys`` (the first most significant); ties keep the row
+    order (Arrow's stable multi-key sort, several times faster than ``np.lexsort``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.table({f"k{n}": np.asarray(key) for n, key in enumerate(keys)})
+    order = pc.sort_indices(table, sort_keys=[(name, "ascending") for name in table.column_names])
+    return order.to_numpy()
 
 
 def partition_stats(
@@ -68,7 +87,7 @@ def partition_stats(
             "last": [empty] * 2,
             "latest": [empty] * 3,
         }
-    order = np.lexsort((hours, user))  # by user, then hour; stable: ties keep the row order
+    order = stable_order(user, hours)  # by user, then hour; ties keep the row order
     user, hours, pos = np.asarray(user)[order], hours[order], pos[order]
     starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
     ends = np.r_[starts[1:], len(user)]
@@ -224,7 +243,7 @@ def holdout_mask(
         return times > _floor_units(cutoff, unit_ns)
     if len(times) == 0:
         return np.zeros(0, dtype=bool)
-    order = np.argsort(user, kind="stable")  # each user's rows, in the frame's order
+    order = stable_order(user)  # each user's rows, in the frame's order
     grouped = np.asarray(user)[order]
     starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
     ends = np.r_[starts[1:], len(grouped)]
