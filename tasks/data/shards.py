@@ -110,9 +110,9 @@ def shard_interactions(
             if "timestamp" in columns:
                 newest = _later(newest, pc.max(table["timestamp"]).as_py())
             shard = shard_of_column(table["user_id"], n_shards)
-            order = np.argsort(shard, kind="stable")
+            order = pc.sort_indices(pa.array(shard))  # stable: rows keep their order
             counts = np.bincount(shard, minlength=n_shards)
-            table = table.take(pa.array(order))
+            table = table.take(order)
             bounds = np.concatenate([[0], np.cumsum(counts)])
             for s in np.flatnonzero(counts).tolist():
                 buffers[s].append(table.slice(bounds[s], counts[s]))
