@@ -10,6 +10,7 @@ when a digest differs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -23,7 +24,8 @@ from tasks.config import FeatureConfig
 from tasks.features import build_features, save_features
 
 
-def awkward_log(drop: tuple[str, ...] = ()) -> pd.DataFrame:
+@functools.lru_cache(maxsize=4)
+def _awkward_log(drop: tuple[str, ...]) -> pd.DataFrame:
     """The demo log, made awkward: ids that sort differently as numbers, bytes and case,
     non-ASCII ids, missing values and event types, timestamp ties across users and
     exact duplicate events (same user, item and time, another value)."""
@@ -45,6 +47,10 @@ def awkward_log(drop: tuple[str, ...] = ()) -> pd.DataFrame:
     dupes = log.iloc[::97].assign(value=lambda f: 6.0 - f["value"].fillna(3.0))
     log = pd.concat([log, dupes], ignore_index=True)
     return log.drop(columns=list(drop))
+
+
+def awkward_log(drop: tuple[str, ...] = ()) -> pd.DataFrame:
+    return _awkward_log(tuple(drop)).copy()
 
 
 def snapshot_digest(folder: Path | str) -> str:
@@ -149,3 +155,24 @@ def test_the_in_memory_snapshot_is_the_one_pandas_built(tmp_path, case) -> None:
     settings, drop = CASES[case]
     save_features(build_features(awkward_log(drop), FeatureConfig(**settings)), tmp_path)
     assert snapshot_digest(tmp_path) == IN_MEMORY[case], snapshot_summary(tmp_path)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "ns"])
+@pytest.mark.parametrize("case", ["window-parts", "latest", "returning"])
+def test_the_timestamp_unit_changes_nothing_but_the_column_type(tmp_path, unit, case) -> None:
+    settings, drop = CASES[case]
+    log = awkward_log(drop)
+    other = log.assign(timestamp=log["timestamp"].astype(f"datetime64[{unit}, UTC]"))
+    config = FeatureConfig(**settings)
+    (tmp_path / "us").mkdir()
+    (tmp_path / unit).mkdir()
+    a = build_in_partitions(log, tmp_path / "us", config)
+    b = build_in_partitions(other, tmp_path / unit, config)
+    assert json.loads((a / "meta.json").read_text()) == json.loads((b / "meta.json").read_text())
+    for name in ("users", "items", "train", "valid", "seen"):
+        mine = pd.read_parquet(b / f"{name}.parquet")
+        if "timestamp" in mine:
+            stored = {"s": "ms"}.get(unit, unit)  # Parquet has no seconds unit
+            assert str(mine["timestamp"].dtype) == f"datetime64[{stored}, UTC]"
+            mine["timestamp"] = mine["timestamp"].astype("datetime64[us, UTC]")
+        pd.testing.assert_frame_equal(mine, pd.read_parquet(a / f"{name}.parquet"))
