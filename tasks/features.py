@@ -11,6 +11,9 @@ Layout of a feature snapshot folder:
 ``train.parquet`` and ``valid.parquet`` are files when written by ``save_features`` and
 folders of one file per user partition when the nightly flow builds them; readers
 (``load_features``, pandas, pyarrow) take either.
+
+Both ways run on Arrow tables (tasks/data/encode.py): pandas only where a caller hands
+in or takes out a DataFrame (``build_features``, ``FeatureSet``).
 """
 
 from __future__ import annotations
