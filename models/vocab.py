@@ -25,6 +25,14 @@ class IdVocabulary:
         self.ids = np.array(sorted(values.astype(str).unique()), dtype=object)
         self._index = pd.Index(self.ids)
 
+    @classmethod
+    def from_sorted(cls, ids: Iterable[str]) -> IdVocabulary:
+        """The vocabulary of ids that are already sorted and distinct (not sorted again)."""
+        vocabulary = cls.__new__(cls)
+        vocabulary.ids = np.asarray(ids, dtype=object)
+        vocabulary._index = pd.Index(vocabulary.ids)
+        return vocabulary
+
     def __len__(self) -> int:
         return len(self.ids)
 

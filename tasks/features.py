@@ -11,6 +11,9 @@ Layout of a feature snapshot folder:
 ``train.parquet`` and ``valid.parquet`` are files when written by ``save_features`` and
 folders of one file per user partition when the nightly flow builds them; readers
 (``load_features``, pandas, pyarrow) take either.
+
+Both ways run on Arrow tables (tasks/data/encode.py): pandas only where a caller hands
+in or takes out a DataFrame (``build_features``, ``FeatureSet``).
 """
 
 from __future__ import annotations
@@ -23,19 +26,27 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import scipy.sparse as sp
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models.vocab import IdVocabulary
 from tasks.config import FeatureConfig
-from tasks.data.holdout import (
-    evidence_counts,
-    holdout_stats,
-    size_holdout,
-    split_events,
-    with_positives,
+from tasks.data.encode import (
+    ID_TYPE,
+    PARTITION_COLUMNS,
+    distinct,
+    encode_events,
+    last_event,
+    partition_summary,
+    read_events,
+    split_table,
+    vocabulary,
 )
+from tasks.data.holdout import evidence_counts, size_holdout
 from tasks.errors import DataError
 
 
@@ -75,26 +86,26 @@ def build_features(interactions: pd.DataFrame, config: FeatureConfig) -> Feature
     (in memory; the nightly flow builds the same snapshot in partitions, see below)."""
     if interactions.empty:
         raise DataError(NO_INTERACTIONS)
-    users = IdVocabulary(interactions["user_id"])
-    items = IdVocabulary(interactions["item_id"])
-    frame = encode(with_positives(interactions, config), users, items)
-    choice = size_holdout([holdout_stats(interactions, config)], frame["timestamp"].max(), config)
-    parts = split_events(frame, choice)
-    train, valid, seen = parts["train"], parts["valid"], parts["seen"]
+    table = _as_table(interactions)
+    user_ids, item_ids = vocabulary([table["user_id"]]), vocabulary([table["item_id"]])
+    encoded, positive = encode_events(table, user_ids, item_ids, config)
+    last = pd.Timestamp(last_event(table))
+    choice = size_holdout([partition_summary(table, config)], last, config)
+    parts = split_table(encoded, positive, choice)
     cutoff = pd.Timestamp(choice["cutoff"]) if choice["cutoff"] else pd.NaT
-    check_train_size(
-        len(train), cutoff, (frame["timestamp"].min(), frame["timestamp"].max()), config
-    )
-    n_users, n_events = evidence_counts(pd.concat([train, seen]), valid)
-    holdout = {**choice, "users": n_users, "events": n_events}
+    span = pc.min_max(table["timestamp"])
+    first = pd.Timestamp(span["min"].as_py())
+    check_train_size(parts["train"].num_rows, cutoff, (first, last), config)
+    n_users, n_events = _evidence(parts)
+    frames = {name: rows.to_pandas() for name, rows in parts.items()}
     return FeatureSet(
-        users=users,
-        items=items,
-        train=train,
-        valid=valid,
+        users=_vocabulary(user_ids),
+        items=_vocabulary(item_ids),
+        train=frames["train"],
+        valid=frames["valid"],
         cutoff=cutoff,
-        holdout=holdout,
-        seen=seen if config.positive != "all" else None,
+        holdout={**choice, "users": n_users, "events": n_events},
+        seen=frames["seen"] if config.positive != "all" else None,
     )
 
 
@@ -106,23 +117,30 @@ NO_INTERACTIONS = (
 
 def encode(interactions: pd.DataFrame, users: IdVocabulary, items: IdVocabulary) -> pd.DataFrame:
     """user_idx, item_idx, timestamp, value (1 without a value column), in time order."""
-    return pd.DataFrame(
-        {
-            "user_idx": users.index(interactions["user_id"]).astype(np.int64),
-            "item_idx": items.index(interactions["item_id"]).astype(np.int64),
-            "timestamp": interactions["timestamp"].to_numpy(),
-            "value": (
-                interactions["value"].to_numpy(dtype=np.float64)
-                if "value" in interactions
-                else np.ones(len(interactions))
-            ),
-            **(
-                {"positive": interactions["positive"].to_numpy()}
-                if "positive" in interactions
-                else {}
-            ),
-        }
-    ).sort_values(["timestamp", "user_idx", "item_idx"], kind="stable", ignore_index=True)
+    user_ids, item_ids = (pa.array(v.ids.astype(str), ID_TYPE) for v in (users, items))
+    encoded, _ = encode_events(_as_table(interactions), user_ids, item_ids)
+    return encoded.to_pandas()
+
+
+def _as_table(interactions: pd.DataFrame) -> pa.Table:
+    columns = [c for c in PARTITION_COLUMNS if c in interactions]
+    return pa.Table.from_pandas(interactions[columns], preserve_index=False)
+
+
+def _vocabulary(ids: pa.Array) -> IdVocabulary:
+    return IdVocabulary.from_sorted(ids.to_numpy(zero_copy_only=False))
+
+
+def _evidence(parts: dict[str, pa.Table]) -> tuple[int, int]:
+    """:func:`evidence_counts` of a split: history is train and seen."""
+    history = [parts[name] for name in ("train", "seen") if name in parts]
+    history_columns = [
+        np.concatenate([t[c].to_numpy() for t in history]) for c in ("user_idx", "item_idx")
+    ]
+    valid = parts["valid"]
+    return evidence_counts(
+        tuple(history_columns), (valid["user_idx"].to_numpy(), valid["item_idx"].to_numpy())
+    )
 
 
 def check_train_size(
@@ -142,9 +160,6 @@ def check_train_size(
 # is encoded and split on its own. All of a user's events share one partition, so each
 # user's events keep the order ``build_features`` gives them and the snapshot holds the
 # same rows; ``train.parquet`` and ``valid.parquet`` are folders with one file per partition.
-PARTITION_COLUMNS = ("user_id", "item_id", "timestamp", "value", "event_type")
-
-
 @dataclass(frozen=True)
 class FeaturePlan:
     """What each partition task needs, as paths and plain values (it travels to Dask workers)."""
@@ -171,19 +186,12 @@ def plan_features(validated_path: str, out_dir: str, config: FeatureConfig) -> F
 
 def partition_ids(plan: FeaturePlan, part: int) -> dict:
     """The distinct users and items of one partition, and its first and last event."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(plan.partitions[part], columns=["user_id", "item_id", "timestamp"])
+    table = read_events(plan.partitions[part])
     first_last = pc.min_max(table["timestamp"])
-    judged = [
-        c for c in ("value", "event_type") if c in pq.read_schema(plan.partitions[part]).names
-    ]
-    frame = pd.read_parquet(plan.partitions[part], columns=["user_id", "timestamp", *judged])
     return {
-        "holdout_stats": holdout_stats(frame, plan.config),
-        "users": pc.unique(table["user_id"]).to_numpy(zero_copy_only=False),
-        "items": pc.unique(table["item_id"]).to_numpy(zero_copy_only=False),
+        "holdout_stats": partition_summary(table, plan.config),
+        "users": distinct(table["user_id"]),
+        "items": distinct(table["item_id"]),
         "rows": table.num_rows,
         "first": first_last["min"].as_py(),
         "last": first_last["max"].as_py(),
@@ -192,8 +200,8 @@ def partition_ids(plan: FeaturePlan, part: int) -> dict:
 
 def write_vocabularies(plan: FeaturePlan, ids: list[dict]) -> dict:
     """Merge the partitions' ids into the snapshot's vocabularies; fix the cutoff."""
-    users = IdVocabulary(np.concatenate([part["users"] for part in ids]))
-    items = IdVocabulary(np.concatenate([part["items"] for part in ids]))
+    users = vocabulary([part["users"] for part in ids])
+    items = vocabulary([part["items"] for part in ids])
     _write_vocabularies(Path(plan.out_dir), users, items)
     first = min(pd.Timestamp(part["first"]) for part in ids if part["rows"])
     last = max(pd.Timestamp(part["last"]) for part in ids if part["rows"])
@@ -214,18 +222,19 @@ def encode_partition(plan: FeaturePlan, part: int, cutoff: str | dict) -> dict:
     choice (or at the timestamp) ``cutoff`` says."""
     out = Path(plan.out_dir)
     users, items = _vocabularies(plan.out_dir)
-    raw = with_positives(pd.read_parquet(plan.partitions[part]), plan.config)
-    parts = split_events(encode(raw, users, items), cutoff)
+    table = read_events(plan.partitions[part])
+    encoded, positive = encode_events(table, users, items, plan.config)
+    del table
+    parts = split_table(encoded, positive, cutoff)
     if plan.config.positive == "all":
         del parts["seen"]
     counts = {}
     for name, rows in parts.items():
         folder = out / f"{name}.parquet"
         folder.mkdir(exist_ok=True)
-        rows.to_parquet(folder / f"part-{part:05d}.parquet", index=False)
-        counts[f"n_{name}"] = len(rows)
-    history = pd.concat([parts["train"], parts.get("seen", parts["train"].iloc[:0])])
-    n_users, n_events = evidence_counts(history, parts["valid"])
+        pq.write_table(rows, folder / f"part-{part:05d}.parquet")
+        counts[f"n_{name}"] = rows.num_rows
+    n_users, n_events = _evidence(parts)
     return {**counts, "holdout_users": n_users, "holdout_events": n_events}
 
 
@@ -248,9 +257,10 @@ def finish_features(plan: FeaturePlan, vocabularies: dict, counts: list[dict]) -
     return {"features_dir": plan.out_dir, "partitions": len(plan.partitions), **meta}
 
 
-def _vocabularies(out_dir: str) -> tuple[IdVocabulary, IdVocabulary]:
-    """The snapshot's vocabularies, read once per process and version of the files (a Dask
-    worker encodes many partitions; a re-run rewrites them in the same folder)."""
+def _vocabularies(out_dir: str) -> tuple[pa.Array, pa.Array]:
+    """The snapshot's vocabularies (sorted ids), read once per process and version of the
+    files (a Dask worker encodes many partitions; a re-run rewrites them in the same
+    folder)."""
     stamp = tuple(
         (p.stat().st_mtime_ns, p.stat().st_size)
         for p in (Path(out_dir) / "users.parquet", Path(out_dir) / "items.parquet")
@@ -259,8 +269,14 @@ def _vocabularies(out_dir: str) -> tuple[IdVocabulary, IdVocabulary]:
 
 
 @functools.lru_cache(maxsize=2)
-def _read_vocabularies(out_dir: str, stamp: tuple) -> tuple[IdVocabulary, IdVocabulary]:
-    return read_vocabularies(Path(out_dir))
+def _read_vocabularies(out_dir: str, stamp: tuple) -> tuple[pa.Array, pa.Array]:
+    folder = Path(out_dir)
+    return tuple(
+        pq.read_table(folder / f"{name}s.parquet", columns=[f"{name}_id"])[f"{name}_id"]
+        .combine_chunks()
+        .cast(ID_TYPE)
+        for name in ("user", "item")
+    )
 
 
 def read_vocabularies(directory: Path) -> tuple[IdVocabulary, IdVocabulary]:
@@ -270,18 +286,22 @@ def read_vocabularies(directory: Path) -> tuple[IdVocabulary, IdVocabulary]:
     return users, items
 
 
-def _write_vocabularies(directory: Path, users: IdVocabulary, items: IdVocabulary) -> None:
-    pd.DataFrame({"user_id": users.ids.astype(str), "user_idx": np.arange(len(users))}).to_parquet(
-        directory / "users.parquet", index=False
-    )
-    pd.DataFrame({"item_id": items.ids.astype(str), "item_idx": np.arange(len(items))}).to_parquet(
-        directory / "items.parquet", index=False
-    )
+def _write_vocabularies(directory: Path, users: pa.Array, items: pa.Array) -> None:
+    """users.parquet (user_id, user_idx) and items.parquet (item_id, item_idx)."""
+    for name, ids in (("user", users), ("item", items)):
+        table = pa.table(
+            {f"{name}_id": ids.cast(ID_TYPE), f"{name}_idx": np.arange(len(ids), dtype=np.int64)}
+        )
+        pq.write_table(table, directory / f"{name}s.parquet")
 
 
 def save_features(features: FeatureSet, directory: Path) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
-    _write_vocabularies(directory, features.users, features.items)
+    _write_vocabularies(
+        directory,
+        pa.array(features.users.ids.astype(str), ID_TYPE),
+        pa.array(features.items.ids.astype(str), ID_TYPE),
+    )
     features.train.to_parquet(directory / "train.parquet", index=False)
     features.valid.to_parquet(directory / "valid.parquet", index=False)
     if features.seen is not None:

@@ -25,8 +25,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from tasks.data.positives import positive_mask
-
 if TYPE_CHECKING:
     from tasks.config import EvaluateConfig, FeatureConfig
 
@@ -39,46 +37,73 @@ def _hours(timestamps: pd.Series) -> np.ndarray:
     return (since // pd.Timedelta(hours=1)).to_numpy(np.int64)
 
 
+HOUR_NS = 3_600 * 10**9
+
+
 def _histogram(keys: np.ndarray, *weights: np.ndarray) -> list[np.ndarray]:
+    """The distinct keys (ascending) and the sum of each of ``weights`` per key."""
+    keys = np.asarray(keys, dtype=np.int64)
+    low = keys.min() if len(keys) else 0
+    if len(keys) and keys.max() - low <= 4 * len(keys) + 4096:  # hours: a dense range
+        slot = keys - low
+        present = np.flatnonzero(np.bincount(slot))
+        sums = [np.bincount(slot, weights=w)[present].astype(np.int64) for w in weights]
+        return [present.astype(np.int64) + low, *sums]
     uniq, inverse = np.unique(keys, return_inverse=True)
     sums = [np.bincount(inverse, weights=w, minlength=len(uniq)).astype(np.int64) for w in weights]
     return [uniq.astype(np.int64), *sums]
 
 
+def stable_order(*keys: np.ndarray) -> np.ndarray:
+    """Row order sorted by ``keys`` (the first most significant); ties keep the row
+    order (Arrow's stable multi-key sort, several times faster than ``np.lexsort``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.table({f"k{n}": np.asarray(key) for n, key in enumerate(keys)})
+    order = pc.sort_indices(table, sort_keys=[(name, "ascending") for name in table.column_names])
+    return order.to_numpy()
+
+
 def partition_stats(
-    frame: pd.DataFrame,
+    user: np.ndarray,
+    hours: np.ndarray,
     latest_share: float,
     latest_min_events: int,
     positive: np.ndarray | None = None,
 ) -> dict:
-    """The summaries of one user partition (``user_id``, ``timestamp``; all of each user's
-    events) that :func:`choose_holdout` needs. ``positive``: which events count as
+    """The summaries of one user partition (all of each user's events) that
+    :func:`choose_holdout` needs: ``user`` a code per row, equal for one user's rows;
+    ``hours`` whole hours since the epoch (UTC); ``positive`` which events count as
     positives (tasks/data/positives.py): only those make a user evaluable and count as
     hold-out events; the share of the hold-out counts every event."""
-    hours = _hours(frame["timestamp"])
+    hours = np.asarray(hours, dtype=np.int64)
     pos = np.ones(len(hours), bool) if positive is None else np.asarray(positive, bool)
-    events = pd.DataFrame({"user": frame["user_id"].to_numpy(), "hour": hours, "pos": pos})
-    events = events.sort_values(["user", "hour"], kind="stable")
-    users = events.groupby("user", sort=True)
-    first, n = users["hour"].min().to_numpy(), users["hour"].size().to_numpy()
-    n_pos = users["pos"].sum().to_numpy().astype(float)
-    last_pos = events["hour"].where(events["pos"]).groupby(events["user"]).max()
-    last_pos = np.where(np.isnan(last_pos.to_numpy(float)), first, last_pos.to_numpy(float))
+    if len(hours) == 0:
+        empty = np.zeros(0, np.int64)
+        return {
+            "events": [empty] * 3,
+            "first": [empty] * 3,
+            "last": [empty] * 2,
+            "latest": [empty] * 3,
+        }
+    order = stable_order(user, hours)  # by user, then hour; ties keep the row order
+    user, hours, pos = np.asarray(user)[order], hours[order], pos[order]
+    starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
+    ends = np.r_[starts[1:], len(user)]
+    size = ends - starts
+    first, last_any = hours[starts], hours[ends - 1]
+    n_pos = np.add.reduceat(pos.astype(float), starts)
+    last_pos = np.maximum.reduceat(np.where(pos, hours, np.iinfo(np.int64).min), starts)
+    last_pos = np.where(n_pos > 0, last_pos, first)
     # the latest strategy: the user's last max(1, share * n) events, of which the positives
-    from_end = users.cumcount(ascending=False).to_numpy()
-    size = users["hour"].transform("size").to_numpy()
-    held_rows = (size >= latest_min_events) & (
-        from_end < np.maximum(1, np.floor(latest_share * size))
+    row_size = np.repeat(size, size)
+    from_end = np.repeat(ends, size) - 1 - np.arange(len(user))
+    held_rows = (row_size >= latest_min_events) & (
+        from_end < np.maximum(1, np.floor(latest_share * row_size))
     )
-    held = (
-        pd.Series(held_rows & events["pos"].to_numpy())
-        .groupby(events["user"].to_numpy())
-        .sum()
-        .to_numpy()
-        .astype(float)
-    )
-    last_any = users["hour"].max().to_numpy()
-    eligible = ((n >= latest_min_events) & (held > 0)).astype(float)
+    held = np.add.reduceat((held_rows & pos).astype(float), starts)
+    eligible = ((size >= latest_min_events) & (held > 0)).astype(float)
     ones = np.ones(len(first))
     return {
         "events": _histogram(hours, np.ones(len(hours)), pos.astype(float)),
@@ -206,40 +231,66 @@ def choose_holdout(
 
 
 def holdout_mask(
-    frame: pd.DataFrame, choice: dict | str, user_column: str = "user_idx"
+    user: np.ndarray, times: np.ndarray, unit_ns: int, choice: dict | str
 ) -> np.ndarray:
-    """True for the rows of ``frame`` (all events of its users, in time order) that the
-    hold-out takes; ``choice`` is :func:`choose_holdout`'s, or a cutoff timestamp."""
+    """True for the rows (all events of their users, in time order) that the hold-out
+    takes; ``choice`` is :func:`choose_holdout`'s, or a cutoff timestamp. ``user``: a
+    code per row, equal for one user's rows; ``times``: the timestamps as integers of
+    ``unit_ns`` nanoseconds each."""
+    times = np.asarray(times, dtype=np.int64)
     if isinstance(choice, str) or choice.get("strategy") == "window":
         cutoff = choice if isinstance(choice, str) else choice["cutoff"]
-        return (frame["timestamp"] > pd.Timestamp(cutoff)).to_numpy()
-    users = frame.groupby(user_column, sort=False)
+        return times > _floor_units(cutoff, unit_ns)
+    if len(times) == 0:
+        return np.zeros(0, dtype=bool)
+    order = stable_order(user)  # each user's rows, in the frame's order
+    grouped = np.asarray(user)[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    ends = np.r_[starts[1:], len(grouped)]
+    size = ends - starts
+    at = times[order]
+    active_since = _floor_units(choice["active_since"], unit_ns)
     if choice.get("strategy") == "returning":
-        gap = users["timestamp"].diff() >= pd.Timedelta(days=choice["return_gap_days"])
-        since = frame["timestamp"].where(gap).groupby(frame[user_column]).transform("max")
-        recent = since > pd.Timestamp(choice["active_since"])
-        return (recent & (frame["timestamp"] >= since)).to_numpy()
-    from_end = users.cumcount(ascending=False).to_numpy()
-    n = users[user_column].transform("size").to_numpy()
-    last = users["timestamp"].transform("max")
-    active = (last > pd.Timestamp(choice["active_since"])).to_numpy()
-    held = np.maximum(1, np.floor(choice["latest_share"] * n))
-    return active & (n >= choice["latest_min_events"]) & (from_end < held)
+        gap_ns = pd.Timedelta(days=choice["return_gap_days"]).value
+        gap = np.r_[False, np.diff(at) >= -(-gap_ns // unit_ns)]  # ceil: diff >= the gap
+        gap[starts] = False  # a user's first event follows no earlier one of theirs
+        none = np.iinfo(np.int64).min
+        since = np.repeat(np.maximum.reduceat(np.where(gap, at, none), starts), size)
+        held = (since != none) & (since > active_since) & (at >= since)
+    else:  # latest
+        from_end = np.repeat(ends, size) - 1 - np.arange(len(at))
+        n = np.repeat(size, size)
+        last = np.repeat(np.maximum.reduceat(at, starts), size)
+        keep = np.maximum(1, np.floor(choice["latest_share"] * n))
+        held = (last > active_since) & (n >= choice["latest_min_events"]) & (from_end < keep)
+    out = np.empty(len(at), dtype=bool)
+    out[order] = held
+    return out
 
 
-def evidence_counts(train: pd.DataFrame, valid: pd.DataFrame) -> tuple[int, int]:
+def _floor_units(when: str, unit_ns: int) -> int:
+    """The instant ``when`` as whole units, rounded down: ``t > when`` is ``t > this``."""
+    return pd.Timestamp(when).value // unit_ns
+
+
+def evidence_counts(
+    train: tuple[np.ndarray, np.ndarray], valid: tuple[np.ndarray, np.ndarray]
+) -> tuple[int, int]:
     """(users with training history and hold-out items new to them, those user-item
-    pairs): what the gate will have to decide on."""
-    if valid.empty:
+    pairs): what the gate will have to decide on. ``train`` and ``valid``: (user indices,
+    item indices) of the history before the hold-out and of the hold-out."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    (train_users, train_items), (valid_users, valid_items) = train, valid
+    if len(valid_users) == 0:
         return 0, 0
-    n_items = np.int64(
-        max(train["item_idx"].max() if len(train) else 0, valid["item_idx"].max()) + 1
-    )
-    seen = train["user_idx"].to_numpy(np.int64) * n_items + train["item_idx"].to_numpy()
-    keys = np.unique(valid["user_idx"].to_numpy(np.int64) * n_items + valid["item_idx"].to_numpy())
-    has_train = np.isin(keys // n_items, np.unique(train["user_idx"].to_numpy()))
-    new = keys[~np.isin(keys, seen) & has_train]
-    return int(np.unique(new // n_items).size), int(new.size)
+    n_items = np.int64(max(np.max(train_items) if len(train_items) else 0, np.max(valid_items)) + 1)
+    seen = pa.array(np.asarray(train_users, np.int64) * n_items + train_items)
+    keys = pc.unique(pa.array(np.asarray(valid_users, np.int64) * n_items + valid_items))
+    has_train = pc.is_in(pc.divide(keys, n_items), value_set=pc.unique(pa.array(train_users)))
+    new = keys.filter(pc.and_(pc.invert(pc.is_in(keys, value_set=seen)), has_train))
+    return len(pc.unique(pc.divide(new, n_items))), len(new)
 
 
 # -- what tasks/features.py calls ------------------------------------------------------
@@ -253,38 +304,9 @@ def with_evidence(config: FeatureConfig, evaluate: EvaluateConfig) -> FeatureCon
     )
 
 
-def holdout_stats(frame: pd.DataFrame, config: FeatureConfig) -> dict:
-    positive = positive_mask(frame, config.positive, config.positive_min_value)
-    return partition_stats(frame, config.latest_share, config.latest_min_events, positive)
-
-
 def size_holdout(stats: list[dict], last: pd.Timestamp, config: FeatureConfig) -> dict:
     """The split (tasks/data/holdout.py); without a minimum of evidence in ``config``
     (``min_users``, ``min_events`` unset) the last ``validation_days`` as they are."""
     return choose_holdout(
         merge_stats(stats), last, config, config.min_users or 1, config.min_events or 1
-    )
-
-
-def split_events(frame: pd.DataFrame, choice: dict | str) -> dict[str, pd.DataFrame]:
-    """``train`` (positive events before the hold-out), ``seen`` (the other events
-    before it: never recommended back, never learned from as a liking) and ``valid``
-    (positive hold-out events) of an encoded frame with a ``positive`` column."""
-    is_valid = holdout_mask(frame, choice)
-    positive = frame["positive"].to_numpy() if "positive" in frame else np.ones(len(frame), bool)
-    rows = {
-        "train": ~is_valid & positive,
-        "seen": ~is_valid & ~positive,
-        "valid": is_valid & positive,
-    }
-    return {
-        name: frame.loc[r].drop(columns="positive", errors="ignore").reset_index(drop=True)
-        for name, r in rows.items()
-    }
-
-
-def with_positives(interactions: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
-    """``interactions`` and a ``positive`` column (tasks/data/positives.py)."""
-    return interactions.assign(
-        positive=positive_mask(interactions, config.positive, config.positive_min_value)
     )

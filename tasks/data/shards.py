@@ -48,6 +48,15 @@ def shard_of(user_ids: np.ndarray | pd.Series, n_shards: int) -> np.ndarray:
     return (pd.util.hash_array(values, categorize=True) % np.uint64(n_shards)).astype(np.int64)
 
 
+def shard_of_column(user_ids: pa.Array | pa.ChunkedArray, n_shards: int) -> np.ndarray:
+    """:func:`shard_of` of an Arrow column: each distinct id is hashed once."""
+    if isinstance(user_ids, pa.ChunkedArray):
+        user_ids = user_ids.combine_chunks()
+    codes = pc.dictionary_encode(user_ids)
+    per_id = shard_of(codes.dictionary.to_numpy(zero_copy_only=False), n_shards)
+    return per_id[codes.indices.to_numpy(zero_copy_only=False)]
+
+
 def shard_count(rows: int, rows_per_shard: int) -> int:
     if rows_per_shard < 1:
         raise ValueError(f"rows_per_shard must be >= 1, got {rows_per_shard}")
@@ -100,10 +109,10 @@ def shard_interactions(
             table = pa.Table.from_batches([batch])
             if "timestamp" in columns:
                 newest = _later(newest, pc.max(table["timestamp"]).as_py())
-            shard = shard_of(table["user_id"].to_numpy(zero_copy_only=False), n_shards)
-            order = np.argsort(shard, kind="stable")
+            shard = shard_of_column(table["user_id"], n_shards)
+            order = pc.sort_indices(pa.array(shard))  # stable: rows keep their order
             counts = np.bincount(shard, minlength=n_shards)
-            table = table.take(pa.array(order))
+            table = table.take(order)
             bounds = np.concatenate([[0], np.cumsum(counts)])
             for s in np.flatnonzero(counts).tolist():
                 buffers[s].append(table.slice(bounds[s], counts[s]))
