@@ -280,10 +280,17 @@ def _read_vocabularies(out_dir: str, stamp: tuple) -> tuple[pa.Array, pa.Array]:
 
 
 def read_vocabularies(directory: Path) -> tuple[IdVocabulary, IdVocabulary]:
-    """The snapshot's user and item vocabularies."""
-    users = IdVocabulary(pd.read_parquet(directory / "users.parquet")["user_id"])
-    items = IdVocabulary(pd.read_parquet(directory / "items.parquet")["item_id"])
-    return users, items
+    """The snapshot's user and item vocabularies (written sorted: not sorted again)."""
+    return _read_vocabulary(directory, "user"), _read_vocabulary(directory, "item")
+
+
+def _read_vocabulary(directory: Path, name: str) -> IdVocabulary:
+    table = pq.read_table(directory / f"{name}s.parquet", columns=[f"{name}_id", f"{name}_idx"])
+    order = np.argsort(table.column(f"{name}_idx").to_numpy(), kind="stable")
+    ids = table.column(f"{name}_id").to_numpy()[order]
+    if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():  # not as written: sort them
+        return IdVocabulary(ids)
+    return IdVocabulary.from_sorted(ids)
 
 
 def _write_vocabularies(directory: Path, users: pa.Array, items: pa.Array) -> None:
