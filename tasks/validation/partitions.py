@@ -78,7 +78,7 @@ def validate_in_partitions(
     now = pd.Timestamp(now)  # the run's "now" (end of its run date), never the machine's
     columns = tuple(pq.read_schema(raw_path).names)
     head = next(pq.ParquetFile(raw_path).iter_batches(batch_size=NEWEST_SAMPLES)).to_pandas()
-    check_columns(head, config, now, items, users)  # a wrong column fails before the pass
+    check_columns(head, items, users)  # a wrong column fails before the pass
     shards = shard_interactions(
         raw_path, work_dir / "partitions", config.part_rows, columns=columns
     )
