@@ -87,29 +87,56 @@ def id_checks(column: str, max_length: int) -> list[RowCheck]:
     ]
 
 
+class Columns:
+    """An Arrow table and what the checks derive from its columns, each computed once:
+    null masks, the id patterns, value codes."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+        self._cache: dict[tuple[str, str], object] = {}
+
+    def _once(self, what: str, name: str, compute):
+        if (what, name) not in self._cache:
+            self._cache[what, name] = compute(self.table.column(name))
+        return self._cache[what, name]
+
+    def null(self, name: str) -> np.ndarray:
+        """Null, NaT or NaN."""
+        return self._once("null", name, _null)
+
+    def id_shape(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(blank, malformed) of an id column: the two patterns of ``common.py``."""
+        return self._once("shape", name, lambda col: _id_shape(col, self.null(name)))
+
+    def codes(self, name: str) -> np.ndarray:
+        """int64 codes equal exactly when the values are (null has its own)."""
+        return self._once("codes", name, _key_codes)
+
+
 def check_masks(
     checks: list[RowCheck],
-    table: pa.Table,
+    columns: Columns,
     bounds: tuple[pd.Timestamp, pd.Timestamp],
     catalog: pa.Array | None,
 ) -> dict[str, np.ndarray]:
-    """Each check's failing rows of ``table``: a boolean numpy array per check."""
-    return {c.check: _mask(c, table.column(c.looks_at), bounds, catalog) for c in checks}
+    """Each check's failing rows: a boolean numpy array per check."""
+    return {c.check: _mask(c, columns, bounds, catalog) for c in checks}
 
 
 def _mask(
     c: RowCheck,
-    col: pa.ChunkedArray,
+    columns: Columns,
     bounds: tuple[pd.Timestamp, pd.Timestamp],
     catalog: pa.Array | None,
 ) -> np.ndarray:
-    kind = c.kind
+    kind, name = c.kind, c.looks_at
+    col = columns.table.column(name)
     if kind == "null":  # null, NaT or NaN
-        return _null(col)
+        return columns.null(name)
     if kind == "blank":
-        return _matches(col, BLANK_RE2)
+        return columns.id_shape(name)[0]
     if kind == "malformed":
-        return ~_matches(col, WELL_FORMED_RE2) & ~_null(col)
+        return columns.id_shape(name)[1]
     if kind == "too_long":
         return _np(pc.greater(pc.utf8_length(col), c.rule["max_value"]))
     if kind == "before":
@@ -123,67 +150,124 @@ def _mask(
         with np.errstate(invalid="ignore"):
             return (values < c.rule["min_value"]) | (values > c.rule["max_value"])
     if kind == "max_events":
-        return user_event_counts(col) > c.rule["max_value"]
+        return user_event_counts(columns.codes(name)) > c.rule["max_value"]
     if kind == "not_in_catalog":  # a null or blank id is left to the id checks
-        present = ~_null(col) & ~_matches(col, BLANK_RE2)
+        present = ~columns.null(name) & ~columns.id_shape(name)[0]
         return present & ~_np(pc.is_in(col, value_set=catalog.cast(col.type)))
     if kind == "not_null":
-        return ~_null(col)
+        return ~columns.null(name)
     raise ValueError(f"no vectorised flag for check {c.check!r} (kind {kind!r})")
 
 
-def user_event_counts(users: pa.ChunkedArray) -> np.ndarray:
-    """Each row's user's number of events in the table (null ids count as one user)."""
-    codes = _codes(pc.fill_null(users, "\x00null"))
-    return np.bincount(codes)[codes]
+def user_event_counts(codes: np.ndarray) -> np.ndarray:
+    """Each row's user's number of events, from the user ids' codes (:meth:`Columns.codes`;
+    null ids count as one user)."""
+    if not len(codes):
+        return codes
+    dense = codes - codes.min()
+    return np.bincount(dense)[dense]
+
+
+def _id_shape(col: pa.ChunkedArray, null: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Blank and malformed rows of an id column, by the patterns' Python meaning. An id of
+    letters and digits only (most ids) is neither, so only the others go through RE2."""
+    n = len(null)
+    blank, malformed = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    others = np.flatnonzero(~_np(pc.utf8_is_alnum(col)) & ~null)
+    if len(others):
+        subset = pc.take(col, pa.array(others))
+        blank[others] = _matches(subset, BLANK_RE2)
+        malformed[others] = ~_matches(subset, WELL_FORMED_RE2)
+    return blank, malformed
 
 
 def duplicate_masks(
-    table: pa.Table, key: list[str], clean: np.ndarray
+    columns: Columns, key: list[str], clean: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows whose key is not unique (every copy; rows with every key value null are left
     out, as GX's compound-unique check does), and the clean rows dropped as duplicates:
-    a clean row whose key an earlier clean row has."""
-    n = table.num_rows
-    group = np.zeros(n, dtype=np.int64)
+    a clean row whose key an earlier clean row has. Null equals null, as in pandas.
+
+    One stable sort of the rows by their key's codes (``np.lexsort``), so equal keys sit
+    together in input order: a multi-column Arrow group-by over ~1M distinct keys costs
+    several times more."""
+    n = columns.table.num_rows
     every_null = np.ones(n, dtype=bool)
+    codes = []
     for name in key:
-        col = table.column(name)
-        every_null &= _null(col)
-        codes = _codes(col, nulls=True)
-        group = _codes(pa.array(group * (int(codes.max(initial=0)) + 2) + codes + 1))
-    counted = ~every_null
-    counts = np.bincount(group[counted], minlength=int(group.max(initial=0)) + 1)
-    repeated = counted & (counts[group] > 1)
-    rows = np.flatnonzero(clean)
-    _, first = np.unique(group[rows], return_index=True)
-    dropped = clean.copy()
-    dropped[rows[first]] = False
+        every_null &= columns.null(name)
+        codes.append(columns.codes(name))
+    order = np.lexsort(codes[::-1])  # the first key column sorts first; stable
+    repeated = np.zeros(n, dtype=bool)
+    repeated[order] = _in_runs(codes, order)
+    repeated &= ~every_null
+    kept = order[clean[order]]  # the clean rows, equal keys together, in input order
+    dropped = np.zeros(n, dtype=bool)
+    dropped[kept] = _later_in_run(codes, kept)
     return repeated, dropped
 
 
-def flag_column(check: RowCheck, table: pa.Table, mask: np.ndarray) -> pa.Array:
+def _same_as_previous(codes: list[np.ndarray], order: np.ndarray) -> np.ndarray:
+    """For each position of ``order`` after the first: its key equals the previous one's."""
+    same = np.ones(max(len(order) - 1, 0), dtype=bool)
+    for c in codes:
+        sorted_codes = c[order]
+        same &= sorted_codes[1:] == sorted_codes[:-1]
+    return same
+
+
+def _later_in_run(codes: list[np.ndarray], order: np.ndarray) -> np.ndarray:
+    """Positions of ``order`` whose key equals the previous position's (not the first copy)."""
+    out = np.zeros(len(order), dtype=bool)
+    out[1:] = _same_as_previous(codes, order)
+    return out
+
+
+def _in_runs(codes: list[np.ndarray], order: np.ndarray) -> np.ndarray:
+    """Positions of ``order`` in a run of two or more equal keys."""
+    same = _same_as_previous(codes, order)
+    out = np.zeros(len(order), dtype=bool)
+    out[1:] |= same
+    out[:-1] |= same
+    return out
+
+
+def _key_codes(col: pa.ChunkedArray) -> np.ndarray:
+    """int64 codes that are equal exactly when the values are (null: its own code)."""
+    if pa.types.is_timestamp(col.type) or pa.types.is_integer(col.type):
+        ticks = pc.fill_null(pc.cast(col, pa.int64()), np.iinfo(np.int64).min)  # NaT's value
+        ticks = ticks.combine_chunks() if isinstance(ticks, pa.ChunkedArray) else ticks
+        return ticks.to_numpy(zero_copy_only=False)
+    return _codes(col, nulls=True)
+
+
+def flag_column(check: RowCheck, columns: Columns, mask: np.ndarray) -> pd.Categorical:
     """The failing rows' values as text, null elsewhere: the column GX validates for
     ``check`` (so the Data Docs show the failing values)."""
-    n = len(mask)
     if not mask.any():
-        return pa.nulls(n, pa.string())
-    col = table.column(check.looks_at)
+        return failing_values(mask, pa.array([], pa.string()))
+    col = columns.table.column(check.looks_at)
     rows = np.flatnonzero(mask)
     values = pc.take(col, pa.array(rows))
     text = pc.fill_null(values.cast(pa.string()), NULL_TEXT)
     if check.kind == "max_events":
-        counts = user_event_counts(col)[rows]
+        counts = user_event_counts(columns.codes(check.looks_at))[rows]
         text = pa.array([f"{u}: {c} events" for u, c in zip(text.to_pylist(), counts)])
     return failing_values(mask, text)
 
 
-def failing_values(mask: np.ndarray, text: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """``text`` (one value per True of ``mask``) at those rows, null elsewhere."""
+def failing_values(mask: np.ndarray, text: pa.Array | pa.ChunkedArray) -> pd.Categorical:
+    """``text`` (one value per True of ``mask``) at those rows, null elsewhere, as a pandas
+    categorical: a column of codes, cheap for GX to hash and test for nulls."""
+    import pandas as pd
+
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
-    base = pa.nulls(len(mask), pa.string())
-    return pc.replace_with_mask(base, pa.array(mask), text.cast(pa.string()))
+    encoded = pc.dictionary_encode(text.cast(pa.string()))
+    codes = np.full(len(mask), -1, dtype=np.int32)
+    codes[mask] = encoded.indices.to_numpy(zero_copy_only=False)
+    categories = pd.Index(encoded.dictionary.to_pylist(), dtype="str")
+    return pd.Categorical.from_codes(codes, categories=categories)
 
 
 def _np(values: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -30,7 +30,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from expectations.common import batch, duplicates, row
-from expectations.flags import NULL_TEXT, RowCheck, failing_values, flag_column, id_checks
+from expectations.flags import (
+    NULL_TEXT,
+    Columns,
+    RowCheck,
+    failing_values,
+    flag_column,
+    id_checks,
+)
 from tasks.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -279,7 +286,7 @@ def _dtype(kind: pa.DataType) -> str:
 
 
 def suite_frame(
-    table: pa.Table,
+    columns: Columns,
     checks: list[RowCheck],
     masks: dict[str, np.ndarray],
     repeated: np.ndarray,
@@ -289,20 +296,16 @@ def suite_frame(
     """The batch GX validates: one column per row check (the failing rows' values as text,
     null elsewhere), ``duplicate key`` (the repeated keys) and, for the stale-data check,
     ``__timestamp_valid__``."""
-    columns = {c.check: flag_column(c, table, masks[c.check]) for c in checks}
-    if repeated.any():
-        rows = pa.array(np.flatnonzero(repeated))
-        parts = [
-            pc.fill_null(pc.take(table.column(k), rows).cast(pa.string()), NULL_TEXT)
-            for k in key
-        ]
-        columns[DUPLICATE_KEY] = failing_values(
-            repeated, pc.binary_join_element_wise(*parts, " | ")
-        )
-    else:
-        columns[DUPLICATE_KEY] = pa.nulls(table.num_rows, pa.string())
+    table = columns.table
+    frame = {c.check: flag_column(c, columns, masks[c.check]) for c in checks}
+    rows = pa.array(np.flatnonzero(repeated))
+    parts = [
+        pc.fill_null(pc.take(table.column(k), rows).cast(pa.string()), NULL_TEXT) for k in key
+    ]
+    frame[DUPLICATE_KEY] = failing_values(repeated, pc.binary_join_element_wise(*parts, " | "))
     if timestamp_valid:
         outside = masks["timestamp too old"] | masks["timestamp in the future"]
         ts = table.column("timestamp")
-        columns[TIMESTAMP_VALID] = pc.if_else(pa.array(outside), pa.scalar(None, ts.type), ts)
-    return pa.table(columns).to_pandas(split_blocks=True)
+        valid = pc.if_else(pa.array(outside), pa.scalar(None, ts.type), ts)
+        frame[TIMESTAMP_VALID] = valid.to_pandas()
+    return pd.DataFrame(frame)

@@ -143,13 +143,12 @@ def split_flagged(
     table: pa.Table,
     results: list,
     masks: dict[str, np.ndarray],
-    key: list[str],
+    dropped: np.ndarray,
 ) -> TableResult:
     """``split_table`` for a table whose row checks were flagged before GX ran (``masks``,
     by flag column): quarantine the flagged rows with every reason that applies (in the
-    order of the results), then drop later clean copies of a key. Arrow in, Arrow out."""
-    from expectations.flags import duplicate_masks
-
+    order of the results), then drop the rows ``dropped`` (later clean copies of a key,
+    see ``expectations.flags.duplicate_masks``). Arrow in, Arrow out."""
     flags = []  # (reason, mask) of the row-level results, in order
     for r in results:
         meta = r.expectation_config.meta or {}
@@ -162,9 +161,9 @@ def split_flagged(
     reason = _reasons(flags, bad, table)
     quarantined = table.take(pa.array(bad)).append_column("reason", reason)
     clean = ~bad_mask
-    _, dropped = duplicate_masks(table, [k for k in key if k in table.column_names], clean)
     drop = [c for c in (ISSUE_COLUMN, *PROVENANCE_COLUMNS) if c in table.column_names]
-    accepted = table.filter(pa.array(clean & ~dropped)).drop_columns(drop)
+    keep = clean & ~dropped
+    accepted = (table if keep.all() else table.filter(pa.array(keep))).drop_columns(drop)
     counts = pc.value_counts(reason).to_pylist() if len(reason) else []
     head = quarantined.slice(0, SAMPLES).to_pandas()
     result = TableResult(

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from expectations.catalogs import build_items_suite, build_users_suite
-from expectations.flags import check_masks, duplicate_masks
+from expectations.flags import Columns, check_masks, duplicate_masks
 from expectations.interactions import (
     DUPLICATE_KEY,
     ISSUE_COLUMN,
@@ -180,10 +180,13 @@ def validate_interactions(
         has_issue=ISSUE_COLUMN in names,
         has_catalog=items is not None,
     )
-    masks = check_masks(checks, table, timestamp_bounds(config, now), catalog_ids(items))
-    repeated, _ = duplicate_masks(table, key, np.zeros(rows_read, dtype=bool))
+    columns = Columns(table)
+    masks = check_masks(checks, columns, timestamp_bounds(config, now), catalog_ids(items))
+    clean = ~np.logical_or.reduce([*masks.values(), np.zeros(rows_read, dtype=bool)])
+    repeated, dropped = duplicate_masks(columns, key, clean)
     stale_check = not partition and config.max_event_age_days is not None
-    frame = suite_frame(table, checks, masks, repeated, key, stale_check)
+    frame = suite_frame(columns, checks, masks, repeated, key, stale_check)
+    del columns
     suite = build_interactions_suite(
         config,
         now,
@@ -208,9 +211,11 @@ def validate_interactions(
         )
     for catalog in catalogs.values():
         catalog.raise_on_batch_failures(context)
-    main = split_flagged(SUITE_NAME, table, results[SUITE_NAME], masks, key)
+    main = split_flagged(SUITE_NAME, table, results[SUITE_NAME], masks, dropped)
     if as_pandas:
-        main = replace(main, accepted=main.accepted.to_pandas(), quarantined=main.quarantined.to_pandas())
+        main = replace(
+            main, accepted=main.accepted.to_pandas(), quarantined=main.quarantined.to_pandas()
+        )
     if not partition:
         check_quarantine_share(main, config, docs_index)
     catalogs = {name: catalog.split() for name, catalog in catalogs.items()}
