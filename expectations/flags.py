@@ -193,11 +193,10 @@ def duplicate_masks(
     several times more."""
     n = columns.table.num_rows
     every_null = np.ones(n, dtype=bool)
-    codes = []
     for name in key:
         every_null &= columns.null(name)
-        codes.append(columns.codes(name))
-    order = np.lexsort(codes[::-1])  # the first key column sorts first; stable
+    codes = _packed([columns.codes(name) for name in key])
+    order = np.lexsort(codes[::-1])  # equal keys together, in input order (stable)
     repeated = np.zeros(n, dtype=bool)
     repeated[order] = _in_runs(codes, order)
     repeated &= ~every_null
@@ -205,6 +204,27 @@ def duplicate_masks(
     dropped = np.zeros(n, dtype=bool)
     dropped[kept] = _later_in_run(codes, kept)
     return repeated, dropped
+
+
+def _packed(codes: list[np.ndarray]) -> list[np.ndarray]:
+    """Keys equal exactly when ``codes`` are, in fewer int64 arrays: codes packed together,
+    narrowest first, while their ranges' product fits (ids and event types do; a
+    timestamp's ticks mostly stay on their own)."""
+    ranges = [(int(c.min(initial=0)), int(c.max(initial=0))) for c in codes]
+    packed: list[np.ndarray] = []
+    current, span = None, 1
+    for i in sorted(range(len(codes)), key=lambda i: ranges[i][1] - ranges[i][0]):
+        c, (low, high) = codes[i], ranges[i]
+        width = high - low + 1
+        if current is not None and span * width < 2**62:
+            current, span = current * width + (c - low), span * width
+            continue
+        if current is not None:
+            packed.append(current)
+        current, span = c - low, width
+    if current is not None:
+        packed.append(current)
+    return packed
 
 
 def _same_as_previous(codes: list[np.ndarray], order: np.ndarray) -> np.ndarray:
