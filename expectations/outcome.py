@@ -5,6 +5,11 @@ rows. Row-level failures are quarantined with every reason that applies (a reaso
 ingest, ``ingest_issue``, is spelled out row by row); then duplicate keys among the
 remaining rows are dropped, the first copy kept. The accounting always holds:
 rows read = accepted + quarantined + duplicates dropped.
+
+``split_table`` reads the flagged rows from GX's COMPLETE results (the item and user
+tables); ``split_flagged`` does the same for the interactions, whose rows were flagged
+vectorised before GX ran (``expectations/flags.py``), on Arrow tables, after
+``check_counts`` has held GX's counts to the flags.
 """
 
 from __future__ import annotations

@@ -11,10 +11,12 @@ every validation result, each suite as last run, and one Data Docs site listing 
 results of all runs (``gx/uncommitted/data_docs/local_site/index.html``). A runner writes
 there only under a short flock on ``<gx_root>/gx.lock``: each result as soon as it is
 made, under this run's unique run name (``<label>-<8 hex>``, so two runs never share a
-key), then at ``finish`` its suites, its pages and the index. Each frame gets a
-``__row__`` column so GX's unexpected indices map back to rows. What reaches that store
-is an HTML-escaped copy of each result (``_escaped``): GX renders unexpected values
-unescaped, and they come from input.
+key), then at ``finish`` its suites, its pages and the index. A suite run with COMPLETE
+results (the item and user tables) lists its unexpected rows by the frame's ``__row__``
+column; the interactions suite runs with SUMMARY results on flags computed beforehand
+(``expectations/interactions.py``), so no per-row list is built at scale. What reaches
+that store is an HTML-escaped copy of each result (``_escaped``): GX renders unexpected
+values unescaped, and they come from input.
 """
 
 from __future__ import annotations
