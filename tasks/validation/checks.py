@@ -249,7 +249,7 @@ def _sample_rows(table: pa.Table, results: dict) -> pd.DataFrame:
         for r in results[SUITE_NAME]
     )
     if stale:
-        order = pc.sort_indices(table, [("timestamp", "descending")], null_placement="at_end")
+        order = pc.sort_indices(table, sort_keys=[("timestamp", "descending", "at_end")])
         return table.take(order[:SAMPLE_ROWS]).to_pandas()
     return table.slice(0, SAMPLE_ROWS).to_pandas()
 

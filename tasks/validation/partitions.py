@@ -186,7 +186,7 @@ def _partition_figures(
         valid = pc.and_(pc.greater_equal(ts, low), pc.less_equal(ts, high))
         newest_valid = pc.max(pc.filter(ts, pc.fill_null(valid, False))).as_py()
         figures.append({PARTITION_ROWS: frame.num_rows, PARTITION_NEWEST: newest_valid})
-        order = pc.sort_indices(frame, [("timestamp", "descending")], null_placement="at_end")
+        order = pc.sort_indices(frame, sort_keys=[("timestamp", "descending", "at_end")])
         newest_rows.append(frame.take(order[:NEWEST_SAMPLES]).to_pandas())
         del frame
     table = pd.DataFrame(figures)
