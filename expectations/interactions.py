@@ -93,30 +93,57 @@ def interaction_checks(
     checks += id_checks("item_id", config.max_id_length)
     checks += [
         RowCheck(
-            "timestamp is null", "null", "timestamp", "expect_column_values_to_not_be_null",
-            "timestamp", "timestamp is null or unparseable",
+            "timestamp is null",
+            "null",
+            "timestamp",
+            "expect_column_values_to_not_be_null",
+            "timestamp",
+            "timestamp is null or unparseable",
         ),
         RowCheck(
-            "timestamp too old", "before", "timestamp", between, "timestamp",
-            f"timestamp before {oldest.isoformat()}", {"min_value": oldest.isoformat()},
+            "timestamp too old",
+            "before",
+            "timestamp",
+            between,
+            "timestamp",
+            f"timestamp before {oldest.isoformat()}",
+            {"min_value": oldest.isoformat()},
         ),
         RowCheck(
-            "timestamp in the future", "after", "timestamp", between, "timestamp",
-            f"timestamp more than {hours}h in the future", {"max_value": newest.isoformat()},
+            "timestamp in the future",
+            "after",
+            "timestamp",
+            between,
+            "timestamp",
+            f"timestamp more than {hours}h in the future",
+            {"max_value": newest.isoformat()},
         ),
     ]
     if has_value:
         checks += [
             RowCheck(
-                "value is null", "null", "value", "expect_column_values_to_not_be_null",
-                "value", "value is null or NaN",
+                "value is null",
+                "null",
+                "value",
+                "expect_column_values_to_not_be_null",
+                "value",
+                "value is null or NaN",
             ),
             RowCheck(
-                "value is not finite", "not_finite", "value", between, "value",
-                "value is not finite", {"min_value": -_FLOAT_MAX, "max_value": _FLOAT_MAX},
+                "value is not finite",
+                "not_finite",
+                "value",
+                between,
+                "value",
+                "value is not finite",
+                {"min_value": -_FLOAT_MAX, "max_value": _FLOAT_MAX},
             ),
             RowCheck(
-                "value out of range", "outside", "value", between, "value",
+                "value out of range",
+                "outside",
+                "value",
+                between,
+                "value",
                 f"value outside [{config.value_min:g}, {config.value_max:g}]",
                 {"min_value": config.value_min, "max_value": config.value_max},
             ),
@@ -124,7 +151,11 @@ def interaction_checks(
     if config.max_events_per_user is not None:
         checks.append(
             RowCheck(
-                "user has too many events", "max_events", "user_id", between, USER_EVENTS,
+                "user has too many events",
+                "max_events",
+                "user_id",
+                between,
+                USER_EVENTS,
                 f"user has more than {config.max_events_per_user} events in this batch "
                 "(likely a bot; validate.max_events_per_user)",
                 {"max_value": config.max_events_per_user},
@@ -133,16 +164,24 @@ def interaction_checks(
     if has_catalog:
         checks.append(
             RowCheck(
-                "item not in the catalog", "not_in_catalog", "item_id",
-                "expect_column_values_to_be_in_set", IN_CATALOG,
-                "item_id not in the item catalog", {"value_set": [1]},
+                "item not in the catalog",
+                "not_in_catalog",
+                "item_id",
+                "expect_column_values_to_be_in_set",
+                IN_CATALOG,
+                "item_id not in the item catalog",
+                {"value_set": [1]},
             )
         )
     if has_issue:
         checks.append(
             RowCheck(
-                "flagged at ingest", "not_null", ISSUE_COLUMN,
-                "expect_column_values_to_be_null", ISSUE_COLUMN, INGEST_REASON,
+                "flagged at ingest",
+                "not_null",
+                ISSUE_COLUMN,
+                "expect_column_values_to_be_null",
+                ISSUE_COLUMN,
+                INGEST_REASON,
             )
         )
     return checks
@@ -189,8 +228,11 @@ def build_interactions_suite(
             column=DUPLICATE_KEY,
             meta={
                 **duplicates(key),
-                "source": {"expectation": "expect_compound_columns_to_be_unique", "column": None,
-                           "column_list": key},
+                "source": {
+                    "expectation": "expect_compound_columns_to_be_unique",
+                    "column": None,
+                    "column_list": key,
+                },
             },
             description=(
                 f"Each ({', '.join(key)}) key appears once; a repeated key's first good row is "
@@ -299,9 +341,7 @@ def suite_frame(
     table = columns.table
     frame = {c.check: flag_column(c, columns, masks[c.check]) for c in checks}
     rows = pa.array(np.flatnonzero(repeated))
-    parts = [
-        pc.fill_null(pc.take(table.column(k), rows).cast(pa.string()), NULL_TEXT) for k in key
-    ]
+    parts = [pc.fill_null(pc.take(table.column(k), rows).cast(pa.string()), NULL_TEXT) for k in key]
     frame[DUPLICATE_KEY] = failing_values(repeated, pc.binary_join_element_wise(*parts, " | "))
     if timestamp_valid:
         outside = masks["timestamp too old"] | masks["timestamp in the future"]

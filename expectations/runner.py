@@ -129,7 +129,9 @@ class SuiteRunner:
 
         # run_time given: without it GX reads a date in the run name as the run's time
         run_id = RunIdentifier(run_name=self.run_name, run_time=datetime.now(UTC))
-        run = self._checkpoint(suite, result_format).run(batch_parameters={"dataframe": frame}, run_id=run_id)
+        run = self._checkpoint(suite, result_format).run(
+            batch_parameters={"dataframe": frame}, run_id=run_id
+        )
         ((identifier, validation),) = run.run_results.items()
         with self._store_locked():  # only an escaped copy reaches the store and the docs
             self._shared.validation_results_store.set(identifier, _escaped(validation))

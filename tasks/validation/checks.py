@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from expectations.catalogs import build_items_suite, build_users_suite
-from expectations.flags import Columns, check_masks, duplicate_masks
+from expectations.duplicates import duplicate_masks
+from expectations.flags import Columns, check_masks
 from expectations.interactions import (
     DUPLICATE_KEY,
     ISSUE_COLUMN,
@@ -167,7 +168,7 @@ def validate_interactions(
             "source and date (for a landing folder: did today's files arrive?)"
         )
     as_pandas = isinstance(df, pd.DataFrame)
-    table = arrow_table(df) if as_pandas else df
+    table = _ids_as_text(arrow_table(df) if as_pandas else df)
     check_dtypes(table.schema)
     now = pd.Timestamp(now)  # the run's "now" (end of its run date), never the machine's
     names = table.column_names
@@ -232,6 +233,17 @@ def arrow_table(df: pd.DataFrame) -> pa.Table:
             f"interactions: a column holds values of mixed types ({exc}); found dtypes "
             f"{df.dtypes.astype(str).to_dict()}; give each column one type in ingest"
         ) from exc
+
+
+def _ids_as_text(table: pa.Table) -> pa.Table:
+    """Id columns of another type (a frame of Python ints, an all-null column) as text,
+    as GX read them (``astype(str)``)."""
+    for name in ("user_id", "item_id"):
+        kind = table.schema.field(name).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            i = table.schema.get_field_index(name)
+            table = table.set_column(i, name, table.column(name).cast(pa.large_string()))
+    return table
 
 
 def catalog_ids(items: pd.DataFrame | None) -> pa.Array | None:

@@ -11,13 +11,12 @@ import pyarrow as pa
 import pytest
 
 from expectations.common import BLANK_REGEX, WELL_FORMED_ID_REGEX
+from expectations.duplicates import _packed, duplicate_masks
 from expectations.flags import (
     BLANK_RE2,
     WELL_FORMED_RE2,
     Columns,
     _matches,
-    _packed,
-    duplicate_masks,
     user_event_counts,
 )
 from expectations.outcome import check_counts
@@ -26,8 +25,20 @@ from expectations.outcome import check_counts
 def _texts() -> list[str]:
     """Every code point of the first planes' scripts and the odd ones, alone and placed at
     the start, middle and end of an id, and before a final newline."""
-    points = [*range(0x3100), 0x85, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000, 0xFEFF,
-              0x10FFFF, 0x1F600, 0xE000, 0xFFFD]
+    points = [
+        *range(0x3100),
+        0x85,
+        0x2028,
+        0x2029,
+        0x202F,
+        0x205F,
+        0x3000,
+        0xFEFF,
+        0x10FFFF,
+        0x1F600,
+        0xE000,
+        0xFFFD,
+    ]
     out = ["", "\n", "\n\n", "a\n", "a\n\n", "a\r\n", " a", "a ", "a  b"]
     for p in points:
         c = chr(p)
@@ -35,8 +46,9 @@ def _texts() -> list[str]:
     return out
 
 
-@pytest.mark.parametrize(("python", "re2"), [(BLANK_REGEX, BLANK_RE2),
-                                             (WELL_FORMED_ID_REGEX, WELL_FORMED_RE2)])
+@pytest.mark.parametrize(
+    ("python", "re2"), [(BLANK_REGEX, BLANK_RE2), (WELL_FORMED_ID_REGEX, WELL_FORMED_RE2)]
+)
 def test_the_id_patterns_match_as_pythons_re_does(python, re2) -> None:
     texts = _texts()
     expected = np.array([re.search(python, t) is not None for t in texts])

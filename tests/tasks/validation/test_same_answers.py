@@ -42,9 +42,33 @@ def bad_input_catalog(folder: Path) -> pd.DataFrame:
 
 
 ODD_IDS = [
-    "u\x85x", "\x85u", "u1\n", "u1\n\n", "\n", "\u3000", "\u200b", "\xa0u", "u\xa0", "u\tx",
-    "a" * 256, "a" * 257, "\u00e9" * 256, "\u00e9" * 257, "\x1c", "\x1cu", "", "  ", None,
-    "u\x7f", "u\u2028", "\u2028", "u \u00e9", "<b>x</b>", "u\x00", "\ufeffu", "u\u0085\u0085",
+    "u\x85x",
+    "\x85u",
+    "u1\n",
+    "u1\n\n",
+    "\n",
+    "\u3000",
+    "\u200b",
+    "\xa0u",
+    "u\xa0",
+    "u\tx",
+    "a" * 256,
+    "a" * 257,
+    "\u00e9" * 256,
+    "\u00e9" * 257,
+    "\x1c",
+    "\x1cu",
+    "",
+    "  ",
+    None,
+    "u\x7f",
+    "u\u2028",
+    "\u2028",
+    "u \u00e9",
+    "<b>x</b>",
+    "u\x00",
+    "\ufeffu",
+    "u\u0085\u0085",
 ]
 
 
@@ -58,8 +82,13 @@ def edge_cases() -> pd.DataFrame:
         rows.append((uid, f"i{n % 3}", t + pd.Timedelta(seconds=n), 1.0, "view", None))
         rows.append((f"v{n}", uid, t + pd.Timedelta(seconds=n), 1.0, "view", None))
     for n, ts in enumerate(
-        [oldest, oldest - pd.Timedelta(microseconds=1), newest, newest + pd.Timedelta(seconds=1),
-         pd.NaT]
+        [
+            oldest,
+            oldest - pd.Timedelta(microseconds=1),
+            newest,
+            newest + pd.Timedelta(seconds=1),
+            pd.NaT,
+        ]
     ):
         rows.append((f"t{n}", "i1", ts, 1.0, "view", None))
     for n, v in enumerate([0.0, 5.0, -0.0, np.nan, np.inf, -np.inf, 5.000001, -1e-9, 1e308]):
@@ -76,10 +105,12 @@ def edge_cases() -> pd.DataFrame:
         ("d4", "i1", t, 1.0, "view", "value 'five' is not a number"),
         ("d4", "i2", t, np.nan, "view", "timestamp 'yesterday' unparseable"),
     ]
-    rows += [("bot", f"i{n % 3}", t + pd.Timedelta(seconds=n), 1.0, "click", None)
-             for n in range(5)]
-    rows += [(None, f"i{n % 3}", t + pd.Timedelta(seconds=100 + n), 1.0, "click", None)
-             for n in range(3)]  # with the null-id row above: 4 null users, not a bot
+    rows += [
+        ("bot", f"i{n % 3}", t + pd.Timedelta(seconds=n), 1.0, "click", None) for n in range(5)
+    ]
+    rows += [
+        (None, f"i{n % 3}", t + pd.Timedelta(seconds=100 + n), 1.0, "click", None) for n in range(3)
+    ]  # with the null-id row above: 4 null users, not a bot
     users, items, times, values, kinds, issues = zip(*rows, strict=True)
     return pd.DataFrame(
         {
@@ -122,16 +153,25 @@ def answers(result) -> dict:
         "reasons": result.reasons,
         "samples": list(result.samples),
         "expectations": [
-            {k: e[k] for k in ("expectation", "column", "level", "success", "unexpected_count",
-                               "reason")}
+            {
+                k: e[k]
+                for k in ("expectation", "column", "level", "success", "unexpected_count", "reason")
+            }
             for e in result.expectations
         ],
     }
 
 
 def task_answers(summary: dict) -> dict:
-    keep = ["rows_read", "rows_accepted", "rows_quarantined", "duplicates_dropped",
-            "rows_total", "accounting", "flagged"]
+    keep = [
+        "rows_read",
+        "rows_accepted",
+        "rows_quarantined",
+        "duplicates_dropped",
+        "rows_total",
+        "accounting",
+        "flagged",
+    ]
     out = {k: summary[k] for k in keep}
     for name in ("accepted_path", "quarantine_path"):
         table = pd.read_parquet(summary[name])
