@@ -156,9 +156,9 @@ def _mask(
     if kind == "too_long":
         return _np(pc.greater(pc.utf8_length(col), c.rule["max_value"]))
     if kind == "before":
-        return _timestamp_outside(col, bounds[0], before=True)
+        return timestamp_outside(col, bounds[0], before=True)
     if kind == "after":
-        return _timestamp_outside(col, bounds[1], before=False)
+        return timestamp_outside(col, bounds[1], before=False)
     if kind == "not_finite":
         return np.isinf(_values(col))
     if kind == "outside":
@@ -258,7 +258,7 @@ def _values(col: pa.ChunkedArray) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False)
 
 
-def _timestamp_outside(col: pa.ChunkedArray, bound: pd.Timestamp, *, before: bool) -> np.ndarray:
+def timestamp_outside(col: pa.ChunkedArray, bound: pd.Timestamp, *, before: bool) -> np.ndarray:
     """Non-null timestamps before (or after) ``bound``, compared exactly in the column's unit."""
     per_unit = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[col.type.unit]
     nanos = int(bound.value)

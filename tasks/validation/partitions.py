@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from expectations.common import ROW_COLUMN
+from expectations.flags import timestamp_outside
 from expectations.interactions import (
     PARTITION_NEWEST,
     PARTITION_ROWS,
@@ -182,9 +183,9 @@ def _partition_figures(
     for path in paths:
         frame = pq.read_table(path, columns=[*REQUIRED_COLUMNS])
         ts = frame.column("timestamp")
-        low, high = pa.scalar(oldest, ts.type), pa.scalar(newest, ts.type)
-        valid = pc.and_(pc.greater_equal(ts, low), pc.less_equal(ts, high))
-        newest_valid = pc.max(pc.filter(ts, pc.fill_null(valid, False))).as_py()
+        outside = timestamp_outside(ts, oldest, before=True)
+        outside |= timestamp_outside(ts, newest, before=False)
+        newest_valid = pc.max(ts.filter(pa.array(~outside))).as_py()
         figures.append({PARTITION_ROWS: frame.num_rows, PARTITION_NEWEST: newest_valid})
         order = pc.sort_indices(frame, sort_keys=[("timestamp", "descending", "at_end")])
         newest_rows.append(frame.take(order[:NEWEST_SAMPLES]).to_pandas())
