@@ -2,13 +2,18 @@
 
 Row-level expectations (``meta["level"] == "row"``) quarantine the rows they flag with
 ``meta["reason"]``; batch-level ones reject the whole batch; see ``expectations/common.py``
-for all levels. Validation adds helper columns to the frame it hands to GX:
+for all levels.
 
-* ``__user_events__``: the user's number of events in the batch (bot check);
-* ``__in_catalog__``: 1 when the item is in the item catalog, 0 when not, null for a
-  null id (only when a catalog is given);
-* ``__timestamp_valid__``: the timestamp where it is inside the accepted range, else null
-  (the stale-data check looks at the newest *acceptable* event, not a future outlier).
+The row checks are computed vectorised on the Arrow table (``expectations/flags.py``), and
+GX validates what they found: the batch it gets holds one column per row check (named by
+the check, e.g. ``user_id is blank``) with the failing rows' values as text and null
+elsewhere, and each row check is an ``expect_column_values_to_be_null`` on its column.
+``meta["source"]`` keeps the rule the check stands for (expectation type, column,
+arguments), which summaries report; the Data Docs show each check's description, its
+unexpected count and sample failing values. The duplicate-key check works the same way
+on ``duplicate key`` (each row whose key is not unique: every copy). The stale-data
+check reads ``__timestamp_valid__``: the timestamp where it is inside the accepted range,
+else null (it looks at the newest *acceptable* event, not a future outlier).
 
 ``great_expectations`` is imported inside the builder (it takes ~6 s), so importing this
 module stays cheap.
@@ -21,8 +26,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from expectations.common import ROW_COLUMN, batch, duplicates, id_expectations, row
+from expectations.common import batch, duplicates, row
+from expectations.flags import (
+    NULL_TEXT,
+    Columns,
+    RowCheck,
+    failing_values,
+    flag_column,
+    id_checks,
+)
 from tasks.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -39,6 +54,7 @@ ISSUE_COLUMN = "ingest_issue"
 USER_EVENTS = "__user_events__"
 IN_CATALOG = "__in_catalog__"
 TIMESTAMP_VALID = "__timestamp_valid__"
+DUPLICATE_KEY = "duplicate key"
 INGEST_REASON = "flagged at ingest"
 # A between-check on +/- the largest float is how GX says "finite" (inf falls outside it).
 _FLOAT_MAX = sys.float_info.max
@@ -61,18 +77,127 @@ def timestamp_bounds(
     return oldest, newest
 
 
-def build_interactions_suite(
+def interaction_checks(
     config: ValidateConfig,
     now: pd.Timestamp,
     *,
     has_value: bool = True,
     has_issue: bool = False,
     has_catalog: bool = False,
+) -> list[RowCheck]:
+    """The row checks of the suite, in its order (a row's reasons follow this order)."""
+    oldest, newest = timestamp_bounds(config, now)
+    hours = f"{config.future_tolerance_hours:g}"
+    between = "expect_column_values_to_be_between"
+    checks = id_checks("user_id", config.max_id_length)
+    checks += id_checks("item_id", config.max_id_length)
+    checks += [
+        RowCheck(
+            "timestamp is null",
+            "null",
+            "timestamp",
+            "expect_column_values_to_not_be_null",
+            "timestamp",
+            "timestamp is null or unparseable",
+        ),
+        RowCheck(
+            "timestamp too old",
+            "before",
+            "timestamp",
+            between,
+            "timestamp",
+            f"timestamp before {oldest.isoformat()}",
+            {"min_value": oldest.isoformat()},
+        ),
+        RowCheck(
+            "timestamp in the future",
+            "after",
+            "timestamp",
+            between,
+            "timestamp",
+            f"timestamp more than {hours}h in the future",
+            {"max_value": newest.isoformat()},
+        ),
+    ]
+    if has_value:
+        checks += [
+            RowCheck(
+                "value is null",
+                "null",
+                "value",
+                "expect_column_values_to_not_be_null",
+                "value",
+                "value is null or NaN",
+            ),
+            RowCheck(
+                "value is not finite",
+                "not_finite",
+                "value",
+                between,
+                "value",
+                "value is not finite",
+                {"min_value": -_FLOAT_MAX, "max_value": _FLOAT_MAX},
+            ),
+            RowCheck(
+                "value out of range",
+                "outside",
+                "value",
+                between,
+                "value",
+                f"value outside [{config.value_min:g}, {config.value_max:g}]",
+                {"min_value": config.value_min, "max_value": config.value_max},
+            ),
+        ]
+    if config.max_events_per_user is not None:
+        checks.append(
+            RowCheck(
+                "user has too many events",
+                "max_events",
+                "user_id",
+                between,
+                USER_EVENTS,
+                f"user has more than {config.max_events_per_user} events in this batch "
+                "(likely a bot; validate.max_events_per_user)",
+                {"max_value": config.max_events_per_user},
+            )
+        )
+    if has_catalog:
+        checks.append(
+            RowCheck(
+                "item not in the catalog",
+                "not_in_catalog",
+                "item_id",
+                "expect_column_values_to_be_in_set",
+                IN_CATALOG,
+                "item_id not in the item catalog",
+                {"value_set": [1]},
+            )
+        )
+    if has_issue:
+        checks.append(
+            RowCheck(
+                "flagged at ingest",
+                "not_null",
+                ISSUE_COLUMN,
+                "expect_column_values_to_be_null",
+                ISSUE_COLUMN,
+                INGEST_REASON,
+            )
+        )
+    return checks
+
+
+def build_interactions_suite(
+    config: ValidateConfig,
+    now: pd.Timestamp,
+    checks: list[RowCheck],
+    *,
     dedup_key: list[str] | None = None,
     volume_floor: int | None = None,
     batch_checks: bool = True,
 ) -> ExpectationSuite:
-    """Build the "interactions" suite for a frame with the given optional columns.
+    """Build the "interactions" suite: the batch checks, one expectation per row check
+    (:func:`interaction_checks`) on its flag column, and the duplicate-key check.
 
     ``volume_floor``: the least row count the volume check accepts (None: no check yet).
     ``batch_checks=False`` leaves out the checks of the whole batch (row count, volume,
@@ -81,9 +206,6 @@ def build_interactions_suite(
     """
     import great_expectations as gx
     import great_expectations.expectations as gxe
-
-    oldest, newest = timestamp_bounds(config, now)
-    hours = f"{config.future_tolerance_hours:g}"
 
     expectations = []
     if batch_checks:
@@ -100,62 +222,41 @@ def build_interactions_suite(
                     column=TIMESTAMP_VALID, min_value=_freshest(config, now), meta=batch("stale")
                 )
             )
-    expectations += id_expectations("user_id", config) + id_expectations("item_id", config)
-    expectations += [
-        gxe.ExpectColumnValuesToNotBeNull(
-            column="timestamp", meta=row("timestamp is null or unparseable")
-        ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="timestamp",
-            min_value=oldest.isoformat(),
-            meta=row(f"timestamp before {oldest.isoformat()}"),
-        ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="timestamp",
-            max_value=newest.isoformat(),
-            meta=row(f"timestamp more than {hours}h in the future"),
-        ),
-    ]
-    if has_value:
-        expectations += [
-            gxe.ExpectColumnValuesToNotBeNull(column="value", meta=row("value is null or NaN")),
-            gxe.ExpectColumnValuesToBeBetween(
-                column="value",
-                min_value=-_FLOAT_MAX,
-                max_value=_FLOAT_MAX,
-                meta=row("value is not finite"),
-            ),
-            gxe.ExpectColumnValuesToBeBetween(
-                column="value",
-                min_value=config.value_min,
-                max_value=config.value_max,
-                meta=row(f"value outside [{config.value_min:g}, {config.value_max:g}]"),
-            ),
-        ]
-    if config.max_events_per_user is not None:
-        expectations.append(
-            gxe.ExpectColumnValuesToBeBetween(
-                column=USER_EVENTS,
-                max_value=config.max_events_per_user,
-                meta=row(
-                    f"user has more than {config.max_events_per_user} events in this batch "
-                    "(likely a bot; validate.max_events_per_user)"
-                ),
-            )
-        )
-    if has_catalog:
-        expectations.append(
-            gxe.ExpectColumnValuesToBeInSet(
-                column=IN_CATALOG, value_set=[1], meta=row("item_id not in the item catalog")
-            )
-        )
-    if has_issue:
-        expectations.append(
-            gxe.ExpectColumnValuesToBeNull(column=ISSUE_COLUMN, meta=row(INGEST_REASON))
-        )
     key = dedup_key or list(REQUIRED_COLUMNS)
-    expectations.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=key, meta=duplicates(key)))
+    expectations.append(
+        gxe.ExpectColumnValuesToBeNull(
+            column=DUPLICATE_KEY,
+            meta={
+                **duplicates(key),
+                "source": {
+                    "expectation": "expect_compound_columns_to_be_unique",
+                    "column": None,
+                    "column_list": key,
+                },
+            },
+            description=(
+                f"Each ({', '.join(key)}) key appears once; a repeated key's first good row is "
+                "kept, the others are dropped as duplicates. Shown: the repeated keys."
+            ),
+        )
+    )
+    for c in checks:
+        expectations.append(
+            gxe.ExpectColumnValuesToBeNull(
+                column=c.check,
+                meta={**row(c.reason), "source": c.source()},
+                description=_describe(c),
+            )
+        )
     return gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations)
+
+
+def _describe(c: RowCheck) -> str:
+    """The Data Docs line of a row check (GX templates: ``$`` would start a parameter)."""
+    rule = ", ".join(f"{k}={v}" for k, v in c.rule.items() if k != "regex")
+    rule = f"{c.expectation}({c.column}{', ' + rule if rule else ''})"
+    text = f"No row fails {rule}; a failing row is quarantined: '{c.reason}'. Shown: its values."
+    return text.replace("$", "$$")
 
 
 def build_partitioned_batch_suite(
@@ -200,40 +301,51 @@ def _as_utc(ts: pd.Timestamp) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def frame_for_suite(
-    df: pd.DataFrame,
-    has_value: bool,
-    config: ValidateConfig,
-    now: pd.Timestamp,
-    items: pd.DataFrame | None,
-) -> pd.DataFrame:
-    """The checked columns, helper columns and a row number, so GX's indices map to rows."""
-    timestamp = df["timestamp"].dtype
-    if not isinstance(timestamp, pd.DatetimeTZDtype):
+def check_dtypes(schema: pa.Schema) -> None:
+    """Raise DataError when ``timestamp`` is not a time-zone-aware timestamp or ``value``
+    (when there) is not numeric."""
+    timestamp = schema.field("timestamp").type
+    if not (pa.types.is_timestamp(timestamp) and timestamp.tz is not None):
         raise DataError(
             f"interactions: column 'timestamp' must be a timezone-aware UTC datetime; got dtype "
-            f"{timestamp}; parse it in ingest with pd.to_datetime(..., utc=True, errors='coerce')"
+            f"{_dtype(timestamp)}; parse it in ingest with pd.to_datetime(..., utc=True, "
+            "errors='coerce')"
         )
-    columns = [*REQUIRED_COLUMNS, *(["value"] if has_value else [])]
-    columns += [c for c in ("event_type", ISSUE_COLUMN) if c in df.columns]
-    frame = df[columns].copy()
-    if has_value:
-        value = df["value"].dtype
-        if not pd.api.types.is_numeric_dtype(value) or pd.api.types.is_bool_dtype(value):
+    if "value" in schema.names:
+        value = schema.field("value").type
+        if not (pa.types.is_integer(value) or pa.types.is_floating(value)):
             raise DataError(
-                f"interactions: column 'value' must be numeric; got dtype {value}; convert it "
-                "in ingest with pd.to_numeric(..., errors='coerce') or drop the column"
+                f"interactions: column 'value' must be numeric; got dtype {_dtype(value)}; "
+                "convert it in ingest with pd.to_numeric(..., errors='coerce') or drop the column"
             )
-        frame["value"] = frame["value"].astype("float64")  # nullable/int -> float64, NA -> NaN
-    users = df["user_id"].astype(object).fillna("\x00null")
-    frame[USER_EVENTS] = users.map(users.value_counts()).to_numpy(dtype=np.int64)
-    oldest, newest = timestamp_bounds(config, now)
-    ts = df["timestamp"]
-    frame[TIMESTAMP_VALID] = ts.where((ts >= oldest) & (ts <= newest))
-    if items is not None:
-        known = pd.Index(items["item_id"].dropna().astype(str).unique())
-        in_catalog = df["item_id"].isin(known).astype("float64")
-        present = df["item_id"].notna() & (df["item_id"].astype("str").str.strip() != "")
-        frame[IN_CATALOG] = in_catalog.where(present).to_numpy()  # null/blank: reported above
-    frame[ROW_COLUMN] = np.arange(len(frame), dtype=np.int64)
-    return frame
+
+
+def _dtype(kind: pa.DataType) -> str:
+    try:
+        return str(kind.to_pandas_dtype())
+    except NotImplementedError:
+        return str(kind)
+
+
+def suite_frame(
+    columns: Columns,
+    checks: list[RowCheck],
+    masks: dict[str, np.ndarray],
+    repeated: np.ndarray,
+    key: list[str],
+    timestamp_valid: bool,
+) -> pd.DataFrame:
+    """The batch GX validates: one column per row check (the failing rows' values as text,
+    null elsewhere), ``duplicate key`` (the repeated keys) and, for the stale-data check,
+    ``__timestamp_valid__``."""
+    table = columns.table
+    frame = {c.check: flag_column(c, columns, masks[c.check]) for c in checks}
+    rows = pa.array(np.flatnonzero(repeated))
+    parts = [pc.fill_null(pc.take(table.column(k), rows).cast(pa.string()), NULL_TEXT) for k in key]
+    frame[DUPLICATE_KEY] = failing_values(repeated, pc.binary_join_element_wise(*parts, " | "))
+    if timestamp_valid:
+        outside = masks["timestamp too old"] | masks["timestamp in the future"]
+        ts = table.column("timestamp")
+        valid = pc.if_else(pa.array(outside), pa.scalar(None, ts.type), ts)
+        frame[TIMESTAMP_VALID] = valid.to_pandas()
+    return pd.DataFrame(frame)

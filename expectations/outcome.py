@@ -5,6 +5,11 @@ rows. Row-level failures are quarantined with every reason that applies (a reaso
 ingest, ``ingest_issue``, is spelled out row by row); then duplicate keys among the
 remaining rows are dropped, the first copy kept. The accounting always holds:
 rows read = accepted + quarantined + duplicates dropped.
+
+``split_table`` reads the flagged rows from GX's COMPLETE results (the item and user
+tables); ``split_flagged`` does the same for the interactions, whose rows were flagged
+vectorised before GX ran (``expectations/flags.py``), on Arrow tables, after
+``check_counts`` has held GX's counts to the flags.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from expectations.common import ROW_COLUMN
 from expectations.interactions import INGEST_REASON, ISSUE_COLUMN
@@ -29,8 +36,10 @@ class TableResult:
     """One table's split; rows_read == rows_accepted + rows_quarantined + duplicates_dropped."""
 
     name: str
-    accepted: pd.DataFrame | None  # None when written straight to a file (user partitions)
-    quarantined: pd.DataFrame | None
+    # Arrow tables for the interactions (split_flagged), pandas frames for the catalogs;
+    # None when written straight to a file (user partitions)
+    accepted: pd.DataFrame | pa.Table | None
+    quarantined: pd.DataFrame | pa.Table | None
     rows_read: int
     rows_accepted: int
     rows_quarantined: int
@@ -118,3 +127,92 @@ def split_table(name: str, df: pd.DataFrame, results: list, key: list[str]) -> T
     ):
         raise RuntimeError(f"{name}: row accounting does not add up: {result.accounting}")
     return result
+
+
+def check_counts(name: str, results: list, counts: dict[str, int]) -> None:
+    """Each flag column's GX unexpected count must be the rows flagged for it (``counts``,
+    by column): GX validated what the vectorised checks found, nothing less or more."""
+    for r in results:
+        column = r.expectation_config.kwargs.get("column")
+        if column in counts:
+            seen = int(r.result.get("unexpected_count") or 0)
+            if seen != counts[column]:
+                raise RuntimeError(
+                    f"{name}: GX counted {seen} unexpected rows in {column!r}, the vectorised "
+                    f"check flagged {counts[column]}; the two must agree"
+                )
+
+
+def split_flagged(
+    name: str,
+    table: pa.Table,
+    results: list,
+    masks: dict[str, np.ndarray],
+    dropped: np.ndarray,
+) -> TableResult:
+    """``split_table`` for a table whose row checks were flagged before GX ran (``masks``,
+    by flag column): quarantine the flagged rows with every reason that applies (in the
+    order of the results), then drop the rows ``dropped`` (later clean copies of a key,
+    see ``expectations.flags.duplicate_masks``). Arrow in, Arrow out."""
+    flags = []  # (reason, mask) of the row-level results, in order
+    for r in results:
+        meta = r.expectation_config.meta or {}
+        if meta.get("level") == "row":
+            flags.append((meta["reason"], masks[r.expectation_config.kwargs["column"]]))
+    bad_mask = np.zeros(table.num_rows, dtype=bool)
+    for _, mask in flags:
+        bad_mask |= mask
+    bad = np.flatnonzero(bad_mask)
+    reason = _reasons(flags, bad, table)
+    quarantined = table.take(pa.array(bad)).append_column("reason", reason)
+    clean = ~bad_mask
+    drop = [c for c in (ISSUE_COLUMN, *PROVENANCE_COLUMNS) if c in table.column_names]
+    keep = clean & ~dropped
+    accepted = (table if keep.all() else table.filter(pa.array(keep))).drop_columns(drop)
+    counts = pc.value_counts(reason).to_pylist() if len(reason) else []
+    head = quarantined.slice(0, SAMPLES).to_pandas()
+    result = TableResult(
+        name=name,
+        accepted=accepted,
+        quarantined=quarantined,
+        rows_read=table.num_rows,
+        rows_accepted=accepted.num_rows,
+        rows_quarantined=quarantined.num_rows,
+        duplicates_dropped=int(dropped.sum()),
+        flagged={},
+        expectations=[summary(r) for r in results],
+        reasons={c["values"]: int(c["counts"]) for c in counts},
+        samples=tuple(
+            f"row {row}: {describe_row(head.iloc[i])}" for i, row in enumerate(bad[:SAMPLES])
+        ),
+    )
+    if (
+        result.rows_read
+        != result.rows_accepted + result.rows_quarantined + result.duplicates_dropped
+    ):
+        raise RuntimeError(f"{name}: row accounting does not add up: {result.accounting}")
+    return result
+
+
+def _reasons(flags: list[tuple[str, np.ndarray]], bad: np.ndarray, table: pa.Table) -> pa.Array:
+    """The reasons of the rows ``bad``, "; "-joined, each once, in the order of ``flags``;
+    the ingest reason spelled out row by row (``ingest: <issue>``)."""
+    texts = list(dict.fromkeys(reason for reason, _ in flags))
+    code = np.zeros(len(bad), dtype=np.int64)
+    for reason, mask in flags:
+        code |= mask[bad].astype(np.int64) << texts.index(reason)
+    combos, inverse = np.unique(code, return_inverse=True)
+    joined = []
+    for combo in combos.tolist():
+        joined.append([t for j, t in enumerate(texts) if combo >> j & 1])
+    issues = None
+    if INGEST_REASON in texts and ISSUE_COLUMN in table.column_names:
+        issues = table.column(ISSUE_COLUMN).take(pa.array(bad)).to_pylist()
+    if issues is None:
+        words = ["; ".join(parts) for parts in joined]
+        return pa.array(words, pa.large_string()).take(pa.array(inverse))
+    out = []
+    for i, issue in zip(inverse.tolist(), issues):
+        parts = joined[i]
+        out.append("; ".join(f"ingest: {issue}" if t == INGEST_REASON else t for t in parts))
+    return pa.array(out, pa.large_string())

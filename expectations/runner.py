@@ -11,10 +11,12 @@ every validation result, each suite as last run, and one Data Docs site listing 
 results of all runs (``gx/uncommitted/data_docs/local_site/index.html``). A runner writes
 there only under a short flock on ``<gx_root>/gx.lock``: each result as soon as it is
 made, under this run's unique run name (``<label>-<8 hex>``, so two runs never share a
-key), then at ``finish`` its suites, its pages and the index. Each frame gets a
-``__row__`` column so GX's unexpected indices map back to rows. What reaches that store
-is an HTML-escaped copy of each result (``_escaped``): GX renders unexpected values
-unescaped, and they come from input.
+key), then at ``finish`` its suites, its pages and the index. A suite run with COMPLETE
+results (the item and user tables) lists its unexpected rows by the frame's ``__row__``
+column; the interactions suite runs with SUMMARY results on flags computed beforehand
+(``expectations/interactions.py``), so no per-row list is built at scale. What reaches
+that store is an HTML-escaped copy of each result (``_escaped``): GX renders unexpected
+values unescaped, and they come from input.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ class SuiteRunner:
         with locked(self._root / "gx", LOCK_WAIT_SECONDS, what="the GX store"):
             yield
 
-    def _checkpoint(self, suite: Any) -> Any:
+    def _checkpoint(self, suite: Any, result_format: str) -> Any:
         if suite.name in self._checkpoints:
             return self._checkpoints[suite.name]
         gx, context = self._gx, self.context
@@ -104,10 +106,11 @@ class SuiteRunner:
                 name=suite.name,
                 validation_definitions=[definition],
                 actions=[],
-                result_format={
-                    "result_format": "COMPLETE",
-                    "unexpected_index_column_names": [ROW_COLUMN],
-                },
+                result_format=(
+                    {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_COLUMN]}
+                    if result_format == "COMPLETE"
+                    else {"result_format": result_format}
+                ),
             )
         )
         self._suites[suite.name] = stored
@@ -115,13 +118,20 @@ class SuiteRunner:
         self._checkpoints[suite.name] = checkpoint
         return checkpoint
 
-    def run(self, suite: Any, frame: pd.DataFrame) -> list:
-        """Validate ``frame`` against ``suite``; the results, GX errors raised as DataError."""
+    def run(self, suite: Any, frame: pd.DataFrame, result_format: str = "COMPLETE") -> list:
+        """Validate ``frame`` against ``suite``; the results, GX errors raised as DataError.
+
+        ``COMPLETE`` lists every unexpected row (by ``__row__``), for :func:`flagged_rows`;
+        ``SUMMARY`` (a suite whose rows are flagged before GX runs, see
+        ``expectations/interactions.py``) counts them and keeps a sample. A suite keeps the
+        format of its first run in this runner."""
         from great_expectations.core.run_identifier import RunIdentifier
 
         # run_time given: without it GX reads a date in the run name as the run's time
         run_id = RunIdentifier(run_name=self.run_name, run_time=datetime.now(UTC))
-        run = self._checkpoint(suite).run(batch_parameters={"dataframe": frame}, run_id=run_id)
+        run = self._checkpoint(suite, result_format).run(
+            batch_parameters={"dataframe": frame}, run_id=run_id
+        )
         ((identifier, validation),) = run.run_results.items()
         with self._store_locked():  # only an escaped copy reaches the store and the docs
             self._shared.validation_results_store.set(identifier, _escaped(validation))
@@ -240,12 +250,15 @@ def flagged_rows(result: Any) -> list[int]:
 
 
 def summary(result: Any) -> dict:
+    """One expectation's outcome; a check flagged before GX ran (``meta["source"]``) is
+    reported as the rule it stands for."""
     cfg = result.expectation_config
     meta = cfg.meta or {}
     observed = result.result.get("observed_value")
+    source = meta.get("source") or {"expectation": cfg.type, "column": cfg.kwargs.get("column")}
     return {
-        "expectation": cfg.type,
-        "column": cfg.kwargs.get("column"),
+        "expectation": source["expectation"],
+        "column": source["column"],
         "level": meta.get("level"),
         "success": bool(result.success),
         "unexpected_count": int(result.result.get("unexpected_count") or 0),

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
@@ -67,6 +68,8 @@ def validate_task(
     today's accepted rows.
     A Markdown artifact summarises the run when called inside a Prefect flow or task run.
     """
+    import pyarrow.parquet as pq
+
     from tasks.storage.parquet import concat_parquet, parquet_rows
     from tasks.validation.partitions import validate_in_partitions
 
@@ -96,7 +99,7 @@ def validate_task(
                     raw, work, **common
                 )
             else:
-                result = validate_interactions(pd.read_parquet(raw), **common)
+                result = validate_interactions(pq.read_table(raw), **common)
         except DataValidationError as exc:
             publish_artifact(summary_markdown(None, failure=str(exc)))
             raise
@@ -110,8 +113,10 @@ def validate_task(
         else:
             accepted = result.accepted
             if snapshot is not None:
-                accepted = pd.concat([pd.read_parquet(snapshot), accepted], ignore_index=True)
-            rows_total = len(accepted)
+                accepted = pa.concat_tables(
+                    [pq.read_table(snapshot), accepted], promote_options="permissive"
+                )
+            rows_total = accepted.num_rows
             _write_parquet(accepted, accepted_path)
             _write_parquet(result.quarantined, quarantine_path)
     finally:
@@ -211,6 +216,10 @@ def _now_iso() -> str:
     return pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> Path:
+def _write_parquet(frame: pd.DataFrame | pa.Table, path: Path) -> Path:
     """Write via a temporary file, so a crash never leaves a half-written table behind."""
-    return replace_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    import pyarrow.parquet as pq
+
+    if isinstance(frame, pd.DataFrame):
+        return replace_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    return replace_atomically(path, lambda tmp: pq.write_table(frame, tmp))

@@ -7,27 +7,43 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from expectations.catalogs import build_items_suite, build_users_suite
+from expectations.duplicates import duplicate_masks
+from expectations.flags import Columns, check_masks
 from expectations.interactions import (
+    DUPLICATE_KEY,
     ISSUE_COLUMN,
     REQUIRED_COLUMNS,
     SUITE_NAME,
     build_interactions_suite,
-    frame_for_suite,
+    check_dtypes,
+    interaction_checks,
+    suite_frame,
+    timestamp_bounds,
 )
-from expectations.outcome import TableResult, split_table, table_frame
+from expectations.outcome import (
+    TableResult,
+    check_counts,
+    split_flagged,
+    split_table,
+    table_frame,
+)
 from expectations.report import (
+    SAMPLE_ROWS,
     batch_failure_message,
     quarantine_share_message,
 )
 from expectations.runner import SuiteRunner
 from tasks.config import ValidateConfig
-from tasks.errors import DataValidationError
+from tasks.errors import DataError, DataValidationError
 
 VOLUME_HISTORY = "volume_history.json"
 ARTIFACT_KEY = "recpipe-validation"
@@ -37,8 +53,9 @@ ARTIFACT_KEY = "recpipe-validation"
 class ValidationResult:
     """Outcome of one validation; rows_read == accepted + quarantined + duplicates_dropped."""
 
-    accepted: pd.DataFrame | None  # None when validated in partitions (written to files)
-    quarantined: pd.DataFrame | None
+    # pandas or Arrow, as the input was; None when validated in partitions (written to files)
+    accepted: pd.DataFrame | pa.Table | None
+    quarantined: pd.DataFrame | pa.Table | None
     rows_read: int
     rows_accepted: int
     rows_quarantined: int
@@ -111,7 +128,7 @@ def volume_floor(previous: Sequence[int], config: ValidateConfig) -> dict:
 
 
 def validate_interactions(
-    df: pd.DataFrame,
+    df: pd.DataFrame | pa.Table,
     *,
     gx_root: Path,
     config: ValidateConfig,
@@ -124,6 +141,10 @@ def validate_interactions(
     run_name: str | None = None,
 ) -> ValidationResult:
     """Run the suites on ``df`` (and ``items`` / ``users`` when given; none is mutated).
+
+    ``df`` is a pandas frame or an Arrow table; the accepted and quarantined rows come
+    back in the same kind. The row checks run vectorised on Arrow and GX validates what
+    they flagged (``expectations/interactions.py``).
 
     ``items`` is also the catalog for the unknown-item check. ``previous_volumes`` are the
     row counts of earlier runs, oldest first, for the volume check. Raises
@@ -146,38 +167,103 @@ def validate_interactions(
             f"(0 rows, at least {config.min_rows} required); check that ingest read the right "
             "source and date (for a landing folder: did today's files arrive?)"
         )
+    as_pandas = isinstance(df, pd.DataFrame)
+    table = _ids_as_text(arrow_table(df) if as_pandas else df)
+    check_dtypes(table.schema)
     now = pd.Timestamp(now)  # the run's "now" (end of its run date), never the machine's
-    has_value = "value" in df.columns
-    has_issue = ISSUE_COLUMN in df.columns
-    key = [*REQUIRED_COLUMNS, *(["event_type"] if "event_type" in df.columns else [])]
+    names = table.column_names
+    key = [*REQUIRED_COLUMNS, *(["event_type"] if "event_type" in names else [])]
     volume = volume_floor(previous_volumes, config)
-    frame = frame_for_suite(df, has_value, config, now, items)
+    checks = interaction_checks(
+        config,
+        now,
+        has_value="value" in names,
+        has_issue=ISSUE_COLUMN in names,
+        has_catalog=items is not None,
+    )
+    columns = Columns(table)
+    masks = check_masks(checks, columns, timestamp_bounds(config, now), catalog_ids(items))
+    clean = ~np.logical_or.reduce([*masks.values(), np.zeros(rows_read, dtype=bool)])
+    repeated, dropped = duplicate_masks(columns, key, clean)
+    stale_check = not partition and config.max_event_age_days is not None
+    frame = suite_frame(columns, checks, masks, repeated, key, stale_check)
+    del columns
     suite = build_interactions_suite(
         config,
         now,
-        has_value=has_value,
-        has_issue=has_issue,
-        has_catalog=items is not None,
+        checks,
         dedup_key=key,
         volume_floor=volume["floor"],
         batch_checks=not partition,
     )
     own_runner = runner is None
     runner = SuiteRunner(Path(gx_root), run_name) if runner is None else runner
-    results = {SUITE_NAME: runner.run(suite, frame)}
+    results = {SUITE_NAME: runner.run(suite, frame, result_format="SUMMARY")}
     del frame
+    counts = {name: int(mask.sum()) for name, mask in masks.items()}
+    check_counts(SUITE_NAME, results[SUITE_NAME], {**counts, DUPLICATE_KEY: int(repeated.sum())})
     catalogs = {} if partition else validate_catalogs(runner, config, now, items, users)
     docs_index = runner.finish() if own_runner else None
 
     context = {"config": config, "now": now, "volume": volume, "docs": docs_index}
-    raise_on_batch_failures("interactions", results[SUITE_NAME], df, context)
-    for table in catalogs.values():
-        table.raise_on_batch_failures(context)
-    main = split_table(SUITE_NAME, df, results[SUITE_NAME], key)
+    if batch_failures(results[SUITE_NAME]):
+        raise_on_batch_failures(
+            "interactions", results[SUITE_NAME], _sample_rows(table, results), context
+        )
+    for catalog in catalogs.values():
+        catalog.raise_on_batch_failures(context)
+    main = split_flagged(SUITE_NAME, table, results[SUITE_NAME], masks, dropped)
+    if as_pandas:
+        main = replace(
+            main, accepted=main.accepted.to_pandas(), quarantined=main.quarantined.to_pandas()
+        )
     if not partition:
         check_quarantine_share(main, config, docs_index)
-    catalogs = {name: table.split() for name, table in catalogs.items()}
+    catalogs = {name: catalog.split() for name, catalog in catalogs.items()}
     return ValidationResult.of(main, catalogs, docs_index, {**volume, "rows": rows_read})
+
+
+def arrow_table(df: pd.DataFrame) -> pa.Table:
+    """``df`` as an Arrow table (its index left out); DataError for a column Arrow cannot
+    hold (mixed types in one column)."""
+    try:
+        return pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataError(
+            f"interactions: a column holds values of mixed types ({exc}); found dtypes "
+            f"{df.dtypes.astype(str).to_dict()}; give each column one type in ingest"
+        ) from exc
+
+
+def _ids_as_text(table: pa.Table) -> pa.Table:
+    """Id columns of another type (a frame of Python ints, an all-null column) as text,
+    as GX read them (``astype(str)``)."""
+    for name in ("user_id", "item_id"):
+        kind = table.schema.field(name).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            i = table.schema.get_field_index(name)
+            table = table.set_column(i, name, table.column(name).cast(pa.large_string()))
+    return table
+
+
+def catalog_ids(items: pd.DataFrame | None) -> pa.Array | None:
+    """The item catalog's ids as text, for the unknown-item check."""
+    if items is None:
+        return None
+    return pa.array(items["item_id"].dropna().astype(str).unique(), pa.large_string())
+
+
+def _sample_rows(table: pa.Table, results: dict) -> pd.DataFrame:
+    """The rows a batch failure message shows: the newest few for stale data, else the
+    first few."""
+    stale = any(
+        (r.expectation_config.meta or {}).get("check") == "stale" and not r.success
+        for r in results[SUITE_NAME]
+    )
+    if stale:
+        order = pc.sort_indices(table, sort_keys=[("timestamp", "descending", "at_end")])
+        return table.take(order[:SAMPLE_ROWS]).to_pandas()
+    return table.slice(0, SAMPLE_ROWS).to_pandas()
 
 
 @dataclass(frozen=True)
@@ -219,32 +305,36 @@ def validate_catalogs(
 
 
 def check_columns(
-    df: pd.DataFrame,
-    config: ValidateConfig,
-    now: pd.Timestamp,
+    df: pd.DataFrame | pa.Table,
     items: pd.DataFrame | None,
     users: pd.DataFrame | None,
 ) -> None:
     """Raise the error validation would for ``df``'s columns (required ones, dtypes): a
     batch's first rows stand for the batch, whose columns all its rows share."""
     _check_tables(df, items, users)
-    frame_for_suite(df, "value" in df.columns, config, now, None)
+    check_dtypes(arrow_table(df).schema if isinstance(df, pd.DataFrame) else df.schema)
 
 
-def _check_tables(df: pd.DataFrame, items: pd.DataFrame | None, users: pd.DataFrame | None) -> None:
+def _check_tables(
+    df: pd.DataFrame | pa.Table, items: pd.DataFrame | None, users: pd.DataFrame | None
+) -> None:
     _check_required("interactions", df, REQUIRED_COLUMNS, "map the source's column names")
     for name, table, column in (("items", items, "item_id"), ("users", users, "user_id")):
         if table is not None:
             _check_required(name, table, (column,), f"give the {name} table a {column} column")
 
 
-def _check_required(name: str, df: pd.DataFrame, required: Sequence[str], todo: str) -> None:
-    missing = [c for c in required if c not in df.columns]
+def _check_required(
+    name: str, df: pd.DataFrame | pa.Table, required: Sequence[str], todo: str
+) -> None:
+    columns = list(df.column_names if isinstance(df, pa.Table) else df.columns)
+    missing = [c for c in required if c not in columns]
     if missing:
-        sample = df.head(3).to_dict("records")
+        head = df.slice(0, 3).to_pandas() if isinstance(df, pa.Table) else df.head(3)
+        sample = head.to_dict("records")
         raise DataValidationError(
             f"{name}: expect_column_to_exist failed: required column(s) {missing} missing; "
-            f"found {list(df.columns)}; the table needs {list(required)}; sample rows: "
+            f"found {columns}; the table needs {list(required)}; sample rows: "
             f"{sample}; {todo} in ingest"
         )
 

@@ -29,9 +29,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from expectations.common import ROW_COLUMN
+from expectations.flags import timestamp_outside
 from expectations.interactions import (
     PARTITION_NEWEST,
     PARTITION_ROWS,
@@ -77,8 +80,10 @@ def validate_in_partitions(
     ``run_name`` labels the results of this batch in the Data Docs."""
     now = pd.Timestamp(now)  # the run's "now" (end of its run date), never the machine's
     columns = tuple(pq.read_schema(raw_path).names)
-    head = next(pq.ParquetFile(raw_path).iter_batches(batch_size=NEWEST_SAMPLES)).to_pandas()
-    check_columns(head, config, now, items, users)  # a wrong column fails before the pass
+    head = pa.Table.from_batches(
+        [next(pq.ParquetFile(raw_path).iter_batches(batch_size=NEWEST_SAMPLES))]
+    )
+    check_columns(head, items, users)  # a wrong column fails before the pass
     shards = shard_interactions(
         raw_path, work_dir / "partitions", config.part_rows, columns=columns
     )
@@ -99,8 +104,8 @@ def validate_in_partitions(
     parts: list[TableResult] = []
     accepted_files, quarantine_files = [], []
     for i, path in enumerate(shards.paths):
-        frame = pd.read_parquet(path)
-        if not len(frame):
+        frame = pq.read_table(path)
+        if not frame.num_rows:
             continue
         part = validate_interactions(
             frame,
@@ -176,11 +181,14 @@ def _partition_figures(
     oldest, newest = timestamp_bounds(config, now)
     figures, newest_rows = [], []
     for path in paths:
-        frame = pd.read_parquet(path, columns=[*REQUIRED_COLUMNS])
-        ts = frame["timestamp"]
-        valid = ts.where((ts >= oldest) & (ts <= newest))
-        figures.append({PARTITION_ROWS: len(frame), PARTITION_NEWEST: valid.max()})
-        newest_rows.append(frame.nlargest(NEWEST_SAMPLES, "timestamp"))
+        frame = pq.read_table(path, columns=[*REQUIRED_COLUMNS])
+        ts = frame.column("timestamp")
+        outside = timestamp_outside(ts, oldest, before=True)
+        outside |= timestamp_outside(ts, newest, before=False)
+        newest_valid = pc.max(ts.filter(pa.array(~outside))).as_py()
+        figures.append({PARTITION_ROWS: frame.num_rows, PARTITION_NEWEST: newest_valid})
+        order = pc.sort_indices(frame, sort_keys=[("timestamp", "descending", "at_end")])
+        newest_rows.append(frame.take(order[:NEWEST_SAMPLES]).to_pandas())
         del frame
     table = pd.DataFrame(figures)
     table[PARTITION_ROWS] = table[PARTITION_ROWS].astype("int64")
@@ -190,6 +198,6 @@ def _partition_figures(
     return table, rows
 
 
-def _write(frame: pd.DataFrame, path: Path) -> Path:
-    frame.to_parquet(path, index=False)
+def _write(table: pa.Table, path: Path) -> Path:
+    pq.write_table(table, path)
     return path

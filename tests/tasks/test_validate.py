@@ -373,9 +373,9 @@ def test_gx_keeps_no_validated_frame_after_the_run(tmp_path, monkeypatch):
     validated = []
     run = runner.SuiteRunner.run
 
-    def spy(self, suite, frame):
+    def spy(self, suite, frame, **options):
         validated.append(weakref.ref(frame))
-        return run(self, suite, frame)
+        return run(self, suite, frame, **options)
 
     monkeypatch.setattr(runner.SuiteRunner, "run", spy)
     result = validate_interactions(
