@@ -52,7 +52,7 @@ def shard_of_column(user_ids: pa.Array | pa.ChunkedArray, n_shards: int) -> np.n
     """:func:`shard_of` of an Arrow column: each distinct id is hashed once."""
     if isinstance(user_ids, pa.ChunkedArray):
         user_ids = user_ids.combine_chunks()
-    codes = pc.dictionary_encode(user_ids)
+    codes = pc.dictionary_encode(user_ids, null_encoding="encode")  # nulls: one user
     per_id = shard_of(codes.dictionary.to_numpy(zero_copy_only=False), n_shards)
     return per_id[codes.indices.to_numpy(zero_copy_only=False)]
 
