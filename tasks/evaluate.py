@@ -29,9 +29,9 @@ from models.vocab import IdVocabulary
 from tasks.config import EvaluateConfig
 from tasks.data.catalog import build_catalog
 from tasks.features import FeatureSet
+from tasks.parallel import available_cpus
 from tasks.score import (
     ScoringInputs,
-    available_cpus,
     binary_matrix,
     model_rows,
     rank_blocks,

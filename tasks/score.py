@@ -24,8 +24,7 @@ import shutil
 import socket
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date
@@ -44,6 +43,7 @@ from models.vocab import IdVocabulary
 from tasks.config import ScoreConfig
 from tasks.data.catalog import Catalog, build_catalog, cap_per_genre
 from tasks.data.explain import reasons, supporting_items
+from tasks.parallel import available_cpus, in_order
 from tasks.storage.faults import checkpoint
 
 TABLE_COLUMNS = [
@@ -232,34 +232,9 @@ def rank_blocks(
         yield from block
 
 
-def in_order(work: Callable[[Any], Any], items: Iterable[Any], threads: int) -> Iterator[Any]:
-    """``map(work, items)`` with up to ``threads`` calls running at once, results in order
-    (at most ``threads`` finished results wait: memory stays a few blocks)."""
-    if threads <= 1:
-        yield from map(work, items)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recpipe-score") as pool:
-        pending: deque = deque()
-        for item in items:
-            pending.append(pool.submit(work, item))
-            if len(pending) >= threads:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
 def scoring_threads(config: ScoreConfig) -> int:
     """``config.threads``, or with 0 the CPUs this process may run on."""
     return config.threads or available_cpus()
-
-
-def available_cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def score_blocks(

@@ -20,6 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from models.ranking import top_k, top_k_entries
+from tasks.parallel import available_cpus, in_order
 
 
 def cooccurrence_similarity(
@@ -71,7 +72,9 @@ def similarity_in_passes(
     one pass holds the counts sparse (``_sparse_similarity``): when users touch few items
     they fit the budget that way and no band is needed.
     """
-    sparse = _sparse_similarity(matrices, n_items, neighbours, shrinkage, budget_bytes, chunk_rows)
+    sparse = _sparse_similarity(
+        matrices, n_items, neighbours, shrinkage, budget_bytes, chunk_rows, available_cpus()
+    )
     if sparse is not None:
         return sparse
     band = max(1, min(n_items, budget_bytes // (4 * max(n_items, 1))))
@@ -110,6 +113,7 @@ def _sparse_similarity(
     shrinkage: float,
     budget_bytes: int,
     chunk_rows: int,
+    threads: int = 1,
 ) -> sp.csr_matrix | None:
     """``similarity_in_passes`` in one pass with the counts in sparse chunks of item rows
     (about 12 bytes an entry with the sums' temporaries), or None, after finishing the pass,
@@ -133,10 +137,9 @@ def _sparse_similarity(
                 for _ in shards:  # finish the pass: the caller may count on whole passes
                     pass
                 return None
-    parts = []
-    for start, chunk in zip(starts, chunks, strict=True):
-        if chunk is None:
-            continue
+
+    def pruned(job: tuple[int, sp.csr_matrix]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        start, chunk = job
         chunk.sum_duplicates()  # canonical: row-major order
         co = chunk.tocoo()
         keep = (co.col != co.row + start) & (co.data > 0)
@@ -145,7 +148,12 @@ def _sparse_similarity(
         r, c, v, _ = top_k_entries(
             r, c, values.astype(np.float32), chunk.shape[0], min(neighbours, n_items)
         )
-        parts.append((r + start, c, v))
+        return r + start, c, v
+
+    jobs = [
+        (start, chunk) for start, chunk in zip(starts, chunks, strict=True) if chunk is not None
+    ]
+    parts = list(in_order(pruned, jobs, min(threads, max(1, len(jobs)))))
     if not parts:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
     rows, cols, vals = (np.concatenate(x) for x in zip(*parts, strict=True))
