@@ -85,21 +85,9 @@ def snapshot_summary(folder: Path | str) -> dict:
 
 
 def build_in_partitions(frame: pd.DataFrame, tmp_path: Path, config: FeatureConfig) -> Path:
-    from tasks.features import (
-        encode_partition,
-        finish_features,
-        partition_ids,
-        plan_features,
-        write_vocabularies,
-    )
+    from tests.tasks.test_features import build_in_partitions as build
 
-    source = tmp_path / "validated.parquet"
-    frame.to_parquet(source, index=False)
-    plan = plan_features(str(source), str(tmp_path / "features"), config)
-    parts = range(len(plan.partitions))
-    vocabularies = write_vocabularies(plan, [partition_ids(plan, p) for p in parts])
-    counts = [encode_partition(plan, p, vocabularies["holdout"]) for p in parts]
-    return Path(finish_features(plan, vocabularies, counts)["features_dir"])
+    return Path(build(frame, tmp_path, config)["features_dir"])
 
 
 EVIDENCE = {"min_users": 40, "min_events": 40}
