@@ -30,6 +30,8 @@ from typing import Any
 SEEN: dict[str, Any] = {"workspace": None, "debug": False, "loaded": False}
 
 _PATH_NAMES = ("path", "dest", "target", "filename", "file", "out", "folder", "tmp", "part")
+# and any other local named like one, e.g. MLflow's ``yaml_file_name``
+_PATH_SUFFIXES = ("_path", "_file", "file_name", "filename")
 _OSERROR_ADVICE = {
     errno.ENOSPC: ("no space left on device", "free space or move the workspace (--workspace)"),
     errno.EDQUOT: ("disk quota exceeded", "free space or move the workspace (--workspace)"),
@@ -97,7 +99,8 @@ def _path_in_traceback(exc: BaseException) -> str | None:
         frames.append(tb.tb_frame)
         tb = tb.tb_next
     for frame in reversed(frames):
-        for name in _PATH_NAMES:
+        names = [*_PATH_NAMES, *(n for n in frame.f_locals if n.endswith(_PATH_SUFFIXES))]
+        for name in names:
             value = frame.f_locals.get(name)
             if isinstance(value, Path) or (isinstance(value, str) and os.sep in value):
                 return str(value)

@@ -265,3 +265,20 @@ def test_the_failure_line_says_what_the_run_published(
     print(line)
     assert line.startswith("recpipe: stage report failed: no space left on device")
     assert says in line and never not in line.split("(traceback:")[0]
+
+
+def test_a_full_disk_in_a_library_names_the_file_it_was_writing() -> None:
+    import errno
+
+    from flows.cli.failure import describe
+
+    def write_yaml(root: str) -> None:  # as MLflow's own: the path in a local of its name
+        yaml_file_name = f"{root}/registered_model_meta"
+        assert yaml_file_name
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    try:
+        write_yaml("/srv/ws/mlflow/artifacts")
+    except OSError as exc:
+        line = describe(exc)
+    assert "no space left on device writing /srv/ws/mlflow/artifacts/registered_model_meta" in line
