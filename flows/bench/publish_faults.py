@@ -68,7 +68,7 @@ def write_night(folder: Path, run_id: str, run_date: date, users: int, seed: int
     import pandas as pd
 
     from tasks.publish import RECOMMENDATIONS, SIMILAR_ITEMS, Output
-    from tasks.score import recommendations_table
+    from tasks.scoring.table import recommendations_table
 
     rng = np.random.default_rng(seed)
     k = 5

@@ -14,7 +14,7 @@ import pytest
 
 from tasks import publish as pub
 from tasks.errors import PublishError
-from tasks.score import recommendations_table
+from tasks.scoring.table import recommendations_table
 from tasks.storage import database as db
 from tasks.storage import journal, lake
 

@@ -13,7 +13,7 @@ import pytest
 
 from tasks import publish as pub
 from tasks.refresh import upsert
-from tasks.score import recommendations_table
+from tasks.scoring.table import recommendations_table
 from tasks.storage import database as db
 from tasks.storage import journal, lake
 

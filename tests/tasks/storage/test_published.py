@@ -10,7 +10,7 @@ import pytest
 
 import tasks.publish as pub
 from tasks.errors import PublishError
-from tasks.score import recommendations_table
+from tasks.scoring.table import recommendations_table
 from tasks.storage.published import NOTHING, publication, publication_note
 
 DAY = date(2026, 3, 2)
