@@ -173,7 +173,8 @@ def run_recpipe(
     from tasks.config import ScoreConfig
     from tasks.data.explain import similar_items_table
     from tasks.data.shards import read_shard, shard_interactions
-    from tasks.publish import RECOMMENDATIONS, SIMILAR_ITEMS, Output, Stores, publish_night
+    from tasks.publish import publish_night
+    from tasks.publishing.stores import RECOMMENDATIONS, SIMILAR_ITEMS, Output, Stores
     from tasks.scoring.inputs import shard_totals
     from tasks.scoring.table import scoring_catalog, write_scores
 
