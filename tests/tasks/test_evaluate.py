@@ -3,11 +3,11 @@
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from tests.tasks.test_score import FixedScores
 
 from models.vocab import IdVocabulary
 from tasks.evaluate import evaluate_bundle, holdout_from_features
 from tasks.features import FeatureSet
+from tests.tasks.scoring.test_ranking import FixedScores
 
 USERS = IdVocabulary(["u1", "u2", "u3"])
 ITEMS = IdVocabulary(["a", "b", "c", "d"])
