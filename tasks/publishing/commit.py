@@ -48,7 +48,10 @@ def state_advice(stores: Stores, engine: Any, pid: str, pairs: list[tuple[str, s
             "'recpipe doctor'"
         )
     roll_back_quietly(stores, engine, pid)
-    return "nothing was published and the previous tables still serve; fix the database and re-run the same date"
+    return (
+        "nothing was published and the previous tables still serve; fix the database "
+        "and re-run the same date"
+    )
 
 
 def commit_database(stores: Stores, engine: Any, record: dict) -> dict:

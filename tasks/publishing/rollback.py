@@ -19,7 +19,8 @@ def previous_version(stores: Stores, run_date: date, main: str) -> dict:
     if not commits:
         raise PublishError(
             f"table {main!r} has no published version of {run_date} in the lake "
-            f"({stores.lake(main)}); nothing to roll back; 'recpipe recs dates' lists what is published"
+            f"({stores.lake(main)}); nothing to roll back; 'recpipe recs dates' lists what "
+            "is published"
         )
     current = commits[0]
     earlier = [c for c in commits[1:] if c["source_run_id"] != current["source_run_id"]]
