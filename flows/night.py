@@ -147,7 +147,7 @@ class Night:
         self.out["status"] = "COMPLETED"
 
     def failed(self, exc: BaseException) -> None:
-        from tasks.publish import Stores
+        from tasks.publishing.stores import Stores
         from tasks.storage.published import publication
 
         self.out["failed_stage"] = self.clock.failed
@@ -176,7 +176,7 @@ class Night:
     # -- the stages --------------------------------------------------------------------
     def recover(self) -> list[dict]:
         """Finish or undo what a killed run left half-published, before anything else."""
-        from tasks.publish import recover
+        from tasks.publishing.recovery import recover
 
         publish = self.config.publish
         done = self.clock.run(
@@ -480,7 +480,9 @@ class Night:
 
     def publish(self, scored: dict, promotion: dict) -> dict:
         """Both tables, both stores, one commit point; then the alias (tasks/publish.py)."""
-        from tasks.publish import RECOMMENDATIONS, SIMILAR_ITEMS, ChampionMove, Output, publish_task
+        from tasks.publish import publish_task
+        from tasks.publishing.champion import ChampionMove
+        from tasks.publishing.stores import RECOMMENDATIONS, SIMILAR_ITEMS, Output
 
         config = self.config.publish
         outputs = [Output(config.table, RECOMMENDATIONS, Path(scored["path"]))]
@@ -538,7 +540,7 @@ class Night:
         return self.clock.run(stage, self.cache.run, stage, parts, outputs, run)
 
     def _stores(self) -> Any:
-        from tasks.publish import Stores
+        from tasks.publishing.stores import Stores
 
         return Stores(self.ws.root, self.database_url)
 

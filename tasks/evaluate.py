@@ -1,7 +1,7 @@
 """Evaluate: full-ranking metrics of a model bundle on the temporal hold-out.
 
 Every model, tonight's challengers and the current champion alike, is evaluated
-through the same ranking as the published scoring (``tasks.score.rank_blocks``):
+through the same ranking as the published scoring (``tasks.scoring.ranking.rank_blocks``):
 its own vocabularies map today's ids, users it does not know get the cold-start
 fallback, seen items are excluded. So the figures compare what each model would
 actually publish, on the same users and the same hold-out items. The work is
@@ -28,14 +28,10 @@ from models.metrics import evaluate_rankings
 from models.vocab import IdVocabulary
 from tasks.config import EvaluateConfig
 from tasks.data.catalog import build_catalog
+from tasks.data.parallel import available_cpus
 from tasks.features import FeatureSet
-from tasks.parallel import available_cpus
-from tasks.score import (
-    ScoringInputs,
-    binary_matrix,
-    model_rows,
-    rank_blocks,
-)
+from tasks.scoring.inputs import ScoringInputs, binary_matrix, model_rows
+from tasks.scoring.ranking import rank_blocks
 
 PER_USER_FILE = "holdout_per_user.parquet"  # beside the saved model: what the gate pairs
 

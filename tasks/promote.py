@@ -12,7 +12,6 @@ p-value are tagged on the challenger's run, on the nightly parent run and on the
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -220,25 +219,3 @@ def mean_intervals(scores: dict[str, np.ndarray], gate: GateConfig) -> dict[str,
         )
         out[name] = [cmp.low, cmp.high]
     return out
-
-
-def move_champion_after_publish(
-    workspace_root: Path | str, move: Any, run_date: date, newest_published: date | None
-) -> str:
-    """Point ``champion`` at the version a run's tables were published with, once they
-    committed; never for a run date older than the newest published one (a backfill
-    records its decision but leaves the live alias alone). What happened, in words."""
-    from tasks import tracking
-    from tasks.storage.workspace import Workspace
-    from tasks.tracking import registry
-
-    if newest_published is not None and run_date < newest_published:
-        return (
-            f"alias left on the live champion: {run_date} is older than the newest "
-            f"published date {newest_published}"
-        )
-    client = tracking.client_for(Workspace.at(workspace_root))
-    if registry.champion_version(client, move.registered_name) == move.version:
-        return f"champion is v{move.version}"
-    registry.set_champion(client, move.registered_name, move.version, move.reason)
-    return f"champion moved to v{move.version}"

@@ -54,7 +54,7 @@ class Case:
     similar: str
 
     def stores(self) -> Any:
-        from tasks.publish import Stores
+        from tasks.publishing.stores import Stores
 
         return Stores(self.workspace, self.url)
 
@@ -67,8 +67,8 @@ def write_night(folder: Path, run_id: str, run_date: date, users: int, seed: int
     import numpy as np
     import pandas as pd
 
-    from tasks.publish import RECOMMENDATIONS, SIMILAR_ITEMS, Output
-    from tasks.score import recommendations_table
+    from tasks.publishing.stores import RECOMMENDATIONS, SIMILAR_ITEMS, Output
+    from tasks.scoring.table import recommendations_table
 
     rng = np.random.default_rng(seed)
     k = 5
@@ -248,7 +248,7 @@ def drop_case(case: Case) -> None:
 
 def kill_case(base: Path, url: str | None, point: str, users: int = 200) -> dict:
     """One cell of the matrix (see the module docstring)."""
-    from tasks.publish import recover
+    from tasks.publishing.recovery import recover
 
     case = new_case(base, url)
     point = point.format(recs=case.recs, similar=case.similar)

@@ -173,8 +173,10 @@ def run_recpipe(
     from tasks.config import ScoreConfig
     from tasks.data.explain import similar_items_table
     from tasks.data.shards import read_shard, shard_interactions
-    from tasks.publish import RECOMMENDATIONS, SIMILAR_ITEMS, Output, Stores, publish_night
-    from tasks.score import _catalog, shard_totals, write_scores
+    from tasks.publish import publish_night
+    from tasks.publishing.stores import RECOMMENDATIONS, SIMILAR_ITEMS, Output, Stores
+    from tasks.scoring.inputs import shard_totals
+    from tasks.scoring.table import scoring_catalog, write_scores
 
     config = ScoreConfig(k=k, batch_users=batch, explain=explain, shard_rows=shard_rows)
     run = {"run_id": "bench", "run_date": RUN_DATE, "model_version": "1"}
@@ -197,7 +199,7 @@ def run_recpipe(
     # each shard (score_shard): the model and vocabularies (once per process, as the
     # registry's cached load), the catalog, the shard's users scored and written
     model, users, items = _load_model(workdir)
-    catalog = _catalog(items, str(workdir / "items.parquet"), config)
+    catalog = scoring_catalog(items, str(workdir / "items.parquet"), config)
     loaded = time.perf_counter()
     (out / "recommendations").mkdir()
     rows = 0

@@ -11,7 +11,7 @@ from flows.cli.context import load
 
 def publish_stores(ctx: typer.Context) -> tuple[Any, Any]:
     """The config and the publish stores (lake folder, database) of the workspace."""
-    from tasks.publish import Stores
+    from tasks.publishing.stores import Stores
     from tasks.storage.workspace import Workspace
 
     config = load(ctx, environment=False)
@@ -21,7 +21,7 @@ def publish_stores(ctx: typer.Context) -> tuple[Any, Any]:
 
 def doctor(ctx: typer.Context) -> None:
     """Finish or undo interrupted publishes and sweep leftovers, so the stores agree."""
-    from tasks.publish import recover
+    from tasks.publishing.recovery import recover
 
     config, stores = publish_stores(ctx)
     done = recover(stores, tables=(config.publish.table, config.publish.similar_table))

@@ -70,7 +70,9 @@ def rollback(
 ) -> None:
     """Publish a date's previous version again, in the database and the lake (journaled)."""
     from flows.cli.doctor import publish_stores
-    from tasks.publish import RECOMMENDATIONS, SIMILAR_ITEMS, recover, rollback_date
+    from tasks.publish import rollback_date
+    from tasks.publishing.recovery import recover
+    from tasks.publishing.stores import RECOMMENDATIONS, SIMILAR_ITEMS
     from tasks.storage.locks import holder_info, run_lock
 
     config, stores = publish_stores(ctx)

@@ -9,7 +9,7 @@ run date ``D``, under the same run lock as the nightly of ``D``:
    file per refresh under ``<workspace>/refresh/run_date=D/``;
 2. **scores** (:mod:`tasks.refresh.rescore`): the users of the batches not yet published
    get their history rebuilt (the night's validated rows + every batch of ``D``) and are
-   scored by the current champion with the nightly's own functions (``tasks/score.py``):
+   scored by the current champion with the nightly's own functions (``tasks/scoring/``):
    same business rules, exclusions, cold-start strategy and reasons, with the night's
    item-side statistics (recent popularity, item-item similarity);
 3. **upsert** (:mod:`tasks.refresh.upsert`): just those users' rows of ``D`` are replaced

@@ -2,7 +2,7 @@
 
 The champion is resolved by its alias once and loaded once per process
 (``tasks.tracking.load_model_version``, as the nightly's shards do). The users' rows come
-from ``tasks.score.write_scores`` (the nightly's per-shard scoring: strategies, exclusions,
+from ``tasks.scoring.table.write_scores`` (the nightly's per-shard scoring: strategies, exclusions,
 caps, reasons, the table's columns), given the users' whole histories and the item-side
 statistics the night computed for its champion (recent popularity, item-item similarity,
 in ``<workspace>/scores/run_date=D``). When the champion is no longer the one the night
@@ -48,7 +48,7 @@ def night_totals(
     champion's ``items``: the night's, or computed again when its items differ; and which."""
     import scipy.sparse as sp
 
-    from tasks.score import shard_totals
+    from tasks.scoring.inputs import shard_totals
 
     vocab = scores_dir / "champion_items.json"
     popularity = scores_dir / "recent_popularity.npy"
@@ -76,7 +76,7 @@ def score_users(
     """Score the users of ``history`` (their whole histories) into the published table's
     rows at ``out_path``; the summary of ``write_scores`` plus the model and version.
     ``positive``: ``features.positive`` and its threshold, as the nightly scores with."""
-    from tasks.score import _catalog, write_scores
+    from tasks.scoring.table import scoring_catalog, write_scores
 
     wrapper, version = champion(workspace_root, registered_name)
     newest = newest_event(validated_path)
@@ -87,7 +87,7 @@ def score_users(
     popularity, similarity, totals = night_totals(
         scores_dir, validated_path, wrapper.items, newest, config
     )
-    catalog = _catalog(wrapper.items, str(items_path) if items_path else None, config)
+    catalog = scoring_catalog(wrapper.items, str(items_path) if items_path else None, config)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     result = write_scores(
         wrapper.model,
@@ -118,8 +118,9 @@ def score_users(
 def check_rows(
     scored: dict, history: pd.DataFrame, k: int, gx_root: Path, runner: Any = None
 ) -> dict:
-    """The output suite (tasks/check.py) on the refreshed rows, as on the nightly's."""
-    from tasks.check import check_recommendations
+    """The output suite (:mod:`tasks.validation.output`) on the refreshed rows, as on the
+    nightly's."""
+    from tasks.validation.output import check_recommendations
 
     table = pd.read_parquet(scored["path"])
     return check_recommendations(

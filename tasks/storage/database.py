@@ -3,7 +3,7 @@
 SQLite (the default, in the workspace) is opened in WAL mode so readers keep reading the
 previous rows while a new run date is swapped in; PostgreSQL needs nothing special (MVCC).
 
-Publishing is in two steps (tasks/publish.py drives them):
+Publishing is in two steps (tasks/publishing/commit.py drives them):
 
 1. :func:`stage_rows` loads a run's rows into a staging table named for that run
    (``<table>__stg_<hash of the publish id>``), so two runs never share one;

@@ -7,7 +7,7 @@ lands::
     intent -> database (the commit point) -> lake:<table> ... -> done
            \\-> rolled_back (the database never committed)
 
-Recovery (tasks/publish.py) reads the records that are neither ``done`` nor
+Recovery (tasks/publishing/recovery.py) reads the records that are neither ``done`` nor
 ``rolled_back`` and finishes them: forward when the database committed, back when it did
 not. Each record is written through a unique temporary name and renamed, so a crash never
 leaves half a record. Paths in a record are relative to the workspace, and the database

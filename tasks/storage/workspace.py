@@ -47,7 +47,7 @@ class Workspace:
 
     @property
     def similarity_cache(self) -> Path:
-        """Item-item similarities of validated data, by content (tasks/score.py)."""
+        """Item-item similarities of validated data, by content (tasks/scoring/)."""
         return self._dir("cache", "similarity")
 
     @property

@@ -1,1 +1,3 @@
-"""Validation of a batch: the checks (GX suites run row by row, quarantine, accounting) and their partitioned form for large batches."""
+"""Validation: the checks of an input batch (GX suites run row by row, quarantine,
+accounting), their partitioned form for large batches, and the output suite on a scored
+table."""

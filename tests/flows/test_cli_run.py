@@ -33,7 +33,7 @@ def cli(*args: str) -> tuple[int, str, str]:
 
 
 def database(workspace, table: str = "recommendations", kind: str | None = None) -> pd.DataFrame:
-    from tasks.publish import read_database_table
+    from tasks.publishing.stores import read_database_table
     from tasks.storage.workspace import Workspace
 
     url = Workspace.at(workspace).database_url

@@ -19,7 +19,7 @@ def test_dask_runner_publishes_what_the_local_runner_does(prefect_harness, tmp_p
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from flows.nightly import nightly_flow_for
-    from tasks.publish import read_lake_table
+    from tasks.publishing.stores import read_lake_table
     from tasks.storage.workspace import Workspace
     from tasks.tracking.runs import fingerprint
 

@@ -34,7 +34,7 @@ def _config(workspace: Path, source: str, path: Path):
 
 
 def _published(config) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from tasks.publish import read_database_table, read_lake_table
+    from tasks.publishing.stores import read_database_table, read_lake_table
     from tasks.storage.workspace import Workspace
 
     ws = Workspace.at(config.workspace)
@@ -268,7 +268,7 @@ def test_a_forget_killed_half_way_is_finished_by_a_rerun(
     world, tmp_path: Path, fault: str, landed: str
 ) -> None:
     from tasks.forget.run import unfinished
-    from tasks.publish import read_database_table, read_lake_table
+    from tasks.publishing.stores import read_database_table, read_lake_table
 
     workspace = tmp_path / "ws"
     shutil.copytree(world["pristine"], workspace)

@@ -38,7 +38,7 @@ def test_flow_run_completed(nightly_run) -> None:
 
 def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
     from tasks.features import load_features
-    from tasks.publish import read_lake_table
+    from tasks.publishing.stores import read_lake_table
     from tasks.storage.workspace import Workspace
 
     config, state = nightly_run
@@ -142,7 +142,7 @@ def test_mlflow_store_has_runs_metrics_and_champion(nightly_run) -> None:
 
 
 def test_sqlite_table_and_parquet_hold_the_same_rows(nightly_run) -> None:
-    from tasks.publish import read_database_table, read_lake_table
+    from tasks.publishing.stores import read_database_table, read_lake_table
     from tasks.storage.workspace import Workspace
 
     config, _ = nightly_run

@@ -30,7 +30,7 @@ def task_run_names(flow_run_id: str) -> set[str]:
 
 
 def tables(config) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from tasks.publish import read_database_table, read_lake_table
+    from tasks.publishing.stores import read_database_table, read_lake_table
     from tasks.storage.workspace import Workspace
 
     ws = Workspace.at(config.workspace)

@@ -83,10 +83,10 @@ def personal_users(config, n: int, offset: int) -> list[str]:
 
 
 def full_scoring(config, history: pd.DataFrame) -> pd.DataFrame:
-    """The nightly's scoring of every user of ``history`` (tasks/score.write_scores, as
+    """The nightly's scoring of every user of ``history`` (tasks/scoring/table.write_scores, as
     each shard of the night runs it) with the champion and the night's item statistics."""
     from tasks.refresh.rescore import champion
-    from tasks.score import _catalog, write_scores
+    from tasks.scoring.table import scoring_catalog, write_scores
 
     wrapper, version = champion(config.workspace, config.tracking.registered_model)
     scores = config.workspace / "scores" / f"run_date={RUN_DATE}"
@@ -96,7 +96,7 @@ def full_scoring(config, history: pd.DataFrame) -> pd.DataFrame:
         wrapper.model,
         wrapper.users,
         wrapper.items,
-        _catalog(wrapper.items, str(raw_items), config.score),
+        scoring_catalog(wrapper.items, str(raw_items), config.score),
         history,
         config.score,
         out,

@@ -190,7 +190,7 @@ def triggered(served) -> subprocess.CompletedProcess:
 
 
 def test_a_triggered_run_completes_and_publishes(served, triggered) -> None:
-    from tasks.publish import read_database_table
+    from tasks.publishing.stores import read_database_table
 
     done = triggered
     assert ": Completed" in done.stdout

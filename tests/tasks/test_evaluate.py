@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from models.vocab import IdVocabulary
 from tasks.evaluate import evaluate_bundle, holdout_from_features
 from tasks.features import FeatureSet
-from tests.tasks.test_score import FixedScores
+from tests.tasks.scoring.test_ranking import FixedScores
 
 USERS = IdVocabulary(["u1", "u2", "u3"])
 ITEMS = IdVocabulary(["a", "b", "c", "d"])

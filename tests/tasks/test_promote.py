@@ -150,8 +150,8 @@ def night(store, dae_params: dict, tag: str) -> dict:
     from tasks import tracking
     from tasks.config import TrainConfig
     from tasks.evaluate import evaluate_task
-    from tasks.promote import move_champion_after_publish, promote_task
-    from tasks.publish import ChampionMove
+    from tasks.promote import promote_task
+    from tasks.publishing.champion import ChampionMove, move_champion_after_publish
     from tasks.tracking import registry
     from tasks.train import train_task
 
@@ -322,8 +322,7 @@ def test_a_rerun_whose_challenger_is_the_champion_keeps_it(store, nights) -> Non
 def test_the_alias_never_moves_for_a_date_older_than_the_newest_published(store, nights) -> None:
     from datetime import date
 
-    from tasks.promote import move_champion_after_publish
-    from tasks.publish import ChampionMove
+    from tasks.publishing.champion import ChampionMove, move_champion_after_publish
     from tasks.tracking import registry
 
     ws, client, _, _ = store

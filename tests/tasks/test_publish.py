@@ -14,7 +14,17 @@ import pytest
 
 from tasks import publish as pub
 from tasks.errors import PublishError
-from tasks.score import recommendations_table
+from tasks.publishing import recovery
+from tasks.publishing.champion import ChampionMove
+from tasks.publishing.stores import (
+    RECOMMENDATIONS,
+    SIMILAR_ITEMS,
+    Output,
+    Stores,
+    read_database_table,
+    read_lake_table,
+)
+from tasks.scoring.table import recommendations_table
 from tasks.storage import database as db
 from tasks.storage import journal, lake
 
@@ -51,10 +61,10 @@ def stores(request, tmp_path):
     tag = uuid.uuid4().hex[:8]
     names = (f"recs_{tag}", f"sim_{tag}")
     if request.param == "sqlite":
-        yield pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db"), *names
+        yield Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db"), *names
         return
     url = postgres_or_skip()
-    yield pub.Stores(tmp_path, url), *names
+    yield Stores(tmp_path, url), *names
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
@@ -97,10 +107,10 @@ def publish(st, recs_name, run_date, frame, run=None, sim_name=None, sim=None, *
     folder = st.root / "in" / uuid.uuid4().hex[:6]
     folder.mkdir(parents=True)
     frame.to_parquet(folder / "recs.parquet", index=False)
-    outputs = [pub.Output(recs_name, pub.RECOMMENDATIONS, folder / "recs.parquet")]
+    outputs = [Output(recs_name, RECOMMENDATIONS, folder / "recs.parquet")]
     if sim is not None:
         sim.to_parquet(folder / "sim.parquet", index=False)
-        outputs.append(pub.Output(sim_name, pub.SIMILAR_ITEMS, folder / "sim.parquet"))
+        outputs.append(Output(sim_name, SIMILAR_ITEMS, folder / "sim.parquet"))
     return pub.publish_night(st, run, run_date, outputs, **kw)
 
 
@@ -114,8 +124,8 @@ def test_lake_and_database_hold_the_same_rows(stores) -> None:
     st, name, _ = stores
     d = date(2026, 1, 1)
     out = publish(st, name, d, table(d))
-    lake_rows = pub.read_lake_table(st.lake(name), d)
-    database = pub.read_database_table(st.database_url, name, d)
+    lake_rows = read_lake_table(st.lake(name), d)
+    database = read_database_table(st.database_url, name, d)
     assert out["rows"] == len(lake_rows) == len(database) == 4
     pd.testing.assert_frame_equal(canonical(lake_rows), canonical(database))
     assert set(database["run_date"]) == {d} and set(lake_rows["run_date"]) == {d}
@@ -123,7 +133,7 @@ def test_lake_and_database_hold_the_same_rows(stores) -> None:
     engine = db.make_engine(st.database_url)
     try:
         assert not [t for t in db.staging_tables(engine) if t.startswith(name)]
-        assert db.is_committed(engine, out["publish_id"], [(name, pub.RECOMMENDATIONS)])
+        assert db.is_committed(engine, out["publish_id"], [(name, RECOMMENDATIONS)])
     finally:
         engine.dispose()
     assert journal.read(journal.path_for(st.journal, out["publish_id"]))["state"] == "done"
@@ -135,14 +145,14 @@ def test_rerun_of_a_date_replaces_only_that_date_and_is_identical(stores) -> Non
     d1, d2 = date(2026, 1, 1), date(2026, 1, 2)
     publish(st, name, d1, table(d1))
     publish(st, name, d2, table(d2, users=("u9",), run="a"))
-    first = canonical(pub.read_database_table(st.database_url, name, d2))
+    first = canonical(read_database_table(st.database_url, name, d2))
     publish(st, name, d2, table(d2, users=("u9",), run="b"))
-    again = canonical(pub.read_database_table(st.database_url, name, d2))
+    again = canonical(read_database_table(st.database_url, name, d2))
     assert set(again.run_id) == {"b"}
     pd.testing.assert_frame_equal(first.drop(columns="run_id"), again.drop(columns="run_id"))
-    rows = pub.read_database_table(st.database_url, name)
+    rows = read_database_table(st.database_url, name)
     assert sorted(rows[rows.run_date == d1].user_id.unique()) == ["u1", "u2"]
-    assert len(pub.read_lake_table(st.lake(name))) == 6
+    assert len(read_lake_table(st.lake(name))) == 6
     assert lake.published_dates(st.lake(name)) == [d1, d2]
 
 
@@ -153,7 +163,7 @@ def test_the_same_publish_called_again_finishes_instead_of_repeating(stores) -> 
     again = publish(st, name, d, table(d), run="r1")
     assert again["publish_id"] == first["publish_id"]
     assert len(lake.history(st.lake(name))) == 1  # one lake commit, not two
-    assert len(pub.read_database_table(st.database_url, name, d)) == 4
+    assert len(read_database_table(st.database_url, name, d)) == 4
 
 
 def test_a_database_failure_before_the_commit_leaves_everything_as_it_was(stores, monkeypatch):
@@ -176,12 +186,12 @@ def test_a_database_failure_before_the_commit_leaves_everything_as_it_was(stores
             sim_name=sim_name,
             sim=similar(d, "new"),
         )
-    assert sorted(pub.read_lake_table(st.lake(name), d).user_id.unique()) == ["u1", "u2"]
-    assert sorted(pub.read_database_table(st.database_url, name, d).user_id.unique()) == [
+    assert sorted(read_lake_table(st.lake(name), d).user_id.unique()) == ["u1", "u2"]
+    assert sorted(read_database_table(st.database_url, name, d).user_id.unique()) == [
         "u1",
         "u2",
     ]
-    assert set(pub.read_lake_table(st.lake(sim_name), d).run_id) == {"run"}
+    assert set(read_lake_table(st.lake(sim_name), d).run_id) == {"run"}
     engine = db.make_engine(st.database_url)
     try:
         assert not [t for t in db.staging_tables(engine) if t.startswith((name, sim_name))]
@@ -216,10 +226,8 @@ def test_two_tables_of_one_run_commit_in_one_database_transaction(stores, monkey
     monkeypatch.setattr(db, "commit_rows", commit_then_fail)
     with pytest.raises(PublishError, match="injected"):
         publish(st, name, d, table(d, run="new"), sim_name=sim_name, sim=similar(d, "new"))
-    assert set(pub.read_database_table(st.database_url, name, d).run_id) == {"run"}
-    assert set(pub.read_database_table(st.database_url, sim_name, d, "similar_items").run_id) == {
-        "run"
-    }
+    assert set(read_database_table(st.database_url, name, d).run_id) == {"run"}
+    assert set(read_database_table(st.database_url, sim_name, d, "similar_items").run_id) == {"run"}
 
 
 def test_readers_see_old_or_new_never_a_mix(stores, monkeypatch) -> None:
@@ -242,7 +250,7 @@ def test_readers_see_old_or_new_never_a_mix(stores, monkeypatch) -> None:
         while not stop.is_set():
             with engine.connect() as conn:
                 rows = conn.execute(sa.text(f'SELECT run_id FROM "{name}"')).fetchall()
-            frame = pub.read_lake_table(st.lake(name), d)
+            frame = read_lake_table(st.lake(name), d)
             with reads:
                 seen.append((len(rows), frozenset(r[0] for r in rows)))
                 lake_seen.append((len(frame), frozenset(frame["run_id"])))
@@ -292,7 +300,7 @@ def test_keep_runs_and_latest_view(stores) -> None:
         out = publish(st, name, d, table(d, run=f"r{day}"), keep_runs=2)
     assert out["pruned"] == ["2026-01-01"]
     kept = [date(2026, 1, 2), date(2026, 1, 3)]
-    assert sorted(pub.read_database_table(st.database_url, name)["run_date"].unique()) == kept
+    assert sorted(read_database_table(st.database_url, name)["run_date"].unique()) == kept
     assert lake.published_dates(st.lake(name)) == kept
     engine = sa.create_engine(st.database_url)
     with engine.connect() as conn:
@@ -305,9 +313,9 @@ def test_similar_items_table(stores) -> None:
     st, name, sim_name = stores
     d = date(2026, 1, 1)
     publish(st, name, d, table(d), sim_name=sim_name, sim=similar(d))
-    back = pub.read_database_table(st.database_url, sim_name, d, kind="similar_items")
+    back = read_database_table(st.database_url, sim_name, d, kind="similar_items")
     assert back.sort_values("rank")["similar_item_id"].tolist() == ["b", "c"]
-    lake_rows = pub.read_lake_table(st.lake(sim_name), d).sort_values("rank")
+    lake_rows = read_lake_table(st.lake(sim_name), d).sort_values("rank")
     assert lake_rows["similar_item_id"].tolist() == ["b", "c"]
 
 
@@ -315,18 +323,16 @@ def test_rollback_brings_back_the_previous_version_in_both_stores(stores) -> Non
     st, name, sim_name = stores
     d = date(2026, 1, 2)
     publish(st, name, d, table(d, run="old"), sim_name=sim_name, sim=similar(d, "old", ("b",)))
-    before = canonical(pub.read_lake_table(st.lake(name), d))
+    before = canonical(read_lake_table(st.lake(name), d))
     publish(
         st, name, d, table(d, users=("u7",), run="new"), sim_name=sim_name, sim=similar(d, "new")
     )
-    tables = [(name, pub.RECOMMENDATIONS), (sim_name, pub.SIMILAR_ITEMS)]
+    tables = [(name, RECOMMENDATIONS), (sim_name, SIMILAR_ITEMS)]
     out = pub.rollback_date(st, d, tables)
     assert out["restored_run_id"] == "old"
-    pd.testing.assert_frame_equal(canonical(pub.read_lake_table(st.lake(name), d)), before)
-    pd.testing.assert_frame_equal(
-        canonical(pub.read_database_table(st.database_url, name, d)), before
-    )
-    sims = pub.read_database_table(st.database_url, sim_name, d, "similar_items")
+    pd.testing.assert_frame_equal(canonical(read_lake_table(st.lake(name), d)), before)
+    pd.testing.assert_frame_equal(canonical(read_database_table(st.database_url, name, d)), before)
+    sims = read_database_table(st.database_url, sim_name, d, "similar_items")
     assert sims["similar_item_id"].tolist() == ["b"]
     # a second rollback goes back to "new"; a date with one version has nothing to go to
     assert pub.rollback_date(st, d, tables)["restored_run_id"] == "new"
@@ -336,7 +342,7 @@ def test_rollback_brings_back_the_previous_version_in_both_stores(stores) -> Non
 
 
 def test_unreachable_database_is_a_clear_error_and_the_lake_untouched(tmp_path) -> None:
-    st = pub.Stores(tmp_path, "sqlite:////nonexistent/dir/x.db")
+    st = Stores(tmp_path, "sqlite:////nonexistent/dir/x.db")
     d = date(2026, 1, 1)
     with pytest.raises(PublishError, match="x.db.*previous tables still serve"):
         publish(st, "recs", d, table(d))
@@ -357,18 +363,18 @@ def test_recovery_rolls_forward_a_publish_whose_database_committed(stores) -> No
             publish(st, name, d, table(d, users=("u5",), run="new"))
     finally:
         pub._roll_forward = original
-    assert set(pub.read_database_table(st.database_url, name, d).run_id) == {"new"}
-    assert set(pub.read_lake_table(st.lake(name), d).run_id) == {"old"}  # not yet
-    done = pub.recover(st)
+    assert set(read_database_table(st.database_url, name, d).run_id) == {"new"}
+    assert set(read_lake_table(st.lake(name), d).run_id) == {"old"}  # not yet
+    done = recovery.recover(st)
     assert [r["action"] for r in done] == ["rolled forward"]
-    assert set(pub.read_lake_table(st.lake(name), d).run_id) == {"new"}
-    assert pub.recover(st) == []  # idempotent: nothing left
+    assert set(read_lake_table(st.lake(name), d).run_id) == {"new"}
+    assert recovery.recover(st) == []  # idempotent: nothing left
 
 
 def test_recovery_leaves_a_live_run_of_another_date_alone(tmp_path) -> None:
     from tasks.storage.locks import holder_info, run_lock
 
-    st = pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+    st = Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
     d = date(2026, 1, 1)
     record = {
         "publish_id": journal.publish_id(d, "live"),
@@ -380,13 +386,13 @@ def test_recovery_leaves_a_live_run_of_another_date_alone(tmp_path) -> None:
     }
     journal.advance(st.journal, record, "intent")
     with run_lock(tmp_path / "locks", d, 0, holder_info("live")):
-        assert pub.recover(st) == []
+        assert recovery.recover(st) == []
         assert len(journal.unfinished(st.journal)) == 1
-    assert [r["action"] for r in pub.recover(st)] == ["rolled back"]
+    assert [r["action"] for r in recovery.recover(st)] == ["rolled back"]
 
 
 def test_recovery_refuses_a_journal_of_another_database(tmp_path) -> None:
-    st = pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+    st = Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
     d = date(2026, 1, 1)
     record = {
         "publish_id": journal.publish_id(d, "x"),
@@ -397,7 +403,7 @@ def test_recovery_refuses_a_journal_of_another_database(tmp_path) -> None:
     }
     journal.advance(st.journal, record, "intent")
     with pytest.raises(PublishError, match="another database"):
-        pub.recover(replace(st))
+        recovery.recover(replace(st))
 
 
 def test_a_table_of_the_older_folder_layout_becomes_a_lake_table(tmp_path) -> None:
@@ -409,26 +415,26 @@ def test_a_table_of_the_older_folder_layout_becomes_a_lake_table(tmp_path) -> No
     part.mkdir(parents=True)
     table(d).drop(columns=["run_date"]).to_parquet(part / "part-0.parquet", index=False)
     (root / ".staging-2026-01-02-abcd").mkdir()
-    st = pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
-    swept = pub.recover(st)
+    st = Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+    swept = recovery.recover(st)
     assert [s["name"] for s in swept] == ["recommendations/.staging-2026-01-02-abcd"]
     assert lake.published_dates(root) == [d]
     d2 = date(2026, 1, 2)
     publish(st, "recommendations", d2, table(d2, run="next"))
-    assert len(pub.read_lake_table(root)) == 8
+    assert len(read_lake_table(root)) == 8
 
 
 def test_stale_staging_tables_and_folders_are_swept(tmp_path) -> None:
     import sqlalchemy as sa
 
-    st = pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+    st = Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
     engine = db.make_engine(st.database_url)
     with engine.begin() as conn:
         conn.execute(sa.text('CREATE TABLE "recs__staging" (x INTEGER)'))
         conn.execute(sa.text('CREATE TABLE "recs__stg_0123456789ab" (x INTEGER)'))
     engine.dispose()
     (st.staged / "2026-01-01_dead").mkdir(parents=True)
-    actions = {(r["action"], r["name"]) for r in pub.recover(st, tables=("recs", "other"))}
+    actions = {(r["action"], r["name"]) for r in recovery.recover(st, tables=("recs", "other"))}
     assert actions == {
         ("dropped staging table", "recs__staging"),
         ("dropped staging table", "recs__stg_0123456789ab"),
@@ -444,7 +450,7 @@ def test_kept_dates() -> None:
 
 
 def test_journal_paths_are_relative_to_the_workspace(tmp_path) -> None:
-    st = pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+    st = Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
     d = date(2026, 1, 1)
     out = publish(st, "recs", d, table(d))
     record = journal.read(journal.path_for(st.journal, out["publish_id"]))
@@ -459,10 +465,10 @@ def test_the_summary_says_what_happened_to_the_alias(tmp_path, monkeypatch) -> N
         said.append((move.version, run_date, newest))
         return f"alias left on the live champion: {run_date} is older than {newest}"
 
-    monkeypatch.setattr("tasks.promote.move_champion_after_publish", fake_move)
-    st = pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+    monkeypatch.setattr("tasks.publishing.commit.move_champion_after_publish", fake_move)
+    st = Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
     publish(st, "recs", date(2026, 1, 5), table(date(2026, 1, 5), run="new"))
-    move = pub.ChampionMove("rec", "7", "better")
+    move = ChampionMove("rec", "7", "better")
     out = publish(st, "recs", date(2026, 1, 1), table(date(2026, 1, 1), run="old"), champion=move)
     assert said == [("7", date(2026, 1, 1), date(2026, 1, 5))]
     assert out["champion_outcome"].startswith("alias left on the live champion")

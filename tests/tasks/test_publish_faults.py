@@ -42,7 +42,7 @@ def test_a_kill_at_each_step_loses_nothing_and_recovery_makes_the_stores_agree(
 def test_the_matrix_sees_split_stores_when_nothing_recovers(tmp_path: Path, monkeypatch) -> None:
     """The matrix can fail: without recovery, a kill after the database commit leaves the
     lake on the old rows, and the matrix counts the disagreement."""
-    monkeypatch.setattr("tasks.publish.recover", lambda *a, **k: [])
+    monkeypatch.setattr("tasks.publishing.recovery.recover", lambda *a, **k: [])
     row = faults.kill_case(tmp_path, None, "publish:database-committed", users=20)
     assert row["disagree"] == 2 and row["leftovers"] > 0  # both lake tables, journal + staging
 

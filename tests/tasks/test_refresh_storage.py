@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from tasks import publish as pub
+from tasks.publishing.stores import RECOMMENDATIONS, Output, Stores
 from tasks.refresh import upsert
-from tasks.score import recommendations_table
+from tasks.scoring.table import recommendations_table
 from tasks.storage import database as db
 from tasks.storage import journal, lake
 
@@ -34,15 +35,15 @@ def table(users, run="night", items=("a", "b"), run_date=D) -> pd.DataFrame:
     return recommendations_table(scored, run, run_date, "ease", "1")
 
 
-def publish(stores: pub.Stores, frame: pd.DataFrame, run_date=D) -> dict:
+def publish(stores: Stores, frame: pd.DataFrame, run_date=D) -> dict:
     path = stores.root / "in" / f"{frame['run_id'].iloc[0]}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
     run = str(frame["run_id"].iloc[0])
-    return pub.publish_night(stores, run, run_date, [pub.Output("recs", pub.RECOMMENDATIONS, path)])
+    return pub.publish_night(stores, run, run_date, [Output("recs", RECOMMENDATIONS, path)])
 
 
-def both(stores: pub.Stores) -> tuple[pd.DataFrame, pd.DataFrame]:
+def both(stores: Stores) -> tuple[pd.DataFrame, pd.DataFrame]:
     database = db.read_table(stores.database_url, "recs", D).sort_values(["user_id", "rank"])
     lake_rows = lake.read_table(stores.lake("recs"), D).sort_values(["user_id", "rank"])
     return database.reset_index(drop=True), lake_rows.reset_index(drop=True)
@@ -56,8 +57,8 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture
-def stores(tmp_path) -> pub.Stores:
-    return pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+def stores(tmp_path) -> Stores:
+    return Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
 
 
 def test_replacing_users_on_postgresql(tmp_path) -> None:
@@ -67,11 +68,11 @@ def test_replacing_users_on_postgresql(tmp_path) -> None:
 
     url = postgres_or_skip()
     name = f"recs_{uuid.uuid4().hex[:8]}"
-    st = pub.Stores(tmp_path, url)
+    st = Stores(tmp_path, url)
     try:
         path = tmp_path / "night.parquet"
         table(["u1", "u2"]).to_parquet(path, index=False)
-        pub.publish_night(st, "night", D, [pub.Output(name, pub.RECOMMENDATIONS, path)])
+        pub.publish_night(st, "night", D, [Output(name, RECOMMENDATIONS, path)])
         table(["u2"], run="refresh-pg", items=("x", "y")).to_parquet(tmp_path / "new.parquet")
         upsert.publish_users(tmp_path, url, name, D, "refresh-pg", tmp_path / "new.parquet", ["u2"])
         database = db.read_table(url, name, D).sort_values(["user_id", "rank"])

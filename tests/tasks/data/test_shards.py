@@ -14,7 +14,8 @@ from tasks.config import ScoreConfig
 from tasks.data.catalog import build_catalog
 from tasks.data.explain import cooccurrence_similarity, similarity_in_passes
 from tasks.data.shards import read_shard, shard_count, shard_interactions, shard_of
-from tasks.score import prepare_inputs, recent_popularity, shard_totals, write_scores
+from tasks.scoring.inputs import prepare_inputs, recent_popularity, shard_totals
+from tasks.scoring.table import write_scores
 
 
 def interactions(n_users: int = 60, n_items: int = 25, seed: int = 3) -> pd.DataFrame:

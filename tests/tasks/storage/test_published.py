@@ -10,7 +10,16 @@ import pytest
 
 import tasks.publish as pub
 from tasks.errors import PublishError
-from tasks.score import recommendations_table
+from tasks.publishing.stores import (
+    RECOMMENDATIONS,
+    SIMILAR_ITEMS,
+    Output,
+    Stores,
+    read_database_table,
+)
+from tasks.scoring.table import recommendations_table
+from tasks.storage import database as db
+from tasks.storage import lake
 from tasks.storage.published import NOTHING, publication, publication_note
 
 DAY = date(2026, 3, 2)
@@ -43,14 +52,14 @@ def outputs(root: Path, run: str) -> list:
     recs.to_parquet(folder / "recs.parquet", index=False)
     similar.to_parquet(folder / "sim.parquet", index=False)
     return [
-        pub.Output("recs", pub.RECOMMENDATIONS, folder / "recs.parquet"),
-        pub.Output("sim", pub.SIMILAR_ITEMS, folder / "sim.parquet"),
+        Output("recs", RECOMMENDATIONS, folder / "recs.parquet"),
+        Output("sim", SIMILAR_ITEMS, folder / "sim.parquet"),
     ]
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> pub.Stores:
-    return pub.Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
+def stores(tmp_path: Path) -> Stores:
+    return Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
 
 
 def test_a_run_that_never_published_says_nothing_was_published(stores) -> None:
@@ -72,22 +81,22 @@ def test_a_finished_publish_says_both_stores_serve_the_run(stores) -> None:
 def test_a_publish_stopped_between_the_lake_tables_says_which_table_has_the_rows(
     stores, monkeypatch
 ) -> None:
-    real = pub.lake.write_date
+    real = lake.write_date
 
     def sim_fails(root, *args, **kwargs):
         if Path(root).name == "sim":
             raise OSError("disk gone while writing the lake table sim")
         return real(root, *args, **kwargs)
 
-    monkeypatch.setattr(pub.lake, "write_date", sim_fails)
+    monkeypatch.setattr(lake, "write_date", sim_fails)
     with pytest.raises(PublishError):
         pub.publish_night(stores, "run-1", DAY, outputs(stores.root, "run-1"))
     facts = publication(stores.journal, DAY, "run-1", None)
     assert facts == {"state": "lake:recs", "tables": ["recs", "sim"], "database": True,
                      "lake": ["recs"]}  # fmt: skip
-    assert set(
-        pub.read_database_table(stores.database_url, "sim", DAY, "similar_items").run_id
-    ) == {"run-1"}
+    assert set(read_database_table(stores.database_url, "sim", DAY, "similar_items").run_id) == {
+        "run-1"
+    }
     assert publication_note(facts) == (
         "The database committed this run's rows (recs, sim, one transaction) and serves them; "
         "in the lake, recs has them and sim not yet: the next run or 'recpipe doctor' brings "
@@ -101,7 +110,7 @@ def test_a_publish_rolled_back_before_its_commit_says_nothing_was_published(
     def refuse(*args, **kwargs):
         raise RuntimeError("the database refused the swap")
 
-    monkeypatch.setattr(pub.db, "commit_rows", refuse)
+    monkeypatch.setattr(db, "commit_rows", refuse)
     with pytest.raises(PublishError, match="nothing was published"):
         pub.publish_night(stores, "run-1", DAY, outputs(stores.root, "run-1"))
     facts = publication(stores.journal, DAY, "run-1", None)

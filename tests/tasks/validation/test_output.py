@@ -3,9 +3,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from tasks.check import check_recommendations
 from tasks.errors import DataValidationError
-from tasks.score import recommendations_table
+from tasks.scoring.table import recommendations_table
+from tasks.validation.output import check_recommendations
 
 INTERACTIONS = pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["a", "b"]})
 ITEMS = {"a", "b", "c", "d", "x"}

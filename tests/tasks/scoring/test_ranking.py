@@ -12,13 +12,9 @@ from models.vocab import IdVocabulary
 from tasks.data.catalog import build_catalog, cap_per_genre, read_deny_list
 from tasks.data.explain import cooccurrence_similarity
 from tasks.errors import DataError
-from tasks.score import (
-    TABLE_COLUMNS,
-    prepare_inputs,
-    recommendations_table,
-    score_blocks,
-    score_users,
-)
+from tasks.scoring.inputs import prepare_inputs
+from tasks.scoring.ranking import score_blocks, score_users
+from tasks.scoring.table import TABLE_COLUMNS, recommendations_table
 
 
 class FixedScores(BaseRecommender):

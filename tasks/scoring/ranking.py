@@ -1,0 +1,214 @@
+"""Ranking: top-K items for each user, in blocks of bounded size, by one strategy per user.
+
+Each user gets one strategy:
+
+* ``personal``: the model knows the user and they have at least ``min_history``
+  interactions it can read; it ranks every item;
+* ``cold_start``: the model does not know the user (new since it was trained) or their
+  history is too short, but they touched some known items: items are ranked by content
+  (genre profile of what they did) when the catalog has genres, else by co-occurrence
+  with what they did;
+* ``fallback``: nothing usable (or the model is not personalised, like popularity): the
+  most popular items of the last ``popular_days`` days.
+
+Seen items, denied items and unavailable items are never recommended; an optional cap
+limits items per primary genre. Each row gets a short ``reason``. Blocks are yielded one
+at a time so the caller can stream them to disk: memory holds one block of scores, not
+one per user.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import nullcontext
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from models import BaseRecommender
+from models.ranking import top_k
+from models.vocab import IdVocabulary
+from tasks.config import ScoreConfig
+from tasks.data.catalog import Catalog, build_catalog, cap_per_genre
+from tasks.data.explain import reasons, supporting_items
+from tasks.data.parallel import available_cpus, in_order
+from tasks.scoring.inputs import ScoringInputs, prepare_inputs
+
+SCORED_COLUMNS = ["user_id", "rank", "item_id", "score", "strategy", "reason"]
+
+
+def rank_blocks(
+    model: BaseRecommender,
+    inputs: ScoringInputs,
+    catalog: Catalog,
+    k: int,
+    batch_users: int = 1024,
+    min_history: int = 1,
+    max_per_genre: int | None = None,
+    similarity: sp.csr_matrix | None = None,
+    threads: int = 1,
+) -> Iterator[tuple[np.ndarray, str, np.ndarray, np.ndarray, sp.csr_matrix]]:
+    """``(rows, strategy, items, scores, history)`` per block of users and strategy: the
+    users' positions in ``inputs``, the top-k item indices (-1 where fewer than k) and
+    their scores, and the rows' histories. The codes before any raw id is looked up.
+
+    ``threads`` blocks are scored and ranked at once (the products and the selection
+    release the GIL), and yielded in order; a model without ``concurrent_scoring`` is
+    called one block at a time, its blocks' ranking still overlapping."""
+    n_hist = np.diff(inputs.history.indptr)
+    personal = (inputs.in_model >= 0) & (n_hist >= min_history) & model.personalized
+    cold = ~personal & (n_hist > 0) & model.personalized
+    n_users = inputs.history.shape[0]
+    guard = threading.Lock() if threads > 1 and not model.concurrent_scoring else nullcontext()
+
+    def ranked(start: int) -> list[tuple]:
+        block = np.arange(start, min(start + batch_users, n_users))
+        out = []
+        for mask, strategy in (
+            (personal, "personal"),
+            (cold, "cold_start"),
+            (~personal & ~cold, "fallback"),
+        ):
+            rows = block[mask[block]]
+            if rows.size == 0:
+                continue
+            history = inputs.history[rows]
+            if strategy == "personal":
+                extra = {} if inputs.sequences is None else {"sequences": inputs.sequences}
+                with guard:
+                    scores = model.score(
+                        inputs.in_model[rows], history=inputs.model_history, **extra
+                    )
+            elif strategy == "cold_start":
+                scores = _content_scores(history, catalog, similarity, inputs.recent_popularity)
+            else:
+                scores = np.broadcast_to(inputs.recent_popularity, (rows.size, catalog.n_items))
+            items, top = _rank(scores, history, catalog, k, max_per_genre)
+            out.append((rows, strategy, items, top, history))
+        return out
+
+    for block in in_order(ranked, range(0, n_users, batch_users), threads):
+        yield from block
+
+
+def scoring_threads(config: ScoreConfig) -> int:
+    """``config.threads``, or with 0 the CPUs this process may run on."""
+    return config.threads or available_cpus()
+
+
+def score_blocks(
+    model: BaseRecommender,
+    inputs: ScoringInputs,
+    catalog: Catalog,
+    k: int,
+    batch_users: int = 1024,
+    min_history: int = 1,
+    max_per_genre: int | None = None,
+    similarity: sp.csr_matrix | None = None,
+    popular_days: int = 30,
+    threads: int = 1,
+) -> Iterator[pd.DataFrame]:
+    """Yield ``SCORED_COLUMNS`` frames, one per block of users."""
+    fallback_reason = f"popular in the last {popular_days} days"
+    parts, current = [], None
+    ranked = rank_blocks(
+        model, inputs, catalog, k, batch_users, min_history, max_per_genre, similarity, threads
+    )
+    for rows, strategy, items, top, history in ranked:
+        block = rows[0] // batch_users
+        if parts and block != current:
+            yield pd.concat(parts, ignore_index=True)
+            parts = []
+        current = block
+        if strategy == "fallback":
+            why = np.where(items >= 0, fallback_reason, None).astype(object)
+        elif similarity is not None:
+            liked = None if inputs.positive is None else inputs.positive[rows]
+            why = reasons(
+                supporting_items(similarity, history, items, positive=liked),
+                catalog.item_ids,
+                catalog.titles,
+            )
+        else:
+            why = np.full(items.shape, None, dtype=object)
+        parts.append(_frame(inputs.users.raw(rows), items, top, why, catalog, strategy))
+    if parts:
+        yield pd.concat(parts, ignore_index=True)
+
+
+def _rank(
+    scores: np.ndarray, history: sp.csr_matrix, catalog: Catalog, k: int, cap: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k after exclusions. A fresh, writeable float32 block is modified in place
+    (models return new arrays, or read-only views such as popularity's broadcast)."""
+    if not (scores.dtype == np.float32 and scores.flags.writeable):
+        scores = np.array(scores, dtype=np.float32, copy=True)
+    if catalog.blocked.any():
+        scores[:, catalog.blocked] = -np.inf
+    if cap is None:
+        return top_k(scores, k, exclude=history, overwrite=True)
+    candidates, cand_scores = top_k(
+        scores, min(catalog.n_items, k * 4), exclude=history, overwrite=True
+    )
+    return cap_per_genre(candidates, cand_scores, catalog.genre, k, cap)
+
+
+def _content_scores(
+    history: sp.csr_matrix,
+    catalog: Catalog,
+    similarity: sp.csr_matrix | None,
+    popularity: np.ndarray,
+) -> np.ndarray:
+    """Genre-profile cosine (or co-occurrence) with a small popularity tie-breaker."""
+    tie = popularity / (popularity.max() + 1.0) * 1e-3
+    if catalog.genre_vectors is not None:
+        profile = history @ catalog.genre_vectors
+        norms = np.linalg.norm(profile, axis=1, keepdims=True)
+        profile = np.divide(profile, norms, out=np.zeros_like(profile), where=norms > 0)
+        return profile @ catalog.genre_vectors.T + tie
+    if similarity is not None:
+        return np.asarray((history @ similarity.T).todense()) + tie
+    return np.broadcast_to(tie, (history.shape[0], len(tie)))
+
+
+def _frame(
+    user_ids: np.ndarray,
+    items: np.ndarray,
+    scores: np.ndarray,
+    why: np.ndarray,
+    catalog: Catalog,
+    strategy: str,
+) -> pd.DataFrame:
+    valid = items >= 0
+    r, c = np.nonzero(valid)
+    return pd.DataFrame(
+        {
+            "user_id": user_ids[r].astype(str),
+            "rank": (c + 1).astype(np.int64),
+            "item_id": catalog.item_ids[items[valid]].astype(str),
+            "score": scores[valid].astype(np.float64),
+            "strategy": strategy,
+            "reason": pd.array(why[valid], dtype="str"),
+        }
+    )
+
+
+def score_users(
+    model: BaseRecommender,
+    users: IdVocabulary,
+    items: IdVocabulary,
+    interactions: pd.DataFrame,
+    k: int,
+    batch_users: int = 1024,
+) -> pd.DataFrame:
+    """All recommendations at once, without business rules or explanations (evaluation)."""
+    inputs = prepare_inputs(
+        interactions, users, items, with_sequences="sequences" in getattr(model, "fit_inputs", ())
+    )
+    catalog = build_catalog(items, None, set())
+    frames = list(score_blocks(model, inputs, catalog, k, batch_users))
+    if not frames:
+        return pd.DataFrame(columns=SCORED_COLUMNS)
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,133 @@
+"""The recommendations table (the product's output, see the README's table contract),
+written shard by shard: a shard's users scored block by block and streamed to Parquet."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from models import BaseRecommender
+from models.vocab import IdVocabulary
+from tasks.config import ScoreConfig
+from tasks.data.catalog import Catalog, build_catalog
+from tasks.scoring.inputs import prepare_inputs
+from tasks.scoring.ranking import SCORED_COLUMNS, score_blocks, scoring_threads
+
+TABLE_COLUMNS = [
+    "run_id",
+    "run_date",
+    "user_id",
+    "rank",
+    "item_id",
+    "score",
+    "model_name",
+    "model_version",
+    "strategy",
+    "reason",
+]
+
+
+def recommendations_table(
+    scored: pd.DataFrame, run_id: str, run_date: date, model_name: str, model_version: str
+) -> pd.DataFrame:
+    """The published table's columns and types (see the README's table contract)."""
+    n = len(scored)
+    reason = scored["reason"] if "reason" in scored else pd.Series([None] * n)
+    table = pd.DataFrame(
+        {
+            "run_id": pd.array([run_id] * n, dtype="str"),
+            "run_date": pd.Series([run_date] * n, dtype="date32[pyarrow]"),
+            "user_id": scored["user_id"].astype("str").to_numpy(),
+            "rank": scored["rank"].astype("int64").to_numpy(),
+            "item_id": scored["item_id"].astype("str").to_numpy(),
+            "score": scored["score"].astype("float64").to_numpy(),
+            "model_name": pd.array([model_name] * n, dtype="str"),
+            "model_version": pd.array([model_version] * n, dtype="str"),
+            "strategy": scored["strategy"].astype("str").to_numpy(),
+            "reason": pd.array(reason.to_numpy(), dtype="str"),
+        }
+    )
+    return table[TABLE_COLUMNS]
+
+
+def write_scores(
+    model: BaseRecommender,
+    users: IdVocabulary,
+    items: IdVocabulary,
+    catalog: Catalog,
+    interactions: pd.DataFrame,
+    config: ScoreConfig,
+    path: Path,
+    run: dict,
+    newest: pd.Timestamp | None = None,
+    popularity: np.ndarray | None = None,
+    similarity: sp.csr_matrix | None = None,
+    positive: tuple[str, float] | None = None,
+) -> dict:
+    """Score the users of ``interactions`` block by block, streaming the published table's
+    rows to the Parquet file ``path``. ``run``: run_id, run_date, model_version.
+    ``positive``: as for :func:`prepare_inputs` (reasons name positive events only)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    inputs = prepare_inputs(
+        interactions,
+        users,
+        items,
+        config.active_days,
+        config.popular_days,
+        with_sequences="sequences" in getattr(model, "fit_inputs", ()),
+        newest=newest,
+        popularity=popularity,
+        positive=positive,
+    )
+    rows, strategies, writer = 0, {}, None
+    try:
+        for block in score_blocks(
+            model,
+            inputs,
+            catalog,
+            config.k,
+            config.batch_users,
+            config.min_history,
+            config.max_per_genre,
+            similarity,
+            config.popular_days,
+            scoring_threads(config),
+        ):
+            frame = recommendations_table(
+                block, run["run_id"], run["run_date"], model.name, run["model_version"]
+            )
+            batch = pa.Table.from_pandas(frame, preserve_index=False)
+            writer = writer or pq.ParquetWriter(path, batch.schema)
+            writer.write_table(batch)
+            rows += len(frame)
+            for strategy, n in frame.drop_duplicates("user_id")["strategy"].value_counts().items():
+                strategies[str(strategy)] = strategies.get(str(strategy), 0) + int(n)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        recommendations_table(
+            pd.DataFrame(columns=SCORED_COLUMNS),
+            run["run_id"],
+            run["run_date"],
+            model.name,
+            run["model_version"],
+        ).to_parquet(path, index=False)
+    return {"rows": rows, "users_by_strategy": strategies}
+
+
+def scoring_catalog(items: IdVocabulary, items_path: str | None, config: ScoreConfig) -> Catalog:
+    from tasks.data.catalog import read_deny_list
+
+    return build_catalog(
+        items,
+        pd.read_parquet(items_path) if items_path else None,
+        read_deny_list(config.deny_list_path, config.deny_items),
+        config.respect_available,
+    )
