@@ -28,7 +28,7 @@ from models.metrics import evaluate_rankings
 from models.vocab import IdVocabulary
 from tasks.config import EvaluateConfig
 from tasks.data.catalog import build_catalog
-from tasks.features import FeatureSet
+from tasks.data.snapshot import FeatureSet
 from tasks.parallel import available_cpus
 from tasks.score import (
     ScoringInputs,
@@ -90,7 +90,7 @@ def holdout_from_snapshot(
     """:func:`holdout_from_features` of the snapshot in ``directory``, one user partition
     at a time (part i of train and of valid hold the same users); with ``sample``, on the
     users :meth:`Holdout.sample` would choose, reading the history of those users only."""
-    from tasks.features import read_vocabularies, table_parts
+    from tasks.data.snapshot import read_vocabularies, table_parts
 
     users, items = read_vocabularies(Path(directory))
     train, valid = table_parts(directory, "train"), table_parts(directory, "valid")

@@ -37,7 +37,7 @@ def test_flow_run_completed(nightly_run) -> None:
 
 
 def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
-    from tasks.features import load_features
+    from tasks.data.snapshot import load_features
     from tasks.publish import read_lake_table
     from tasks.storage.workspace import Workspace
 
