@@ -59,9 +59,7 @@ INGEST_REASON = "flagged at ingest"
 _FLOAT_MAX = sys.float_info.max
 
 
-def timestamp_bounds(
-    limits: Thresholds, now: pd.Timestamp
-) -> tuple[pd.Timestamp, pd.Timestamp]:
+def timestamp_bounds(limits: Thresholds, now: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Oldest and newest accepted event time, both in UTC."""
     try:
         oldest = _as_utc(pd.Timestamp(limits.min_timestamp))

@@ -360,8 +360,6 @@ def raise_on_batch_failures(name: str, results: list, df: pd.DataFrame, context:
         raise DataValidationError(batch_failure_message(name, r, check, df, context))
 
 
-def check_quarantine_share(
-    table: TableResult, limits: Thresholds, docs_index: Path | None
-) -> None:
+def check_quarantine_share(table: TableResult, limits: Thresholds, docs_index: Path | None) -> None:
     if table.rows_quarantined / table.rows_read > limits.max_quarantine_share:
         raise DataValidationError(quarantine_share_message(table, limits, docs_index))
