@@ -28,8 +28,8 @@ from models.metrics import evaluate_rankings
 from models.vocab import IdVocabulary
 from tasks.config import EvaluateConfig
 from tasks.data.catalog import build_catalog
+from tasks.data.parallel import available_cpus
 from tasks.data.snapshot import FeatureSet
-from tasks.parallel import available_cpus
 from tasks.score import (
     ScoringInputs,
     binary_matrix,

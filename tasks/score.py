@@ -43,7 +43,7 @@ from models.vocab import IdVocabulary
 from tasks.config import ScoreConfig
 from tasks.data.catalog import Catalog, build_catalog, cap_per_genre
 from tasks.data.explain import reasons, supporting_items
-from tasks.parallel import available_cpus, in_order
+from tasks.data.parallel import available_cpus, in_order
 from tasks.storage.faults import checkpoint
 
 TABLE_COLUMNS = [

@@ -20,7 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from models.ranking import top_k, top_k_entries
-from tasks.parallel import available_cpus, in_order
+from tasks.data.parallel import available_cpus, in_order
 
 
 def cooccurrence_similarity(
