@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from expectations.common import batch, duplicates, flag, id_expectations, row
+from expectations.thresholds import Thresholds
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
-
-    from tasks.config import ValidateConfig
 
 ITEMS_SUITE = "items"
 USERS_SUITE = "users"
@@ -29,14 +28,14 @@ AVAILABLE_VALUES = [True, False, 1, 0, "true", "false", "True", "False", "TRUE",
 
 
 def build_items_suite(
-    config: ValidateConfig, now: pd.Timestamp, columns: list[str]
+    limits: Thresholds, now: pd.Timestamp, columns: list[str]
 ) -> ExpectationSuite:
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     expectations = [
         gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=batch("items_min_rows")),
-        *id_expectations("item_id", config),
+        *id_expectations("item_id", limits),
         gxe.ExpectColumnValuesToBeUnique(column="item_id", meta=duplicates(["item_id"])),
     ]
     if "metadata_missing" in columns:
@@ -60,21 +59,21 @@ def build_items_suite(
         expectations.append(
             gxe.ExpectColumnValuesToBeBetween(
                 column="year",
-                min_value=config.item_year_min,
+                min_value=limits.item_year_min,
                 max_value=newest,
-                meta=flag(f"item year outside [{config.item_year_min}, {newest}]"),
+                meta=flag(f"item year outside [{limits.item_year_min}, {newest}]"),
             )
         )
     return gx.ExpectationSuite(name=ITEMS_SUITE, expectations=expectations)
 
 
-def build_users_suite(config: ValidateConfig, columns: list[str]) -> ExpectationSuite:
+def build_users_suite(limits: Thresholds, columns: list[str]) -> ExpectationSuite:
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     expectations = [
         gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=batch("users_min_rows")),
-        *id_expectations("user_id", config),
+        *id_expectations("user_id", limits),
         gxe.ExpectColumnValuesToBeUnique(column="user_id", meta=duplicates(["user_id"])),
     ]
     if "age" in columns:

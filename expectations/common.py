@@ -13,10 +13,9 @@ Each expectation carries ``meta["level"]``, which tells validation what a failur
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from tasks.config import ValidateConfig
+from expectations.thresholds import Thresholds
 
 BLANK_REGEX = r"^\s*$"
 # Blank (caught by the blank check) or: no surrounding whitespace, no control characters.
@@ -40,7 +39,7 @@ def duplicates(key: list[str]) -> dict:
     return {"level": "duplicates", "key": key}
 
 
-def id_expectations(column: str, config: ValidateConfig) -> list[Any]:
+def id_expectations(column: str, limits: Thresholds) -> list[Any]:
     """Present, not blank, no surrounding whitespace or control characters, not too long."""
     import great_expectations.expectations as gxe
 
@@ -55,7 +54,7 @@ def id_expectations(column: str, config: ValidateConfig) -> list[Any]:
         ),
         gxe.ExpectColumnValueLengthsToBeBetween(
             column=column,
-            max_value=config.max_id_length,
-            meta=row(f"{column} longer than {config.max_id_length} characters"),
+            max_value=limits.max_id_length,
+            meta=row(f"{column} longer than {limits.max_id_length} characters"),
         ),
     ]

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from expectations.common import batch, duplicates, row
+from expectations.errors import ColumnTypeError, ThresholdError
 from expectations.flags import (
     NULL_TEXT,
     Columns,
@@ -38,12 +39,10 @@ from expectations.flags import (
     flag_column,
     id_checks,
 )
-from tasks.errors import ConfigError, DataError
+from expectations.thresholds import Thresholds
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
-
-    from tasks.config import ValidateConfig
 
 SUITE_NAME = "interactions"
 BATCH_SUITE_NAME = "interactions_batch"  # the whole-batch checks of a partitioned batch
@@ -60,25 +59,23 @@ INGEST_REASON = "flagged at ingest"
 _FLOAT_MAX = sys.float_info.max
 
 
-def timestamp_bounds(
-    config: ValidateConfig, now: pd.Timestamp
-) -> tuple[pd.Timestamp, pd.Timestamp]:
+def timestamp_bounds(limits: Thresholds, now: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Oldest and newest accepted event time, both in UTC."""
     try:
-        oldest = _as_utc(pd.Timestamp(config.min_timestamp))
+        oldest = _as_utc(pd.Timestamp(limits.min_timestamp))
         if pd.isna(oldest):
             raise ValueError("empty or NaT")
     except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"validate.min_timestamp {config.min_timestamp!r} is not a timestamp ({exc}); "
+        raise ThresholdError(
+            f"validate.min_timestamp {limits.min_timestamp!r} is not a timestamp ({exc}); "
             "expected ISO 8601 such as '1995-01-01T00:00:00Z'; fix the config"
         ) from exc
-    newest = _as_utc(now) + pd.Timedelta(hours=config.future_tolerance_hours)
+    newest = _as_utc(now) + pd.Timedelta(hours=limits.future_tolerance_hours)
     return oldest, newest
 
 
 def interaction_checks(
-    config: ValidateConfig,
+    limits: Thresholds,
     now: pd.Timestamp,
     *,
     has_value: bool = True,
@@ -86,11 +83,11 @@ def interaction_checks(
     has_catalog: bool = False,
 ) -> list[RowCheck]:
     """The row checks of the suite, in its order (a row's reasons follow this order)."""
-    oldest, newest = timestamp_bounds(config, now)
-    hours = f"{config.future_tolerance_hours:g}"
+    oldest, newest = timestamp_bounds(limits, now)
+    hours = f"{limits.future_tolerance_hours:g}"
     between = "expect_column_values_to_be_between"
-    checks = id_checks("user_id", config.max_id_length)
-    checks += id_checks("item_id", config.max_id_length)
+    checks = id_checks("user_id", limits.max_id_length)
+    checks += id_checks("item_id", limits.max_id_length)
     checks += [
         RowCheck(
             "timestamp is null",
@@ -144,11 +141,11 @@ def interaction_checks(
                 "value",
                 between,
                 "value",
-                f"value outside [{config.value_min:g}, {config.value_max:g}]",
-                {"min_value": config.value_min, "max_value": config.value_max},
+                f"value outside [{limits.value_min:g}, {limits.value_max:g}]",
+                {"min_value": limits.value_min, "max_value": limits.value_max},
             ),
         ]
-    if config.max_events_per_user is not None:
+    if limits.max_events_per_user is not None:
         checks.append(
             RowCheck(
                 "user has too many events",
@@ -156,9 +153,9 @@ def interaction_checks(
                 "user_id",
                 between,
                 USER_EVENTS,
-                f"user has more than {config.max_events_per_user} events in this batch "
+                f"user has more than {limits.max_events_per_user} events in this batch "
                 "(likely a bot; validate.max_events_per_user)",
-                {"max_value": config.max_events_per_user},
+                {"max_value": limits.max_events_per_user},
             )
         )
     if has_catalog:
@@ -188,7 +185,7 @@ def interaction_checks(
 
 
 def build_interactions_suite(
-    config: ValidateConfig,
+    limits: Thresholds,
     now: pd.Timestamp,
     checks: list[RowCheck],
     *,
@@ -210,16 +207,16 @@ def build_interactions_suite(
     expectations = []
     if batch_checks:
         expectations.append(
-            gxe.ExpectTableRowCountToBeBetween(min_value=config.min_rows, meta=batch("min_rows"))
+            gxe.ExpectTableRowCountToBeBetween(min_value=limits.min_rows, meta=batch("min_rows"))
         )
         if volume_floor is not None:
             expectations.append(
                 gxe.ExpectTableRowCountToBeBetween(min_value=volume_floor, meta=batch("volume"))
             )
-        if config.max_event_age_days is not None:
+        if limits.max_event_age_days is not None:
             expectations.append(
                 gxe.ExpectColumnMaxToBeBetween(
-                    column=TIMESTAMP_VALID, min_value=_freshest(config, now), meta=batch("stale")
+                    column=TIMESTAMP_VALID, min_value=_freshest(limits, now), meta=batch("stale")
                 )
             )
     key = dedup_key or list(REQUIRED_COLUMNS)
@@ -260,7 +257,7 @@ def _describe(c: RowCheck) -> str:
 
 
 def build_partitioned_batch_suite(
-    config: ValidateConfig, now: pd.Timestamp, volume_floor: int | None
+    limits: Thresholds, now: pd.Timestamp, volume_floor: int | None
 ) -> ExpectationSuite:
     """The whole-batch checks of a batch validated in user partitions.
 
@@ -274,7 +271,7 @@ def build_partitioned_batch_suite(
 
     expectations = [
         gxe.ExpectColumnSumToBeBetween(
-            column=PARTITION_ROWS, min_value=config.min_rows, meta=batch("min_rows")
+            column=PARTITION_ROWS, min_value=limits.min_rows, meta=batch("min_rows")
         )
     ]
     if volume_floor is not None:
@@ -283,18 +280,18 @@ def build_partitioned_batch_suite(
                 column=PARTITION_ROWS, min_value=volume_floor, meta=batch("volume")
             )
         )
-    if config.max_event_age_days is not None:
+    if limits.max_event_age_days is not None:
         expectations.append(
             gxe.ExpectColumnMaxToBeBetween(
-                column=PARTITION_NEWEST, min_value=_freshest(config, now), meta=batch("stale")
+                column=PARTITION_NEWEST, min_value=_freshest(limits, now), meta=batch("stale")
             )
         )
     return gx.ExpectationSuite(name=BATCH_SUITE_NAME, expectations=expectations)
 
 
-def _freshest(config: ValidateConfig, now: pd.Timestamp) -> str:
+def _freshest(limits: Thresholds, now: pd.Timestamp) -> str:
     """The newest acceptable event must be at least this recent (stale-data check)."""
-    return (_as_utc(now) - pd.Timedelta(days=config.max_event_age_days)).isoformat()
+    return (_as_utc(now) - pd.Timedelta(days=limits.max_event_age_days)).isoformat()
 
 
 def _as_utc(ts: pd.Timestamp) -> pd.Timestamp:
@@ -302,11 +299,11 @@ def _as_utc(ts: pd.Timestamp) -> pd.Timestamp:
 
 
 def check_dtypes(schema: pa.Schema) -> None:
-    """Raise DataError when ``timestamp`` is not a time-zone-aware timestamp or ``value``
+    """Raise ColumnTypeError when ``timestamp`` is not a time-zone-aware timestamp or ``value``
     (when there) is not numeric."""
     timestamp = schema.field("timestamp").type
     if not (pa.types.is_timestamp(timestamp) and timestamp.tz is not None):
-        raise DataError(
+        raise ColumnTypeError(
             f"interactions: column 'timestamp' must be a timezone-aware UTC datetime; got dtype "
             f"{_dtype(timestamp)}; parse it in ingest with pd.to_datetime(..., utc=True, "
             "errors='coerce')"
@@ -314,7 +311,7 @@ def check_dtypes(schema: pa.Schema) -> None:
     if "value" in schema.names:
         value = schema.field("value").type
         if not (pa.types.is_integer(value) or pa.types.is_floating(value)):
-            raise DataError(
+            raise ColumnTypeError(
                 f"interactions: column 'value' must be numeric; got dtype {_dtype(value)}; "
                 "convert it in ingest with pd.to_numeric(..., errors='coerce') or drop the column"
             )

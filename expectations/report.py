@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from expectations.escaping import markdown_text
+from expectations.thresholds import Thresholds
 
 SAMPLE_ROWS = 3
 
@@ -26,21 +27,23 @@ def _samples(df: pd.DataFrame, newest_first: bool = False) -> str:
 
 
 def batch_failure_message(name: str, result: Any, check: str, df: pd.DataFrame, ctx: dict) -> str:
-    """The DataValidationError text for a failed batch-level expectation."""
-    config, docs = ctx["config"], ctx["docs"]
+    """The DataValidationError text for a failed batch-level expectation; ``ctx`` holds
+    ``limits`` (the Thresholds), ``now``, ``volume`` (the volume floor's figures) and
+    ``docs`` (the Data Docs index)."""
+    limits, docs = ctx["limits"], ctx["docs"]
     expectation = result.expectation_config.type
     observed = result.result.get("observed_value")
     if isinstance(observed, pd.Timestamp):
         observed = observed.isoformat()
     if check == "min_rows":
         detail = (
-            f"observed {observed} rows, at least {config.min_rows} required (validate.min_rows)"
+            f"observed {observed} rows, at least {limits.min_rows} required (validate.min_rows)"
         )
         todo = "check that ingest read the full source, or lower validate.min_rows"
     elif check == "volume":
         volume = ctx["volume"]
         detail = (
-            f"observed {observed} rows, more than {config.max_volume_drop:.0%} below the "
+            f"observed {observed} rows, more than {limits.max_volume_drop:.0%} below the "
             f"trailing average {volume['trailing_average']:g} of the previous "
             f"{volume['previous_runs']} runs (at least {volume['floor']} expected; "
             "validate.max_volume_drop)"
@@ -52,7 +55,7 @@ def batch_failure_message(name: str, result: Any, check: str, df: pd.DataFrame, 
     elif check == "stale":
         detail = (
             f"the newest acceptable event is {observed}, older than "
-            f"{config.max_event_age_days:g} days before {ctx['now'].isoformat()} "
+            f"{limits.max_event_age_days:g} days before {ctx['now'].isoformat()} "
             "(validate.max_event_age_days)"
         )
         todo = "check that the source is still being updated, or raise validate.max_event_age_days"
@@ -70,7 +73,7 @@ def batch_failure_message(name: str, result: Any, check: str, df: pd.DataFrame, 
     )
 
 
-def quarantine_share_message(table: Any, config: Any, docs: Any) -> str:
+def quarantine_share_message(table: Any, limits: Thresholds, docs: Any) -> str:
     """The DataValidationError text when too many rows were quarantined."""
     share = table.rows_quarantined / table.rows_read
     by_reason = ", ".join(
@@ -79,7 +82,7 @@ def quarantine_share_message(table: Any, config: Any, docs: Any) -> str:
     )
     return (
         f"interactions: quarantine share {share:.2%} ({table.rows_quarantined} of "
-        f"{table.rows_read} rows) is above the threshold {config.max_quarantine_share:.2%} "
+        f"{table.rows_read} rows) is above the threshold {limits.max_quarantine_share:.2%} "
         "(validate.max_quarantine_share); "
         f"reasons: {by_reason}; sample rows: {'; '.join(table.samples)}; nothing was written "
         "downstream; fix the source or the ingest column mapping, or raise "

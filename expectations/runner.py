@@ -9,7 +9,8 @@ validation fail with "ExpectationSuite 'interactions' not found" or "has changed
 What operators read stays where it was, in the GX file project under ``<gx_root>/gx``:
 every validation result, each suite as last run, and one Data Docs site listing the
 results of all runs (``gx/uncommitted/data_docs/local_site/index.html``). A runner writes
-there only under a short flock on ``<gx_root>/gx.lock``: each result as soon as it is
+there only under a short lock on ``<gx_root>/gx.lock``, taken with the ``lock`` its caller
+passes (the pipeline's flock, ``tasks.storage.shared_files.locked``): each result as soon as it is
 made, under this run's unique run name (``<label>-<8 hex>``, so two runs never share a
 key), then at ``finish`` its suites, its pages and the index. A suite run with COMPLETE
 results (the item and user tables) lists its unexpected rows by the frame's ``__row__``
@@ -25,29 +26,42 @@ import copy
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import pandas as pd
 
 from expectations.common import ROW_COLUMN
-from tasks.errors import DataError
-from tasks.storage.shared_files import locked
+from expectations.errors import ColumnTypeError
 
 DATASOURCE_NAME = "recpipe"
 BATCH_DEFINITION_NAME = "whole_dataframe"
 LOCK_WAIT_SECONDS = 300.0  # a Data Docs build takes seconds; this long means a hung holder
 
 
+class StoreLock(Protocol):
+    """Holds an exclusive lock on ``<path>.lock`` for one short change, waiting at most
+    ``wait_seconds`` for another holder (then raising); ``what`` names the locked thing in
+    that error."""
+
+    def __call__(
+        self, path: Path, wait_seconds: float, *, what: str
+    ) -> AbstractContextManager[object]: ...
+
+
 def run_suites(
-    gx_root: Path, batches: list[tuple[Any, pd.DataFrame]], run_name: str | None = None
+    gx_root: Path,
+    batches: list[tuple[Any, pd.DataFrame]],
+    run_name: str | None = None,
+    *,
+    lock: StoreLock,
 ) -> tuple[dict[str, list], Path | None]:
     """Validate each ``(suite, frame)``; return ``{suite name: results}`` and the docs index."""
-    runner = SuiteRunner(gx_root, run_name)
+    runner = SuiteRunner(gx_root, run_name, lock=lock)
     out = {suite.name: runner.run(suite, frame) for suite, frame in batches}
     return out, runner.finish()
 
@@ -58,10 +72,11 @@ class SuiteRunner:
     ``run`` may be called more than once with the same suite (one user partition of a
     large batch after another): each call publishes its own validation result, and no
     frame or result is kept once its results are returned. ``run_name`` labels this run's
-    results in the Data Docs (``validate`` passes ``run_date=YYYY-MM-DD``).
+    results in the Data Docs (``validate`` passes ``run_date=YYYY-MM-DD``). ``lock``
+    serializes the writes to the shared GX project with other processes' runners.
     """
 
-    def __init__(self, gx_root: Path, run_name: str | None = None) -> None:
+    def __init__(self, gx_root: Path, run_name: str | None = None, *, lock: StoreLock) -> None:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
         import great_expectations as gx
 
@@ -69,6 +84,7 @@ class SuiteRunner:
         gx_root.mkdir(parents=True, exist_ok=True)
         self._gx = gx
         self._root = gx_root
+        self._lock = lock
         self.run_name = f"{run_name or 'recpipe'}-{uuid.uuid4().hex[:8]}"
         with self._store_locked():  # the first run creates the project; _quiet may save it
             self._shared = gx.get_context(mode="file", project_root_dir=gx_root)
@@ -84,7 +100,7 @@ class SuiteRunner:
     @contextmanager
     def _store_locked(self) -> Iterator[None]:
         # <gx_root>/gx.lock, beside the shared GX project <gx_root>/gx
-        with locked(self._root / "gx", LOCK_WAIT_SECONDS, what="the GX store"):
+        with self._lock(self._root / "gx", LOCK_WAIT_SECONDS, what="the GX store"):
             yield
 
     def _checkpoint(self, suite: Any, result_format: str) -> Any:
@@ -119,7 +135,8 @@ class SuiteRunner:
         return checkpoint
 
     def run(self, suite: Any, frame: pd.DataFrame, result_format: str = "COMPLETE") -> list:
-        """Validate ``frame`` against ``suite``; the results, GX errors raised as DataError.
+        """Validate ``frame`` against ``suite``; the results, GX errors raised as
+        ColumnTypeError.
 
         ``COMPLETE`` lists every unexpected row (by ``__row__``), for :func:`flagged_rows`;
         ``SUMMARY`` (a suite whose rows are flagged before GX runs, see
@@ -231,7 +248,7 @@ def _raise_on_gx_errors(table: str, results: list) -> None:
         messages = [i.get("exception_message") for i in infos if i.get("raised_exception")]
         if messages:
             cfg = r.expectation_config
-            raise DataError(
+            raise ColumnTypeError(
                 f"{table}: GX could not evaluate {cfg.type} on column "
                 f"{cfg.kwargs.get('column')!r}: {messages[0]}; check that column's dtype in ingest"
             )

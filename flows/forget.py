@@ -64,7 +64,7 @@ def _redact_parameters(run_id: Any, tombstones: list[str], config: PipelineConfi
         return False
     from prefect.client.orchestration import get_client
 
-    from flows.operate import deployment_parameters
+    from flows.parameters import deployment_parameters
 
     parameters = {"users": tombstones, **deployment_parameters(config)}
     with get_client(sync_client=True) as client:

@@ -53,8 +53,9 @@ def backtest_dates(start: date, end: date, every_days: int) -> list[date]:
 def next_period_holdout(interactions: pd.DataFrame, day: pd.Timestamp, until: pd.Timestamp):
     """The users with history before ``day`` and items new to them in ``[day, until)``."""
     from models.vocab import IdVocabulary
+    from tasks.data.snapshot import FeatureSet
     from tasks.evaluate import holdout_from_features
-    from tasks.features import FeatureSet, encode
+    from tasks.features import encode
 
     ts = interactions["timestamp"]
     before, after = interactions[ts < day], interactions[(ts >= day) & (ts < until)]

@@ -29,7 +29,7 @@ from models.vocab import IdVocabulary
 from tasks.config import EvaluateConfig
 from tasks.data.catalog import build_catalog
 from tasks.data.parallel import available_cpus
-from tasks.features import FeatureSet
+from tasks.data.snapshot import FeatureSet
 from tasks.scoring.inputs import ScoringInputs, binary_matrix, model_rows
 from tasks.scoring.ranking import rank_blocks
 
@@ -86,7 +86,7 @@ def holdout_from_snapshot(
     """:func:`holdout_from_features` of the snapshot in ``directory``, one user partition
     at a time (part i of train and of valid hold the same users); with ``sample``, on the
     users :meth:`Holdout.sample` would choose, reading the history of those users only."""
-    from tasks.features import read_vocabularies, table_parts
+    from tasks.data.snapshot import read_vocabularies, table_parts
 
     users, items = read_vocabularies(Path(directory))
     train, valid = table_parts(directory, "train"), table_parts(directory, "valid")

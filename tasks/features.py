@@ -1,16 +1,8 @@
 """Build features: id vocabularies, a global temporal train/validation split, Parquet.
 
-Layout of a feature snapshot folder:
-
-    users.parquet        user_id, user_idx       (vocabulary of every validated user)
-    items.parquet        item_id, item_idx       (vocabulary of every validated item)
-    train.parquet        user_idx, item_idx, timestamp, value   (events <= cutoff)
-    valid.parquet        same columns                            (events  > cutoff)
-    meta.json            cutoff, counts, date range
-
-``train.parquet`` and ``valid.parquet`` are files when written by ``save_features`` and
-folders of one file per user partition when the nightly flow builds them; readers
-(``load_features``, pandas, pyarrow) take either.
+The snapshot's layout, ``FeatureSet`` and its readers and writers are in
+``tasks/data/snapshot.py``: ``build_features`` returns a ``FeatureSet`` in memory, the
+nightly flow writes the snapshot in user partitions (below).
 
 Both ways run on Arrow tables (tasks/data/encode.py): pandas only where a caller hands
 in or takes out a DataFrame (``build_features``, ``FeatureSet``).
@@ -29,7 +21,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import scipy.sparse as sp
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -47,38 +38,8 @@ from tasks.data.encode import (
     vocabulary,
 )
 from tasks.data.holdout import evidence_counts, size_holdout
+from tasks.data.snapshot import FeatureSet, write_vocabulary_files
 from tasks.errors import DataError
-
-
-@dataclass(frozen=True)
-class FeatureSet:
-    users: IdVocabulary
-    items: IdVocabulary
-    train: pd.DataFrame
-    valid: pd.DataFrame
-    cutoff: pd.Timestamp  # NaT when each active user's latest events are held out
-    holdout: dict | None = None  # what was held out and why (tasks/data/holdout.py)
-    seen: pd.DataFrame | None = None  # events before the hold-out that are not positives
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return len(self.users), len(self.items)
-
-    def matrix(self, part: str) -> sp.csr_matrix:
-        """Binary users x items CSR matrix of ``part`` ("train", "valid" or "all")."""
-        frames = {"train": [self.train], "valid": [self.valid], "all": [self.train, self.valid]}
-        frame = pd.concat(frames[part], ignore_index=True)
-        return interactions_matrix(frame, self.shape)
-
-
-def interactions_matrix(frame: pd.DataFrame, shape: tuple[int, int]) -> sp.csr_matrix:
-    """Binary CSR matrix from (user_idx, item_idx) rows; repeated pairs count once."""
-    data = np.ones(len(frame), dtype=np.float32)
-    matrix = sp.csr_matrix(
-        (data, (frame["user_idx"].to_numpy(), frame["item_idx"].to_numpy())), shape=shape
-    )
-    matrix.data[:] = 1.0
-    return matrix
 
 
 def build_features(interactions: pd.DataFrame, config: FeatureConfig) -> FeatureSet:
@@ -202,7 +163,7 @@ def write_vocabularies(plan: FeaturePlan, ids: list[dict]) -> dict:
     """Merge the partitions' ids into the snapshot's vocabularies; fix the cutoff."""
     users = vocabulary([part["users"] for part in ids])
     items = vocabulary([part["items"] for part in ids])
-    _write_vocabularies(Path(plan.out_dir), users, items)
+    write_vocabulary_files(Path(plan.out_dir), users, items)
     first = min(pd.Timestamp(part["first"]) for part in ids if part["rows"])
     last = max(pd.Timestamp(part["last"]) for part in ids if part["rows"])
     stats = [part["holdout_stats"] for part in ids if part["rows"]]
@@ -276,79 +237,6 @@ def _read_vocabularies(out_dir: str, stamp: tuple) -> tuple[pa.Array, pa.Array]:
         .combine_chunks()
         .cast(ID_TYPE)
         for name in ("user", "item")
-    )
-
-
-def read_vocabularies(directory: Path) -> tuple[IdVocabulary, IdVocabulary]:
-    """The snapshot's user and item vocabularies (written sorted: not sorted again)."""
-    return _read_vocabulary(directory, "user"), _read_vocabulary(directory, "item")
-
-
-def _read_vocabulary(directory: Path, name: str) -> IdVocabulary:
-    table = pq.read_table(directory / f"{name}s.parquet", columns=[f"{name}_id", f"{name}_idx"])
-    order = np.argsort(table.column(f"{name}_idx").to_numpy(), kind="stable")
-    ids = table.column(f"{name}_id").to_numpy()[order]
-    if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():  # not as written: sort them
-        return IdVocabulary(ids)
-    return IdVocabulary.from_sorted(ids)
-
-
-def _write_vocabularies(directory: Path, users: pa.Array, items: pa.Array) -> None:
-    """users.parquet (user_id, user_idx) and items.parquet (item_id, item_idx)."""
-    for name, ids in (("user", users), ("item", items)):
-        table = pa.table(
-            {f"{name}_id": ids.cast(ID_TYPE), f"{name}_idx": np.arange(len(ids), dtype=np.int64)}
-        )
-        pq.write_table(table, directory / f"{name}s.parquet")
-
-
-def save_features(features: FeatureSet, directory: Path) -> dict:
-    directory.mkdir(parents=True, exist_ok=True)
-    _write_vocabularies(
-        directory,
-        pa.array(features.users.ids.astype(str), ID_TYPE),
-        pa.array(features.items.ids.astype(str), ID_TYPE),
-    )
-    features.train.to_parquet(directory / "train.parquet", index=False)
-    features.valid.to_parquet(directory / "valid.parquet", index=False)
-    if features.seen is not None:
-        features.seen.to_parquet(directory / "seen.parquet", index=False)
-    all_ts = pd.concat([features.train["timestamp"], features.valid["timestamp"]])
-    meta = {
-        "cutoff": None if pd.isna(features.cutoff) else features.cutoff.isoformat(),
-        "holdout": features.holdout,
-        "n_users": len(features.users),
-        "n_items": len(features.items),
-        "n_train": len(features.train),
-        "n_valid": len(features.valid),
-        "first_event": all_ts.min().isoformat(),
-        "last_event": all_ts.max().isoformat(),
-    }
-    (directory / "meta.json").write_text(json.dumps(meta, indent=2))
-    return meta
-
-
-def table_parts(directory: Path | str, table: str) -> list[Path]:
-    """The files of a snapshot's ``table`` ("train" or "valid"): the file itself, or its
-    folder's part files in order (part i of train and of valid hold the same users)."""
-    path = Path(directory) / f"{table}.parquet"
-    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-
-
-def load_features(directory: Path | str) -> FeatureSet:
-    directory = Path(directory)
-    meta = json.loads((directory / "meta.json").read_text())
-    users, items = read_vocabularies(directory)
-    return FeatureSet(
-        users=users,
-        items=items,
-        train=pd.read_parquet(directory / "train.parquet"),
-        valid=pd.read_parquet(directory / "valid.parquet"),
-        seen=pd.read_parquet(directory / "seen.parquet")
-        if (directory / "seen.parquet").exists()
-        else None,
-        cutoff=pd.Timestamp(meta["cutoff"]) if meta.get("cutoff") else pd.NaT,
-        holdout=meta.get("holdout"),
     )
 
 

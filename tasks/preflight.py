@@ -58,7 +58,7 @@ def check_files(files: Any) -> int:
 
 def header(path: Path, files: Any, name: str) -> list[str]:
     """The column names of a CSV (first line) or Parquet file (schema), nothing else read."""
-    from tasks.sources.files import delimiter_for, file_kind
+    from tasks.sources.file_listing import delimiter_for, file_kind
 
     try:
         if path.stat().st_size == 0:
@@ -90,7 +90,7 @@ def check_columns(path: Path, files: Any, name: str) -> None:
         return
     import pandas as pd
 
-    from tasks.sources.files import to_contract
+    from tasks.sources.mapping import to_contract
 
     to_contract(pd.DataFrame({c: pd.Series([], dtype="str") for c in columns}), files, name)
 

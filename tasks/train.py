@@ -121,7 +121,7 @@ def train_task(
 ) -> dict:
     from models.vocab import save_bundle
     from tasks import tracking
-    from tasks.features import read_vocabularies
+    from tasks.data.snapshot import read_vocabularies
     from tasks.storage.workspace import Workspace
 
     users, items = read_vocabularies(Path(features_dir))

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from models.inputs import sequences_from_events
 from models.vocab import IdVocabulary
-from tasks.features import FeatureSet, read_vocabularies, table_parts
+from tasks.data.snapshot import FeatureSet, read_vocabularies, table_parts
 
 TITLE_BUCKETS = 64
 _TOKEN = re.compile(r"[a-z0-9]+")

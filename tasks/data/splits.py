@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from models.vocab import IdVocabulary
-from tasks.features import interactions_matrix
+from tasks.data.snapshot import interactions_matrix
 
 Protocol = Literal["temporal", "leave-last-out", "random"]
 PROTOCOLS: tuple[str, ...] = ("temporal", "leave-last-out", "random")

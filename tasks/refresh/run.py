@@ -171,8 +171,9 @@ class _Runner:
     def get(self) -> Any:
         if self._runner is None:
             from expectations.runner import SuiteRunner
+            from tasks.storage.shared_files import locked
 
-            self._runner = SuiteRunner(self.gx_root, self.run_name)
+            self._runner = SuiteRunner(self.gx_root, self.run_name, lock=locked)
         return self._runner
 
 

@@ -37,14 +37,10 @@ import pandas as pd
 
 from tasks.config import FilesConfig
 from tasks.errors import DataError
-from tasks.sources.files import (
-    SOURCE_FILE,
-    SOURCE_ROW,
-    SOURCE_TEXT,
-    SourceFileVanished,
-    list_data_files,
-    read_interactions,
-)
+from tasks.sources.file_listing import list_data_files
+from tasks.sources.file_reader import SourceFileVanished
+from tasks.sources.files import read_interactions
+from tasks.sources.mapping import SOURCE_FILE, SOURCE_ROW, SOURCE_TEXT
 from tasks.storage.shared_files import locked, replace_atomically, write_json
 
 MANIFEST = "_landing_manifest.json"

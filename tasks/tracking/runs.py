@@ -61,7 +61,7 @@ def ensure_experiment(client: Any, workspace: Workspace, name: str) -> str:
     """The experiment ``name`` (created in the workspace's artifact store if new), tagged so
     MLflow's UI opens it on its runs table with the ranking metrics as columns (see
     ``tasks/tracking/ui.py``); an existing experiment gets the tags too."""
-    from tasks.tracking import ui
+    from tasks.tracking.ui import tag_experiment
 
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
@@ -71,7 +71,7 @@ def ensure_experiment(client: Any, workspace: Workspace, name: str) -> str:
         tags: dict[str, str] = {}
     else:
         experiment_id, tags = experiment.experiment_id, experiment.tags
-    ui.tag_experiment(client, experiment_id, tags)
+    tag_experiment(client, experiment_id, tags)
     return experiment_id
 
 
@@ -180,10 +180,10 @@ def log_dataset(client: Any, run_id: str, dataset: Any, context: str = "training
 def start_parent_run(client: Any, experiment_id: str, run_name: str, tags: dict[str, str]) -> str:
     """A run of its own; a ``prefect.flow_run_id`` tag gains ``prefect.flow_run_url`` when
     the Prefect UI's address is known (``PREFECT_UI_URL``, or a real server's API URL)."""
-    from tasks.tracking import ui
+    from tasks.tracking.ui import prefect_flow_run_url
 
     flow_run_id = tags.get("prefect.flow_run_id")
-    url = ui.prefect_flow_run_url(flow_run_id) if flow_run_id else None
+    url = prefect_flow_run_url(flow_run_id) if flow_run_id else None
     if url and "prefect.flow_run_url" not in tags:
         tags = {**tags, "prefect.flow_run_url": url}
     run = client.create_run(experiment_id, run_name=run_name, tags=tags)

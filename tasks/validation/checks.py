@@ -42,8 +42,11 @@ from expectations.report import (
     quarantine_share_message,
 )
 from expectations.runner import SuiteRunner
+from expectations.thresholds import Thresholds
 from tasks.config import ValidateConfig
 from tasks.errors import DataError, DataValidationError
+from tasks.storage.shared_files import locked
+from tasks.validation.suites import pipeline_errors, suite_thresholds
 
 VOLUME_HISTORY = "volume_history.json"
 ARTIFACT_KEY = "recpipe-validation"
@@ -127,6 +130,7 @@ def volume_floor(previous: Sequence[int], config: ValidateConfig) -> dict:
     return {"floor": floor, "trailing_average": round(average, 1), "previous_runs": len(recent)}
 
 
+@pipeline_errors()
 def validate_interactions(
     df: pd.DataFrame | pa.Table,
     *,
@@ -160,6 +164,7 @@ def validate_interactions(
     this call makes its own, whose results are labelled ``run_name`` in the Data Docs.
     """
     _check_tables(df, items, users)
+    limits = suite_thresholds(config)
     rows_read = len(df)
     if rows_read == 0 and not partition:
         raise DataValidationError(
@@ -175,21 +180,21 @@ def validate_interactions(
     key = [*REQUIRED_COLUMNS, *(["event_type"] if "event_type" in names else [])]
     volume = volume_floor(previous_volumes, config)
     checks = interaction_checks(
-        config,
+        limits,
         now,
         has_value="value" in names,
         has_issue=ISSUE_COLUMN in names,
         has_catalog=items is not None,
     )
     columns = Columns(table)
-    masks = check_masks(checks, columns, timestamp_bounds(config, now), catalog_ids(items))
+    masks = check_masks(checks, columns, timestamp_bounds(limits, now), catalog_ids(items))
     clean = ~np.logical_or.reduce([*masks.values(), np.zeros(rows_read, dtype=bool)])
     repeated, dropped = duplicate_masks(columns, key, clean)
     stale_check = not partition and config.max_event_age_days is not None
     frame = suite_frame(columns, checks, masks, repeated, key, stale_check)
     del columns
     suite = build_interactions_suite(
-        config,
+        limits,
         now,
         checks,
         dedup_key=key,
@@ -197,15 +202,15 @@ def validate_interactions(
         batch_checks=not partition,
     )
     own_runner = runner is None
-    runner = SuiteRunner(Path(gx_root), run_name) if runner is None else runner
+    runner = SuiteRunner(Path(gx_root), run_name, lock=locked) if runner is None else runner
     results = {SUITE_NAME: runner.run(suite, frame, result_format="SUMMARY")}
     del frame
     counts = {name: int(mask.sum()) for name, mask in masks.items()}
     check_counts(SUITE_NAME, results[SUITE_NAME], {**counts, DUPLICATE_KEY: int(repeated.sum())})
-    catalogs = {} if partition else validate_catalogs(runner, config, now, items, users)
+    catalogs = {} if partition else validate_catalogs(runner, limits, now, items, users)
     docs_index = runner.finish() if own_runner else None
 
-    context = {"config": config, "now": now, "volume": volume, "docs": docs_index}
+    context = {"limits": limits, "now": now, "volume": volume, "docs": docs_index}
     if batch_failures(results[SUITE_NAME]):
         raise_on_batch_failures(
             "interactions", results[SUITE_NAME], _sample_rows(table, results), context
@@ -218,7 +223,7 @@ def validate_interactions(
             main, accepted=main.accepted.to_pandas(), quarantined=main.quarantined.to_pandas()
         )
     if not partition:
-        check_quarantine_share(main, config, docs_index)
+        check_quarantine_share(main, limits, docs_index)
     catalogs = {name: catalog.split() for name, catalog in catalogs.items()}
     return ValidationResult.of(main, catalogs, docs_index, {**volume, "rows": rows_read})
 
@@ -284,7 +289,7 @@ class CatalogCheck:
 
 def validate_catalogs(
     runner: SuiteRunner,
-    config: ValidateConfig,
+    limits: Thresholds,
     now: pd.Timestamp,
     items: pd.DataFrame | None,
     users: pd.DataFrame | None,
@@ -292,18 +297,19 @@ def validate_catalogs(
     """Run the items and users suites on the tables given."""
     out = {}
     if items is not None:
-        suite = build_items_suite(config, now, list(items.columns))
+        suite = build_items_suite(limits, now, list(items.columns))
         out["items"] = CatalogCheck(
             "items", items, runner.run(suite, table_frame(items)), "item_id"
         )
     if users is not None:
-        suite = build_users_suite(config, list(users.columns))
+        suite = build_users_suite(limits, list(users.columns))
         out["users"] = CatalogCheck(
             "users", users, runner.run(suite, table_frame(users)), "user_id"
         )
     return out
 
 
+@pipeline_errors()
 def check_columns(
     df: pd.DataFrame | pa.Table,
     items: pd.DataFrame | None,
@@ -354,8 +360,6 @@ def raise_on_batch_failures(name: str, results: list, df: pd.DataFrame, context:
         raise DataValidationError(batch_failure_message(name, r, check, df, context))
 
 
-def check_quarantine_share(
-    table: TableResult, config: ValidateConfig, docs_index: Path | None
-) -> None:
-    if table.rows_quarantined / table.rows_read > config.max_quarantine_share:
-        raise DataValidationError(quarantine_share_message(table, config, docs_index))
+def check_quarantine_share(table: TableResult, limits: Thresholds, docs_index: Path | None) -> None:
+    if table.rows_quarantined / table.rows_read > limits.max_quarantine_share:
+        raise DataValidationError(quarantine_share_message(table, limits, docs_index))

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from tasks.errors import DataValidationError
+from tasks.validation.suites import pipeline_errors
 
 SAMPLE_ROWS = 5
 
@@ -32,17 +33,19 @@ def check_recommendations(
     return run_checks(frame, k, gx_root, runner)
 
 
+@pipeline_errors()
 def run_checks(frame: pd.DataFrame, k: int, gx_root: Path, runner: Any = None) -> dict:
     """The output suite on a table with its derived check columns (``with_checks``)."""
     from expectations.common import ROW_COLUMN
     from expectations.recommendations import build_recommendations_suite
     from expectations.runner import run_suites, summary
+    from tasks.storage.shared_files import locked
 
     frame = frame.reset_index(drop=True)
     frame[ROW_COLUMN] = range(len(frame))
     suite = build_recommendations_suite(k)
     if runner is None:
-        found, docs = run_suites(gx_root, [(suite, frame)])
+        found, docs = run_suites(gx_root, [(suite, frame)], lock=locked)
         results = found["recommendations"]
     else:
         results, docs = runner.run(suite, frame), None

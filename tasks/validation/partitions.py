@@ -45,8 +45,10 @@ from expectations.interactions import (
 )
 from expectations.outcome import SAMPLES, TableResult
 from expectations.runner import SuiteRunner, summary
+from expectations.thresholds import Thresholds
 from tasks.config import ValidateConfig
 from tasks.data.shards import shard_interactions
+from tasks.storage.shared_files import locked
 from tasks.validation.checks import (
     ValidationResult,
     batch_failures,
@@ -57,10 +59,12 @@ from tasks.validation.checks import (
     validate_interactions,
     volume_floor,
 )
+from tasks.validation.suites import pipeline_errors, suite_thresholds
 
 NEWEST_SAMPLES = 3  # newest rows kept for the stale-data message
 
 
+@pipeline_errors()
 def validate_in_partitions(
     raw_path: str | Path,
     work_dir: Path,
@@ -79,6 +83,7 @@ def validate_in_partitions(
     Raises DataValidationError as :func:`tasks.validation.checks.validate_interactions` does.
     ``run_name`` labels the results of this batch in the Data Docs."""
     now = pd.Timestamp(now)  # the run's "now" (end of its run date), never the machine's
+    limits = suite_thresholds(config)
     columns = tuple(pq.read_schema(raw_path).names)
     head = pa.Table.from_batches(
         [next(pq.ParquetFile(raw_path).iter_batches(batch_size=NEWEST_SAMPLES))]
@@ -87,14 +92,14 @@ def validate_in_partitions(
     shards = shard_interactions(
         raw_path, work_dir / "partitions", config.part_rows, columns=columns
     )
-    runner = SuiteRunner(Path(gx_root), run_name)
+    runner = SuiteRunner(Path(gx_root), run_name, lock=locked)
     volume = volume_floor(previous_volumes, config)
-    figures, newest_rows = _partition_figures(shards.paths, config, now)
-    batch_suite = build_partitioned_batch_suite(config, now, volume["floor"])
+    figures, newest_rows = _partition_figures(shards.paths, limits, now)
+    batch_suite = build_partitioned_batch_suite(limits, now, volume["floor"])
     batch_results = runner.run(batch_suite, figures)
-    catalogs = validate_catalogs(runner, config, now, items, users)
+    catalogs = validate_catalogs(runner, limits, now, items, users)
     if batch_failures(batch_results) or any(batch_failures(c.results) for c in catalogs.values()):
-        context = {"config": config, "now": now, "volume": volume, "docs": runner.finish()}
+        context = {"limits": limits, "now": now, "volume": volume, "docs": runner.finish()}
         raise_on_batch_failures("interactions", batch_results, newest_rows, context)
         for table in catalogs.values():
             table.raise_on_batch_failures(context)
@@ -131,7 +136,7 @@ def validate_in_partitions(
         del part, main  # one partition's rows in memory at a time
     docs_index = runner.finish()
     main = combine_partitions(parts, [summary(r) for r in batch_results])
-    check_quarantine_share(main, config, docs_index)
+    check_quarantine_share(main, limits, docs_index)
     tables = {name: table.split() for name, table in catalogs.items()}
     volume = {**volume, "rows": main.rows_read, "partitions": len(shards.paths)}
     result = ValidationResult.of(main, tables, docs_index, volume)
@@ -175,10 +180,10 @@ def combine_partitions(parts: list[TableResult], batch_expectations: list[dict])
 
 
 def _partition_figures(
-    paths: list[str], config: ValidateConfig, now: pd.Timestamp
+    paths: list[str], limits: Thresholds, now: pd.Timestamp
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per partition (rows, newest acceptable event), and the newest rows."""
-    oldest, newest = timestamp_bounds(config, now)
+    oldest, newest = timestamp_bounds(limits, now)
     figures, newest_rows = [], []
     for path in paths:
         frame = pq.read_table(path, columns=[*REQUIRED_COLUMNS])

@@ -37,7 +37,7 @@ def test_flow_run_completed(nightly_run) -> None:
 
 
 def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
-    from tasks.features import load_features
+    from tasks.data.snapshot import load_features
     from tasks.publishing.stores import read_lake_table
     from tasks.storage.workspace import Workspace
 
@@ -81,7 +81,7 @@ DEMO_NIGHT_DIGEST = "38232fb1f379bc3a70c14dc77b479f8bcf33c3340bb77db616da28e16d6
 def test_demo_night_publishes_the_pinned_rows(nightly_run) -> None:
     import hashlib
 
-    from tasks.publish import read_lake_table
+    from tasks.publishing.stores import read_lake_table
     from tasks.storage.workspace import Workspace
 
     config, _ = nightly_run

@@ -68,7 +68,8 @@ import pytest
 
 from tasks.config import FilesConfig, ValidateConfig
 from tasks.errors import DataError, DataValidationError, RecpipeError
-from tasks.sources.files import SourceFileVanished, read_files, read_interactions, read_table
+from tasks.sources.file_reader import SourceFileVanished, read_table
+from tasks.sources.files import read_files, read_interactions
 from tasks.sources.landing import ingest_landing
 from tasks.validation.checks import validate_interactions
 
@@ -604,10 +605,10 @@ def test_a_half_written_file_is_read_next_run(tmp_path) -> None:
 
 
 def test_a_gzip_bomb_is_refused(tmp_path, monkeypatch) -> None:
-    """Policy: a .gz inflating beyond files.MAX_DECOMPRESSED_BYTES is refused, streamed."""
-    from tasks.sources import files
+    """Policy: a .gz inflating beyond file_checks.MAX_DECOMPRESSED_BYTES is refused, streamed."""
+    from tasks.sources import file_checks
 
-    monkeypatch.setattr(files, "MAX_DECOMPRESSED_BYTES", 100_000)
+    monkeypatch.setattr(file_checks, "MAX_DECOMPRESSED_BYTES", 100_000)
     with gzip.open(tmp_path / "bomb.csv.gz", "wb") as handle:
         handle.write(HEADER.encode() + b"0" * 5_000_000)  # 5 MB of zeros: ~5 kB zipped
     assert (tmp_path / "bomb.csv.gz").stat().st_size < 50_000
@@ -620,10 +621,10 @@ def test_a_gzip_bomb_is_refused(tmp_path, monkeypatch) -> None:
 
 
 def test_a_line_longer_than_the_cap_is_refused(tmp_path, monkeypatch) -> None:
-    """Policy: a line beyond files.MAX_LINE_BYTES is refused with its number, streamed."""
-    from tasks.sources import files
+    """Policy: a line beyond file_checks.MAX_LINE_BYTES is refused with its number, streamed."""
+    from tasks.sources import file_checks
 
-    monkeypatch.setattr(files, "MAX_LINE_BYTES", 2_000_000)
+    monkeypatch.setattr(file_checks, "MAX_LINE_BYTES", 2_000_000)
     long_line = "u" * 1_500_000 + "," + "i" * 1_500_000 + f",{T},4\n"  # spans read chunks
     (tmp_path / "long.csv").write_text(HEADER + f"u1,i1,{T},4\n" + long_line)
     clear_error(

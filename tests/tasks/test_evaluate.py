@@ -5,8 +5,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from models.vocab import IdVocabulary
+from tasks.data.snapshot import FeatureSet
 from tasks.evaluate import evaluate_bundle, holdout_from_features
-from tasks.features import FeatureSet
 from tests.tasks.scoring.test_ranking import FixedScores
 
 USERS = IdVocabulary(["u1", "u2", "u3"])

@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 
 from tasks.config import FeatureConfig
+from tasks.data.snapshot import load_features, save_features
 from tasks.errors import DataError
-from tasks.features import build_features, load_features, save_features
+from tasks.features import build_features
 
 
 def events(rows):

@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tasks.config import FeatureConfig
-from tasks.features import build_features, save_features
+from tasks.data.snapshot import save_features
+from tasks.features import build_features
 
 
 @functools.lru_cache(maxsize=4)

@@ -130,7 +130,8 @@ def store(tmp_path_factory):
     """A workspace with demo features and an MLflow experiment with a parent run."""
     from tasks import tracking
     from tasks.config import FeatureConfig
-    from tasks.features import build_features, save_features
+    from tasks.data.snapshot import save_features
+    from tasks.features import build_features
     from tasks.sources.demo import generate_demo
     from tasks.storage.workspace import Workspace
 

@@ -11,7 +11,8 @@ import pytest
 from tasks.config import FilesConfig
 from tasks.errors import DataError
 from tasks.sources.columns import new_issues, normalize_ids, parse_timestamps, parse_values
-from tasks.sources.files import list_data_files, read_files, read_interactions
+from tasks.sources.file_listing import list_data_files
+from tasks.sources.files import read_files, read_interactions
 
 SECOND = pd.Timestamp("2023-11-14T22:13:20Z")  # epoch 1_700_000_000
 

@@ -8,7 +8,8 @@ import pytest
 
 from tasks.sources import scale as scale_data
 from tasks.sources.demo import generate_demo
-from tasks.sources.scale import INTERACTIONS_SCHEMA, ITEMS_SCHEMA, generate_scale
+from tasks.sources.scale import INTERACTIONS_SCHEMA, generate_scale
+from tasks.sources.scale_catalogue import ITEMS_SCHEMA
 
 END = pd.Timestamp("2026-02-01", tz="UTC")
 SMALL = {
