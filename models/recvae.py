@@ -109,7 +109,7 @@ class RecVAESettings(KerasTrainingSettings):
     n_layers: int = Field(5, ge=1)
     dropout: Dropout = 0.5
     gamma: float = Field(0.005, ge=0)
-    mixture_weights: list[float] = Field(default_factory=lambda: list(MIXTURE_WEIGHTS))
+    mixture_weights: list[float] = Field(list(MIXTURE_WEIGHTS))
     wide_logvar: float = 10.0
     encoder_epochs: int = Field(3, ge=0)
     decoder_epochs: int = Field(1, ge=0)

@@ -77,7 +77,7 @@ class TwoTowerSettings(KerasTrainingSettings):
     part is zeroed (cold start); ``l2`` on the dense weights."""
 
     embedding_dim: int = Field(64, ge=4)
-    hidden_dims: list[int] = Field(default_factory=lambda: [128])
+    hidden_dims: list[int] = Field([128])
     loss: Literal["softmax", "bpr"] = "softmax"
     temperature: float = Field(0.1, gt=0)
     logq_correction: bool = True

@@ -95,7 +95,7 @@ class TrainConfig(Section):
     is never used for training or tuning.
     """
 
-    models: list[ModelName] = Field(default_factory=lambda: ["popularity", "ease", "mult_dae"])
+    models: list[ModelName] = Field(["popularity", "ease", "mult_dae"])
     early_stopping_days: int = Field(7, ge=1)
     popularity: PopularitySettings = PopularitySettings()
     item_knn: ItemKNNSettings = ItemKNNSettings()

@@ -27,7 +27,7 @@ class ScoreConfig(Section):
     shard_rows: int = Field(1_000_000, ge=1)
     active_days: int | None = Field(None, ge=1)
     min_history: int = Field(1, ge=1)
-    deny_items: list[str] = Field(default_factory=list)
+    deny_items: list[str] = Field([])
     deny_list_path: Path | None = None
     respect_available: bool = True
     max_per_genre: int | None = Field(None, ge=1)
