@@ -39,14 +39,12 @@ def _split_list(value: str) -> list[Any]:
     text = value.strip()
     if text.startswith("["):
         try:
-            items = json.loads(text)
+            return list(json.loads(text))
         except json.JSONDecodeError as exc:
             raise ValueError(
                 'expected a JSON list such as ["a", "b"] or comma-separated values such as a,b '
                 f"({exc.msg})"
             ) from exc
-        if isinstance(items, list):
-            return items
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
