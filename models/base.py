@@ -2,7 +2,9 @@
 
 In the spirit of scikit-learn and implicit:
 
-* the constructor only stores config (keyword arguments, kept in ``params``);
+* the constructor only stores config: keyword arguments, checked against the model's
+  settings class (``settings_class``, a :class:`ModelSettings`: the one place its
+  defaults and bounds are declared) and kept in ``params`` as a plain dict;
 * ``fit(interactions, sequences=None, *, item_features=None, validation=None)``
   learns from a users x items CSR matrix of dense indices, returns ``self`` and
   sets learned state in attributes whose names end in ``_``. The three optional
@@ -35,6 +37,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from models.inputs import (
     ItemSequences,
@@ -76,6 +79,38 @@ class Recommender(Protocol):
     def save(self, directory: Path | str) -> Path: ...
 
 
+class ModelSettings(BaseModel):
+    """A model's settings: their names, defaults and bounds, declared once.
+
+    Each model module defines a subclass beside its model class, which names it in
+    ``settings_class``; the pipeline config composes the same classes, so a setting
+    given in the TOML file or the environment is checked where the model declares it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+_BOUNDS = {
+    "greater_than_equal": ">=",
+    "greater_than": ">",
+    "less_than_equal": "<=",
+    "less_than": "<",
+}
+
+
+def _problem(error: Any) -> str:
+    """One validation error as ``name must be >= 1, got 0`` (bounds) or ``name: message``."""
+    where = ".".join(str(key) for key in error["loc"])
+    ctx = error.get("ctx") or {}
+    if error["type"] in _BOUNDS:
+        limit = next(iter(ctx.values()), "?")
+        return f"{where} must be {_BOUNDS[error['type']]} {limit}, got {error['input']!r}"
+    message = str(ctx["error"]) if error["type"] == "value_error" else error["msg"]
+    if not where:  # a check across settings: its message names them
+        return message
+    return f"{where}: {message}, got {error['input']!r}"
+
+
 class BaseRecommender:
     """Shared behaviour: parameters, fitted-state checks, top-k with exclusion, save/load."""
 
@@ -90,9 +125,30 @@ class BaseRecommender:
     #: GIL); models whose scoring has threads of its own (Keras, BLAS-heavy factor models)
     #: say no, and their calls are then made one at a time
     concurrent_scoring: ClassVar[bool] = True
+    #: the model's settings: the keyword arguments it takes, their defaults and bounds
+    settings_class: ClassVar[type[ModelSettings]] = ModelSettings
 
     def __init__(self, **params: Any) -> None:
-        self.params: dict[str, Any] = dict(params)
+        self.params: dict[str, Any] = self.settings(**params).model_dump()
+
+    @classmethod
+    def settings(cls, **params: Any) -> ModelSettings:
+        """``params`` checked against ``settings_class``, the defaults filled in.
+
+        An unknown name raises ``TypeError`` listing the accepted ones; a value out of
+        its bounds or of the wrong type raises ``ValueError``; both name the model."""
+        accepted = list(cls.settings_class.model_fields)
+        unknown = [key for key in params if key not in accepted]
+        if unknown:
+            raise TypeError(
+                f"{cls.name}: unknown setting {', '.join(map(repr, unknown))}; expected "
+                + (f"one of {', '.join(accepted)}" if accepted else "none (it takes no settings)")
+            )
+        try:
+            return cls.settings_class(**params)
+        except ValidationError as exc:
+            problems = "; ".join(_problem(error) for error in exc.errors())
+            raise ValueError(f"{cls.name}: {problems}") from None
 
     # -- fitted state -------------------------------------------------------------
     @property

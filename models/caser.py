@@ -19,10 +19,31 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
+from models.base import ModelSettings
 from models.inputs import ItemSequences
-from models.keras_base import SeededInitializers, keras_params, shuffled_batches
-from models.sequential import SequenceRecommender, left_padded, next_item_examples
+from models.keras_base import BatchSize, Dropout, SeededInitializers, shuffled_batches
+from models.sequential import (
+    SequenceRecommender,
+    SequenceSettings,
+    left_padded,
+    next_item_examples,
+)
+
+
+class CaserSettings(SequenceSettings):
+    """The last ``max_len`` (the paper's L) items' ``embedding_dim``-d embeddings under
+    ``n_h`` horizontal filters of each height 1..L and ``n_v`` vertical ones; ``l2`` on
+    the item and user embeddings."""
+
+    embedding_dim: int = Field(50, ge=4)
+    max_len: int = Field(5, ge=1)
+    n_h: int = Field(16, ge=1)
+    n_v: int = Field(4, ge=1)
+    dropout: Dropout = 0.5
+    l2: float = Field(1e-6, ge=0)
+    batch_size: BatchSize = 256
 
 
 class Caser(SequenceRecommender):
@@ -30,34 +51,7 @@ class Caser(SequenceRecommender):
 
     name: ClassVar[str] = "caser"
     personalized: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        embedding_dim: int = 50,
-        max_len: int = 5,
-        n_h: int = 16,
-        n_v: int = 4,
-        dropout: float = 0.5,
-        l2: float = 1e-6,
-        epochs: int = 30,
-        batch_size: int = 256,
-        learning_rate: float = 1e-3,
-        seed: int = 42,
-        score_batch_size: int = 1024,
-        patience: int = 3,
-        val_k: int = 10,
-    ) -> None:
-        super().__init__(
-            embedding_dim=embedding_dim,
-            max_len=max_len,
-            n_h=n_h,
-            n_v=n_v,
-            dropout=dropout,
-            l2=l2,
-            **keras_params(
-                epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
-            ),
-        )
+    settings_class: ClassVar[type[ModelSettings]] = CaserSettings
 
     def _build_network(self) -> Any:
         import keras

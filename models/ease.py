@@ -17,8 +17,9 @@ from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
-from models.base import BaseRecommender
+from models.base import BaseRecommender, ModelSettings
 
 
 def ease_weights(matrix: sp.csr_matrix, l2: float, block_users: int = 65_536) -> np.ndarray:
@@ -58,21 +59,21 @@ def ease_weights(matrix: sp.csr_matrix, l2: float, block_users: int = 65_536) ->
     return np.ascontiguousarray(precision, dtype=np.float32)
 
 
+class EASESettings(ModelSettings):
+    """``l2``: the paper's lambda, the L2 regularisation (> 0 keeps X^T X + l2 I invertible)."""
+
+    l2: float = Field(500.0, gt=0)
+
+
 class EASE(BaseRecommender):
     """Closed-form linear item-item model; ``l2`` is the paper's lambda."""
 
     name: ClassVar[str] = "ease"
     personalized: ClassVar[bool] = True
     fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "weights_")
-
-    def __init__(self, l2: float = 500.0) -> None:
-        super().__init__(l2=l2)
+    settings_class: ClassVar[type[ModelSettings]] = EASESettings
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
-        if self.params["l2"] <= 0:
-            raise ValueError(
-                f"ease: l2 must be > 0 (it keeps X^T X + l2 I invertible), got {self.params['l2']}"
-            )
         self.weights_ = ease_weights(matrix, self.params["l2"])
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:

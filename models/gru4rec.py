@@ -16,10 +16,29 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
+from models.base import ModelSettings
 from models.inputs import ItemSequences
-from models.keras_base import keras_params, shuffled_batches
-from models.sequential import SequenceRecommender, left_padded, sequence_windows
+from models.keras_base import BatchSize, Dropout, shuffled_batches
+from models.sequential import (
+    SequenceRecommender,
+    SequenceSettings,
+    left_padded,
+    sequence_windows,
+)
+
+
+class GRU4RecSettings(SequenceSettings):
+    """A ``cell`` ("gru" or "lstm") of ``hidden_dim`` units over ``embedding_dim``-d item
+    embeddings of the last ``max_len`` items."""
+
+    cell: Literal["gru", "lstm"] = "gru"
+    embedding_dim: int = Field(64, ge=4)
+    hidden_dim: int = Field(128, ge=4)
+    max_len: int = Field(50, ge=2)
+    dropout: Dropout = 0.2
+    batch_size: BatchSize = 64
 
 
 class GRU4Rec(SequenceRecommender):
@@ -27,39 +46,12 @@ class GRU4Rec(SequenceRecommender):
 
     name: ClassVar[str] = "gru4rec"
     personalized: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        cell: Literal["gru", "lstm"] = "gru",
-        embedding_dim: int = 64,
-        hidden_dim: int = 128,
-        max_len: int = 50,
-        dropout: float = 0.2,
-        epochs: int = 30,
-        batch_size: int = 64,
-        learning_rate: float = 1e-3,
-        seed: int = 42,
-        score_batch_size: int = 1024,
-        patience: int = 3,
-        val_k: int = 10,
-    ) -> None:
-        super().__init__(
-            cell=cell,
-            embedding_dim=embedding_dim,
-            hidden_dim=hidden_dim,
-            max_len=max_len,
-            dropout=dropout,
-            **keras_params(
-                epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
-            ),
-        )
+    settings_class: ClassVar[type[ModelSettings]] = GRU4RecSettings
 
     def _build_network(self) -> Any:
         import keras
 
         p = self.params
-        if p["cell"] not in ("gru", "lstm"):
-            raise ValueError(f"gru4rec: cell must be 'gru' or 'lstm', got {p['cell']!r}")
         n_items, seed = self.train_matrix_.shape[1], p["seed"]
         rnn_class = keras.layers.GRU if p["cell"] == "gru" else keras.layers.LSTM
         items = keras.Input(shape=(p["max_len"],), dtype="int32", name="items")

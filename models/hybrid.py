@@ -8,26 +8,28 @@ user's row (zero mean, unit variance), so neither scale dominates:
 
 ``weight`` is chosen on the validation target given to ``fit`` (NDCG@``val_k``
 over the candidates in ``weights``, ties to the smaller weight); without one it is
-``default_weight``. The Mult-DAE also stops early on that target. This is a hybrid,
-not a deep model: it is reported under its own name.
+``default_weight``. The Mult-DAE also stops early on that target. Its settings default
+to Liang et al.'s (:data:`models.mult_dae.PAPER_SETTINGS`) and its seed to the
+hybrid's ``seed``. This is a hybrid, not a deep model: it is reported under its own name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field, model_validator
 
-from models.base import BaseRecommender
-from models.ease import EASE
+from models.base import BaseRecommender, ModelSettings
+from models.ease import EASE, EASESettings
 from models.metrics import ndcg_at_k
-from models.mult_dae import MultDAE
+from models.mult_dae import PAPER_SETTINGS, MultDAE, MultDAESettings
 from models.ranking import top_k
 
 DEFAULT_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+DEFAULT_SEED = 42
 
 
 def standardised(scores: np.ndarray) -> np.ndarray:
@@ -38,6 +40,29 @@ def standardised(scores: np.ndarray) -> np.ndarray:
     return (centred / np.where(spread > 0, spread, 1.0)).astype(np.float32)
 
 
+class EASEMultDAESettings(ModelSettings):
+    """The two parts' settings (``ease``, ``mult_dae``), the blend ``weights`` tried on
+    validation (NDCG@``val_k``) and the ``default_weight`` without a validation target.
+    ``seed``: the Mult-DAE's, unless ``mult_dae`` sets its own."""
+
+    ease: EASESettings = EASESettings(l2=300.0)
+    mult_dae: MultDAESettings = MultDAESettings(**PAPER_SETTINGS, seed=DEFAULT_SEED)
+    weights: list[Annotated[float, Field(ge=0, le=1)]] = Field(list(DEFAULT_WEIGHTS), min_length=1)
+    default_weight: float = Field(0.5, ge=0, le=1)
+    seed: int = DEFAULT_SEED
+    val_k: int = Field(10, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dae_seed(cls, data: Any) -> Any:
+        """A ``mult_dae`` given without a seed, or left at its default, takes ``seed``."""
+        if isinstance(data, dict) and "seed" in data:
+            dae = data.get("mult_dae", PAPER_SETTINGS)
+            if isinstance(dae, dict) and "seed" not in dae:
+                data = {**data, "mult_dae": {**dae, "seed": data["seed"]}}
+        return data
+
+
 class EASEMultDAE(BaseRecommender):
     """Blend of EASE and Mult-DAE scores, the blend weight chosen on validation."""
 
@@ -46,34 +71,14 @@ class EASEMultDAE(BaseRecommender):
     fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "ease_", "dae_", "weight_")
     fit_inputs: ClassVar[tuple[str, ...]] = ("validation",)
     concurrent_scoring: ClassVar[bool] = False  # its Mult-DAE scores with TensorFlow
-
-    def __init__(
-        self,
-        ease: dict[str, Any] | None = None,
-        mult_dae: dict[str, Any] | None = None,
-        weights: Sequence[float] = DEFAULT_WEIGHTS,
-        default_weight: float = 0.5,
-        seed: int = 42,
-        val_k: int = 10,
-    ) -> None:
-        super().__init__(
-            ease=dict(ease or {}),
-            mult_dae=dict(mult_dae or {}),
-            weights=[float(w) for w in weights],
-            default_weight=float(default_weight),
-            seed=seed,
-            val_k=val_k,
-        )
+    settings_class: ClassVar[type[ModelSettings]] = EASEMultDAESettings
 
     def _fit(
         self, matrix: sp.csr_matrix, validation: tuple[np.ndarray, sp.csr_matrix] | None = None
     ) -> None:
         weights = self.params["weights"]
-        if not weights or any(not 0.0 <= w <= 1.0 for w in weights):
-            raise ValueError(f"ease_mult_dae: weights must be in [0, 1], got {weights}")
         self.ease_ = EASE(**self.params["ease"]).fit(matrix)
-        dae_params = {"seed": self.params["seed"], **self.params["mult_dae"]}
-        self.dae_ = MultDAE(**dae_params).fit(
+        self.dae_ = MultDAE(**self.params["mult_dae"]).fit(
             matrix, validation=validation, callbacks=self._fit_callbacks
         )
         self.weight_ = self.params["default_weight"]

@@ -38,8 +38,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
-from models.base import BaseRecommender
+from models.base import BaseRecommender, ModelSettings
 
 
 def _one_blas_thread() -> Any:
@@ -64,22 +65,10 @@ class ImplicitMF(BaseRecommender):
         "item_factors_",
     )
 
-    def _check_params(self) -> None:
-        if self.params["factors"] < 1 or self.params["iterations"] < 1:
-            raise ValueError(
-                f"{self.name}: need factors >= 1 and iterations >= 1, got "
-                f"{self.params['factors']}, {self.params['iterations']}"
-            )
-        if self.params["regularization"] < 0:
-            raise ValueError(
-                f"{self.name}: regularization must be >= 0, got {self.params['regularization']}"
-            )
-
     def _implicit_model(self) -> Any:
         raise NotImplementedError
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
-        self._check_params()
         with _one_blas_thread():
             self._fit_implicit(matrix)
 
@@ -125,34 +114,24 @@ def _same_rows(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
     )
 
 
+class ALSSettings(ModelSettings):
+    """``factors`` latent dimensions, ``iterations`` ALS sweeps; ``alpha``: the confidence
+    of an observed interaction; ``num_threads`` 0: every core."""
+
+    factors: int = Field(32, ge=1)
+    regularization: float = Field(20.0, ge=0)
+    alpha: float = Field(2.0, gt=0)
+    iterations: int = Field(15, ge=1)
+    seed: int = 42
+    num_threads: int = Field(0, ge=0)
+
+
 class ALS(ImplicitMF):
     """Implicit-feedback ALS (implicit's AlternatingLeastSquares, conjugate gradient)."""
 
     name: ClassVar[str] = "als"
     personalized: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        factors: int = 32,
-        regularization: float = 20.0,
-        alpha: float = 2.0,
-        iterations: int = 15,
-        seed: int = 42,
-        num_threads: int = 0,
-    ) -> None:
-        super().__init__(
-            factors=factors,
-            regularization=regularization,
-            alpha=alpha,
-            iterations=iterations,
-            seed=seed,
-            num_threads=num_threads,
-        )
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        if self.params["alpha"] <= 0:
-            raise ValueError(f"als: alpha must be > 0, got {self.params['alpha']}")
+    settings_class: ClassVar[type[ModelSettings]] = ALSSettings
 
     def _implicit_model(self) -> Any:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -177,41 +156,27 @@ class ALS(ImplicitMF):
         return np.asarray(factors, dtype=np.float32)
 
 
+class BPRSettings(ModelSettings):
+    """SGD over sampled triples: ``iterations`` epochs at ``learning_rate``.
+    ``popularity_correction``: add this times log(1 + item count) back to an item's score
+    (implicit samples negatives by popularity; 0: no correction). One thread repeats
+    exactly; more are faster but not bit-for-bit repeatable."""
+
+    factors: int = Field(64, ge=1)
+    learning_rate: float = Field(0.005, gt=0)
+    regularization: float = Field(0.001, ge=0)
+    iterations: int = Field(100, ge=1)
+    popularity_correction: float = Field(0.0, ge=0)
+    seed: int = 42
+    num_threads: int = Field(1, ge=0)
+
+
 class BPR(ImplicitMF):
     """Bayesian Personalised Ranking (implicit's BayesianPersonalizedRanking)."""
 
     name: ClassVar[str] = "bpr"
     personalized: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        factors: int = 64,
-        learning_rate: float = 0.005,
-        regularization: float = 0.001,
-        iterations: int = 100,
-        popularity_correction: float = 0.0,
-        seed: int = 42,
-        num_threads: int = 1,
-    ) -> None:
-        super().__init__(
-            factors=factors,
-            learning_rate=learning_rate,
-            regularization=regularization,
-            iterations=iterations,
-            popularity_correction=popularity_correction,
-            seed=seed,
-            num_threads=num_threads,
-        )
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        if self.params["learning_rate"] <= 0:
-            raise ValueError(f"bpr: learning_rate must be > 0, got {self.params['learning_rate']}")
-        if self.params["popularity_correction"] < 0:
-            raise ValueError(
-                "bpr: popularity_correction must be >= 0 (0: no correction), got "
-                f"{self.params['popularity_correction']}"
-            )
+    settings_class: ClassVar[type[ModelSettings]] = BPRSettings
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         scores = super()._score(users, history)

@@ -23,8 +23,9 @@ from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
-from models.base import BaseRecommender
+from models.base import BaseRecommender, ModelSettings
 
 
 def cosine_similarity(
@@ -60,22 +61,23 @@ def cosine_similarity(
     )
 
 
+class ItemKNNSettings(ModelSettings):
+    """Each item scored from its ``neighbors`` most similar items; ``shrinkage`` pulls the
+    similarity of items with little support towards zero."""
+
+    neighbors: int = Field(200, ge=1)
+    shrinkage: float = Field(10.0, ge=0)
+
+
 class ItemKNN(BaseRecommender):
     """Item-item collaborative filtering with shrunk cosine similarity."""
 
     name: ClassVar[str] = "item_knn"
     personalized: ClassVar[bool] = True
     fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "similarity_")
-
-    def __init__(self, neighbors: int = 100, shrinkage: float = 10.0) -> None:
-        super().__init__(neighbors=neighbors, shrinkage=shrinkage)
+    settings_class: ClassVar[type[ModelSettings]] = ItemKNNSettings
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
-        neighbors, shrinkage = self.params["neighbors"], self.params["shrinkage"]
-        if neighbors < 1 or shrinkage < 0:
-            raise ValueError(
-                f"item_knn: need neighbors >= 1 and shrinkage >= 0, got {neighbors}, {shrinkage}"
-            )
         self.similarity_ = cosine_similarity(
             matrix, self.params["neighbors"], self.params["shrinkage"]
         )

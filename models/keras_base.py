@@ -26,16 +26,40 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
-from models.base import BaseRecommender
+from models.base import BaseRecommender, ModelSettings
 from models.metrics import ndcg_at_k
 from models.ranking import top_k
 
 Batch = tuple[Any, Any]
+
+# Bounds of the training settings, for a model that declares its own default of one
+Epochs = Annotated[int, Field(ge=0)]  # 0: the seeded starting weights, untrained
+BatchSize = Annotated[int, Field(ge=1)]
+LearningRate = Annotated[float, Field(gt=0)]
+Patience = Annotated[int, Field(ge=1)]
+ScoreBatchSize = Annotated[int, Field(ge=1)]
+Dropout = Annotated[float, Field(ge=0, lt=1)]
+
+
+class KerasTrainingSettings(ModelSettings):
+    """What every Keras model's training takes: ``epochs`` of Adam at ``learning_rate``
+    over shuffled batches of ``batch_size`` examples, everything random drawn from
+    ``seed``; with a validation target, training stops after ``patience`` epochs without
+    a better NDCG@``val_k``. Scoring runs ``score_batch_size`` users at a time."""
+
+    epochs: Epochs = 30
+    batch_size: BatchSize = 128
+    learning_rate: LearningRate = 1e-3
+    seed: int = 42
+    patience: Patience = 3
+    val_k: int = Field(10, ge=1)
+    score_batch_size: ScoreBatchSize = 2048
 
 
 class SeededInitializers:
@@ -153,15 +177,15 @@ class KerasRecommender(BaseRecommender):
     """Adapter base: subclasses build ``network_`` and implement ``_fit`` and ``_score``.
 
     Subclasses implement ``_build_network()`` (the Keras model, from ``params`` and
-    the fitted shapes; it may also set private scoring helpers) and ``_loss()``.
-    Common params: ``epochs``, ``batch_size``, ``learning_rate``, ``seed``,
-    ``patience``, ``val_k``, ``score_batch_size``; a model that also takes
-    ``lr_plateau`` (N > 0) halves its learning rate after N epochs without a better
-    validation NDCG (only when fitted with a validation target).
+    the fitted shapes; it may also set private scoring helpers) and ``_loss()``, and
+    declare their settings as a subclass of :class:`KerasTrainingSettings`. A model
+    that also takes ``lr_plateau`` (N > 0) halves its learning rate after N epochs
+    without a better validation NDCG (only when fitted with a validation target).
     """
 
     fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "network_", "history_")
     concurrent_scoring: ClassVar[bool] = False  # TensorFlow schedules its own threads
+    settings_class: ClassVar[type[ModelSettings]] = KerasTrainingSettings
 
     def _build_network(self) -> Any:
         raise NotImplementedError
@@ -255,24 +279,3 @@ class KerasRecommender(BaseRecommender):
         network.load_weights(directory / "network.weights.h5")
         self.network_ = network
         self.history_ = json.loads((directory / "history.json").read_text())
-
-
-def keras_params(
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    seed: int,
-    patience: int,
-    val_k: int,
-    score_batch_size: int,
-) -> dict[str, Any]:
-    """The training params every Keras model takes, as a dict for ``params``."""
-    return {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "seed": seed,
-        "patience": patience,
-        "val_k": val_k,
-        "score_batch_size": score_batch_size,
-    }

@@ -17,8 +17,26 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
-from models.keras_base import KerasRecommender, keras_params, shuffled_batches
+from models.base import ModelSettings
+from models.keras_base import (
+    Dropout,
+    KerasRecommender,
+    KerasTrainingSettings,
+    shuffled_batches,
+)
+
+# Liang et al.'s Mult-DAE: 600 tanh units, input dropout 0.5, L2 0.01 on the weights, batch 500
+PAPER_SETTINGS = {
+    "hidden_dim": 600,
+    "dropout": 0.5,
+    "l2": 1e-2,
+    "batch_size": 500,
+    "learning_rate": 3e-3,
+    "epochs": 600,
+    "patience": 20,
+}
 
 
 def multinomial_nll(y_true: Any, logits: Any) -> Any:
@@ -95,38 +113,23 @@ class AutoencoderRecommender(KerasRecommender):
         return out
 
 
-class MultDAE(AutoencoderRecommender):
-    """Mult-DAE: one tanh hidden layer, input dropout, multinomial likelihood.
+class MultDAESettings(KerasTrainingSettings):
+    """One hidden layer of ``hidden_dim`` tanh units after input ``dropout``; ``l2`` on the
+    weights. ``lr_plateau`` (N > 0): the learning rate halves after N epochs without a
+    better validation NDCG (fitted with a validation target; 0 keeps it fixed)."""
 
-    ``lr_plateau`` (N > 0): the learning rate halves after N epochs without a better
-    validation NDCG (fitted with a validation target; 0, the default, keeps it fixed)."""
+    hidden_dim: int = Field(200, ge=8)
+    dropout: Dropout = 0.5
+    l2: float = Field(1e-5, ge=0)
+    lr_plateau: int = Field(0, ge=0)
+
+
+class MultDAE(AutoencoderRecommender):
+    """Mult-DAE: one tanh hidden layer, input dropout, multinomial likelihood."""
 
     name: ClassVar[str] = "mult_dae"
     personalized: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        hidden_dim: int = 200,
-        dropout: float = 0.5,
-        l2: float = 1e-5,
-        epochs: int = 30,
-        batch_size: int = 128,
-        learning_rate: float = 1e-3,
-        seed: int = 42,
-        score_batch_size: int = 2048,
-        patience: int = 3,
-        val_k: int = 10,
-        lr_plateau: int = 0,
-    ) -> None:
-        super().__init__(
-            hidden_dim=hidden_dim,
-            dropout=dropout,
-            l2=l2,
-            lr_plateau=lr_plateau,
-            **keras_params(
-                epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
-            ),
-        )
+    settings_class: ClassVar[type[ModelSettings]] = MultDAESettings
 
     def _build_network(self) -> Any:
         p = self.params

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from models.keras_base import keras_params
+from pydantic import Field
+
+from models.base import ModelSettings
+from models.keras_base import Dropout, Epochs, KerasTrainingSettings, Patience
 from models.mult_dae import AutoencoderRecommender, corrupted_input, dense
 
 
@@ -88,41 +91,28 @@ def kl_annealing(anneal_cap: float, total_anneal_steps: int) -> Any:
     return _KLAnnealing()
 
 
+class MultVAESettings(KerasTrainingSettings):
+    """``hidden_dim`` 600 and ``latent_dim`` 200 as in the paper; the KL weight rises
+    linearly over ``total_anneal_steps`` updates up to ``anneal_cap``; ``noise_std``
+    scales the sampling noise (1: the paper)."""
+
+    hidden_dim: int = Field(600, ge=8)
+    latent_dim: int = Field(200, ge=2)
+    dropout: Dropout = 0.5
+    l2: float = Field(0.0, ge=0)
+    anneal_cap: float = Field(0.2, ge=0, le=1)
+    total_anneal_steps: int = Field(20000, ge=1)
+    noise_std: float = Field(1.0, ge=0)
+    epochs: Epochs = 50
+    patience: Patience = 5
+
+
 class MultVAE(AutoencoderRecommender):
-    """Mult-VAE with KL annealing; ``hidden_dim`` 600 and ``latent_dim`` 200 as in the paper."""
+    """Mult-VAE with KL annealing."""
 
     name: ClassVar[str] = "mult_vae"
     personalized: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        hidden_dim: int = 600,
-        latent_dim: int = 200,
-        dropout: float = 0.5,
-        l2: float = 0.0,
-        anneal_cap: float = 0.2,
-        total_anneal_steps: int = 20000,
-        noise_std: float = 1.0,
-        epochs: int = 50,
-        batch_size: int = 128,
-        learning_rate: float = 1e-3,
-        seed: int = 42,
-        score_batch_size: int = 2048,
-        patience: int = 5,
-        val_k: int = 10,
-    ) -> None:
-        super().__init__(
-            hidden_dim=hidden_dim,
-            latent_dim=latent_dim,
-            dropout=dropout,
-            l2=l2,
-            anneal_cap=anneal_cap,
-            total_anneal_steps=total_anneal_steps,
-            noise_std=noise_std,
-            **keras_params(
-                epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
-            ),
-        )
+    settings_class: ClassVar[type[ModelSettings]] = MultVAESettings
 
     def _build_network(self) -> Any:
         p = self.params

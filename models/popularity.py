@@ -8,7 +8,11 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from models.base import BaseRecommender
+from models.base import BaseRecommender, ModelSettings
+
+
+class PopularitySettings(ModelSettings):
+    """The popularity baseline takes no settings."""
 
 
 class Popularity(BaseRecommender):
@@ -17,9 +21,7 @@ class Popularity(BaseRecommender):
     name: ClassVar[str] = "popularity"
     personalized: ClassVar[bool] = False
     fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "item_counts_")
-
-    def __init__(self) -> None:
-        super().__init__()
+    settings_class: ClassVar[type[ModelSettings]] = PopularitySettings
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         self.item_counts_ = np.asarray((matrix > 0).sum(axis=0), dtype=np.float32).ravel()

@@ -36,8 +36,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field, field_validator
 
-from models.keras_base import keras_params
+from models.base import ModelSettings
+from models.keras_base import (
+    BatchSize,
+    Dropout,
+    Epochs,
+    KerasTrainingSettings,
+    LearningRate,
+    Patience,
+)
 from models.mult_dae import AutoencoderRecommender, dense
 
 # weights of the standard normal, the old encoder's posterior and the wide normal
@@ -89,52 +98,44 @@ def composite_log_prior(
     return ops.logsumexp(ops.stack(weighted, axis=-1), axis=-1)
 
 
+class RecVAESettings(KerasTrainingSettings):
+    """Defaults are the paper's code's (hidden 600, latent 200, gamma 0.005, Adam 5e-4,
+    batch 500, 3 encoder passes then 1 decoder pass per epoch). ``mixture_weights``: the
+    composite prior's weights of the standard normal, the old posterior and the wide
+    normal (log-variance ``wide_logvar``)."""
+
+    hidden_dim: int = Field(600, ge=8)
+    latent_dim: int = Field(200, ge=2)
+    n_layers: int = Field(5, ge=1)
+    dropout: Dropout = 0.5
+    gamma: float = Field(0.005, ge=0)
+    mixture_weights: list[float] = Field(list(MIXTURE_WEIGHTS))
+    wide_logvar: float = 10.0
+    encoder_epochs: int = Field(3, ge=0)
+    decoder_epochs: int = Field(1, ge=0)
+    epochs: Epochs = 50
+    batch_size: BatchSize = 500
+    learning_rate: LearningRate = 5e-4
+    patience: Patience = 5
+
+    @field_validator("mixture_weights")
+    @classmethod
+    def _three_weights(cls, weights: list[float]) -> list[float]:
+        if len(weights) != 3 or min(weights) <= 0 or not math.isclose(sum(weights), 1.0):
+            raise ValueError(
+                "must be 3 positive weights summing to 1 (standard normal, old posterior, "
+                "wide normal)"
+            )
+        return weights
+
+
 class RecVAE(AutoencoderRecommender):
-    """RecVAE; defaults are the paper's code's (hidden 600, latent 200, gamma 0.005,
-    Adam 5e-4, batch 500, 3 encoder passes then 1 decoder pass per epoch)."""
+    """RecVAE: Mult-VAE with a composite prior, a KL weight per user and alternating
+    encoder and decoder updates."""
 
     name: ClassVar[str] = "recvae"
     personalized: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        hidden_dim: int = 600,
-        latent_dim: int = 200,
-        n_layers: int = 5,
-        dropout: float = 0.5,
-        gamma: float = 0.005,
-        mixture_weights: tuple[float, ...] | list[float] = MIXTURE_WEIGHTS,
-        wide_logvar: float = 10.0,
-        encoder_epochs: int = 3,
-        decoder_epochs: int = 1,
-        epochs: int = 50,
-        batch_size: int = 500,
-        learning_rate: float = 5e-4,
-        seed: int = 42,
-        score_batch_size: int = 2048,
-        patience: int = 5,
-        val_k: int = 10,
-    ) -> None:
-        weights = [float(w) for w in mixture_weights]
-        if len(weights) != 3 or min(weights) <= 0 or not math.isclose(sum(weights), 1.0):
-            raise ValueError(
-                f"recvae: mixture_weights must be 3 positive weights summing to 1 (standard "
-                f"normal, old posterior, wide normal); got {list(mixture_weights)}"
-            )
-        super().__init__(
-            hidden_dim=hidden_dim,
-            latent_dim=latent_dim,
-            n_layers=n_layers,
-            dropout=dropout,
-            gamma=gamma,
-            mixture_weights=weights,
-            wide_logvar=wide_logvar,
-            encoder_epochs=encoder_epochs,
-            decoder_epochs=decoder_epochs,
-            **keras_params(
-                epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
-            ),
-        )
+    settings_class: ClassVar[type[ModelSettings]] = RecVAESettings
 
     def _build_network(self) -> Any:
         """The scoring network (history -> logits through the posterior mean); the

@@ -31,10 +31,19 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field, model_validator
 
+from models.base import ModelSettings
 from models.inputs import ItemSequences
-from models.keras_base import SeededInitializers, keras_params, shuffled_batches
-from models.sequential import SequenceRecommender, left_padded
+from models.keras_base import (
+    BatchSize,
+    Dropout,
+    Epochs,
+    Patience,
+    SeededInitializers,
+    shuffled_batches,
+)
+from models.sequential import SequenceRecommender, SequenceSettings, left_padded
 
 
 def strided_windows(
@@ -107,41 +116,39 @@ def _tied_logits_layer(embedding: Any) -> Any:
     return TiedLogits(name="item_logits")
 
 
+class SASRecSettings(SequenceSettings):
+    """``n_blocks`` blocks of ``n_heads``-head attention over the last ``max_len`` items'
+    ``embedding_dim``-d embeddings; ``tied``: the output shares the item embeddings.
+    Training windows end every ``stride`` items (None: consecutive windows of
+    ``max_len``)."""
+
+    embedding_dim: int = Field(64, ge=4)
+    max_len: int = Field(20, ge=2)
+    n_blocks: int = Field(2, ge=1)
+    n_heads: int = Field(1, ge=1)
+    dropout: Dropout = 0.3
+    tied: bool = True
+    stride: int | None = Field(5, ge=1)
+    epochs: Epochs = 60
+    batch_size: BatchSize = 64
+    patience: Patience = 8
+
+    @model_validator(mode="after")
+    def _heads_divide_the_embedding(self) -> SASRecSettings:
+        if self.embedding_dim % self.n_heads:
+            raise ValueError(
+                f"embedding_dim ({self.embedding_dim}) must be a multiple of n_heads "
+                f"({self.n_heads})"
+            )
+        return self
+
+
 class SASRec(SequenceRecommender):
     """Self-attentive next-item model over each user's time-ordered history."""
 
     name: ClassVar[str] = "sasrec"
     personalized: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        embedding_dim: int = 64,
-        max_len: int = 20,
-        n_blocks: int = 2,
-        n_heads: int = 1,
-        dropout: float = 0.3,
-        tied: bool = True,
-        stride: int | None = 5,
-        epochs: int = 60,
-        batch_size: int = 64,
-        learning_rate: float = 1e-3,
-        seed: int = 42,
-        score_batch_size: int = 1024,
-        patience: int = 8,
-        val_k: int = 10,
-    ) -> None:
-        super().__init__(
-            embedding_dim=embedding_dim,
-            max_len=max_len,
-            n_blocks=n_blocks,
-            n_heads=n_heads,
-            dropout=dropout,
-            tied=tied,
-            stride=stride,
-            **keras_params(
-                epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
-            ),
-        )
+    settings_class: ClassVar[type[ModelSettings]] = SASRecSettings
 
     def _build_network(self) -> Any:
         import keras
@@ -149,10 +156,6 @@ class SASRec(SequenceRecommender):
 
         p = self.params
         d, length, rate = p["embedding_dim"], p["max_len"], p["dropout"]
-        if d % p["n_heads"]:
-            raise ValueError(
-                f"sasrec: embedding_dim ({d}) must be a multiple of n_heads ({p['n_heads']})"
-            )
         n_items = self.train_matrix_.shape[1]
         init = SeededInitializers(p["seed"])
         items = keras.Input(shape=(length,), dtype="int32", name="items")
@@ -219,11 +222,6 @@ class SASRec(SequenceRecommender):
     def _training_data(self, sequences: list[np.ndarray]) -> Any:
         length = self.params["max_len"]
         stride = length if self.params["stride"] is None else min(self.params["stride"], length)
-        if stride < 1:
-            raise ValueError(
-                f"sasrec: stride must be at least 1, got {stride}; "
-                "leave it unset for consecutive windows"
-            )
         x, y = strided_windows(sequences, length, stride)
         return shuffled_batches(
             len(x), self.params["batch_size"], self.params["seed"], lambda r: (x[r], y[r])

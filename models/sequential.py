@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.inputs import ItemSequences
-from models.keras_base import KerasRecommender
+from models.keras_base import KerasRecommender, KerasTrainingSettings, ScoreBatchSize
 
 PAD = 0  # network inputs hold item index + 1; 0 is padding
 
@@ -76,6 +76,13 @@ def sequence_windows(sequences: ItemSequences, length: int) -> tuple[np.ndarray,
     x = left_padded(inputs, length)
     y = left_padded(targets, length).astype(np.int64) - 1
     return x, y
+
+
+class SequenceSettings(KerasTrainingSettings):
+    """What the sequence models' training takes; each scores ``score_batch_size`` users'
+    last items at a time."""
+
+    score_batch_size: ScoreBatchSize = 1024
 
 
 class SequenceRecommender(KerasRecommender):

@@ -32,11 +32,16 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
+from models.base import ModelSettings
 from models.keras_base import (
+    BatchSize,
+    Dropout,
+    Epochs,
     KerasRecommender,
+    KerasTrainingSettings,
     SeededInitializers,
-    keras_params,
     shuffled_batches,
 )
 
@@ -65,6 +70,23 @@ def _in_batch_logits(temperature: float) -> Any:
     return InBatchLogits(name="in_batch_logits")
 
 
+class TwoTowerSettings(KerasTrainingSettings):
+    """Each tower: dense ReLU layers of ``hidden_dims`` units, then ``embedding_dim``;
+    ``loss`` "softmax" (in-batch, at ``temperature``, with the logQ correction when
+    ``logq_correction``) or "bpr"; ``id_dropout``: the share of training items whose id
+    part is zeroed (cold start); ``l2`` on the dense weights."""
+
+    embedding_dim: int = Field(64, ge=4)
+    hidden_dims: list[int] = Field([128])
+    loss: Literal["softmax", "bpr"] = "softmax"
+    temperature: float = Field(0.1, gt=0)
+    logq_correction: bool = True
+    id_dropout: Dropout = 0.0
+    l2: float = Field(0.0, ge=0)
+    epochs: Epochs = 20
+    batch_size: BatchSize = 256
+
+
 class TwoTower(KerasRecommender):
     """User tower over the history bag, item tower over id (+ content features)."""
 
@@ -77,36 +99,7 @@ class TwoTower(KerasRecommender):
         "history_",
     )
     fit_inputs: ClassVar[tuple[str, ...]] = ("item_features", "validation")
-
-    def __init__(
-        self,
-        embedding_dim: int = 64,
-        hidden_dims: list[int] | tuple[int, ...] = (128,),
-        loss: Literal["softmax", "bpr"] = "softmax",
-        temperature: float = 0.1,
-        logq_correction: bool = True,
-        id_dropout: float = 0.0,
-        l2: float = 0.0,
-        epochs: int = 20,
-        batch_size: int = 256,
-        learning_rate: float = 1e-3,
-        seed: int = 42,
-        score_batch_size: int = 2048,
-        patience: int = 3,
-        val_k: int = 10,
-    ) -> None:
-        super().__init__(
-            embedding_dim=embedding_dim,
-            hidden_dims=[int(h) for h in hidden_dims],
-            loss=loss,
-            temperature=temperature,
-            logq_correction=logq_correction,
-            id_dropout=id_dropout,
-            l2=l2,
-            **keras_params(
-                epochs, batch_size, learning_rate, seed, patience, val_k, score_batch_size
-            ),
-        )
+    settings_class: ClassVar[type[ModelSettings]] = TwoTowerSettings
 
     # -- network -----------------------------------------------------------------
     def _mlp(self, x: Any, prefix: str, init: SeededInitializers) -> Any:

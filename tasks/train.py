@@ -17,7 +17,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from models import BaseRecommender, EASEMultDAE, MultDAE, make_recommender
+from models import BaseRecommender, EASEMultDAE, make_recommender
 from models.implicit_mf import ImplicitMF
 from models.keras_base import KerasRecommender
 from tasks.config import TrainConfig
@@ -27,7 +27,8 @@ progress = logging.getLogger("recpipe.progress")
 
 
 def model_params(name: str, config: TrainConfig) -> dict:
-    """Constructor arguments of model ``name`` from its config section."""
+    """Constructor arguments of model ``name``: its settings in the config (the model's
+    own settings class, so every setting is there, defaults included)."""
     return getattr(config, name).model_dump()
 
 
@@ -52,8 +53,7 @@ def progress_callback(model: BaseRecommender, /, **fields: Any) -> Any:
     if isinstance(model, KerasRecommender):
         return epoch_progress(model.name, int(model.params["epochs"]), **fields)
     if isinstance(model, EASEMultDAE):  # the Mult-DAE part trains in epochs
-        epochs = MultDAE(**model.params["mult_dae"]).params["epochs"]
-        return epoch_progress(model.name, int(epochs), **fields)
+        return epoch_progress(model.name, int(model.params["mult_dae"]["epochs"]), **fields)
     if isinstance(model, ImplicitMF):
         return EpochReport(model.name, int(model.params["iterations"]), fields)
     return None

@@ -8,16 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# Liang et al.'s Mult-DAE: 600 tanh units, input dropout 0.5, L2 0.01 on the weights, batch 500
-MULT_DAE_PAPER = {
-    "hidden_dim": 600,
-    "dropout": 0.5,
-    "l2": 1e-2,
-    "batch_size": 500,
-    "learning_rate": 3e-3,
-    "epochs": 600,
-    "patience": 20,
-}
+from models.mult_dae import PAPER_SETTINGS
 
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "popularity": [{}],
@@ -62,11 +53,11 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         },
     ],
     "mult_dae": [
-        MULT_DAE_PAPER,
+        PAPER_SETTINGS,
         {"hidden_dim": 600, "dropout": 0.5, "l2": 1e-2, "epochs": 300, "patience": 10},
         {"hidden_dim": 1000, "dropout": 0.7, "l2": 1e-3, "epochs": 300, "patience": 10},
         # the paper's setting, the learning rate halved after 10 epochs without progress
-        {**MULT_DAE_PAPER, "patience": 30, "lr_plateau": 10},
+        {**PAPER_SETTINGS, "patience": 30, "lr_plateau": 10},
     ],
     "mult_vae": [
         {"total_anneal_steps": 2000, "epochs": 150, "patience": 8},
@@ -88,7 +79,7 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         {"batch_size": 100, "gamma": 0.015, "epochs": 150, "patience": 15},
     ],
     # a hybrid, not a deep model: the blend weight is chosen on validation inside the fit
-    "ease_mult_dae": [{"ease": {"l2": 300.0}, "mult_dae": MULT_DAE_PAPER}],
+    "ease_mult_dae": [{"ease": {"l2": 300.0}, "mult_dae": PAPER_SETTINGS}],
     "gru4rec": [{"cell": "gru", "epochs": 30, "patience": 5}],
     "caser": [{"epochs": 30, "patience": 5}],
     # chosen on leave-last-out validation (README: SASRec): windows of 20 items ending

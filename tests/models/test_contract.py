@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from models import MODEL_CLASSES, NotFittedError, load_recommender, make_recommender
+from models.base import ModelSettings
 
 # Tiny, fast settings: enough to learn the checkerboard, a few seconds per fit.
 FAST_PARAMS = {
@@ -277,3 +278,42 @@ def test_fit_does_not_depend_on_the_global_python_random_state(name: str, monkey
     np.testing.assert_allclose(
         fitted(name).score(users), fit_fresh(name)[0].score(users), rtol=1e-4, atol=1e-5
     )
+
+
+def test_every_model_declares_its_settings_beside_it(name: str) -> None:
+    cls = MODEL_CLASSES[name]
+    assert issubclass(cls.settings_class, ModelSettings) and cls.settings_class is not ModelSettings
+    assert cls.settings_class.__module__ == cls.__module__
+
+
+def test_an_unconfigured_model_uses_its_settings_defaults(name: str) -> None:
+    cls = MODEL_CLASSES[name]
+    assert make_recommender(name).params == cls.settings_class().model_dump()
+    configured = make_recommender(name, **FAST_PARAMS[name])
+    assert configured.params == cls.settings_class(**FAST_PARAMS[name]).model_dump()
+    assert type(configured)(**configured.params).params == configured.params
+
+
+def test_an_unknown_setting_names_the_model_and_the_accepted_ones(name: str) -> None:
+    accepted = ", ".join(MODEL_CLASSES[name].settings_class.model_fields)
+    expected = f"one of {accepted}" if accepted else "none (it takes no settings)"
+    with pytest.raises(TypeError, match=rf"^{name}: unknown setting 'bogus'; expected ") as caught:
+        make_recommender(name, bogus=1)
+    assert str(caught.value).endswith(expected)
+
+
+def test_a_setting_out_of_bounds_names_the_model_and_the_bound() -> None:
+    with pytest.raises(ValueError, match=r"^item_knn: neighbors must be >= 1, got 0$"):
+        make_recommender("item_knn", neighbors=0)
+    with pytest.raises(ValueError, match=r"^mult_dae: dropout must be < 1.0, got 1.0$"):
+        make_recommender("mult_dae", dropout=1.0)
+    with pytest.raises(ValueError, match=r"^gru4rec: cell: Input should be 'gru' or 'lstm'"):
+        make_recommender("gru4rec", cell="rnn")
+    with pytest.raises(ValueError, match=r"^sasrec: embedding_dim \(10\) must be a multiple"):
+        make_recommender("sasrec", embedding_dim=10, n_heads=3)
+
+
+def test_each_model_section_of_the_train_config_is_its_settings_class(name: str) -> None:
+    from tasks.config import TrainConfig
+
+    assert TrainConfig.model_fields[name].annotation is MODEL_CLASSES[name].settings_class

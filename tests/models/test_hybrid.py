@@ -65,4 +65,12 @@ def test_refit_params_fix_the_chosen_weight_and_epochs() -> None:
     fixed = model.refit_params()
     assert fixed["weights"] == [model.weight_] and fixed["default_weight"] == model.weight_
     best_epoch = int(np.argmax(model.dae_.history_["val_ndcg"])) + 1
-    assert fixed["mult_dae"] == {**DAE, "epochs": best_epoch}
+    assert fixed["mult_dae"] == {**MultDAE(**DAE).params, "epochs": best_epoch}
+
+
+def test_the_mult_dae_part_takes_the_hybrid_seed_unless_it_sets_its_own() -> None:
+    assert EASEMultDAE(seed=7, mult_dae=DAE).params["mult_dae"] == MultDAE(seed=7, **DAE).params
+    own = EASEMultDAE(seed=7, mult_dae={**DAE, "seed": 3}).params["mult_dae"]
+    assert own["seed"] == 3
+    assert EASEMultDAE(seed=7).params["mult_dae"]["seed"] == 7
+    assert EASEMultDAE().params["mult_dae"]["seed"] == 42

@@ -92,7 +92,7 @@ def test_bpr_popularity_correction_adds_log_item_counts() -> None:
 @pytest.mark.parametrize(
     ("cls", "params", "message"),
     [
-        (ALS, {"factors": 0}, "need factors >= 1"),
+        (ALS, {"factors": 0}, "factors must be >= 1"),
         (ALS, {"alpha": 0.0}, "alpha must be > 0"),
         (BPR, {"learning_rate": 0.0}, "learning_rate must be > 0"),
         (BPR, {"regularization": -1.0}, "regularization must be >= 0"),

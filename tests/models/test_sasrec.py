@@ -72,5 +72,5 @@ def test_a_stride_of_max_len_gives_consecutive_windows() -> None:
 
 
 def test_a_stride_below_one_is_refused() -> None:
-    with pytest.raises(ValueError, match="stride must be at least 1"):
+    with pytest.raises(ValueError, match="stride must be >= 1"):
         fitted(stride=0)

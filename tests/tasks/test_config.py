@@ -63,6 +63,46 @@ def test_env_lists_of_ints_and_strings() -> None:
     assert cfg.score.deny_items == ["a,b", "c"]
 
 
+def test_model_settings_come_from_the_environment_and_the_file(tmp_path) -> None:
+    toml = tmp_path / "recpipe.toml"
+    toml.write_text(
+        "[train.ease_mult_dae.mult_dae]\nhidden_dim = 64\n[train.item_knn]\nneighbors = 7\n"
+    )
+    env = {
+        "RECPIPE__TRAIN__MULT_DAE__EPOCHS": "3",
+        "RECPIPE__TRAIN__TWO_TOWER__HIDDEN_DIMS": "64,32",
+        "RECPIPE__TRAIN__EASE_MULT_DAE__WEIGHTS": "0.2, 0.8",
+        "RECPIPE__TRAIN__EASE_MULT_DAE__MULT_DAE__EPOCHS": "5",
+        "RECPIPE__TRAIN__RECVAE__MIXTURE_WEIGHTS": "[0.2, 0.7, 0.1]",
+    }
+    train = load_config(toml, environ=env).train
+    assert train.mult_dae.epochs == 3 and train.mult_dae.hidden_dim == 200
+    assert train.two_tower.hidden_dims == [64, 32]
+    assert train.ease_mult_dae.weights == [0.2, 0.8]
+    assert (train.ease_mult_dae.mult_dae.epochs, train.ease_mult_dae.mult_dae.hidden_dim) == (5, 64)
+    assert train.ease_mult_dae.ease.l2 == 300.0  # the hybrid's own default
+    assert train.recvae.mixture_weights == [0.2, 0.7, 0.1]
+    assert train.item_knn.neighbors == 7
+
+
+def test_bad_model_settings_name_the_source_and_the_accepted_keys() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"train.mult_dae.dropout: .*less than 1 .*got '1.5' from environment variable",
+    ):
+        load_config(environ={"RECPIPE__TRAIN__MULT_DAE__DROPOUT": "1.5"})
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'train.mult_dae.hidden'; expected one of epochs, .*"
+    ):
+        load_config(environ={"RECPIPE__TRAIN__MULT_DAE__HIDDEN": "3"})
+    with pytest.raises(ConfigError, match=r"train.sasrec.hidden: Extra inputs.*max_len"):
+        load_config(overrides={"train": {"sasrec": {"hidden": 3}}}, environ={})
+    with pytest.raises(ConfigError, match=r"3 positive weights .* RECPIPE__TRAIN__RECVAE"):
+        load_config(environ={"RECPIPE__TRAIN__RECVAE__MIXTURE_WEIGHTS": "0.5,0.5"})
+    with pytest.raises(ConfigError, match=r"JSON list .* RECPIPE__TRAIN__TWO_TOWER__HIDDEN_DIMS"):
+        load_config(environ={"RECPIPE__TRAIN__TWO_TOWER__HIDDEN_DIMS": "[64,"})
+
+
 def test_bad_env_list_names_the_variable() -> None:
     with pytest.raises(
         ConfigError, match=r"train.models.1: .*got 'bert' from environment variable"

@@ -1,0 +1,113 @@
+"""Where the interactions come from (ingest) and what they must satisfy (validate)."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from tasks.config.section import Section
+
+
+class DemoConfig(Section):
+    """Size and shape of the synthetic demo dataset."""
+
+    n_users: int = Field(2000, ge=10)
+    n_items: int = Field(1000, ge=20)
+    n_genres: int = Field(10, ge=2, le=18)
+    mean_interactions: float = Field(40.0, gt=1)
+    weeks: int = Field(8, ge=2)
+    seed: int = 42
+
+
+class MovieLensConfig(Section):
+    """Where a MovieLens dataset comes from and how its archive is checked.
+
+    ``path`` (a local ``.zip`` or its extracted folder) wins over downloading. Downloads
+    come from ``base_url`` and are cached under ``cache_dir`` (default
+    ``<workspace>/cache/movielens``). An archive is checked against ``sha256`` when given,
+    else against the checksums recorded in ``tasks/sources/movielens.py``; a download with
+    no known checksum is refused unless ``verify`` is false.
+    """
+
+    path: Path | None = None
+    base_url: str = "https://files.grouplens.org/datasets/movielens"
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    verify: bool = True
+    cache_dir: Path | None = None
+    timeout_seconds: float = Field(120.0, gt=0)
+
+
+class FilesConfig(Section):
+    """The user's own CSV/Parquet files (source "files") or daily drops (source "landing").
+
+    Column names map the file's columns onto the contract. ``value_col`` and
+    ``event_type_col`` left unset take a column named ``value`` / ``event_type`` when the
+    file has one; set explicitly, the column must exist. ``delimiter`` unset: a tab for
+    ``.tsv`` files, a comma for the rest. ``items_path``: an optional item catalog file.
+    """
+
+    path: Path | None = None
+    user_col: str = Field("user_id", min_length=1)
+    item_col: str = Field("item_id", min_length=1)
+    timestamp_col: str = Field("timestamp", min_length=1)
+    value_col: str | None = None
+    event_type_col: str | None = None
+    timestamp_unit: Literal["auto", "s", "ms", "iso", "mixed"] = "auto"
+    delimiter: str | None = Field(None, min_length=1, max_length=1)
+    encoding: str = "utf-8"
+    items_path: Path | None = None
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(
+                f"unknown text encoding; use e.g. 'utf-8' or 'latin-1' ({exc})"
+            ) from exc
+        return value
+
+
+class IngestConfig(Section):
+    source: Literal[
+        "demo",
+        "movielens-100k",
+        "movielens-1m",
+        "movielens-20m",
+        "movielens-latest-small",
+        "files",
+        "landing",
+    ] = "demo"
+    demo: DemoConfig = DemoConfig()
+    movielens: MovieLensConfig = MovieLensConfig()
+    files: FilesConfig = FilesConfig()
+
+
+class ValidateConfig(Section):
+    """Thresholds for the interactions, items and users suites.
+
+    ``None`` switches a check off: ``max_event_age_days`` (stale data) is off by default
+    because the demo and MovieLens sources are historical; set it for live data.
+    ``part_rows``: a batch of more interactions than this is validated in user partitions
+    of about this many rows (tasks/validation/partitions.py), so memory follows the
+    partition, not the batch.
+    """
+
+    value_min: float = 0.0
+    value_max: float = 5.0
+    min_timestamp: str = "1995-01-01T00:00:00Z"
+    future_tolerance_hours: float = Field(24.0, ge=0)
+    min_rows: int = Field(1, ge=1)
+    max_quarantine_share: float = Field(0.05, ge=0, le=1)
+    max_id_length: int = Field(256, ge=1)
+    max_events_per_user: int | None = Field(20_000, ge=1)
+    max_event_age_days: float | None = Field(None, gt=0)
+    max_volume_drop: float | None = Field(0.5, ge=0, le=1)
+    volume_window: int = Field(7, ge=1)
+    volume_min_runs: int = Field(3, ge=1)
+    item_year_min: int = 1870
+    part_rows: int = Field(2_000_000, ge=1)
