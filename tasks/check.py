@@ -70,8 +70,7 @@ def run_checks(frame: pd.DataFrame, k: int, gx_root: Path, runner: Any = None) -
     return {"checks": len(summaries), "data_docs_index": str(docs) if docs else None}
 
 
-@task(name="check-output", cache_policy=NO_CACHE)
-def check_output_task(
+def check_output(
     scores_path: str,
     shard_paths: list[str],
     items_path: str | None,
@@ -109,3 +108,15 @@ def check_output_task(
         for part, shard in zip(parts, shard_paths, strict=True)
     ]
     return run_checks(pd.concat(frames, ignore_index=True), config.k, Path(gx_root))
+
+
+@task(name="check-output", cache_policy=NO_CACHE)
+def check_output_task(
+    scores_path: str,
+    shard_paths: list[str],
+    items_path: str | None,
+    config: ScoreConfig,
+    gx_root: str,
+    known_items_path: str,
+) -> dict:
+    return check_output(scores_path, shard_paths, items_path, config, gx_root, known_items_path)
