@@ -25,16 +25,12 @@ What the project does itself rather than through Prefect, and why:
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flows import night_run
-from flows.measure import StageClock
 from flows.night_models import ModelStages
 from flows.night_output import OutputStages
 from flows.steps import Direct, Step
@@ -43,35 +39,15 @@ from tasks.config import PipelineConfig
 if TYPE_CHECKING:
     from tasks.features import FeaturesResult
     from tasks.ingest import IngestResult
-    from tasks.storage.cache import StageCache
-    from tasks.storage.workspace import Workspace
     from tasks.validate import ValidateResult
 
 LANDING_LOCK_WAIT_SECONDS = 600
 
 
-@dataclass
 class Night(ModelStages, OutputStages):
-    """The run context of one night (see the module docstring): opening and closing
-    (flows/night_run.py), the data stages (here), the model stages
+    """One night (see the module docstring): its context (flows/night_context.py),
+    opening and closing (flows/night_run.py), the data stages (here), the model stages
     (flows/night_models.py) and the output stages (flows/night_output.py)."""
-
-    config: PipelineConfig
-    run_date: date
-    as_of: bool
-    run_id: str
-    ws: Workspace
-    logger: logging.Logger | logging.LoggerAdapter
-    step: Step = field(default_factory=Direct)
-    cache: StageCache | None = None
-    client: Any = None  # MLflow client
-    experiment_id: str = ""
-    parent_run_id: str = ""
-    data_tags: dict[str, str] = field(default_factory=dict)
-    clock: StageClock = field(default_factory=StageClock)
-    started: float = field(default_factory=time.perf_counter)
-    out: dict[str, Any] = field(default_factory=dict)
-    _score_parts: dict[str, Any] = field(default_factory=dict)
 
     # -- opening and closing (flows/night_run.py) --------------------------------------
     @classmethod
@@ -99,18 +75,6 @@ class Night(ModelStages, OutputStages):
         night_run.open_parent_run(night)
         night.out = night_run.first_summary(night)
         return night
-
-    @property
-    def database_url(self) -> str:
-        return self.config.publish.url(self.ws.database_url)
-
-    @property
-    def holder(self) -> dict:
-        from tasks.storage.locks import holder_info
-
-        return holder_info(
-            self.run_id, run_date=self.run_date.isoformat(), workspace=str(self.ws.root)
-        )
 
     def locks(self) -> Any:
         """The date's locks from ingest to publish."""
@@ -210,10 +174,6 @@ class Night(ModelStages, OutputStages):
         self.out["validation"] = result.summary()
         return result
 
-    @property
-    def validated_path(self) -> str:
-        return str(self.ws.validated(self.run_date) / "interactions.parquet")
-
     def features(self) -> FeaturesResult:
         from flows.stage_keys import features_parts
         from flows.steps import features_in_partitions
@@ -246,20 +206,3 @@ class Night(ModelStages, OutputStages):
             self.client.set_tag(self.parent_run_id, "data.holdout", description)
         self.out["features"] = result.summary()
         return result
-
-    # -- helpers -------------------------------------------------------------------------
-    def _timed(self, stage: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        """``fn`` through the step, timed as ``stage``."""
-        return self.clock.run(stage, self.step, fn, **kwargs)
-
-    def _cached(
-        self,
-        stage: str,
-        parts: dict,
-        outputs: list[Path],
-        run: Callable[[], Any],
-        result_type: type | None = None,
-    ) -> Any:
-        return self.clock.run(
-            stage, self.cache.run, stage, parts, outputs, run, result_type=result_type
-        )

@@ -6,19 +6,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from flows.night_context import NightContext
+
 if TYPE_CHECKING:
-    from flows.night import Night
     from tasks.evaluate import ModelResult
     from tasks.features import FeaturesResult
     from tasks.ingest import IngestResult
     from tasks.promote import Promotion
 
 
-class ModelStages:
+class ModelStages(NightContext):
     """Train, evaluate and promote, as methods of :class:`flows.night.Night`."""
 
     def train_and_evaluate(
-        self: Night, features: FeaturesResult, ingest: IngestResult
+        self, features: FeaturesResult, ingest: IngestResult
     ) -> list[ModelResult]:
         """Every model of ``train.models``, trained and evaluated (or reused: the marker
         is always left; reused only when ``cache.reuse_models`` is on)."""
@@ -61,7 +62,7 @@ class ModelStages:
         return results
 
     def _train_and_evaluate(
-        self: Night, name: str, features: FeaturesResult, ingest: IngestResult
+        self, name: str, features: FeaturesResult, ingest: IngestResult
     ) -> ModelResult:
         from tasks.evaluate import evaluate
         from tasks.train import train
@@ -90,7 +91,7 @@ class ModelStages:
             workspace_root=str(self.ws.root),
         )
 
-    def promote(self: Night, results: list[ModelResult], features: FeaturesResult) -> Promotion:
+    def promote(self, results: list[ModelResult], features: FeaturesResult) -> Promotion:
         """The gate decides; the alias itself moves only when the tables commit."""
         from tasks.forget.models import retire_erased_champion
         from tasks.promote import promote

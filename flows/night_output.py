@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flows.night_context import NightContext
+
 if TYPE_CHECKING:
-    from flows.night import Night
     from tasks.evaluate import ModelResult
     from tasks.ingest import IngestResult
     from tasks.promote import Promotion
@@ -17,10 +18,10 @@ if TYPE_CHECKING:
     from tasks.score import ScoreResult
 
 
-class OutputStages:
+class OutputStages(NightContext):
     """Score, check, monitor, publish and report, as methods of :class:`flows.night.Night`."""
 
-    def score(self: Night, promotion: Promotion, ingest: IngestResult) -> ScoreResult:
+    def score(self, promotion: Promotion, ingest: IngestResult) -> ScoreResult:
         """Every user's top-K by the version the gate chose (skipped when the data, the
         model version, the catalog and the settings are those of an earlier run of the
         date: its scores are reused and publishing stamps this run's id on them)."""
@@ -62,13 +63,7 @@ class OutputStages:
         self.out["scoring"] = result.summary()
         return result
 
-    @property
-    def _positive(self: Night) -> tuple[str, float]:
-        """Which events count as positive (``features.positive``): reasons name only those."""
-        features = self.config.features
-        return (features.positive, features.positive_min_value)
-
-    def check(self: Night, scored: ScoreResult, ingest: IngestResult) -> ScoreResult:
+    def check(self, scored: ScoreResult, ingest: IngestResult) -> ScoreResult:
         """The output against its contract (a GX suite), unless ``publish.validate_output``
         is off; ``scored`` with the check's result as ``output_check``."""
         from tasks.check import check_output
@@ -94,7 +89,7 @@ class OutputStages:
         self.out["scoring"] = scored.summary()
         return scored
 
-    def monitor(self: Night, scored: ScoreResult) -> dict:
+    def monitor(self, scored: ScoreResult) -> dict:
         from tasks.monitor import monitor
 
         result = self._timed(
@@ -111,7 +106,7 @@ class OutputStages:
         self.out["monitor"] = result
         return result
 
-    def publish(self: Night, scored: ScoreResult, promotion: Promotion) -> Published:
+    def publish(self, scored: ScoreResult, promotion: Promotion) -> Published:
         """Both tables, both stores, one commit point; then the alias (tasks/publish.py)."""
         from tasks.publish import RECOMMENDATIONS, SIMILAR_ITEMS, ChampionMove, Output, publish
 
@@ -139,7 +134,7 @@ class OutputStages:
         self.out["published"] = result.summary()
         return result
 
-    def report(self: Night, results: list[ModelResult], scored: ScoreResult) -> None:
+    def report(self, results: list[ModelResult], scored: ScoreResult) -> None:
         """Figures and counts on the parent run (rendered again only when the models'
         figures or the scores changed)."""
         from tasks.report import log_report, report

@@ -16,10 +16,10 @@ from contextlib import ExitStack, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flows.night import Night
+    from flows.night_context import NightContext
 
 
-def open_parent_run(night: Night) -> None:
+def open_parent_run(night: NightContext) -> None:
     """Refuse a damaged tracking store (and back a sound one up) before writing to it; the
     experiment and the night's parent run, with the whole config as its params."""
     from tasks import tracking
@@ -45,7 +45,7 @@ def open_parent_run(night: Night) -> None:
     )
 
 
-def first_summary(night: Night) -> dict[str, Any]:
+def first_summary(night: NightContext) -> dict[str, Any]:
     """The run summary before any stage ran (a run that fails early still has one)."""
     return {
         "run_id": night.run_id,
@@ -63,7 +63,7 @@ def first_summary(night: Night) -> dict[str, Any]:
 
 
 @contextmanager
-def date_locks(night: Night) -> Iterator[None]:
+def date_locks(night: NightContext) -> Iterator[None]:
     """The date's run lock (and PostgreSQL advisory lock) from ingest to publish, and the
     erasure lock shared with other nights."""
     from tasks.forget.run import erasure_lock
@@ -85,7 +85,7 @@ def date_locks(night: Night) -> Iterator[None]:
         yield
 
 
-def recover(night: Night) -> list[dict]:
+def recover(night: NightContext) -> list[dict]:
     """Finish or undo what a killed run left half-published, before anything else."""
     from tasks.publish import Stores, recover
 
@@ -105,7 +105,7 @@ def recover(night: Night) -> list[dict]:
     return done
 
 
-def record_failure(night: Night, exc: BaseException) -> None:
+def record_failure(night: NightContext, exc: BaseException) -> None:
     """The failed stage, the error and what was published, in the summary and on ``exc``
     (for the CLI's failure line, flows/cli/failure.py)."""
     from tasks.publish import Stores
@@ -127,7 +127,7 @@ def record_failure(night: Night, exc: BaseException) -> None:
         out["monitor"] = {"figures": exc.figures, "findings": exc.findings}  # type: ignore[attr-defined]
 
 
-def close(night: Night) -> None:
+def close(night: NightContext) -> None:
     """Stage times and the outcome on the MLflow parent run; the summary artifact."""
     from tasks.report import publish_run_summary
 
@@ -137,7 +137,7 @@ def close(night: Night) -> None:
     night.ws.tighten_databases()  # created by libraries, maybe under a lax umask
 
 
-def close_parent_run(night: Night) -> None:
+def close_parent_run(night: NightContext) -> None:
     """Stage times, cache hits and the outcome on the MLflow parent run; FAILED on failure."""
     from tasks import tracking
 
