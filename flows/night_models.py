@@ -1,5 +1,5 @@
 """The model stages of a night: every model trained and evaluated (or reused), then the
-gate (flows/night.py holds the run context; tasks/train.py, tasks/evaluate.py and
+gate (flows/night_context.py holds the run context; tasks/train.py, tasks/evaluate.py and
 tasks/promote.py the stages)."""
 
 from __future__ import annotations

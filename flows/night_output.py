@@ -1,6 +1,6 @@
 """The output stages of a night: score every user, check the table against its contract,
 monitor it against the previous night, publish it, report the night's figures
-(flows/night.py holds the run context; tasks/score.py, tasks/check.py, tasks/monitor.py,
+(flows/night_context.py holds the run context; tasks/score.py, tasks/check.py, tasks/monitor.py,
 tasks/publish.py and tasks/report.py the stages)."""
 
 from __future__ import annotations
