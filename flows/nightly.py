@@ -2,8 +2,9 @@
 -> check -> monitor -> publish -> report.
 
 Wiring only. Each step is a method of :class:`flows.night.Night` (the run context) that
-calls one stage's task(s) in ``tasks/``; data moves between stages as files in the
-workspace. Around the stages: the run date's lock from ingest to publish, recovery of a
+calls one stage's function(s) in ``tasks/``, here each as its Prefect task
+(``flows.steps.AsTasks``); stages hand each other typed results that point at files in
+the workspace. Around the stages: the run date's lock from ingest to publish, recovery of a
 publish a killed run left half-done, a skip cache for unchanged inputs, one MLflow
 parent run per night (created first, so any failure is recorded) and a run summary as
 Prefect artifacts, also when the run fails.
@@ -11,6 +12,7 @@ Prefect artifacts, also when the run fails.
 
 # No `from __future__ import annotations`: Prefect builds the flow's parameter model from
 # these annotations, also when it loads this file from a deployment's entrypoint.
+import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -28,9 +30,13 @@ def nightly(
     ``as_of`` (backfills): use only events before the day after ``run_date``.
     """
     from flows.night import Night
+    from flows.steps import AsTasks
 
     config = config or load_config()
-    night = Night.open(config, run_date or datetime.now(UTC).date(), as_of, get_run_logger())
+    logger = get_run_logger()
+    day = run_date or datetime.now(UTC).date()
+    night = Night.open(config, day, as_of, _flow_run_id(), logger, AsTasks())
+    _warn_if_dask_is_ignored(config, logger)
     try:
         with night.locks():
             night.recover()
@@ -40,7 +46,7 @@ def nightly(
             results = night.train_and_evaluate(features, ingest)
             promotion = night.promote(results, features)
             scored = night.score(promotion, ingest)
-            night.check(scored, ingest)
+            scored = night.check(scored, ingest)
             night.monitor(scored)
             night.publish(scored, promotion)
         night.report(results, scored)
@@ -51,6 +57,25 @@ def nightly(
     finally:
         night.close()
     return night.out
+
+
+def _flow_run_id() -> str:
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id or uuid.uuid4())
+
+
+def _warn_if_dask_is_ignored(config: PipelineConfig, logger: Any) -> None:
+    from prefect.context import get_run_context
+
+    runner = type(getattr(get_run_context(), "task_runner", None)).__name__
+    if config.runner.kind == "dask" and runner != "DaskTaskRunner":
+        logger.warning(
+            "runner.kind is 'dask' but this flow run's task runner is %s: the scoring shards "
+            "run in this process. Start the flow through recpipe run/backfill, or "
+            "flows.nightly.nightly_flow_for(config), to run them on Dask.",
+            runner,
+        )
 
 
 def task_runner_for(config: PipelineConfig) -> Any:

@@ -15,8 +15,7 @@ from tasks.config import ScoreConfig
 from tasks.validation.output import run_checks
 
 
-@task(name="check-output", cache_policy=NO_CACHE)
-def check_output_task(
+def check_output(
     scores_path: str,
     shard_paths: list[str],
     items_path: str | None,
@@ -54,3 +53,15 @@ def check_output_task(
         for part, shard in zip(parts, shard_paths, strict=True)
     ]
     return run_checks(pd.concat(frames, ignore_index=True), config.k, Path(gx_root))
+
+
+@task(name="check-output", cache_policy=NO_CACHE)
+def check_output_task(
+    scores_path: str,
+    shard_paths: list[str],
+    items_path: str | None,
+    config: ScoreConfig,
+    gx_root: str,
+    known_items_path: str,
+) -> dict:
+    return check_output(scores_path, shard_paths, items_path, config, gx_root, known_items_path)

@@ -32,6 +32,7 @@ from tasks.data.parallel import available_cpus
 from tasks.data.snapshot import FeatureSet
 from tasks.scoring.inputs import ScoringInputs, binary_matrix, model_rows
 from tasks.scoring.ranking import rank_blocks
+from tasks.train import TrainedModel
 
 PER_USER_FILE = "holdout_per_user.parquet"  # beside the saved model: what the gate pairs
 
@@ -299,7 +300,7 @@ def per_user_metrics(
 
 def _run_name(parameters: dict) -> str:
     """``evaluate-<model>``: the Prefect task run of one model's evaluation."""
-    return f"evaluate-{(parameters.get('trained') or {}).get('model', 'model')}"
+    return f"evaluate-{getattr(parameters.get('trained'), 'model', 'model')}"
 
 
 def sampled_holdout(features_dir: str, config: EvaluateConfig) -> Holdout:
@@ -317,23 +318,39 @@ def holdout_figures(holdout: Holdout) -> dict[str, int]:
     }
 
 
-@task(name="evaluate", task_run_name=_run_name, cache_policy=NO_CACHE)
-def evaluate_task(
-    trained: dict, features_dir: str, config: EvaluateConfig, workspace_root: str
-) -> dict:
+class ModelResult(TrainedModel):
+    """A model of the night with its figures on the hold-out; ``per_user_path``: each
+    evaluated user's figures (what the gate pairs), beside the saved model."""
+
+    metrics: dict[str, float]
+    per_user_path: str | None = None
+
+
+def evaluate(
+    trained: TrainedModel, features_dir: str, config: EvaluateConfig, workspace_root: str
+) -> ModelResult:
+    """Every ranking metric of a trained model on the snapshot's (sampled) hold-out,
+    logged to its MLflow run; the per-user figures written beside its bundle."""
     from models.vocab import load_bundle
     from tasks import tracking
     from tasks.storage.workspace import Workspace
     from tasks.tracking import ui
 
     holdout = sampled_holdout(features_dir, config)
-    model, users, items = load_bundle(trained["bundle_dir"])
+    model, users, items = load_bundle(trained.bundle_dir)
     metrics, per_user = evaluate_per_user(model, users, items, holdout, config.k)
     metrics.update(holdout_figures(holdout))
-    per_user_path = Path(trained["bundle_dir"]) / PER_USER_FILE
+    per_user_path = Path(trained.bundle_dir) / PER_USER_FILE
     per_user.to_parquet(per_user_path, index=False)
     client = tracking.client_for(Workspace.at(workspace_root))
-    tracking.log_metrics(client, trained["run_id"], metrics)
+    tracking.log_metrics(client, trained.run_id, metrics)
     # MLflow's runs table (opened through recpipe's view) shows the metrics just logged.
-    ui.set_runs_view(client, client.get_run(trained["run_id"]).info.experiment_id, list(metrics))
-    return {**trained, "metrics": metrics, "per_user_path": str(per_user_path)}
+    ui.set_runs_view(client, client.get_run(trained.run_id).info.experiment_id, list(metrics))
+    return ModelResult(**trained.summary(), metrics=metrics, per_user_path=str(per_user_path))
+
+
+@task(name="evaluate", task_run_name=_run_name, cache_policy=NO_CACHE)
+def evaluate_task(
+    trained: TrainedModel, features_dir: str, config: EvaluateConfig, workspace_root: str
+) -> ModelResult:
+    return evaluate(trained, features_dir, config, workspace_root)

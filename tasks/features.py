@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from models.vocab import IdVocabulary
@@ -40,6 +42,7 @@ from tasks.data.encode import (
 from tasks.data.holdout import evidence_counts, size_holdout
 from tasks.data.snapshot import FeatureSet, write_vocabulary_files
 from tasks.errors import DataError
+from tasks.storage.cache import StageResult
 
 
 def build_features(interactions: pd.DataFrame, config: FeatureConfig) -> FeatureSet:
@@ -159,8 +162,13 @@ def partition_ids(plan: FeaturePlan, part: int) -> dict:
     }
 
 
-def write_vocabularies(plan: FeaturePlan, ids: list[dict]) -> dict:
-    """Merge the partitions' ids into the snapshot's vocabularies; fix the cutoff."""
+def write_vocabularies(
+    plan: FeaturePlan,
+    ids: list[dict],
+    logger: logging.Logger | logging.LoggerAdapter | None = None,
+) -> dict:
+    """Merge the partitions' ids into the snapshot's vocabularies; fix the cutoff (and log
+    what is held out: a warning when there is too little evidence)."""
     users = vocabulary([part["users"] for part in ids])
     items = vocabulary([part["items"] for part in ids])
     write_vocabulary_files(Path(plan.out_dir), users, items)
@@ -168,6 +176,8 @@ def write_vocabularies(plan: FeaturePlan, ids: list[dict]) -> dict:
     last = max(pd.Timestamp(part["last"]) for part in ids if part["rows"])
     stats = [part["holdout_stats"] for part in ids if part["rows"]]
     holdout = size_holdout(stats, last, plan.config)
+    log = logger or logging.getLogger(__name__)
+    (log.info if holdout["enough"] else log.warning)("hold-out: %s", holdout["description"])
     return {
         "cutoff": holdout["cutoff"],
         "holdout": holdout,
@@ -199,7 +209,23 @@ def encode_partition(plan: FeaturePlan, part: int, cutoff: str | dict) -> dict:
     return {**counts, "holdout_users": n_users, "holdout_events": n_events}
 
 
-def finish_features(plan: FeaturePlan, vocabularies: dict, counts: list[dict]) -> dict:
+class FeaturesResult(StageResult):
+    """The feature snapshot: its folder and what ``meta.json`` says of it."""
+
+    features_dir: str
+    partitions: int
+    cutoff: str | None
+    holdout: dict[str, Any] | None
+    n_users: int
+    n_items: int
+    first_event: str
+    last_event: str
+    n_train: int
+    n_valid: int
+    n_seen_not_positive: int = 0
+
+
+def finish_features(plan: FeaturePlan, vocabularies: dict, counts: list[dict]) -> FeaturesResult:
     n_train = sum(c["n_train"] for c in counts)
     cutoff = pd.Timestamp(vocabularies["cutoff"]) if vocabularies["cutoff"] else pd.NaT
     span = (vocabularies["first_event"], vocabularies["last_event"])
@@ -215,7 +241,7 @@ def finish_features(plan: FeaturePlan, vocabularies: dict, counts: list[dict]) -
     out = Path(plan.out_dir)
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     shutil.rmtree(out / "_partitions", ignore_errors=True)
-    return {"features_dir": plan.out_dir, "partitions": len(plan.partitions), **meta}
+    return FeaturesResult(features_dir=plan.out_dir, partitions=len(plan.partitions), **meta)
 
 
 def _vocabularies(out_dir: str) -> tuple[pa.Array, pa.Array]:
@@ -252,13 +278,7 @@ def partition_ids_task(plan: FeaturePlan, part: int) -> dict:
 
 @task(name="write-vocabularies", cache_policy=NO_CACHE)
 def write_vocabularies_task(plan: FeaturePlan, ids: list[dict]) -> dict:
-    from prefect import get_run_logger
-
-    result = write_vocabularies(plan, ids)
-    holdout = result["holdout"]
-    log = get_run_logger().info if holdout["enough"] else get_run_logger().warning
-    log("hold-out: %s", holdout["description"])
-    return result
+    return write_vocabularies(plan, ids, get_run_logger())
 
 
 @task(name="encode-partition", task_run_name="encode-partition-{part}", cache_policy=NO_CACHE)
@@ -267,5 +287,7 @@ def encode_partition_task(plan: FeaturePlan, part: int, cutoff: str) -> dict:
 
 
 @task(name="finish-features", cache_policy=NO_CACHE)
-def finish_features_task(plan: FeaturePlan, vocabularies: dict, counts: list[dict]) -> dict:
+def finish_features_task(
+    plan: FeaturePlan, vocabularies: dict, counts: list[dict]
+) -> FeaturesResult:
     return finish_features(plan, vocabularies, counts)

@@ -8,8 +8,9 @@ Sources (``IngestConfig.source``):
 * ``landing``: daily drops, each file ingested once, appended by ingest date
   (``tasks/sources/landing.py``).
 
-``load_source`` is the pure part (tests call it); ``ingest_task`` writes the tables as
-Parquet into ``raw_dir`` (``<workspace>/raw/ingest_date=<date>``) and returns a small dict.
+``load_source`` reads a source; :func:`ingest` writes its tables as Parquet into
+``raw_dir`` (``<workspace>/raw/ingest_date=<date>``) and returns an :class:`IngestResult`;
+``ingest_task`` is its Prefect task (retried on I/O failures).
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import MissingContextError
+from pydantic import Field
 
 from tasks.config import IngestConfig
 from tasks.errors import RecpipeError
 from tasks.sources.movielens_archive import DownloadError
+from tasks.storage.cache import StageResult
 
 INTERACTION_COLUMNS = ["user_id", "item_id", "timestamp", "value", "event_type"]
 
@@ -131,11 +134,19 @@ def _file_summary(stats: dict) -> dict:
     return out
 
 
-def _logger() -> logging.Logger | logging.LoggerAdapter:
-    try:
-        return get_run_logger()
-    except MissingContextError:  # called as ingest_task.fn(...) outside a flow run
-        return logging.getLogger(__name__)
+class IngestResult(StageResult):
+    """What ingest wrote to the raw store, and what it saw of the source."""
+
+    source: str
+    rows: int
+    interactions_path: str
+    items_path: str | None = None
+    users_path: str | None = None
+    timestamp_unit: Any = None  # one unit, or one per file when they differ
+    incremental: bool = False
+    rows_new: int = 0
+    files_ingested: list[Any] = Field(default_factory=list)
+    stats: dict[str, Any] = Field(default_factory=dict)
 
 
 def _retry_io_only(task: object, task_run: object, state: object) -> bool:
@@ -155,20 +166,13 @@ def _run_name(parameters: dict) -> str:
     return f"ingest-{str(source).replace('-', '_')}"
 
 
-@task(
-    name="ingest",
-    task_run_name=_run_name,
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=_retry_io_only,
-    cache_policy=NO_CACHE,
-)
-def ingest_task(
+def ingest(
     config: IngestConfig,
     run_date: date,
     raw_dir: str,
     workspace_root: str | None = None,
-) -> dict:
+    logger: logging.Logger | logging.LoggerAdapter | None = None,
+) -> IngestResult:
     """Write today's raw interactions, items and users to ``raw_dir`` as Parquet.
 
     ``workspace_root`` holds the MovieLens download cache (``<root>/cache/movielens``);
@@ -194,7 +198,7 @@ def ingest_task(
             paths[name] = out / f"{name}.parquet"
             table.to_parquet(paths[name], index=False)
     stats = data.stats
-    _logger().info(
+    (logger or logging.getLogger(__name__)).info(
         "ingest %s: %d interaction rows%s; timestamps: %s%s",
         config.source,
         data.rows,
@@ -202,15 +206,29 @@ def ingest_task(
         stats.get("timestamp_unit"),
         "".join(f"; {note}" for note in stats.get("notes", [])),
     )
-    return {
-        "source": config.source,
-        "rows": data.rows,
-        "interactions_path": str(interactions_path),
-        "items_path": str(paths["items"]) if paths["items"] else None,
-        "users_path": str(paths["users"]) if paths["users"] else None,
-        "timestamp_unit": stats.get("timestamp_unit"),
-        "incremental": bool(stats.get("incremental", False)),
-        "rows_new": int(stats.get("rows_new", data.rows)),
-        "files_ingested": stats.get("files_ingested", []),
-        "stats": stats,
-    }
+    return IngestResult(
+        source=config.source,
+        rows=data.rows,
+        interactions_path=str(interactions_path),
+        items_path=str(paths["items"]) if paths["items"] else None,
+        users_path=str(paths["users"]) if paths["users"] else None,
+        timestamp_unit=stats.get("timestamp_unit"),
+        incremental=bool(stats.get("incremental", False)),
+        rows_new=int(stats.get("rows_new", data.rows)),
+        files_ingested=stats.get("files_ingested", []),
+        stats=stats,
+    )
+
+
+@task(
+    name="ingest",
+    task_run_name=_run_name,
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=_retry_io_only,
+    cache_policy=NO_CACHE,
+)
+def ingest_task(
+    config: IngestConfig, run_date: date, raw_dir: str, workspace_root: str | None = None
+) -> IngestResult:
+    return ingest(config, run_date, raw_dir, workspace_root, get_run_logger())

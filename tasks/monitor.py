@@ -18,13 +18,14 @@ know). Thresholds (``MonitorConfig``) turn a figure into a warning, or into a
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import MonitorConfig
@@ -196,8 +197,7 @@ def failure_message(findings: list[Finding], previous_date: date | None) -> str:
     )
 
 
-@task(name="monitor", cache_policy=NO_CACHE)
-def monitor_task(
+def monitor(
     scores_path: str,
     validated_path: str,
     table_root: str,
@@ -205,10 +205,9 @@ def monitor_task(
     config: MonitorConfig,
     workspace_root: str,
     parent_run_id: str,
+    logger: logging.Logger | logging.LoggerAdapter | None = None,
 ) -> dict:
     """Compute the figures, log them to the parent MLflow run, warn or fail on thresholds."""
-    from prefect import get_run_logger
-
     from tasks import tracking
     from tasks.storage.workspace import Workspace
 
@@ -234,7 +233,7 @@ def monitor_task(
         "monitor.findings",
         "; ".join(f.message for f in findings)[:5000] or "none",
     )
-    logger = get_run_logger()
+    logger = logger or logging.getLogger(__name__)
     for finding in findings:
         if finding.level == "warn":
             logger.warning("monitor: %s", finding.message)
@@ -256,3 +255,25 @@ def monitor_task(
         "findings": [{**asdict(f), "message": f.message} for f in findings],
         "previous_run_date": previous_date.isoformat() if previous_date else None,
     }
+
+
+@task(name="monitor", cache_policy=NO_CACHE)
+def monitor_task(
+    scores_path: str,
+    validated_path: str,
+    table_root: str,
+    run_date: date,
+    config: MonitorConfig,
+    workspace_root: str,
+    parent_run_id: str,
+) -> dict:
+    return monitor(
+        scores_path,
+        validated_path,
+        table_root,
+        run_date,
+        config,
+        workspace_root,
+        parent_run_id,
+        get_run_logger(),
+    )

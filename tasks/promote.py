@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from prefect import task
@@ -21,8 +21,21 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.config import EvaluateConfig
 from tasks.gate import BASELINE, Decision, GateConfig, decide
+from tasks.storage.cache import StageResult
 
-__all__ = ["BASELINE", "Decision", "decide", "gate_config", "outcome", "promote_task"]
+if TYPE_CHECKING:
+    from tasks.evaluate import ModelResult
+
+__all__ = [
+    "BASELINE",
+    "Decision",
+    "Promotion",
+    "decide",
+    "gate_config",
+    "outcome",
+    "promote",
+    "promote_task",
+]
 
 
 def gate_config(config: EvaluateConfig) -> GateConfig:
@@ -102,81 +115,130 @@ def decision_tags(decision: Decision, already: bool, version: str, champion_ver:
     }
 
 
-@task(name="promote", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def promote_task(
-    results: list[dict],
+class Promotion(StageResult):
+    """The gate's decision and what serves tonight; the decision's figures (values, interval,
+    p-value, users and events: :class:`tasks.gate.Decision`) ride along."""
+
+    promote: bool
+    decision: str
+    challenger: str
+    reason: str
+    n_users: int = 0
+    n_events: int = 0
+    already_champion: bool
+    registered_name: str
+    challenger_version: str
+    previous_champion: str | None
+    champion_version: str | None
+    serving_version: str | None
+    move_alias: bool
+    versions: dict[str, str]
+    intervals: dict[str, list[float]]
+    holdout_users: int
+    sample_half_width: float | None = None
+
+
+class _PerUser:
+    """Each model's per-user figures on tonight's hold-out: the file its evaluation wrote,
+    or scored now (the hold-out is drawn once, when first needed)."""
+
+    def __init__(
+        self, client: Any, features_dir: str, config: EvaluateConfig, parent_run_id: str
+    ) -> None:
+        self.client, self.features_dir, self.config = client, features_dir, config
+        self.parent_run_id = parent_run_id
+        self._holdout: Any = None
+
+    def _scored(self, model: Any, users: Any, items: Any) -> tuple[dict, Any]:
+        from tasks.evaluate import evaluate_per_user, sampled_holdout
+
+        if self._holdout is None:
+            self._holdout = sampled_holdout(self.features_dir, self.config)
+        return evaluate_per_user(model, users, items, self._holdout, self.config.k)
+
+    def of_model(self, result: ModelResult) -> Any:
+        import pandas as pd
+
+        path = result.per_user_path
+        if path and Path(path).is_file():
+            return pd.read_parquet(path)
+        from models.vocab import load_bundle
+
+        return self._scored(*load_bundle(result.bundle_dir))[1]
+
+    def of_champion(self, registered_name: str) -> Any:
+        """The registered champion, re-scored on tonight's users (its figures on the
+        parent run as ``champion.<metric>``)."""
+        from tasks import tracking
+
+        champion, _ = tracking.load_champion(self.client, registered_name)
+        metrics, frame = self._scored(champion.model, champion.users, champion.items)
+        tracking.log_metrics(
+            self.client, self.parent_run_id, {f"champion.{m}": v for m, v in metrics.items()}
+        )
+        return frame
+
+
+def register_all(client: Any, results: list[ModelResult], registered_name: str) -> dict:
+    """Every model of the night as a new version of ``registered_name``: model -> version."""
+    from tasks import tracking
+    from tasks.tracking import registry
+
+    return {
+        r.model: registry.register_version(
+            client,
+            r.model_uri,
+            registered_name,
+            r.run_id,
+            tags={
+                "model": r.model,
+                **{tracking.mlflow_key(m): f"{v:.6f}" for m, v in r.metrics.items()},
+            },
+        )
+        for r in results
+    }
+
+
+def promote(
+    results: list[ModelResult],
     features_dir: str,
     config: EvaluateConfig,
     registered_name: str,
     workspace_root: str,
     parent_run_id: str,
-) -> dict:
+) -> Promotion:
     """Register every model of the night and decide who serves (see the module docstring)."""
-    import pandas as pd
-
     from tasks import tracking
-    from tasks.evaluate import evaluate_per_user, sampled_holdout
     from tasks.storage.workspace import Workspace
     from tasks.tracking import registry
 
-    k, key = config.k, f"{config.primary_metric}@{config.k}"
+    key = f"{config.primary_metric}@{config.k}"
     client = tracking.client_for(Workspace.at(workspace_root))
-    versions = {
-        r["model"]: registry.register_version(
-            client,
-            r["model_uri"],
-            registered_name,
-            r["run_id"],
-            tags={
-                "model": r["model"],
-                **{tracking.mlflow_key(m): f"{v:.6f}" for m, v in r["metrics"].items()},
-            },
-        )
-        for r in results
-    }
-    holdout = None
-
-    def scored(result: dict | None) -> pd.DataFrame:
-        """A model's per-user figures: the file its evaluation wrote, or scored now."""
-        nonlocal holdout
-        path = (result or {}).get("per_user_path")
-        if path and Path(path).is_file():
-            return pd.read_parquet(path)
-        holdout = holdout or sampled_holdout(features_dir, config)
-        if result is None:
-            champion, _ = tracking.load_champion(client, registered_name)
-            model, users, items = champion.model, champion.users, champion.items
-        else:
-            from models.vocab import load_bundle
-
-            model, users, items = load_bundle(result["bundle_dir"])
-        metrics, frame = evaluate_per_user(model, users, items, holdout, k)
-        if result is None:
-            tracking.log_metrics(
-                client, parent_run_id, {f"champion.{m}": v for m, v in metrics.items()}
-            )
-        return frame
-
-    per_user = {r["model"]: scored(r) for r in results}
+    versions = register_all(client, results, registered_name)
+    figures = _PerUser(client, features_dir, config, parent_run_id)
+    per_user = {r.model: figures.of_model(r) for r in results}
     champion_ver = registry.champion_version(client, registered_name)
     champion_frame, champion_model = None, None
     if champion_ver is not None:
         champion_entry = client.get_model_version(registered_name, champion_ver)
         champion_run, champion_model = champion_entry.run_id, champion_entry.tags.get("model")
-        tonight = next((r for r in results if r["run_id"] == champion_run), None)
-        champion_frame = per_user[tonight["model"]] if tonight is not None else scored(None)
+        tonight = next((r for r in results if r.run_id == champion_run), None)
+        if tonight is not None:  # reused from an earlier run of the date: its own figures
+            champion_frame = per_user[tonight.model]
+        else:
+            champion_frame = figures.of_champion(registered_name)
     users = np.unique(next(iter(per_user.values()))["user_idx"].to_numpy())
     scores = per_user_scores(per_user, users, key)
     champion_scores = (
         None if champion_frame is None else per_user_scores({"c": champion_frame}, users, key)["c"]
     )
-    n_events = int(results[0]["metrics"].get("n_events", len(users)))
+    n_events = int(results[0].metrics.get("n_events", len(users)))
     gate = gate_config(config)
     decision = decide(scores, champion_scores, key, gate, n_events, champion_model=champion_model)
+    run_of = {r.model: r.run_id for r in results}
     intervals = mean_intervals(scores, gate)
     for name, (low, high) in intervals.items():
-        run_id = next(r["run_id"] for r in results if r["model"] == name)
-        tracking.log_metrics(client, run_id, {f"{key}.ci_low": low, f"{key}.ci_high": high})
+        tracking.log_metrics(client, run_of[name], {f"{key}.ci_low": low, f"{key}.ci_high": high})
     version = versions[decision.challenger]
     already = decision.promote and version == champion_ver  # a re-run that reused it
     if already:
@@ -185,26 +247,37 @@ def promote_task(
             reason=f"{decision.challenger} v{version} is the champion already; " + decision.reason,
         )
     for tag, value in decision_tags(decision, already, version, champion_ver).items():
-        run_id = next(r["run_id"] for r in results if r["model"] == decision.challenger)
-        client.set_tag(run_id, tag, value)
+        client.set_tag(run_of[decision.challenger], tag, value)
         client.set_tag(parent_run_id, tag, value)
         client.set_model_version_tag(registered_name, version, tag, value)
     # The alias itself moves only once this run's tables commit (tasks/publish.py).
     serving = version if decision.promote else champion_ver
-    return {
+    return Promotion(
         **asdict(decision),
-        "already_champion": already,
-        "registered_name": registered_name,
-        "challenger_version": version,
-        "previous_champion": champion_ver,
-        "champion_version": serving,
-        "serving_version": serving,
-        "move_alias": bool(decision.promote and not already),
-        "versions": versions,
-        "intervals": intervals,
-        "holdout_users": int(results[0]["metrics"].get("holdout_users", decision.n_users)),
-        "sample_half_width": config.sample_half_width,
-    }
+        already_champion=already,
+        registered_name=registered_name,
+        challenger_version=version,
+        previous_champion=champion_ver,
+        champion_version=serving,
+        serving_version=serving,
+        move_alias=bool(decision.promote and not already),
+        versions=versions,
+        intervals=intervals,
+        holdout_users=int(results[0].metrics.get("holdout_users", decision.n_users)),
+        sample_half_width=config.sample_half_width,
+    )
+
+
+@task(name="promote", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def promote_task(
+    results: list[ModelResult],
+    features_dir: str,
+    config: EvaluateConfig,
+    registered_name: str,
+    workspace_root: str,
+    parent_run_id: str,
+) -> Promotion:
+    return promote(results, features_dir, config, registered_name, workspace_root, parent_run_id)
 
 
 def mean_intervals(scores: dict[str, np.ndarray], gate: GateConfig) -> dict[str, list[float]]:

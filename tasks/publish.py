@@ -30,6 +30,7 @@ import uuid
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -46,6 +47,7 @@ from tasks.publishing.staging import stage_files as _stage_files
 from tasks.publishing.stores import Output, Stores
 from tasks.storage import database as db
 from tasks.storage import journal
+from tasks.storage.cache import StageResult
 from tasks.storage.faults import checkpoint
 
 
@@ -137,6 +139,40 @@ def publish_night(
         engine.dispose()
 
 
+class Published(StageResult):
+    """Where the night's tables were published and what the commit did (``parquet``,
+    ``similar`` and the like ride along)."""
+
+    publish_id: str
+    lake: str
+    lake_version: int | None
+    rows: int
+    table: str
+    database: str
+    pruned: list[Any]
+    champion_outcome: str | None
+
+
+def publish(
+    workspace_root: str,
+    database_url: str,
+    run_id: str,
+    run_date: date,
+    outputs: list[Output],
+    keep_runs: int,
+    champion: ChampionMove | None,
+    retention_hours: float,
+) -> Published:
+    """Both tables to both stores with one commit point, then the champion alias
+    (:func:`publish_night`)."""
+    stores = Stores(Path(workspace_root), database_url)
+    return Published(
+        **publish_night(
+            stores, run_id, run_date, outputs, keep_runs, champion, retention_hours=retention_hours
+        )
+    )
+
+
 @task(name="publish", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def publish_task(
     workspace_root: str,
@@ -147,8 +183,14 @@ def publish_task(
     keep_runs: int,
     champion: ChampionMove | None,
     retention_hours: float,
-) -> dict:
-    stores = Stores(Path(workspace_root), database_url)
-    return publish_night(
-        stores, run_id, run_date, outputs, keep_runs, champion, retention_hours=retention_hours
+) -> Published:
+    return publish(
+        workspace_root,
+        database_url,
+        run_id,
+        run_date,
+        outputs,
+        keep_runs,
+        champion,
+        retention_hours,
     )

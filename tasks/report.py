@@ -6,6 +6,7 @@ run, also a failed one."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from prefect import task
@@ -14,6 +15,9 @@ from prefect.cache_policies import NO_CACHE
 from expectations.escaping import markdown_text
 from tasks.promote import evidence_line, outcome
 from tasks.storage.published import publication_note
+
+if TYPE_CHECKING:
+    from tasks.evaluate import ModelResult
 
 
 def published_figures(validated_path: str | Path, scores_path: str | Path) -> dict:
@@ -50,8 +54,7 @@ def published_figures(validated_path: str | Path, scores_path: str | Path) -> di
     }
 
 
-@task(name="report", cache_policy=NO_CACHE)
-def report_task(results: list[dict], validated_path: str, scores_path: str, out_dir: str) -> dict:
+def report(results: list[ModelResult], validated_path: str, scores_path: str, out_dir: str) -> dict:
     """The night's figures as PNG files in ``out_dir`` and its published-table counts;
     :func:`log_report` puts them on the parent run (a re-run on unchanged inputs logs the
     files an earlier run rendered)."""
@@ -61,11 +64,11 @@ def report_task(results: list[dict], validated_path: str, scores_path: str, out_
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    names = [m for m in results[0]["metrics"] if "@" in m] if results else []
+    names = [m for m in results[0].metrics if "@" in m] if results else []
     figures_of = published_figures(validated_path, scores_path)
     figures = {
         "models_side_by_side.png": plots.metrics_bar(
-            results, names, "models on tonight's hold-out"
+            [r.summary() for r in results], names, "models on tonight's hold-out"
         ),
         "long_tail.png": plots.long_tail(
             figures_of["catalog"],
@@ -90,6 +93,13 @@ def report_task(results: list[dict], validated_path: str, scores_path: str, out_
         "metrics": metrics,
         "figures": [str(out / name) for name in figures],
     }
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report_task(
+    results: list[ModelResult], validated_path: str, scores_path: str, out_dir: str
+) -> dict:
+    return report(results, validated_path, scores_path, out_dir)
 
 
 def log_report(workspace_root: str, parent_run_id: str, report: dict) -> None:

@@ -30,6 +30,7 @@ from tasks.data.catalog import build_catalog
 from tasks.scoring.inputs import shard_totals
 from tasks.scoring.similarity_cache import SimilarityCache
 from tasks.scoring.table import scoring_catalog, write_scores
+from tasks.storage.cache import StageResult
 from tasks.storage.faults import checkpoint
 
 
@@ -198,30 +199,26 @@ def finish_scoring(plan: ScoringPlan, parts: list[dict], seconds: float) -> dict
     }
 
 
-def score_all(
-    validated_path: str,
-    items_path: str | None,
-    registered_name: str,
-    workspace_root: str,
-    config: ScoreConfig,
-    run_id: str,
-    run_date: date,
-    out_dir: str,
-) -> dict:
-    """The whole stage in this process, shard after shard."""
-    start = time.perf_counter()
-    plan = plan_scoring(
-        validated_path,
-        items_path,
-        registered_name,
-        workspace_root,
-        config,
-        run_id,
-        run_date,
-        out_dir,
-    )
-    parts = [score_shard(plan, s) for s in range(len(plan.shards))]
-    return finish_scoring(plan, parts, time.perf_counter() - start)
+class ScoreResult(StageResult):
+    """The scored parts (``path``: ``part-NNNNN.parquet``, one per user shard of
+    ``shard_paths``), the similar-items table and the stage's counts
+    (:func:`finish_scoring`)."""
+
+    path: str
+    items_vocab_path: str
+    similar_path: str | None
+    rows: int
+    users: int
+    shards: int
+    shard_paths: list[str]
+    workers: list[str]
+    model: str
+    version: str
+    users_by_strategy: dict[str, int]
+    seconds: float
+    plan_seconds: float
+    similarity_cached: bool
+    users_per_second: float | None
 
 
 @task(name="plan-scoring", cache_policy=NO_CACHE)

@@ -22,6 +22,7 @@ from models.implicit_mf import ImplicitMF
 from models.keras_base import KerasRecommender
 from tasks.config import TrainConfig
 from tasks.data.model_inputs import FitInputs, fit_inputs_from_snapshot
+from tasks.storage.cache import StageResult
 
 progress = logging.getLogger("recpipe.progress")
 
@@ -106,8 +107,17 @@ def epoch_progress(model: str, epochs: int, **fields: Any) -> Any:
     return EpochProgress()
 
 
-@task(name="train", task_run_name="train-{name}", cache_policy=NO_CACHE)
-def train_task(
+class TrainedModel(StageResult):
+    """A model fitted tonight: its bundle on disk, its MLflow run and logged model."""
+
+    model: str
+    run_id: str
+    bundle_dir: str
+    model_uri: str
+    train_seconds: float
+
+
+def train(
     name: str,
     config: TrainConfig,
     features_dir: str,
@@ -118,7 +128,9 @@ def train_task(
     data_tags: dict[str, str],
     config_params: dict[str, str] | None = None,
     items_path: str | None = None,
-) -> dict:
+) -> TrainedModel:
+    """Fit model ``name`` on the feature snapshot, save its bundle under ``models_dir`` and
+    record it as a child run of ``parent_run_id`` (params, curves, the logged model)."""
     from models.vocab import save_bundle
     from tasks import tracking
     from tasks.data.snapshot import read_vocabularies
@@ -159,10 +171,37 @@ def train_task(
         )
     tracking.log_metrics(client, run_id, {"train_seconds": seconds})
     model_uri = tracking.log_bundle_model(run_id, bundle_dir, users.ids[:3].tolist())
-    return {
-        "model": name,
-        "run_id": run_id,
-        "bundle_dir": str(bundle_dir),
-        "model_uri": model_uri,
-        "train_seconds": round(seconds, 2),
-    }
+    return TrainedModel(
+        model=name,
+        run_id=run_id,
+        bundle_dir=str(bundle_dir),
+        model_uri=model_uri,
+        train_seconds=round(seconds, 2),
+    )
+
+
+@task(name="train", task_run_name="train-{name}", cache_policy=NO_CACHE)
+def train_task(
+    name: str,
+    config: TrainConfig,
+    features_dir: str,
+    models_dir: str,
+    workspace_root: str,
+    experiment_id: str,
+    parent_run_id: str,
+    data_tags: dict[str, str],
+    config_params: dict[str, str] | None = None,
+    items_path: str | None = None,
+) -> TrainedModel:
+    return train(
+        name,
+        config,
+        features_dir,
+        models_dir,
+        workspace_root,
+        experiment_id,
+        parent_run_id,
+        data_tags,
+        config_params,
+        items_path,
+    )

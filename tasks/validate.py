@@ -1,9 +1,9 @@
 """Validate interactions (and the item / user tables): quarantine bad rows, drop duplicates,
 reject bad batches.
 
-``validate_interactions`` is the pure function (tests call it); ``validate_task`` is the thin
-Prefect wrapper that reads the ingest Parquet files and writes the accepted and quarantined
-tables. Great Expectations decides which rows fail (suites in ``expectations/``), each run
+``validate_interactions`` checks a table in memory; :func:`validate` reads the ingest
+Parquet files and writes the accepted and quarantined tables (``validate_task`` is its
+Prefect task, which also publishes the Markdown summary as an artifact). Great Expectations decides which rows fail (suites in ``expectations/``), each run
 in a GX context of its own (``expectations/runner.py``); the GX project under ``gx_root``
 keeps every validation result and the one Data Docs site that lists them all. Row
 accounting always holds, per table: rows read = accepted + quarantined + duplicates dropped.
@@ -14,19 +14,21 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import MissingContextError
 
 from expectations.report import (
     summary_markdown,
 )
 from tasks.config import ValidateConfig
 from tasks.errors import DataError, DataValidationError
+from tasks.storage.cache import StageResult
 from tasks.storage.shared_files import replace_atomically, update_json, write_json
 from tasks.validation.checks import (
     ARTIFACT_KEY,
@@ -43,8 +45,31 @@ def _run_name(parameters: dict) -> str:
     return "validate-" + "+".join(tables)
 
 
-@task(name="validate", task_run_name=_run_name, cache_policy=NO_CACHE)
-def validate_task(
+class ValidateResult(StageResult):
+    """The row accounting of a validation and where the accepted and quarantined tables
+    are (``items_path``, ``users_path`` and their quarantines ride along when given)."""
+
+    rows_read: int
+    rows_accepted: int
+    rows_quarantined: int
+    duplicates_dropped: int
+    rows_total: int
+    accounting: str
+    flagged: Any
+    volume: Any
+    history_snapshot: str | None
+    tables: dict[str, Any]
+    accepted_path: str
+    quarantine_path: str
+    data_docs_index: str | None
+    expectations: Any
+    artifact: bool = False
+
+
+Artifact = Callable[[str], bool]
+
+
+def validate(
     raw_path: str,
     out_dir: str,
     gx_root: str,
@@ -54,7 +79,9 @@ def validate_task(
     items_path: str | None = None,
     users_path: str | None = None,
     accumulate: bool = False,
-) -> dict:
+    logger: logging.Logger | logging.LoggerAdapter | None = None,
+    artifact: Artifact | None = None,
+) -> ValidateResult:
     """Validate the ingested Parquet files; write the accepted and quarantined tables.
 
     Writes ``interactions.parquet`` and ``quarantine.parquet`` (plus ``items.parquet``,
@@ -66,19 +93,23 @@ def validate_task(
     (incremental sources such as the landing folder): ``interactions.parquet`` becomes the
     latest earlier snapshot (``<out_dir>/../<prefix>=<earlier>/interactions.parquet``) plus
     today's accepted rows.
-    A Markdown artifact summarises the run when called inside a Prefect flow or task run.
+    ``artifact(markdown)``: publishes the Markdown summary of the run, or of its failure
+    (``validate_task`` passes :func:`publish_artifact`); what it returns is the result's
+    ``artifact``.
     """
     import pyarrow.parquet as pq
 
     from tasks.storage.parquet import concat_parquet, parquet_rows
     from tasks.validation.partitions import validate_in_partitions
 
+    log = logger or logging.getLogger(__name__)
+    artifact = artifact or (lambda markdown: False)
     out = Path(out_dir)
     raw = _input_file(raw_path, "interactions")
     items = pd.read_parquet(_input_file(items_path, "items")) if items_path else None
     users = pd.read_parquet(_input_file(users_path, "users")) if users_path else None
     history_file = Path(gx_root) / VOLUME_HISTORY
-    history = _load_history(history_file)  # a plain read: the file is only ever replaced
+    history = _load_history(history_file, log)  # a plain read: the file is only ever replaced
     previous = [v["rows_read"] for k, v in sorted(history.items()) if k < out.name]
     now = pd.Timestamp(now_iso)
     partitioned = parquet_rows(raw) > config.part_rows
@@ -101,10 +132,10 @@ def validate_task(
             else:
                 result = validate_interactions(pq.read_table(raw), **common)
         except DataValidationError as exc:
-            publish_artifact(summary_markdown(None, failure=str(exc)))
+            artifact(summary_markdown(None, failure=str(exc)))
             raise
         out.mkdir(parents=True, exist_ok=True)
-        snapshot = _previous_snapshot(out) if accumulate else None
+        snapshot = previous_snapshot(out) if accumulate else None
         accepted_path, quarantine_path = out / "interactions.parquet", out / "quarantine.parquet"
         if partitioned:
             earlier = [snapshot] if snapshot is not None else []
@@ -131,7 +162,11 @@ def validate_task(
                 table.quarantined, out / f"{table.name}_quarantine.parquet"
             )
     entry = {"rows_read": result.rows_read, "recorded_at": _now_iso()}
-    update_json(history_file, lambda history: {**history, out.name: entry}, load=_load_history)
+    update_json(
+        history_file,
+        lambda history: {**history, out.name: entry},
+        load=lambda path: _load_history(path, log),
+    )
     summary_dict = {
         "rows_read": result.rows_read,
         "rows_accepted": result.rows_accepted,
@@ -157,9 +192,35 @@ def validate_task(
         "expectations": result.expectations,
     }
     write_json(summary_dict, out / "validation_summary.json")
-    summary_dict["artifact"] = publish_artifact(summary_markdown(result, summary=summary_dict))
-    _logger().info("validate: %s; Data Docs %s", result.accounting, result.data_docs_index)
-    return summary_dict
+    published = artifact(summary_markdown(result, summary=summary_dict))
+    log.info("validate: %s; Data Docs %s", result.accounting, result.data_docs_index)
+    return ValidateResult(**summary_dict, artifact=published)
+
+
+@task(name="validate", task_run_name=_run_name, cache_policy=NO_CACHE)
+def validate_task(
+    raw_path: str,
+    out_dir: str,
+    gx_root: str,
+    config: ValidateConfig,
+    now_iso: str,
+    *,
+    items_path: str | None = None,
+    users_path: str | None = None,
+    accumulate: bool = False,
+) -> ValidateResult:
+    return validate(
+        raw_path,
+        out_dir,
+        gx_root,
+        config,
+        now_iso,
+        items_path=items_path,
+        users_path=users_path,
+        accumulate=accumulate,
+        logger=get_run_logger(),
+        artifact=publish_artifact,
+    )
 
 
 def publish_artifact(markdown: str) -> bool:
@@ -176,13 +237,6 @@ def publish_artifact(markdown: str) -> bool:
     return True
 
 
-def _logger() -> logging.Logger | logging.LoggerAdapter:
-    try:
-        return get_run_logger()
-    except MissingContextError:  # called as validate_task.fn(...) outside a flow run
-        return logging.getLogger(__name__)
-
-
 def _input_file(path: str, name: str) -> Path:
     source = Path(path)
     if not source.is_file():
@@ -193,7 +247,7 @@ def _input_file(path: str, name: str) -> Path:
     return source
 
 
-def _previous_snapshot(out: Path) -> Path | None:
+def previous_snapshot(out: Path) -> Path | None:
     """The latest ``<prefix>=<earlier>/interactions.parquet`` next to ``out``."""
     prefix = out.name.split("=", 1)[0] + "="
     earlier = sorted(
@@ -202,13 +256,13 @@ def _previous_snapshot(out: Path) -> Path | None:
     return earlier[-1] if earlier else None
 
 
-def _load_history(path: Path) -> dict:
+def _load_history(path: Path, log: logging.Logger | logging.LoggerAdapter) -> dict:
     if not path.is_file():
         return {}
     try:
         return dict(json.loads(path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        _logger().warning("validate: %s unreadable; the volume check starts afresh", path)
+        log.warning("validate: %s unreadable; the volume check starts afresh", path)
         return {}
 
 

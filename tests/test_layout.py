@@ -20,19 +20,6 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-# -- known violations in modules other work is changing; empty these once it is merged ----
-PENDING_OVER_500_LINES: set[str] = {
-    "flows/night.py",
-    "tasks/config.py",
-    "tasks/publish.py",
-    "tasks/score.py",
-}
-PENDING_PART_IMPORTS_STAGE: set[tuple[str, str]] = {
-    ("tasks.refresh.rescore", "tasks.check"),
-    ("tasks.refresh.rescore", "tasks.score"),
-}
-PENDING_TASKS_MODULES: int | None = 16  # None: the limit is MAX_TASKS_MODULES
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("flows", "tasks", "models", "expectations")
 MAX_TASKS_MODULES = 15
@@ -221,27 +208,20 @@ def test_parts_import_no_stage() -> None:
         for target in EDGES.get(module, ())
         if target in stages
     }
-    new = sorted(found - PENDING_PART_IMPORTS_STAGE)
+    new = sorted(found)
     assert not new, (
         "rule: a part folder of tasks/ imports no stage module (tasks/<stage>.py); move what "
         "it needs into the part, or let the stage pass it in:\n"
         + "\n".join(f"{module} imports {stage}" for module, stage in new)
     )
-    gone = sorted(PENDING_PART_IMPORTS_STAGE - found)
-    assert not gone, f"no longer imported; remove from PENDING_PART_IMPORTS_STAGE: {gone}"
 
 
 def test_few_modules_directly_in_tasks() -> None:
     modules = sorted(p.name for p in (ROOT / "tasks").glob("*.py") if p.name != "__init__.py")
-    limit = MAX_TASKS_MODULES if PENDING_TASKS_MODULES is None else PENDING_TASKS_MODULES
-    assert len(modules) <= limit, (
+    assert len(modules) <= MAX_TASKS_MODULES, (
         f"rule: at most {MAX_TASKS_MODULES} modules directly in tasks/ (a stage each; their "
         f"parts go into a folder of tasks/); found {len(modules)}: {modules}"
     )
-    if PENDING_TASKS_MODULES is not None:
-        assert len(modules) > MAX_TASKS_MODULES, (
-            f"{len(modules)} modules directly in tasks/: set PENDING_TASKS_MODULES to None"
-        )
 
 
 def test_no_module_over_500_lines() -> None:
@@ -250,13 +230,11 @@ def test_no_module_over_500_lines() -> None:
         for path in MODULES.values()
     }
     found = {name for name, n in lengths.items() if n > MAX_LINES}
-    new = sorted(found - PENDING_OVER_500_LINES)
+    new = sorted(found)
     assert not new, (
         f"rule: no module over {MAX_LINES} lines; split it where it divides:\n"
         + "\n".join(f"{name}: {lengths[name]} lines" for name in new)
     )
-    gone = sorted(PENDING_OVER_500_LINES - found)
-    assert not gone, f"no longer over {MAX_LINES} lines; remove from PENDING_OVER_500_LINES: {gone}"
 
 
 def test_models_import_neither_prefect_nor_mlflow() -> None:

@@ -8,7 +8,7 @@ landing file with a few new events for each of ``users`` known users is dropped,
 2. ``recpipe refresh`` runs as a new process on a second such file, then with
    ``--prefect`` on a third: seconds from the process start to its exit (Python, imports,
    the refresh; with ``--prefect`` also the temporary Prefect server it starts);
-3. the nightly's scoring stage (``tasks.score.score_all``: plan, shards, summary) scores
+3. the nightly's scoring stage (``flows.steps.score_in_shards``: plan, shards, summary) scores
    the same users' histories in this process: its users per second, the reference.
 """
 
@@ -71,7 +71,7 @@ def nightly_rate(config: PipelineConfig, run_date: date, users: list[str]) -> di
     """The nightly scoring stage on the same users' whole histories (this process)."""
     import tempfile
 
-    from tasks.score import score_all
+    from flows.steps import Direct, score_in_shards
 
     root = Path(config.workspace)
     validated = root / "validated" / f"run_date={run_date}" / "interactions.parquet"
@@ -82,18 +82,19 @@ def nightly_rate(config: PipelineConfig, run_date: date, users: list[str]) -> di
         path = Path(folder) / "interactions.parquet"
         history.to_parquet(path, index=False)
         start = time.perf_counter()
-        out = score_all(
-            str(path),
-            str(items) if items.is_file() else None,
-            config.tracking.registered_model,
-            str(root),
-            config.score,
-            "bench-nightly-rate",
-            run_date,
-            str(Path(folder) / "scores"),
+        out = score_in_shards(
+            Direct(),
+            validated_path=str(path),
+            items_path=str(items) if items.is_file() else None,
+            registered_name=config.tracking.registered_model,
+            workspace_root=str(root),
+            config=config.score,
+            run_id="bench-nightly-rate",
+            run_date=run_date,
+            out_dir=str(Path(folder) / "scores"),
         )
         seconds = time.perf_counter() - start
-    return {"users": out["users"], "seconds": round(seconds, 2), "rate": out["users"] / seconds}
+    return {"users": out.users, "seconds": round(seconds, 2), "rate": out.users / seconds}
 
 
 def bench_refresh(

@@ -1,5 +1,5 @@
 """``recpipe backtest --start D1 --end D2 [--every 7d]``: the champion decision replayed as of
-past dates and scored on the period that followed (tasks/backtest.py)."""
+past dates and scored on the period that followed (flows/backtest.py)."""
 
 from __future__ import annotations
 
@@ -56,22 +56,23 @@ def backtest(
             )
         }
     )
-    from tasks.backtest import backtest_dates, policy_regrets, replay
+    from flows.backtest import backtest_dates, policy_regrets, replay
 
     dates = backtest_dates(first, last, days)
     interactions, items = _load(config, last)
+    folder = _folder(config, first, last)
     print(
         f"backtest: {len(dates)} date(s) {first} .. {last} every {days} d, models "
         f"{', '.join(names)}; source {config.ingest.source} "
         f"({len(interactions)} events {interactions['timestamp'].min()} .. "
         f"{interactions['timestamp'].max()})"
     )
-    rows = replay(interactions, dates, days, config, items)
+    rows = replay(interactions, dates, days, config, items, workspace=folder / "workspace")
     regrets = policy_regrets(rows, names)
     print(f"\nmean regret (NDCG@{config.evaluate.k}, lower is better):")
     for policy, value in regrets.items():
         print(f"  {policy:<20} {value:.4f}")
-    csv_path, run_id = _record(config, rows, regrets, first, last, days)
+    csv_path, run_id = _record(config, rows, regrets, first, last, days, folder)
     print(f"\nwritten: {csv_path}\nMLflow: experiment 'recpipe-backtest', run {run_id}")
 
 
@@ -90,21 +91,29 @@ def _load(config: Any, last: Any) -> tuple[Any, Any]:
     return interactions.sort_values("timestamp", kind="stable", ignore_index=True), data.items
 
 
-def _record(
-    config: Any, rows: list[dict], regrets: dict, first: Any, last: Any, days: int
-) -> tuple:
-    """The table as CSV under ``<workspace>/backtests/`` and one MLflow run."""
+def _folder(config: Any, first: Any, last: Any) -> Any:
+    """``<workspace>/backtests/<first>_<last>_<stamp>``: the nights' own workspace (their
+    registry and champion, never the live ones) and the CSV."""
     from datetime import UTC, datetime
 
+    from tasks.storage.workspace import Workspace
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    folder = Workspace.at(config.workspace).root / "backtests" / f"{first}_{last}_{stamp}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _record(
+    config: Any, rows: list[dict], regrets: dict, first: Any, last: Any, days: int, folder: Any
+) -> tuple:
+    """The table as CSV in ``folder`` and one MLflow run."""
     import pandas as pd
 
     from tasks import tracking
     from tasks.storage.workspace import Workspace
 
     ws = Workspace.at(config.workspace)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    folder = ws.root / "backtests" / f"{first}_{last}_{stamp}"
-    folder.mkdir(parents=True, exist_ok=True)
     csv_path = folder / "backtest.csv"
     pd.DataFrame(rows).to_csv(csv_path, index=False)
     client = tracking.client_for(ws)

@@ -48,8 +48,7 @@ def filter_as_of(frame: pd.DataFrame, run_date: date) -> pd.DataFrame:
     return frame[keep.to_numpy()].reset_index(drop=True)
 
 
-@task(name="as-of", cache_policy=NO_CACHE)
-def as_of_task(interactions_path: str, run_date: date) -> dict:
+def as_of(interactions_path: str, run_date: date) -> dict:
     """Filter the raw interactions of the run in place (atomically); return the counts."""
     path = Path(interactions_path)
     frame = pd.read_parquet(path)
@@ -62,3 +61,8 @@ def as_of_task(interactions_path: str, run_date: date) -> dict:
         "rows_after": len(kept),
         "rows_dropped": len(frame) - len(kept),
     }
+
+
+@task(name="as-of", cache_policy=NO_CACHE)
+def as_of_task(interactions_path: str, run_date: date) -> dict:
+    return as_of(interactions_path, run_date)

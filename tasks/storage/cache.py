@@ -1,19 +1,7 @@
 """Cheap re-runs: skip a stage whose inputs are unchanged since it last ran for the date.
 
-Each cacheable stage (ingest, validate, features; with ``cache.reuse_models`` also
-train + evaluate per model) has a key: a sha256 over everything its output depends on,
-
-* ingest: the source settings and the run date, plus the *content* of what it reads: for
-  "files" the file or folder (every file's bytes), for "landing" the landing folder's
-  files (new drops change the key; a folder read once is not idempotent by its path), for
-  MovieLens the zip or folder given, or the checksum a verified download must have; the
-  demo source is its settings + run date (the generator is deterministic);
-* validate: the raw files' bytes, its settings, the row counts of earlier runs (the
-  volume check), the snapshot it accumulates onto (landing), and the clock it checks
-  timestamps against (the as-of instant in a backfill, else today's date);
-* features: the validated interactions' bytes and its settings;
-* train + evaluate: the features' bytes, the item catalog's, the model's settings, k;
-
+Each cacheable stage has a key: a sha256 over everything its output depends on (what
+each stage's key covers is written where the stages are wired, ``flows/stage_keys.py``),
 and every key includes the code version (the bytes of the tasks/, models/ and
 expectations/ sources) and the versions of the libraries that shape the data.
 
@@ -22,8 +10,8 @@ the key, the stage's result and the size and mtime of every file in its output f
 A re-run skips the stage only when the key is equal *and* the outputs are exactly as the
 stage left them; anything else (another config ran the date since, a file was deleted or
 edited, the code changed) runs the stage again. So does a marker that is not JSON, fails
-its schema (``Marker``), or whose result lacks what the stage's callers read
-(``STAGE_RESULTS``): a damaged marker costs one re-run, never a failed night.
+its schema (``Marker``), or whose result lacks what the stage's callers read (the
+stage's :class:`StageResult`): a damaged marker costs one re-run, never a failed night.
 
 Paths inside a marker (the output files, and every string of the result that is a path
 under the workspace root) are stored relative to that root and resolved on read, so a
@@ -46,11 +34,9 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-
-from tasks.config import FeatureConfig, IngestConfig, TrainConfig, ValidateConfig
 
 CODE_PACKAGES = ("tasks", "models", "expectations")
 DATA_LIBRARIES = ("pandas", "numpy", "pyarrow", "scipy", "great-expectations", "keras")
@@ -122,117 +108,6 @@ def stamps(folders: Iterable[Path | str]) -> dict[str, list[int]]:
     return out
 
 
-# -- stage keys ----------------------------------------------------------------------------
-def ingest_parts(config: IngestConfig, run_date: date, as_of: bool, workspace: Path) -> dict:
-    parts: dict[str, Any] = {
-        "stage": "ingest",
-        "source": config.source,
-        "run_date": run_date.isoformat(),
-        "as_of": as_of,
-    }
-    if config.source == "demo":
-        parts["demo"] = config.demo.model_dump(mode="json")
-    elif config.source.startswith("movielens-"):
-        from tasks.sources.movielens_archive import RELEASES
-
-        ml = config.movielens
-        parts["movielens"] = ml.model_dump(mode="json")
-        if ml.path is not None:
-            parts["data"] = tree_digest(ml.path)
-        else:
-            release = RELEASES[config.source]
-            expected = ml.sha256 or release.zip_sha256
-            cache = Path(ml.cache_dir or workspace / "cache" / "movielens").expanduser()
-            archive = cache / f"{release.name}.zip"
-            if ml.verify and expected:  # a verified download has exactly these bytes
-                parts["data"] = f"sha256:{expected.lower()}"
-            else:
-                parts["data"] = file_digest(archive) if archive.is_file() else "not downloaded"
-    else:
-        parts["files"] = config.files.model_dump(mode="json")
-        parts["data"] = tree_digest(config.files.path)
-        parts["items"] = tree_digest(config.files.items_path)
-    return parts
-
-
-def validate_parts(
-    ingest: dict,
-    config: ValidateConfig,
-    out_dir: Path,
-    gx_root: Path,
-    accumulate: bool,
-    now_iso: str | None,
-) -> dict:
-    from tasks.validation.checks import VOLUME_HISTORY
-
-    history_file = Path(gx_root) / VOLUME_HISTORY
-    try:
-        history = json.loads(history_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        history = {}
-    previous = [v.get("rows_read") for k, v in sorted(history.items()) if k < out_dir.name]
-    snapshot = _previous_snapshot(out_dir) if accumulate else None
-    return {
-        "stage": "validate",
-        "config": config.model_dump(mode="json"),
-        "inputs": {
-            name: tree_digest(ingest.get(f"{name}_path"))
-            for name in ("interactions", "items", "users")
-        },
-        "accumulate": accumulate,
-        "snapshot": tree_digest(snapshot) if snapshot else None,
-        "previous_volumes": previous,
-        "now": now_iso or f"day {datetime.now(UTC).date().isoformat()}",
-    }
-
-
-def _previous_snapshot(out: Path) -> Path | None:
-    """The snapshot ``validate`` accumulates onto (same rule as tasks/validate.py)."""
-    prefix = out.name.split("=", 1)[0] + "="
-    earlier = sorted(
-        p for p in out.parent.glob(f"{prefix}*/interactions.parquet") if p.parent.name < out.name
-    )
-    return earlier[-1] if earlier else None
-
-
-def features_parts(validated_path: str, config: FeatureConfig) -> dict:
-    return {
-        "stage": "features",
-        "config": config.model_dump(mode="json"),
-        "validated": tree_digest(validated_path),
-    }
-
-
-def model_parts(
-    name: str, config: TrainConfig, features_dir: str, items_path: str | None, k: int
-) -> dict:
-    settings = config.model_dump(mode="json", exclude={"models"})
-    return {
-        "stage": f"train-{name}",
-        "model": name,
-        "settings": {k_: v for k_, v in settings.items() if not isinstance(v, dict)}
-        | {"model": settings.get(name)},
-        "features": tree_digest(features_dir),
-        "items": tree_digest(items_path),
-        "k": k,
-    }
-
-
-def score_parts(
-    validated_path: str, items_path: str | None, model: str, config: Any, run_date: date
-) -> dict:
-    """Scoring reads the validated interactions, the item catalog, one registered model
-    version and the score settings; its rows carry the run date."""
-    return {
-        "stage": "score",
-        "validated": tree_digest(validated_path),
-        "items": tree_digest(items_path),
-        "model": model,
-        "config": config.model_dump(mode="json"),
-        "run_date": run_date.isoformat(),
-    }
-
-
 # -- markers -------------------------------------------------------------------------------
 Location = list[str | int]  # keys and list indices leading to a value inside ``result``
 
@@ -255,59 +130,21 @@ class Marker(BaseModel):
     recorded_at: datetime
 
 
-class _Result(BaseModel):
-    """What a stage's callers read from its result (flows/nightly.py, tasks/promote.py,
-    tasks/report.py). Other fields are passed on unchecked (``extra="allow"``); strict, so
-    the caller gets exactly the types that were checked."""
+class StageResult(BaseModel):
+    """What a stage hands the next: the fields its callers read, typed; anything else it
+    reports rides along unchecked (``extra="allow"``) into the run summary. Each stage
+    declares its own beside it (``tasks/ingest.py``'s ``IngestResult``, ...). A marker's
+    result is validated strictly against the stage's class, so a hit hands back exactly
+    the types that were checked."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", frozen=True)
 
-
-class IngestResult(_Result):
-    interactions_path: str
-    items_path: str | None = None
-    users_path: str | None = None
-    incremental: bool = False
-
-
-class ValidateResult(_Result):
-    accepted_path: str
-    rows_read: int
-    rows_accepted: int
-    rows_quarantined: int
+    def summary(self) -> dict[str, Any]:
+        """Every field, declared or not, as the run summary shows it."""
+        return self.model_dump()
 
 
-class FeaturesResult(_Result):
-    features_dir: str
-    n_train: int
-    n_valid: int
-    first_event: str
-    last_event: str
-
-
-class ModelResult(_Result):
-    model: str
-    run_id: str
-    model_uri: str
-    bundle_dir: str
-    train_seconds: float
-    metrics: dict[str, float]
-
-
-STAGE_RESULTS: dict[str, type[_Result]] = {
-    "ingest": IngestResult,
-    "validate": ValidateResult,
-    "features": FeaturesResult,
-    "train-": ModelResult,  # a prefix: train-<model>
-}
-
-
-def result_model(stage: str) -> type[_Result] | None:
-    if stage in STAGE_RESULTS:
-        return STAGE_RESULTS[stage]
-    return next(
-        (m for p, m in STAGE_RESULTS.items() if p.endswith("-") and stage.startswith(p)), None
-    )
+R = TypeVar("R", bound=StageResult)
 
 
 def to_relative(value: Any, root: Path, at: Location | None = None) -> tuple[Any, list[Location]]:
@@ -401,35 +238,37 @@ class StageCache:
             for path, (size, mtime) in stamps(outputs).items()
         }
 
-    def lookup(self, stage: str, key: str, outputs: list[Path]) -> tuple[Marker | None, str]:
-        """``(marker, "")`` on a hit (its result's paths resolved), ``(None, why not)``
-        on a miss. Never raises for a marker's content: a bad marker is a miss."""
+    def lookup(
+        self, stage: str, key: str, outputs: list[Path], result_type: type[R] | None = None
+    ) -> tuple[Marker | None, Any, str]:
+        """``(marker, result, "")`` on a hit (the result's paths resolved, as a
+        ``result_type`` when one is given), ``(None, None, why not)`` on a miss. Never
+        raises for a marker's content: a bad marker is a miss."""
         if not self.enabled:
-            return None, "cache disabled"
+            return None, None, "cache disabled"
         path = self.marker(stage)
         try:
             marker = Marker.model_validate(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
-            return None, "first run for this date"
+            return None, None, "first run for this date"
         except (OSError, ValueError) as exc:  # ValidationError is a ValueError
             why = _first_error(exc) if isinstance(exc, ValidationError) else str(exc)
-            return None, self._bad(path, f"marker unreadable or invalid ({why})")
+            return None, None, self._bad(path, f"marker unreadable or invalid ({why})")
         if marker.key != key:
-            return None, "inputs, settings or code changed"
+            return None, None, "inputs, settings or code changed"
         if marker.outputs != self.output_stamps(outputs):
-            return None, "its output files changed since"
+            return None, None, "its output files changed since"
         try:
             result = resolve_paths(marker.result, marker.relative_paths, self.root)
         except ValueError as exc:
-            return None, self._bad(path, f"marker invalid ({exc})")
-        needs = result_model(stage)
-        if needs is not None:
-            try:
-                needs.model_validate(result)
-            except ValidationError as exc:
-                why = f"marker result lacks what {stage} needs ({_first_error(exc)})"
-                return None, self._bad(path, why)
-        return marker.model_copy(update={"result": result}), ""
+            return None, None, self._bad(path, f"marker invalid ({exc})")
+        if result_type is None:
+            return marker, result, ""
+        try:
+            return marker, result_type.model_validate(result, strict=True), ""
+        except ValidationError as exc:
+            why = f"marker result lacks what {stage} needs ({_first_error(exc)})"
+            return None, None, self._bad(path, why)
 
     def _bad(self, path: Path, why: str) -> str:
         self.log.warning("stage cache: %s: %s; the stage runs again", path, why)
@@ -462,18 +301,24 @@ class StageCache:
         stage: str,
         parts: dict,
         outputs: list[Path],
-        compute: Callable[[], dict],
-        still_valid: Callable[[dict], bool] | None = None,
+        compute: Callable[[], Any],
+        still_valid: Callable[[Any], bool] | None = None,
         reuse: bool = True,
-    ) -> dict:
+        result_type: type[R] | None = None,
+    ) -> Any:
         """The stage's result: from its marker when nothing changed, else by ``compute``.
 
+        ``result_type``: the stage's :class:`StageResult` (``compute`` returns one; a hit
+        is validated against it), or None for a stage whose result is a plain dict.
         ``still_valid(result)``: an extra check of a hit (e.g. an MLflow run still exists).
         ``reuse=False``: always compute, but leave a marker for a later run that may reuse.
         """
         key = key_of(parts)
-        marker, why = self.lookup(stage, key, outputs) if reuse else (None, "reuse off")
-        if marker is not None and still_valid is not None and not still_valid(marker.result):
+        if reuse:
+            marker, result, why = self.lookup(stage, key, outputs, result_type)
+        else:
+            marker, result, why = None, None, "reuse off"
+        if marker is not None and still_valid is not None and not still_valid(result):
             marker, why = None, "what it refers to is gone"
         if marker is not None:
             self.hits[stage] = str(marker.flow_run_id)
@@ -483,11 +328,12 @@ class StageCache:
                 marker.flow_run_id,
                 key[:12],
             )
-            return marker.result
+            return result
         self.misses[stage] = why
         self.log.info("%s: runs (%s)", stage, why)
         self.forget(stage)  # a stage that fails half-way must not leave a usable marker
         result = compute()
         if self.enabled:
-            self.record(stage, key, json.loads(json.dumps(result, default=str)), outputs)
+            plain = result.model_dump() if isinstance(result, BaseModel) else result
+            self.record(stage, key, json.loads(json.dumps(plain, default=str)), outputs)
         return result

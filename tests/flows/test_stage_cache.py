@@ -12,14 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from flows.stage_keys import features_parts, ingest_parts
 from tasks.config import FeatureConfig, IngestConfig
-from tasks.storage.cache import (
-    StageCache,
-    features_parts,
-    ingest_parts,
-    resolve_paths,
-    to_relative,
-)
+from tasks.evaluate import ModelResult
+from tasks.features import FeaturesResult
+from tasks.storage.cache import StageCache, resolve_paths, to_relative
 from tasks.storage.workspace import Workspace
 
 DAY = date(2026, 3, 2)
@@ -31,17 +28,22 @@ class Stage:
     def __init__(self, out: Path) -> None:
         self.out, self.calls = out, 0
 
-    def __call__(self) -> dict:
+    def __call__(self) -> FeaturesResult:
         self.calls += 1
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "table.parquet").write_text(f"run {self.calls}")
-        return {
-            "features_dir": str(self.out),
-            "n_train": 3,
-            "n_valid": 1,
-            "first_event": "2026-03-01T00:00:00+00:00",
-            "last_event": "2026-03-02T00:00:00+00:00",
-        }
+        return FeaturesResult(
+            features_dir=str(self.out),
+            partitions=1,
+            cutoff="2026-03-01T12:00:00+00:00",
+            holdout=None,
+            n_users=2,
+            n_items=2,
+            first_event="2026-03-01T00:00:00+00:00",
+            last_event="2026-03-02T00:00:00+00:00",
+            n_train=3,
+            n_valid=1,
+        )
 
 
 @pytest.fixture
@@ -53,47 +55,47 @@ def setup(tmp_path: Path) -> tuple[StageCache, Stage, Path]:
 
 def test_unchanged_inputs_and_outputs_skip_the_stage(setup) -> None:
     cache, stage, out = setup
-    first = cache.run("features", {"data": "abc"}, [out], stage)
-    again = cache.run("features", {"data": "abc"}, [out], stage)
+    first = cache.run("features", {"data": "abc"}, [out], stage, result_type=FeaturesResult)
+    again = cache.run("features", {"data": "abc"}, [out], stage, result_type=FeaturesResult)
     assert stage.calls == 1 and again == first and cache.hits == {"features": "run-1"}
 
 
 def test_changed_inputs_run_the_stage_again(setup) -> None:
     cache, stage, out = setup
-    cache.run("features", {"data": "abc"}, [out], stage)
-    cache.run("features", {"data": "abd"}, [out], stage)
+    cache.run("features", {"data": "abc"}, [out], stage, result_type=FeaturesResult)
+    cache.run("features", {"data": "abd"}, [out], stage, result_type=FeaturesResult)
     assert stage.calls == 2 and cache.misses["features"] == "inputs, settings or code changed"
 
 
 def test_touched_or_deleted_outputs_run_the_stage_again(setup) -> None:
     cache, stage, out = setup
-    cache.run("features", {"data": "abc"}, [out], stage)
+    cache.run("features", {"data": "abc"}, [out], stage, result_type=FeaturesResult)
     target = out / "table.parquet"
     os.utime(target, ns=(1, 1))  # same bytes, another writer's mtime
-    cache.run("features", {"data": "abc"}, [out], stage)
+    cache.run("features", {"data": "abc"}, [out], stage, result_type=FeaturesResult)
     assert stage.calls == 2 and cache.misses["features"] == "its output files changed since"
     target.unlink()
-    cache.run("features", {"data": "abc"}, [out], stage)
+    cache.run("features", {"data": "abc"}, [out], stage, result_type=FeaturesResult)
     assert stage.calls == 3
 
 
 def test_a_failing_stage_leaves_no_marker(setup) -> None:
     cache, stage, out = setup
-    cache.run("features", {"data": "abc"}, [out], stage)
+    cache.run("features", {"data": "abc"}, [out], stage, result_type=FeaturesResult)
 
     def broken() -> dict:
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        cache.run("features", {"data": "new"}, [out], broken)
+        cache.run("features", {"data": "new"}, [out], broken, result_type=FeaturesResult)
     assert not cache.marker("features").exists()
 
 
 def test_disabled_cache_and_reuse_off_always_run(setup, tmp_path: Path) -> None:
     cache, stage, out = setup
     off = StageCache(tmp_path / "markers", DAY, enabled=False)
-    off.run("features", {"data": "abc"}, [out], stage)
-    off.run("features", {"data": "abc"}, [out], stage)
+    off.run("features", {"data": "abc"}, [out], stage, result_type=FeaturesResult)
+    off.run("features", {"data": "abc"}, [out], stage, result_type=FeaturesResult)
     assert stage.calls == 2 and not off.marker("features").exists()
     cache.run("toy-model", {"f": 1}, [out], stage, reuse=False)
     assert cache.marker("toy-model").exists()  # recorded for a later run that reuses
@@ -162,7 +164,7 @@ def _edit_result(marker: dict) -> None:
 )
 def test_a_damaged_marker_reruns_the_stage(setup, caplog, damage, why) -> None:
     cache, stage, out = setup
-    cache.run("features", {"data": "abc"}, [out], stage)
+    cache.run("features", {"data": "abc"}, [out], stage, result_type=FeaturesResult)
     path = cache.marker("features")
     if damage is None:
         path.write_text("{not json")
@@ -171,29 +173,36 @@ def test_a_damaged_marker_reruns_the_stage(setup, caplog, damage, why) -> None:
         damage(marker)
         path.write_text(json.dumps(marker))
     with caplog.at_level(logging.WARNING, logger="tasks.storage.cache"):
-        result = cache.run("features", {"data": "abc"}, [out], stage)
+        result = cache.run("features", {"data": "abc"}, [out], stage, result_type=FeaturesResult)
     assert stage.calls == 2 and why in cache.misses["features"], cache.misses
     assert str(path) in caplog.text and "runs again" in caplog.text
-    assert result["n_train"] == 3 and result["features_dir"] == str(out)
-    cache.run("features", {"data": "abc"}, [out], stage)  # the fresh marker serves again
+    assert result.n_train == 3 and result.features_dir == str(out)
+    cache.run(
+        "features", {"data": "abc"}, [out], stage, result_type=FeaturesResult
+    )  # the fresh marker serves again
     assert stage.calls == 2 and "features" in cache.hits
 
 
 def test_a_model_result_with_a_nan_metric_is_reused(setup) -> None:
     cache, _, out = setup
-    trained = {
-        "model": "ease",
-        "run_id": "abc123",
-        "model_uri": "models:/m-1",
-        "bundle_dir": str(out / "ease"),
-        "train_seconds": 1.5,
-        "metrics": {"ndcg@10": 0.25, "coverage": float("nan")},
-    }
+    trained = ModelResult(
+        model="ease",
+        run_id="abc123",
+        model_uri="models:/m-1",
+        bundle_dir=str(out / "ease"),
+        train_seconds=1.5,
+        metrics={"ndcg@10": 0.25, "coverage": float("nan")},
+    )
     calls = []
-    cache.run("train-ease", {"f": 1}, [out], lambda: calls.append(1) or trained)
-    again = cache.run("train-ease", {"f": 1}, [out], lambda: calls.append(1) or trained)
-    assert calls == [1] and again["bundle_dir"] == trained["bundle_dir"]
-    assert math.isnan(again["metrics"]["coverage"])
+
+    def run() -> ModelResult:
+        calls.append(1)
+        return trained
+
+    cache.run("train-ease", {"f": 1}, [out], run, result_type=ModelResult)
+    again = cache.run("train-ease", {"f": 1}, [out], run, result_type=ModelResult)
+    assert calls == [1] and again.bundle_dir == trained.bundle_dir
+    assert math.isnan(again.metrics["coverage"])
 
 
 # -- a moved workspace keeps its markers ---------------------------------------------------
@@ -222,9 +231,9 @@ def test_a_copied_workspace_reuses_its_markers(tmp_path: Path) -> None:
     validated.write_bytes(b"accepted rows")
 
     def run_features(ws: Workspace, stage: Stage) -> dict:
-        cache = StageCache(ws.stage_markers, DAY, flow_run_id="run-1")  # as flows/nightly.py
+        cache = StageCache(ws.stage_markers, DAY, flow_run_id="run-1")  # as flows/night.py
         parts = features_parts(str(ws.validated(DAY) / "interactions.parquet"), FeatureConfig())
-        result = cache.run("features", parts, [ws.features(DAY)], stage)
+        result = cache.run("features", parts, [ws.features(DAY)], stage, result_type=FeaturesResult)
         return {"result": result, "hits": cache.hits, "misses": cache.misses}
 
     run_features(first, Stage(first.features(DAY)))
@@ -237,7 +246,7 @@ def test_a_copied_workspace_reuses_its_markers(tmp_path: Path) -> None:
     stage = Stage(second.features(DAY))
     reused = run_features(second, stage)
     assert stage.calls == 0 and reused["hits"] == {"features": "run-1"}, reused["misses"]
-    assert reused["result"]["features_dir"] == str(second.features(DAY))
+    assert reused["result"].features_dir == str(second.features(DAY))
 
 
 def test_the_code_version_covers_every_source_of_the_stages() -> None:

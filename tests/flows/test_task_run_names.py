@@ -44,7 +44,9 @@ def test_each_task_names_its_runs_for_what_they_do() -> None:
         "partition-ids-3": resolved_name(partition_ids_task, plan=None, part=3),
         "encode-partition-3": resolved_name(encode_partition_task, plan=None, part=3, cutoff=""),
         "train-mult_dae": resolved_name(train_task, name="mult_dae"),
-        "evaluate-mult_dae": resolved_name(evaluate_task, trained={"model": "mult_dae"}),
+        "evaluate-mult_dae": resolved_name(
+            evaluate_task, trained=SimpleNamespace(model="mult_dae")
+        ),
         "score-shard-12": resolved_name(score_shard_task, plan=None, shard=12),
     }
     assert {expected: got for expected, got in cases.items() if got != expected} == {}
@@ -53,6 +55,40 @@ def test_each_task_names_its_runs_for_what_they_do() -> None:
     by_task = dict(zip(cases.values(), tasks[:1] * 2 + tasks[1:2] * 2 + tasks[2:], strict=True))
     for name, task in by_task.items():
         assert name.rsplit("-", 1)[0] == task.name  # what task_run_names() maps it back to
+
+
+def test_every_stage_function_the_night_calls_has_its_task() -> None:
+    """flows.steps.AsTasks runs stage function ``f`` as ``f_task`` beside it."""
+    from flows.steps import task_of
+    from tasks import (
+        check,
+        evaluate,
+        features,
+        ingest,
+        monitor,
+        promote,
+        publish,
+        report,
+        score,
+        train,
+        validate,
+    )
+    from tasks.data import as_of
+
+    functions = [
+        ingest.ingest, as_of.as_of, validate.validate, features.plan_features,
+        features.partition_ids, features.write_vocabularies, features.encode_partition,
+        features.finish_features, train.train, evaluate.evaluate, promote.promote,
+        score.plan_scoring, score.score_shard, score.finish_scoring, check.check_output,
+        monitor.monitor, publish.publish, report.report,
+    ]  # fmt: skip
+    from prefect import Task
+
+    for fn in functions:
+        task = task_of(fn)
+        assert isinstance(task, Task) and task.fn.__name__ == f"{fn.__name__}_task"
+    with pytest.raises(TypeError, match="has no Prefect task; expected load_source_task"):
+        task_of(ingest.load_source)
 
 
 @pytest.fixture(scope="module")
@@ -88,15 +124,15 @@ def tiny_night(prefect_harness, make_config, tmp_path_factory):
     def tiny() -> dict:
         raw = ingest_task(config.ingest, RUN_DATE, str(ws.raw(RUN_DATE)), str(ws.root))
         validated = validate_task(
-            raw["interactions_path"],
+            raw.interactions_path,
             str(ws.validated(RUN_DATE)),
             str(ws.validation_root),
             config.validate_,
             cutoff(RUN_DATE).isoformat(),
-            items_path=raw["items_path"],
+            items_path=raw.items_path,
         )
         plan = plan_features_task(
-            validated["accepted_path"], str(ws.features(RUN_DATE)), config.features
+            validated.accepted_path, str(ws.features(RUN_DATE)), config.features
         )
         parts = range(len(plan.partitions))
         vocabularies = write_vocabularies_task(plan, [partition_ids_task(plan, p) for p in parts])
@@ -109,22 +145,22 @@ def tiny_night(prefect_harness, make_config, tmp_path_factory):
             client, experiment_id, "tiny", {"run_date": "2026-03-02", "prefect.flow_run_id": run_id}
         )
         data_tags = {
-            "data.fingerprint": tracking.fingerprint(features["features_dir"]),
-            "data.n_train": str(features["n_train"]),
-            "data.n_valid": str(features["n_valid"]),
+            "data.fingerprint": tracking.fingerprint(features.features_dir),
+            "data.n_train": str(features.n_train),
+            "data.n_valid": str(features.n_valid),
             "run_date": RUN_DATE.isoformat(),
         }
         trained = train_task(
             "popularity",
             config.train,
-            features["features_dir"],
+            features.features_dir,
             str(ws.models(RUN_DATE)),
             str(ws.root),
             experiment_id,
             parent,
             data_tags,
         )
-        evaluate_task(trained, features["features_dir"], EvaluateConfig(), str(ws.root))
+        evaluate_task(trained, features.features_dir, EvaluateConfig(), str(ws.root))
         out = {
             "run_id": run_id,
             "run_date": RUN_DATE.isoformat(),

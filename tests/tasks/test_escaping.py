@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.config import ValidateConfig
-from tasks.validate import validate_task
+from tasks.validate import validate
 
 NOW = pd.Timestamp("2024-06-01T00:00:00Z")
 SCRIPT = "<script>alert(3)</script>"
@@ -72,17 +72,13 @@ def _offending(text: str) -> list[str]:
     return [text[max(0, m.start() - 60) : m.end() + 60] for m in DANGER.finditer(text)]
 
 
-def test_hostile_input_is_escaped_in_docs_and_markdown(tmp_path, monkeypatch):
-    import tasks.validate as validate_module
+def test_hostile_input_is_escaped_in_docs_and_markdown(tmp_path):
     from tasks.report import summary_markdown as run_summary_markdown
 
     published: list[str] = []
-    monkeypatch.setattr(
-        validate_module, "publish_artifact", lambda md: published.append(md) or True
-    )
     paths = _workspace(tmp_path)
     gx_root = tmp_path / "validation"
-    summary = validate_task.fn(
+    summary = validate(
         str(paths["raw"]),
         str(tmp_path / "validated"),
         str(gx_root),
@@ -90,15 +86,16 @@ def test_hostile_input_is_escaped_in_docs_and_markdown(tmp_path, monkeypatch):
         NOW.isoformat(),
         items_path=str(paths["items"]),
         users_path=str(paths["users"]),
+        artifact=lambda md: published.append(md) or True,
     )
 
     # The quarantine Parquet is data: it keeps the raw values.
-    quarantine = pd.read_parquet(summary["quarantine_path"])
+    quarantine = pd.read_parquet(summary.quarantine_path)
     assert SCRIPT in set(quarantine["item_id"])
     assert IMG + "x" * 300 in set(quarantine["user_id"])
     assert " " + SCRIPT in set(quarantine["user_id"])
-    assert SCRIPT in set(pd.read_parquet(summary["accepted_path"])["user_id"])
-    items_quarantine = pd.read_parquet(summary["items_quarantine_path"])
+    assert SCRIPT in set(pd.read_parquet(summary.accepted_path)["user_id"])
+    items_quarantine = pd.read_parquet(summary.items_quarantine_path)
     assert " " + SCRIPT in set(items_quarantine["item_id"])
 
     # Every file GX wrote under the validation folder: Data Docs HTML and stored results.
@@ -108,13 +105,13 @@ def test_hostile_input_is_escaped_in_docs_and_markdown(tmp_path, monkeypatch):
     assert {k: v for k, v in leaks.items() if v} == {}
 
     # The validation artifact and the run summary.
-    assert published, "validate_task published no Markdown"
+    assert published, "validate published no Markdown"
     out = {
         "status": "FAILED",
         "run_id": SCRIPT,
         "failed_stage": "check",
         "error": f"check output: sample rows: user_id={SCRIPT}, item_id={IMG}, title={BACKTICK}",
-        "validation": summary,
+        "validation": summary.summary(),
         "promotion": {"challenger": IMG, "reason": SCRIPT, "registered_name": "recpipe"},
         "scoring": {"users_by_strategy": {SCRIPT: 1}, "rows": 1},
         "monitor": {"figures": {}, "findings": [{"level": "warn", "message": IMG}]},

@@ -75,7 +75,7 @@ def build_in_partitions(frame: pd.DataFrame, tmp_path, config: FeatureConfig) ->
     parts = range(len(plan.partitions))
     vocabularies = write_vocabularies(plan, [partition_ids(plan, p) for p in parts])
     counts = [encode_partition(plan, p, vocabularies["holdout"]) for p in parts]
-    return {"parts": len(parts), **finish_features(plan, vocabularies, counts)}
+    return {"parts": len(parts), **finish_features(plan, vocabularies, counts).summary()}
 
 
 def by_user(frame: pd.DataFrame) -> dict:

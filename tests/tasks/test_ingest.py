@@ -1,4 +1,4 @@
-"""ingest_task for every source, and the landing folder's exactly-once behaviour."""
+"""ingest for every source, and the landing folder's exactly-once behaviour."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from tasks.config import DemoConfig, FilesConfig, IngestConfig
 from tasks.errors import DataError
-from tasks.ingest import ingest_task
+from tasks.ingest import ingest
 from tasks.sources import landing
 from tasks.sources.landing import MANIFEST, ingest_landing
 
@@ -29,11 +29,11 @@ def landing_config(folder: Path) -> IngestConfig:
 
 def test_demo_source_keeps_its_interface(tmp_path) -> None:
     config = IngestConfig(demo=DemoConfig(n_users=20, n_items=30))
-    out = ingest_task.fn(config, DAY1, str(raw_dir(tmp_path, DAY1)))
-    assert {"source", "rows", "interactions_path", "items_path"} <= out.keys()
-    assert out["source"] == "demo" and out["users_path"] is None and not out["incremental"]
-    assert len(pd.read_parquet(out["interactions_path"])) == out["rows"] == out["rows_new"]
-    assert Path(out["items_path"]).is_file()
+    out = ingest(config, DAY1, str(raw_dir(tmp_path, DAY1)))
+    assert {"source", "rows", "interactions_path", "items_path"} <= out.summary().keys()
+    assert out.source == "demo" and out.users_path is None and not out.incremental
+    assert len(pd.read_parquet(out.interactions_path)) == out.rows == out.rows_new
+    assert Path(out.items_path).is_file()
 
 
 def test_files_source_reports_what_it_detected(tmp_path) -> None:
@@ -45,17 +45,17 @@ def test_files_source_reports_what_it_detected(tmp_path) -> None:
         path=data / "a.csv", user_col="u", item_col="i", timestamp_col="t",
         items_path=data / "items.csv",
     )  # fmt: skip
-    out = ingest_task.fn(IngestConfig(source="files", files=files), DAY1, str(tmp_path / "raw"))
-    assert out["timestamp_unit"] == "ms" and out["files_ingested"] == ["a.csv"]
-    assert out["stats"]["columns_ignored"] == ["extra"]
-    assert out["stats"]["ids_whitespace_stripped"] == 1
-    assert pd.read_parquet(out["items_path"])["item_id"].tolist() == ["2"]
-    assert pd.read_parquet(out["interactions_path"])["item_id"].tolist() == ["2"]
+    out = ingest(IngestConfig(source="files", files=files), DAY1, str(tmp_path / "raw"))
+    assert out.timestamp_unit == "ms" and out.files_ingested == ["a.csv"]
+    assert out.stats["columns_ignored"] == ["extra"]
+    assert out.stats["ids_whitespace_stripped"] == 1
+    assert pd.read_parquet(out.items_path)["item_id"].tolist() == ["2"]
+    assert pd.read_parquet(out.interactions_path)["item_id"].tolist() == ["2"]
 
 
 def test_files_source_needs_a_path(tmp_path) -> None:
     with pytest.raises(DataError, match="needs ingest.files.path.*--path"):
-        ingest_task.fn(IngestConfig(source="files"), DAY1, str(tmp_path))
+        ingest(IngestConfig(source="files"), DAY1, str(tmp_path))
 
 
 def test_landing_ingests_each_file_once_and_reruns_are_idempotent(tmp_path) -> None:
@@ -63,32 +63,32 @@ def test_landing_ingests_each_file_once_and_reruns_are_idempotent(tmp_path) -> N
     drop.mkdir()
     (drop / "d1.csv").write_text(HEADER + "1,10,1717200000,4\n2,11,1717200001,5\n")
     config = landing_config(drop)
-    first = ingest_task.fn(config, DAY1, str(raw_dir(tmp_path, DAY1)))
-    assert (first["rows"], first["rows_new"], first["files_ingested"]) == (2, 2, ["d1.csv"])
-    assert first["incremental"]
+    first = ingest(config, DAY1, str(raw_dir(tmp_path, DAY1)))
+    assert (first.rows, first.rows_new, first.files_ingested) == (2, 2, ["d1.csv"])
+    assert first.incremental
 
-    again = ingest_task.fn(config, DAY1, str(raw_dir(tmp_path, DAY1)))  # re-run of the night
-    assert (again["rows"], again["rows_new"], again["files_ingested"]) == (2, 0, [])
-    assert again["stats"]["files_already_ingested"][0]["same_as"] == "d1.csv"
+    again = ingest(config, DAY1, str(raw_dir(tmp_path, DAY1)))  # re-run of the night
+    assert (again.rows, again.rows_new, again.files_ingested) == (2, 0, [])
+    assert again.stats["files_already_ingested"][0]["same_as"] == "d1.csv"
     pd.testing.assert_frame_equal(
-        pd.read_parquet(first["interactions_path"]), pd.read_parquet(again["interactions_path"])
+        pd.read_parquet(first.interactions_path), pd.read_parquet(again.interactions_path)
     )
 
     # Next night: yesterday's file under a new name, plus a file overlapping the store.
     (drop / "d1-resent.csv").write_bytes((drop / "d1.csv").read_bytes())
     (drop / "d2.csv").write_text(HEADER + "2,11,1717200001,5\n3,12,1717286400,3\n")
-    second = ingest_task.fn(config, DAY2, str(raw_dir(tmp_path, DAY2)))
-    stats = second["stats"]
-    assert second["files_ingested"] == ["d2.csv"]
+    second = ingest(config, DAY2, str(raw_dir(tmp_path, DAY2)))
+    stats = second.stats
+    assert second.files_ingested == ["d2.csv"]
     assert {r["file"] for r in stats["files_already_ingested"]} == {"d1.csv", "d1-resent.csv"}
-    assert (stats["rows_in_new_files"], stats["rows_already_stored"], second["rows_new"]) == (
+    assert (stats["rows_in_new_files"], stats["rows_already_stored"], second.rows_new) == (
         2,
         1,
         1,
     )
-    day2 = pd.read_parquet(second["interactions_path"])
+    day2 = pd.read_parquet(second.interactions_path)
     assert day2["user_id"].tolist() == ["3"] and day2["source_file"].tolist() == ["d2.csv"]
-    assert len(pd.read_parquet(first["interactions_path"])) == 2  # day 1 untouched
+    assert len(pd.read_parquet(first.interactions_path)) == 2  # day 1 untouched
 
     manifest = json.loads((tmp_path / "raw" / MANIFEST).read_text())
     assert sorted(e["file"] for e in manifest["files"].values()) == ["d1.csv", "d2.csv"]

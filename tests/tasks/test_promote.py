@@ -150,18 +150,18 @@ def night(store, dae_params: dict, tag: str) -> dict:
 
     from tasks import tracking
     from tasks.config import TrainConfig
-    from tasks.evaluate import evaluate_task
-    from tasks.promote import promote_task
+    from tasks.evaluate import evaluate
+    from tasks.promote import promote
     from tasks.publishing.champion import ChampionMove, move_champion_after_publish
     from tasks.tracking import registry
-    from tasks.train import train_task
+    from tasks.train import train
 
     ws, client, experiment_id, features_dir = store
     parent = tracking.start_parent_run(client, experiment_id, f"night-{tag}", {})
     config = TrainConfig(mult_dae=dae_params)
     results = []
     for name in ["popularity", "mult_dae"]:
-        trained = train_task.fn(
+        trained = train(
             name,
             config,
             features_dir,
@@ -171,11 +171,11 @@ def night(store, dae_params: dict, tag: str) -> dict:
             parent,
             {"data.fingerprint": "x"},
         )
-        results.append(evaluate_task.fn(trained, features_dir, GATE, str(ws.root)))
-    decision = promote_task.fn(results, features_dir, GATE, "rec", str(ws.root), parent)
+        results.append(evaluate(trained, features_dir, GATE, str(ws.root)))
+    decision = promote(results, features_dir, GATE, "rec", str(ws.root), parent)
     alias_before = registry.champion_version(client, "rec")
-    if decision["move_alias"]:  # what publishing does once the night's tables commit
-        move = ChampionMove("rec", decision["serving_version"], decision["reason"])
+    if decision.move_alias:  # what publishing does once the night's tables commit
+        move = ChampionMove("rec", decision.serving_version, decision.reason)
         move_champion_after_publish(ws.root, move, date(2026, 1, 1), None)
     return {"decision": decision, "results": results, "parent": parent, "before": alias_before}
 
@@ -197,27 +197,27 @@ def test_first_night_promotes_and_registers_every_model(store, nights) -> None:
 
     _, client, _, _ = store
     first = nights[0]["decision"]
-    assert first["promote"] and first["champion_version"] == first["challenger_version"]
+    assert first.promote and first.champion_version == first.challenger_version
     assert nights[0]["before"] is None  # deciding does not move the alias; publishing does
-    assert set(first["versions"]) == {"popularity", "mult_dae"}
+    assert set(first.versions) == {"popularity", "mult_dae"}
     assert len(registry.list_versions(client, "rec")) == 6  # 2 models x 3 nights
-    metrics = nights[0]["results"][0]["metrics"]  # fewer users than a sample: all evaluated
-    assert metrics["evaluated_users"] == metrics["holdout_users"] == first["n_users"]
-    assert first["holdout_users"] == first["n_users"]
+    metrics = nights[0]["results"][0].metrics  # fewer users than a sample: all evaluated
+    assert metrics["evaluated_users"] == metrics["holdout_users"] == first.n_users
+    assert first.holdout_users == first.n_users
 
 
 def test_worse_challenger_is_not_promoted_and_champion_keeps_serving(store, nights) -> None:
     _, client, _, _ = store
     first, second = nights[0]["decision"], nights[1]["decision"]
-    assert not second["promote"], second["reason"]
-    assert second["champion_version"] == first["challenger_version"]
-    assert second["challenger_value"] < second["champion_value"]
+    assert not second.promote, second.reason
+    assert second.champion_version == first.challenger_version
+    assert second.challenger_value < second.champion_value
     # the champion was re-scored on the same hold-out and got the figure it had
-    first_value = first["challenger_value"]
-    assert second["champion_value"] == pytest.approx(first_value, rel=1e-6)
-    run = client.get_run(nights[1]["results"][1]["run_id"])
+    first_value = first.challenger_value
+    assert second.champion_value == pytest.approx(first_value, rel=1e-6)
+    run = client.get_run(nights[1]["results"][1].run_id)
     assert run.data.tags["promotion.decision"] == "rejected"
-    assert run.data.tags["promotion.reason"] == second["reason"]
+    assert run.data.tags["promotion.reason"] == second.reason
     assert client.get_run(nights[1]["parent"]).data.tags["promotion.decision"] == "rejected"
 
 
@@ -226,16 +226,16 @@ def test_better_or_equal_challenger_is_promoted_and_rollback_restores(store, nig
 
     _, client, _, _ = store
     first, third = nights[0]["decision"], nights[2]["decision"]
-    assert third["promote"], third["reason"]
-    assert third["serving_version"] == third["challenger_version"]
+    assert third.promote, third.reason
+    assert third.serving_version == third.challenger_version
     # a known history whatever ran before: first, then third; rollback returns to first
-    registry.set_champion(client, "rec", first["challenger_version"], "test")
-    registry.set_champion(client, "rec", third["challenger_version"], "test")
+    registry.set_champion(client, "rec", first.challenger_version, "test")
+    registry.set_champion(client, "rec", third.challenger_version, "test")
     came_from, went_to = registry.rollback(client, "rec")
-    assert (came_from, went_to) == (third["challenger_version"], first["challenger_version"])
-    assert registry.champion_version(client, "rec") == first["challenger_version"]
-    registry.set_champion(client, "rec", third["challenger_version"], "manual")
-    assert registry.champion_version(client, "rec") == third["challenger_version"]
+    assert (came_from, went_to) == (third.challenger_version, first.challenger_version)
+    assert registry.champion_version(client, "rec") == first.challenger_version
+    registry.set_champion(client, "rec", third.challenger_version, "manual")
+    assert registry.champion_version(client, "rec") == third.challenger_version
     with pytest.raises(registry.RegistryError, match="no version '999'"):
         registry.set_champion(client, "rec", "999", "manual")
 
@@ -243,12 +243,12 @@ def test_better_or_equal_challenger_is_promoted_and_rollback_restores(store, nig
 def test_runs_have_metrics_curves_and_plot_artifacts(store, nights) -> None:
     _, client, _, _ = store
     dae = nights[0]["results"][1]
-    run = client.get_run(dae["run_id"])
+    run = client.get_run(dae.run_id)
     assert {"ndcg_at_10", "recall_at_10", "train_seconds", "scoring_seconds"} <= set(
         run.data.metrics
     )
-    assert len(client.get_metric_history(dae["run_id"], "epoch_loss")) == GOOD["epochs"]
-    assert [a.path for a in client.list_artifacts(dae["run_id"], "plots")] == [
+    assert len(client.get_metric_history(dae.run_id, "epoch_loss")) == GOOD["epochs"]
+    assert [a.path for a in client.list_artifacts(dae.run_id, "plots")] == [
         "plots/training_curves.png"
     ]
 
@@ -295,27 +295,27 @@ def test_registering_the_same_run_twice_keeps_one_version(store, nights) -> None
 
     _, client, _, _ = store
     first = nights[0]["results"][1]
-    version = registry.register_version(client, first["model_uri"], "rec", first["run_id"], {})
-    assert version == nights[0]["decision"]["versions"]["mult_dae"]
+    version = registry.register_version(client, first.model_uri, "rec", first.run_id, {})
+    assert version == nights[0]["decision"].versions["mult_dae"]
     assert len(registry.list_versions(client, "rec")) == 6
 
 
 def test_a_rerun_whose_challenger_is_the_champion_keeps_it(store, nights) -> None:
-    from tasks.promote import promote_task
+    from tasks.promote import promote
     from tasks.tracking import registry
     from tasks.tracking.runs import start_parent_run
 
     ws, client, experiment_id, features_dir = store
     third = nights[2]
-    version = third["decision"]["challenger_version"]
+    version = third["decision"].challenger_version
     registry.set_champion(client, "rec", version, "test")
     history = registry.champion_history(client, "rec")
     parent = start_parent_run(client, experiment_id, "night-c-again", {})
-    again = promote_task.fn(third["results"], features_dir, GATE, "rec", str(ws.root), parent)
-    assert again["already_champion"] and again["promote"]
-    assert again["challenger_version"] == again["champion_version"] == version
-    assert again["champion_value"] == again["challenger_value"]  # its own figures, not re-scored
-    assert "champion already" in again["reason"]
+    again = promote(third["results"], features_dir, GATE, "rec", str(ws.root), parent)
+    assert again.already_champion and again.promote
+    assert again.challenger_version == again.champion_version == version
+    assert again.champion_value == again.challenger_value  # its own figures, not re-scored
+    assert "champion already" in again.reason
     assert registry.champion_history(client, "rec") == history  # no duplicate entry
     assert client.get_run(parent).data.tags["promotion.decision"] == "kept"
 
@@ -328,7 +328,7 @@ def test_the_alias_never_moves_for_a_date_older_than_the_newest_published(store,
 
     ws, client, _, _ = store
     live = registry.champion_version(client, "rec")
-    other = nights[1]["decision"]["challenger_version"]
+    other = nights[1]["decision"].challenger_version
     move = ChampionMove("rec", other, "a backfill's decision")
     said = move_champion_after_publish(ws.root, move, date(2026, 1, 1), date(2026, 1, 5))
     assert "older than the newest published date 2026-01-05" in said

@@ -12,7 +12,7 @@ import pytest
 
 from tasks.config import ValidateConfig
 from tasks.errors import DataError, DataValidationError
-from tasks.validate import validate_task
+from tasks.validate import validate
 from tasks.validation.checks import validate_interactions
 
 NOW = pd.Timestamp("2024-06-01T00:00:00Z")
@@ -202,15 +202,15 @@ def test_validating_twice_on_the_same_gx_root_works(tmp_path):
 def test_task_writes_accepted_and_quarantined_parquet(tmp_path):
     raw = tmp_path / "raw.parquet"
     frame([*clean_rows(), (None, "i9", "2024-05-01", 1.0)]).to_parquet(raw)
-    summary = validate_task.fn(
+    summary = validate(
         str(raw), str(tmp_path / "validated"), str(tmp_path / "gx"), LENIENT, NOW.isoformat()
     )
-    assert (summary["rows_accepted"], summary["rows_quarantined"]) == (4, 1)
-    assert len(pd.read_parquet(summary["accepted_path"])) == 4
-    quarantine = pd.read_parquet(summary["quarantine_path"])
+    assert (summary.rows_accepted, summary.rows_quarantined) == (4, 1)
+    assert len(pd.read_parquet(summary.accepted_path)) == 4
+    quarantine = pd.read_parquet(summary.quarantine_path)
     assert quarantine["reason"].tolist() == ["user_id is null or blank"]
-    assert summary["accepted_path"].endswith("validated/interactions.parquet")
-    assert summary["data_docs_index"].endswith("index.html")
+    assert summary.accepted_path.endswith("validated/interactions.parquet")
+    assert summary.data_docs_index.endswith("index.html")
 
 
 def test_importing_the_modules_does_not_import_great_expectations():
@@ -340,7 +340,7 @@ def test_accumulate_appends_to_the_previous_snapshot_and_records_volume(tmp_path
         raw = tmp_path / f"raw-{day}.parquet"
         frame(rows).to_parquet(raw)
         summaries.append(
-            validate_task.fn(
+            validate(
                 str(raw),
                 str(validated / f"run_date={day}"),
                 str(tmp_path / "gx"),
@@ -350,10 +350,10 @@ def test_accumulate_appends_to_the_previous_snapshot_and_records_volume(tmp_path
             )
         )
     first, second = summaries
-    assert first["history_snapshot"] is None and first["rows_total"] == 2
-    assert second["history_snapshot"].endswith("run_date=2024-05-31/interactions.parquet")
-    assert second["rows_accepted"] == 2 and second["rows_total"] == 4
-    assert len(pd.read_parquet(second["accepted_path"])) == 4
+    assert first.history_snapshot is None and first.rows_total == 2
+    assert second.history_snapshot.endswith("run_date=2024-05-31/interactions.parquet")
+    assert second.rows_accepted == 2 and second.rows_total == 4
+    assert len(pd.read_parquet(second.accepted_path)) == 4
     history = json.loads((tmp_path / "gx" / "volume_history.json").read_text())
     assert {k: v["rows_read"] for k, v in history.items()} == {
         "run_date=2024-05-31": 2,

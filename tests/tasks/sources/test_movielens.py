@@ -18,9 +18,9 @@ import pytest
 
 from tasks.config import IngestConfig, MovieLensConfig, ValidateConfig
 from tasks.errors import DataError
-from tasks.ingest import ingest_task
+from tasks.ingest import ingest
 from tasks.sources.movielens import load_movielens
-from tasks.validate import validate_task
+from tasks.validate import validate
 
 ML100K = Path(
     os.environ.get("RECPIPE_ML100K")
@@ -161,26 +161,26 @@ def test_wrong_folder_says_what_is_missing(tmp_path) -> None:
 def test_ml100k_end_to_end_through_ingest_and_validation(tmp_path) -> None:
     raw = tmp_path / "raw" / "ingest_date=2026-03-02"
     config = IngestConfig(source="movielens-100k", movielens=MovieLensConfig(path=ML100K))
-    ingest = ingest_task.fn(config, date(2026, 3, 2), str(raw))
-    assert ingest["rows"] == 100_000 and ingest["timestamp_unit"] == "s"
-    assert Path(ingest["users_path"]).is_file() and Path(ingest["items_path"]).is_file()
-    summary = validate_task.fn(
-        ingest["interactions_path"],
+    raw_tables = ingest(config, date(2026, 3, 2), str(raw))
+    assert raw_tables.rows == 100_000 and raw_tables.timestamp_unit == "s"
+    assert Path(raw_tables.users_path).is_file() and Path(raw_tables.items_path).is_file()
+    summary = validate(
+        raw_tables.interactions_path,
         str(tmp_path / "validated" / "run_date=2026-03-02"),
         str(tmp_path / "validation"),
         ValidateConfig(),
         "2026-03-02T00:00:00Z",
-        items_path=ingest["items_path"],
-        users_path=ingest["users_path"],
+        items_path=raw_tables.items_path,
+        users_path=raw_tables.users_path,
     )
-    assert summary["accounting"].startswith(
+    assert summary.accounting.startswith(
         "interactions: 100000 rows read = 100000 accepted + 0 quarantined + 0 duplicates dropped"
     )
-    assert summary["tables"]["items"]["flagged"] == {
+    assert summary.tables["items"]["flagged"] == {
         "item metadata missing (no title or release year)": 1
     }
-    assert summary["tables"]["users"]["rows_accepted"] == 943
-    assert Path(summary["data_docs_index"]).is_file()
+    assert summary.tables["users"]["rows_accepted"] == 943
+    assert Path(summary.data_docs_index).is_file()
 
 
 def test_a_file_that_is_not_a_zip_is_a_clear_error(tmp_path) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.config import ValidateConfig
-from tasks.validate import validate_task
+from tasks.validate import validate
 
 ws, me, processes, rounds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 now = pd.Timestamp("2024-06-30T00:00:00Z")
@@ -59,7 +59,7 @@ for r in range(rounds):
     barrier(f"round{r}")
     time.sleep(rng.random() * 0.4)  # start together, then interleave differently each round
     try:
-        summary = validate_task.fn(
+        summary = validate(
             str(raw),
             str(ws / "validated" / f"run_date={day.date()}"),
             str(ws / "validation"),
@@ -70,8 +70,8 @@ for r in range(rounds):
     except Exception:
         print(json.dumps({"round": r, "error": traceback.format_exc()}), flush=True)
         continue
-    print(json.dumps({"round": r, "date": str(day.date()), "rows": summary["rows_read"],
-                      "docs": summary["data_docs_index"]}), flush=True)
+    print(json.dumps({"round": r, "date": str(day.date()), "rows": summary.rows_read,
+                      "docs": summary.data_docs_index}), flush=True)
 """
 
 

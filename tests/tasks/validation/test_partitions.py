@@ -8,7 +8,7 @@ import pytest
 
 from tasks.config import ValidateConfig
 from tasks.errors import DataValidationError
-from tasks.validate import validate_task
+from tasks.validate import validate
 from tasks.validation.partitions import validate_in_partitions
 
 NOW = pd.Timestamp("2024-06-01T00:00:00Z")
@@ -53,14 +53,14 @@ def run(tmp_path, name: str, part_rows: int, config: ValidateConfig | None = Non
     batch().to_parquet(raw, index=False)
     catalog().to_parquet(items, index=False)
     config = config or ValidateConfig(max_events_per_user=5, max_quarantine_share=0.5)
-    return validate_task.fn(
+    return validate(
         str(raw),
         str(tmp_path / name / "run_date=2024-06-01"),
         str(tmp_path / name / "gx"),
         config.model_copy(update={"part_rows": part_rows}),
         NOW.isoformat(),
         items_path=str(items),
-    )
+    ).summary()
 
 
 def rows_of(path: str, columns: list[str]) -> pd.DataFrame:

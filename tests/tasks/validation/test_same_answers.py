@@ -21,7 +21,7 @@ import pytest
 
 from tasks.config import FilesConfig, ValidateConfig
 from tasks.sources.files import read_files
-from tasks.validate import validate_task
+from tasks.validate import validate
 from tasks.validation.checks import validate_interactions
 
 GOLDEN = Path(__file__).with_name("golden_validation.json")
@@ -212,7 +212,7 @@ def now_answers(tmp_path_factory) -> dict:
     edges.to_parquet(raw, index=False)
     catalog().to_parquet(items_path, index=False)
     for label, part_rows in (("task_whole", 10_000), ("task_partitions", 40)):
-        summary = validate_task.fn(
+        summary = validate(
             str(raw),
             str(folder / label / "run_date=2024-06-01"),
             str(gx_root),
@@ -220,7 +220,7 @@ def now_answers(tmp_path_factory) -> dict:
             NOW.isoformat(),
             items_path=str(items_path),
         )
-        out[label] = task_answers(summary)
+        out[label] = task_answers(summary.summary())
     return json.loads(json.dumps(out))
 
 

@@ -1,4 +1,7 @@
-"""The backtest on a tiny dataset: dates, one row per night, regrets against hindsight."""
+"""The backtest on a tiny dataset: dates, one row per night, regrets against hindsight.
+
+Each night runs the nightly's stages through :class:`flows.night.Night` with the direct
+step: every stage function called in this process, no Prefect flow run."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from tasks.backtest import backtest_dates, next_period_holdout, policy_regrets, replay
+from flows.backtest import backtest_dates, next_period_holdout, policy_regrets, replay
 from tasks.config import PipelineConfig
 
 
@@ -41,7 +44,9 @@ def test_next_period_holds_new_items_of_users_with_history() -> None:
     assert pairs == {("u1", "b")}
 
 
-def test_replay_a_night_per_date_and_regrets_against_hindsight() -> None:
+def test_replay_a_night_per_date_and_regrets_against_hindsight(tmp_path) -> None:
+    from prefect.context import FlowRunContext
+
     from tasks.sources.demo import generate_demo
 
     events, _ = generate_demo(
@@ -53,7 +58,8 @@ def test_replay_a_night_per_date_and_regrets_against_hindsight() -> None:
     )
     dates = backtest_dates(date(2026, 2, 8), date(2026, 2, 22), 7)
     lines: list[str] = []
-    rows = replay(events, dates, 7, config, None, say=lines.append)
+    assert FlowRunContext.get() is None
+    rows = replay(events, dates, 7, config, None, say=lines.append, workspace=tmp_path)
     assert [r["date"] for r in rows] == ["2026-02-08", "2026-02-15", "2026-02-22"]
     assert len(lines) == 3 and "regret" in lines[0]
     first = rows[0]
@@ -62,6 +68,11 @@ def test_replay_a_night_per_date_and_regrets_against_hindsight() -> None:
         assert r["best_ndcg"] == max(r["popularity_ndcg"], r["ease_ndcg"], r["champion_ndcg"])
         assert r["regret"] == pytest.approx(r["best_ndcg"] - r["champion_ndcg"])
         assert r["regret"] >= 0 and r["next_users"] > 0
+    from tasks.storage.workspace import Workspace
+
+    nights = Workspace.at(tmp_path / "nights")  # each date: a night as of the day before
+    assert all(nights.features(date(2026, 2, d)).is_dir() for d in (7, 14, 21))
+    assert rows[0]["champion"] in {"popularity@2026-02-08", "ease@2026-02-08"}
     regrets = policy_regrets(rows, ["popularity", "ease"])
     assert set(regrets) == {"gate", "always popularity", "always ease"}
     assert regrets["gate"] == pytest.approx(np.mean([r["regret"] for r in rows]))

@@ -1,0 +1,239 @@
+"""Backtest: replay the champion decision as of past dates and score it on what came next.
+
+The source's events are written once to a snapshot in the backtest's own workspace; for
+each date D (``start``, ``start + every``, ..., up to ``end``) a night runs on it as of
+the day before D (only events before D; ``tasks/data/as_of.py``), through the same
+:class:`flows.night.Night` stages the nightly runs, each called directly in this process
+(no Prefect):
+
+1. ingest, validate and the features (the hold-out sized by evidence,
+   ``tasks/data/holdout.py``);
+2. every model trained and evaluated per user on the hold-out;
+3. the gate decides between the night's models and the champion carried from earlier
+   nights (the registry's, re-scored on this night's hold-out), and the alias moves as
+   publishing would move it;
+4. every candidate (the night's models and the carried champion) is scored on the next
+   period ``[D, D + every)``: each user with history before D and new items in it, their
+   whole history before D as input, as the published scoring would rank.
+
+Per night: the champion chosen and its next-period NDCG@K, the best candidate in
+hindsight and its NDCG@K, and the regret (best - chosen). Fixed policies ("always
+tonight's EASE", ...) are scored against the same best. ``flows/cli/backtest.py``
+prints, writes CSV and tracks it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from tasks.config import PipelineConfig
+
+if TYPE_CHECKING:
+    from tasks.evaluate import Holdout, ModelResult
+    from tasks.features import FeaturesResult
+    from tasks.promote import Promotion
+
+
+def backtest_dates(start: date, end: date, every_days: int) -> list[date]:
+    if every_days < 1:
+        raise ValueError(f"backtest: --every must be at least 1 day, got {every_days}")
+    if end < start:
+        raise ValueError(f"backtest: --end {end} is before --start {start}")
+    days = (end - start).days // every_days
+    return [start + timedelta(days=every_days * i) for i in range(days + 1)]
+
+
+def next_period_holdout(
+    interactions: pd.DataFrame, day: pd.Timestamp, until: pd.Timestamp
+) -> Holdout:
+    """The users with history before ``day`` and items new to them in ``[day, until)``."""
+    from models.vocab import IdVocabulary
+    from tasks.evaluate import holdout_from_features
+    from tasks.data.snapshot import FeatureSet
+    from tasks.features import encode
+
+    ts = interactions["timestamp"]
+    before, after = interactions[ts < day], interactions[(ts >= day) & (ts < until)]
+    users = IdVocabulary(pd.concat([before["user_id"], after["user_id"]]))
+    items = IdVocabulary(pd.concat([before["item_id"], after["item_id"]]))
+    features = FeatureSet(
+        users, items, encode(before, users, items), encode(after, users, items), day
+    )
+    return holdout_from_features(features)
+
+
+def snapshot_config(
+    config: PipelineConfig,
+    interactions: pd.DataFrame,
+    items: pd.DataFrame | None,
+    workspace: Path,
+) -> PipelineConfig:
+    """``config`` on the backtest's workspace, reading the events (and items) written once
+    to ``<workspace>/source/`` with the "files" source, so every night re-reads the same
+    history as of its date."""
+    from tasks.config import FilesConfig, IngestConfig
+
+    folder = Path(workspace) / "source"
+    folder.mkdir(parents=True, exist_ok=True)
+    events = folder / "interactions.parquet"
+    interactions.to_parquet(events, index=False)
+    items_path = None
+    if items is not None:
+        items_path = folder / "items.parquet"
+        items.to_parquet(items_path, index=False)
+    files = FilesConfig(path=events, items_path=items_path)
+    return config.model_copy(
+        update={
+            "workspace": Path(workspace) / "nights",
+            "ingest": IngestConfig(source="files", files=files),
+        }
+    )
+
+
+def replay(
+    interactions: pd.DataFrame,
+    dates: list[date],
+    every_days: int,
+    config: PipelineConfig,
+    items_frame: pd.DataFrame | None = None,
+    say: Callable[[str], None] = print,
+    *,
+    workspace: Path,
+) -> list[dict]:
+    """One row per date (module docstring); the nights run in ``workspace``, a folder of
+    the backtest's own (its registry and champion are never the live ones)."""
+    night_config = snapshot_config(config, interactions, items_frame, workspace)
+    known: dict[str, tuple[str, str]] = {}  # registered version -> (model@date, bundle)
+    rows = []
+    for day in dates:
+        start = time.perf_counter()
+        features, results, promotion = run_night(night_config, day)
+        tonight = {f"{r.model}@{day}": r.bundle_dir for r in results}
+        known.update(
+            {promotion.versions[r.model]: (f"{r.model}@{day}", r.bundle_dir) for r in results}
+        )
+        served, bundle = known.get(promotion.serving_version or "", ("", ""))
+        candidates = {**tonight, served: bundle} if served else tonight
+        cut = pd.Timestamp(day, tz="UTC")
+        nxt = next_period_holdout(interactions, cut, cut + pd.Timedelta(days=every_days))
+        next_ndcg = next_period_ndcg(candidates, nxt, config)
+        users = int(nxt.relevant["user_idx"].nunique())
+        row = night_row(day, features, promotion, served, users, next_ndcg, config.train.models)
+        row["seconds"] = round(time.perf_counter() - start, 1)
+        rows.append(row)
+        say(night_line(row))
+    return rows
+
+
+def run_night(
+    config: PipelineConfig, day: date
+) -> tuple[FeaturesResult, list[ModelResult], Promotion]:
+    """The night that sees the events before ``day``, ingest to the gate, its stages
+    called in this process; the champion alias moved as publishing would move it."""
+    from flows.night import Night
+    from tasks.promote import move_champion_after_publish
+    from tasks.publishing.champion import ChampionMove
+
+    logger = logging.getLogger("recpipe.backtest")
+    night = Night.open(config, day - timedelta(days=1), True, f"backtest-{day}", logger)
+    try:
+        ingest = night.ingest()
+        night.validate(ingest)
+        features = night.features()
+        results = night.train_and_evaluate(features, ingest)
+        promotion = night.promote(results, features)
+        if promotion.move_alias:
+            move = ChampionMove(
+                promotion.registered_name, promotion.serving_version, promotion.reason
+            )
+            move_champion_after_publish(night.ws.root, move, night.run_date, None)
+        night.completed()
+    except BaseException as exc:
+        night.failed(exc)
+        raise
+    finally:
+        night.close()
+    return features, results, promotion
+
+
+def next_period_ndcg(
+    bundles: dict[str, str], holdout: Holdout, config: PipelineConfig
+) -> dict[str, float]:
+    """Each candidate's (label -> saved bundle) NDCG@K on the next period's hold-out."""
+    from models.vocab import load_bundle
+    from tasks.evaluate import evaluate_bundle
+
+    if holdout.relevant.empty:
+        return {}
+    k = config.evaluate.k
+    key = f"{config.evaluate.primary_metric}@{k}"
+    return {
+        label: evaluate_bundle(*load_bundle(bundle), holdout, k)[key]
+        for label, bundle in bundles.items()
+    }
+
+
+def night_row(
+    day: date,
+    features: FeaturesResult,
+    promotion: Promotion,
+    served: str,
+    next_users: int,
+    next_ndcg: dict[str, float],
+    models: list[str],
+) -> dict[str, Any]:
+    """The night's decision, the champion it serves and the best in hindsight, and the
+    regret of the gate and of each fixed policy."""
+    nan = float("nan")
+    best = max(next_ndcg, key=next_ndcg.get) if next_ndcg else ""
+    row = {
+        "date": day.isoformat(),
+        "holdout": features.holdout.get("strategy") if features.holdout else "",
+        "holdout_users": promotion.n_users,
+        "holdout_events": promotion.n_events,
+        "decision": promotion.decision,
+        "challenger": promotion.challenger,
+        "ci_low": promotion.summary().get("ci_low"),
+        "ci_high": promotion.summary().get("ci_high"),
+        "p_value": promotion.summary().get("p_value"),
+        "champion": served,
+        "next_users": next_users,
+        "champion_ndcg": next_ndcg.get(served, nan),
+        "best": best,
+        "best_ndcg": next_ndcg.get(best, nan),
+    }
+    row["regret"] = row["best_ndcg"] - row["champion_ndcg"]
+    for name in models:
+        value = next_ndcg.get(f"{name}@{day}", nan)
+        row[f"{name}_ndcg"] = value
+        row[f"{name}_regret"] = row["best_ndcg"] - value
+    return row
+
+
+def _f(value: float | None) -> str:
+    return "  n/a " if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def night_line(row: dict) -> str:
+    return (
+        f"{row['date']}  hold-out {row['holdout']} {row['holdout_users']} users  "
+        f"{row['decision']:<28} champion {row['champion']:<22} next {_f(row['champion_ndcg'])}  "
+        f"best {row['best']:<22} {_f(row['best_ndcg'])}  regret {_f(row['regret'])}  "
+        f"({row['next_users']} users next period, {row['seconds']} s)"
+    )
+
+
+def policy_regrets(rows: list[dict], models: list[str]) -> dict[str, float]:
+    """Mean regret of the gate and of each fixed policy over the nights all can be scored."""
+    frame = pd.DataFrame(rows)
+    columns = {"gate": "regret", **{f"always {m}": f"{m}_regret" for m in models}}
+    scored = frame.dropna(subset=list(columns.values()))
+    return {name: float(scored[column].mean()) for name, column in columns.items()}
