@@ -5,7 +5,8 @@ dropped as duplicates); a missing title or release year (``metadata_missing``, e
 ML-100K item 267) and a year outside ``[validate.item_year_min, now + 5 years]`` are
 flagged, not quarantined: the item and its interactions stay, and the accounting counts
 them. An ``available`` flag that is not a boolean (true/false/1/0; null = available)
-quarantines the item. Users: ``user_id`` present, well-formed and unique; an age outside 1..120 is flagged.
+quarantines the item. Users: ``user_id`` present, well-formed and unique; an age outside
+1..120 is flagged.
 """
 
 from __future__ import annotations

@@ -217,7 +217,9 @@ def flag_column(check: RowCheck, columns: Columns, mask: np.ndarray) -> pd.Categ
     text = pc.fill_null(values.cast(pa.string()), NULL_TEXT)
     if check.kind == "max_events":
         counts = user_event_counts(columns.codes(check.looks_at))[rows]
-        text = pa.array([f"{u}: {c} events" for u, c in zip(text.to_pylist(), counts)])
+        text = pa.array(
+            [f"{u}: {c} events" for u, c in zip(text.to_pylist(), counts, strict=False)]
+        )
     return failing_values(mask, text)
 
 

@@ -212,7 +212,7 @@ def _reasons(flags: list[tuple[str, np.ndarray]], bad: np.ndarray, table: pa.Tab
         words = ["; ".join(parts) for parts in joined]
         return pa.array(words, pa.large_string()).take(pa.array(inverse))
     out = []
-    for i, issue in zip(inverse.tolist(), issues):
+    for i, issue in zip(inverse.tolist(), issues, strict=False):
         parts = joined[i]
         out.append("; ".join(f"ingest: {issue}" if t == INGEST_REASON else t for t in parts))
     return pa.array(out, pa.large_string())

@@ -56,8 +56,8 @@ def next_period_holdout(
 ) -> Holdout:
     """The users with history before ``day`` and items new to them in ``[day, until)``."""
     from models.vocab import IdVocabulary
-    from tasks.evaluate import holdout_from_features
     from tasks.data.snapshot import FeatureSet
+    from tasks.evaluate import holdout_from_features
     from tasks.features import encode
 
     ts = interactions["timestamp"]

@@ -34,7 +34,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -161,10 +161,8 @@ def _stderr_without(noise: re.Pattern[bytes]) -> Iterator[None]:
     try:
         yield
     finally:
-        try:
+        with suppress(OSError, ValueError):
             sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
         os.dup2(saved, 2)  # closes the pipe's write end: the pump reads to the end
         thread.join(timeout=10)
         os.close(saved)

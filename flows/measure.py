@@ -9,6 +9,7 @@ stage, so the flow keeps this small clock. Each stage's start and end also go to
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import logging
@@ -78,10 +79,8 @@ def release_memory() -> None:
     gc.collect()
     if "pyarrow" in sys.modules:
         sys.modules["pyarrow"].default_memory_pool().release_unused()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 class PeakMemory:

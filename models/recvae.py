@@ -194,7 +194,9 @@ class RecVAE(AutoencoderRecommender):
             def update(x: Any) -> Any:
                 with tf.GradientTape() as tape:
                     loss = negative_elbo(x, dropout, with_kl)
-                optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+                optimizer.apply_gradients(
+                    zip(tape.gradient(loss, variables), variables, strict=False)
+                )
                 return loss
 
             return update

@@ -80,7 +80,7 @@ def _arrow_strings(raw: Any) -> Any:
 
     if isinstance(raw, pd.Series | pd.Index):
         kind = raw.dtype
-        if not (isinstance(kind, pd.StringDtype) or kind == object):
+        if not (isinstance(kind, pd.StringDtype) or kind == np.dtype(object)):
             return None
         raw = raw.array if isinstance(kind, pd.StringDtype) else raw.to_numpy()
     elif isinstance(raw, np.ndarray):

@@ -243,7 +243,10 @@ def summary_markdown(out: dict) -> str:
                 f"{_md(p.get('challenger'))} v{_md(p.get('challenger_version'))} {verdict}: "
                 f"{_md(p.get('reason'))}  "
             ),
-            f"champion serving: {_md(p.get('registered_name'))} v{_md(p.get('champion_version'))}  ",
+            (
+                f"champion serving: {_md(p.get('registered_name'))} "
+                f"v{_md(p.get('champion_version'))}  "
+            ),
             f"evidence: {_md(evidence_line(p))}",
         ]
     s = out.get("scoring") or {}

@@ -3,7 +3,8 @@ reject bad batches.
 
 ``validate_interactions`` checks a table in memory; :func:`validate` reads the ingest
 Parquet files and writes the accepted and quarantined tables (``validate_task`` is its
-Prefect task, which also publishes the Markdown summary as an artifact). Great Expectations decides which rows fail (suites in ``expectations/``), each run
+Prefect task, which also publishes the Markdown summary as an artifact). Great Expectations
+decides which rows fail (suites in ``expectations/``), each run
 in a GX context of its own (``expectations/runner.py``); the GX project under ``gx_root``
 keeps every validation result and the one Data Docs site that lists them all. Row
 accounting always holds, per table: rows read = accepted + quarantined + duplicates dropped.

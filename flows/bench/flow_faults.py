@@ -16,6 +16,7 @@ that no staging table, staged folder or unfinished journal record is left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -118,10 +119,8 @@ def kill_case(base: Path, folder: Path, point: str) -> dict:
     time.sleep(1.0)  # a process tied to the run gets its signal at once; give it a moment
     orphans = descendants_alive(pid)
     for line in orphans:  # never leave them behind, whatever the verdict
-        try:
+        with contextlib.suppress(OSError):
             os.kill(int(line.split()[0]), signal.SIGKILL)
-        except OSError:
-            pass
     killed = state(workspace)
     d1 = D1.isoformat()
     lost = sum(killed["tables"][k].get(d1) != before["tables"][k].get(d1) for k in before["tables"])

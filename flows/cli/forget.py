@@ -106,7 +106,8 @@ def print_summary(summary: dict) -> None:
     if prefect is not None:
         print(f"  Prefect artifacts holding an id, deleted through the API: {prefect}")
     print(
-        f"  stage-cache markers and cached similarities removed: {removed['markers']['markers_removed']}"
+        "  stage-cache markers and cached similarities removed: "
+        f"{removed['markers']['markers_removed']}"
     )
     print(f"  done in {summary['seconds']} s; 'recpipe forget --verify ID' checks every byte")
 

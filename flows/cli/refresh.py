@@ -113,7 +113,8 @@ def summary_text(out: dict) -> str:
     if out["status"] == "published":
         lines += [
             (
-                f"  users refreshed {out['users']} ({out['users_by_strategy']}), rows {out['rows']}, "
+                f"  users refreshed {out['users']} ({out['users_by_strategy']}), "
+                f"rows {out['rows']}, "
                 f"model {out['model']} v{out['version']}"
             ),
             (

@@ -39,7 +39,8 @@ def print_summary(summary: dict) -> None:
     v = summary["validation"]
     accounting = v.get("accounting") or (
         f"{v.get('rows_read')} rows read = {v.get('rows_accepted')} accepted + "
-        f"{v.get('rows_quarantined')} quarantined + {v.get('duplicates_dropped')} duplicates dropped"
+        f"{v.get('rows_quarantined')} quarantined + "
+        f"{v.get('duplicates_dropped')} duplicates dropped"
     )
     out(f"\ndata (source {summary['ingest'].get('source')}):")
     for line in str(accounting).splitlines():
@@ -73,7 +74,8 @@ def print_summary(summary: dict) -> None:
         outcome(c), outcome(c).upper()
     )
     out(
-        f"\npromotion: challenger {c['challenger']} v{c['challenger_version']} {verdict}: {c['reason']}"
+        f"\npromotion: challenger {c['challenger']} v{c['challenger_version']} "
+        f"{verdict}: {c['reason']}"
     )
     from tasks.promote import evidence_line
 

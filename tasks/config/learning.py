@@ -38,7 +38,8 @@ class FeatureConfig(Section):
     events and one in the last ``max_validation_days``). ``"window"`` and ``"latest"``
     use one way only; ``"returning"`` (opt-in) holds out each user's events since their
     last return after at least ``return_gap_days`` away (returns within the last
-    ``max_validation_days``): users coming back, as the next days' users do. ``min_users`` and ``min_events`` default to the evaluate section's
+    ``max_validation_days``): users coming back, as the next days' users do. ``min_users`` and
+    ``min_events`` default to the evaluate section's
     (the gate's minimum of evidence). What was chosen and why is logged and kept in the
     snapshot's ``meta.json``.
 

@@ -70,7 +70,7 @@ def build_catalog(
             blocked |= ~available
         if "title" in aligned:
             known = aligned["title"].notna().to_numpy()
-            titles = dict(zip(ids[known], aligned["title"][known].astype(str)))
+            titles = dict(zip(ids[known], aligned["title"][known].astype(str), strict=False))
         if "genres" in aligned:
             genre_lists = aligned["genres"].fillna("").astype(str).str.split("|")
             names = sorted({g for gs in genre_lists for g in gs if g})

@@ -161,7 +161,8 @@ def choose_holdout(
             "min_events": min_events,
             "description": (
                 f"each user's events since their last return after at least {gap:g} day(s) "
-                f"away (returns since {(last - pd.Timedelta(days=config.max_validation_days)).date()})"
+                "away (returns since "
+                f"{(last - pd.Timedelta(days=config.max_validation_days)).date()})"
             ),
         }
     tried = []

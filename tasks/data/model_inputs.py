@@ -167,7 +167,8 @@ def _new_items_target(
 
 
 def item_content_features(items: IdVocabulary, frame: pd.DataFrame | None) -> np.ndarray | None:
-    """Genres one-hot, year in [0, 1], title tokens hashed into ``TITLE_BUCKETS``; None without a table."""
+    """Genres one-hot, year in [0, 1], title tokens hashed into ``TITLE_BUCKETS``; None without a
+    table."""
     if frame is None or frame.empty:
         return None
     table = (

@@ -1,1 +1,2 @@
-"""Where interactions come from: the demo data, the user's files, a landing folder of daily drops, MovieLens, and a generator of synthetic logs at scale."""
+"""Where interactions come from: the demo data, the user's files, a landing folder of daily drops,
+MovieLens, and a generator of synthetic logs at scale."""

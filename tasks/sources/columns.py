@@ -57,7 +57,9 @@ def add_issue(
         return
     old = issues.to_numpy(dtype=object)[positions]
     new = [message if isinstance(message, str) else message(int(p)) for p in positions]
-    issues.iloc[positions] = [n if pd.isna(o) else f"{o}; {n}" for o, n in zip(old, new)]
+    issues.iloc[positions] = [
+        n if pd.isna(o) else f"{o}; {n}" for o, n in zip(old, new, strict=False)
+    ]
 
 
 def normalize_ids(

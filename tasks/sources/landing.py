@@ -18,7 +18,8 @@ again and the event dedup drops them, so nothing is stored twice. A file that va
 between listing and reading is reported and left out of the manifest (read when it comes
 back); a file whose size or modification time changed while it was read is still being
 written (copied without a .part name): it is skipped, listed in ``files_still_changing``
-and left out of the manifest, so the next run reads it whole; a file that cannot be read stops the run with ``DataError`` and nothing is recorded.
+and left out of the manifest, so the next run reads it whole; a file that cannot be read stops
+the run with ``DataError`` and nothing is recorded.
 
 Nights of different dates may run at once and share the manifest and the store: a run
 holds the manifest's lock (``_landing_manifest.json.lock``) from reading the manifest to

@@ -109,7 +109,8 @@ def source_text(raw: pd.DataFrame, columns: list[str], mask: np.ndarray | pd.Ser
     picked = raw.iloc[rows][columns].astype(object)
     out.iloc[rows] = [
         json.dumps(
-            {c: None if pd.isna(v) else str(v) for c, v in zip(columns, values)}, ensure_ascii=False
+            {c: None if pd.isna(v) else str(v) for c, v in zip(columns, values, strict=False)},
+            ensure_ascii=False,
         )
         for values in picked.itertuples(index=False, name=None)
     ]

@@ -16,7 +16,8 @@ stage's :class:`StageResult`): a damaged marker costs one re-run, never a failed
 Paths inside a marker (the output files, and every string of the result that is a path
 under the workspace root) are stored relative to that root and resolved on read, so a
 workspace moved or copied with its file times (``mv``, ``cp -a``, ``rsync -a``) reuses
-its markers; the keys hash file contents and relative names, never the workspace path. The cache therefore never hands back a
+its markers; the keys hash file contents and relative names, never the workspace path. The cache
+therefore never hands back a
 result whose files are not on disk, lives in the workspace with the data it describes,
 and works the same with or without a Prefect server (unlike Prefect result caching,
 whose records would not notice a later run overwriting the same folders).

@@ -205,7 +205,7 @@ def insert_rows(conn: Any, table: Any, frame: pd.DataFrame, run_date: date) -> i
             columns.append(values.astype(object).where(values.notna(), None).tolist())
     quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
     target = dialect.identifier_preparer.quote(table.name)
-    rows = list(zip(*columns))
+    rows = list(zip(*columns, strict=False))
     if dialect.name == "postgresql" and dialect.driver == "psycopg":
         # COPY is several times faster than executemany on PostgreSQL.
         cursor = conn.connection.driver_connection.cursor()
@@ -438,7 +438,8 @@ def delete_users(
     engine: Any, user_ids: list[str], published: Iterable[str], column: str = "user_id"
 ) -> dict[str, int]:
     """Delete every row of ``user_ids`` from the ``published`` tables and their staging
-    tables that have ``column`` (every kept date), in ONE transaction; then, on SQLite, rewrite the file so no free page keeps the old rows
+    tables that have ``column`` (every kept date), in ONE transaction; then, on SQLite, rewrite
+    the file so no free page keeps the old rows
     (``secure_delete`` zeroes what the delete frees, ``VACUUM`` rebuilds the file, the
     WAL is checkpointed and truncated). ``{table: rows deleted}``; idempotent."""
     import sqlalchemy as sa

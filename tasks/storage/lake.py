@@ -157,7 +157,8 @@ def write_date(
     refreshed_at: datetime | None = None,
 ) -> LakeCommit:
     """Replace ``run_date``'s rows with ``source``'s (a Parquet file or folder) in one
-    commit; dates beyond ``keep_runs`` go in the same commit. Idempotent per publish id. ``stamp``: the ``run_id`` every row gets.
+    commit; dates beyond ``keep_runs`` go in the same commit. Idempotent per publish id.
+    ``stamp``: the ``run_id`` every row gets.
     ``refreshed_at``: the time rows without a ``refreshed_at`` get. A column the table
     does not have yet is added (older rows read it as null)."""
     from deltalake import write_deltalake

@@ -22,7 +22,7 @@ def latest_titles(raw_root: Path) -> dict[str, str]:
     items = pd.read_parquet(tables[-1])
     if "title" not in items:
         return {}
-    return dict(zip(items["item_id"].astype(str), items["title"].astype(str)))
+    return dict(zip(items["item_id"].astype(str), items["title"].astype(str), strict=False))
 
 
 def _query(url: str, name: str, column: str, value: str, run_date: date | None) -> pd.DataFrame:
@@ -34,7 +34,8 @@ def _query(url: str, name: str, column: str, value: str, run_date: date | None) 
     try:
         if not sa.inspect(engine).has_table(name):
             raise NotFoundError(
-                f"table {name!r} does not exist in {engine.url.render_as_string(hide_password=True)}; "
+                f"table {name!r} does not exist in "
+                f"{engine.url.render_as_string(hide_password=True)}; "
                 "run 'recpipe run' first or check --workspace / publish.database_url"
             )
         when = "(SELECT MAX(run_date) FROM {t})".format(t=f'"{name}"')

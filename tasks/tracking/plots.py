@@ -26,7 +26,7 @@ def training_curves(history: dict[str, list[float]], title: str) -> Any:
     fig, axes = plt.subplots(
         1, max(len(names), 1), figsize=(5 * max(len(names), 1), 3.5), squeeze=False
     )
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=False):
         values = history[name]
         ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3)
         ax.set_xlabel("epoch")

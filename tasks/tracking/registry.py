@@ -69,7 +69,7 @@ def set_champion(client: Any, name: str, version: str, reason: str) -> None:
     """Point ``champion`` at ``version`` and record it in the history."""
     _require_version(client, name, version)
     client.set_registered_model_alias(name, CHAMPION, version)
-    history = champion_history(client, name) + [version]
+    history = [*champion_history(client, name), version]
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[-200:]))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     client.set_model_version_tag(name, version, "champion.promoted_at", stamp)

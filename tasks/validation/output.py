@@ -50,7 +50,7 @@ def run_checks(frame: pd.DataFrame, k: int, gx_root: Path, runner: Any = None) -
     else:
         results, docs = runner.run(suite, frame), None
     summaries = [summary(r) for r in results]
-    failed = [(s, r) for s, r in zip(summaries, results) if not s["success"]]
+    failed = [(s, r) for s, r in zip(summaries, results, strict=False) if not s["success"]]
     if failed and runner is not None:
         docs = runner.finish()
     if failed:

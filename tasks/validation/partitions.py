@@ -152,7 +152,7 @@ def combine_partitions(parts: list[TableResult], batch_expectations: list[dict])
         flagged.update(part.flagged)
         reasons.update(part.reasons)
     expectations = list(batch_expectations)
-    for per_part in zip(*(part.expectations for part in parts)):
+    for per_part in zip(*(part.expectations for part in parts), strict=False):
         first = per_part[0]
         observed = {repr(e["observed_value"]) for e in per_part}
         expectations.append(

@@ -61,8 +61,10 @@ def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
         user_id=features.users.raw(features.train["user_idx"]),
         item_id=features.items.raw(features.train["item_idx"]),
     )
-    seen = set(zip(train["user_id"], train["item_id"]))
-    assert not [pair for pair in zip(recs["user_id"], recs["item_id"]) if pair in seen]
+    seen = set(zip(train["user_id"], train["item_id"], strict=False))
+    assert not [
+        pair for pair in zip(recs["user_id"], recs["item_id"], strict=False) if pair in seen
+    ]
     assert set(recs["run_id"]) == {summary["run_id"]}
     # the champion decides: a personalised model ranks for every user it knows (here all
     # of them); only a non-personalised champion (popularity) leaves everyone on fallback

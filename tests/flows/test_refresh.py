@@ -300,8 +300,17 @@ def test_recpipe_refresh_runs_without_a_prefect_server(night) -> None:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RECPIPE"))}
     done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "--workspace", str(config.workspace), "refresh"]
-        + ["--path", str(config.refresh.path), "--no-prefect"],
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "--workspace",
+            str(config.workspace),
+            "refresh",
+            "--path",
+            str(config.refresh.path),
+            "--no-prefect",
+        ],
         cwd=Path(__file__).resolve().parents[2],
         env=env,
         capture_output=True,

@@ -69,8 +69,16 @@ def prefect_server(tmp_path_factory) -> str:
     url = f"http://127.0.0.1:{port}/api"
     with open(home / "server.log", "w") as log:
         server = subprocess.Popen(
-            [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-            + ["--no-ui"],
+            [
+                BIN / "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-ui",
+            ],
             env=clean_env(home, None),
             cwd=home,
             stdout=log,

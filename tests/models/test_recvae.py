@@ -33,7 +33,7 @@ def test_composite_prior_is_the_weighted_mixture_of_its_three_normals() -> None:
         + w_wide * normal_pdf(z, 0.0, math.exp(10.0))
     )
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-    assert MIXTURE_WEIGHTS == pytest.approx((0.15, 0.75, 0.10))
+    assert pytest.approx((0.15, 0.75, 0.10)) == MIXTURE_WEIGHTS
 
 
 def _weights(model) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -23,7 +23,7 @@ def test_sequences_from_events_orders_by_time_per_user() -> None:
 def test_check_sequences_says_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="2 entries, expected one per user"):
         check_sequences([[0], [1]], n_users=3, n_items=4, who="m")
-    with pytest.raises(ValueError, match="item indices 0..9, expected 0..3"):
+    with pytest.raises(ValueError, match=r"item indices 0..9, expected 0..3"):
         check_sequences([[0, 9]], n_users=1, n_items=4, who="m")
 
 
@@ -35,7 +35,7 @@ def test_sequences_to_csr_is_the_item_set() -> None:
 @pytest.mark.parametrize("name", ["gru4rec", "caser"])
 def test_sequence_models_need_sequences(name: str) -> None:
     matrix = sp.csr_matrix(np.eye(3))
-    with pytest.raises(ValueError, match="needs sequences=.*sequences_from_events"):
+    with pytest.raises(ValueError, match=r"needs sequences=.*sequences_from_events"):
         make_recommender(name).fit(matrix)
 
 

@@ -84,7 +84,9 @@ CASES = {
     "null_ids.csv": HEADER + f",i1,{T},4\nNULL,i1,{T + 1},4\nu3,,{T},4\n",
     "blank_ids.csv": HEADER + f"u4,   ,{T},4\n",
     "whitespace_ids.csv": HEADER + f" u5 ,\ti1 ,{T},4\n",
-    "float_ids.csv": "user_id,item_id,timestamp,value\n6.0,1.0,1717200000,4\n7.0,2.0,1717200000,4\n",
+    "float_ids.csv": (
+        "user_id,item_id,timestamp,value\n6.0,1.0,1717200000,4\n7.0,2.0,1717200000,4\n"
+    ),
     "control_id.csv": HEADER + f"u\x01x,i1,{T},4\n",
     "long_id.csv": HEADER + f"{'u' * 300},i1,{T},4\n",
     "nan_value.csv": HEADER + f"u8,i1,{T},NaN\n",
@@ -417,7 +419,8 @@ def test_tsv_files_are_tab_delimited_and_bad_encoding_names_are_config_errors(tm
 
 
 def test_duplicated_header_column(tmp_path) -> None:
-    """Policy: a column named twice in a CSV header is refused (DataError naming it and the file)."""
+    """Policy: a column named twice in a CSV header is refused (DataError naming it and the
+    file)."""
     (tmp_path / "dup.csv").write_text("user_id,item_id,user_id,timestamp\nu1,i1,u2,1\n")
     clear_error(
         DataError, read_table, tmp_path / "dup.csv", FilesConfig(),

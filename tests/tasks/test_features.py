@@ -56,7 +56,7 @@ def test_input_not_mutated_and_round_trip(tmp_path) -> None:
 
 
 def test_no_training_history_is_a_clear_error() -> None:
-    with pytest.raises(DataError, match="lower features.validation_days"):
+    with pytest.raises(DataError, match=r"lower features.validation_days"):
         build_features(FRAME, FeatureConfig(validation_days=30))
 
 
@@ -141,7 +141,7 @@ def test_the_holdout_read_part_by_part_equals_the_in_memory_one(tmp_path) -> Non
 
 
 def test_partitions_check_training_history_too(tmp_path) -> None:
-    with pytest.raises(DataError, match="lower features.validation_days"):
+    with pytest.raises(DataError, match=r"lower features.validation_days"):
         build_in_partitions(FRAME, tmp_path, FeatureConfig(validation_days=30, part_rows=1))
 
 

@@ -54,7 +54,7 @@ def test_files_source_reports_what_it_detected(tmp_path) -> None:
 
 
 def test_files_source_needs_a_path(tmp_path) -> None:
-    with pytest.raises(DataError, match="needs ingest.files.path.*--path"):
+    with pytest.raises(DataError, match=r"needs ingest.files.path.*--path"):
         ingest(IngestConfig(source="files"), DAY1, str(tmp_path))
 
 
@@ -145,7 +145,7 @@ def test_an_unreadable_file_stops_the_run_and_records_nothing(tmp_path) -> None:
 
 
 def test_landing_errors_are_clear(tmp_path) -> None:
-    with pytest.raises(DataError, match="landing folder .* does not exist"):
+    with pytest.raises(DataError, match=r"landing folder .* does not exist"):
         ingest_landing(FilesConfig(path=tmp_path / "nope"), raw_dir(tmp_path, DAY1), DAY1)
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / MANIFEST).write_text("{not json")

@@ -344,7 +344,7 @@ def test_rollback_brings_back_the_previous_version_in_both_stores(stores) -> Non
 def test_unreachable_database_is_a_clear_error_and_the_lake_untouched(tmp_path) -> None:
     st = Stores(tmp_path, "sqlite:////nonexistent/dir/x.db")
     d = date(2026, 1, 1)
-    with pytest.raises(PublishError, match="x.db.*previous tables still serve"):
+    with pytest.raises(PublishError, match=r"x.db.*previous tables still serve"):
         publish(st, "recs", d, table(d))
     assert not st.lake("recs").exists()
     assert journal.unfinished(st.journal) == []

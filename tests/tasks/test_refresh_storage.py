@@ -184,8 +184,18 @@ def test_tables_published_before_refreshed_at_get_the_column_and_keep_their_rows
         conn.executemany(
             "INSERT INTO recs VALUES (?,?,?,?,?,?,?,?,?,?)",
             [
-                (r.run_id, "2026-03-01", r.user_id, r.rank, r.item_id, r.score, "ease", "1")
-                + (r.strategy, None)
+                (
+                    r.run_id,
+                    "2026-03-01",
+                    r.user_id,
+                    r.rank,
+                    r.item_id,
+                    r.score,
+                    "ease",
+                    "1",
+                    r.strategy,
+                    None,
+                )
                 for r in legacy.itertuples()
             ],
         )

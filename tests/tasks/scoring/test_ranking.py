@@ -184,7 +184,7 @@ def test_blocks_scored_in_threads_come_out_as_scored_one_by_one(concurrent, monk
     model = make_recommender("ease", l2=1.0).fit(train)
     monkeypatch.setattr(type(model), "concurrent_scoring", concurrent)
     rows = [(f"u{u}", ITEMS.ids[i]) for u, i in zip(*train.nonzero(), strict=True)]
-    inputs = prepare_inputs(events(rows + [("new", "c")]), users, ITEMS)
+    inputs = prepare_inputs(events([*rows, ("new", "c")]), users, ITEMS)
     catalog = build_catalog(ITEMS, CATALOG, set())
     sim = cooccurrence_similarity(train, shrinkage=0)
 

@@ -136,7 +136,9 @@ def test_csv_layout_zip(tmp_path) -> None:
         tmp_path / "ml-latest-small.zip",
         "ml-latest-small",
         {
-            "ratings.csv": b"userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.5,964981247\n",
+            "ratings.csv": (
+                b"userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.5,964981247\n"
+            ),
             "movies.csv": (
                 b"movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n"
                 b'3,"Grumpier Old Men, The",(no genres listed)\n'

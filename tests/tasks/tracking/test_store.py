@@ -140,7 +140,7 @@ def test_page_damage_only_the_integrity_check_sees_is_refused(
         handle.seek((root[0] - 1) * page_size)
         handle.write(b"\xff" * page_size)
     tracking.client_for(ws)  # the cheap check reads only the schema: it passes
-    with pytest.raises(StoreError, match="is damaged|fails PRAGMA integrity_check") as caught:
+    with pytest.raises(StoreError, match=r"is damaged|fails PRAGMA integrity_check") as caught:
         tracking.guard_store(ws)
     assert first.name in str(caught.value)
     assert list_backups(backups_dir(ws)) == [first]  # the damaged copy is not kept

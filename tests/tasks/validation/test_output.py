@@ -34,12 +34,12 @@ def test_a_good_table_passes_and_builds_data_docs(gx_root) -> None:
     ("rows", "rule"),
     [
         (GOOD[:3], "2 rows per user"),
-        ([("u1", 1, "c", 0.5), ("u1", 2, "d", 0.9)] + GOOD[2:], "scores descending"),
-        ([("u1", 1, "a", 0.9), ("u1", 2, "d", 0.5)] + GOOD[2:], "already interacted"),
-        ([("u1", 1, "x", 0.9), ("u1", 2, "d", 0.5)] + GOOD[2:], "denied or unavailable"),
-        ([("u1", 1, "zz", 0.9), ("u1", 2, "d", 0.5)] + GOOD[2:], "in the catalogue"),
-        ([("u1", 1, "c", 0.9), ("u1", 1, "d", 0.5)] + GOOD[2:], "ranks unique per user"),
-        ([("ghost", 1, "c", 0.9), ("ghost", 2, "d", 0.5)] + GOOD[2:], "today's interactions"),
+        ([("u1", 1, "c", 0.5), ("u1", 2, "d", 0.9), *GOOD[2:]], "scores descending"),
+        ([("u1", 1, "a", 0.9), ("u1", 2, "d", 0.5), *GOOD[2:]], "already interacted"),
+        ([("u1", 1, "x", 0.9), ("u1", 2, "d", 0.5), *GOOD[2:]], "denied or unavailable"),
+        ([("u1", 1, "zz", 0.9), ("u1", 2, "d", 0.5), *GOOD[2:]], "in the catalogue"),
+        ([("u1", 1, "c", 0.9), ("u1", 1, "d", 0.5), *GOOD[2:]], "ranks unique per user"),
+        ([("ghost", 1, "c", 0.9), ("ghost", 2, "d", 0.5), *GOOD[2:]], "today's interactions"),
     ],
 )
 def test_each_broken_rule_stops_publishing_with_its_name(gx_root, rows, rule) -> None:

@@ -47,7 +47,7 @@ def test_a_bad_min_timestamp_fails_validation_as_a_config_error(tmp_path) -> Non
             "timestamp": pd.to_datetime(["2024-05-01"], utc=True),
         }
     )
-    with pytest.raises(ConfigError, match="validate.min_timestamp 'soon' is not a timestamp"):
+    with pytest.raises(ConfigError, match=r"validate.min_timestamp 'soon' is not a timestamp"):
         validate_interactions(
             frame,
             gx_root=tmp_path,
