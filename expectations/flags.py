@@ -168,6 +168,8 @@ def _mask(
     if kind == "max_events":
         return user_event_counts(columns.codes(name)) > c.rule["max_value"]
     if kind == "not_in_catalog":  # a null or blank id is left to the id checks
+        if catalog is None:
+            raise ValueError(f"check {c.check!r} needs the item catalog; none was given")
         present = ~columns.null(name) & ~columns.id_shape(name)[0]
         return present & ~_np(pc.is_in(col, value_set=catalog.cast(col.type)))
     if kind == "not_null":

@@ -43,6 +43,7 @@ from expectations.thresholds import Thresholds
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
+    from great_expectations.expectations import Expectation
 
 SUITE_NAME = "interactions"
 BATCH_SUITE_NAME = "interactions_batch"  # the whole-batch checks of a partitioned batch
@@ -204,7 +205,7 @@ def build_interactions_suite(
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    expectations = []
+    expectations: list[Expectation] = []
     if batch_checks:
         expectations.append(
             gxe.ExpectTableRowCountToBeBetween(min_value=limits.min_rows, meta=batch("min_rows"))
@@ -215,8 +216,11 @@ def build_interactions_suite(
             )
         if limits.max_event_age_days is not None:
             expectations.append(
+                # GX validates min_value with pydantic, which parses this ISO text to a datetime
                 gxe.ExpectColumnMaxToBeBetween(
-                    column=TIMESTAMP_VALID, min_value=_freshest(limits, now), meta=batch("stale")
+                    column=TIMESTAMP_VALID,
+                    min_value=_freshest(limits, now),  # type: ignore[arg-type]
+                    meta=batch("stale"),
                 )
             )
     key = dedup_key or list(REQUIRED_COLUMNS)
@@ -269,7 +273,7 @@ def build_partitioned_batch_suite(
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    expectations = [
+    expectations: list[Expectation] = [
         gxe.ExpectColumnSumToBeBetween(
             column=PARTITION_ROWS, min_value=limits.min_rows, meta=batch("min_rows")
         )
@@ -282,8 +286,11 @@ def build_partitioned_batch_suite(
         )
     if limits.max_event_age_days is not None:
         expectations.append(
+            # GX validates min_value with pydantic, which parses this ISO text to a datetime
             gxe.ExpectColumnMaxToBeBetween(
-                column=PARTITION_NEWEST, min_value=_freshest(limits, now), meta=batch("stale")
+                column=PARTITION_NEWEST,
+                min_value=_freshest(limits, now),  # type: ignore[arg-type]
+                meta=batch("stale"),
             )
         )
     return gx.ExpectationSuite(name=BATCH_SUITE_NAME, expectations=expectations)

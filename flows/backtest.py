@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,8 +139,7 @@ def run_night(
     """The night that sees the events before ``day``, ingest to the gate, its stages
     called in this process; the champion alias moved as publishing would move it."""
     from flows.night import Night
-    from tasks.promote import move_champion_after_publish
-    from tasks.publishing.champion import ChampionMove
+    from tasks.publishing.champion import ChampionMove, move_champion_after_publish
 
     logger = logging.getLogger("recpipe.backtest")
     night = Night.open(config, day - timedelta(days=1), True, f"backtest-{day}", logger)
@@ -151,6 +150,8 @@ def run_night(
         results = night.train_and_evaluate(features, ingest)
         promotion = night.promote(results, features)
         if promotion.move_alias:
+            # move_alias only when promoted, and then serving_version is the challenger's
+            assert promotion.serving_version is not None
             move = ChampionMove(
                 promotion.registered_name, promotion.serving_version, promotion.reason
             )
@@ -188,13 +189,13 @@ def night_row(
     served: str,
     next_users: int,
     next_ndcg: dict[str, float],
-    models: list[str],
+    models: Sequence[str],
 ) -> dict[str, Any]:
     """The night's decision, the champion it serves and the best in hindsight, and the
     regret of the gate and of each fixed policy."""
     nan = float("nan")
-    best = max(next_ndcg, key=next_ndcg.get) if next_ndcg else ""
-    row = {
+    best = max(next_ndcg, key=next_ndcg.__getitem__) if next_ndcg else ""
+    row: dict[str, Any] = {
         "date": day.isoformat(),
         "holdout": features.holdout.get("strategy") if features.holdout else "",
         "holdout_users": promotion.n_users,

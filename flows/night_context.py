@@ -56,6 +56,13 @@ class NightContext:
         )
 
     @property
+    def stage_cache(self) -> StageCache:
+        """``cache``, which ``Night.open`` sets; a clear error for a context without it."""
+        if self.cache is None:
+            raise RuntimeError("the night has no stage cache: open it with Night.open")
+        return self.cache
+
+    @property
     def validated_path(self) -> str:
         return str(self.ws.validated(self.run_date) / "interactions.parquet")
 
@@ -79,5 +86,5 @@ class NightContext:
         result_type: type | None = None,
     ) -> Any:
         return self.clock.run(
-            stage, self.cache.run, stage, parts, outputs, run, result_type=result_type
+            stage, self.stage_cache.run, stage, parts, outputs, run, result_type=result_type
         )

@@ -35,16 +35,20 @@ class ModelStages(NightContext):
                 ingest.items_path,
                 self.config.evaluate.k,
             )
-            result = self.cache.run(
+
+            def compute(name: str = name) -> ModelResult:
+                return self._train_and_evaluate(name, features, ingest)
+
+            result = self.stage_cache.run(
                 f"train-{name}",
                 parts,
                 [self.ws.models(self.run_date) / name],
-                lambda name=name: self._train_and_evaluate(name, features, ingest),
+                compute,
                 still_valid=lambda r: _mlflow_run_finished(self.client, r.run_id),
                 reuse=self.config.cache.reuse_models,
                 result_type=ModelResult,
             )
-            if f"train-{name}" in self.cache.hits:
+            if f"train-{name}" in self.stage_cache.hits:
                 self.client.set_tag(self.parent_run_id, f"train.reused.{name}", result.run_id)
                 self.clock.seconds.setdefault("train", 0.0)
                 self.clock.seconds.setdefault("evaluate", 0.0)
@@ -55,7 +59,7 @@ class ModelStages(NightContext):
                 "run_id": r.run_id,
                 "train_seconds": r.train_seconds,
                 "metrics": r.metrics,
-                "reused": f"train-{r.model}" in self.cache.hits,
+                "reused": f"train-{r.model}" in self.stage_cache.hits,
             }
             for r in results
         ]

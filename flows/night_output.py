@@ -118,6 +118,8 @@ class OutputStages(NightContext):
             outputs.append(Output(config.similar_table, SIMILAR_ITEMS, Path(scored.similar_path)))
         move = None
         if promotion.move_alias:
+            # move_alias only when promoted, and then serving_version is the challenger's
+            assert promotion.serving_version is not None
             move = ChampionMove(
                 promotion.registered_name, promotion.serving_version, promotion.reason
             )

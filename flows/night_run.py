@@ -57,7 +57,7 @@ def first_summary(night: NightContext) -> dict[str, Any]:
         "mlflow_experiment_id": night.experiment_id,
         "stage_seconds": night.clock.seconds,
         "stage_peak_mb": night.clock.peak_mb,
-        "cached_stages": night.cache.hits,
+        "cached_stages": night.stage_cache.hits,
         "status": "FAILED",
     }
 
@@ -151,7 +151,7 @@ def close_parent_run(night: NightContext) -> None:
             {f"stage_seconds.{k}": v for k, v in out["stage_seconds"].items()}
             | {"total_seconds": out["total_seconds"]},
         )
-        client.set_tag(run, "recpipe.cached_stages", ",".join(night.cache.hits) or "none")
+        client.set_tag(run, "recpipe.cached_stages", ",".join(night.stage_cache.hits) or "none")
         if not finished:
             client.set_tag(run, "recpipe.failed_stage", out.get("failed_stage") or "")
             client.set_tag(run, "recpipe.error", str(out.get("error", ""))[:5000])

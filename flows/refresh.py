@@ -23,7 +23,7 @@ FLOW_NAME = "recpipe-refresh"
 def _as_task(step_name: str, fn: Any, **kwargs: Any) -> Any:
     """One step of the refresh as a task run (no retries: a failed refresh leaves its
     batch pending, and the next refresh, minutes later, publishes it)."""
-    return task(fn, name=step_name, cache_policy=NO_CACHE)(**kwargs)
+    return task(name=step_name, cache_policy=NO_CACHE)(fn)(**kwargs)
 
 
 @flow(name=FLOW_NAME, log_prints=True)

@@ -134,6 +134,7 @@ def prefect_runs(limit: int, deployment: str) -> dict:
             schedule = deployment_schedule(client, deployment)
     except Exception as exc:  # noqa: BLE001 - status must answer whatever the server does
         return {"configured": True, "reachable": False, "url": url, "error": str(exc)}
+    next_start = upcoming[0].expected_start_time if upcoming else None  # None: not known
     return {
         "configured": True,
         "reachable": True,
@@ -149,7 +150,7 @@ def prefect_runs(limit: int, deployment: str) -> dict:
             }
             for r in runs
         ],
-        "next": upcoming[0].expected_start_time.isoformat() if upcoming else None,
+        "next": next_start.isoformat() if next_start is not None else None,
         "schedule": schedule,
     }
 

@@ -31,9 +31,9 @@ of them are set. The contract tests check that rule for every model.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -165,12 +165,12 @@ class BaseRecommender:
     @property
     def n_users_(self) -> int:
         self._check_fitted()
-        return self.train_matrix_.shape[0]
+        return int(self.train_matrix_.shape[0])
 
     @property
     def n_items_(self) -> int:
         self._check_fitted()
-        return self.train_matrix_.shape[1]
+        return int(self.train_matrix_.shape[1])
 
     # -- fitting -----------------------------------------------------------------
     def fit(
@@ -181,7 +181,7 @@ class BaseRecommender:
         item_features: np.ndarray | None = None,
         validation: tuple[np.ndarray, sp.spmatrix] | None = None,
         callbacks: Sequence[Any] = (),
-    ) -> BaseRecommender:
+    ) -> Self:
         """Learn from ``interactions``; optional inputs are described in :mod:`models.inputs`.
 
         ``callbacks``: objects told of this fit's progress (Keras callbacks for Keras
@@ -220,8 +220,9 @@ class BaseRecommender:
             del self._fit_callbacks
         return self
 
-    def _fit(self, matrix: sp.csr_matrix, **inputs: Any) -> None:
-        raise NotImplementedError
+    # Each model defines ``_fit(matrix, <the names in its fit_inputs>=...)``: ``fit`` passes
+    # exactly those inputs as keywords, so a model's signature names what it reads.
+    _fit: Callable[..., None]
 
     # -- scoring -----------------------------------------------------------------
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
@@ -316,7 +317,7 @@ class BaseRecommender:
         raise NotImplementedError
 
     @classmethod
-    def load(cls, directory: Path | str) -> BaseRecommender:
+    def load(cls, directory: Path | str) -> Self:
         directory = Path(directory)
         meta = json.loads((directory / "recommender.json").read_text())
         if meta["model"] != cls.name:

@@ -37,7 +37,7 @@ def standardised(scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     centred = scores - scores.mean(axis=1, keepdims=True)
     spread = scores.std(axis=1, keepdims=True)
-    return (centred / np.where(spread > 0, spread, 1.0)).astype(np.float32)
+    return np.asarray(centred / np.where(spread > 0, spread, 1.0), dtype=np.float32)
 
 
 class EASEMultDAESettings(ModelSettings):
@@ -112,7 +112,7 @@ class EASEMultDAE(BaseRecommender):
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         ease, dae = self._parts(users, history)
-        return (1 - self.weight_) * ease + self.weight_ * dae
+        return np.asarray((1 - self.weight_) * ease + self.weight_ * dae)
 
     @property
     def history_(self) -> dict[str, list[float]]:

@@ -88,7 +88,7 @@ class ImplicitMF(BaseRecommender):
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
 
     def _user_factors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        return self.user_factors_[users]
+        return np.asarray(self.user_factors_[users])
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         return self._user_factors(users, history) @ self.item_factors_.T
@@ -147,7 +147,7 @@ class ALS(ImplicitMF):
 
     def _user_factors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         if _same_rows(history, self.train_matrix_[users]):
-            return self.user_factors_[users]
+            return np.asarray(self.user_factors_[users])
         with _one_blas_thread():
             model = self._implicit_model()
             model.item_factors = self.item_factors_

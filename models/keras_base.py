@@ -134,7 +134,7 @@ def validation_callback(
             self.best = -np.inf
             self.best_weights: list[np.ndarray] | None = None
 
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             recommended, _ = top_k(score(), k, exclude=exclude)
             value = ndcg_at_k(recommended, relevant, k)
             self.values.append(value)
@@ -143,7 +143,7 @@ def validation_callback(
             elif len(self.values) - 1 - int(np.argmax(self.values)) >= patience:
                 self.model.stop_training = True
 
-        def on_train_end(self, logs: dict | None = None) -> None:
+        def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
             if self.best_weights is not None:
                 self.model.set_weights(self.best_weights)
 
@@ -161,7 +161,7 @@ def plateau_schedule(check: Any, patience: int, factor: float = 0.5) -> Any:
             super().__init__()
             self.wait = 0
 
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             values = check.values
             improved = len(values) == 1 or values[-1] > max(values[:-1])
             self.wait = 0 if improved else self.wait + 1
@@ -267,7 +267,7 @@ class KerasRecommender(BaseRecommender):
         """``network(inputs)`` in inference mode, as a numpy array."""
         from keras import ops
 
-        return ops.convert_to_numpy(network(inputs, training=False))
+        return np.asarray(ops.convert_to_numpy(network(inputs, training=False)))
 
     def _save_state(self, directory: Path) -> None:
         # Weights of the layers only: a loaded model scores, it does not resume training.

@@ -44,7 +44,7 @@ def hit_matrix(recommended: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
 
 
 def _users_with_relevant(relevant: sp.csr_matrix) -> np.ndarray:
-    return np.diff(sp.csr_matrix(relevant).indptr) > 0
+    return np.asarray(np.diff(sp.csr_matrix(relevant).indptr) > 0)
 
 
 def _per_user_mean(values: np.ndarray, relevant: sp.csr_matrix) -> float:

@@ -83,7 +83,7 @@ def kl_annealing(anneal_cap: float, total_anneal_steps: int) -> Any:
             super().__init__()
             self.updates = 0
 
-        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             beta = min(anneal_cap, self.updates / max(total_anneal_steps, 1))
             self.model.get_layer("gaussian_code").beta.assign(beta)
             self.updates += 1

@@ -239,7 +239,7 @@ class TwoTower(KerasRecommender):
         """1 where an item's id embedding is used, 0 where it is dropped (``id_dropout``)."""
         if self.params["id_dropout"] <= 0:
             return np.ones(n, dtype=np.float32)
-        return (rng.random(n) >= self.params["id_dropout"]).astype(np.float32)
+        return np.asarray(rng.random(n) >= self.params["id_dropout"], dtype=np.float32)
 
     # -- scoring -----------------------------------------------------------------
     def item_vectors(self) -> np.ndarray:

@@ -49,9 +49,9 @@ class IdVocabulary:
             import pyarrow.compute as pc
 
             found = pc.index_in(strings, value_set=self._arrow_ids())
-            return found.fill_null(-1).to_numpy().astype(np.int64)
-        return self._index.get_indexer(
-            pd.Index(list(raw) if not isinstance(raw, pd.Series) else raw)
+            return np.asarray(found.fill_null(-1).to_numpy(), dtype=np.int64)
+        return np.asarray(
+            self._index.get_indexer(pd.Index(list(raw) if not isinstance(raw, pd.Series) else raw))
         )
 
     def _arrow_ids(self) -> Any:

@@ -349,7 +349,9 @@ def evaluate(
     return ModelResult(**trained.summary(), metrics=metrics, per_user_path=str(per_user_path))
 
 
-@task(name="evaluate", task_run_name=_run_name, cache_policy=NO_CACHE)
+# Prefect's TaskRunNameCallbackWithParameters protocol includes a classmethod, so no plain
+# function matches it; Prefect calls a callback that takes ``parameters`` with them.
+@task(name="evaluate", task_run_name=_run_name, cache_policy=NO_CACHE)  # type: ignore[arg-type]
 def evaluate_task(
     trained: TrainedModel, features_dir: str, config: EvaluateConfig, workspace_root: str
 ) -> ModelResult:

@@ -103,7 +103,8 @@ def _evidence(parts: dict[str, pa.Table]) -> tuple[int, int]:
     ]
     valid = parts["valid"]
     return evidence_counts(
-        tuple(history_columns), (valid["user_idx"].to_numpy(), valid["item_idx"].to_numpy())
+        (history_columns[0], history_columns[1]),
+        (valid["user_idx"].to_numpy(), valid["item_idx"].to_numpy()),
     )
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
@@ -81,11 +82,19 @@ def paired_bootstrap(
         means[start : start + rows] = diff[picks].mean(axis=1)
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
-    p = min(1.0, 2.0 * min(np.mean(means <= 0.0), np.mean(means >= 0.0)))
+    p = min(1.0, 2.0 * min(float(np.mean(means <= 0.0)), float(np.mean(means >= 0.0))))
     p = max(p, 1.0 / (resamples + 1))
     return Comparison(
         n, float(diff.mean()), float(low), float(high), float(p), confidence, resamples
     )
+
+
+class _BootstrapOptions(TypedDict):
+    """The keyword arguments of :func:`paired_bootstrap` taken from :class:`GateConfig`."""
+
+    resamples: int
+    confidence: float
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -155,7 +164,11 @@ def decide(
         short.append(f"{n_users} hold-out users < evaluate.min_users={config.min_users}")
     if n_events < config.min_events:
         short.append(f"{n_events} hold-out events < evaluate.min_events={config.min_events}")
-    boot = {"resamples": config.resamples, "confidence": config.confidence, "seed": config.seed}
+    boot: _BootstrapOptions = {
+        "resamples": config.resamples,
+        "confidence": config.confidence,
+        "seed": config.seed,
+    }
 
     def made(promote: bool, decision: str, name: str, why: str, cmp=None, against="") -> Decision:
         return Decision(

@@ -191,7 +191,7 @@ def ingest(
     )
     if data.interactions is not None and config.source != "landing":  # landing wrote its own
         data.interactions.to_parquet(interactions_path, index=False)
-    paths = {}
+    paths: dict[str, Path | None] = {}
     for name, table in (("items", data.items), ("users", data.users)):
         paths[name] = None
         if table is not None:
@@ -220,9 +220,11 @@ def ingest(
     )
 
 
+# Prefect's TaskRunNameCallbackWithParameters protocol includes a classmethod, so no plain
+# function matches it; Prefect calls a callback that takes ``parameters`` with them.
 @task(
     name="ingest",
-    task_run_name=_run_name,
+    task_run_name=_run_name,  # type: ignore[arg-type]
     retries=2,
     retry_delay_seconds=[5, 30],
     retry_condition_fn=_retry_io_only,

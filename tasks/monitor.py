@@ -22,6 +22,7 @@ import logging
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,12 +89,12 @@ def recommendation_gini(recommendations: pd.DataFrame, catalog: pd.Index) -> flo
     return gini(counts.to_numpy())
 
 
-def drift(current: pd.DataFrame, previous: pd.DataFrame) -> dict:
+def drift(current: pd.DataFrame, previous: pd.DataFrame) -> dict[str, Any]:
     """Mean Jaccard of top-K sets and share of changed top-1, over users in both tables."""
     cur = current[["user_id", "item_id", "rank"]].drop_duplicates(["user_id", "item_id"])
     prev = previous[["user_id", "item_id", "rank"]].drop_duplicates(["user_id", "item_id"])
     users = pd.Index(cur["user_id"].unique()).intersection(pd.Index(prev["user_id"].unique()))
-    out = {
+    out: dict[str, Any] = {
         "users_compared": len(users),
         "users_new": int(cur["user_id"].nunique() - len(users)),
         "users_gone": int(prev["user_id"].nunique() - len(users)),

@@ -38,7 +38,7 @@ def train_model(name: str, config: TrainConfig, inputs: FitInputs) -> tuple[Base
     epochs (Keras) or iterations (implicit's ALS and BPR) reports each one on the
     ``recpipe.progress`` logger (the CLI's live display)."""
     model = make_recommender(name, **model_params(name, config))
-    extra = {}
+    extra: dict[str, Any] = {}
     callback = progress_callback(model)
     if callback is not None:
         extra["callbacks"] = [callback]

@@ -144,6 +144,7 @@ def validate(
             concat_parquet(quarantine_parts, quarantine_path)
         else:
             accepted = result.accepted
+            assert accepted is not None  # None only for partitions written straight to files
             if snapshot is not None:
                 accepted = pa.concat_tables(
                     [pq.read_table(snapshot), accepted], promote_options="permissive"
@@ -198,7 +199,9 @@ def validate(
     return ValidateResult(**summary_dict, artifact=published)
 
 
-@task(name="validate", task_run_name=_run_name, cache_policy=NO_CACHE)
+# Prefect's TaskRunNameCallbackWithParameters protocol includes a classmethod, so no plain
+# function matches it; Prefect calls a callback that takes ``parameters`` with them.
+@task(name="validate", task_run_name=_run_name, cache_policy=NO_CACHE)  # type: ignore[arg-type]
 def validate_task(
     raw_path: str,
     out_dir: str,

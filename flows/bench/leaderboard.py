@@ -280,6 +280,7 @@ def evaluate_source(
     ws = Workspace.at(config.workspace)
     today = datetime.now(UTC).date()
     data = load_source(config.ingest, today, cache_dir=ws.root / "cache" / "movielens")
+    assert data.interactions is not None  # None only with write_to
     interactions = data.interactions.dropna(subset=["user_id", "item_id", "timestamp"])
     client = tracking.client_for(ws)
     experiment_id = tracking.ensure_experiment(client, ws, experiment)

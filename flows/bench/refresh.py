@@ -41,7 +41,10 @@ def ensure_night(config: PipelineConfig) -> tuple[date, float | None]:
         return day, None
     start = time.perf_counter()
     nightly(config=config, run_date=datetime.now(UTC).date())
-    return newest_published(url, config.publish.table), round(time.perf_counter() - start, 1)
+    day = newest_published(url, config.publish.table)
+    if day is None:
+        raise RuntimeError(f"the nightly published no run date in {config.publish.table}")
+    return day, round(time.perf_counter() - start, 1)
 
 
 def drop_events(
@@ -62,6 +65,8 @@ def drop_events(
             "timestamp": [start + pd.Timedelta(seconds=int(s)) for s in range(n)],
         }
     )
+    if config.refresh.path is None:
+        raise ValueError("drop_events needs refresh.path, the landing folder to write to")
     path = Path(config.refresh.path) / f"bench-{seed}-{time.time_ns()}.csv"
     frame.to_csv(path, index=False)
     return path, frame

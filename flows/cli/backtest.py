@@ -87,6 +87,7 @@ def _load(config: Any, last: Any) -> tuple[Any, Any]:
     data = load_source(
         config.ingest, last + timedelta(days=1), cache_dir=ws.root / "cache" / "movielens"
     )
+    assert data.interactions is not None  # None only with write_to
     interactions = data.interactions.dropna(subset=["user_id", "item_id", "timestamp"])
     return interactions.sort_values("timestamp", kind="stable", ignore_index=True), data.items
 

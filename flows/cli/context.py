@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import typer
 
@@ -57,6 +57,12 @@ def prepare(workspace: Path, temporary_server: bool, verbose: bool) -> None:
     prepare_environment(workspace, temporary_server=temporary_server, verbose=verbose)
 
 
+@overload
+def parse_date(value: str, option: str) -> date: ...
+@overload
+def parse_date(value: None, option: str) -> None: ...
+@overload
+def parse_date(value: str | None, option: str) -> date | None: ...
 def parse_date(value: str | None, option: str) -> date | None:
     """``YYYY-MM-DD`` -> date (None stays None); a clear error otherwise."""
     from tasks.errors import ConfigError

@@ -56,7 +56,7 @@ _OSERROR_ADVICE = {
 def chain(exc: BaseException) -> list[BaseException]:
     """``exc`` and everything it wraps (causes, contexts, exception groups), outermost first."""
     seen: list[BaseException] = []
-    todo = [exc]
+    todo: list[BaseException | None] = [exc]
     while todo:
         current = todo.pop(0)
         if current is None or any(current is s for s in seen):

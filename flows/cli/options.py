@@ -223,8 +223,9 @@ def overrides(workspace: Path | None, options: dict[str, Any]) -> dict:
         out["workspace"] = str(workspace)
     if get("k") is not None:
         out.setdefault("score", {})["k"] = get("k")
-    if get("models"):
-        out.setdefault("train", {})["models"] = split_models(get("models"))
+    models = get("models")
+    if models:
+        out.setdefault("train", {})["models"] = split_models(models)
     if get("epochs") is not None:
         out.setdefault("train", {}).setdefault("mult_dae", {})["epochs"] = get("epochs")
     demo = {

@@ -229,8 +229,8 @@ class LiveDisplay:
             for night in nights[:-1][-self.SHOWN_NIGHTS :]:
                 seconds = (night.ended or now) - night.started
                 failed = any(s.failed for s in night.stages.values())
-                mark = ("✗", "red") if failed else ("✓", "green")
-                rows.append(Text.assemble(mark, f" {night.title}  {seconds:.1f} s"))
+                outcome = ("✗", "red") if failed else ("✓", "green")
+                rows.append(Text.assemble(outcome, f" {night.title}  {seconds:.1f} s"))
             if nights:
                 night = nights[-1]
                 grid = Table.grid(padding=(0, 1))
@@ -304,9 +304,9 @@ class LiveDisplay:
         with self.board.lock:
             if failed:
                 self.board.fail(stage)
-        for handler, stream, file in reversed(self.routed):
+        for handler, stream, file in self.routed[::-1]:
             handler.setStream(stream)
-            if file is not None:
+            if file is not None:  # only a PrefectConsoleHandler has a console (file not None)
                 handler.console.file = file  # type: ignore[attr-defined]
         self.routed.clear()
         if self.live is not None:

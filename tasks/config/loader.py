@@ -69,7 +69,8 @@ class _MappingEnvSource(EnvSettingsSource):
         """A list setting: a JSON list or comma-separated values; anything else: JSON."""
         if field is not None and _is_list(field.annotation) and isinstance(value, str):
             return _split_list(value)
-        return super().decode_complex_value(field_name, field, value)
+        # pydantic-settings types ``field`` as FieldInfo, yet handles None and passes it itself
+        return super().decode_complex_value(field_name, field, value)  # type: ignore[arg-type]
 
 
 def _keys(model: type[BaseModel]) -> dict[str, Any]:

@@ -131,8 +131,9 @@ def _sparse_similarity(
         for j, start in enumerate(starts):
             before = chunks[j]
             part = columns[start : start + chunk_rows] @ binary
-            chunks[j] = part if before is None else before + part
-            entries += chunks[j].nnz - (0 if before is None else before.nnz)
+            merged = part if before is None else before + part
+            chunks[j] = merged
+            entries += merged.nnz - (0 if before is None else before.nnz)
             if 12 * entries > budget_bytes:
                 for _ in shards:  # finish the pass: the caller may count on whole passes
                     pass

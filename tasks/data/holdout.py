@@ -20,7 +20,7 @@ When neither way reaches the minimum, the split with more users is used and mark
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -165,7 +165,7 @@ def choose_holdout(
                 f"{(last - pd.Timedelta(days=config.max_validation_days)).date()})"
             ),
         }
-    tried = []
+    tried: list[dict[str, Any]] = []
     days = config.validation_days
     while True:
         cutoff = last - pd.Timedelta(days=days)

@@ -145,9 +145,9 @@ def _fit_inputs(
 
 def _keys_matrix(keys: list[np.ndarray], shape: tuple[int, int]) -> sp.csr_matrix:
     """Binary CSR matrix of the (user, item) pairs coded as ``user * n_items + item``."""
-    keys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
-    data = np.ones(len(keys), dtype=np.float32)
-    matrix = sp.csr_matrix((data, (keys // shape[1], keys % shape[1])), shape=shape)
+    codes = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+    data = np.ones(len(codes), dtype=np.float32)
+    matrix = sp.csr_matrix((data, (codes // shape[1], codes % shape[1])), shape=shape)
     matrix.data[:] = 1.0
     return matrix
 

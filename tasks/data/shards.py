@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,7 +70,7 @@ def shard_interactions(
     out_dir: str | Path,
     rows_per_shard: int = 2_000_000,
     batch_rows: int = 1_000_000,
-    columns: tuple[str, ...] = COLUMNS,
+    columns: Sequence[str] = COLUMNS,
 ) -> ShardSet:
     """Split ``source`` (a Parquet file or folder) into user shards under ``out_dir``,
     keeping those of ``columns`` it has."""
@@ -94,7 +96,7 @@ def shard_interactions(
     writers = [pq.ParquetWriter(p, schema) for p in paths]
     buffers: list[list[pa.Table]] = [[] for _ in range(n_shards)]
     buffered = 0
-    newest = None
+    latest = None
 
     def flush() -> None:
         for s, parts in enumerate(buffers):
@@ -108,7 +110,7 @@ def shard_interactions(
                 continue
             table = pa.Table.from_batches([batch])
             if "timestamp" in columns:
-                newest = _later(newest, pc.max(table["timestamp"]).as_py())
+                latest = _later(latest, pc.max(table["timestamp"]).as_py())
             shard = shard_of_column(table["user_id"], n_shards)
             order = pc.sort_indices(pa.array(shard))  # stable: rows keep their order
             counts = np.bincount(shard, minlength=n_shards)
@@ -126,11 +128,12 @@ def shard_interactions(
             writer.close()
         pa.default_memory_pool().release_unused()
     return ShardSet(
-        [str(p) for p in paths], rows, None if newest is None else pd.Timestamp(newest).isoformat()
+        [str(p) for p in paths], rows, None if latest is None else pd.Timestamp(latest).isoformat()
     )
 
 
-def _later(a: object, b: object) -> object:
+def _later(a: Any, b: Any) -> Any:
+    """The later of two Arrow ``as_py()`` values (timestamps), ``None`` meaning none yet."""
     return b if a is None or (b is not None and b > a) else a
 
 

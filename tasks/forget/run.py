@@ -130,7 +130,7 @@ def forget_users(
     started = time.perf_counter()
     with erasure_lock(ws.locks, wait_seconds, shared=False, holder=holder or {}):
         path = journal_path(ws.root, request_id)
-        record = (
+        record: dict[str, Any] = (
             json.loads(path.read_text(encoding="utf-8"))
             if path.is_file()
             else {

@@ -103,7 +103,7 @@ def _count_in_strings(column: object, forms: list[Form]) -> dict[str, int]:
 def scan_sqlite_tables(path: Path, forms: list[Form]) -> list[Finding]:
     """Where in a SQLite database the forms are (live rows only; the file scan covers
     free pages and the WAL)."""
-    found = []
+    found: list[Finding] = []
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     except sqlite3.Error:

@@ -148,8 +148,8 @@ def prefect_database() -> Path | None:
         try:
             from prefect.settings import get_current_settings
 
-            url = get_current_settings().server.database.connection_url
-            url = url.get_secret_value() if hasattr(url, "get_secret_value") else url
+            secret = get_current_settings().server.database.connection_url
+            url = None if secret is None else secret.get_secret_value()
         except Exception:  # noqa: BLE001 - no Prefect settings: nothing to add
             return None
     if not url or "sqlite" not in str(url):

@@ -131,7 +131,11 @@ def validate_events(
     quarantine = batch_dir / "quarantine" / f"{name}.parquet"
     for path, frame in ((quarantine, result.quarantined), (accepted, result.accepted)):
         path.parent.mkdir(parents=True, exist_ok=True)
-        replace_atomically(path, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False))
+
+        def write(tmp: Path, frame: Any = frame) -> object:
+            return frame.to_parquet(tmp, index=False)
+
+        replace_atomically(path, write)
     return {
         "rows_read": result.rows_read,
         "rows_accepted": result.rows_accepted,

@@ -18,9 +18,12 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.errors import RecpipeError
+
+if TYPE_CHECKING:
+    from expectations.runner import SuiteRunner
 
 Step = Callable[..., Any]
 
@@ -162,7 +165,8 @@ class _Runner:
     """The refresh's one GX ``SuiteRunner``, made when a suite first runs."""
 
     def __init__(self, gx_root: Path, run_name: str) -> None:
-        self.gx_root, self.run_name, self._runner = gx_root, run_name, None
+        self.gx_root, self.run_name = gx_root, run_name
+        self._runner: SuiteRunner | None = None
 
     @property
     def started(self) -> bool:

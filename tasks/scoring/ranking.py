@@ -112,7 +112,8 @@ def score_blocks(
 ) -> Iterator[pd.DataFrame]:
     """Yield ``SCORED_COLUMNS`` frames, one per block of users."""
     fallback_reason = f"popular in the last {popular_days} days"
-    parts, current = [], None
+    parts: list[pd.DataFrame] = []
+    current = None
     ranked = rank_blocks(
         model, inputs, catalog, k, batch_users, min_history, max_per_genre, similarity, threads
     )
@@ -123,7 +124,10 @@ def score_blocks(
             parts = []
         current = block
         if strategy == "fallback":
-            why = np.where(items >= 0, fallback_reason, None).astype(object)
+            # numpy's stubs reject None as a value; at runtime it is an object scalar
+            why = np.where(  # type: ignore[call-overload]
+                items >= 0, fallback_reason, None
+            ).astype(object)
         elif similarity is not None:
             liked = None if inputs.positive is None else inputs.positive[rows]
             why = reasons(
@@ -133,6 +137,8 @@ def score_blocks(
             )
         else:
             why = np.full(items.shape, None, dtype=object)
+        if inputs.users is None:
+            raise ValueError("score_blocks needs the raw user ids: ScoringInputs.users is None")
         parts.append(_frame(inputs.users.raw(rows), items, top, why, catalog, strategy))
     if parts:
         yield pd.concat(parts, ignore_index=True)

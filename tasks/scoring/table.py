@@ -85,7 +85,8 @@ def write_scores(
         popularity=popularity,
         positive=positive,
     )
-    rows, strategies, writer = 0, {}, None
+    rows, writer = 0, None
+    strategies: dict[str, int] = {}
     try:
         for block in score_blocks(
             model,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,7 +65,7 @@ def add_issue(
 
 def normalize_ids(
     raw: pd.Series, name: str, issues: pd.Series, float_suffix: bool | None = None
-) -> tuple[pd.Series, dict]:
+) -> tuple[pd.Series, dict[str, Any]]:
     """Ids as stripped text; ``{"stripped": n, "float_suffix_removed": n, "float_vote":
     (every id integral, some id written "<int>.0"), "float_suffix": removed or not}``
     (the last two None for ids that are not text: nothing to decide).
@@ -72,7 +73,12 @@ def normalize_ids(
     ``float_suffix``: remove the ".0" of text ids or not; None decides from this column
     (its vote). A file read in batches passes the whole file's decision.
     """
-    stats = {"stripped": 0, "float_suffix_removed": 0, "float_vote": None, "float_suffix": None}
+    stats: dict[str, Any] = {
+        "stripped": 0,
+        "float_suffix_removed": 0,
+        "float_vote": None,
+        "float_suffix": None,
+    }
     if pd.api.types.is_float_dtype(raw.dtype):
         integral = raw.notna() & np.isfinite(raw) & (raw == np.round(raw))
         text = pd.Series(pd.NA, index=raw.index, dtype="str")
@@ -142,7 +148,7 @@ def parse_values(raw: pd.Series, name: str, issues: pd.Series) -> pd.Series:
 
 def parse_timestamps(
     raw: pd.Series, unit: str, name: str, issues: pd.Series, detected: str | None = None
-) -> tuple[pd.Series, dict]:
+) -> tuple[pd.Series, dict[str, Any]]:
     """UTC timestamps from ``raw``; stats say which form was detected and how often each occurs.
 
     ``detected`` (with ``unit="auto"``): the form to read, instead of this column's most
@@ -205,7 +211,7 @@ def parse_timestamps(
         unparsed & ~wrong_form,
         lambda p: f"{name} {shown[p]!r} is not {expected} within the years 1677-2262",
     )
-    stats = {"timestamp_unit": detected, "timestamp_forms": counts}
+    stats: dict[str, Any] = {"timestamp_unit": detected, "timestamp_forms": counts}
     naive = (kind == "iso") & ~text.str.contains(_ZONE, regex=True, na=False) & out.notna()
     if naive.any():
         stats["timestamps_without_zone"] = int(naive.sum())

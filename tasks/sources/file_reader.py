@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -70,7 +70,7 @@ def _parquet_batches(path: Path, name: str, batch_rows: int | None) -> Iterator[
             return
         parquet = pq.ParquetFile(path)
         if batch_rows is None or parquet.metadata.num_rows <= batch_rows:
-            batches = [pd.read_parquet(path)]
+            batches: Iterable[pd.DataFrame] = [pd.read_parquet(path)]
         else:
             batches = (
                 pa.Table.from_batches([b]).to_pandas()

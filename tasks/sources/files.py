@@ -115,6 +115,7 @@ def _convert(
         rows_before += len(frame)
         _add_batch(stats, batch)
         pending = (frame, raw.iloc[-1:], len(raw.columns))
+    assert pending is not None, "iter_table yields at least one batch"
     frame, last_raw, n_fields = pending
     if file_kind(path) == "csv" and len(frame):
         problem = truncated_last_line(path, config, n_fields)

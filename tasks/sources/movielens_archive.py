@@ -103,6 +103,8 @@ class ReleaseCopy:
 
     def open(self, member: str) -> IO[bytes]:
         where = self._locate(member)
+        if where is None:
+            raise DataError(f"{self.path}: {self.release.name} file {member} not found")
         return self.zip.open(str(where)) if self.zip is not None else open(where, "rb")
 
 

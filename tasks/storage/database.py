@@ -39,10 +39,11 @@ def sql_table(name: str, kind: str = "recommendations", metadata: Any = None) ->
 
     metadata = metadata if metadata is not None else sa.MetaData()
     staging = STAGING_MARK in name or name.endswith("__staging")
-    common = [
+    common: list[sa.Column[Any]] = [
         sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("run_date", sa.Date, nullable=False, index=not staging),
     ]
+    columns: list[sa.Column[Any]]
     if kind == "recommendations":
         columns = [
             sa.Column("user_id", sa.String(255), nullable=False),
@@ -188,7 +189,7 @@ def insert_rows(conn: Any, table: Any, frame: pd.DataFrame, run_date: date) -> i
     names = [c.name for c in table.columns]
     dialect = conn.engine.dialect
     stamp = run_date.isoformat() if dialect.name == "sqlite" else run_date
-    columns = []
+    columns: list[list[Any]] = []
     for name in names:
         if name == "run_date":
             columns.append([stamp] * len(frame))

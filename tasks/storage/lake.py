@@ -309,7 +309,7 @@ def sweep_legacy(root: Path) -> list[str]:
     tables) into a Delta table in place, after removing the half-swapped ``.staging-*``
     and ``.old-*`` folders a killed run may have left; what was removed."""
     root = Path(root)
-    removed = []
+    removed: list[str] = []
     if not root.is_dir():
         return removed
     for leftover in sorted(root.glob(".staging-*")) + sorted(root.glob(".old-*")):
@@ -320,7 +320,8 @@ def sweep_legacy(root: Path) -> list[str]:
 
         convert_to_deltalake(
             str(root),
-            partition_by=Schema([Field("run_date", "date")]),
+            # deltalake's stub types Field's type as DataType only; it documents and accepts "date"
+            partition_by=Schema([Field("run_date", "date")]),  # type: ignore[arg-type]
             partition_strategy="hive",
         )
     return removed

@@ -219,13 +219,15 @@ def validate_interactions(
         catalog.raise_on_batch_failures(context)
     main = split_flagged(SUITE_NAME, table, results[SUITE_NAME], masks, dropped)
     if as_pandas:
+        # split_flagged returns Arrow tables, never None
+        assert main.accepted is not None and main.quarantined is not None
         main = replace(
             main, accepted=main.accepted.to_pandas(), quarantined=main.quarantined.to_pandas()
         )
     if not partition:
         check_quarantine_share(main, limits, docs_index)
-    catalogs = {name: catalog.split() for name, catalog in catalogs.items()}
-    return ValidationResult.of(main, catalogs, docs_index, {**volume, "rows": rows_read})
+    splits = {name: catalog.split() for name, catalog in catalogs.items()}
+    return ValidationResult.of(main, splits, docs_index, {**volume, "rows": rows_read})
 
 
 def arrow_table(df: pd.DataFrame) -> pa.Table:
