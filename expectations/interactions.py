@@ -219,7 +219,7 @@ def build_interactions_suite(
                 # GX validates min_value with pydantic, which parses this ISO text to a datetime
                 gxe.ExpectColumnMaxToBeBetween(
                     column=TIMESTAMP_VALID,
-                    min_value=_freshest(limits, now),  # type: ignore[arg-type]
+                    min_value=_freshest(limits, now),  # type: ignore[arg-type]  # GX parses it
                     meta=batch("stale"),
                 )
             )
@@ -289,7 +289,7 @@ def build_partitioned_batch_suite(
             # GX validates min_value with pydantic, which parses this ISO text to a datetime
             gxe.ExpectColumnMaxToBeBetween(
                 column=PARTITION_NEWEST,
-                min_value=_freshest(limits, now),  # type: ignore[arg-type]
+                min_value=_freshest(limits, now),  # type: ignore[arg-type]  # GX parses it
                 meta=batch("stale"),
             )
         )

@@ -224,7 +224,7 @@ def ingest(
 # function matches it; Prefect calls a callback that takes ``parameters`` with them.
 @task(
     name="ingest",
-    task_run_name=_run_name,  # type: ignore[arg-type]
+    task_run_name=_run_name,  # type: ignore[arg-type]  # Prefect protocol bug, above
     retries=2,
     retry_delay_seconds=[5, 30],
     retry_condition_fn=_retry_io_only,

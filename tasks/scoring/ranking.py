@@ -125,7 +125,7 @@ def score_blocks(
         current = block
         if strategy == "fallback":
             # numpy's stubs reject None as a value; at runtime it is an object scalar
-            why = np.where(  # type: ignore[call-overload]
+            why = np.where(  # type: ignore[call-overload]  # stubs reject None
                 items >= 0, fallback_reason, None
             ).astype(object)
         elif similarity is not None:

@@ -321,7 +321,7 @@ def sweep_legacy(root: Path) -> list[str]:
         convert_to_deltalake(
             str(root),
             # deltalake's stub types Field's type as DataType only; it documents and accepts "date"
-            partition_by=Schema([Field("run_date", "date")]),  # type: ignore[arg-type]
+            partition_by=Schema([Field("run_date", "date")]),  # type: ignore[arg-type]  # str is ok
             partition_strategy="hive",
         )
     return removed
