@@ -351,8 +351,4 @@ def evaluate(
 
 # Prefect's TaskRunNameCallbackWithParameters protocol includes a classmethod, so no plain
 # function matches it; Prefect calls a callback that takes ``parameters`` with them.
-@task(name="evaluate", task_run_name=_run_name, cache_policy=NO_CACHE)  # type: ignore[arg-type]
-def evaluate_task(
-    trained: TrainedModel, features_dir: str, config: EvaluateConfig, workspace_root: str
-) -> ModelResult:
-    return evaluate(trained, features_dir, config, workspace_root)
+evaluate_task = task(name="evaluate", task_run_name=_run_name, cache_policy=NO_CACHE)(evaluate)  # type: ignore[arg-type]
