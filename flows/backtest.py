@@ -143,7 +143,7 @@ def run_night(
 
     logger = logging.getLogger("recpipe.backtest")
     night = Night.open(config, day - timedelta(days=1), True, f"backtest-{day}", logger)
-    try:
+    with night.running():
         ingest = night.ingest()
         night.validate(ingest)
         features = night.features()
@@ -156,12 +156,6 @@ def run_night(
                 promotion.registered_name, promotion.serving_version, promotion.reason
             )
             move_champion_after_publish(night.ws.root, move, night.run_date, None)
-        night.completed()
-    except BaseException as exc:
-        night.failed(exc)
-        raise
-    finally:
-        night.close()
     return features, results, promotion
 
 
