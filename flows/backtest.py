@@ -164,14 +164,14 @@ def next_period_ndcg(
 ) -> dict[str, float]:
     """Each candidate's (label -> saved bundle) NDCG@K on the next period's hold-out."""
     from models.vocab import load_bundle
-    from tasks.evaluate import evaluate_bundle
+    from tasks.evaluate import evaluate_per_user
 
     if holdout.relevant.empty:
         return {}
     k = config.evaluate.k
     key = f"{config.evaluate.primary_metric}@{k}"
     return {
-        label: evaluate_bundle(*load_bundle(bundle), holdout, k)[key]
+        label: evaluate_per_user(*load_bundle(bundle), holdout, k)[0][key]
         for label, bundle in bundles.items()
     }
 
