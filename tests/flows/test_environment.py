@@ -9,11 +9,12 @@ flow with a task, as a night does.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,14 +84,11 @@ def child_stderr(tmp_path: Path, mode: str) -> str:
     script.write_text(CHILD)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_", "TF_"))}
     env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
-    done = subprocess.run(
+    done = run_command(
         [sys.executable, str(script), str(tmp_path / mode), mode],
+        timeout=600,
         cwd=ROOT,
         env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stderr
