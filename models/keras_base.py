@@ -33,6 +33,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from models.base import BaseRecommender, ModelSettings
+from models.memory import FLOAT32, SCORE_USERS, DataShape, MemoryEstimate, dense_bytes, summed
 from models.metrics import ndcg_at_k
 from models.ranking import top_k
 
@@ -60,6 +61,68 @@ class KerasTrainingSettings(ModelSettings):
     patience: Patience = 3
     val_k: int = Field(10, ge=1)
     score_batch_size: ScoreBatchSize = 2048
+
+
+# -- memory -------------------------------------------------------------------------
+#: float32 copies of every weight while a Keras model trains: the weights, Adam's two
+#: moments, the gradient, and the best epoch's weights early stopping keeps (get_weights)
+TRAINING_COPIES = 5
+#: n_items-wide float32 arrays per row of a scored block inside ``_predict``: the network's
+#: input or hidden tensors, its logits and their numpy copy
+SCORE_COPIES = 3
+
+
+def dense_params(n_in: int, n_out: int) -> int:
+    """Weights of a Keras Dense layer: the kernel and the bias."""
+    return n_in * n_out + n_out
+
+
+def keras_memory(
+    model: str,
+    shape: DataShape,
+    params: dict[str, Any],
+    n_params: int,
+    *,
+    batch_cells: int,
+    activation_copies: int,
+    data: dict[str, int],
+) -> MemoryEstimate:
+    """The memory of a Keras recommender trained with Adam and early stopping, from its
+    weights (``n_params``), the n_items-wide cells of one training batch (``batch_cells``:
+    e.g. batch_size x n_items logits) and ``activation_copies`` float32 arrays of that
+    size alive in one training step (inputs, activations, softmax, their gradients), and
+    the training data it builds (``data``: phrase -> bytes).
+
+    Early stopping scores every validation user over all items after each epoch
+    (:func:`validation_callback`): a dense validation-users x items float32 matrix and
+    top-k's float32 copy of it. The validation users are at most the users, so
+    ``2 x 4 x users x items`` bytes: at 50,000 users x 57,053 items, 22.8 GB. Scoring a
+    block of ``SCORE_USERS`` users fills a dense block x items float32 matrix, with
+    ``SCORE_COPIES`` more arrays of ``score_batch_size`` rows x items inside the network.
+    """
+    items = shape.items
+    step = min(SCORE_USERS, params["score_batch_size"])
+    weights = n_params * FLOAT32
+    train = {
+        **data,
+        f"weights, Adam moments, gradient and best-epoch copy, {TRAINING_COPIES} x 4 x "
+        "parameters": TRAINING_COPIES * weights,
+        f"training batch activations, {activation_copies} x 4 x batch cells": (
+            activation_copies * batch_cells * FLOAT32
+        ),
+        "dense validation scores and top-k's copy, 2 x 4 x users x items": 2
+        * dense_bytes(shape.users, items),
+        "network outputs of a validation block, 3 x 4 x score_batch_size x items": (
+            SCORE_COPIES * dense_bytes(min(shape.users, params["score_batch_size"]), items)
+        ),
+    }
+    score = {
+        "weights, 4 x parameters": weights,
+        "dense scores of a block, 4 x block users x items": dense_bytes(SCORE_USERS, items),
+        "network outputs of a block, 3 x 4 x score_batch_size x items": SCORE_COPIES
+        * dense_bytes(step, items),
+    }
+    return summed(model, train, score)
 
 
 class SeededInitializers:

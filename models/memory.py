@@ -67,3 +67,28 @@ def cooccurring_pairs(shape: DataShape) -> int:
     keep a margin), capped at ``items^2``."""
     d = shape.mean_items_per_user
     return int(min(shape.users * d * d, float(shape.items) ** 2))
+
+
+#: users in one scoring block: the night scores ``score.batch_users`` (default 1024) users
+#: per call of ``score``; every ``score_bytes`` is for one such block
+SCORE_USERS = 1024
+
+
+def dense_bytes(rows: int, cols: int, value_bytes: int = FLOAT32) -> int:
+    """A dense ``rows x cols`` array."""
+    return int(rows) * int(cols) * value_bytes
+
+
+def summed(model: str, train: dict[str, int], score: dict[str, int]) -> MemoryEstimate:
+    """An estimate from its parts: ``train`` and ``score`` map a phrase naming each array
+    (with its formula) to its bytes; the parts are added (an upper bound: they are not
+    all alive at once) and ``dominant`` names the largest part of the larger total."""
+    train_bytes, score_bytes = sum(train.values()), sum(score.values())
+    parts = train if train_bytes >= score_bytes else score
+    label = max(parts, key=lambda key: parts[key])
+    phase = "training" if parts is train else "scoring"
+    return MemoryEstimate(
+        train_bytes=int(train_bytes),
+        score_bytes=int(score_bytes),
+        dominant=f"{model} ({phase}): {label}",
+    )
