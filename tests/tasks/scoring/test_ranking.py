@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from models import BaseRecommender, make_recommender
+from models.base import ModelSettings
 from models.vocab import IdVocabulary
 from tasks.data.catalog import build_catalog, cap_per_genre, read_deny_list
 from tasks.data.explain import cooccurrence_similarity
@@ -17,11 +18,16 @@ from tasks.scoring.ranking import score_blocks, score_users
 from tasks.scoring.table import TABLE_COLUMNS, recommendations_table
 
 
+class FixedScoresSettings(ModelSettings):
+    weights: list[float]
+
+
 class FixedScores(BaseRecommender):
     """A personalised model whose scores are given: item j scores ``weights[j]`` for everyone."""
 
     name: ClassVar[str] = "fixed"
     fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_",)
+    settings_class: ClassVar[type[ModelSettings]] = FixedScoresSettings
 
     def __init__(self, weights: list[float]) -> None:
         super().__init__(weights=weights)
