@@ -32,7 +32,7 @@ from models.memory import (
     FLOAT32,
     FLOAT64,
     INDEX,
-    SCORE_BLOCK_USERS,
+    SCORE_USERS,
     DataShape,
     MemoryEstimate,
     cooccurring_pairs,
@@ -111,7 +111,7 @@ class EASE(BaseRecommender):
         p = cls.settings(**params).model_dump()
         n = shape.items
         matrix = 2 * shape.csr_bytes(FLOAT64)  # the binarised float64 copy and its blocks
-        block = 2 * SCORE_BLOCK_USERS * n * FLOAT32  # a block of scores and its copy
+        block = 2 * SCORE_USERS * n * FLOAT32  # a block of scores and its copy
         if cls.form_for(n, p) == "dense":
             return MemoryEstimate(
                 train_bytes=matrix + (FLOAT64 + FLOAT32) * n * n,

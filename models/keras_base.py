@@ -93,10 +93,9 @@ def keras_memory(
     size alive in one training step (inputs, activations, softmax, their gradients), and
     the training data it builds (``data``: phrase -> bytes).
 
-    Early stopping scores every validation user over all items after each epoch
-    (:func:`validation_callback`): a dense validation-users x items float32 matrix and
-    top-k's float32 copy of it. The validation users are at most the users, so
-    ``2 x 4 x users x items`` bytes: at 50,000 users x 57,053 items, 22.8 GB. Scoring a
+    Early stopping ranks the validation users after each epoch ``score_batch_size`` at
+    a time (:func:`validation_callback`): a dense block x items float32 matrix and top-k's
+    float32 copy of it (ranked all at once, 50,000 users x 57,053 items took 22.8 GB). Scoring a
     block of ``SCORE_USERS`` users fills a dense block x items float32 matrix, with
     ``SCORE_COPIES`` more arrays of ``score_batch_size`` rows x items inside the network.
     """
@@ -110,8 +109,8 @@ def keras_memory(
         f"training batch activations, {activation_copies} x 4 x batch cells": (
             activation_copies * batch_cells * FLOAT32
         ),
-        "dense validation scores and top-k's copy, 2 x 4 x users x items": 2
-        * dense_bytes(shape.users, items),
+        "a validation block's scores and top-k's copy, 2 x 4 x score_batch_size x items": 2
+        * dense_bytes(min(shape.users, params["score_batch_size"]), items),
         "network outputs of a validation block, 3 x 4 x score_batch_size x items": (
             SCORE_COPIES * dense_bytes(min(shape.users, params["score_batch_size"]), items)
         ),
@@ -181,13 +180,13 @@ def shuffled_batches(
 
 
 def validation_callback(
-    score: Callable[[], np.ndarray],
-    exclude: sp.csr_matrix,
+    ranked: Callable[[], np.ndarray],
     relevant: sp.csr_matrix,
     k: int,
     patience: int,
 ) -> Any:
-    """Keras callback: NDCG@k after each epoch, early stopping, best weights restored."""
+    """Keras callback: NDCG@k of ``ranked()`` (each validation user's top-k items) after
+    each epoch, early stopping, best weights restored."""
     import keras
 
     class _ValidationNDCG(keras.callbacks.Callback):
@@ -198,8 +197,7 @@ def validation_callback(
             self.best_weights: list[np.ndarray] | None = None
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            recommended, _ = top_k(score(), k, exclude=exclude)
-            value = ndcg_at_k(recommended, relevant, k)
+            value = ndcg_at_k(ranked(), relevant, k)
             self.values.append(value)
             if value > self.best:
                 self.best, self.best_weights = value, self.model.get_weights()
@@ -296,10 +294,8 @@ class KerasRecommender(BaseRecommender):
         check = None
         if validation is not None:
             users, relevant = validation
-            rows = self.train_matrix_[users]
             check = validation_callback(
-                lambda: self._score_request(users, rows, None),
-                rows,
+                lambda: self._validation_top_k(users, self.params["val_k"]),
                 relevant,
                 self.params["val_k"],
                 self.params["patience"],
@@ -308,6 +304,18 @@ class KerasRecommender(BaseRecommender):
             if self.params.get("lr_plateau"):
                 callbacks.append(plateau_schedule(check, self.params["lr_plateau"]))
         return callbacks + list(self._fit_callbacks), check  # after the check: epoch complete
+
+    def _validation_top_k(self, users: np.ndarray, k: int) -> np.ndarray:
+        """The top-k unseen items of each validation user, ranked ``score_batch_size``
+        users at a time (the model scores in batches of that size too), so memory holds
+        one block of scores, never validation users x items."""
+        step = self.params["score_batch_size"]
+        blocks = []
+        for start in range(0, len(users), step):
+            rows = self.train_matrix_[users[start : start + step]]
+            scores = self._score_request(users[start : start + step], rows, None)
+            blocks.append(top_k(scores, k, exclude=rows)[0])
+        return np.concatenate(blocks) if blocks else np.empty((0, k), dtype=np.int64)
 
     @staticmethod
     def _history(losses: list[float], check: Any) -> dict[str, list[float]]:

@@ -17,8 +17,6 @@ FLOAT32 = 4
 FLOAT64 = 8
 INDEX = 4  # int32 indices of a CSR matrix
 POINTER = 8  # int64 row pointers
-# users scored at once by the scoring stage (tasks/scoring/ranking.py: batch_users)
-SCORE_BLOCK_USERS = 1024
 
 
 @dataclass(frozen=True)
