@@ -21,7 +21,9 @@ module stays cheap.
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -207,22 +209,9 @@ def build_interactions_suite(
 
     expectations: list[Expectation] = []
     if batch_checks:
-        expectations.append(
-            gxe.ExpectTableRowCountToBeBetween(min_value=limits.min_rows, meta=batch("min_rows"))
+        expectations = _batch_expectations(
+            limits, now, volume_floor, gxe.ExpectTableRowCountToBeBetween, TIMESTAMP_VALID
         )
-        if volume_floor is not None:
-            expectations.append(
-                gxe.ExpectTableRowCountToBeBetween(min_value=volume_floor, meta=batch("volume"))
-            )
-        if limits.max_event_age_days is not None:
-            expectations.append(
-                # GX validates min_value with pydantic, which parses this ISO text to a datetime
-                gxe.ExpectColumnMaxToBeBetween(
-                    column=TIMESTAMP_VALID,
-                    min_value=_freshest(limits, now),  # type: ignore[arg-type]  # GX parses it
-                    meta=batch("stale"),
-                )
-            )
     key = dedup_key or list(REQUIRED_COLUMNS)
     expectations.append(
         gxe.ExpectColumnValuesToBeNull(
@@ -273,27 +262,37 @@ def build_partitioned_batch_suite(
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    expectations: list[Expectation] = [
-        gxe.ExpectColumnSumToBeBetween(
-            column=PARTITION_ROWS, min_value=limits.min_rows, meta=batch("min_rows")
-        )
-    ]
+    row_count = functools.partial(gxe.ExpectColumnSumToBeBetween, column=PARTITION_ROWS)
+    expectations = _batch_expectations(limits, now, volume_floor, row_count, PARTITION_NEWEST)
+    return gx.ExpectationSuite(name=BATCH_SUITE_NAME, expectations=expectations)
+
+
+def _batch_expectations(
+    limits: Thresholds,
+    now: pd.Timestamp,
+    volume_floor: int | None,
+    row_count: Callable[..., Expectation],
+    newest_column: str,
+) -> list[Expectation]:
+    """The checks of a whole batch: its row count (``row_count(min_value=, meta=)``) against
+    ``min_rows`` and the volume floor, and its newest valid event (``newest_column``)
+    against the stale limit."""
+    import great_expectations.expectations as gxe
+
+    floors = [(limits.min_rows, "min_rows")]
     if volume_floor is not None:
-        expectations.append(
-            gxe.ExpectColumnSumToBeBetween(
-                column=PARTITION_ROWS, min_value=volume_floor, meta=batch("volume")
-            )
-        )
+        floors.append((volume_floor, "volume"))
+    expectations = [row_count(min_value=floor, meta=batch(name)) for floor, name in floors]
     if limits.max_event_age_days is not None:
         expectations.append(
             # GX validates min_value with pydantic, which parses this ISO text to a datetime
             gxe.ExpectColumnMaxToBeBetween(
-                column=PARTITION_NEWEST,
+                column=newest_column,
                 min_value=_freshest(limits, now),  # type: ignore[arg-type]  # GX parses it
                 meta=batch("stale"),
             )
         )
-    return gx.ExpectationSuite(name=BATCH_SUITE_NAME, expectations=expectations)
+    return expectations
 
 
 def _freshest(limits: Thresholds, now: pd.Timestamp) -> str:

@@ -143,7 +143,7 @@ def run_night(
 
     logger = logging.getLogger("recpipe.backtest")
     night = Night.open(config, day - timedelta(days=1), True, f"backtest-{day}", logger)
-    try:
+    with night.running():
         ingest = night.ingest()
         night.validate(ingest)
         features = night.features()
@@ -156,12 +156,6 @@ def run_night(
                 promotion.registered_name, promotion.serving_version, promotion.reason
             )
             move_champion_after_publish(night.ws.root, move, night.run_date, None)
-        night.completed()
-    except BaseException as exc:
-        night.failed(exc)
-        raise
-    finally:
-        night.close()
     return features, results, promotion
 
 
@@ -170,14 +164,14 @@ def next_period_ndcg(
 ) -> dict[str, float]:
     """Each candidate's (label -> saved bundle) NDCG@K on the next period's hold-out."""
     from models.vocab import load_bundle
-    from tasks.evaluate import evaluate_bundle
+    from tasks.evaluate import evaluate_per_user
 
     if holdout.relevant.empty:
         return {}
     k = config.evaluate.k
     key = f"{config.evaluate.primary_metric}@{k}"
     return {
-        label: evaluate_bundle(*load_bundle(bundle), holdout, k)[key]
+        label: evaluate_per_user(*load_bundle(bundle), holdout, k)[0][key]
         for label, bundle in bundles.items()
     }
 

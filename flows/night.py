@@ -84,14 +84,18 @@ class Night(ModelStages, OutputStages):
         """Finish or undo what a killed run left half-published, before anything else."""
         return night_run.recover(self)
 
-    def completed(self) -> None:
-        self.out["status"] = "COMPLETED"
-
-    def failed(self, exc: BaseException) -> None:
-        night_run.record_failure(self, exc)
-
-    def close(self) -> None:
-        night_run.close(self)
+    @contextmanager
+    def running(self) -> Iterator[Night]:
+        """The night's stages run inside: COMPLETED when they all return, the failure
+        recorded when one raises (and raised again); the night closed either way."""
+        try:
+            yield self
+            self.out["status"] = "COMPLETED"
+        except BaseException as exc:
+            night_run.record_failure(self, exc)
+            raise
+        finally:
+            night_run.close(self)
 
     # -- the stages --------------------------------------------------------------------
     def ingest(self) -> IngestResult:

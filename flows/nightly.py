@@ -14,11 +14,14 @@ Prefect artifacts, also when the run fails.
 # these annotations, also when it loads this file from a deployment's entrypoint.
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger
 
 from tasks.config import PipelineConfig, load_config
+
+if TYPE_CHECKING:
+    from flows.night import Night
 
 
 @flow(name="recpipe-nightly", log_prints=True)
@@ -37,7 +40,13 @@ def nightly(
     day = run_date or datetime.now(UTC).date()
     night = Night.open(config, day, as_of, _flow_run_id(), logger, AsTasks())
     _warn_if_dask_is_ignored(config, logger)
-    try:
+    return run_stages(night)
+
+
+def run_stages(night: "Night") -> dict:
+    """Every stage of an opened night, in order (the nightly flow runs them as Prefect
+    tasks; any caller may run them directly); the run summary."""
+    with night.running():
         with night.locks():
             night.recover()
             ingest = night.ingest()
@@ -50,12 +59,6 @@ def nightly(
             night.monitor(scored)
             night.publish(scored, promotion)
         night.report(results, scored)
-        night.completed()
-    except BaseException as exc:
-        night.failed(exc)
-        raise
-    finally:
-        night.close()
     return night.out
 
 

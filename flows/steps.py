@@ -72,7 +72,7 @@ def task_of(fn: Callable[..., Any]) -> Any:
     if task is None:
         raise TypeError(
             f"{fn.__module__}.{fn.__name__} has no Prefect task; expected {name} beside it "
-            "(a two-line @task wrapper)"
+            "(`<name>_task = task(...)(<name>)`)"
         )
     return task
 

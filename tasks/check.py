@@ -55,13 +55,4 @@ def check_output(
     return run_checks(pd.concat(frames, ignore_index=True), config.k, Path(gx_root))
 
 
-@task(name="check-output", cache_policy=NO_CACHE)
-def check_output_task(
-    scores_path: str,
-    shard_paths: list[str],
-    items_path: str | None,
-    config: ScoreConfig,
-    gx_root: str,
-    known_items_path: str,
-) -> dict:
-    return check_output(scores_path, shard_paths, items_path, config, gx_root, known_items_path)
+check_output_task = task(name="check-output", cache_policy=NO_CACHE)(check_output)

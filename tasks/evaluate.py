@@ -212,18 +212,6 @@ def holdout_inputs(
     return inputs, to_model_item, row_of
 
 
-def evaluate_bundle(
-    model: BaseRecommender,
-    users: IdVocabulary,
-    items: IdVocabulary,
-    holdout: Holdout,
-    k: int,
-    batch_users: int = 1024,
-) -> dict[str, float]:
-    """Every ranking metric (and the scoring time) of ``model`` on ``holdout``."""
-    return evaluate_per_user(model, users, items, holdout, k, batch_users)[0]
-
-
 def evaluate_per_user(
     model: BaseRecommender,
     users: IdVocabulary,
@@ -232,8 +220,9 @@ def evaluate_per_user(
     k: int,
     batch_users: int = 1024,
 ) -> tuple[dict[str, float], pd.DataFrame]:
-    """:func:`evaluate_bundle`, and each evaluated user's ``ndcg@k`` and ``recall@k``
-    (``user_idx`` in the feature snapshot's codes, ascending): what the gate pairs."""
+    """Every ranking metric (and the scoring time) of ``model`` on ``holdout``, and each
+    evaluated user's ``ndcg@k`` and ``recall@k`` (``user_idx`` in the feature snapshot's
+    codes, ascending): what the gate pairs."""
     if holdout.relevant.empty:
         raise ValueError(
             "evaluate: no user has both training history and new validation items; "
@@ -351,8 +340,4 @@ def evaluate(
 
 # Prefect's TaskRunNameCallbackWithParameters protocol includes a classmethod, so no plain
 # function matches it; Prefect calls a callback that takes ``parameters`` with them.
-@task(name="evaluate", task_run_name=_run_name, cache_policy=NO_CACHE)  # type: ignore[arg-type]
-def evaluate_task(
-    trained: TrainedModel, features_dir: str, config: EvaluateConfig, workspace_root: str
-) -> ModelResult:
-    return evaluate(trained, features_dir, config, workspace_root)
+evaluate_task = task(name="evaluate", task_run_name=_run_name, cache_policy=NO_CACHE)(evaluate)  # type: ignore[arg-type]

@@ -267,14 +267,12 @@ def _read_vocabularies(out_dir: str, stamp: tuple) -> tuple[pa.Array, pa.Array]:
     )
 
 
-@task(name="plan-features", cache_policy=NO_CACHE)
-def plan_features_task(validated_path: str, out_dir: str, config: FeatureConfig) -> FeaturePlan:
-    return plan_features(validated_path, out_dir, config)
+plan_features_task = task(name="plan-features", cache_policy=NO_CACHE)(plan_features)
 
 
-@task(name="partition-ids", task_run_name="partition-ids-{part}", cache_policy=NO_CACHE)
-def partition_ids_task(plan: FeaturePlan, part: int) -> dict:
-    return partition_ids(plan, part)
+partition_ids_task = task(
+    name="partition-ids", task_run_name="partition-ids-{part}", cache_policy=NO_CACHE
+)(partition_ids)
 
 
 @task(name="write-vocabularies", cache_policy=NO_CACHE)
@@ -282,13 +280,9 @@ def write_vocabularies_task(plan: FeaturePlan, ids: list[dict]) -> dict:
     return write_vocabularies(plan, ids, get_run_logger())
 
 
-@task(name="encode-partition", task_run_name="encode-partition-{part}", cache_policy=NO_CACHE)
-def encode_partition_task(plan: FeaturePlan, part: int, cutoff: str) -> dict:
-    return encode_partition(plan, part, cutoff)
+encode_partition_task = task(
+    name="encode-partition", task_run_name="encode-partition-{part}", cache_policy=NO_CACHE
+)(encode_partition)
 
 
-@task(name="finish-features", cache_policy=NO_CACHE)
-def finish_features_task(
-    plan: FeaturePlan, vocabularies: dict, counts: list[dict]
-) -> FeaturesResult:
-    return finish_features(plan, vocabularies, counts)
+finish_features_task = task(name="finish-features", cache_policy=NO_CACHE)(finish_features)

@@ -52,16 +52,7 @@ def ingest_demo(config: IngestConfig, run_date: date) -> tuple[pd.DataFrame, pd.
     """The demo source: synthetic events up to the start (00:00 UTC) of ``run_date``."""
     from tasks.sources.demo import generate_demo
 
-    demo = config.demo
-    return generate_demo(
-        n_users=demo.n_users,
-        n_items=demo.n_items,
-        n_genres=demo.n_genres,
-        mean_interactions=demo.mean_interactions,
-        weeks=demo.weeks,
-        seed=demo.seed,
-        end=pd.Timestamp(run_date, tz="UTC"),
-    )
+    return generate_demo(**config.demo.model_dump(), end=pd.Timestamp(run_date, tz="UTC"))
 
 
 def load_source(

@@ -268,16 +268,9 @@ def promote(
     )
 
 
-@task(name="promote", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def promote_task(
-    results: list[ModelResult],
-    features_dir: str,
-    config: EvaluateConfig,
-    registered_name: str,
-    workspace_root: str,
-    parent_run_id: str,
-) -> Promotion:
-    return promote(results, features_dir, config, registered_name, workspace_root, parent_run_id)
+promote_task = task(
+    name="promote", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE
+)(promote)
 
 
 def mean_intervals(scores: dict[str, np.ndarray], gate: GateConfig) -> dict[str, list[float]]:

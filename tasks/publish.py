@@ -173,24 +173,6 @@ def publish(
     )
 
 
-@task(name="publish", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def publish_task(
-    workspace_root: str,
-    database_url: str,
-    run_id: str,
-    run_date: date,
-    outputs: list[Output],
-    keep_runs: int,
-    champion: ChampionMove | None,
-    retention_hours: float,
-) -> Published:
-    return publish(
-        workspace_root,
-        database_url,
-        run_id,
-        run_date,
-        outputs,
-        keep_runs,
-        champion,
-        retention_hours,
-    )
+publish_task = task(
+    name="publish", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE
+)(publish)

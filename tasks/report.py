@@ -95,11 +95,7 @@ def report(results: list[ModelResult], validated_path: str, scores_path: str, ou
     }
 
 
-@task(name="report", cache_policy=NO_CACHE)
-def report_task(
-    results: list[ModelResult], validated_path: str, scores_path: str, out_dir: str
-) -> dict:
-    return report(results, validated_path, scores_path, out_dir)
+report_task = task(name="report", cache_policy=NO_CACHE)(report)
 
 
 def log_report(workspace_root: str, parent_run_id: str, report: dict) -> None:

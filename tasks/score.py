@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -221,16 +220,12 @@ class ScoreResult(StageResult):
     users_per_second: float | None
 
 
-@task(name="plan-scoring", cache_policy=NO_CACHE)
-def plan_scoring_task(**kwargs: Any) -> ScoringPlan:
-    return plan_scoring(**kwargs)
+plan_scoring_task = task(name="plan-scoring", cache_policy=NO_CACHE)(plan_scoring)
 
 
-@task(name="score-shard", task_run_name="score-shard-{shard}", cache_policy=NO_CACHE)
-def score_shard_task(plan: ScoringPlan, shard: int) -> dict:
-    return score_shard(plan, shard)
+score_shard_task = task(
+    name="score-shard", task_run_name="score-shard-{shard}", cache_policy=NO_CACHE
+)(score_shard)
 
 
-@task(name="finish-scoring", cache_policy=NO_CACHE)
-def finish_scoring_task(plan: ScoringPlan, parts: list[dict], seconds: float) -> dict:
-    return finish_scoring(plan, parts, seconds)
+finish_scoring_task = task(name="finish-scoring", cache_policy=NO_CACHE)(finish_scoring)

@@ -180,28 +180,4 @@ def train(
     )
 
 
-@task(name="train", task_run_name="train-{name}", cache_policy=NO_CACHE)
-def train_task(
-    name: str,
-    config: TrainConfig,
-    features_dir: str,
-    models_dir: str,
-    workspace_root: str,
-    experiment_id: str,
-    parent_run_id: str,
-    data_tags: dict[str, str],
-    config_params: dict[str, str] | None = None,
-    items_path: str | None = None,
-) -> TrainedModel:
-    return train(
-        name,
-        config,
-        features_dir,
-        models_dir,
-        workspace_root,
-        experiment_id,
-        parent_run_id,
-        data_tags,
-        config_params,
-        items_path,
-    )
+train_task = task(name="train", task_run_name="train-{name}", cache_policy=NO_CACHE)(train)

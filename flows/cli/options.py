@@ -17,177 +17,106 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from tasks.sources.names import SourceName
+
 SOURCE_PANEL = "Data source (default: the demo dataset)"
 RERUN_PANEL = "Re-runs and concurrency"
 
-Source = Literal[
-    "demo",
-    "movielens-100k",
-    "movielens-1m",
-    "movielens-20m",
-    "movielens-latest-small",
-    "files",
-    "landing",
-]
 
-
-def option(name: str, kind: Any, *decls: str, default: Any = None, **info: Any) -> Any:
-    """One keyword-only parameter ``name: Annotated[kind, typer.Option(*decls)] = default``."""
+def option(name: str, kind: Any, help: str, default: Any = None, **info: Any) -> Any:
+    """One keyword-only parameter ``name: Annotated[kind, typer.Option(...)] = default``,
+    spelt ``--name-with-dashes`` on the command line."""
+    decl = "--" + name.replace("_", "-")
     return inspect.Parameter(
         name,
         inspect.Parameter.KEYWORD_ONLY,
         default=default,
-        annotation=Annotated[kind, typer.Option(*decls, **info)],
+        annotation=Annotated[kind, typer.Option(decl, help=help, **info)],
     )
 
 
+source_option = functools.partial(option, rich_help_panel=SOURCE_PANEL)
+rerun_option = functools.partial(option, rich_help_panel=RERUN_PANEL)
+
 SOURCE_OPTIONS = (
-    option(
+    source_option(
         "source",
-        Source | None,
-        "--source",
-        metavar="NAME",
-        help="demo, movielens-100k, movielens-1m, movielens-20m, movielens-latest-small, "
+        SourceName | None,
+        "demo, movielens-100k, movielens-1m, movielens-20m, movielens-latest-small, "
         "files or landing",
-        rich_help_panel=SOURCE_PANEL,
+        metavar="NAME",
     ),
-    option(
+    source_option(
         "path",
         Path | None,
-        "--path",
-        help="MovieLens zip or folder; or the user's file/folder; or the landing folder",
-        rich_help_panel=SOURCE_PANEL,
+        "MovieLens zip or folder; or the user's file/folder; or the landing folder",
     ),
-    option(
-        "sha256",
-        str | None,
-        "--sha256",
-        help="expected sha256 of a MovieLens zip",
-        rich_help_panel=SOURCE_PANEL,
-    ),
-    option(
-        "no_verify",
-        bool,
-        "--no-verify",
-        default=False,
-        help="accept a MovieLens download with no known checksum",
-        rich_help_panel=SOURCE_PANEL,
+    source_option("sha256", str | None, "expected sha256 of a MovieLens zip"),
+    source_option(
+        "no_verify", bool, "accept a MovieLens download with no known checksum", default=False
     ),
     *(
-        option(
-            f"{col.replace('-', '_')}_col",
-            str | None,
-            f"--{col}-col",
-            help=f"column holding the {col.replace('-', ' ')}",
-            rich_help_panel=SOURCE_PANEL,
-        )
-        for col in ("user", "item", "timestamp", "value", "event-type")
+        source_option(f"{col}_col", str | None, f"column holding the {col.replace('_', ' ')}")
+        for col in ("user", "item", "timestamp", "value", "event_type")
     ),
-    option(
+    source_option(
         "timestamp_unit",
         Literal["auto", "s", "ms", "iso", "mixed"] | None,
-        "--timestamp-unit",
-        help="how timestamps are written (default: detected)",
-        rich_help_panel=SOURCE_PANEL,
+        "how timestamps are written (default: detected)",
     ),
-    option(
-        "delimiter",
-        str | None,
-        "--delimiter",
-        help="CSV delimiter ('tab' for a tab)",
-        rich_help_panel=SOURCE_PANEL,
-    ),
-    option(
-        "encoding",
-        str | None,
-        "--encoding",
-        help="file encoding (default utf-8)",
-        rich_help_panel=SOURCE_PANEL,
-    ),
-    option(
-        "items_path",
-        Path | None,
-        "--items-path",
-        help="item catalog file (files/landing)",
-        rich_help_panel=SOURCE_PANEL,
-    ),
+    source_option("delimiter", str | None, "CSV delimiter ('tab' for a tab)"),
+    source_option("encoding", str | None, "file encoding (default utf-8)"),
+    source_option("items_path", Path | None, "item catalog file (files/landing)"),
 )
 
 RUN_OPTIONS = (
-    option("k", int | None, "--k", help="recommendations per user (score.k)"),
-    option(
-        "models",
-        str | None,
-        "--models",
-        help="comma-separated models to train, e.g. popularity,mult_dae",
-    ),
-    option("epochs", int | None, "--epochs", help="Mult-DAE epochs"),
-    option("demo_users", int | None, "--demo-users", help="demo dataset: number of users"),
-    option("demo_items", int | None, "--demo-items", help="demo dataset: number of items"),
+    option("k", int | None, "recommendations per user (score.k)"),
+    option("models", str | None, "comma-separated models to train, e.g. popularity,mult_dae"),
+    option("epochs", int | None, "Mult-DAE epochs"),
+    option("demo_users", int | None, "demo dataset: number of users"),
+    option("demo_items", int | None, "demo dataset: number of items"),
     *SOURCE_OPTIONS,
     option(
         "max_event_age_days",
         float | None,
-        "--max-event-age-days",
-        help="stop the run when the newest event is older than this",
+        "stop the run when the newest event is older than this",
     ),
-    option(
-        "no_cache",
-        bool,
-        "--no-cache",
-        default=False,
-        help="run every stage even if its inputs are unchanged",
-        rich_help_panel=RERUN_PANEL,
+    rerun_option(
+        "no_cache", bool, "run every stage even if its inputs are unchanged", default=False
     ),
-    option(
+    rerun_option(
         "retrain",
         bool,
-        "--retrain",
-        default=False,
-        help="train every model again, even one trained for the same date from identical "
+        "train every model again, even one trained for the same date from identical "
         "features, settings and code (which is reused by default)",
-        rich_help_panel=RERUN_PANEL,
+        default=False,
     ),
-    option(
+    rerun_option(
         "runner",
         Literal["local", "dask"] | None,
-        "--runner",
-        help="where scoring's user shards run: in this process (local) or on Dask (runner.kind)",
-        rich_help_panel=RERUN_PANEL,
+        "where scoring's user shards run: in this process (local) or on Dask (runner.kind)",
     ),
-    option(
+    rerun_option(
         "dask_address",
         str | None,
-        "--dask-address",
-        help="scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 "
-        "(implies --runner dask)",
-        rich_help_panel=RERUN_PANEL,
+        "scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (implies --runner dask)",
     ),
-    option(
+    rerun_option(
         "dask_workers",
         int | None,
-        "--dask-workers",
-        help="workers of the local Dask cluster started for the run (runner.workers)",
-        rich_help_panel=RERUN_PANEL,
+        "workers of the local Dask cluster started for the run (runner.workers)",
     ),
-    option(
+    rerun_option(
         "lock_wait",
         float | None,
-        "--lock-wait",
-        help="seconds to wait for a run of the same date to finish (lock.wait_seconds, 0)",
-        rich_help_panel=RERUN_PANEL,
+        "seconds to wait for a run of the same date to finish (lock.wait_seconds, 0)",
     ),
 )
 
 SCHEDULE_OPTIONS = (
-    option("cron", str | None, "--cron", help="cron schedule (schedule.cron, '0 2 * * *')"),
-    option(
-        "timezone",
-        str | None,
-        "--timezone",
-        help="IANA timezone of the cron (schedule.timezone, UTC)",
-    ),
-    option("deployment", str | None, "--deployment", help="deployment name (schedule.deployment)"),
+    option("cron", str | None, "cron schedule (schedule.cron, '0 2 * * *')"),
+    option("timezone", str | None, "IANA timezone of the cron (schedule.timezone, UTC)"),
+    option("deployment", str | None, "deployment name (schedule.deployment)"),
 )
 
 

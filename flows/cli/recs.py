@@ -13,8 +13,8 @@ app = typer.Typer(help="Read the published recommendation tables.", no_args_is_h
 RunDate = Annotated[str | None, typer.Option("--run-date", help="YYYY-MM-DD (default: the latest)")]
 
 
-def _lookup(ctx: typer.Context) -> tuple[Any, str, dict[str, str]]:
-    """The config, the database URL and the items' titles."""
+def _lookup(ctx: typer.Context, run_date: str | None) -> tuple[Any, str, dict[str, str], Any]:
+    """The config, the database URL, the items' titles and the ``--run-date`` asked for."""
     import pandas as pd
 
     from tasks.storage.lookup import latest_titles
@@ -24,7 +24,8 @@ def _lookup(ctx: typer.Context) -> tuple[Any, str, dict[str, str]]:
     ws = Workspace(config.workspace)
     pd.set_option("display.width", 200)
     pd.set_option("display.max_colwidth", 60)
-    return config, config.publish.url(ws.database_url), latest_titles(ws.root / "raw")
+    day = parse_date(run_date, "--run-date")
+    return config, config.publish.url(ws.database_url), latest_titles(ws.root / "raw"), day
 
 
 @app.command()
@@ -36,8 +37,7 @@ def show(
     """A user's recommendations with titles and reasons."""
     from tasks.storage.lookup import user_recommendations
 
-    config, url, titles = _lookup(ctx)
-    day = parse_date(run_date, "--run-date")
+    config, url, titles, day = _lookup(ctx, run_date)
     frame = user_recommendations(url, config.publish.table, user, titles, day)
     first = frame.iloc[0]
     print(
@@ -56,8 +56,7 @@ def similar(
     """The items most similar to an item."""
     from tasks.storage.lookup import similar_items
 
-    config, url, titles = _lookup(ctx)
-    day = parse_date(run_date, "--run-date")
+    config, url, titles, day = _lookup(ctx, run_date)
     frame = similar_items(url, config.publish.similar_table, item, titles, day)
     print(f"items similar to {item} {titles.get(item, '')} (run date {frame.iloc[0]['run_date']}):")
     print(frame[["rank", "similar_item_id", "title", "score"]].to_string(index=False))

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from tasks.config.section import Section
+from tasks.sources.names import SourceName
 
 
 class DemoConfig(Section):
@@ -73,15 +74,7 @@ class FilesConfig(Section):
 
 
 class IngestConfig(Section):
-    source: Literal[
-        "demo",
-        "movielens-100k",
-        "movielens-1m",
-        "movielens-20m",
-        "movielens-latest-small",
-        "files",
-        "landing",
-    ] = "demo"
+    source: SourceName = "demo"
     demo: DemoConfig = DemoConfig()
     movielens: MovieLensConfig = MovieLensConfig()
     files: FilesConfig = FilesConfig()

@@ -63,6 +63,4 @@ def as_of(interactions_path: str, run_date: date) -> dict:
     }
 
 
-@task(name="as-of", cache_policy=NO_CACHE)
-def as_of_task(interactions_path: str, run_date: date) -> dict:
-    return as_of(interactions_path, run_date)
+as_of_task = task(name="as-of", cache_policy=NO_CACHE)(as_of)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -161,15 +161,10 @@ def write_date(
     ``stamp``: the ``run_id`` every row gets.
     ``refreshed_at``: the time rows without a ``refreshed_at`` get. A column the table
     does not have yet is added (older rows read it as null)."""
-    from deltalake import write_deltalake
-    from deltalake.exceptions import CommitFailedError
-
     root = Path(root)
     schema = _schema(source, run_date, refreshed_at)
-    rows = sum(parquet_rows(p) for p in parquet_files(source))
-    for attempt in range(COMMIT_RETRIES):
-        if is_committed(root, publish_id):
-            return LakeCommit(version_of(root, publish_id), rows, [])
+
+    def plan() -> tuple[Any, str, list[date]]:
         existing = published_dates(root)
         keep = kept_dates(existing, run_date, keep_runs)
         dropped = [d for d in existing if d not in keep]
@@ -179,21 +174,44 @@ def write_date(
             if run_date in keep
             else schema.empty_table()
         )
-        properties = _commit_properties(publish_id, run_date, metadata)
+        return data, _predicate([run_date, *dropped]), dropped
+
+    rows = sum(parquet_rows(p) for p in parquet_files(source))
+    return _overwrite(root, publish_id, run_date, metadata, rows, plan)
+
+
+def _overwrite(
+    root: Path,
+    publish_id: str,
+    run_date: date,
+    metadata: dict[str, str] | None,
+    rows: int,
+    plan: Callable[[], tuple[Any, str, list[date]]],
+) -> LakeCommit:
+    """One predicate overwrite of ``run_date``'s partition, committed once per publish id
+    and tried again when a concurrent writer commits first; ``plan()``, asked again on
+    each try, gives the data, the predicate and the dates the commit drops."""
+    from deltalake import write_deltalake
+    from deltalake.exceptions import CommitFailedError
+
+    for attempt in range(COMMIT_RETRIES):
+        if is_committed(root, publish_id):
+            return LakeCommit(version_of(root, publish_id), rows, [])
+        data, predicate, dropped = plan()
         try:
             write_deltalake(
                 str(root),
                 data,
                 mode="overwrite",
                 partition_by=["run_date"],
-                predicate=_predicate([run_date, *dropped]),
-                commit_properties=properties,
+                predicate=predicate,
+                commit_properties=_commit_properties(publish_id, run_date, metadata),
                 schema_mode="merge",
             )
         except CommitFailedError:
             if attempt == COMMIT_RETRIES - 1:
                 raise
-            time.sleep(0.2 * (attempt + 1))  # a concurrent writer touched our dates
+            time.sleep(0.2 * (attempt + 1))  # a concurrent writer touched the same rows
             continue
         return LakeCommit(version_of(root, publish_id), rows, [d.isoformat() for d in dropped])
     raise AssertionError("unreachable")
@@ -229,34 +247,13 @@ def replace_users(
     """Replace the rows of ``user_ids`` for ``run_date`` by ``rows`` (all of them users of
     ``user_ids``, of that date) in ONE commit: a predicate overwrite on the date and the
     user ids. Other users' rows keep their values. Idempotent per publish id."""
-    from deltalake import write_deltalake
-    from deltalake.exceptions import CommitFailedError
-
     root = Path(root)
     rows = _with_run_date(rows, run_date)
     users = ", ".join(_quoted(u) for u in sorted(set(user_ids)))
     predicate = f"run_date = '{run_date.isoformat()}' AND user_id IN ({users})"
-    for attempt in range(COMMIT_RETRIES):
-        if is_committed(root, publish_id):
-            return LakeCommit(version_of(root, publish_id), len(rows), [])
-        properties = _commit_properties(publish_id, run_date, metadata)
-        try:
-            write_deltalake(
-                str(root),
-                rows,
-                mode="overwrite",
-                partition_by=["run_date"],
-                predicate=predicate,
-                commit_properties=properties,
-                schema_mode="merge",
-            )
-        except CommitFailedError:
-            if attempt == COMMIT_RETRIES - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))  # a concurrent writer touched our rows
-            continue
-        return LakeCommit(version_of(root, publish_id), len(rows), [])
-    raise AssertionError("unreachable")
+    return _overwrite(
+        root, publish_id, run_date, metadata, len(rows), lambda: (rows, predicate, [])
+    )
 
 
 def read_table(

@@ -9,6 +9,18 @@ import pandas as pd
 
 from tasks.errors import RecpipeError
 
+RECOMMENDATION_COLUMNS = [
+    "run_date",
+    "rank",
+    "item_id",
+    "title",
+    "score",
+    "strategy",
+    "reason",
+    "model_name",
+    "model_version",
+]
+
 
 class NotFoundError(RecpipeError):
     """The asked-for user, item or run date is not in the published tables."""
@@ -25,7 +37,7 @@ def latest_titles(raw_root: Path) -> dict[str, str]:
     return dict(zip(items["item_id"].astype(str), items["title"].astype(str), strict=False))
 
 
-def _query(url: str, name: str, column: str, value: str, run_date: date | None) -> pd.DataFrame:
+def _rows(url: str, name: str, column: str, value: str, run_date: date | None) -> pd.DataFrame:
     import sqlalchemy as sa
 
     from tasks.storage.database import make_engine
@@ -54,36 +66,27 @@ def _query(url: str, name: str, column: str, value: str, run_date: date | None) 
 def user_recommendations(
     url: str, table: str, user_id: str, titles: dict[str, str], run_date: date | None = None
 ) -> pd.DataFrame:
-    frame = _query(url, table, "user_id", user_id, run_date)
+    """A user's published list (``run_date``'s, else the latest), with the items' titles."""
+    frame = _rows(url, table, "user_id", user_id, run_date)
     if frame.empty:
-        raise NotFoundError(
-            f"user {user_id!r} has no recommendations in table {table!r} "
-            f"for {run_date or 'the latest run date'}; check the id (ids are case-sensitive)"
-        )
+        raise _not_found(f"user {user_id!r} has no recommendations", table, run_date)
     frame["title"] = frame["item_id"].map(titles).fillna("")
-    return frame[
-        [
-            "run_date",
-            "rank",
-            "item_id",
-            "title",
-            "score",
-            "strategy",
-            "reason",
-            "model_name",
-            "model_version",
-        ]
-    ]
+    return frame[RECOMMENDATION_COLUMNS]
 
 
 def similar_items(
     url: str, table: str, item_id: str, titles: dict[str, str], run_date: date | None = None
 ) -> pd.DataFrame:
-    frame = _query(url, table, "item_id", item_id, run_date)
+    """An item's published neighbours (``run_date``'s, else the latest), with their titles."""
+    frame = _rows(url, table, "item_id", item_id, run_date)
     if frame.empty:
-        raise NotFoundError(
-            f"item {item_id!r} has no similar items in table {table!r} "
-            f"for {run_date or 'the latest run date'}; check the id"
-        )
+        raise _not_found(f"item {item_id!r} has no similar items", table, run_date, cased=False)
     frame["title"] = frame["similar_item_id"].map(titles).fillna("")
     return frame[["run_date", "rank", "similar_item_id", "title", "score"]]
+
+
+def _not_found(what: str, table: str, run_date: date | None, cased: bool = True) -> NotFoundError:
+    hint = "check the id (ids are case-sensitive)" if cased else "check the id"
+    return NotFoundError(
+        f"{what} in table {table!r} for {run_date or 'the latest run date'}; {hint}"
+    )

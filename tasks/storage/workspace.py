@@ -22,28 +22,32 @@ class Workspace:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def _dated(self, name: str, day: date, key: str = "run_date") -> Path:
+        """``<root>/<name>/<key>=<day>``, created."""
+        return self._dir(name, f"{key}={day.isoformat()}")
+
     def raw(self, ingest_date: date) -> Path:
-        return self._dir("raw", f"ingest_date={ingest_date.isoformat()}")
+        return self._dated("raw", ingest_date, "ingest_date")
 
     def validated(self, run_date: date) -> Path:
-        return self._dir("validated", f"run_date={run_date.isoformat()}")
+        return self._dated("validated", run_date)
 
     @property
     def validation_root(self) -> Path:
         return self._dir("validation")
 
     def features(self, run_date: date) -> Path:
-        return self._dir("features", f"run_date={run_date.isoformat()}")
+        return self._dated("features", run_date)
 
     def models(self, run_date: date) -> Path:
-        return self._dir("models", f"run_date={run_date.isoformat()}")
+        return self._dated("models", run_date)
 
     def reports(self, run_date: date) -> Path:
         """The night's figures (tasks/report.py), logged to its MLflow parent run."""
-        return self._dir("reports", f"run_date={run_date.isoformat()}")
+        return self._dated("reports", run_date)
 
     def scores(self, run_date: date) -> Path:
-        return self._dir("scores", f"run_date={run_date.isoformat()}")
+        return self._dated("scores", run_date)
 
     @property
     def similarity_cache(self) -> Path:

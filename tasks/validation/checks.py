@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,42 +83,27 @@ class ValidationResult:
     ) -> ValidationResult:
         """The result of the interactions table ``main`` and the item / user tables."""
         return cls(
-            accepted=main.accepted,
-            quarantined=main.quarantined,
-            rows_read=main.rows_read,
-            rows_accepted=main.rows_accepted,
-            rows_quarantined=main.rows_quarantined,
-            duplicates_dropped=main.duplicates_dropped,
-            expectations=main.expectations,
+            **_split_figures(main),
             data_docs_index=docs_index,
-            flagged=main.flagged,
             items=catalogs.get("items"),
             users=catalogs.get("users"),
             volume=volume,
-            reasons=main.reasons,
-            samples=main.samples,
         )
 
     @property
     def tables(self) -> list[TableResult]:
-        main = TableResult(
-            SUITE_NAME,
-            self.accepted,
-            self.quarantined,
-            self.rows_read,
-            self.rows_accepted,
-            self.rows_quarantined,
-            self.duplicates_dropped,
-            self.flagged,
-            self.expectations,
-            self.reasons,
-            self.samples,
-        )
+        main = TableResult(SUITE_NAME, **_split_figures(self))
         return [t for t in (main, self.items, self.users) if t is not None]
 
     @property
     def accounting(self) -> str:
         return " | ".join(t.accounting for t in self.tables)
+
+
+def _split_figures(result: TableResult | ValidationResult) -> dict[str, Any]:
+    """What a table's split and the interactions' validation result both hold: every field
+    of :class:`TableResult` but its name."""
+    return {f.name: getattr(result, f.name) for f in fields(TableResult) if f.name != "name"}
 
 
 def volume_floor(previous: Sequence[int], config: ValidateConfig) -> dict:

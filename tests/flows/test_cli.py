@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import logging
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from typer.main import get_command
 from flows.bench.growth import parse_size, report
 from flows.cli import app, main
 from flows.cli.options import overrides
+from tests.conftest import run_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,13 +92,10 @@ def test_a_bad_choice_is_a_usage_error(capsys) -> None:
 
 def test_global_options_come_before_the_command_and_reach_the_config(tmp_path) -> None:
     """A real process: `--workspace` names where the error looked (exit 2, one line)."""
-    done = subprocess.run(
+    done = run_command(
         [sys.executable, "-m", "flows.cli", "--workspace", str(tmp_path / "ws"), "model", "list"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
         timeout=120,
-        check=False,
+        cwd=REPO,
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"recpipe: error: no MLflow store in workspace {tmp_path}")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_command
+
 REPO = Path(__file__).resolve().parents[2]
 CLI = f"{sys.executable} -m flows.cli"
 ARGS = "--demo-users 20 --demo-items 30 --models popularity,ease"
@@ -70,12 +72,9 @@ def runs(tmp_path_factory) -> dict:
     ws = root / "ws"
     script = root / "faults.sh"
     script.write_text(SCRIPT)
-    done = subprocess.run(
+    done = run_command(
         ["unshare", "--user", "--map-root-user", "--mount", "sh", str(script), str(ws)],
-        capture_output=True,
-        text=True,
         timeout=900,
-        check=False,
     )
     assert done.returncode != 97, f"could not mount: {done.stderr}"
 
@@ -86,10 +85,16 @@ def runs(tmp_path_factory) -> dict:
     return {"read": read, "ws": ws}
 
 
-def last_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
+def failure(runs: dict, n: int) -> tuple[str, str]:
+    """Run ``n``'s stderr and its last line, once it is known to have failed in one line
+    (exit 2, no traceback)."""
+    err = runs["read"](f"{n}.err")
+    lines = err.strip().splitlines()
     assert lines, "nothing on stderr"
-    return lines[-1]
+    print(lines[-1])
+    assert runs["read"](f"{n}.rc").strip() == "2", err
+    assert "Traceback" not in err, err
+    return err, lines[-1]
 
 
 def test_the_first_night_publishes(runs) -> None:
@@ -97,11 +102,7 @@ def test_the_first_night_publishes(runs) -> None:
 
 
 def test_a_read_only_tables_folder_is_one_line_and_changes_nothing(runs) -> None:
-    err = runs["read"]("2.err")
-    line = last_line(err)
-    print(line)
-    assert runs["read"]("2.rc").strip() == "2", err
-    assert "Traceback" not in err, err
+    _, line = failure(runs, 2)
     assert line.startswith("recpipe: stage publish failed: read-only file system on ")
     assert str(runs["ws"] / "tables") in line
     assert "move the workspace (--workspace) to a writable disk" in line
@@ -110,11 +111,7 @@ def test_a_read_only_tables_folder_is_one_line_and_changes_nothing(runs) -> None
 
 
 def test_a_full_disk_names_the_stage_and_the_file(runs) -> None:
-    err = runs["read"]("3.err")
-    line = last_line(err)
-    print(line)
-    assert runs["read"]("3.rc").strip() == "2", err
-    assert "Traceback" not in err, err
+    err, line = failure(runs, 3)
     full = f"{runs['ws']}-full"
     assert line.startswith(f"recpipe: stage score failed: no space left on device writing {full}/")
     assert ": free space or move the workspace (--workspace)" in line

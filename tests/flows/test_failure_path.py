@@ -18,19 +18,17 @@ import pytest
 
 from flows.cli import main
 from flows.measure import mark_stage
+from tests.conftest import run_command
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def recpipe(*args: str) -> tuple[subprocess.CompletedProcess, float]:
     start = time.perf_counter()
-    done = subprocess.run(
+    done = run_command(
         [sys.executable, "-m", "flows.cli", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
         timeout=300,
-        check=False,
+        cwd=REPO,
     )
     return done, time.perf_counter() - start
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import run_command
+
 TARGET = "zoë.smith"  # non-ASCII: its JSON-, URL- and HTML-escaped forms differ from it
 DAYS = [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -249,14 +251,11 @@ def _forget_cli(workspace: Path, *args: str, fault: str | None = None):
     env["PREFECT_HOME"] = str(workspace.parent / "prefect-home")
     if fault:
         env["RECPIPE_FAULT_AT"] = fault
-    return subprocess.run(
+    return run_command(
         [sys.executable, "-m", "flows.cli", "--workspace", str(workspace), "forget", *args],
+        timeout=600,
         cwd=ROOT,
         env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
 
 

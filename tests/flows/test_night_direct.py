@@ -15,28 +15,9 @@ RUN_DATE = date(2026, 3, 2)
 def run_night(config, run_id: str) -> dict:
     """What flows/nightly.py does, without Prefect."""
     from flows.night import Night
+    from flows.nightly import run_stages
 
-    night = Night.open(config, RUN_DATE, False, run_id, logging.getLogger("test-night"))
-    try:
-        with night.locks():
-            night.recover()
-            ingest = night.ingest()
-            night.validate(ingest)
-            features = night.features()
-            results = night.train_and_evaluate(features, ingest)
-            promotion = night.promote(results, features)
-            scored = night.score(promotion, ingest)
-            scored = night.check(scored, ingest)
-            night.monitor(scored)
-            night.publish(scored, promotion)
-        night.report(results, scored)
-        night.completed()
-    except BaseException as exc:
-        night.failed(exc)
-        raise
-    finally:
-        night.close()
-    return night.out
+    return run_stages(Night.open(config, RUN_DATE, False, run_id, logging.getLogger("test-night")))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +30,7 @@ def nights(make_config, tmp_path_factory) -> tuple:
 
 
 def test_a_night_runs_every_stage_without_prefect(nights) -> None:
-    from tasks.publish import read_lake_table
+    from tasks.publishing.stores import read_lake_table
     from tasks.storage.workspace import Workspace
 
     config, first, _ = nights

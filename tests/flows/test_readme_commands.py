@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_command
 
 REPO = Path(__file__).resolve().parents[2]
 GLOBAL_WITH_VALUE = {"--workspace", "--config"}
@@ -81,13 +82,10 @@ def test_every_option_of_a_readme_command_exists(words: list[str]) -> None:
 
 @pytest.mark.parametrize("path", PATHS, ids=" ".join)
 def test_help_of_every_readme_command(path: tuple[str, ...]) -> None:
-    done = subprocess.run(
+    done = run_command(
         [*recpipe(), *path, "--help"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
+        cwd=REPO,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"recpipe {' '.join(path)}" in done.stdout  # the usage line
@@ -103,13 +101,10 @@ def test_help_imports_nothing_heavy() -> None:
         "print('LOADED', loaded, codes, file=sys.stderr)\n"
         "sys.exit(1 if loaded or any(codes) else 0)\n"
     )
-    done = subprocess.run(
+    done = run_command(
         [sys.executable, "-c", code],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
+        cwd=REPO,
     )
     assert done.returncode == 0, done.stderr
 

@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from tests.conftest import run_command
+
 RUN_DATE = date(2026, 3, 2)
 K = 5
 
@@ -289,7 +291,6 @@ def test_serve_schedules_the_refresh_only_with_a_landing_folder(tmp_path) -> Non
 
 def test_recpipe_refresh_runs_without_a_prefect_server(night) -> None:
     import os
-    import subprocess
     import sys
     from pathlib import Path
 
@@ -299,7 +300,7 @@ def test_recpipe_refresh_runs_without_a_prefect_server(night) -> None:
         config, [(user, database_rows(config).loc[lambda r: r["user_id"] == user].item_id.iloc[0])]
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RECPIPE"))}
-    done = subprocess.run(
+    done = run_command(
         [
             sys.executable,
             "-m",
@@ -311,12 +312,9 @@ def test_recpipe_refresh_runs_without_a_prefect_server(night) -> None:
             str(config.refresh.path),
             "--no-prefect",
         ],
+        timeout=300,
         cwd=Path(__file__).resolve().parents[2],
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "refresh published for run date 2026-03-02" in done.stdout

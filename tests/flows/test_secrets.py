@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_command
 
 REPO = Path(__file__).resolve().parents[2]
 URL = os.environ.get("RECPIPE_TEST_SECRET_POSTGRES_URL")
@@ -34,13 +35,11 @@ def test_the_database_password_is_nowhere_in_output_logs_or_the_workspace(tmp_pa
         "RECPIPE__PUBLISH__SIMILAR_TABLE": f"{table}_similar",
     }
     args = ["--demo-users", "150", "--demo-items", "100", "--models", "popularity", "--k", "5"]
-    done = subprocess.run(  # noqa: PLW1510 - the return code is asserted below
+    done = run_command(
         [sys.executable, "-m", "flows.cli", "--workspace", str(workspace), "run", *args],
+        timeout=600,
         cwd=REPO,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     try:
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]

@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from tests.conftest import run_command
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DEPLOYMENT = "recpipe-nightly/recpipe-nightly"
@@ -132,25 +134,19 @@ def served(prefect_server, tmp_path_factory) -> dict:
 
 
 def recpipe(served: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return run_command(
         [*served["base"], *args],
-        env=served["env"],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
         timeout=timeout,
+        cwd=REPO,
+        env=served["env"],
     )
 
 
 def test_serve_refuses_without_a_prefect_server(tmp_path: Path) -> None:
-    done = subprocess.run(
+    done = run_command(
         [str(BIN / "recpipe"), "--workspace", str(tmp_path / "ws"), "serve"],
-        env=clean_env(tmp_path / "empty-home", None),
-        check=False,
-        capture_output=True,
-        text=True,
         timeout=120,
+        env=clean_env(tmp_path / "empty-home", None),
     )
     assert done.returncode == 2, done.stderr
     assert "PREFECT_API_URL is not set" in done.stderr
@@ -231,23 +227,17 @@ def test_prefect_yaml_deploys_to_a_process_work_pool(prefect_server, tmp_path: P
     shutil.copytree(REPO / "flows", tmp_path / "flows", ignore=shutil.ignore_patterns("__py*"))
     env = clean_env(tmp_path / "client-home", prefect_server)
     prefect = str(BIN / "prefect")
-    pool = subprocess.run(
+    pool = run_command(
         [prefect, "work-pool", "create", "recpipe-process", "--type", "process"],
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
         timeout=120,
+        env=env,
     )
     assert pool.returncode == 0, pool.stdout + pool.stderr
-    deploy = subprocess.run(
+    deploy = run_command(
         [prefect, "--no-prompt", "deploy", "--all"],
-        env=env,
-        check=False,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
         timeout=180,
+        cwd=tmp_path,
+        env=env,
     )
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
     deployment = httpx.get(f"{prefect_server}/deployments/name/{DEPLOYMENT}-yaml", timeout=5).json()

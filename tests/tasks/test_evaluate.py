@@ -6,7 +6,7 @@ import scipy.sparse as sp
 
 from models.vocab import IdVocabulary
 from tasks.data.snapshot import FeatureSet
-from tasks.evaluate import evaluate_bundle, holdout_from_features
+from tasks.evaluate import evaluate_per_user, holdout_from_features
 from tests.tasks.scoring.test_ranking import FixedScores
 
 USERS = IdVocabulary(["u1", "u2", "u3"])
@@ -52,7 +52,8 @@ def test_metrics_through_the_models_own_vocabularies() -> None:
     # The model knows u1 but not u2, and items a, b, c but not d.
     model_users, model_items = IdVocabulary(["u0", "u1"]), IdVocabulary(["a", "b", "c"])
     model = FixedScores([3.0, 2.0, 1.0]).fit(sp.csr_matrix(np.ones((2, 3), dtype=np.float32)))
-    metrics = evaluate_bundle(model, model_users, model_items, holdout_from_features(FEATURES), 2)
+    holdout = holdout_from_features(FEATURES)
+    metrics, _ = evaluate_per_user(model, model_users, model_items, holdout, 2)
     # u1 (personal): a and b seen, only c is left -> [c]: a hit at rank 1.
     # u2 (cold start, popularity in the last 30 days: a by 2 users, b by 1): a seen -> [b, c];
     # its hold-out item d is unknown to the model: a miss.

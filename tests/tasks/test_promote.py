@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import textwrap
 
@@ -12,6 +11,7 @@ import pytest
 
 from tasks.config import EvaluateConfig
 from tasks.gate import GateConfig, decide, paired_bootstrap
+from tests.conftest import run_command
 
 KEY = "ndcg@10"
 LOOSE = GateConfig(tolerance=0.0, min_users=50, min_events=50, resamples=1000, seed=1)
@@ -273,11 +273,8 @@ def test_pyfunc_champion_recommends_in_a_fresh_process_without_recpipe(store, ni
         print(json.dumps({{"rows": out.to_dict("records"), "models_from": models.__file__}}))
         """
     )
-    proc = subprocess.run(
+    proc = run_command(
         [sys.executable, "-c", code],
-        check=False,
-        capture_output=True,
-        text=True,
         timeout=300,
         cwd=ws.root,
     )

@@ -371,20 +371,25 @@ def test_recovery_rolls_forward_a_publish_whose_database_committed(stores) -> No
     assert recovery.recover(st) == []  # idempotent: nothing left
 
 
+def _intent(st: Stores, d: date, run_id: str, database_url: str, **fields: str) -> None:
+    """A journaled publish of ``run_id`` that got as far as its intent."""
+    record = {
+        "publish_id": journal.publish_id(d, run_id),
+        "run_id": run_id,
+        "run_date": d.isoformat(),
+        "database": journal.database_digest(database_url),
+        "tables": [],
+        **fields,
+    }
+    journal.advance(st.journal, record, "intent")
+
+
 def test_recovery_leaves_a_live_run_of_another_date_alone(tmp_path) -> None:
     from tasks.storage.locks import holder_info, run_lock
 
     st = Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
     d = date(2026, 1, 1)
-    record = {
-        "publish_id": journal.publish_id(d, "live"),
-        "run_id": "live",
-        "run_date": d.isoformat(),
-        "database": journal.database_digest(st.database_url),
-        "tables": [],
-        "created_at": journal.now(),
-    }
-    journal.advance(st.journal, record, "intent")
+    _intent(st, d, "live", st.database_url, created_at=journal.now())
     with run_lock(tmp_path / "locks", d, 0, holder_info("live")):
         assert recovery.recover(st) == []
         assert len(journal.unfinished(st.journal)) == 1
@@ -394,14 +399,7 @@ def test_recovery_leaves_a_live_run_of_another_date_alone(tmp_path) -> None:
 def test_recovery_refuses_a_journal_of_another_database(tmp_path) -> None:
     st = Stores(tmp_path, f"sqlite:///{tmp_path}/recs.db")
     d = date(2026, 1, 1)
-    record = {
-        "publish_id": journal.publish_id(d, "x"),
-        "run_id": "x",
-        "run_date": d.isoformat(),
-        "database": journal.database_digest("postgresql://elsewhere/db"),
-        "tables": [],
-    }
-    journal.advance(st.journal, record, "intent")
+    _intent(st, d, "x", "postgresql://elsewhere/db")
     with pytest.raises(PublishError, match="another database"):
         recovery.recover(replace(st))
 

@@ -7,13 +7,13 @@ writes them. Skips when no Chromium is installed.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from flows.bench.mlflow_screenshot import find_chromium, runs_table
+from tests.conftest import run_command
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -47,7 +47,7 @@ def one_night(root: Path) -> None:
 def test_the_experiment_page_shows_ndcg_per_model(tmp_path: Path) -> None:
     one_night(tmp_path / "ws")
     png = tmp_path / "shot.png"
-    done = subprocess.run(
+    done = run_command(
         [
             sys.executable,
             "-m",
@@ -57,11 +57,8 @@ def test_the_experiment_page_shows_ndcg_per_model(tmp_path: Path) -> None:
             "--out",
             str(png),
         ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
