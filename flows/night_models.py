@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from flows.night_context import NightContext
 
 if TYPE_CHECKING:
+    from tasks.config import TrainConfig
     from tasks.evaluate import ModelResult
     from tasks.features import FeaturesResult
     from tasks.ingest import IngestResult
@@ -26,18 +27,19 @@ class ModelStages(NightContext):
         from flows.stage_keys import model_parts
         from tasks.evaluate import ModelResult
 
+        train_config = self.plan_memory(features)
         results = []
-        for name in self.config.train.models:
+        for name in train_config.models:
             parts = model_parts(
                 name,
-                self.config.train,
+                train_config,
                 features.features_dir,
                 ingest.items_path,
                 self.config.evaluate.k,
             )
 
             def compute(name: str = name) -> ModelResult:
-                return self._train_and_evaluate(name, features, ingest)
+                return self._train_and_evaluate(name, features, ingest, train_config)
 
             result = self.stage_cache.run(
                 f"train-{name}",
@@ -65,8 +67,26 @@ class ModelStages(NightContext):
         ]
         return results
 
+    def plan_memory(self, features: FeaturesResult) -> TrainConfig:
+        """The night's memory plan (tasks/planning/memory.py), before anything trains: its
+        lines logged and in the summary; the train config it leaves."""
+        from models.memory import DataShape
+        from tasks.planning.memory import memory_budget, plan_models
+
+        shape = DataShape(features.n_users, features.n_items, features.n_train)
+        budget, source = memory_budget(self.config.train)
+        plan = plan_models(self.config.train, shape, budget, source)
+        for line in plan.lines:
+            self.logger.warning("memory plan: %s", line)
+        self.out["memory_plan"] = plan.summary()
+        return plan.config
+
     def _train_and_evaluate(
-        self, name: str, features: FeaturesResult, ingest: IngestResult
+        self,
+        name: str,
+        features: FeaturesResult,
+        ingest: IngestResult,
+        train_config: TrainConfig,
     ) -> ModelResult:
         from tasks.evaluate import evaluate
         from tasks.train import train
@@ -76,7 +96,7 @@ class ModelStages(NightContext):
             train,
             progress_info={"model": name},
             name=name,
-            config=self.config.train,
+            config=train_config,
             features_dir=features.features_dir,
             models_dir=str(self.ws.models(self.run_date)),
             workspace_root=str(self.ws.root),

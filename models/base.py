@@ -46,6 +46,7 @@ from models.inputs import (
     check_validation,
     sequences_to_csr,
 )
+from models.memory import DataShape, MemoryEstimate
 from models.ranking import top_k
 
 
@@ -130,6 +131,20 @@ class BaseRecommender:
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = self.settings(**params).model_dump()
+
+    # -- cost ----------------------------------------------------------------------
+    @classmethod
+    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+        """Peak memory of this model's own arrays for data of ``shape`` with settings
+        ``params`` (defaults filled in), estimated without allocating anything."""
+        raise NotImplementedError(f"{cls.name}: no memory estimate")
+
+    @classmethod
+    def scalable_params(cls, shape: DataShape, **params: Any) -> dict[str, Any] | None:
+        """Settings of this model's scalable form for data of ``shape`` (memory that grows
+        with what it keeps, not with items^2), or None when it has no other form or
+        ``params`` already choose it."""
+        return None
 
     @classmethod
     def settings(cls, **params: Any) -> ModelSettings:

@@ -23,12 +23,21 @@ from pydantic import Field
 
 from models.base import ModelSettings
 from models.inputs import ItemSequences
-from models.keras_base import BatchSize, Dropout, SeededInitializers, shuffled_batches
+from models.keras_base import (
+    BatchSize,
+    Dropout,
+    SeededInitializers,
+    dense_params,
+    shuffled_batches,
+)
+from models.memory import INDEX, DataShape, MemoryEstimate
 from models.sequential import (
+    PY_OBJECT,
     SequenceRecommender,
     SequenceSettings,
     left_padded,
     next_item_examples,
+    sequence_memory,
 )
 
 
@@ -52,6 +61,33 @@ class Caser(SequenceRecommender):
     name: ClassVar[str] = "caser"
     personalized: ClassVar[bool] = True
     settings_class: ClassVar[type[ModelSettings]] = CaserSettings
+
+    @classmethod
+    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+        """Item and user embeddings, the filters, and a 2 d x items output; a batch's
+        logits are batch x items. Every interaction is one example, built in Python
+        lists first: a user, a prefix view and a target (three objects, 3 x 120 bytes),
+        then int32 arrays of the user, the max_len items and the target."""
+        p = cls.settings(**params).model_dump()
+        items, d, length = shape.items, p["embedding_dim"], p["max_len"]
+        filters = sum(h * d * p["n_h"] + p["n_h"] for h in range(1, length + 1))
+        n_params = (
+            (items + 1) * d
+            + (shape.users + 1) * d
+            + filters
+            + dense_params(length, p["n_v"])
+            + dense_params(p["n_h"] * length + p["n_v"] * d, d)
+            + dense_params(2 * d, items)
+        )
+        examples = shape.interactions * (3 * PY_OBJECT + INDEX * (length + 2))
+        return sequence_memory(
+            "caser",
+            shape,
+            p,
+            n_params,
+            batch_cells=p["batch_size"] * items,
+            examples={"training examples, interactions x (360 + 4 x (max_len + 2))": examples},
+        )
 
     def _build_network(self) -> Any:
         import keras

@@ -7,19 +7,37 @@ ridge regression of the binary user-item matrix X on itself:
 
 and scores = history @ B. The inverse is dense (n_items x n_items): fine for a
 few thousand items (2000 items: 16 MB, well under a second); 20,000 items take
-about 5 GB and minutes on two cores.
+about 5 GB and minutes on two cores, 60,000 items 40 GB.
+
+Above ``dense_max_items`` items (``form = "auto"``), or with ``form = "sparse"``, EASE
+takes its sparse form (models/sparse_ease.py): each item's column restricted to its
+``neighbors`` nearest co-occurring items and solved exactly there, memory proportional
+to the pairs kept. Measured against the dense form on a per-user random 80/20 split
+(l2 tuned for the dense form, 128 neighbours by cosine): MovieLens 100K NDCG@10 0.4451
+against 0.4491 (-0.9%), Gowalla check-ins (32,077 venues) 0.0770 against 0.0779 (-1.2%),
+fitted in 32 s and 0.7 GB instead of 541 s and 7.9 GB.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
 from models.base import BaseRecommender, ModelSettings
+from models.memory import (
+    FLOAT32,
+    FLOAT64,
+    INDEX,
+    SCORE_USERS,
+    DataShape,
+    MemoryEstimate,
+    cooccurring_pairs,
+)
+from models.sparse_ease import BATCH_BYTES, CORE_ITEMS, Similarity, sparse_ease_weights
 
 
 def ease_weights(matrix: sp.csr_matrix, l2: float, block_users: int = 65_536) -> np.ndarray:
@@ -60,9 +78,17 @@ def ease_weights(matrix: sp.csr_matrix, l2: float, block_users: int = 65_536) ->
 
 
 class EASESettings(ModelSettings):
-    """``l2``: the paper's lambda, the L2 regularisation (> 0 keeps X^T X + l2 I invertible)."""
+    """``l2``: the paper's lambda, the L2 regularisation (> 0 keeps X^T X + l2 I invertible).
+
+    ``form``: ``dense`` (the exact inverse), ``sparse`` (each item's column restricted to
+    its ``neighbors`` nearest co-occurring items, ranked by ``similarity``) or ``auto``:
+    dense up to ``dense_max_items`` items, sparse above."""
 
     l2: float = Field(500.0, gt=0)
+    form: Literal["auto", "dense", "sparse"] = "auto"
+    dense_max_items: int = Field(20_000, ge=1)
+    neighbors: int = Field(128, ge=1)
+    similarity: Similarity = "cosine"
 
 
 class EASE(BaseRecommender):
@@ -73,15 +99,77 @@ class EASE(BaseRecommender):
     fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "weights_")
     settings_class: ClassVar[type[ModelSettings]] = EASESettings
 
+    @staticmethod
+    def form_for(n_items: int, params: dict[str, Any]) -> Literal["dense", "sparse"]:
+        """The form ``params`` choose for a catalog of ``n_items`` items."""
+        if params["form"] == "auto":
+            return "dense" if n_items <= params["dense_max_items"] else "sparse"
+        return "dense" if params["form"] == "dense" else "sparse"
+
+    @classmethod
+    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+        p = cls.settings(**params).model_dump()
+        n = shape.items
+        matrix = 2 * shape.csr_bytes(FLOAT64)  # the binarised float64 copy and its blocks
+        block = 2 * SCORE_USERS * n * FLOAT32  # a block of scores and its copy
+        if cls.form_for(n, p) == "dense":
+            return MemoryEstimate(
+                train_bytes=matrix + (FLOAT64 + FLOAT32) * n * n,
+                score_bytes=FLOAT32 * n * n + block,
+                dominant=f"dense EASE: the item-item inverse, 12 x items^2 bytes ({n:,} items)",
+            )
+        m = min(p["neighbors"], max(n - 1, 1))
+        pairs = cooccurring_pairs(shape)
+        weights = n * m * (FLOAT32 + INDEX)
+        core = min(CORE_ITEMS, n)
+        train = (
+            matrix
+            + 2 * pairs * (FLOAT32 + INDEX)  # the Gram matrix, twice while scipy builds it
+            + n * m * INDEX  # the neighbour table
+            + 2 * weights  # the result, twice while it is assembled
+            + BATCH_BYTES
+            + FLOAT32 * core * core
+        )
+        return MemoryEstimate(
+            train_bytes=train,
+            score_bytes=weights + block,
+            dominant=(
+                f"sparse EASE: the co-occurring pairs (at most {pairs:,}) and "
+                f"{m} neighbours per item"
+            ),
+        )
+
+    @classmethod
+    def scalable_params(cls, shape: DataShape, **params: Any) -> dict[str, Any] | None:
+        p = cls.settings(**params).model_dump()
+        if cls.form_for(shape.items, p) == "sparse":
+            return None
+        return {**params, "form": "sparse"}
+
     def _fit(self, matrix: sp.csr_matrix) -> None:
-        self.weights_ = ease_weights(matrix, self.params["l2"])
+        p = self.params
+        if self.form_for(matrix.shape[1], p) == "dense":
+            self.weights_: np.ndarray | sp.csr_matrix = ease_weights(matrix, p["l2"])
+        else:
+            self.weights_ = sparse_ease_weights(
+                matrix, p["l2"], neighbors=p["neighbors"], similarity=p["similarity"]
+            )
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         binary = (history > 0).astype(np.float32)
-        return np.asarray(binary @ self.weights_, dtype=np.float32)
+        scores = binary @ self.weights_
+        if sp.issparse(scores):
+            return np.asarray(scores.toarray(), dtype=np.float32)
+        return np.asarray(scores, dtype=np.float32)
 
     def _save_state(self, directory: Path) -> None:
-        np.save(directory / "weights.npy", self.weights_)
+        if sp.issparse(self.weights_):
+            sp.save_npz(directory / "weights.npz", sp.csr_matrix(self.weights_))
+        else:
+            np.save(directory / "weights.npy", self.weights_)
 
     def _load_state(self, directory: Path) -> None:
-        self.weights_ = np.ascontiguousarray(np.load(directory / "weights.npy"))
+        if (directory / "weights.npz").exists():
+            self.weights_ = sp.csr_matrix(sp.load_npz(directory / "weights.npz"))
+        else:
+            self.weights_ = np.ascontiguousarray(np.load(directory / "weights.npy"))

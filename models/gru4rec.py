@@ -20,12 +20,15 @@ from pydantic import Field
 
 from models.base import ModelSettings
 from models.inputs import ItemSequences
-from models.keras_base import BatchSize, Dropout, shuffled_batches
+from models.keras_base import BatchSize, Dropout, dense_params, shuffled_batches
+from models.memory import DataShape, MemoryEstimate
 from models.sequential import (
     SequenceRecommender,
     SequenceSettings,
     left_padded,
+    sequence_memory,
     sequence_windows,
+    window_bytes,
 )
 
 
@@ -47,6 +50,27 @@ class GRU4Rec(SequenceRecommender):
     name: ClassVar[str] = "gru4rec"
     personalized: ClassVar[bool] = True
     settings_class: ClassVar[type[ModelSettings]] = GRU4RecSettings
+
+    @classmethod
+    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+        """Item embeddings, the recurrent cell and a hidden x items output; a batch's
+        logits are batch x max_len x items (the next item at every position)."""
+        p = cls.settings(**params).model_dump()
+        items, emb, hidden, length = shape.items, p["embedding_dim"], p["hidden_dim"], p["max_len"]
+        gates = 3 if p["cell"] == "gru" else 4
+        n_params = (
+            (items + 1) * emb
+            + gates * (emb * hidden + hidden * hidden + 2 * hidden)
+            + dense_params(hidden, items)
+        )
+        return sequence_memory(
+            "gru4rec",
+            shape,
+            p,
+            n_params,
+            batch_cells=p["batch_size"] * length * items,
+            examples=window_bytes(shape, length, length),
+        )
 
     def _build_network(self) -> Any:
         import keras

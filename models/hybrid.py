@@ -24,12 +24,17 @@ from pydantic import Field, model_validator
 
 from models.base import BaseRecommender, ModelSettings
 from models.ease import EASE, EASESettings
+from models.memory import SCORE_USERS, DataShape, MemoryEstimate, dense_bytes
 from models.metrics import ndcg_at_k
 from models.mult_dae import PAPER_SETTINGS, MultDAE, MultDAESettings
 from models.ranking import top_k
 
 DEFAULT_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 DEFAULT_SEED = 42
+#: bytes per (user, item) cell while both parts' scores are standardised and blended: the
+#: standardised EASE scores (4), the raw Mult-DAE scores (4), their float64 copy (8), the
+#: centred scores (8), their quotient by the spread (8) and its float32 copy (4)
+BLEND_BYTES = 36
 
 
 def standardised(scores: np.ndarray) -> np.ndarray:
@@ -72,6 +77,37 @@ class EASEMultDAE(BaseRecommender):
     fit_inputs: ClassVar[tuple[str, ...]] = ("validation",)
     concurrent_scoring: ClassVar[bool] = False  # its Mult-DAE scores with TensorFlow
     settings_class: ClassVar[type[ModelSettings]] = EASEMultDAESettings
+
+    @classmethod
+    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+        """EASE trains first; its fitted weights (at most its scoring memory) stay while
+        the Mult-DAE trains and while the blend weight is chosen, which standardises
+        both parts' dense scores of every validation user (at most the users):
+        ``BLEND_BYTES`` (36) x users x items. Scoring a block runs both parts and the
+        same blend on block users x items."""
+        p = cls.settings(**params).model_dump()
+        ease = EASE.memory_estimate(shape, **p["ease"])
+        dae = MultDAE.memory_estimate(shape, **p["mult_dae"])
+        blend = BLEND_BYTES * dense_bytes(shape.users, shape.items, 1)
+        after_ease = ease.score_bytes + max(dae.train_bytes, dae.score_bytes + blend)
+        train = max(ease.train_bytes, after_ease)
+        score = (
+            ease.score_bytes
+            + dae.score_bytes
+            + BLEND_BYTES * dense_bytes(SCORE_USERS, shape.items, 1)
+        )
+        if train >= score and train == ease.train_bytes:
+            dominant = ease.dominant
+        elif train >= score and blend > dae.train_bytes and blend > ease.score_bytes:
+            dominant = (
+                "ease_mult_dae (training): blending both parts' standardised validation "
+                "scores, 36 x users x items"
+            )
+        elif train >= score:
+            dominant = dae.dominant if dae.peak_bytes > ease.score_bytes else ease.dominant
+        else:
+            dominant = ease.dominant if ease.score_bytes > dae.score_bytes else dae.dominant
+        return MemoryEstimate(train_bytes=train, score_bytes=score, dominant=dominant)
 
     def _fit(
         self, matrix: sp.csr_matrix, validation: tuple[np.ndarray, sp.csr_matrix] | None = None

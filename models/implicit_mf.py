@@ -41,6 +41,16 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from models.base import BaseRecommender, ModelSettings
+from models.memory import (
+    FLOAT32,
+    FLOAT64,
+    INDEX,
+    SCORE_USERS,
+    DataShape,
+    MemoryEstimate,
+    dense_bytes,
+    summed,
+)
 
 
 def _one_blas_thread() -> Any:
@@ -67,6 +77,31 @@ class ImplicitMF(BaseRecommender):
 
     def _implicit_model(self) -> Any:
         raise NotImplementedError
+
+    @classmethod
+    def _factor_memory(
+        cls, shape: DataShape, columns: int, train: dict[str, int], score: dict[str, int]
+    ) -> MemoryEstimate:
+        """Both models hold float32 user and item factors of ``columns`` columns (drawn
+        at random, then scaled: two copies while they are made); scoring a block is a
+        dense block x items float32 product."""
+        factors = (shape.users + shape.items) * columns * FLOAT32
+        return summed(
+            cls.name,
+            {
+                f"user and item factors while drawn, 2 x 4 x (users + items) x {columns}": (
+                    2 * factors
+                ),
+                **train,
+            },
+            {
+                f"user and item factors, 4 x (users + items) x {columns}": factors,
+                "dense scores of a block, 4 x block users x items": dense_bytes(
+                    SCORE_USERS, shape.items
+                ),
+                **score,
+            },
+        )
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         with _one_blas_thread():
@@ -133,6 +168,15 @@ class ALS(ImplicitMF):
     personalized: ClassVar[bool] = True
     settings_class: ClassVar[type[ModelSettings]] = ALSSettings
 
+    @classmethod
+    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+        """Four CSR copies of the interactions: ``fit``'s float32 one, the binary one,
+        implicit's confidence (alpha times it) and its items x users transpose; the
+        factors; a dense block of scores."""
+        p = cls.settings(**params).model_dump()
+        train = {"CSR copies of the training matrix, 4 x CSR": 4 * shape.csr_bytes()}
+        return cls._factor_memory(shape, p["factors"], train, {})
+
     def _implicit_model(self) -> Any:
         from implicit.cpu.als import AlternatingLeastSquares
 
@@ -177,6 +221,23 @@ class BPR(ImplicitMF):
     name: ClassVar[str] = "bpr"
     personalized: ClassVar[bool] = True
     settings_class: ClassVar[type[ModelSettings]] = BPRSettings
+
+    @classmethod
+    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+        """Two CSR copies of the interactions (``fit``'s float32 one, the binary one) and
+        implicit's user of every interaction (int64, then int32); factors of
+        ``factors + 1`` columns (the item bias); a dense block of scores and, with the
+        popularity correction, the item counts and their logarithm."""
+        p = cls.settings(**params).model_dump()
+        train = {
+            "CSR copies of the training matrix, 2 x CSR": 2 * shape.csr_bytes(),
+            "the user of every interaction, 12 x interactions": shape.interactions
+            * (FLOAT64 + INDEX),
+        }
+        score = {}
+        if p["popularity_correction"]:
+            score["item counts and their log, 20 x items"] = shape.items * (2 * FLOAT64 + FLOAT32)
+        return cls._factor_memory(shape, p["factors"] + 1, train, score)
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         scores = super()._score(users, history)

@@ -18,18 +18,38 @@ worse one: 0.2421 NDCG@10 against 0.2822 with 200 neighbours (random 80/10/10, K
 
 from __future__ import annotations
 
+from math import ceil
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
 from models.base import BaseRecommender, ModelSettings
+from models.memory import (
+    FLOAT32,
+    FLOAT64,
+    INDEX,
+    SCORE_USERS,
+    DataShape,
+    MemoryEstimate,
+    cooccurring_pairs,
+    dense_bytes,
+    summed,
+)
+
+#: items per block of :func:`cosine_similarity`
+BLOCK = 1024
+#: float64 block x items arrays alive at once in :func:`cosine_similarity`: the dense
+#: co-occurrence counts, the norms' outer product, the similarities, their negation and
+#: argpartition's int64 indices (the previous block's arrays are still bound when the
+#: next block's counts arrive)
+BLOCK_COPIES = 5
 
 
 def cosine_similarity(
-    matrix: sp.csr_matrix, neighbors: int, shrinkage: float, block: int = 1024
+    matrix: sp.csr_matrix, neighbors: int, shrinkage: float, block: int = BLOCK
 ) -> sp.csr_matrix:
     """Item x item shrunk cosine similarity W, pruned to the top ``neighbors`` per column:
     column j holds item j's nearest items (the cosine is symmetric before pruning)."""
@@ -76,6 +96,42 @@ class ItemKNN(BaseRecommender):
     personalized: ClassVar[bool] = True
     fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "similarity_")
     settings_class: ClassVar[type[ModelSettings]] = ItemKNNSettings
+
+    @classmethod
+    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+        """Training: CSR copies of the interactions (float32, boolean, float64 CSR and CSC:
+        33 bytes an interaction), per block of 1024 items ``BLOCK_COPIES`` dense float64
+        block x items arrays and the sparse co-occurrence product (12 bytes a pair, at most
+        block x items), and the kept neighbours: at most items x neighbors entries (and no
+        more than the co-occurring pairs), built as int64 rows and columns and float64
+        values, concatenated, then a COO and the float32 CSR (76 bytes an entry).
+        Scoring: the similarity (8 bytes an entry), the sparse product of a block's
+        histories with it (12 bytes a cell; a row has at most items cells, and about
+        2 x mean items per user x neighbors) and its dense float32 copy."""
+        p = cls.settings(**params).model_dump()
+        items = shape.items
+        keep = max(min(p["neighbors"], items - 1), 0)
+        pairs = cooccurring_pairs(shape)
+        entries = min(items * keep, pairs)
+        block = min(BLOCK, items)
+        train = {
+            "CSR copies of the training matrix, CSR + 29 x interactions": shape.csr_bytes()
+            + shape.interactions * (1 + INDEX + 3 * (FLOAT64 + INDEX)),
+            f"dense similarity blocks, {BLOCK_COPIES} x 8 x {BLOCK} x items": BLOCK_COPIES
+            * dense_bytes(block, items, FLOAT64),
+            "sparse co-occurrences of a block, 12 x block x items": min(block * items, pairs)
+            * (FLOAT32 + 2 * INDEX),
+            "kept neighbours while built, 76 x items x neighbors": entries * 76,
+        }
+        row_cells = min(items, ceil(2 * shape.mean_items_per_user) * keep)
+        score = {
+            "similarity, 8 x items x neighbors": entries * (FLOAT32 + INDEX),
+            "sparse scores of a block, 12 x block users x cells": SCORE_USERS
+            * row_cells
+            * (FLOAT32 + 2 * INDEX),
+            "dense scores of a block, 4 x block users x items": dense_bytes(SCORE_USERS, items),
+        }
+        return summed("item_knn", train, score)
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         self.similarity_ = cosine_similarity(

@@ -24,8 +24,11 @@ from models.keras_base import (
     Dropout,
     KerasRecommender,
     KerasTrainingSettings,
+    dense_params,
+    keras_memory,
     shuffled_batches,
 )
+from models.memory import DataShape, MemoryEstimate
 
 # Liang et al.'s Mult-DAE: 600 tanh units, input dropout 0.5, L2 0.01 on the weights, batch 500
 PAPER_SETTINGS = {
@@ -76,6 +79,31 @@ def build_network(n_items: int, hidden_dim: int, dropout: float, l2: float, seed
     h = dense(hidden_dim, seed, l2, "encoder", activation="tanh")(x)
     logits = dense(n_items, seed + 1, l2, "decoder")(h)
     return keras.Model(inputs, logits, name="mult_dae")
+
+
+#: float32 batch x n_items arrays alive in one autoencoder training step: the dense batch
+#: (numpy and its tensor), the normalised and the corrupted input with its dropout mask,
+#: the logits, the log-softmax and its product with the target, and the gradients
+#: flowing back through them
+AUTOENCODER_ACTIVATIONS = 10
+
+
+def autoencoder_memory(
+    model: str, shape: DataShape, params: dict[str, Any], n_params: int
+) -> MemoryEstimate:
+    """An autoencoder's memory (:func:`models.keras_base.keras_memory`): its input and
+    output are n_items wide, so one batch is batch_size x n_items dense cells; it keeps
+    two binary CSR copies of the training matrix (all users, the active ones) besides the
+    float32 one ``fit`` makes."""
+    return keras_memory(
+        model,
+        shape,
+        params,
+        n_params,
+        batch_cells=params["batch_size"] * shape.items,
+        activation_copies=AUTOENCODER_ACTIVATIONS,
+        data={"CSR copies of the training matrix, 3 x CSR": 3 * shape.csr_bytes()},
+    )
 
 
 class AutoencoderRecommender(KerasRecommender):
@@ -130,6 +158,15 @@ class MultDAE(AutoencoderRecommender):
     name: ClassVar[str] = "mult_dae"
     personalized: ClassVar[bool] = True
     settings_class: ClassVar[type[ModelSettings]] = MultDAESettings
+
+    @classmethod
+    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+        """Encoder items x hidden and decoder hidden x items weights; dominated at width
+        by early stopping's dense validation scores (users x items)."""
+        p = cls.settings(**params).model_dump()
+        hidden = p["hidden_dim"]
+        n_params = dense_params(shape.items, hidden) + dense_params(hidden, shape.items)
+        return autoencoder_memory("mult_dae", shape, p, n_params)
 
     def _build_network(self) -> Any:
         p = self.params

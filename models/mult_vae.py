@@ -23,8 +23,9 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from models.base import ModelSettings
-from models.keras_base import Dropout, Epochs, KerasTrainingSettings, Patience
-from models.mult_dae import AutoencoderRecommender, corrupted_input, dense
+from models.keras_base import Dropout, Epochs, KerasTrainingSettings, Patience, dense_params
+from models.memory import DataShape, MemoryEstimate
+from models.mult_dae import AutoencoderRecommender, autoencoder_memory, corrupted_input, dense
 
 
 def _gaussian_code_layer(seed: int, noise_std: float = 1.0) -> Any:
@@ -113,6 +114,20 @@ class MultVAE(AutoencoderRecommender):
     name: ClassVar[str] = "mult_vae"
     personalized: ClassVar[bool] = True
     settings_class: ClassVar[type[ModelSettings]] = MultVAESettings
+
+    @classmethod
+    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+        """Mult-DAE's costs with the VAE's layers: items x hidden, hidden x latent (mean
+        and log-variance), latent x hidden and hidden x items."""
+        p = cls.settings(**params).model_dump()
+        hidden, latent, items = p["hidden_dim"], p["latent_dim"], shape.items
+        n_params = (
+            dense_params(items, hidden)
+            + 2 * dense_params(hidden, latent)
+            + dense_params(latent, hidden)
+            + dense_params(hidden, items)
+        )
+        return autoencoder_memory("mult_vae", shape, p, n_params)
 
     def _build_network(self) -> Any:
         p = self.params

@@ -46,8 +46,11 @@ from models.keras_base import (
     KerasTrainingSettings,
     LearningRate,
     Patience,
+    dense_params,
+    keras_memory,
 )
-from models.mult_dae import AutoencoderRecommender, dense
+from models.memory import FLOAT32, DataShape, MemoryEstimate
+from models.mult_dae import AUTOENCODER_ACTIVATIONS, AutoencoderRecommender, dense
 
 # weights of the standard normal, the old encoder's posterior and the wide normal
 MIXTURE_WEIGHTS = (3 / 20, 15 / 20, 2 / 20)
@@ -136,6 +139,37 @@ class RecVAE(AutoencoderRecommender):
     name: ClassVar[str] = "recvae"
     personalized: ClassVar[bool] = True
     settings_class: ClassVar[type[ModelSettings]] = RecVAESettings
+
+    @classmethod
+    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+        """An autoencoder's costs (:func:`models.mult_dae.autoencoder_memory`) for an
+        encoder of items x hidden, ``n_layers - 1`` hidden x hidden layers (with layer
+        norms) and the mean and log-variance, and a latent x items decoder; besides the
+        copies every Keras model keeps, the old encoder holds the encoder's weights and
+        each epoch hands them over through a numpy copy."""
+        p = cls.settings(**params).model_dump()
+        hidden, latent, items = p["hidden_dim"], p["latent_dim"], shape.items
+        encoder = (
+            dense_params(items, hidden)
+            + (p["n_layers"] - 1) * dense_params(hidden, hidden)
+            + p["n_layers"] * 2 * hidden
+            + 2 * dense_params(hidden, latent)
+        )
+        n_params = encoder + dense_params(latent, items)
+        return keras_memory(
+            "recvae",
+            shape,
+            p,
+            n_params,
+            batch_cells=p["batch_size"] * items,
+            activation_copies=AUTOENCODER_ACTIVATIONS,
+            data={
+                "CSR copies of the training matrix, 3 x CSR": 3 * shape.csr_bytes(),
+                "old encoder and the weights handed to it, 2 x 4 x encoder parameters": 2
+                * FLOAT32
+                * encoder,
+            },
+        )
 
     def _build_network(self) -> Any:
         """The scoring network (history -> logits through the posterior mean); the

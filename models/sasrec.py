@@ -41,9 +41,17 @@ from models.keras_base import (
     Epochs,
     Patience,
     SeededInitializers,
+    dense_params,
     shuffled_batches,
 )
-from models.sequential import SequenceRecommender, SequenceSettings, left_padded
+from models.memory import DataShape, MemoryEstimate
+from models.sequential import (
+    SequenceRecommender,
+    SequenceSettings,
+    left_padded,
+    sequence_memory,
+    window_bytes,
+)
 
 
 def strided_windows(
@@ -149,6 +157,26 @@ class SASRec(SequenceRecommender):
     name: ClassVar[str] = "sasrec"
     personalized: ClassVar[bool] = True
     settings_class: ClassVar[type[ModelSettings]] = SASRecSettings
+
+    @classmethod
+    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+        """Item and position embeddings, ``n_blocks`` attention and feed-forward blocks
+        and the output (the item embeddings again plus a bias when ``tied``); a batch's
+        logits are batch x max_len x items (the next item at every position)."""
+        p = cls.settings(**params).model_dump()
+        items, d, length = shape.items, p["embedding_dim"], p["max_len"]
+        block = 4 * dense_params(d, d) + 2 * dense_params(d, d) + 4 * d
+        output = items if p["tied"] else dense_params(d, items)
+        n_params = (items + 1) * d + length * d + p["n_blocks"] * block + 2 * d + output
+        stride = length if p["stride"] is None else min(p["stride"], length)
+        return sequence_memory(
+            "sasrec",
+            shape,
+            p,
+            n_params,
+            batch_cells=p["batch_size"] * length * items,
+            examples=window_bytes(shape, length, stride),
+        )
 
     def _build_network(self) -> Any:
         import keras

@@ -27,7 +27,20 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.inputs import ItemSequences
-from models.keras_base import KerasRecommender, KerasTrainingSettings, ScoreBatchSize
+from models.keras_base import (
+    KerasRecommender,
+    KerasTrainingSettings,
+    ScoreBatchSize,
+    keras_memory,
+)
+from models.memory import INDEX, DataShape, MemoryEstimate
+
+#: float32 arrays of a training batch's logits size alive in one step of a full-softmax
+#: sequence model: the logits, the softmax, its gradient and the logits' gradient
+SEQUENCE_ACTIVATIONS = 4
+#: bytes of a small numpy array (a view or a short copy) or Python object kept in a list
+#: per training example, with the list's pointer
+PY_OBJECT = 120
 
 PAD = 0  # network inputs hold item index + 1; 0 is padding
 
@@ -76,6 +89,47 @@ def sequence_windows(sequences: ItemSequences, length: int) -> tuple[np.ndarray,
     x = left_padded(inputs, length)
     y = left_padded(targets, length).astype(np.int64) - 1
     return x, y
+
+
+def sequence_memory(
+    model: str,
+    shape: DataShape,
+    params: dict[str, Any],
+    n_params: int,
+    *,
+    batch_cells: int,
+    examples: dict[str, int],
+) -> MemoryEstimate:
+    """A sequence model's memory (:func:`models.keras_base.keras_memory`): one batch's
+    logits are ``batch_cells`` (batch x positions x items), ``examples`` are the
+    training arrays it cuts from the sequences; ``fit`` adds the float32 CSR copy and the
+    concatenated sequences it checks (8 bytes an interaction)."""
+    data = {
+        "the training matrix and the checked sequences, CSR + 8 x interactions": (
+            shape.csr_bytes() + 2 * INDEX * shape.interactions
+        ),
+        **examples,
+    }
+    return keras_memory(
+        model,
+        shape,
+        params,
+        n_params,
+        batch_cells=batch_cells,
+        activation_copies=SEQUENCE_ACTIVATIONS,
+        data=data,
+    )
+
+
+def window_bytes(shape: DataShape, length: int, stride: int) -> dict[str, int]:
+    """Training windows of ``length`` positions ending every ``stride`` items: at most
+    interactions / stride + users of them, each an int32 input row, an int64 target row
+    (and the int32 one it is cast from) and two small arrays in Python lists."""
+    windows = shape.interactions // stride + shape.users
+    return {
+        "training windows, windows x (16 x positions + 240)": windows
+        * (length * (INDEX + INDEX + 2 * INDEX) + 2 * PY_OBJECT)
+    }
 
 
 class SequenceSettings(KerasTrainingSettings):

@@ -27,6 +27,7 @@ ranking.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -42,8 +43,11 @@ from models.keras_base import (
     KerasRecommender,
     KerasTrainingSettings,
     SeededInitializers,
+    dense_params,
+    keras_memory,
     shuffled_batches,
 )
+from models.memory import FLOAT32, INDEX, DataShape, MemoryEstimate
 
 
 def bpr_loss(y_true: Any, score_diff: Any) -> Any:
@@ -100,6 +104,43 @@ class TwoTower(KerasRecommender):
     )
     fit_inputs: ClassVar[tuple[str, ...]] = ("item_features", "validation")
     settings_class: ClassVar[type[ModelSettings]] = TwoTowerSettings
+
+    #: float32 batch x n_items arrays alive in one training step: the dense histories
+    #: (numpy and tensor) and the bag they are divided into
+    ACTIVATIONS = 4
+
+    @classmethod
+    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+        """A user tower reading an items-wide bag (an items x dim layer), an item tower
+        over items x dim id embeddings, each with its dense layers; a batch is
+        batch_size dense histories. Its training pairs (one per interaction) are held
+        as int64 users and int32 items beside a COO copy; scoring and validation run the
+        item tower over every item (no content features counted: they are the caller's)."""
+        p = cls.settings(**params).model_dump()
+        items, dim, hidden = shape.items, p["embedding_dim"], list(p["hidden_dims"])
+
+        def mlp(n_in: int) -> int:
+            sizes = [n_in, *hidden, dim]
+            return sum(dense_params(a, b) for a, b in pairwise(sizes))
+
+        n_params = dense_params(items, dim) + mlp(dim) + items * dim + mlp(dim)
+        item_vectors = items * (2 * dim + sum(hidden)) * FLOAT32 * 2
+        data = {
+            "binary CSR copies of the training matrix, 2 x CSR": 2 * shape.csr_bytes(),
+            "training pairs and their COO, 24 x interactions": (
+                shape.interactions * (3 * INDEX + 8 + INDEX)
+            ),
+            "item tower outputs over every item, 8 x items x (2 dim + hidden)": item_vectors,
+        }
+        return keras_memory(
+            "two_tower",
+            shape,
+            p,
+            n_params,
+            batch_cells=p["batch_size"] * items,
+            activation_copies=cls.ACTIVATIONS,
+            data=data,
+        )
 
     # -- network -----------------------------------------------------------------
     def _mlp(self, x: Any, prefix: str, init: SeededInitializers) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ByteSize, Field
 
 from models.caser import CaserSettings
 from models.ease import EASESettings
@@ -98,6 +98,11 @@ class TrainConfig(Section):
 
     models: list[ModelName] = Field(["popularity", "ease", "mult_dae"])
     early_stopping_days: int = Field(7, ge=1)
+    # the night's memory plan (tasks/planning/memory.py): a model whose estimated peak is
+    # over the budget takes its scalable form or is left out; the budget is
+    # ``memory_budget`` (e.g. "12GB") or, unset, this share of the available memory
+    memory_budget: ByteSize | None = None
+    memory_budget_share: float = Field(0.6, gt=0, le=1)
     popularity: PopularitySettings = PopularitySettings()
     item_knn: ItemKNNSettings = ItemKNNSettings()
     ease: EASESettings = EASESettings()

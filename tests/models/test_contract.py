@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from models import MODEL_CLASSES, NotFittedError, load_recommender, make_recommender
 from models.base import ModelSettings
+from models.memory import DataShape, MemoryEstimate
 
 # Tiny, fast settings: enough to learn the checkerboard, a few seconds per fit.
 FAST_PARAMS = {
@@ -317,3 +318,34 @@ def test_each_model_section_of_the_train_config_is_its_settings_class(name: str)
     from tasks.config import TrainConfig
 
     assert TrainConfig.model_fields[name].annotation is MODEL_CLASSES[name].settings_class
+
+
+def test_every_model_estimates_its_memory_and_it_grows_with_the_items(name: str) -> None:
+    cls = MODEL_CLASSES[name]
+    narrow = cls.memory_estimate(DataShape(5_000, 2_000, 100_000))
+    wide = cls.memory_estimate(DataShape(5_000, 20_000, 100_000))
+    assert isinstance(narrow, MemoryEstimate) and isinstance(wide, MemoryEstimate)
+    assert narrow.train_bytes > 0 and narrow.score_bytes > 0 and narrow.dominant
+    assert wide.peak_bytes > narrow.peak_bytes
+    # the settings count: the fast ones are no bigger than the defaults
+    assert cls.memory_estimate(DataShape(5_000, 2_000, 100_000), **FAST_PARAMS[name]).peak_bytes
+    with pytest.raises(TypeError, match=rf"^{name}: unknown setting 'bogus'"):
+        cls.memory_estimate(DataShape(5_000, 2_000, 100_000), bogus=1)
+
+
+def test_mult_dae_memory_known_answer() -> None:
+    """1,000 users x 2,000 items x 10,000 interactions, the default settings (hidden 200,
+    batch 128, score_batch_size 2048)."""
+    estimate = MODEL_CLASSES["mult_dae"].memory_estimate(DataShape(1_000, 2_000, 10_000))
+    weights = (2_000 * 200 + 200) + (200 * 2_000 + 2_000)  # encoder and decoder
+    csr = 10_000 * (4 + 4) + 1_001 * 8
+    train = (
+        3 * csr  # fit's float32 copy, the binary and the active users' CSR
+        + 5 * 4 * weights  # weights, two Adam moments, gradient, best-epoch copy
+        + 10 * 4 * 128 * 2_000  # a batch's activations
+        + 2 * 4 * 1_000 * 2_000  # dense validation scores and top-k's copy
+        + 3 * 4 * 1_000 * 2_000  # the network's outputs for the validation users
+    )
+    score = 4 * weights + 4 * 1_024 * 2_000 + 3 * 4 * 1_024 * 2_000
+    assert (estimate.train_bytes, estimate.score_bytes) == (train, score)
+    assert "validation" in estimate.dominant

@@ -1,0 +1,1 @@
+"""What a night can afford before it spends anything: the models' memory plan."""

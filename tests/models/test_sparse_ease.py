@@ -1,0 +1,81 @@
+"""The sparse form of EASE: exact where every neighbour is kept, sparse and close where
+few are, chosen by width, and planned in memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from models.ease import EASE, ease_weights
+from models.memory import DataShape
+from models.sparse_ease import sparse_ease_weights, top_neighbors
+
+
+def _random_matrix(users: int = 60, items: int = 25, density: float = 0.2) -> sp.csr_matrix:
+    rng = np.random.default_rng(3)
+    return sp.csr_matrix((rng.random((users, items)) < density).astype(np.float32))
+
+
+def test_all_neighbours_kept_is_dense_ease() -> None:
+    matrix = _random_matrix(density=0.5)
+    dense = ease_weights(matrix, l2=5.0)
+    sparse = sparse_ease_weights(matrix, l2=5.0, neighbors=24).toarray()
+    # every pair of these items co-occurs, so each column keeps all 24 other items
+    assert np.allclose(sparse, dense, atol=1e-5)
+    assert np.all(np.diag(sparse) == 0)
+
+
+def test_each_column_keeps_at_most_its_neighbours() -> None:
+    matrix = _random_matrix()
+    weights = sparse_ease_weights(matrix, l2=5.0, neighbors=3).tocsc()
+    assert np.diff(weights.indptr).max() <= 3
+    assert weights.diagonal().sum() == 0
+
+
+def test_neighbours_rank_by_cosine_and_skip_items_never_seen_together() -> None:
+    # item 0 co-occurs with 1 (twice) and 2 (once); item 3 with nothing
+    matrix = sp.csr_matrix(
+        np.array([[1, 1, 0, 0], [1, 1, 0, 0], [1, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32)
+    )
+    from models.sparse_ease import gram_matrix
+
+    hood = top_neighbors(gram_matrix(matrix), 2, "cosine")
+    assert hood[0].tolist() == [1, 2]
+    assert hood[3].tolist() == [-1, -1]
+
+
+def test_auto_form_follows_the_width_and_saves_as_sparse(tmp_path) -> None:
+    matrix = _random_matrix(density=0.5)
+    narrow = EASE(l2=5.0, dense_max_items=100).fit(matrix)
+    wide = EASE(l2=5.0, dense_max_items=10, neighbors=24).fit(matrix)
+    assert isinstance(narrow.weights_, np.ndarray)
+    assert sp.issparse(wide.weights_)
+    users = np.arange(10)
+    a_items, a_scores = narrow.recommend(users, 5)
+    b_items, b_scores = wide.recommend(users, 5)
+    assert np.array_equal(a_items, b_items)
+    assert np.allclose(a_scores, b_scores, atol=1e-5)
+    wide.save(tmp_path / "m")
+    again = EASE.load(tmp_path / "m")
+    assert sp.issparse(again.weights_)
+    assert np.array_equal(again.recommend(users, 5)[0], b_items)
+
+
+def test_memory_estimate_dense_grows_with_items_squared_and_sparse_does_not() -> None:
+    narrow = DataShape(users=50_000, items=10_000, interactions=1_000_000)
+    wide = DataShape(users=50_000, items=60_000, interactions=1_000_000)
+    assert EASE.memory_estimate(narrow, form="dense").train_bytes >= 12 * 10_000**2
+    dense_wide = EASE.memory_estimate(wide, form="dense")
+    sparse_wide = EASE.memory_estimate(wide, form="sparse")
+    assert dense_wide.train_bytes >= 12 * 60_000**2  # 40 GiB
+    assert sparse_wide.peak_bytes < dense_wide.peak_bytes / 10
+    # auto: already sparse at this width; dense by width below it, with a sparse form
+    assert EASE.scalable_params(wide, l2=100.0) is None
+    assert EASE.scalable_params(narrow, l2=100.0) == {"l2": 100.0, "form": "sparse"}
+    assert EASE.scalable_params(narrow, form="sparse") is None
+
+
+def test_unknown_form_is_refused() -> None:
+    with pytest.raises(ValueError, match="form"):
+        EASE(form="approximate")
