@@ -32,12 +32,19 @@ from models.memory import (
     FLOAT32,
     FLOAT64,
     INDEX,
-    SCORE_USERS,
     DataShape,
     MemoryEstimate,
     cooccurring_pairs,
+    score_users,
 )
-from models.sparse_ease import BATCH_BYTES, CORE_ITEMS, Similarity, sparse_ease_weights
+from models.sparse_ease import (
+    BATCH_BYTES,
+    CORE_ITEMS,
+    MAX_SYSTEM_CELLS,
+    Similarity,
+    neighbors_for,
+    sparse_ease_weights,
+)
 
 
 def ease_weights(matrix: sp.csr_matrix, l2: float, block_users: int = 65_536) -> np.ndarray:
@@ -82,13 +89,16 @@ class EASESettings(ModelSettings):
 
     ``form``: ``dense`` (the exact inverse), ``sparse`` (each item's column restricted to
     its ``neighbors`` nearest co-occurring items, ranked by ``similarity``) or ``auto``:
-    dense up to ``dense_max_items`` items, sparse above."""
+    dense up to ``dense_max_items`` items, sparse above. The sparse form's systems hold
+    items x neighbors^2 cells in all; above ``max_system_cells`` the neighbours per item
+    shrink to fit (2e9 cells: 128 neighbours up to 122,070 items, 44 at 1M items)."""
 
     l2: float = Field(500.0, gt=0)
     form: Literal["auto", "dense", "sparse"] = "auto"
     dense_max_items: int = Field(20_000, ge=1)
     neighbors: int = Field(128, ge=1)
     similarity: Similarity = "cosine"
+    max_system_cells: int = Field(MAX_SYSTEM_CELLS, ge=1)
 
 
 class EASE(BaseRecommender):
@@ -111,14 +121,14 @@ class EASE(BaseRecommender):
         p = cls.settings(**params).model_dump()
         n = shape.items
         matrix = 2 * shape.csr_bytes(FLOAT64)  # the binarised float64 copy and its blocks
-        block = 2 * SCORE_USERS * n * FLOAT32  # a block of scores and its copy
+        block = 2 * score_users(n) * n * FLOAT32  # a block of scores and its copy
         if cls.form_for(n, p) == "dense":
             return MemoryEstimate(
                 train_bytes=matrix + (FLOAT64 + FLOAT32) * n * n,
                 score_bytes=FLOAT32 * n * n + block,
                 dominant=f"dense EASE: the item-item inverse, 12 x items^2 bytes ({n:,} items)",
             )
-        m = min(p["neighbors"], max(n - 1, 1))
+        m = neighbors_for(n, p["neighbors"], p["max_system_cells"])
         pairs = cooccurring_pairs(shape)
         weights = n * m * (FLOAT32 + INDEX)
         core = min(CORE_ITEMS, n)
@@ -152,7 +162,11 @@ class EASE(BaseRecommender):
             self.weights_: np.ndarray | sp.csr_matrix = ease_weights(matrix, p["l2"])
         else:
             self.weights_ = sparse_ease_weights(
-                matrix, p["l2"], neighbors=p["neighbors"], similarity=p["similarity"]
+                matrix,
+                p["l2"],
+                neighbors=p["neighbors"],
+                similarity=p["similarity"],
+                max_cells=p["max_system_cells"],
             )
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:

@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 
 from models.base import BaseRecommender, ModelSettings
 from models.ease import EASE, EASESettings
-from models.memory import SCORE_USERS, DataShape, MemoryEstimate, dense_bytes
+from models.memory import DataShape, MemoryEstimate, dense_bytes, score_users
 from models.metrics import ndcg_at_k
 from models.mult_dae import PAPER_SETTINGS, MultDAE, MultDAESettings
 from models.ranking import top_k
@@ -38,8 +38,14 @@ BLEND_BYTES = 36
 
 
 def standardised(scores: np.ndarray) -> np.ndarray:
-    """Each row of ``scores`` with zero mean and unit variance (a constant row: zeros)."""
+    """Each row of ``scores`` with zero mean and unit variance (a constant row: zeros);
+    an item a part does not rank (score -inf: outside a restricted autoencoder's items)
+    takes its row's lowest ranked score."""
     scores = np.asarray(scores, dtype=np.float64)
+    finite = np.isfinite(scores)
+    if not finite.all():
+        lowest = np.where(finite, scores, np.inf).min(axis=1, keepdims=True)
+        scores = np.where(finite, scores, np.where(np.isfinite(lowest), lowest, 0.0))
     centred = scores - scores.mean(axis=1, keepdims=True)
     spread = scores.std(axis=1, keepdims=True)
     return np.asarray(centred / np.where(spread > 0, spread, 1.0), dtype=np.float32)
@@ -94,7 +100,7 @@ class EASEMultDAE(BaseRecommender):
         score = (
             ease.score_bytes
             + dae.score_bytes
-            + BLEND_BYTES * dense_bytes(SCORE_USERS, shape.items, 1)
+            + BLEND_BYTES * dense_bytes(score_users(shape.items), shape.items, 1)
         )
         if train >= score and train == ease.train_bytes:
             dominant = ease.dominant

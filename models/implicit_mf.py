@@ -45,10 +45,10 @@ from models.memory import (
     FLOAT32,
     FLOAT64,
     INDEX,
-    SCORE_USERS,
     DataShape,
     MemoryEstimate,
     dense_bytes,
+    score_users,
     summed,
 )
 
@@ -97,7 +97,7 @@ class ImplicitMF(BaseRecommender):
             {
                 f"user and item factors, 4 x (users + items) x {columns}": factors,
                 "dense scores of a block, 4 x block users x items": dense_bytes(
-                    SCORE_USERS, shape.items
+                    score_users(shape.items), shape.items
                 ),
                 **score,
             },

@@ -31,11 +31,11 @@ from models.memory import (
     FLOAT32,
     FLOAT64,
     INDEX,
-    SCORE_USERS,
     DataShape,
     MemoryEstimate,
     cooccurring_pairs,
     dense_bytes,
+    score_users,
     summed,
 )
 
@@ -124,12 +124,13 @@ class ItemKNN(BaseRecommender):
             "kept neighbours while built, 76 x items x neighbors": entries * 76,
         }
         row_cells = min(items, ceil(2 * shape.mean_items_per_user) * keep)
+        users = score_users(items)
         score = {
             "similarity, 8 x items x neighbors": entries * (FLOAT32 + INDEX),
-            "sparse scores of a block, 12 x block users x cells": SCORE_USERS
+            "sparse scores of a block, 12 x block users x cells": users
             * row_cells
             * (FLOAT32 + 2 * INDEX),
-            "dense scores of a block, 4 x block users x items": dense_bytes(SCORE_USERS, items),
+            "dense scores of a block, 4 x block users x items": dense_bytes(users, items),
         }
         return summed("item_knn", train, score)
 

@@ -33,7 +33,15 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from models.base import BaseRecommender, ModelSettings
-from models.memory import FLOAT32, SCORE_USERS, DataShape, MemoryEstimate, dense_bytes, summed
+from models.memory import (
+    FLOAT32,
+    DataShape,
+    MemoryEstimate,
+    block_rows,
+    dense_bytes,
+    score_users,
+    summed,
+)
 from models.metrics import ndcg_at_k
 from models.ranking import top_k
 
@@ -86,6 +94,7 @@ def keras_memory(
     batch_cells: int,
     activation_copies: int,
     data: dict[str, int],
+    output_width: int | None = None,
 ) -> MemoryEstimate:
     """The memory of a Keras recommender trained with Adam and early stopping, from its
     weights (``n_params``), the n_items-wide cells of one training batch (``batch_cells``:
@@ -93,14 +102,17 @@ def keras_memory(
     size alive in one training step (inputs, activations, softmax, their gradients), and
     the training data it builds (``data``: phrase -> bytes).
 
-    Early stopping ranks the validation users after each epoch ``score_batch_size`` at
-    a time (:func:`validation_callback`): a dense block x items float32 matrix and top-k's
-    float32 copy of it (ranked all at once, 50,000 users x 57,053 items took 22.8 GB). Scoring a
-    block of ``SCORE_USERS`` users fills a dense block x items float32 matrix, with
-    ``SCORE_COPIES`` more arrays of ``score_batch_size`` rows x items inside the network.
+    Early stopping ranks the validation users after each epoch in blocks of
+    ``score_batch_size`` users, fewer on a wide catalog (:func:`models.memory.block_rows`;
+    ranked all at once, 50,000 users x 57,053 items took 22.8 GB): a dense block x items
+    float32 matrix and top-k's copy of it. Scoring a block of users fills a dense block x
+    items float32 matrix; inside the network ``SCORE_COPIES`` arrays of the block's rows
+    x ``output_width`` (the items the network outputs; default every item).
     """
     items = shape.items
-    step = min(SCORE_USERS, params["score_batch_size"])
+    width = items if output_width is None else output_width
+    block = block_rows(min(shape.users, params["score_batch_size"]), items)
+    step = min(score_users(items), params["score_batch_size"])
     weights = n_params * FLOAT32
     train = {
         **data,
@@ -109,17 +121,17 @@ def keras_memory(
         f"training batch activations, {activation_copies} x 4 x batch cells": (
             activation_copies * batch_cells * FLOAT32
         ),
-        "a validation block's scores and top-k's copy, 2 x 4 x score_batch_size x items": 2
-        * dense_bytes(min(shape.users, params["score_batch_size"]), items),
-        "network outputs of a validation block, 3 x 4 x score_batch_size x items": (
-            SCORE_COPIES * dense_bytes(min(shape.users, params["score_batch_size"]), items)
+        "a validation block's scores and top-k's copy, 2 x 4 x block users x items": 2
+        * dense_bytes(block, items),
+        "network outputs of a validation block, 3 x 4 x block users x outputs": (
+            SCORE_COPIES * dense_bytes(block, width)
         ),
     }
     score = {
         "weights, 4 x parameters": weights,
-        "dense scores of a block, 4 x block users x items": dense_bytes(SCORE_USERS, items),
-        "network outputs of a block, 3 x 4 x score_batch_size x items": SCORE_COPIES
-        * dense_bytes(step, items),
+        "dense scores of a block, 4 x block users x items": dense_bytes(score_users(items), items),
+        "network outputs of a block, 3 x 4 x block users x outputs": SCORE_COPIES
+        * dense_bytes(step, width),
     }
     return summed(model, train, score)
 
@@ -307,9 +319,10 @@ class KerasRecommender(BaseRecommender):
 
     def _validation_top_k(self, users: np.ndarray, k: int) -> np.ndarray:
         """The top-k unseen items of each validation user, ranked ``score_batch_size``
-        users at a time (the model scores in batches of that size too), so memory holds
-        one block of scores, never validation users x items."""
-        step = self.params["score_batch_size"]
+        users at a time (the model scores in batches of that size too), fewer on a wide
+        catalog (:func:`models.memory.block_rows`), so memory holds one block of scores,
+        never validation users x items."""
+        step = block_rows(self.params["score_batch_size"], self.train_matrix_.shape[1])
         blocks = []
         for start in range(0, len(users), step):
             rows = self.train_matrix_[users[start : start + step]]

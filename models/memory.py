@@ -68,8 +68,22 @@ def cooccurring_pairs(shape: DataShape) -> int:
 
 
 #: users in one scoring block: the night scores ``score.batch_users`` (default 1024) users
-#: per call of ``score``; every ``score_bytes`` is for one such block
+#: per call of ``score``, fewer on a wide catalog (:func:`block_rows`); every
+#: ``score_bytes`` is for one such block (:func:`score_users`)
 SCORE_USERS = 1024
+#: bytes of one block of dense float32 scores: a wide catalog scores fewer users at once
+SCORE_BLOCK_BYTES = 256 << 20
+
+
+def block_rows(rows: int, n_items: int) -> int:
+    """``rows``, or fewer where a block of float32 scores over ``n_items`` items would pass
+    ``SCORE_BLOCK_BYTES`` (1,000,000 items: 67 rows at once)."""
+    return max(1, min(rows, SCORE_BLOCK_BYTES // (FLOAT32 * max(n_items, 1))))
+
+
+def score_users(items: int) -> int:
+    """Users in one scoring block of the night over ``items`` items."""
+    return block_rows(SCORE_USERS, items)
 
 
 def dense_bytes(rows: int, cols: int, value_bytes: int = FLOAT32) -> int:

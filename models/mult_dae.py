@@ -9,10 +9,22 @@ who gained interactions after training are folded in without retraining.
 :class:`AutoencoderRecommender` holds what Mult-DAE and Mult-VAE
 (:mod:`models.mult_vae`) share: the loss, the batches of histories and the
 batched scoring. Keras 3; TensorFlow is imported only when a model is built.
+
+A wide catalog: the network's input and output cover the ``max_items`` items with the most
+training interactions (all items when the catalog is narrower; 0: always all). This is a
+restricted output, chosen over a sampled softmax because scoring, not training, is what a
+full-width decoder cannot afford: ranking every user over every item costs users x items
+x hidden multiply-adds (500,000 users, 1M items and 200 units: 10^14) whatever the
+training did, while a restricted output keeps both training and scoring at users x
+``max_items`` x hidden, and its softmax stays exact over the items it covers. Items
+outside it are the tail that a decoder column learns little about (each column learns
+only from its own interactions); the model scores them -inf, so it never ranks them, and
+the night's other models and fallbacks cover them.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -92,32 +104,71 @@ def autoencoder_memory(
     model: str, shape: DataShape, params: dict[str, Any], n_params: int
 ) -> MemoryEstimate:
     """An autoencoder's memory (:func:`models.keras_base.keras_memory`): its input and
-    output are n_items wide, so one batch is batch_size x n_items dense cells; it keeps
-    two binary CSR copies of the training matrix (all users, the active ones) besides the
-    float32 one ``fit`` makes."""
+    output are ``network_width`` items wide, so one batch is batch_size x that many dense
+    cells; it keeps two binary CSR copies of the training matrix (all users, the active
+    ones) besides the float32 one ``fit`` makes. Its scores are still a block x items
+    matrix (-inf outside the network's items)."""
+    width = network_width(shape.items, params["max_items"])
     return keras_memory(
         model,
         shape,
         params,
         n_params,
-        batch_cells=params["batch_size"] * shape.items,
+        batch_cells=params["batch_size"] * width,
         activation_copies=AUTOENCODER_ACTIVATIONS,
         data={"CSR copies of the training matrix, 3 x CSR": 3 * shape.csr_bytes()},
+        output_width=width,
     )
 
 
+class AutoencoderSettings(KerasTrainingSettings):
+    """What every autoencoder over the user's item set takes besides training:
+    ``max_items``, the width of its input and output (the items with the most training
+    interactions; 0: every item)."""
+
+    max_items: int = Field(20_000, ge=0)
+
+
+def network_width(n_items: int, max_items: int) -> int:
+    """Items an autoencoder's input and output cover in a catalog of ``n_items``."""
+    return min(n_items, max_items) if max_items else n_items
+
+
+def head_items(binary: sp.csr_matrix, max_items: int) -> np.ndarray | None:
+    """The ``max_items`` columns of ``binary`` with the most interactions (ties: lower
+    index), ascending; None when every column fits."""
+    n_items = binary.shape[1]
+    if network_width(n_items, max_items) == n_items:
+        return None
+    counts = np.asarray(binary.sum(axis=0)).ravel()
+    return np.sort(np.argsort(-counts, kind="stable")[:max_items]).astype(np.int64)
+
+
 class AutoencoderRecommender(KerasRecommender):
-    """Adapter for autoencoders over the user's item set: batches, loss, batched scoring."""
+    """Adapter for autoencoders over the user's item set: batches, loss, batched scoring,
+    and the restriction of a wide catalog to its ``max_items`` most interacted items
+    (``output_items_``, None when the network covers every item)."""
 
     fit_inputs: ClassVar[tuple[str, ...]] = ("validation",)
+    output_items_: np.ndarray | None = None
 
     def _loss(self) -> Any:
         return multinomial_nll
+
+    @property
+    def network_items(self) -> int:
+        """Width of the network's input and output."""
+        if self.output_items_ is not None:
+            return int(self.output_items_.size)
+        return int(self.train_matrix_.shape[1])
 
     def _fit(
         self, matrix: sp.csr_matrix, validation: tuple[np.ndarray, sp.csr_matrix] | None = None
     ) -> None:
         binary = (matrix > 0).astype(np.float32).tocsr()
+        self.output_items_ = head_items(binary, self.params["max_items"])
+        if self.output_items_ is not None:
+            binary = binary[:, self.output_items_].tocsr()
         # Users with no training history carry no signal for the autoencoder.
         active = binary[np.flatnonzero(np.diff(binary.indptr) > 0)]
 
@@ -131,17 +182,35 @@ class AutoencoderRecommender(KerasRecommender):
         self._train(data, validation)
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        binary = (history > 0).astype(np.float32)
+        binary = sp.csr_matrix((history > 0).astype(np.float32))
         step = self.params["score_batch_size"]
-        out = np.empty((len(users), self.train_matrix_.shape[1]), dtype=np.float32)
+        kept = self.output_items_
+        if kept is None:
+            out = np.empty((len(users), self.train_matrix_.shape[1]), dtype=np.float32)
+            for start in range(0, len(users), step):
+                out[start : start + step] = self._predict(
+                    self.network_, binary[start : start + step].toarray()
+                )
+            return out
+        out = np.full((len(users), self.train_matrix_.shape[1]), -np.inf, dtype=np.float32)
+        binary = binary[:, kept].tocsr()
         for start in range(0, len(users), step):
-            out[start : start + step] = self._predict(
-                self.network_, binary[start : start + step].toarray()
-            )
+            logits = self._predict(self.network_, binary[start : start + step].toarray())
+            out[start : start + step, kept] = logits
         return out
 
+    def _save_state(self, directory: Path) -> None:
+        super()._save_state(directory)
+        if self.output_items_ is not None:
+            np.save(directory / "output_items.npy", self.output_items_)
 
-class MultDAESettings(KerasTrainingSettings):
+    def _load_state(self, directory: Path) -> None:
+        path = directory / "output_items.npy"
+        self.output_items_ = np.load(path) if path.exists() else None
+        super()._load_state(directory)
+
+
+class MultDAESettings(AutoencoderSettings):
     """One hidden layer of ``hidden_dim`` tanh units after input ``dropout``; ``l2`` on the
     weights. ``lr_plateau`` (N > 0): the learning rate halves after N epochs without a
     better validation NDCG (fitted with a validation target; 0 keeps it fixed)."""
@@ -164,11 +233,10 @@ class MultDAE(AutoencoderRecommender):
         """Encoder items x hidden and decoder hidden x items weights; dominated at width
         by early stopping's dense validation scores (users x items)."""
         p = cls.settings(**params).model_dump()
-        hidden = p["hidden_dim"]
-        n_params = dense_params(shape.items, hidden) + dense_params(hidden, shape.items)
+        hidden, width = p["hidden_dim"], network_width(shape.items, p["max_items"])
+        n_params = dense_params(width, hidden) + dense_params(hidden, width)
         return autoencoder_memory("mult_dae", shape, p, n_params)
 
     def _build_network(self) -> Any:
         p = self.params
-        n_items = self.train_matrix_.shape[1]
-        return build_network(n_items, p["hidden_dim"], p["dropout"], p["l2"], p["seed"])
+        return build_network(self.network_items, p["hidden_dim"], p["dropout"], p["l2"], p["seed"])

@@ -23,9 +23,16 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from models.base import ModelSettings
-from models.keras_base import Dropout, Epochs, KerasTrainingSettings, Patience, dense_params
+from models.keras_base import Dropout, Epochs, Patience, dense_params
 from models.memory import DataShape, MemoryEstimate
-from models.mult_dae import AutoencoderRecommender, autoencoder_memory, corrupted_input, dense
+from models.mult_dae import (
+    AutoencoderRecommender,
+    AutoencoderSettings,
+    autoencoder_memory,
+    corrupted_input,
+    dense,
+    network_width,
+)
 
 
 def _gaussian_code_layer(seed: int, noise_std: float = 1.0) -> Any:
@@ -92,7 +99,7 @@ def kl_annealing(anneal_cap: float, total_anneal_steps: int) -> Any:
     return _KLAnnealing()
 
 
-class MultVAESettings(KerasTrainingSettings):
+class MultVAESettings(AutoencoderSettings):
     """``hidden_dim`` 600 and ``latent_dim`` 200 as in the paper; the KL weight rises
     linearly over ``total_anneal_steps`` updates up to ``anneal_cap``; ``noise_std``
     scales the sampling noise (1: the paper)."""
@@ -120,7 +127,8 @@ class MultVAE(AutoencoderRecommender):
         """Mult-DAE's costs with the VAE's layers: items x hidden, hidden x latent (mean
         and log-variance), latent x hidden and hidden x items."""
         p = cls.settings(**params).model_dump()
-        hidden, latent, items = p["hidden_dim"], p["latent_dim"], shape.items
+        hidden, latent = p["hidden_dim"], p["latent_dim"]
+        items = network_width(shape.items, p["max_items"])
         n_params = (
             dense_params(items, hidden)
             + 2 * dense_params(hidden, latent)
@@ -132,7 +140,7 @@ class MultVAE(AutoencoderRecommender):
     def _build_network(self) -> Any:
         p = self.params
         return build_vae(
-            self.train_matrix_.shape[1],
+            self.network_items,
             p["hidden_dim"],
             p["latent_dim"],
             p["dropout"],

@@ -43,14 +43,19 @@ from models.keras_base import (
     BatchSize,
     Dropout,
     Epochs,
-    KerasTrainingSettings,
     LearningRate,
     Patience,
     dense_params,
     keras_memory,
 )
 from models.memory import FLOAT32, DataShape, MemoryEstimate
-from models.mult_dae import AUTOENCODER_ACTIVATIONS, AutoencoderRecommender, dense
+from models.mult_dae import (
+    AUTOENCODER_ACTIVATIONS,
+    AutoencoderRecommender,
+    AutoencoderSettings,
+    dense,
+    network_width,
+)
 
 # weights of the standard normal, the old encoder's posterior and the wide normal
 MIXTURE_WEIGHTS = (3 / 20, 15 / 20, 2 / 20)
@@ -101,7 +106,7 @@ def composite_log_prior(
     return ops.logsumexp(ops.stack(weighted, axis=-1), axis=-1)
 
 
-class RecVAESettings(KerasTrainingSettings):
+class RecVAESettings(AutoencoderSettings):
     """Defaults are the paper's code's (hidden 600, latent 200, gamma 0.005, Adam 5e-4,
     batch 500, 3 encoder passes then 1 decoder pass per epoch). ``mixture_weights``: the
     composite prior's weights of the standard normal, the old posterior and the wide
@@ -148,7 +153,8 @@ class RecVAE(AutoencoderRecommender):
         copies every Keras model keeps, the old encoder holds the encoder's weights and
         each epoch hands them over through a numpy copy."""
         p = cls.settings(**params).model_dump()
-        hidden, latent, items = p["hidden_dim"], p["latent_dim"], shape.items
+        hidden, latent = p["hidden_dim"], p["latent_dim"]
+        items = network_width(shape.items, p["max_items"])
         encoder = (
             dense_params(items, hidden)
             + (p["n_layers"] - 1) * dense_params(hidden, hidden)
@@ -169,6 +175,7 @@ class RecVAE(AutoencoderRecommender):
                 * FLOAT32
                 * encoder,
             },
+            output_width=items,
         )
 
     def _build_network(self) -> Any:
@@ -177,7 +184,7 @@ class RecVAE(AutoencoderRecommender):
         import keras
 
         p = self.params
-        n_items = self.train_matrix_.shape[1]
+        n_items = self.network_items
         seed = p["seed"]
         encoder = build_encoder(
             n_items, p["hidden_dim"], p["latent_dim"], p["n_layers"], seed, "encoder"
@@ -198,7 +205,7 @@ class RecVAE(AutoencoderRecommender):
         network = self._new_network(for_training=False)
         self.network_ = network  # the validation callback scores through it
         encoder, decoder = self._encoder, self._decoder
-        n_items = self.train_matrix_.shape[1]
+        n_items = self.network_items
         old_encoder = build_encoder(
             n_items, p["hidden_dim"], p["latent_dim"], p["n_layers"], p["seed"], "old_encoder"
         )

@@ -17,8 +17,13 @@ Memory (bytes), U users, I items, Z interactions, m = ``neighbors``, Q = nnz(X^T
 co-occurring item pairs): the Gram matrix 8 Q (about twice that while scipy builds it),
 the neighbour table 4 I m, the result 8 I m (twice while assembling), one batch of
 systems (``batch_bytes``) and the dense Gram block of the ``core_items`` most popular
-items (4 core^2). Time: one sparse product, one sort of the Gram's entries, and
-sum_j |N(j)|^3 / 3 flops of small solves.
+items (4 core^2). Time: one sparse product, one sort of the Gram's entries,
+sum_j |N(j)|^2 lookups in the Gram matrix to fill the systems (the bulk) and
+sum_j |N(j)|^3 / 3 flops of small solves; ``max_cells`` bounds sum_j |N(j)|^2 by
+shrinking m on a wide catalog (:func:`neighbors_for`). Measured on 2 cores, 763,385 items
+and 10M interactions: Gram matrix 21 s (167M co-occurring pairs), neighbour selection
+111 s, systems at m = 128: 3.7 s per 1,000 items (1.7 ms of lookups and 1.6 ms of
+solving each), which is why m shrinks there.
 """
 
 from __future__ import annotations
@@ -31,6 +36,22 @@ import scipy.sparse as sp
 Similarity = Literal["cosine", "gram"]
 BATCH_BYTES = 256 << 20
 CORE_ITEMS = 8192
+#: the cells of every neighbourhood system together (items x neighbours^2): each cell is
+#: one lookup in the Gram matrix, the bulk of the fit (about 130 ns each on the reference
+#: machine), so the neighbours shrink on a wider catalog to keep the fit bounded
+MAX_SYSTEM_CELLS = 2_000_000_000
+#: the fewest neighbours the width rule leaves an item
+MIN_NEIGHBORS = 16
+
+
+def neighbors_for(n_items: int, neighbors: int, max_cells: int = MAX_SYSTEM_CELLS) -> int:
+    """Neighbours per item on a catalog of ``n_items``: ``neighbors``, fewer where
+    ``n_items x neighbors^2`` would pass ``max_cells`` (never under ``MIN_NEIGHBORS``),
+    and never more than the other items. 1,000,000 items: 44."""
+    from math import isqrt
+
+    fitting = max(MIN_NEIGHBORS, isqrt(max(max_cells, 1) // max(n_items, 1)))
+    return max(1, min(neighbors, fitting, n_items - 1))
 
 
 def gram_matrix(matrix: sp.spmatrix) -> sp.csr_matrix:
@@ -130,14 +151,16 @@ def sparse_ease_weights(
     similarity: Similarity = "cosine",
     batch_bytes: int = BATCH_BYTES,
     core_items: int = CORE_ITEMS,
+    max_cells: int = MAX_SYSTEM_CELLS,
 ) -> sp.csr_matrix:
     """Neighbourhood-restricted EASE weights: items x items float32 CSR with a zero
-    diagonal and at most ``neighbors`` nonzeros per column; score with ``history @ B``."""
+    diagonal and at most ``neighbors`` nonzeros per column (fewer on a catalog too wide
+    for ``max_cells``: :func:`neighbors_for`); score with ``history @ B``."""
     from threadpoolctl import threadpool_limits
 
     gram = gram_matrix(matrix)
     n = gram.shape[0]
-    neighbors = min(neighbors, max(n - 1, 1))
+    neighbors = neighbors_for(n, neighbors, max_cells)
     hood = top_neighbors(gram, neighbors, similarity)
     sizes = (hood >= 0).sum(axis=1)
     # bucket items by neighbourhood size, rounded up to a power of two (at most m)

@@ -268,9 +268,9 @@ def promote(
     )
 
 
-promote_task = task(
-    name="promote", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE
-)(promote)
+promote_task = task(name="promote", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)(
+    promote
+)
 
 
 def mean_intervals(scores: dict[str, np.ndarray], gate: GateConfig) -> dict[str, list[float]]:

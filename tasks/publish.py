@@ -173,6 +173,6 @@ def publish(
     )
 
 
-publish_task = task(
-    name="publish", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE
-)(publish)
+publish_task = task(name="publish", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)(
+    publish
+)

@@ -28,6 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from models import BaseRecommender
+from models.memory import block_rows
 from models.ranking import top_k
 from models.vocab import IdVocabulary
 from tasks.config import ScoreConfig
@@ -37,16 +38,6 @@ from tasks.data.parallel import available_cpus, in_order
 from tasks.scoring.inputs import ScoringInputs, prepare_inputs
 
 SCORED_COLUMNS = ["user_id", "rank", "item_id", "score", "strategy", "reason"]
-
-
-# bytes of one block of dense scores: a wide catalog scores fewer users at once
-SCORE_BLOCK_BYTES = 256 << 20
-
-
-def block_users(batch_users: int, n_items: int) -> int:
-    """``batch_users``, or fewer where a block of float32 scores over ``n_items`` items
-    would pass ``SCORE_BLOCK_BYTES`` (1,000,000 items: 67 users at once)."""
-    return max(1, min(batch_users, SCORE_BLOCK_BYTES // (4 * max(n_items, 1))))
 
 
 def rank_blocks(
@@ -71,7 +62,7 @@ def rank_blocks(
     personal = (inputs.in_model >= 0) & (n_hist >= min_history) & model.personalized
     cold = ~personal & (n_hist > 0) & model.personalized
     n_users = inputs.history.shape[0]
-    batch_users = block_users(batch_users, inputs.history.shape[1])
+    batch_users = block_rows(batch_users, inputs.history.shape[1])
     guard = threading.Lock() if threads > 1 and not model.concurrent_scoring else nullcontext()
 
     def ranked(start: int) -> list[tuple]:
@@ -123,7 +114,7 @@ def score_blocks(
 ) -> Iterator[pd.DataFrame]:
     """Yield ``SCORED_COLUMNS`` frames, one per block of users."""
     fallback_reason = f"popular in the last {popular_days} days"
-    batch_users = block_users(batch_users, inputs.history.shape[1])
+    batch_users = block_rows(batch_users, inputs.history.shape[1])
     parts: list[pd.DataFrame] = []
     current = None
     ranked = rank_blocks(

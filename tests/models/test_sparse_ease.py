@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from models.ease import EASE, ease_weights
 from models.memory import DataShape
-from models.sparse_ease import sparse_ease_weights, top_neighbors
+from models.sparse_ease import neighbors_for, sparse_ease_weights, top_neighbors
 
 
 def _random_matrix(users: int = 60, items: int = 25, density: float = 0.2) -> sp.csr_matrix:
@@ -31,6 +31,19 @@ def test_each_column_keeps_at_most_its_neighbours() -> None:
     weights = sparse_ease_weights(matrix, l2=5.0, neighbors=3).tocsc()
     assert np.diff(weights.indptr).max() <= 3
     assert weights.diagonal().sum() == 0
+
+
+def test_a_wide_catalog_shrinks_the_neighbourhoods_to_the_cells_allowed() -> None:
+    # 100 items x 20^2 cells allowed: 20 neighbours each, not 64
+    assert neighbors_for(100, 64, max_cells=100 * 20**2) == 20
+    assert neighbors_for(100, 64, max_cells=10**9) == 64
+    assert neighbors_for(1_000_000, 128, max_cells=2 * 10**9) == 44
+    assert neighbors_for(10**9, 128, max_cells=1) == 16  # never under the floor
+    assert neighbors_for(5, 128) == 4  # never more than the other items
+    # 400 items x 20^2 cells: 20 neighbours each where 64 were asked
+    dense_enough = _random_matrix(users=300, items=400, density=0.3)
+    weights = sparse_ease_weights(dense_enough, l2=5.0, neighbors=64, max_cells=400 * 20**2)
+    assert np.diff(sp.csc_matrix(weights).indptr).max() == 20
 
 
 def test_neighbours_rank_by_cosine_and_skip_items_never_seen_together() -> None:

@@ -87,12 +87,14 @@ def test_partitions_give_the_whole_batch_answer(tmp_path):
         rows_of(parts["quarantine_path"], quarantined),
         rows_of(whole["quarantine_path"], quarantined),
     )
+
     def row_checks(s):
         return sorted(
             (e["expectation"], e["column"] or "", e["success"], e["unexpected_count"])
             for e in s["expectations"]
             if e["level"] != "batch"
         )
+
     assert row_checks(parts) == row_checks(whole)
     assert not list(tmp_path.glob("parts/.*validating"))  # the partitions are removed
 
