@@ -39,42 +39,64 @@ from models.memory import (
     summed,
 )
 
-#: items per block of :func:`cosine_similarity`
-BLOCK = 1024
-#: float64 block x items arrays alive at once in :func:`cosine_similarity`: the dense
-#: co-occurrence counts, the norms' outer product, the similarities, their negation and
-#: argpartition's int64 indices (the previous block's arrays are still bound when the
-#: next block's counts arrive)
-BLOCK_COPIES = 5
+#: co-occurring pairs per block of :func:`cosine_similarity` (an upper bound, from the
+#: block's items' users' history lengths)
+BLOCK_PAIRS = 20_000_000
+#: bytes per co-occurring pair of a block while it is ranked: the sparse product (float32
+#: value, int32 column), its coordinates and float64 similarities, and the power-of-two
+#: padded rows :func:`models.ranking.top_k_entries` ranks them in (value and column)
+PAIR_BYTES = 64
+
+
+def item_blocks(binary: sp.csc_matrix, block_pairs: int = BLOCK_PAIRS) -> list[tuple[int, int]]:
+    """Consecutive item ranges whose rows of X^T X hold about ``block_pairs`` entries at
+    most (a single item whose row is larger gets a block of its own): an item's row has
+    at most the summed history lengths of its users."""
+    user_lengths = np.diff(sp.csr_matrix(binary).indptr).astype(np.float64)
+    bound = np.asarray(binary.T @ user_lengths).ravel()
+    ends = np.cumsum(bound)
+    blocks, start = [], 0
+    n_items = binary.shape[1]
+    while start < n_items:
+        base = ends[start - 1] if start else 0.0
+        stop = int(np.searchsorted(ends, base + block_pairs, side="right"))
+        stop = min(max(stop, start + 1), n_items)
+        blocks.append((start, stop))
+        start = stop
+    return blocks
 
 
 def cosine_similarity(
-    matrix: sp.csr_matrix, neighbors: int, shrinkage: float, block: int = BLOCK
+    matrix: sp.csr_matrix, neighbors: int, shrinkage: float, block_pairs: int = BLOCK_PAIRS
 ) -> sp.csr_matrix:
     """Item x item shrunk cosine similarity W, pruned to the top ``neighbors`` per column:
-    column j holds item j's nearest items (the cosine is symmetric before pruning)."""
-    binary = (sp.csr_matrix(matrix) > 0).astype(np.float64).tocsc()
+    column j holds item j's nearest items (the cosine is symmetric before pruning; equal
+    similarities go to the lower item index). Worked out over blocks of items and only
+    over the pairs that co-occur, so memory follows the pairs, not items^2."""
+    from models.ranking import top_k_entries
+
+    binary = (sp.csr_matrix(matrix) > 0).astype(np.float32).tocsc()
     n_items = binary.shape[1]
     norms = np.sqrt(np.asarray(binary.sum(axis=0)).ravel())
     keep = min(neighbors, n_items - 1)
     rows, cols, vals = [], [], []
-    for start in range(0, n_items, block):
-        stop = min(start + block, n_items)
-        dots = (binary[:, start:stop].T @ binary).toarray()
-        sims = dots / (norms[start:stop, None] * norms[None, :] + shrinkage + 1e-12)
-        sims[np.arange(stop - start), np.arange(start, stop)] = 0.0
-        if keep <= 0:
-            continue
-        top = np.argpartition(-sims, keep - 1, axis=1)[:, :keep]
-        top_vals = np.take_along_axis(sims, top, axis=1)
-        nonzero = top_vals > 0
-        rows.append(np.repeat(np.arange(start, stop), keep)[nonzero.ravel()])
-        cols.append(top[nonzero])
-        vals.append(top_vals[nonzero])
+    transposed = binary.T.tocsr()
+    for start, stop in item_blocks(binary, block_pairs) if keep > 0 else []:
+        product = sp.csr_matrix(transposed[start:stop] @ binary)
+        product.sort_indices()  # equal similarities: the lower column first
+        dots = product.tocoo()
+        sims = dots.data / (norms[start + dots.row] * norms[dots.col] + shrinkage + 1e-12)
+        other = (dots.row + start != dots.col) & (sims > 0)
+        r, c, v, _ = top_k_entries(
+            dots.row[other], dots.col[other], sims[other], stop - start, keep
+        )
+        rows.append(r + start)
+        cols.append(c)
+        vals.append(v)
     if not rows:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
     return sp.csr_matrix(
-        # block row r lists item r's neighbours; they go down column r of W
+        # row r of a block lists item r's neighbours; they go down column r of W
         (np.concatenate(vals), (np.concatenate(cols), np.concatenate(rows))),
         shape=(n_items, n_items),
         dtype=np.float32,
@@ -99,12 +121,12 @@ class ItemKNN(BaseRecommender):
 
     @classmethod
     def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
-        """Training: CSR copies of the interactions (float32, boolean, float64 CSR and CSC:
-        33 bytes an interaction), per block of 1024 items ``BLOCK_COPIES`` dense float64
-        block x items arrays and the sparse co-occurrence product (12 bytes a pair, at most
-        block x items), and the kept neighbours: at most items x neighbors entries (and no
-        more than the co-occurring pairs), built as int64 rows and columns and float64
-        values, concatenated, then a COO and the float32 CSR (76 bytes an entry).
+        """Training: CSR copies of the interactions (float32, boolean, float32 CSR and CSC
+        and the transpose: 33 bytes an interaction), a block of about ``BLOCK_PAIRS``
+        co-occurring pairs while ranked (``PAIR_BYTES`` each), and the kept neighbours: at
+        most items x neighbors entries (and no more than the co-occurring pairs), built as
+        int64 rows and columns and float32 values, concatenated, then a COO and the
+        float32 CSR (76 bytes an entry).
         Scoring: the similarity (8 bytes an entry), the sparse product of a block's
         histories with it (12 bytes a cell; a row has at most items cells, and about
         2 x mean items per user x neighbors) and its dense float32 copy."""
@@ -113,14 +135,11 @@ class ItemKNN(BaseRecommender):
         keep = max(min(p["neighbors"], items - 1), 0)
         pairs = cooccurring_pairs(shape)
         entries = min(items * keep, pairs)
-        block = min(BLOCK, items)
         train = {
             "CSR copies of the training matrix, CSR + 29 x interactions": shape.csr_bytes()
             + shape.interactions * (1 + INDEX + 3 * (FLOAT64 + INDEX)),
-            f"dense similarity blocks, {BLOCK_COPIES} x 8 x {BLOCK} x items": BLOCK_COPIES
-            * dense_bytes(block, items, FLOAT64),
-            "sparse co-occurrences of a block, 12 x block x items": min(block * items, pairs)
-            * (FLOAT32 + 2 * INDEX),
+            f"co-occurring pairs of a block while ranked, {PAIR_BYTES} x pairs": PAIR_BYTES
+            * min(BLOCK_PAIRS, pairs),
             "kept neighbours while built, 76 x items x neighbors": entries * 76,
         }
         row_cells = min(items, ceil(2 * shape.mean_items_per_user) * keep)
