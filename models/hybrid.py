@@ -88,26 +88,21 @@ class EASEMultDAE(BaseRecommender):
     def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
         """EASE trains first; its fitted weights (at most its scoring memory) stay while
         the Mult-DAE trains and while the blend weight is chosen, which standardises
-        both parts' dense scores of every validation user (at most the users):
-        ``BLEND_BYTES`` (36) x users x items. Scoring a block runs both parts and the
-        same blend on block users x items."""
+        both parts' dense scores of a block of validation users: ``BLEND_BYTES`` (36) x
+        block users x items. Scoring a block runs both parts and the same blend."""
         p = cls.settings(**params).model_dump()
         ease = EASE.memory_estimate(shape, **p["ease"])
         dae = MultDAE.memory_estimate(shape, **p["mult_dae"])
-        blend = BLEND_BYTES * dense_bytes(shape.users, shape.items, 1)
+        blend = BLEND_BYTES * dense_bytes(score_users(shape.items), shape.items, 1)
         after_ease = ease.score_bytes + max(dae.train_bytes, dae.score_bytes + blend)
         train = max(ease.train_bytes, after_ease)
-        score = (
-            ease.score_bytes
-            + dae.score_bytes
-            + BLEND_BYTES * dense_bytes(score_users(shape.items), shape.items, 1)
-        )
+        score = ease.score_bytes + dae.score_bytes + blend
         if train >= score and train == ease.train_bytes:
             dominant = ease.dominant
         elif train >= score and blend > dae.train_bytes and blend > ease.score_bytes:
             dominant = (
                 "ease_mult_dae (training): blending both parts' standardised validation "
-                "scores, 36 x users x items"
+                "scores, 36 x block users x items"
             )
         elif train >= score:
             dominant = dae.dominant if dae.peak_bytes > ease.score_bytes else ease.dominant
@@ -127,11 +122,17 @@ class EASEMultDAE(BaseRecommender):
         self.validation_ndcg_: dict[str, float] = {}
         if validation is not None:
             users, relevant = validation
-            rows = matrix[users]
-            ease, dae = self._parts(users, rows)
             k = self.params["val_k"]
-            for weight in sorted(weights):
-                recommended, _ = top_k((1 - weight) * ease + weight * dae, k, exclude=rows)
+            ranked: dict[float, list[np.ndarray]] = {w: [] for w in sorted(weights)}
+            step = score_users(matrix.shape[1])
+            for start in range(0, len(users), step):  # one block of scores at a time
+                block = users[start : start + step]
+                rows = matrix[block]
+                ease, dae = self._parts(block, rows)
+                for weight, blocks in ranked.items():
+                    blocks.append(top_k((1 - weight) * ease + weight * dae, k, exclude=rows)[0])
+            for weight, blocks in ranked.items():
+                recommended = np.concatenate(blocks) if blocks else np.empty((0, k), np.int64)
                 self.validation_ndcg_[str(weight)] = ndcg_at_k(recommended, relevant, k)
             best = max(self.validation_ndcg_.values())
             self.weight_ = min(float(w) for w, v in self.validation_ndcg_.items() if v == best)
