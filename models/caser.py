@@ -39,6 +39,7 @@ from models.sequential import (
     next_item_examples,
     sequence_memory,
 )
+from models.width import network_width
 
 
 class CaserSettings(SequenceSettings):
@@ -69,7 +70,8 @@ class Caser(SequenceRecommender):
         lists first: a user, a prefix view and a target (three objects, 3 x 120 bytes),
         then int32 arrays of the user, the max_len items and the target."""
         p = cls.settings(**params).model_dump()
-        items, d, length = shape.items, p["embedding_dim"], p["max_len"]
+        d, length = p["embedding_dim"], p["max_len"]
+        items = network_width(shape.items, p["max_items"])
         filters = sum(h * d * p["n_h"] + p["n_h"] for h in range(1, length + 1))
         n_params = (
             (items + 1) * d
@@ -87,13 +89,14 @@ class Caser(SequenceRecommender):
             n_params,
             batch_cells=p["batch_size"] * items,
             examples={"training examples, interactions x (360 + 4 x (max_len + 2))": examples},
+            output_width=items,
         )
 
     def _build_network(self) -> Any:
         import keras
 
         p = self.params
-        n_users, n_items = self.train_matrix_.shape
+        n_users, n_items = self.train_matrix_.shape[0], self.network_items
         d, length, seed = p["embedding_dim"], p["max_len"], p["seed"]
         reg = keras.regularizers.L2(p["l2"]) if p["l2"] > 0 else None
 

@@ -30,6 +30,7 @@ from models.sequential import (
     sequence_windows,
     window_bytes,
 )
+from models.width import network_width
 
 
 class GRU4RecSettings(SequenceSettings):
@@ -56,7 +57,8 @@ class GRU4Rec(SequenceRecommender):
         """Item embeddings, the recurrent cell and a hidden x items output; a batch's
         logits are batch x max_len x items (the next item at every position)."""
         p = cls.settings(**params).model_dump()
-        items, emb, hidden, length = shape.items, p["embedding_dim"], p["hidden_dim"], p["max_len"]
+        emb, hidden, length = p["embedding_dim"], p["hidden_dim"], p["max_len"]
+        items = network_width(shape.items, p["max_items"])
         gates = 3 if p["cell"] == "gru" else 4
         n_params = (
             (items + 1) * emb
@@ -70,13 +72,14 @@ class GRU4Rec(SequenceRecommender):
             n_params,
             batch_cells=p["batch_size"] * length * items,
             examples=window_bytes(shape, length, length),
+            output_width=items,
         )
 
     def _build_network(self) -> Any:
         import keras
 
         p = self.params
-        n_items, seed = self.train_matrix_.shape[1], p["seed"]
+        n_items, seed = self.network_items, p["seed"]
         rnn_class = keras.layers.GRU if p["cell"] == "gru" else keras.layers.LSTM
         items = keras.Input(shape=(p["max_len"],), dtype="int32", name="items")
         x = keras.layers.Embedding(

@@ -10,16 +10,7 @@ who gained interactions after training are folded in without retraining.
 (:mod:`models.mult_vae`) share: the loss, the batches of histories and the
 batched scoring. Keras 3; TensorFlow is imported only when a model is built.
 
-A wide catalog: the network's input and output cover the ``max_items`` items with the most
-training interactions (all items when the catalog is narrower; 0: always all). This is a
-restricted output, chosen over a sampled softmax because scoring, not training, is what a
-full-width decoder cannot afford: ranking every user over every item costs users x items
-x hidden multiply-adds (500,000 users, 1M items and 200 units: 10^14) whatever the
-training did, while a restricted output keeps both training and scoring at users x
-``max_items`` x hidden, and its softmax stays exact over the items it covers. Items
-outside it are the tail that a decoder column learns little about (each column learns
-only from its own interactions); the model scores them -inf, so it never ranks them, and
-the night's other models and fallbacks cover them.
+A wide catalog: the network covers its ``max_items`` head items (:mod:`models.width`).
 """
 
 from __future__ import annotations
@@ -41,6 +32,7 @@ from models.keras_base import (
     shuffled_batches,
 )
 from models.memory import DataShape, MemoryEstimate
+from models.width import MAX_ITEMS, MaxItems, RestrictedOutput, network_width
 
 # Liang et al.'s Mult-DAE: 600 tanh units, input dropout 0.5, L2 0.01 on the weights, batch 500
 PAPER_SETTINGS = {
@@ -124,51 +116,26 @@ def autoencoder_memory(
 class AutoencoderSettings(KerasTrainingSettings):
     """What every autoencoder over the user's item set takes besides training:
     ``max_items``, the width of its input and output (the items with the most training
-    interactions; 0: every item)."""
+    interactions, :mod:`models.width`; 0: every item)."""
 
-    max_items: int = Field(20_000, ge=0)
-
-
-def network_width(n_items: int, max_items: int) -> int:
-    """Items an autoencoder's input and output cover in a catalog of ``n_items``."""
-    return min(n_items, max_items) if max_items else n_items
+    max_items: MaxItems = MAX_ITEMS
 
 
-def head_items(binary: sp.csr_matrix, max_items: int) -> np.ndarray | None:
-    """The ``max_items`` columns of ``binary`` with the most interactions (ties: lower
-    index), ascending; None when every column fits."""
-    n_items = binary.shape[1]
-    if network_width(n_items, max_items) == n_items:
-        return None
-    counts = np.asarray(binary.sum(axis=0)).ravel()
-    return np.sort(np.argsort(-counts, kind="stable")[:max_items]).astype(np.int64)
-
-
-class AutoencoderRecommender(KerasRecommender):
+class AutoencoderRecommender(RestrictedOutput, KerasRecommender):
     """Adapter for autoencoders over the user's item set: batches, loss, batched scoring,
-    and the restriction of a wide catalog to its ``max_items`` most interacted items
-    (``output_items_``, None when the network covers every item)."""
+    over the network's head items on a wide catalog (:mod:`models.width`)."""
 
     fit_inputs: ClassVar[tuple[str, ...]] = ("validation",)
-    output_items_: np.ndarray | None = None
 
     def _loss(self) -> Any:
         return multinomial_nll
-
-    @property
-    def network_items(self) -> int:
-        """Width of the network's input and output."""
-        if self.output_items_ is not None:
-            return int(self.output_items_.size)
-        return int(self.train_matrix_.shape[1])
 
     def _fit(
         self, matrix: sp.csr_matrix, validation: tuple[np.ndarray, sp.csr_matrix] | None = None
     ) -> None:
         binary = (matrix > 0).astype(np.float32).tocsr()
-        self.output_items_ = head_items(binary, self.params["max_items"])
-        if self.output_items_ is not None:
-            binary = binary[:, self.output_items_].tocsr()
+        self._choose_head(binary)
+        binary = self._head_columns(binary)
         # Users with no training history carry no signal for the autoencoder.
         active = binary[np.flatnonzero(np.diff(binary.indptr) > 0)]
 
@@ -182,31 +149,21 @@ class AutoencoderRecommender(KerasRecommender):
         self._train(data, validation)
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        binary = sp.csr_matrix((history > 0).astype(np.float32))
+        binary = self._head_columns(sp.csr_matrix((history > 0).astype(np.float32)))
         step = self.params["score_batch_size"]
-        kept = self.output_items_
-        if kept is None:
-            out = np.empty((len(users), self.train_matrix_.shape[1]), dtype=np.float32)
-            for start in range(0, len(users), step):
-                out[start : start + step] = self._predict(
-                    self.network_, binary[start : start + step].toarray()
-                )
-            return out
-        out = np.full((len(users), self.train_matrix_.shape[1]), -np.inf, dtype=np.float32)
-        binary = binary[:, kept].tocsr()
+        out = np.empty((len(users), self.network_items), dtype=np.float32)
         for start in range(0, len(users), step):
-            logits = self._predict(self.network_, binary[start : start + step].toarray())
-            out[start : start + step, kept] = logits
-        return out
+            out[start : start + step] = self._predict(
+                self.network_, binary[start : start + step].toarray()
+            )
+        return self._widened(out)
 
     def _save_state(self, directory: Path) -> None:
         super()._save_state(directory)
-        if self.output_items_ is not None:
-            np.save(directory / "output_items.npy", self.output_items_)
+        self._save_head(directory)
 
     def _load_state(self, directory: Path) -> None:
-        path = directory / "output_items.npy"
-        self.output_items_ = np.load(path) if path.exists() else None
+        self._load_head(directory)  # the network is built at its width
         super()._load_state(directory)
 
 

@@ -31,8 +31,8 @@ from models.mult_dae import (
     autoencoder_memory,
     corrupted_input,
     dense,
-    network_width,
 )
+from models.width import network_width
 
 
 def _gaussian_code_layer(seed: int, noise_std: float = 1.0) -> Any:

@@ -54,8 +54,8 @@ from models.mult_dae import (
     AutoencoderRecommender,
     AutoencoderSettings,
     dense,
-    network_width,
 )
+from models.width import network_width
 
 # weights of the standard normal, the old encoder's posterior and the wide normal
 MIXTURE_WEIGHTS = (3 / 20, 15 / 20, 2 / 20)

@@ -52,6 +52,7 @@ from models.sequential import (
     sequence_memory,
     window_bytes,
 )
+from models.width import network_width
 
 
 def strided_windows(
@@ -164,7 +165,8 @@ class SASRec(SequenceRecommender):
         and the output (the item embeddings again plus a bias when ``tied``); a batch's
         logits are batch x max_len x items (the next item at every position)."""
         p = cls.settings(**params).model_dump()
-        items, d, length = shape.items, p["embedding_dim"], p["max_len"]
+        d, length = p["embedding_dim"], p["max_len"]
+        items = network_width(shape.items, p["max_items"])
         block = 4 * dense_params(d, d) + 2 * dense_params(d, d) + 4 * d
         output = items if p["tied"] else dense_params(d, items)
         n_params = (items + 1) * d + length * d + p["n_blocks"] * block + 2 * d + output
@@ -176,6 +178,7 @@ class SASRec(SequenceRecommender):
             n_params,
             batch_cells=p["batch_size"] * length * items,
             examples=window_bytes(shape, length, stride),
+            output_width=items,
         )
 
     def _build_network(self) -> Any:
@@ -184,7 +187,7 @@ class SASRec(SequenceRecommender):
 
         p = self.params
         d, length, rate = p["embedding_dim"], p["max_len"], p["dropout"]
-        n_items = self.train_matrix_.shape[1]
+        n_items = self.network_items
         init = SeededInitializers(p["seed"])
         items = keras.Input(shape=(length,), dtype="int32", name="items")
         keep = ops.expand_dims(ops.cast(ops.not_equal(items, 0), "float32"), -1)

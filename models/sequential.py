@@ -34,6 +34,7 @@ from models.keras_base import (
     keras_memory,
 )
 from models.memory import INDEX, DataShape, MemoryEstimate
+from models.width import MAX_ITEMS, MaxItems, RestrictedOutput
 
 #: float32 arrays of a training batch's logits size alive in one step of a full-softmax
 #: sequence model: the logits, the softmax, its gradient and the logits' gradient
@@ -99,6 +100,7 @@ def sequence_memory(
     *,
     batch_cells: int,
     examples: dict[str, int],
+    output_width: int | None = None,
 ) -> MemoryEstimate:
     """A sequence model's memory (:func:`models.keras_base.keras_memory`): one batch's
     logits are ``batch_cells`` (batch x positions x items), ``examples`` are the
@@ -118,6 +120,7 @@ def sequence_memory(
         batch_cells=batch_cells,
         activation_copies=SEQUENCE_ACTIVATIONS,
         data=data,
+        output_width=output_width,
     )
 
 
@@ -134,14 +137,19 @@ def window_bytes(shape: DataShape, length: int, stride: int) -> dict[str, int]:
 
 class SequenceSettings(KerasTrainingSettings):
     """What the sequence models' training takes; each scores ``score_batch_size`` users'
-    last items at a time."""
+    last items at a time. ``max_items``: the width of the network's item input and output
+    (the items with the most training interactions, :mod:`models.width`; 0: every item)."""
 
     score_batch_size: ScoreBatchSize = 1024
+    max_items: MaxItems = MAX_ITEMS
 
 
-class SequenceRecommender(KerasRecommender):
+class SequenceRecommender(RestrictedOutput, KerasRecommender):
     """Adapter base for order-aware Keras models; subclasses implement
-    ``_training_data(sequences)`` and ``_score_sequences(users, sequences)``."""
+    ``_training_data(sequences)`` and ``_score_sequences(users, sequences)``, over the
+    network's item codes: on a wide catalog the network covers its ``max_items`` head
+    items (:mod:`models.width`), so sequences reach it translated, tail items dropped, and
+    its scores are widened back to the catalog."""
 
     fitted_attributes: ClassVar[tuple[str, ...]] = (
         "train_matrix_",
@@ -159,7 +167,8 @@ class SequenceRecommender(KerasRecommender):
         validation: tuple[np.ndarray, sp.csr_matrix] | None = None,
     ) -> None:
         self.sequences_ = sequences
-        self._train(self._training_data(sequences), validation)
+        self._choose_head(matrix)
+        self._train(self._training_data(self._head_sequences(sequences)), validation)
 
     def _training_data(self, sequences: list[np.ndarray]) -> Any:
         raise NotImplementedError
@@ -172,10 +181,14 @@ class SequenceRecommender(KerasRecommender):
     ) -> np.ndarray:
         if sequences is None:
             return self._score(users, history)
-        return self._score_sequences(users, [sequences[u] for u in users])
+        return self._scored(users, [sequences[u] for u in users])
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        return self._score_sequences(users, self.ordered_history(users, history))
+        return self._scored(users, self.ordered_history(users, history))
+
+    def _scored(self, users: np.ndarray, sequences: ItemSequences) -> np.ndarray:
+        """Scores over the catalog of the users' sequences (catalog item indices)."""
+        return self._widened(self._score_sequences(users, self._head_sequences(sequences)))
 
     def ordered_history(self, users: np.ndarray, history: sp.csr_matrix) -> list[np.ndarray]:
         """Each user's ``history`` row in time order, as far as it is known (module doc)."""
@@ -191,7 +204,7 @@ class SequenceRecommender(KerasRecommender):
     def _batched(self, network: Any, *inputs: np.ndarray) -> np.ndarray:
         """``network`` over the aligned arrays ``inputs``, ``score_batch_size`` rows at a time."""
         n, step = len(inputs[0]), self.params["score_batch_size"]
-        out = np.empty((n, self.train_matrix_.shape[1]), dtype=np.float32)
+        out = np.empty((n, self.network_items), dtype=np.float32)
         for start in range(0, n, step):
             block = [x[start : start + step] for x in inputs]
             out[start : start + step] = self._predict(
@@ -204,10 +217,12 @@ class SequenceRecommender(KerasRecommender):
         np.save(directory / "sequence_lengths.npy", lengths)
         items = np.concatenate([np.empty(0, np.int64), *self.sequences_])
         np.save(directory / "sequence_items.npy", items)
+        self._save_head(directory)
         super()._save_state(directory)
 
     def _load_state(self, directory: Path) -> None:
         lengths = np.load(directory / "sequence_lengths.npy")
         items = np.load(directory / "sequence_items.npy").astype(np.int64)
         self.sequences_ = np.split(items, np.cumsum(lengths)[:-1])
+        self._load_head(directory)  # the network is built at its width
         super()._load_state(directory)

@@ -1,4 +1,4 @@
-"""Autoencoders over a wide catalog: input and output restricted to the most interacted items."""
+"""Networks over a wide catalog: input and output restricted to the most interacted items."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ import scipy.sparse as sp
 from models import make_recommender
 from models.hybrid import standardised
 from models.memory import DataShape
-from models.mult_dae import head_items, network_width
+from models.width import head_items, network_width
 
 TINY = {
     "mult_dae": {"hidden_dim": 8, "batch_size": 8, "epochs": 2},
     "mult_vae": {"hidden_dim": 8, "latent_dim": 4, "batch_size": 8, "epochs": 2},
     "recvae": {"hidden_dim": 8, "latent_dim": 4, "batch_size": 8, "epochs": 2},
+    "gru4rec": {"embedding_dim": 4, "hidden_dim": 8, "max_len": 3, "batch_size": 8, "epochs": 2},
+    "sasrec": {"embedding_dim": 4, "max_len": 3, "n_heads": 1, "batch_size": 8, "epochs": 2},
+    "caser": {"embedding_dim": 4, "max_len": 2, "n_h": 2, "n_v": 2, "batch_size": 8, "epochs": 2},
 }
 
 
@@ -42,7 +45,9 @@ def test_head_items_are_the_most_interacted_ties_to_the_lower_index() -> None:
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_a_restricted_autoencoder_ranks_only_its_items(name: str, tmp_path) -> None:
     matrix = skewed()
-    model = make_recommender(name, **TINY[name], max_items=5).fit(matrix)
+    # each user's items in index order: head items and tail items interleave in time
+    sequences = [np.flatnonzero(row) for row in matrix.toarray()]
+    model = make_recommender(name, **TINY[name], max_items=5).fit(matrix, sequences)
     assert model.output_items_.tolist() == [0, 1, 2, 3, 4]
     assert model.network_items == 5
     users = np.arange(matrix.shape[0])
