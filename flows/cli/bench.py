@@ -61,7 +61,14 @@ def growth(
     models: Annotated[
         str, typer.Option("--models", help="models to train (the champion's type)")
     ] = "ease",
-    items: Annotated[int, typer.Option("--items", help="catalogue size, fixed")] = 20_000,
+    items: Annotated[
+        str,
+        typer.Option(
+            "--items",
+            help="catalogue size, fixed across --sizes; or several (e.g. 10k,100k,1M) at "
+            "one --sizes value: one night per catalogue size",
+        ),
+    ] = "20000",
     events_per_user: Annotated[
         int, typer.Option("--events-per-user", help="users = interactions / this")
     ] = 50,
@@ -75,27 +82,50 @@ def growth(
     ] = None,
     runner: Annotated[Literal["local", "dask"], typer.Option("--runner")] = "local",
 ) -> None:
-    """The nightly flow at growing sizes of synthetic data: per-stage time and memory."""
+    """The nightly flow at growing sizes of synthetic data (interactions, or the catalogue
+    with --items 10k,100k,1M): per-stage time and memory."""
     import tempfile
 
-    from flows.bench.growth import bench_growth, parse_size, report
+    from flows.bench.growth import (
+        MIN_ITEMS,
+        bench_growth,
+        growth_runs,
+        items_report,
+        parse_sizes,
+        report,
+    )
     from tasks.errors import ConfigError
 
     try:
-        parsed = [parse_size(s) for s in sizes.split(",") if s.strip()]
+        parsed = parse_sizes(sizes)
     except ValueError as exc:
         raise ConfigError(f"--sizes: {exc}") from None
+    try:
+        catalogues = parse_sizes(items, "items", MIN_ITEMS)
+    except ValueError as exc:
+        raise ConfigError(f"--items: {exc}") from None
+    try:
+        growth_runs(parsed, catalogues)
+    except ValueError as exc:
+        raise ConfigError(f"--sizes and --items: {exc}") from None
     names = split_models(models)
+
+    def show(so_far: list[dict]) -> None:
+        if len(catalogues) > 1:
+            print(items_report(so_far, names, parsed[0]) + "\n", flush=True)
+        else:
+            print(report(so_far, names, catalogues[0]) + "\n", flush=True)
+
     root = state(ctx).workspace or Path(tempfile.mkdtemp(prefix="recpipe-bench-growth-"))
     results = bench_growth(
         parsed,
         names,
         (data or root / "scale-data").expanduser().resolve(),
         root.expanduser().resolve(),
-        items,
+        catalogues,
         events_per_user,
         overrides={"runner": {"kind": runner}},
-        progress=lambda so_far: print(report(so_far, names, items) + "\n", flush=True),
+        progress=show,
     )
     if any("failed" in r for r in results):
         raise typer.Exit(1)
