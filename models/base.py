@@ -47,7 +47,7 @@ from models.inputs import (
     sequences_to_csr,
 )
 from models.memory import DataShape, MemoryEstimate
-from models.ranking import top_k
+from models.ranking import sparse_top_k, top_k
 
 
 class NotFittedError(RuntimeError):
@@ -271,8 +271,29 @@ class BaseRecommender:
 
         Where fewer than k items can be recommended the row is padded with -1 and -inf.
         """
+        if sequences is None:
+            sparse = self.score_sparse(users, history)
+            if sparse is not None:
+                rows = self._history_rows(np.asarray(users, dtype=np.int64), history)
+                return sparse_top_k(sparse, k, exclude=rows if exclude_seen else None)
         scores, rows = self._scores_and_rows(users, history, sequences)
         return top_k(scores, k, exclude=rows if exclude_seen else None)
+
+    def _score_sparse(self, users: np.ndarray, history: sp.csr_matrix) -> sp.csr_matrix | None:
+        """Scores as a sparse matrix (absent cells score 0), for a model whose scores are
+        a sparse product; None (the default) for a model that scores dense."""
+        return None
+
+    def score_sparse(
+        self, users: np.ndarray, history: sp.csr_matrix | None = None
+    ) -> sp.csr_matrix | None:
+        """:meth:`score` as a sparse matrix (absent cells score 0) where the model's scores
+        are a sparse product (sparse EASE, item-kNN), else None. Ranked with
+        :func:`models.ranking.sparse_top_k`, it gives exactly :meth:`recommend`'s lists
+        in time of the entries, not of users x items."""
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        return self._score_sparse(users, self._history_rows(users, history))
 
     def _scores_and_rows(
         self,

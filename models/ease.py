@@ -178,11 +178,17 @@ class EASE(BaseRecommender):
             )
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        sparse = self._score_sparse(users, history)
+        if sparse is not None:
+            return np.asarray(sparse.toarray(), dtype=np.float32)
         binary = (history > 0).astype(np.float32)
-        scores = binary @ self.weights_
-        if sp.issparse(scores):
-            return np.asarray(scores.toarray(), dtype=np.float32)
-        return np.asarray(scores, dtype=np.float32)
+        return np.asarray(binary @ self.weights_, dtype=np.float32)
+
+    def _score_sparse(self, users: np.ndarray, history: sp.csr_matrix) -> sp.csr_matrix | None:
+        if not sp.issparse(self.weights_):
+            return None
+        binary = sp.csr_matrix((history > 0).astype(np.float32))
+        return sp.csr_matrix(binary @ self.weights_)
 
     def _save_state(self, directory: Path) -> None:
         if sp.issparse(self.weights_):

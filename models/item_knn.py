@@ -159,8 +159,11 @@ class ItemKNN(BaseRecommender):
         )
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        binary = (history > 0).astype(np.float32)
-        return np.asarray((binary @ self.similarity_).toarray(), dtype=np.float32)
+        return np.asarray(self._score_sparse(users, history).toarray(), dtype=np.float32)
+
+    def _score_sparse(self, users: np.ndarray, history: sp.csr_matrix) -> sp.csr_matrix:
+        binary = sp.csr_matrix((history > 0).astype(np.float32))
+        return sp.csr_matrix(binary @ self.similarity_)
 
     def _save_state(self, directory: Path) -> None:
         sp.save_npz(directory / "similarity.npz", self.similarity_)

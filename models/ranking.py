@@ -165,3 +165,52 @@ def top_k_entries(
     out_rows, out_cols, out_values, rank = (np.concatenate(x) for x in zip(*parts, strict=True))
     order = np.lexsort((rank, out_rows))
     return out_rows[order], out_cols[order], out_values[order], rank[order]
+
+
+def sparse_top_k(
+    scores: sp.csr_matrix,
+    k: int,
+    exclude: sp.csr_matrix | None = None,
+    blocked: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k` of the dense ``scores`` (absent cells score 0) with ``exclude``'s
+    cells and the ``blocked`` items (bool per item) at -inf, in time of the entries.
+
+    A row with at least k positive eligible entries has its top k among them, selected
+    by :func:`top_k_entries` (equal scores: lowest index first, as :func:`top_k`). The
+    other rows (their top k reaches the zero cells, or negative ones) are ranked dense,
+    so the result is exactly :func:`top_k`'s on the dense block.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    scores = sp.csr_matrix(scores, dtype=np.float32, copy=True)
+    scores.sum_duplicates()
+    n_rows, n_items = scores.shape
+    eligible = scores.copy()
+    eligible.data[eligible.data <= 0] = 0
+    if blocked is not None and blocked.any():
+        eligible.data[blocked[eligible.indices]] = 0
+    if exclude is not None and exclude.nnz:
+        seen = sp.csr_matrix(exclude, dtype=bool)
+        eligible = eligible - eligible.multiply(seen)
+    eligible = sp.csr_matrix(eligible)
+    eligible.eliminate_zeros()
+    eligible.sort_indices()
+    kk = min(k, n_items)
+    enough = np.diff(eligible.indptr) >= kk
+    items = np.full((n_rows, k), -1, dtype=np.int64)
+    top = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    if enough.any():
+        part = eligible[np.flatnonzero(enough)].tocoo()
+        r, c, v, rank = top_k_entries(part.row, part.col, part.data, part.shape[0], kk)
+        rows = np.flatnonzero(enough)[r]
+        items[rows, rank] = c
+        top[rows, rank] = v
+    short = np.flatnonzero(~enough)
+    if short.size:
+        dense = scores[short].toarray()
+        if blocked is not None and blocked.any():
+            dense[:, blocked] = -np.inf
+        few = exclude[short] if exclude is not None else None
+        items[short], top[short] = top_k(dense, k, exclude=few, overwrite=True)
+    return items, top

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 from models import BaseRecommender
 from models.memory import block_rows
-from models.ranking import top_k
+from models.ranking import sparse_top_k, top_k
 from models.vocab import IdVocabulary
 from tasks.config import ScoreConfig
 from tasks.data.catalog import Catalog, build_catalog, cap_per_genre
@@ -78,11 +78,16 @@ def rank_blocks(
                 continue
             history = inputs.history[rows]
             if strategy == "personal":
+                users = inputs.in_model[rows]
+                with guard:
+                    sparse = model.score_sparse(users, history=inputs.model_history)
+                if sparse is not None:  # a sparse product: ranked over its entries
+                    items, top = _rank_sparse(sparse, history, catalog, k, max_per_genre)
+                    out.append((rows, strategy, items, top, history))
+                    continue
                 extra = {} if inputs.sequences is None else {"sequences": inputs.sequences}
                 with guard:
-                    scores = model.score(
-                        inputs.in_model[rows], history=inputs.model_history, **extra
-                    )
+                    scores = model.score(users, history=inputs.model_history, **extra)
             elif strategy == "cold_start":
                 scores = _content_scores(history, catalog, similarity, inputs.recent_popularity)
             else:
@@ -160,6 +165,18 @@ def _rank(
         return top_k(scores, k, exclude=history, overwrite=True)
     candidates, cand_scores = top_k(
         scores, min(catalog.n_items, k * 4), exclude=history, overwrite=True
+    )
+    return cap_per_genre(candidates, cand_scores, catalog.genre, k, cap)
+
+
+def _rank_sparse(
+    scores: sp.csr_matrix, history: sp.csr_matrix, catalog: Catalog, k: int, cap: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_rank` of sparse scores (absent cells 0): the same lists."""
+    if cap is None:
+        return sparse_top_k(scores, k, exclude=history, blocked=catalog.blocked)
+    candidates, cand_scores = sparse_top_k(
+        scores, min(catalog.n_items, k * 4), exclude=history, blocked=catalog.blocked
     )
     return cap_per_genre(candidates, cand_scores, catalog.genre, k, cap)
 
