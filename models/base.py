@@ -47,7 +47,7 @@ from models.inputs import (
     sequences_to_csr,
 )
 from models.memory import DataShape, MemoryEstimate
-from models.ranking import sparse_top_k, top_k
+from models.ranking import columns_top_k, sparse_top_k, top_k
 
 
 class NotFittedError(RuntimeError):
@@ -276,8 +276,37 @@ class BaseRecommender:
             if sparse is not None:
                 rows = self._history_rows(np.asarray(users, dtype=np.int64), history)
                 return sparse_top_k(sparse, k, exclude=rows if exclude_seen else None)
+        columns = self.score_columns(users, history, sequences)
+        if columns is not None:
+            rows = self._history_rows(np.asarray(users, dtype=np.int64), history, sequences)
+            return columns_top_k(*columns, k, exclude=rows if exclude_seen else None)
         scores, rows = self._scores_and_rows(users, history, sequences)
         return top_k(scores, k, exclude=rows if exclude_seen else None)
+
+    def _score_columns(
+        self, users: np.ndarray, history: sp.csr_matrix, sequences: ItemSequences | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(scores, items)`` for a model that ranks only some items (every other item
+        scores -inf): dense scores over ``items`` (ascending item indices); None (the
+        default) for a model that scores every item."""
+        return None
+
+    def score_columns(
+        self,
+        users: np.ndarray,
+        history: sp.csr_matrix | None = None,
+        sequences: ItemSequences | None = None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`score` over the only items the model ranks, ``(scores, items)``, where
+        it ranks a subset (a network restricted to its head items, :mod:`models.width`),
+        else None. Ranked with :func:`models.ranking.columns_top_k`, it gives exactly
+        :meth:`recommend`'s lists in time of those items, not of the catalog."""
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        if sequences is not None:
+            sequences = check_sequences(sequences, len(sequences), self.n_items_, self.name)
+        rows = self._history_rows(users, history, sequences)
+        return self._score_columns(users, rows, sequences)
 
     def _score_sparse(self, users: np.ndarray, history: sp.csr_matrix) -> sp.csr_matrix | None:
         """Scores as a sparse matrix (absent cells score 0), for a model whose scores are

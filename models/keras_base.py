@@ -43,7 +43,7 @@ from models.memory import (
     summed,
 )
 from models.metrics import ndcg_at_k
-from models.ranking import top_k
+from models.ranking import columns_top_k, top_k
 
 Batch = tuple[Any, Any]
 
@@ -325,8 +325,13 @@ class KerasRecommender(BaseRecommender):
         step = block_rows(self.params["score_batch_size"], self.train_matrix_.shape[1])
         blocks = []
         for start in range(0, len(users), step):
-            rows = self.train_matrix_[users[start : start + step]]
-            scores = self._score_request(users[start : start + step], rows, None)
+            block = users[start : start + step]
+            rows = self.train_matrix_[block]
+            columns = self._score_columns(block, rows, None)
+            if columns is not None:  # a network over some items: ranked over those
+                blocks.append(columns_top_k(*columns, k, exclude=rows)[0])
+                continue
+            scores = self._score_request(block, rows, None)
             blocks.append(top_k(scores, k, exclude=rows)[0])
         return np.concatenate(blocks) if blocks else np.empty((0, k), dtype=np.int64)
 

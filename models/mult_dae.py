@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from models.base import ModelSettings
+from models.inputs import ItemSequences
 from models.keras_base import (
     Dropout,
     KerasRecommender,
@@ -149,14 +150,25 @@ class AutoencoderRecommender(RestrictedOutput, KerasRecommender):
         self._train(data, validation)
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        return self._widened(self._network_scores(history))
+
+    def _score_columns(
+        self, users: np.ndarray, history: sp.csr_matrix, sequences: ItemSequences | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.output_items_ is None:
+            return None
+        return self._head_columns_of(self._network_scores(history))
+
+    def _network_scores(self, history: sp.csr_matrix) -> np.ndarray:
+        """The network's scores (rows x network items) of the histories."""
         binary = self._head_columns(sp.csr_matrix((history > 0).astype(np.float32)))
         step = self.params["score_batch_size"]
-        out = np.empty((len(users), self.network_items), dtype=np.float32)
-        for start in range(0, len(users), step):
+        out = np.empty((binary.shape[0], self.network_items), dtype=np.float32)
+        for start in range(0, binary.shape[0], step):
             out[start : start + step] = self._predict(
                 self.network_, binary[start : start + step].toarray()
             )
-        return self._widened(out)
+        return out
 
     def _save_state(self, directory: Path) -> None:
         super()._save_state(directory)

@@ -214,3 +214,21 @@ def sparse_top_k(
         few = exclude[short] if exclude is not None else None
         items[short], top[short] = top_k(dense, k, exclude=few, overwrite=True)
     return items, top
+
+
+def columns_top_k(
+    scores: np.ndarray,
+    items: np.ndarray,
+    k: int,
+    exclude: sp.csr_matrix | None = None,
+    blocked: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k` of a block whose only finite scores are ``scores`` over the columns
+    ``items`` (ascending; every other item -inf), ranked over those columns: the same
+    lists, in time of the columns. ``exclude`` and ``blocked`` are over the whole catalog."""
+    block = np.array(scores, dtype=np.float32, copy=True)
+    if blocked is not None and blocked.any():
+        block[:, blocked[items]] = -np.inf
+    few = sp.csr_matrix(exclude)[:, items] if exclude is not None else None
+    found, top = top_k(block, k, exclude=few, overwrite=True)
+    return np.where(found >= 0, items[np.maximum(found, 0)], -1), top

@@ -190,6 +190,18 @@ class SequenceRecommender(RestrictedOutput, KerasRecommender):
         """Scores over the catalog of the users' sequences (catalog item indices)."""
         return self._widened(self._score_sequences(users, self._head_sequences(sequences)))
 
+    def _score_columns(
+        self, users: np.ndarray, history: sp.csr_matrix, sequences: ItemSequences | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.output_items_ is None:
+            return None
+        ordered = (
+            self.ordered_history(users, history)
+            if sequences is None
+            else [sequences[u] for u in users]
+        )
+        return self._head_columns_of(self._score_sequences(users, self._head_sequences(ordered)))
+
     def ordered_history(self, users: np.ndarray, history: sp.csr_matrix) -> list[np.ndarray]:
         """Each user's ``history`` row in time order, as far as it is known (module doc)."""
         binary = (sp.csr_matrix(history) > 0).tocsr()

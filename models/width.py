@@ -84,6 +84,13 @@ class RestrictedOutput:
             out.append(mapped[mapped >= 0])
         return out
 
+    def _head_columns_of(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(scores, items)`` of the network's scores when it covers a subset of the
+        catalog (:meth:`models.base.BaseRecommender.score_columns`), else None."""
+        if self.output_items_ is None:
+            return None
+        return scores, self.output_items_
+
     def _widened(self, scores: np.ndarray) -> np.ndarray:
         """Network scores (rows x network items) over the whole catalog, -inf outside."""
         if self.output_items_ is None:

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 from models import BaseRecommender
 from models.memory import block_rows
-from models.ranking import sparse_top_k, top_k
+from models.ranking import columns_top_k, sparse_top_k, top_k
 from models.vocab import IdVocabulary
 from tasks.config import ScoreConfig
 from tasks.data.catalog import Catalog, build_catalog, cap_per_genre
@@ -86,6 +86,12 @@ def rank_blocks(
                     out.append((rows, strategy, items, top, history))
                     continue
                 extra = {} if inputs.sequences is None else {"sequences": inputs.sequences}
+                with guard:
+                    columns = model.score_columns(users, inputs.model_history, **extra)
+                if columns is not None:  # a model that ranks only some items
+                    items, top = _rank_columns(*columns, history, catalog, k, max_per_genre)
+                    out.append((rows, strategy, items, top, history))
+                    continue
                 with guard:
                     scores = model.score(users, history=inputs.model_history, **extra)
             elif strategy == "cold_start":
@@ -177,6 +183,23 @@ def _rank_sparse(
         return sparse_top_k(scores, k, exclude=history, blocked=catalog.blocked)
     candidates, cand_scores = sparse_top_k(
         scores, min(catalog.n_items, k * 4), exclude=history, blocked=catalog.blocked
+    )
+    return cap_per_genre(candidates, cand_scores, catalog.genre, k, cap)
+
+
+def _rank_columns(
+    scores: np.ndarray,
+    columns: np.ndarray,
+    history: sp.csr_matrix,
+    catalog: Catalog,
+    k: int,
+    cap: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_rank` of scores over some items only (every other item -inf)."""
+    if cap is None:
+        return columns_top_k(scores, columns, k, exclude=history, blocked=catalog.blocked)
+    candidates, cand_scores = columns_top_k(
+        scores, columns, min(catalog.n_items, k * 4), exclude=history, blocked=catalog.blocked
     )
     return cap_per_genre(candidates, cand_scores, catalog.genre, k, cap)
 

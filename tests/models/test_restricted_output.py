@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from models import make_recommender
 from models.hybrid import standardised
 from models.memory import DataShape
+from models.ranking import top_k
 from models.width import head_items, network_width
 
 TINY = {
@@ -54,7 +55,13 @@ def test_a_restricted_autoencoder_ranks_only_its_items(name: str, tmp_path) -> N
     scores = model.score(users)
     assert np.isfinite(scores[:, :5]).all()
     assert np.isneginf(scores[:, 5:]).all()
-    items, _ = model.recommend(users, k=8)
+    items, top = model.recommend(users, k=8)
+    # ranked over the network's items only: exactly the lists of the widened scores
+    expected = top_k(scores, 8, exclude=matrix)
+    np.testing.assert_array_equal(items, expected[0])
+    np.testing.assert_array_equal(top, expected[1])
+    head_scores, columns = model.score_columns(users)
+    assert columns.tolist() == [0, 1, 2, 3, 4] and head_scores.shape == (20, 5)
     # a user who saw items 0-4 has nothing left to rank: the row is padded
     assert set(items[items >= 0].tolist()) <= {0, 1, 2, 3, 4}
     assert (items[0] == -1).all()
@@ -67,6 +74,7 @@ def test_a_catalog_within_max_items_is_unchanged() -> None:
     matrix = skewed()
     model = make_recommender("mult_dae", **TINY["mult_dae"], max_items=12).fit(matrix)
     assert model.output_items_ is None and model.network_items == 12
+    assert model.score_columns(np.arange(3)) is None
     assert np.isfinite(model.score(np.arange(3))).all()
 
 
