@@ -21,6 +21,8 @@ def top_k(
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    if isinstance(scores, np.ndarray) and scores.ndim == 2 and scores.strides[0] == 0:
+        return _shared_top_k(scores[0], scores.shape[0], k, exclude)
     in_place = (
         overwrite
         and isinstance(scores, np.ndarray)
@@ -51,6 +53,31 @@ def top_k(
         items = np.hstack([items, np.full((n_rows, pad), -1)])
         top_scores = np.hstack([top_scores, np.full((n_rows, pad), -np.inf, dtype=np.float32)])
     return items.astype(np.int64), top_scores
+
+
+def _shared_top_k(
+    row: np.ndarray, n_rows: int, k: int, exclude: sp.csr_matrix | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k` of ``n_rows`` rows that all hold the scores ``row`` (a broadcast, as
+    popularity scores): the items are ordered once, and each row takes the first k of
+    that order it may have, which only needs the first k + (its excluded items) of it."""
+    row = np.asarray(row, dtype=np.float32)
+    n_items = row.size
+    kk = min(k, n_items)
+    order = np.argsort(-row, kind="stable")  # equal scores: lowest index first
+    seen = sp.csr_matrix(exclude) if exclude is not None else None
+    most_seen = int(np.diff(seen.indptr).max()) if seen is not None and seen.nnz else 0
+    head = order[: min(n_items, kk + most_seen)]
+    eligible = np.broadcast_to(np.isfinite(row[head]), (n_rows, head.size)).copy()
+    if most_seen:
+        eligible &= ~(seen[:, head].toarray() > 0)
+    place = np.cumsum(eligible, axis=1) - 1
+    r, c = np.nonzero(eligible & (place < kk))
+    items = np.full((n_rows, k), -1, dtype=np.int64)
+    top = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    items[r, place[r, c]] = head[c]
+    top[r, place[r, c]] = row[head[c]]
+    return items, top
 
 
 GROUP = 64  # items per group when candidates are narrowed by group maxima

@@ -163,9 +163,14 @@ def _rank(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k after exclusions. A fresh, writeable float32 block is modified in place
     (models return new arrays, or read-only views such as popularity's broadcast)."""
-    if not (scores.dtype == np.float32 and scores.flags.writeable):
+    if scores.ndim == 2 and scores.strides[0] == 0:  # every row the same: kept a broadcast
+        shared = np.array(scores[0], dtype=np.float32, copy=True)
+        shared[catalog.blocked] = -np.inf
+        scores = np.broadcast_to(shared, scores.shape)
+    elif not (scores.dtype == np.float32 and scores.flags.writeable):
         scores = np.array(scores, dtype=np.float32, copy=True)
-    if catalog.blocked.any():
+        scores[:, catalog.blocked] = -np.inf
+    elif catalog.blocked.any():
         scores[:, catalog.blocked] = -np.inf
     if cap is None:
         return top_k(scores, k, exclude=history, overwrite=True)

@@ -1,4 +1,5 @@
-"""Ranking sparse scores over their entries gives exactly the dense ranking."""
+"""Sparse scores ranked over their entries, and rows sharing their scores ranked once:
+exactly the dense ranking."""
 
 from __future__ import annotations
 
@@ -58,3 +59,17 @@ def test_sparse_models_recommend_what_their_dense_scores_rank(name: str, params:
 def test_dense_models_have_no_sparse_scores() -> None:
     matrix = sp.random(20, 10, density=0.3, format="csr", random_state=0)
     assert make_recommender("ease", form="dense").fit(matrix).score_sparse(np.arange(3)) is None
+
+
+def test_rows_that_share_their_scores_rank_exactly_as_copies() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n_rows, n_items = int(rng.integers(1, 8)), int(rng.integers(1, 30))
+        row = (np.round(rng.normal(size=n_items) * 2) / 2).astype(np.float32)
+        row[rng.random(n_items) < 0.15] = -np.inf
+        seen = sp.random(n_rows, n_items, density=rng.random() * 0.7, format="csr", rng=rng)
+        k = int(rng.integers(1, 12))
+        shared = top_k(np.broadcast_to(row, (n_rows, n_items)), k, exclude=seen)
+        copied = top_k(np.tile(row, (n_rows, 1)), k, exclude=seen)
+        np.testing.assert_array_equal(shared[0], copied[0])
+        np.testing.assert_array_equal(shared[1], copied[1])
