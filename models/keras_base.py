@@ -60,7 +60,10 @@ class KerasTrainingSettings(ModelSettings):
     """What every Keras model's training takes: ``epochs`` of Adam at ``learning_rate``
     over shuffled batches of ``batch_size`` examples, everything random drawn from
     ``seed``; with a validation target, training stops after ``patience`` epochs without
-    a better NDCG@``val_k``. Scoring runs ``score_batch_size`` users at a time."""
+    a better NDCG@``val_k``. Training also stops after ``max_train_minutes`` of wall time
+    (0: no limit), within the epoch then running, which is still checked: a wide night's
+    epoch can take an hour, and the night must end (with a validation target, the best
+    epoch checked is kept). Scoring runs ``score_batch_size`` users at a time."""
 
     epochs: Epochs = 30
     batch_size: BatchSize = 128
@@ -69,6 +72,7 @@ class KerasTrainingSettings(ModelSettings):
     patience: Patience = 3
     val_k: int = Field(10, ge=1)
     score_batch_size: ScoreBatchSize = 2048
+    max_train_minutes: float = Field(60.0, ge=0)
 
 
 # -- memory -------------------------------------------------------------------------
@@ -223,6 +227,35 @@ def validation_callback(
     return _ValidationNDCG()
 
 
+def time_limit(minutes: float) -> Any:
+    """Keras callback: training stops once ``minutes`` of wall time have passed since it
+    began (checked after every batch and epoch); ``stopped`` says whether it did."""
+    import time
+
+    import keras
+
+    class _TimeLimit(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.started = time.monotonic()
+            self.stopped = False
+
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+            self.started = time.monotonic()
+
+        def _check(self) -> None:
+            if time.monotonic() - self.started > minutes * 60:
+                self.model.stop_training = self.stopped = True
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            self._check()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self._check()
+
+    return _TimeLimit()
+
+
 def plateau_schedule(check: Any, patience: int, factor: float = 0.5) -> Any:
     """Keras callback after ``check`` (a :func:`validation_callback`): the optimizer's
     learning rate is multiplied by ``factor`` after ``patience`` epochs in a row without a
@@ -315,6 +348,8 @@ class KerasRecommender(BaseRecommender):
             callbacks.append(check)
             if self.params.get("lr_plateau"):
                 callbacks.append(plateau_schedule(check, self.params["lr_plateau"]))
+        if self.params["max_train_minutes"]:  # after the check: the epoch is checked first
+            callbacks.append(time_limit(self.params["max_train_minutes"]))
         return callbacks + list(self._fit_callbacks), check  # after the check: epoch complete
 
     def _validation_top_k(self, users: np.ndarray, k: int) -> np.ndarray:

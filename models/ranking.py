@@ -69,7 +69,7 @@ def _shared_top_k(
     most_seen = int(np.diff(seen.indptr).max()) if seen is not None and seen.nnz else 0
     head = order[: min(n_items, kk + most_seen)]
     eligible = np.broadcast_to(np.isfinite(row[head]), (n_rows, head.size)).copy()
-    if most_seen:
+    if seen is not None and most_seen:
         eligible &= ~(seen[:, head].toarray() > 0)
     place = np.cumsum(eligible, axis=1) - 1
     r, c = np.nonzero(eligible & (place < kk))
