@@ -63,8 +63,8 @@ CANDIDATE_MARGIN = 16
 #: HNSW graph degree and construction breadth (see the table above)
 GRAPH_DEGREE = 16
 EF_CONSTRUCTION = 64
-#: a width at least this share of the catalog is served from the dense product
-EXACT_SHARE = 8
+#: a width of at least 1 / EXACT_SHARE of the catalog is served from the dense product
+EXACT_SHARE = 4
 #: candidate width per user assumed by memory estimates (4 x k + history + margin)
 ESTIMATE_WIDTH = 512
 INDEX_FILE = "item_index.hnsw"
