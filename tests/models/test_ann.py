@@ -154,3 +154,23 @@ def test_memory_estimate_counts_the_graph_instead_of_a_dense_block() -> None:
     assert dense.score_bytes - indexed.score_bytes > 3 << 30  # 1024 x 1M floats gone
     small = DataShape(users=1000, items=5000, interactions=20_000)
     assert ALS.memory_estimate(small) == ALS.memory_estimate(small, ann_min_items=0)
+
+
+def test_two_tower_ranks_through_its_item_vectors_above_the_width(tmp_path) -> None:
+    from models import TwoTower
+
+    params = {"embedding_dim": 8, "hidden_dims": [16], "epochs": 2, "batch_size": 64}
+    model = TwoTower(**params, ann_min_items=100).fit(TRAIN)
+    assert model.retrieves
+    users = np.arange(N_USERS)
+    items, scores = model.recommend(users, 5)
+    dense = model.score(users)
+    exact = top_k(dense, 5, exclude=TRAIN)[0]
+    # the graph is approximate: most of the exact top 5, each with its exact score
+    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(items, exact, strict=True))
+    assert hits / exact.size >= 0.9
+    np.testing.assert_allclose(scores, np.take_along_axis(dense, items, 1), rtol=1e-4, atol=1e-6)
+    assert not np.take_along_axis(TRAIN.toarray(), items, 1).any()
+    loaded = load_recommender(model.save(tmp_path / "two_tower"))
+    assert loaded.retrieves
+    np.testing.assert_array_equal(loaded.recommend(users, 5)[0], items)
