@@ -187,8 +187,8 @@ class ItemIndex:
 class IndexedScoring:
     """What a factor model adds to score through an :class:`ItemIndex` above its width.
 
-    The model supplies its two sides of the score, ``_index_vectors()`` (n_items x d)
-    and ``_query_vectors(users, history)`` (len(users) x d), whose products are exactly
+    The model supplies its two sides of the score, ``index_vectors()`` (n_items x d)
+    and ``query_vectors(users, history)`` (len(users) x d), whose products are exactly
     its dense scores; it calls ``_index_items()`` at the end of fitting,
     ``_save_index`` / ``_load_index`` with its other files. ``item_index_`` stays None
     below ``ann_min_items``, and then nothing about scoring changes."""
@@ -197,10 +197,12 @@ class IndexedScoring:
     params: dict[str, Any]
     train_matrix_: Any
 
-    def _index_vectors(self) -> np.ndarray:
+    def index_vectors(self) -> np.ndarray:
+        """The items' side of the scores, n_items x d float32."""
         raise NotImplementedError
 
-    def _query_vectors(self, users: np.ndarray, history: Any) -> np.ndarray:
+    def query_vectors(self, users: np.ndarray, history: Any) -> np.ndarray:
+        """The users' side, len(users) x d; ``history`` holds those users' rows."""
         raise NotImplementedError
 
     def _query_threads(self) -> int:
@@ -213,7 +215,7 @@ class IndexedScoring:
     def _index_items(self) -> None:
         """Build the graph when the catalog is at least ``ann_min_items`` wide."""
         self.item_index_ = (
-            ItemIndex.build(self._index_vectors(), self.params["seed"]) if self._wide() else None
+            ItemIndex.build(self.index_vectors(), self.params["seed"]) if self._wide() else None
         )
 
     def _save_index(self, directory: Path) -> None:
@@ -225,7 +227,7 @@ class IndexedScoring:
         if not self._wide():
             self.item_index_ = None
             return
-        vectors = self._index_vectors()
+        vectors = self.index_vectors()
         self.item_index_ = ItemIndex.load(directory, vectors) or ItemIndex.build(
             vectors, self.params["seed"]
         )
@@ -236,5 +238,5 @@ class IndexedScoring:
         """Candidates and exact scores from the graph (see :meth:`ItemIndex.search`)."""
         if self.item_index_ is None:
             raise RuntimeError("no item index below ann_min_items: score this model densely")
-        queries = self._query_vectors(users, history)
+        queries = self.query_vectors(users, history)
         return self.item_index_.search(queries, widths, self._query_threads())

@@ -163,10 +163,10 @@ class ImplicitMF(IndexedScoring, BaseRecommender):
     def _user_factors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray(self.user_factors_[users])
 
-    def _index_vectors(self) -> np.ndarray:
+    def index_vectors(self) -> np.ndarray:
         return self.item_factors_
 
-    def _query_vectors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def query_vectors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         return self._user_factors(users, history)
 
     def _query_threads(self) -> int:
@@ -312,14 +312,14 @@ class BPR(ImplicitMF):
             np.float32
         )
 
-    def _index_vectors(self) -> np.ndarray:
+    def index_vectors(self) -> np.ndarray:
         """The item factors (their last column the item bias), and the correction as one
         more column when there is one."""
         if not self.params["popularity_correction"]:
             return self.item_factors_
         return np.hstack([self.item_factors_, self._correction()[:, None]])
 
-    def _query_vectors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def query_vectors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         """The user factors (their last column 1, against the bias), and 1 against the
         correction when there is one."""
         factors = np.asarray(self.user_factors_[users])

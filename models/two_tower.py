@@ -352,10 +352,10 @@ class TwoTower(IndexedScoring, KerasRecommender):
             out[start : start + step] = user_vecs @ items.T
         return out
 
-    def _index_vectors(self) -> np.ndarray:
+    def index_vectors(self) -> np.ndarray:
         return self.item_vectors()
 
-    def _query_vectors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def query_vectors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         """The user tower's output for each history row, ``score_batch_size`` rows at once."""
         binary = (history > 0).astype(np.float32)
         tower = self.network_.get_layer("user_tower")
