@@ -17,28 +17,30 @@ nearly everything, a tiny catalog) is served exactly from the dense product inst
 The graph is built on one thread with the model's seed, so the same vectors give the
 same graph and the same recommendations; it is saved beside the model's other files.
 
-Why hnswlib (measured, 2 shared cores under other load, ``nice -n 10``): ALS (32 factors,
-implicit, default settings) fitted on ``recpipe generate data --interactions 10M
---items 1M --users 500000`` (500,000 users x 763,385 items seen; fit 264 s); 10,000
-random users, seen items excluded alike; candidates per user k + history + 16 rounded
-up to a power of two, re-scored exactly; recall@10 against the exact inner-product
-top-10 (which took 73.8 s for the 10,000 users). Every graph: M = 16,
-ef_construction = 64, ef_search = the candidate width; build on 2 threads.
+Why hnswlib (measured, 2 cores shared with other work, load average 4-7, ``nice -n 10``):
+ALS (32 factors, implicit, default settings) fitted on ``recpipe generate data
+--interactions 10M --items 1M --users 500000`` (500,000 users x 763,385 items seen; fit
+264 s); 10,000 random users, seen items excluded alike; candidates per user k + history
++ 16 rounded up to a power of two, re-scored exactly; recall@10 against the exact
+inner-product top-10 (the dense product and top-k took 73.8 s for the 10,000 users).
+Every graph: M = 16, ef_construction = 64, ef_search = the candidate width, built on 2
+threads; query: seconds for the 10,000 users (search, exact re-scoring, exclusion), the
+range of three interleaved rounds in one process, on 2 threads and on 1.
 
-================================  =======  ========  =========  ===========
-library, index                    build s  size MiB  recall@10  query s 10k
-================================  =======  ========  =========  ===========
-hnswlib HNSW, inner product       79.2     201       0.9937     0.63-0.80
-faiss-cpu 1.15 HNSWFlat, IP       53.4     198       0.9794     0.77-0.95
-usearch 2.26 HNSW, IP             101.7    201       0.9939     1.15-1.94
-faiss-cpu IVFFlat, IP, 4,096 l.   333.3    166       0.4340     10.05
-================================  =======  ========  =========  ===========
+=============================  =======  ========  =========  ==========  ==========
+library, index                 build s  size MiB  recall@10  query 2 th  query 1 th
+=============================  =======  ========  =========  ==========  ==========
+hnswlib 0.8 HNSW, IP           79.2     201       0.9937     0.63-0.80   0.56-0.60
+faiss-cpu 1.15 HNSWFlat, IP    53.4     198       0.9794     0.77-0.95   0.72-0.87
+usearch 2.26 HNSW, IP          101.7    201       0.9939     1.15-1.94   0.94-1.51
+faiss-cpu IVFFlat, IP, 4,096   333.3    166       0.4340     10.05       -
+=============================  =======  ========  =========  ==========  ==========
 
-(query: three interleaved rounds in one process; IVF at nprobe 128, its best: the
-coarse inner-product assignment fails on item norms spread over five decades.)
-hnswlib has the lowest query time at recall >= 0.95 and the best recall; faiss builds
-faster. hnswlib ships a source distribution only: installing it compiles a small C++
-extension (a C++ compiler is needed once).
+(IVF-Flat at nprobe 128, its best: its coarse inner-product assignment fails on item
+norms spread over five decades. With ef_construction 200 hnswlib took 308 s to build for
+the same recall.) hnswlib has the lowest query time at recall >= 0.95 and the best recall
+with usearch; faiss builds faster. hnswlib ships a source distribution only: installing it
+compiles a small C++ extension once (a C++ compiler is needed).
 """
 
 from __future__ import annotations
