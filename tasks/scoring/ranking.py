@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,16 +92,9 @@ def rank_blocks(
                 continue
             history = inputs.history[rows]
             if strategy == "personal" and model.retrieves:
-                with guard:
-                    items, top = _rank_retrieved(
-                        model,
-                        inputs.in_model[rows],
-                        inputs.model_history,
-                        history,
-                        catalog,
-                        k,
-                        max_per_genre,
-                    )
+                items, top = _rank_retrieved(
+                    model, inputs.in_model[rows], inputs, history, catalog, k, max_per_genre, guard
+                )
                 out.append((rows, strategy, items, top, history))
                 continue
             if strategy == "personal":
@@ -193,20 +187,23 @@ def _rank(
 def _rank_retrieved(
     model: BaseRecommender,
     users: np.ndarray,
-    model_history: sp.csr_matrix,
+    inputs: ScoringInputs,
     history: sp.csr_matrix,
     catalog: Catalog,
     k: int,
     cap: int | None,
+    guard: AbstractContextManager[Any],
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_rank` over the candidates the model retrieves for ``users`` (its rows of
-    ``model_history``): enough per user that their history and the blocked items, all
-    excluded, still leave the k (or the cap's 4 x k) asked for."""
+    ``inputs.model_history``; ``guard`` held while it does): enough per user that their
+    ``history`` and the blocked items, all excluded, still leave the k (or the cap's
+    4 x k) asked for."""
     want = k if cap is None else min(catalog.n_items, k * 4)
     excluded = np.diff(history.indptr) + int(catalog.blocked.sum())
-    items, scores = model.candidates(
-        users, want + excluded + CANDIDATE_MARGIN, history=model_history
-    )
+    with guard:
+        items, scores = model.candidates(
+            users, want + excluded + CANDIDATE_MARGIN, history=inputs.model_history
+        )
     blocked = catalog.blocked if catalog.blocked.any() else None
     items, scores = top_k_candidates(items, scores, want, exclude=history, blocked=blocked)
     if cap is None:
