@@ -25,7 +25,7 @@ item factors held fixed, as one ALS half-step (implicit's ``recalculate_user``).
 BPR has no such fold-in; its users keep their trained factors and the history only
 decides which items are excluded.
 
-Wide catalogs: at least ``ann_min_items`` items (default 200,000; 0 = never), the model
+Wide catalogs: at least ``ann_min_items`` items (default 100,000; 0 = never), the model
 also keeps an HNSW graph of its item factors (:mod:`models.ann`), built at the end of
 ``fit`` and saved with the factors, and ranks the candidates it retrieves for each user
 (scored exactly) instead of every item; below that width scoring is dense and exact.

@@ -24,7 +24,7 @@ no history has an all-zero bag: the user tower then outputs one learned
 "anonymous user" vector, i.e. every such user gets the same non-personalised
 ranking.
 
-Wide catalogs: at least ``ann_min_items`` items (default 200,000; 0 = never), the item
+Wide catalogs: at least ``ann_min_items`` items (default 100,000; 0 = never), the item
 tower's outputs are indexed in an HNSW graph (:mod:`models.ann`) at the end of ``fit``
 and on ``load`` (saved with the weights), and each user's retrieved candidates are
 ranked (scored exactly) instead of every item; below that width scoring is dense.
