@@ -39,6 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from models.ann import CANDIDATE_MARGIN
 from models.inputs import (
     ItemSequences,
     check_item_features,
@@ -47,7 +48,7 @@ from models.inputs import (
     sequences_to_csr,
 )
 from models.memory import DataShape, MemoryEstimate
-from models.ranking import columns_top_k, sparse_top_k, top_k
+from models.ranking import columns_top_k, sparse_top_k, top_k, top_k_candidates
 
 
 class NotFittedError(RuntimeError):
@@ -270,7 +271,14 @@ class BaseRecommender:
         """Top-k item indices and scores per user, best first.
 
         Where fewer than k items can be recommended the row is padded with -1 and -inf.
+        A model with an item index (:attr:`retrieves`) ranks its retrieved candidates:
+        k plus the user's history plus a margin, so exclusion never leaves fewer than k.
         """
+        if self.retrieves:
+            users, rows = self._request_rows(users, history, sequences)
+            excluded = np.diff(rows.indptr) if exclude_seen else np.zeros(len(users), np.int64)
+            items, scores = self._retrieve(users, rows, k + excluded + CANDIDATE_MARGIN)
+            return top_k_candidates(items, scores, k, exclude=rows if exclude_seen else None)
         if sequences is None:
             sparse = self.score_sparse(users, history)
             if sparse is not None:
@@ -324,6 +332,32 @@ class BaseRecommender:
         users = np.asarray(users, dtype=np.int64)
         return self._score_sparse(users, self._history_rows(users, history))
 
+    @property
+    def retrieves(self) -> bool:
+        """Whether this model ranks candidates retrieved from an item index (a factor model
+        over a catalog of at least its ``ann_min_items``) rather than every item's score."""
+        return getattr(self, "item_index_", None) is not None
+
+    def candidates(
+        self, users: np.ndarray, n: int | np.ndarray, history: sp.csr_matrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The top ``n`` items per user (``n``: one width, or one per user) with their
+        scores, best first and without exclusion: ``(items, scores)``, padded with -1 and
+        -inf to the widest row (at least ``max(n)``). Retrieved from the item index when
+        the model has one (approximate, scores exact), else from the dense scores."""
+        users, rows = self._request_rows(users, history, None)
+        widths = np.broadcast_to(np.asarray(n, dtype=np.int64), users.shape)
+        if self.retrieves:
+            return self._retrieve(users, rows, widths)
+        width = int(widths.max()) if widths.size else 1
+        return top_k(self._score(users, rows), width, overwrite=True)
+
+    def _retrieve(
+        self, users: np.ndarray, history: sp.csr_matrix, widths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates from the model's item index (models with one define it)."""
+        raise NotImplementedError
+
     def _scores_and_rows(
         self,
         users: np.ndarray,
@@ -336,6 +370,19 @@ class BaseRecommender:
             sequences = check_sequences(sequences, len(sequences), self.n_items_, self.name)
         rows = self._history_rows(users, history, sequences)
         return self._score_request(users, rows, sequences), rows
+
+    def _request_rows(
+        self,
+        users: np.ndarray,
+        history: sp.csr_matrix | None,
+        sequences: ItemSequences | None,
+    ) -> tuple[np.ndarray, sp.csr_matrix]:
+        """The users as indices and their history rows, checked as for scoring."""
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        if sequences is not None:
+            sequences = check_sequences(sequences, len(sequences), self.n_items_, self.name)
+        return users, self._history_rows(users, history, sequences)
 
     def _history_rows(
         self,

@@ -25,6 +25,13 @@ item factors held fixed, as one ALS half-step (implicit's ``recalculate_user``).
 BPR has no such fold-in; its users keep their trained factors and the history only
 decides which items are excluded.
 
+Wide catalogs: at least ``ann_min_items`` items (default 100,000; 0 = never), the model
+also keeps an HNSW graph of its item factors (:mod:`models.ann`), built at the end of
+``fit`` and saved with the factors, and ranks the candidates it retrieves for each user
+(scored exactly) instead of every item; below that width scoring is dense and exact.
+BPR's popularity correction is one more column of the indexed vectors, so the graph
+searches the corrected scores.
+
 Seeded: ``seed`` is implicit's ``random_state`` (the initial factors and, for BPR,
 the sampled triples). ALS solves each user (item) independently, so its result does
 not depend on ``num_threads``; BPR's SGD is lock-free across threads (Hogwild), so
@@ -40,6 +47,15 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
+from models.ann import (
+    ANN_MIN_ITEMS,
+    ESTIMATE_WIDTH,
+    AnnMinItems,
+    IndexedScoring,
+    candidate_bytes,
+    index_bytes,
+    uses_index,
+)
 from models.base import BaseRecommender, ModelSettings
 from models.memory import (
     FLOAT32,
@@ -64,8 +80,9 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(1, "blas")
 
 
-class ImplicitMF(BaseRecommender):
-    """What ALS and BPR share: fitting through implicit, scoring and saving the factors."""
+class ImplicitMF(IndexedScoring, BaseRecommender):
+    """What ALS and BPR share: fitting through implicit, scoring and saving the factors,
+    and above ``ann_min_items`` items the index of the item factors."""
 
     concurrent_scoring: ClassVar[bool] = False  # BLAS products, threaded already
 
@@ -80,12 +97,34 @@ class ImplicitMF(BaseRecommender):
 
     @classmethod
     def _factor_memory(
-        cls, shape: DataShape, columns: int, train: dict[str, int], score: dict[str, int]
+        cls,
+        shape: DataShape,
+        columns: int,
+        train: dict[str, int],
+        score: dict[str, int],
+        ann_min_items: int,
     ) -> MemoryEstimate:
         """Both models hold float32 user and item factors of ``columns`` columns (drawn
-        at random, then scaled: two copies while they are made); scoring a block is a
-        dense block x items float32 product."""
+        at random, then scaled: two copies while they are made). Scoring a block is a
+        dense block x items float32 product, or with the index (at least
+        ``ann_min_items`` items; built at the end of training) the graph and a block's
+        candidates."""
         factors = (shape.users + shape.items) * columns * FLOAT32
+        if uses_index(shape.items, ann_min_items):
+            graph = index_bytes(shape.items, columns)
+            graph_label = f"HNSW graph of the item factors, {graph // shape.items} x items"
+            train = {**train, graph_label: graph}
+            scoring = {
+                graph_label: graph,
+                f"a block's candidates and their vectors, block users x {ESTIMATE_WIDTH} x "
+                f"(16 + 4 x {columns})": candidate_bytes(columns),
+            }
+        else:
+            scoring = {
+                "dense scores of a block, 4 x block users x items": dense_bytes(
+                    score_users(shape.items), shape.items
+                )
+            }
         return summed(
             cls.name,
             {
@@ -96,9 +135,7 @@ class ImplicitMF(BaseRecommender):
             },
             {
                 f"user and item factors, 4 x (users + items) x {columns}": factors,
-                "dense scores of a block, 4 x block users x items": dense_bytes(
-                    score_users(shape.items), shape.items
-                ),
+                **scoring,
                 **score,
             },
         )
@@ -121,9 +158,19 @@ class ImplicitMF(BaseRecommender):
         model.fit(binary, show_progress=False, callback=report)
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self._index_items()
 
     def _user_factors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray(self.user_factors_[users])
+
+    def index_vectors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def query_vectors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        return self._user_factors(users, history)
+
+    def _query_threads(self) -> int:
+        return int(self.params["num_threads"]) or -1
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         return self._user_factors(users, history) @ self.item_factors_.T
@@ -131,10 +178,12 @@ class ImplicitMF(BaseRecommender):
     def _save_state(self, directory: Path) -> None:
         np.save(directory / "user_factors.npy", self.user_factors_)
         np.save(directory / "item_factors.npy", self.item_factors_)
+        self._save_index(directory)
 
     def _load_state(self, directory: Path) -> None:
         self.user_factors_ = np.load(directory / "user_factors.npy")
         self.item_factors_ = np.load(directory / "item_factors.npy")
+        self._load_index(directory)
 
 
 def _same_rows(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
@@ -151,7 +200,8 @@ def _same_rows(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
 
 class ALSSettings(ModelSettings):
     """``factors`` latent dimensions, ``iterations`` ALS sweeps; ``alpha``: the confidence
-    of an observed interaction; ``num_threads`` 0: every core."""
+    of an observed interaction; ``num_threads`` 0: every core; ``ann_min_items``: rank
+    through an index of the item factors from this many items (0: never)."""
 
     factors: int = Field(32, ge=1)
     regularization: float = Field(20.0, ge=0)
@@ -159,6 +209,7 @@ class ALSSettings(ModelSettings):
     iterations: int = Field(15, ge=1)
     seed: int = 42
     num_threads: int = Field(0, ge=0)
+    ann_min_items: AnnMinItems = ANN_MIN_ITEMS
 
 
 class ALS(ImplicitMF):
@@ -175,7 +226,7 @@ class ALS(ImplicitMF):
         factors; a dense block of scores."""
         p = cls.settings(**params).model_dump()
         train = {"CSR copies of the training matrix, 4 x CSR": 4 * shape.csr_bytes()}
-        return cls._factor_memory(shape, p["factors"], train, {})
+        return cls._factor_memory(shape, p["factors"], train, {}, p["ann_min_items"])
 
     def _implicit_model(self) -> Any:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -204,7 +255,8 @@ class BPRSettings(ModelSettings):
     """SGD over sampled triples: ``iterations`` epochs at ``learning_rate``.
     ``popularity_correction``: add this times log(1 + item count) back to an item's score
     (implicit samples negatives by popularity; 0: no correction). One thread repeats
-    exactly; more are faster but not bit-for-bit repeatable."""
+    exactly; more are faster but not bit-for-bit repeatable. ``ann_min_items``: rank
+    through an index of the item factors from this many items (0: never)."""
 
     factors: int = Field(64, ge=1)
     learning_rate: float = Field(0.005, gt=0)
@@ -213,6 +265,7 @@ class BPRSettings(ModelSettings):
     popularity_correction: float = Field(0.0, ge=0)
     seed: int = 42
     num_threads: int = Field(1, ge=0)
+    ann_min_items: AnnMinItems = ANN_MIN_ITEMS
 
 
 class BPR(ImplicitMF):
@@ -235,17 +288,44 @@ class BPR(ImplicitMF):
             * (FLOAT64 + INDEX),
         }
         score = {}
+        columns = p["factors"] + 1
         if p["popularity_correction"]:
             score["item counts and their log, 20 x items"] = shape.items * (2 * FLOAT64 + FLOAT32)
-        return cls._factor_memory(shape, p["factors"] + 1, train, score)
+            if uses_index(shape.items, p["ann_min_items"]):
+                columns += 1  # the correction is a column of the indexed vectors
+                score["indexed vectors: the item factors and the correction"] = (
+                    shape.items * columns * FLOAT32
+                )
+        return cls._factor_memory(shape, columns, train, score, p["ann_min_items"])
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         scores = super()._score(users, history)
         weight = self.params["popularity_correction"]
         if weight:
-            counts = np.bincount(self.train_matrix_.indices, minlength=self.n_items_)
-            scores += np.float32(weight) * np.log1p(counts).astype(np.float32)
+            scores += self._correction()
         return scores
+
+    def _correction(self) -> np.ndarray:
+        """``popularity_correction * log(1 + n_i)`` per item."""
+        counts = np.bincount(self.train_matrix_.indices, minlength=self.n_items_)
+        return np.float32(self.params["popularity_correction"]) * np.log1p(counts).astype(
+            np.float32
+        )
+
+    def index_vectors(self) -> np.ndarray:
+        """The item factors (their last column the item bias), and the correction as one
+        more column when there is one."""
+        if not self.params["popularity_correction"]:
+            return self.item_factors_
+        return np.hstack([self.item_factors_, self._correction()[:, None]])
+
+    def query_vectors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        """The user factors (their last column 1, against the bias), and 1 against the
+        correction when there is one."""
+        factors = np.asarray(self.user_factors_[users])
+        if not self.params["popularity_correction"]:
+            return factors
+        return np.hstack([factors, np.ones((len(factors), 1), dtype=np.float32)])
 
     def _implicit_model(self) -> Any:
         from implicit.cpu.bpr import BayesianPersonalizedRanking

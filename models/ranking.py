@@ -80,6 +80,37 @@ def _shared_top_k(
     return items, top
 
 
+def top_k_candidates(
+    items: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    exclude: sp.csr_matrix | None = None,
+    blocked: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k` over each row's candidates instead of every item: ``items`` (rows x
+    n item indices, -1 for none) with their ``scores``. ``exclude`` (a CSR matrix over the
+    whole catalog, aligned with the rows) and ``blocked`` (a boolean mask over the catalog)
+    name items never returned. The same selection as :func:`top_k` on the dense rows with
+    every non-candidate at -inf: best first, equal scores by item index, padded with -1
+    and -inf."""
+    order = np.argsort(items, axis=1, kind="stable")  # equal scores: lowest item first
+    items = np.take_along_axis(np.asarray(items, dtype=np.int64), order, axis=1)
+    scores = np.take_along_axis(np.asarray(scores, dtype=np.float32), order, axis=1)
+    drop = items < 0
+    if blocked is not None:
+        drop |= blocked[np.maximum(items, 0)]
+    if exclude is not None and exclude.nnz:
+        exclude = sp.csr_matrix(exclude)
+        width = max(exclude.shape[1], int(items.max(initial=0)) + 1)
+        row_of = np.repeat(np.arange(exclude.shape[0], dtype=np.int64), np.diff(exclude.indptr))
+        seen = row_of * width + exclude.indices
+        drop |= np.isin(np.arange(items.shape[0])[:, None] * width + items, seen)
+    scores[drop] = -np.inf
+    position, top = top_k(scores, k, overwrite=True)
+    chosen = np.take_along_axis(items, np.maximum(position, 0), axis=1)
+    return np.where(position >= 0, chosen, -1), top
+
+
 GROUP = 64  # items per group when candidates are narrowed by group maxima
 
 

@@ -23,6 +23,11 @@ tower learns to do that (DropoutNet, Volkovs et al., NeurIPS 2017). A user with
 no history has an all-zero bag: the user tower then outputs one learned
 "anonymous user" vector, i.e. every such user gets the same non-personalised
 ranking.
+
+Wide catalogs: at least ``ann_min_items`` items (default 100,000; 0 = never), the item
+tower's outputs are indexed in an HNSW graph (:mod:`models.ann`) at the end of ``fit``
+and on ``load`` (saved with the weights), and each user's retrieved candidates are
+ranked (scored exactly) instead of every item; below that width scoring is dense.
 """
 
 from __future__ import annotations
@@ -35,8 +40,18 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
+from models.ann import (
+    ANN_MIN_ITEMS,
+    ESTIMATE_WIDTH,
+    AnnMinItems,
+    IndexedScoring,
+    candidate_bytes,
+    index_bytes,
+    uses_index,
+)
 from models.base import ModelSettings
 from models.keras_base import (
+    SCORE_COPIES,
     BatchSize,
     Dropout,
     Epochs,
@@ -47,7 +62,14 @@ from models.keras_base import (
     keras_memory,
     shuffled_batches,
 )
-from models.memory import FLOAT32, INDEX, DataShape, MemoryEstimate
+from models.memory import (
+    FLOAT32,
+    INDEX,
+    DataShape,
+    MemoryEstimate,
+    dense_bytes,
+    score_users,
+)
 
 
 def bpr_loss(y_true: Any, score_diff: Any) -> Any:
@@ -78,7 +100,8 @@ class TwoTowerSettings(KerasTrainingSettings):
     """Each tower: dense ReLU layers of ``hidden_dims`` units, then ``embedding_dim``;
     ``loss`` "softmax" (in-batch, at ``temperature``, with the logQ correction when
     ``logq_correction``) or "bpr"; ``id_dropout``: the share of training items whose id
-    part is zeroed (cold start); ``l2`` on the dense weights."""
+    part is zeroed (cold start); ``l2`` on the dense weights; ``ann_min_items``: rank
+    through an index of the item vectors from this many items (0: never)."""
 
     embedding_dim: int = Field(64, ge=4)
     hidden_dims: list[int] = Field([128])
@@ -89,9 +112,10 @@ class TwoTowerSettings(KerasTrainingSettings):
     l2: float = Field(0.0, ge=0)
     epochs: Epochs = 20
     batch_size: BatchSize = 256
+    ann_min_items: AnnMinItems = ANN_MIN_ITEMS
 
 
-class TwoTower(KerasRecommender):
+class TwoTower(IndexedScoring, KerasRecommender):
     """User tower over the history bag, item tower over id (+ content features)."""
 
     name: ClassVar[str] = "two_tower"
@@ -115,7 +139,10 @@ class TwoTower(KerasRecommender):
         over items x dim id embeddings, each with its dense layers; a batch is
         batch_size dense histories. Its training pairs (one per interaction) are held
         as int64 users and int32 items beside a COO copy; scoring and validation run the
-        item tower over every item (no content features counted: they are the caller's)."""
+        item tower over every item (no content features counted: they are the caller's).
+        With the index (at least ``ann_min_items`` items) scoring holds the graph of the
+        item vectors and a block's candidates instead of a block's dense scores; the user
+        tower still reads each block's items-wide histories."""
         p = cls.settings(**params).model_dump()
         items, dim, hidden = shape.items, p["embedding_dim"], list(p["hidden_dims"])
 
@@ -132,7 +159,7 @@ class TwoTower(KerasRecommender):
             ),
             "item tower outputs over every item, 8 x items x (2 dim + hidden)": item_vectors,
         }
-        return keras_memory(
+        estimate = keras_memory(
             "two_tower",
             shape,
             p,
@@ -141,6 +168,27 @@ class TwoTower(KerasRecommender):
             activation_copies=cls.ACTIVATIONS,
             data=data,
         )
+        if not uses_index(items, p["ann_min_items"]):
+            return estimate
+        graph = index_bytes(items, dim)
+        step = min(score_users(items), p["score_batch_size"])
+        score = {
+            "weights, 4 x parameters": n_params * FLOAT32,
+            "network outputs of a block, 3 x 4 x score_batch_size x items": SCORE_COPIES
+            * dense_bytes(step, items),
+            f"HNSW graph of the item vectors, {graph // items} x items": graph,
+            "indexed item vectors, 4 x items x dim": items * dim * FLOAT32,
+            f"a block's candidates and their vectors, block users x {ESTIMATE_WIDTH} x "
+            f"(16 + 4 x {dim})": candidate_bytes(dim),
+        }
+        score_bytes = sum(score.values())
+        if score_bytes > estimate.train_bytes:
+            dominant = f"two_tower (scoring): {max(score, key=lambda key: score[key])}"
+        elif estimate.dominant.startswith("two_tower (training)"):
+            dominant = estimate.dominant
+        else:
+            dominant = "two_tower (training): weights, optimizer state and training batches"
+        return MemoryEstimate(estimate.train_bytes, score_bytes, dominant)
 
     # -- network -----------------------------------------------------------------
     def _mlp(self, x: Any, prefix: str, init: SeededInitializers) -> Any:
@@ -275,6 +323,7 @@ class TwoTower(KerasRecommender):
             len(pair_items), self.params["batch_size"], self.params["seed"], batch
         )
         self._train(data, validation)
+        self._index_items()
 
     def _keep(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """1 where an item's id embedding is used, 0 where it is dropped (``id_dropout``)."""
@@ -303,11 +352,28 @@ class TwoTower(KerasRecommender):
             out[start : start + step] = user_vecs @ items.T
         return out
 
+    def index_vectors(self) -> np.ndarray:
+        return self.item_vectors()
+
+    def query_vectors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        """The user tower's output for each history row, ``score_batch_size`` rows at once."""
+        binary = (history > 0).astype(np.float32)
+        tower = self.network_.get_layer("user_tower")
+        step = self.params["score_batch_size"]
+        parts = [
+            self._predict(tower, binary[start : start + step].toarray())
+            for start in range(0, len(users), step)
+        ]
+        dim = self.params["embedding_dim"]
+        return np.vstack(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+
     # -- persistence -------------------------------------------------------------
     def _save_state(self, directory: Path) -> None:
         np.save(directory / "item_features.npy", self.item_features_)
         super()._save_state(directory)
+        self._save_index(directory)
 
     def _load_state(self, directory: Path) -> None:
         self.item_features_ = np.load(directory / "item_features.npy")
         super()._load_state(directory)
+        self._load_index(directory)

@@ -1,5 +1,5 @@
-"""``recpipe bench scoring | growth | rerun | publish-faults | refresh``: benchmarks that
-print their figures (flows/bench/)."""
+"""``recpipe bench scoring | growth | rerun | publish-faults | refresh | ann``: benchmarks
+that print their figures (flows/bench/)."""
 
 from __future__ import annotations
 
@@ -235,3 +235,19 @@ def refresh(
     landing.mkdir(parents=True, exist_ok=True)
     config = with_refresh_options(config, landing, None, None)
     print(report(bench_refresh(config, users, events_per_user, cli, state(ctx).config)))
+
+
+@app.command("ann")
+def ann(
+    path: Annotated[Path, typer.Option("--path", help="interactions (Parquet file or folder)")],
+    model: Annotated[Literal["als", "bpr"], typer.Option("--model")] = "als",
+    users: Annotated[int, typer.Option("--users", help="users sampled")] = 2000,
+    k: Annotated[int, typer.Option("--k")] = 10,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="read only the first N interactions")
+    ] = None,
+) -> None:
+    """A factor model ranked through its HNSW item index vs exactly: recall@k, times."""
+    from flows.bench.ann import bench_ann, report
+
+    print(report(bench_ann(path, model, users, k, limit)))

@@ -12,24 +12,29 @@ Each user gets one strategy:
   most popular items of the last ``popular_days`` days.
 
 Seen items, denied items and unavailable items are never recommended; an optional cap
-limits items per primary genre. Each row gets a short ``reason``. Blocks are yielded one
-at a time so the caller can stream them to disk: memory holds one block of scores, not
-one per user.
+limits items per primary genre. A model with an item index (a factor model over a catalog
+of at least its ``ann_min_items``, :mod:`models.ann`) ranks its personal users' retrieved
+candidates the same way: for each user k (4 x k with the cap) plus their history plus
+the blocked items plus a margin, so exclusions never leave fewer than k. Each row gets a
+short ``reason``. Blocks are yielded one at a time so the caller can stream them to disk:
+memory holds one block of scores, not one per user.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from models import BaseRecommender
+from models.ann import CANDIDATE_MARGIN
 from models.memory import block_rows
-from models.ranking import columns_top_k, sparse_top_k, top_k
+from models.ranking import columns_top_k, sparse_top_k, top_k, top_k_candidates
 from models.vocab import IdVocabulary
 from tasks.config import ScoreConfig
 from tasks.data.catalog import Catalog, build_catalog, cap_per_genre
@@ -77,6 +82,12 @@ def rank_blocks(
             if rows.size == 0:
                 continue
             history = inputs.history[rows]
+            if strategy == "personal" and model.retrieves:
+                items, top = _rank_retrieved(
+                    model, inputs.in_model[rows], inputs, history, catalog, k, max_per_genre, guard
+                )
+                out.append((rows, strategy, items, top, history))
+                continue
             if strategy == "personal":
                 users = inputs.in_model[rows]
                 with guard:
@@ -207,6 +218,33 @@ def _rank_columns(
         scores, columns, min(catalog.n_items, k * 4), exclude=history, blocked=catalog.blocked
     )
     return cap_per_genre(candidates, cand_scores, catalog.genre, k, cap)
+
+
+def _rank_retrieved(
+    model: BaseRecommender,
+    users: np.ndarray,
+    inputs: ScoringInputs,
+    history: sp.csr_matrix,
+    catalog: Catalog,
+    k: int,
+    cap: int | None,
+    guard: AbstractContextManager[Any],
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_rank` over the candidates the model retrieves for ``users`` (its rows of
+    ``inputs.model_history``; ``guard`` held while it does): enough per user that their
+    ``history`` and the blocked items, all excluded, still leave the k (or the cap's
+    4 x k) asked for."""
+    want = k if cap is None else min(catalog.n_items, k * 4)
+    excluded = np.diff(history.indptr) + int(catalog.blocked.sum())
+    with guard:
+        items, scores = model.candidates(
+            users, want + excluded + CANDIDATE_MARGIN, history=inputs.model_history
+        )
+    blocked = catalog.blocked if catalog.blocked.any() else None
+    items, scores = top_k_candidates(items, scores, want, exclude=history, blocked=blocked)
+    if cap is None:
+        return items, scores
+    return cap_per_genre(items, scores, catalog.genre, k, cap)
 
 
 def _content_scores(
