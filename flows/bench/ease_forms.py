@@ -180,9 +180,14 @@ def compare(
     neighbors: list[int],
     similarity: str = "cosine",
     progress: Any = None,
+    dense: bool = True,
 ) -> list[Row]:
     """Dense EASE at every ``l2s``, then sparse EASE at the best of them for every
-    ``neighbors``; ``progress(row)`` is told of each row as it is measured."""
+    ``neighbors``; ``progress(row)`` is told of each row as it is measured. Without
+    ``dense`` (a catalog too wide for the dense inverse), the sparse form alone at the one
+    value ``l2s`` holds."""
+    if not dense and len(l2s) != 1:
+        raise ValueError(f"the sparse form alone runs at one l2, got {len(l2s)}: {l2s}")
     rows: list[Row] = []
 
     def run(**params: Any) -> Row:
@@ -192,11 +197,17 @@ def compare(
             progress(row)
         return row
 
-    dense = [run(form="dense", l2=l2) for l2 in l2s]
-    best = max(dense, key=lambda r: r.ndcg)
+    l2 = l2s[0]
+    if dense:
+        l2 = max((run(form="dense", l2=value) for value in l2s), key=lambda r: r.ndcg).l2
     for m in neighbors:
-        run(form="sparse", l2=best.l2, neighbors=m, similarity=similarity)
+        run(form="sparse", l2=l2, neighbors=m, similarity=similarity)
     return rows
+
+
+def best_dense(rows: list[Row]) -> Row | None:
+    """The dense row with the highest NDCG, if any dense row was run."""
+    return max((r for r in rows if r.form == "dense"), key=lambda r: r.ndcg, default=None)
 
 
 def _change(row: Row, best: float) -> float:
@@ -207,10 +218,12 @@ def verdict(rows: list[Row]) -> str:
     """One line: is the sparse form at its default neighbours within ``TOLERANCE`` of the
     best dense NDCG?"""
     default = EASESettings().neighbors
-    best = max((r for r in rows if r.form == "dense"), key=lambda r: r.ndcg)
+    best = best_dense(rows)
     sparse = [r for r in rows if r.form == "sparse" and r.neighbors == default]
     if not sparse:
         return f"sparse EASE at its default {default} neighbours was not run (--neighbors)"
+    if best is None:
+        return f"no dense row (--no-dense): nothing to compare the sparse form's NDCG@{K} with"
     change = _change(sparse[0], best.ndcg)
     within = "within" if change >= -TOLERANCE else "NOT within"
     return (
@@ -238,8 +251,8 @@ HEADER = (
 
 def report(rows: list[Row]) -> str:
     """The table (NDCG against the best dense row) and the verdict."""
-    best = max(r.ndcg for r in rows if r.form == "dense")
-    lines = [HEADER, *(row_line(r, best) for r in rows)]
+    best = best_dense(rows)
+    lines = [HEADER, *(row_line(r, None if best is None else best.ndcg) for r in rows)]
     lines.append("peak MB: tracemalloc peak during the fit (numpy and Python allocations)")
     return "\n".join([*lines, verdict(rows)])
 

@@ -273,6 +273,14 @@ def ease_forms(
     datasets: Annotated[
         Path | None, typer.Option("--datasets", help="where dataset names are looked up")
     ] = None,
+    dense: Annotated[
+        bool,
+        typer.Option(
+            "--dense/--no-dense",
+            help="fit the dense form; --no-dense: the sparse form alone at one --l2 "
+            "(a catalog too wide for the dense inverse)",
+        ),
+    ] = True,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="also write the figures to this JSON file")
     ] = None,
@@ -297,6 +305,10 @@ def ease_forms(
 
     l2s = _numbers(l2, "--l2", float)
     counts = _numbers(neighbors, "--neighbors", int)
+    if not dense and len(l2s) != 1:
+        from tasks.errors import ConfigError
+
+        raise ConfigError(f"--no-dense runs the sparse form at one --l2; got {l2!r}")
     frame = load_interactions(dataset, user_col, item_col, datasets or DATASETS)
     train, test = split_per_user(binary_matrix(frame), seed=seed)
     info = describe(dataset, train, test, seed)
@@ -308,7 +320,13 @@ def ease_forms(
     )
     print(HEADER, flush=True)
     rows = compare(
-        train, test, l2s, counts, similarity, progress=lambda r: print(row_line(r), flush=True)
+        train,
+        test,
+        l2s,
+        counts,
+        similarity,
+        progress=lambda r: print(row_line(r), flush=True),
+        dense=dense,
     )
     print()
     print(report(rows))

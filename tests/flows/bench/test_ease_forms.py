@@ -116,6 +116,8 @@ def test_the_verdict_compares_the_default_neighbours_with_the_best_dense_row() -
     )
     assert "-4.0%: NOT within 2% of dense" in verdict(dense_and_sparse(0.48))
     assert "was not run" in verdict(dense_and_sparse(0.5, neighbors=64))
+    assert "no dense row (--no-dense)" in verdict(dense_and_sparse(0.5)[2:])
+    assert report(dense_and_sparse(0.5)[2:]).splitlines()[1].split()[-3:] == ["0.3000", "1.0", "1"]
     table = report(dense_and_sparse(0.495)).splitlines()
     assert table[1].split() == ["dense", "100", "-", "0.4000", "0.3000", "-20.0%", "1.0", "1"]
     assert table[3].split()[:6] == ["sparse", "500", "128", "0.4950", "0.3000", "-1.0%"]
@@ -138,3 +140,11 @@ def test_the_command_prints_the_table_and_writes_json(tmp_path, capsys) -> None:
     assert written["train_interactions"] + written["test_interactions"] == users.size
     assert written["seed"] == 42 and written["verdict"] in printed
     assert main(["bench", "ease-forms", str(csv), "--l2", "ten"]) == 2
+    capsys.readouterr()
+
+    sparse_only = ["bench", "ease-forms", str(csv), "--no-dense", "--l2", "10"]
+    assert main([*sparse_only, "--neighbors", "4"]) == 0
+    alone = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in alone[-4:-1]] == ["form", "sparse", "peak"]
+    assert alone[-1].startswith("sparse EASE at its default 128 neighbours was not run")
+    assert main([*sparse_only[:-1], "10,20"]) == 2
