@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,7 @@ def compare(
     l2s: list[float],
     neighbors: list[int],
     similarity: str = "cosine",
-    progress: Any = None,
+    progress: Callable[[Row], object] | None = None,
     dense: bool = True,
 ) -> list[Row]:
     """Dense EASE at every ``l2s``, then sparse EASE at the best of them for every
