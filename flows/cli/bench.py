@@ -1,5 +1,5 @@
-"""``recpipe bench scoring | growth | rerun | publish-faults | refresh | ann``: benchmarks
-that print their figures (flows/bench/)."""
+"""``recpipe bench scoring | growth | rerun | publish-faults | refresh | ann |
+ease-forms``: benchmarks that print their figures (flows/bench/)."""
 
 from __future__ import annotations
 
@@ -251,3 +251,100 @@ def ann(
     from flows.bench.ann import bench_ann, report
 
     print(report(bench_ann(path, model, users, k, limit)))
+
+
+def _numbers(text: str, option: str, kind: type) -> list:
+    from tasks.errors import ConfigError
+
+    try:
+        values = [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v <= 0 for v in values):
+        raise ConfigError(f"{option}: expected positive numbers separated by commas, got {text!r}")
+    return values
+
+
+@app.command("ease-forms")
+def ease_forms(
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="ml-100k, gowalla, or a path: a MovieLens 100K or Gowalla folder, "
+            "or a CSV / TSV / Parquet file"
+        ),
+    ],
+    l2: Annotated[
+        str, typer.Option("--l2", help="dense EASE's l2 grid; the best one runs sparse")
+    ] = "100,200,500,1000",
+    neighbors: Annotated[
+        str, typer.Option("--neighbors", help="sparse EASE's neighbour counts")
+    ] = "32,64,128,256",
+    similarity: Annotated[
+        Literal["cosine", "gram"], typer.Option("--similarity", help="how neighbours are ranked")
+    ] = "cosine",
+    seed: Annotated[int, typer.Option("--seed", help="the split's seed")] = 42,
+    user_col: Annotated[str, typer.Option("--user-col", help="a file's user column")] = "user_id",
+    item_col: Annotated[str, typer.Option("--item-col", help="a file's item column")] = "item_id",
+    datasets: Annotated[
+        Path | None, typer.Option("--datasets", help="where dataset names are looked up")
+    ] = None,
+    dense: Annotated[
+        bool,
+        typer.Option(
+            "--dense/--no-dense",
+            help="fit the dense form; --no-dense: the sparse form alone at one --l2 "
+            "(a catalog too wide for the dense inverse)",
+        ),
+    ] = True,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="also write the figures to this JSON file")
+    ] = None,
+) -> None:
+    """Dense and sparse EASE on one dataset and one per-user 80/20 split: l2 tuned for the
+    dense form, the sparse form at that l2 for each neighbour count; NDCG@10, Recall@10,
+    fit time and peak memory."""
+    import json
+
+    from flows.bench.ease_forms import (
+        DATASETS,
+        HEADER,
+        as_json,
+        binary_matrix,
+        compare,
+        describe,
+        load_interactions,
+        report,
+        row_line,
+        split_per_user,
+    )
+
+    l2s = _numbers(l2, "--l2", float)
+    counts = _numbers(neighbors, "--neighbors", int)
+    if not dense and len(l2s) != 1:
+        from tasks.errors import ConfigError
+
+        raise ConfigError(f"--no-dense runs the sparse form at one --l2; got {l2!r}")
+    frame = load_interactions(dataset, user_col, item_col, datasets or DATASETS)
+    train, test = split_per_user(binary_matrix(frame), seed=seed)
+    info = describe(dataset, train, test, seed)
+    print(
+        f"{dataset}: {info['users']:,} users, {info['items']:,} items, "
+        f"{info['train_interactions']:,} train / {info['test_interactions']:,} test "
+        f"interactions ({info['test_users']:,} test users), seed {seed}",
+        flush=True,
+    )
+    print(HEADER, flush=True)
+    rows = compare(
+        train,
+        test,
+        l2s,
+        counts,
+        similarity,
+        progress=lambda r: print(row_line(r), flush=True),
+        dense=dense,
+    )
+    print()
+    print(report(rows))
+    if json_path is not None:
+        json_path.write_text(json.dumps(as_json(info, rows), indent=1) + "\n")
