@@ -13,9 +13,10 @@ Above ``dense_max_items`` items (``form = "auto"``), or with ``form = "sparse"``
 takes its sparse form (models/sparse_ease.py): each item's column restricted to its
 ``neighbors`` nearest co-occurring items and solved exactly there, memory proportional
 to the pairs kept. Measured against the dense form on a per-user random 80/20 split
-(l2 tuned for the dense form, 128 neighbours by cosine): MovieLens 100K NDCG@10 0.4451
-against 0.4491 (-0.9%), Gowalla check-ins (32,077 venues) 0.0770 against 0.0779 (-1.2%),
-fitted in 32 s and 0.7 GB instead of 541 s and 7.9 GB.
+(l2 tuned for the dense form, 128 neighbours by cosine; ``recpipe bench ease-forms``):
+MovieLens 100K NDCG@10 0.4451 against 0.4491 (-0.9%); Gowalla check-ins (32,077 venues)
+0.0770 against 0.0779 (-1.2%, the dense figure from a one-off float32 inverse), fitted in
+32 s and 0.7 GB instead of 541 s and 7.9 GB.
 """
 
 from __future__ import annotations
