@@ -9,8 +9,15 @@ import pytest
 import scipy.sparse as sp
 
 from models import ALS, BPR, load_recommender
-from models.ann import CANDIDATE_MARGIN, EXACT_SHARE, INDEX_FILE, ItemIndex
-from models.memory import DataShape
+from models.ann import (
+    CANDIDATE_MARGIN,
+    EXACT_SHARE,
+    INDEX_FILE,
+    ItemIndex,
+    candidate_bytes,
+    index_bytes,
+)
+from models.memory import DataShape, dense_bytes, score_users
 from models.ranking import top_k, top_k_candidates
 
 N_USERS, N_ITEMS, DIM = 40, 300, 8
@@ -150,8 +157,13 @@ def test_memory_estimate_counts_the_graph_instead_of_a_dense_block() -> None:
     shape = DataShape(users=500_000, items=1_000_000, interactions=10_000_000)
     dense = ALS.memory_estimate(shape, ann_min_items=0)
     indexed = ALS.memory_estimate(shape)
-    assert indexed.score_bytes < dense.score_bytes
-    assert dense.score_bytes - indexed.score_bytes > 3 << 30  # 1024 x 1M floats gone
+    # dense: a block of scores within 256 MiB (67 users x 1M items); indexed: the graph of
+    # the 32 factors and a block's candidates instead (the index saves time, not memory)
+    block = dense_bytes(score_users(shape.items), shape.items)
+    graph = index_bytes(shape.items, 32)
+    assert dense.score_bytes >= block and dense.score_bytes < block + graph
+    assert indexed.score_bytes >= graph + candidate_bytes(32)
+    assert indexed.score_bytes < graph + candidate_bytes(32) + block
     small = DataShape(users=1000, items=5000, interactions=20_000)
     assert ALS.memory_estimate(small) == ALS.memory_estimate(small, ann_min_items=0)
 
