@@ -202,6 +202,11 @@ class IndexedScoring:
     params: dict[str, Any]
     train_matrix_: Any
 
+    @property
+    def dense_scores(self) -> bool:
+        """Ranked over retrieved candidates when the model has an index."""
+        return getattr(self, "item_index_", None) is None
+
     def index_vectors(self) -> np.ndarray:
         """The items' side of the scores, n_items x d float32."""
         raise NotImplementedError

@@ -333,6 +333,13 @@ class BaseRecommender:
         return self._score_sparse(users, self._history_rows(users, history))
 
     @property
+    def dense_scores(self) -> bool:
+        """Whether ranking this model's users fills a block of users x catalog scores:
+        false for a model ranked over sparse scores, a subset of items or retrieved
+        candidates, whose blocks of users may be as large as the caller likes."""
+        return True
+
+    @property
     def retrieves(self) -> bool:
         """Whether this model ranks candidates retrieved from an item index (a factor model
         over a catalog of at least its ``ann_min_items``) rather than every item's score."""

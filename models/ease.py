@@ -185,6 +185,10 @@ class EASE(BaseRecommender):
         binary = (history > 0).astype(np.float32)
         return np.asarray(binary @ self.weights_, dtype=np.float32)
 
+    @property
+    def dense_scores(self) -> bool:
+        return not sp.issparse(self.weights_)
+
     def _score_sparse(self, users: np.ndarray, history: sp.csr_matrix) -> sp.csr_matrix | None:
         if not sp.issparse(self.weights_):
             return None

@@ -161,6 +161,10 @@ class ItemKNN(BaseRecommender):
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray(self._score_sparse(users, history).toarray(), dtype=np.float32)
 
+    @property
+    def dense_scores(self) -> bool:
+        return False
+
     def _score_sparse(self, users: np.ndarray, history: sp.csr_matrix) -> sp.csr_matrix:
         binary = sp.csr_matrix((history > 0).astype(np.float32))
         return sp.csr_matrix(binary @ self.similarity_)

@@ -63,6 +63,11 @@ class RestrictedOutput:
             return int(self.output_items_.size)
         return int(self.train_matrix_.shape[1])
 
+    @property
+    def dense_scores(self) -> bool:
+        """Ranked over the network's items alone when it covers a subset."""
+        return self.output_items_ is None
+
     def _choose_head(self, matrix: sp.csr_matrix) -> None:
         self.output_items_ = head_items(matrix, self.params["max_items"])
 

@@ -67,7 +67,11 @@ def rank_blocks(
     personal = (inputs.in_model >= 0) & (n_hist >= min_history) & model.personalized
     cold = ~personal & (n_hist > 0) & model.personalized
     n_users = inputs.history.shape[0]
-    batch_users = block_rows(batch_users, inputs.history.shape[1])
+    # a block of dense scores stays within 256 MiB; a model ranked without one (sparse
+    # scores, a subset of items, retrieved candidates) takes whole blocks of users, its
+    # few cold-start users scored dense in slices of that size
+    dense_rows = block_rows(batch_users, inputs.history.shape[1])
+    batch_users = dense_rows if model.dense_scores else batch_users
     guard = threading.Lock() if threads > 1 and not model.concurrent_scoring else nullcontext()
 
     def ranked(start: int) -> list[tuple]:
@@ -106,7 +110,25 @@ def rank_blocks(
                 with guard:
                     scores = model.score(users, history=inputs.model_history, **extra)
             elif strategy == "cold_start":
-                scores = _content_scores(history, catalog, similarity, inputs.recent_popularity)
+                parts = [
+                    _rank(
+                        _content_scores(
+                            history[lo : lo + dense_rows],
+                            catalog,
+                            similarity,
+                            inputs.recent_popularity,
+                        ),
+                        history[lo : lo + dense_rows],
+                        catalog,
+                        k,
+                        max_per_genre,
+                    )
+                    for lo in range(0, rows.size, dense_rows)
+                ]
+                items = np.concatenate([p[0] for p in parts])
+                top = np.concatenate([p[1] for p in parts])
+                out.append((rows, strategy, items, top, history))
+                continue
             else:
                 scores = np.broadcast_to(inputs.recent_popularity, (rows.size, catalog.n_items))
             items, top = _rank(scores, history, catalog, k, max_per_genre)
@@ -136,7 +158,11 @@ def score_blocks(
 ) -> Iterator[pd.DataFrame]:
     """Yield ``SCORED_COLUMNS`` frames, one per block of users."""
     fallback_reason = f"popular in the last {popular_days} days"
-    batch_users = block_rows(batch_users, inputs.history.shape[1])
+    # a block of dense scores stays within 256 MiB; a model ranked without one (sparse
+    # scores, a subset of items, retrieved candidates) takes whole blocks of users, its
+    # few cold-start users scored dense in slices of that size
+    dense_rows = block_rows(batch_users, inputs.history.shape[1])
+    batch_users = dense_rows if model.dense_scores else batch_users
     parts: list[pd.DataFrame] = []
     current = None
     ranked = rank_blocks(
