@@ -274,22 +274,19 @@ class BaseRecommender:
         A model with an item index (:attr:`retrieves`) ranks its retrieved candidates:
         k plus the user's history plus a margin, so exclusion never leaves fewer than k.
         """
+        users, rows, sequences = self._request_rows(users, history, sequences)
         if self.retrieves:
-            users, rows = self._request_rows(users, history, sequences)
             excluded = np.diff(rows.indptr) if exclude_seen else np.zeros(len(users), np.int64)
             items, scores = self._retrieve(users, rows, k + excluded + CANDIDATE_MARGIN)
             return top_k_candidates(items, scores, k, exclude=rows if exclude_seen else None)
-        if sequences is None:
-            sparse = self.score_sparse(users, history)
-            if sparse is not None:
-                rows = self._history_rows(np.asarray(users, dtype=np.int64), history)
-                return sparse_top_k(sparse, k, exclude=rows if exclude_seen else None)
-        columns = self.score_columns(users, history, sequences)
+        exclude = rows if exclude_seen else None
+        sparse = self._score_sparse(users, rows) if sequences is None else None
+        if sparse is not None:
+            return sparse_top_k(sparse, k, exclude=exclude)
+        columns = self._score_columns(users, rows, sequences)
         if columns is not None:
-            rows = self._history_rows(np.asarray(users, dtype=np.int64), history, sequences)
-            return columns_top_k(*columns, k, exclude=rows if exclude_seen else None)
-        scores, rows = self._scores_and_rows(users, history, sequences)
-        return top_k(scores, k, exclude=rows if exclude_seen else None)
+            return columns_top_k(*columns, k, exclude=exclude)
+        return top_k(self._score_request(users, rows, sequences), k, exclude=exclude)
 
     def _score_columns(
         self, users: np.ndarray, history: sp.csr_matrix, sequences: ItemSequences | None
@@ -309,11 +306,7 @@ class BaseRecommender:
         it ranks a subset (a network restricted to its head items, :mod:`models.width`),
         else None. Ranked with :func:`models.ranking.columns_top_k`, it gives exactly
         :meth:`recommend`'s lists in time of those items, not of the catalog."""
-        self._check_fitted()
-        users = np.asarray(users, dtype=np.int64)
-        if sequences is not None:
-            sequences = check_sequences(sequences, len(sequences), self.n_items_, self.name)
-        rows = self._history_rows(users, history, sequences)
+        users, rows, sequences = self._request_rows(users, history, sequences)
         return self._score_columns(users, rows, sequences)
 
     def _score_sparse(self, users: np.ndarray, history: sp.csr_matrix) -> sp.csr_matrix | None:
@@ -328,9 +321,8 @@ class BaseRecommender:
         are a sparse product (sparse EASE, item-kNN), else None. Ranked with
         :func:`models.ranking.sparse_top_k`, it gives exactly :meth:`recommend`'s lists
         in time of the entries, not of users x items."""
-        self._check_fitted()
-        users = np.asarray(users, dtype=np.int64)
-        return self._score_sparse(users, self._history_rows(users, history))
+        users, rows, _ = self._request_rows(users, history, None)
+        return self._score_sparse(users, rows)
 
     @property
     def dense_scores(self) -> bool:
@@ -352,7 +344,7 @@ class BaseRecommender:
         scores, best first and without exclusion: ``(items, scores)``, padded with -1 and
         -inf to the widest row (at least ``max(n)``). Retrieved from the item index when
         the model has one (approximate, scores exact), else from the dense scores."""
-        users, rows = self._request_rows(users, history, None)
+        users, rows, _ = self._request_rows(users, history, None)
         widths = np.broadcast_to(np.asarray(n, dtype=np.int64), users.shape)
         if self.retrieves:
             return self._retrieve(users, rows, widths)
@@ -371,11 +363,7 @@ class BaseRecommender:
         history: sp.csr_matrix | None,
         sequences: ItemSequences | None,
     ) -> tuple[np.ndarray, sp.csr_matrix]:
-        self._check_fitted()
-        users = np.asarray(users, dtype=np.int64)
-        if sequences is not None:
-            sequences = check_sequences(sequences, len(sequences), self.n_items_, self.name)
-        rows = self._history_rows(users, history, sequences)
+        users, rows, sequences = self._request_rows(users, history, sequences)
         return self._score_request(users, rows, sequences), rows
 
     def _request_rows(
@@ -383,13 +371,14 @@ class BaseRecommender:
         users: np.ndarray,
         history: sp.csr_matrix | None,
         sequences: ItemSequences | None,
-    ) -> tuple[np.ndarray, sp.csr_matrix]:
-        """The users as indices and their history rows, checked as for scoring."""
+    ) -> tuple[np.ndarray, sp.csr_matrix, ItemSequences | None]:
+        """The users as indices, their history rows and the checked sequences, as for
+        scoring."""
         self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
         if sequences is not None:
             sequences = check_sequences(sequences, len(sequences), self.n_items_, self.name)
-        return users, self._history_rows(users, history, sequences)
+        return users, self._history_rows(users, history, sequences), sequences
 
     def _history_rows(
         self,
