@@ -17,6 +17,9 @@ models' item-item and item-factor state, the similar-items table, scoring's widt
 the events and users stay the same. Its report has the same table with one column per
 catalogue size, and each night's memory plan: which models kept their configured form,
 which took their scalable form and which were left out, with the plan's estimates.
+After each catalogue's night, ALS is fitted on the same interactions and its ranking
+through the item index is compared with exact ranking on a sample of users
+(:func:`flows.bench.ann.bench_ann`): recall@10 and both rankings' times, at that width.
 """
 
 from __future__ import annotations
@@ -123,10 +126,12 @@ def bench_growth(
     seed: int = 42,
     overrides: dict | None = None,
     progress: Callable[[list[dict]], None] | None = None,
+    ann_users: int = 0,
 ) -> list[dict]:
     """Run each night of :func:`growth_runs` in turn; ``progress(results so far)`` after
     each. A night that fails (e.g. out of memory) ends the series and is reported with
-    its error."""
+    its error. With ``ann_users``, each night is followed by the item index's recall
+    against exact ranking on that many sampled users of the same interactions."""
     from tasks.config import dump_with_secrets, load_config
 
     results = []
@@ -180,6 +185,10 @@ def bench_growth(
                 "floor": floor,
             }
         )
+        if ann_users:
+            from flows.bench.ann import bench_ann
+
+            results[-1]["ann"] = bench_ann(folder / "interactions", "als", ann_users)
         if progress:
             progress(results)
     return results
@@ -236,6 +245,8 @@ def items_report(all_results: list[dict], models: list[str], n_interactions: int
             f"{r['champion']}; data generated in {r['generate_seconds']} s (0 when reused)"
         )
         lines.append(f"{label}: {plan_summary(r.get('memory_plan'))}")
+        if r.get("ann"):
+            lines.append(f"{label}: {ann_summary(r['ann'])}")
     for r in failed:
         lines.append(f"{_label(r['items'])} items: FAILED, {r['failed']}")
     return "\n".join(lines)
@@ -276,6 +287,18 @@ def stage_table(results: list[dict], axis: str) -> list[str]:
         )
     )
     return lines
+
+
+def ann_summary(ann: dict) -> str:
+    """The item index against exact ranking at one width, in a line."""
+    recall = next(v for key, v in ann.items() if key.startswith("recall@"))
+    k = ann["k"]
+    return (
+        f"ALS through the item index vs exact, {ann['sampled users']:,} sampled users: "
+        f"recall@{k} {recall:.4f}; exact {ann['exact s']:.1f} s, index {ann['index s']:.1f} s "
+        f"(graph built in {ann['graph build s']:.1f} s, {ann['graph MiB on disk']:.0f} MiB "
+        "on disk)"
+    )
 
 
 PLAN_ACTIONS = {

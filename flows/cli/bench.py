@@ -81,6 +81,14 @@ def growth(
         ),
     ] = None,
     runner: Annotated[Literal["local", "dask"], typer.Option("--runner")] = "local",
+    ann_users: Annotated[
+        int,
+        typer.Option(
+            "--ann-users",
+            help="items axis: users sampled for the item index's recall against exact "
+            "ranking after each catalogue's night (0: not measured)",
+        ),
+    ] = 2000,
 ) -> None:
     """The nightly flow at growing sizes of synthetic data (interactions, or the catalogue
     with --items 10k,100k,1M): per-stage time and memory."""
@@ -126,6 +134,7 @@ def growth(
         events_per_user,
         overrides={"runner": {"kind": runner}},
         progress=show,
+        ann_users=ann_users if len(catalogues) > 1 else 0,
     )
     if any("failed" in r for r in results):
         raise typer.Exit(1)
