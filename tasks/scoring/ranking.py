@@ -23,7 +23,7 @@ memory holds one block of scores, not one per user.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -209,24 +209,33 @@ def _rank(
         scores[:, catalog.blocked] = -np.inf
     elif catalog.blocked.any():
         scores[:, catalog.blocked] = -np.inf
+    return _capped(lambda n: top_k(scores, n, exclude=history, overwrite=True), catalog, k, cap)
+
+
+def _capped(
+    select: Callable[[int], tuple[np.ndarray, np.ndarray]],
+    catalog: Catalog,
+    k: int,
+    cap: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``select(k)``, or with a cap per genre, the cap applied to ``select(4 x k)``: the
+    step every ranking below ends with."""
     if cap is None:
-        return top_k(scores, k, exclude=history, overwrite=True)
-    candidates, cand_scores = top_k(
-        scores, min(catalog.n_items, k * 4), exclude=history, overwrite=True
-    )
-    return cap_per_genre(candidates, cand_scores, catalog.genre, k, cap)
+        return select(k)
+    items, scores = select(min(catalog.n_items, k * 4))
+    return cap_per_genre(items, scores, catalog.genre, k, cap)
 
 
 def _rank_sparse(
     scores: sp.csr_matrix, history: sp.csr_matrix, catalog: Catalog, k: int, cap: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_rank` of sparse scores (absent cells 0): the same lists."""
-    if cap is None:
-        return sparse_top_k(scores, k, exclude=history, blocked=catalog.blocked)
-    candidates, cand_scores = sparse_top_k(
-        scores, min(catalog.n_items, k * 4), exclude=history, blocked=catalog.blocked
+    return _capped(
+        lambda n: sparse_top_k(scores, n, exclude=history, blocked=catalog.blocked),
+        catalog,
+        k,
+        cap,
     )
-    return cap_per_genre(candidates, cand_scores, catalog.genre, k, cap)
 
 
 def _rank_columns(
@@ -238,12 +247,12 @@ def _rank_columns(
     cap: int | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_rank` of scores over some items only (every other item -inf)."""
-    if cap is None:
-        return columns_top_k(scores, columns, k, exclude=history, blocked=catalog.blocked)
-    candidates, cand_scores = columns_top_k(
-        scores, columns, min(catalog.n_items, k * 4), exclude=history, blocked=catalog.blocked
+    return _capped(
+        lambda n: columns_top_k(scores, columns, n, exclude=history, blocked=catalog.blocked),
+        catalog,
+        k,
+        cap,
     )
-    return cap_per_genre(candidates, cand_scores, catalog.genre, k, cap)
 
 
 def _rank_retrieved(
@@ -267,10 +276,12 @@ def _rank_retrieved(
             users, want + excluded + CANDIDATE_MARGIN, history=inputs.model_history
         )
     blocked = catalog.blocked if catalog.blocked.any() else None
-    items, scores = top_k_candidates(items, scores, want, exclude=history, blocked=blocked)
-    if cap is None:
-        return items, scores
-    return cap_per_genre(items, scores, catalog.genre, k, cap)
+    return _capped(
+        lambda n: top_k_candidates(items, scores, n, exclude=history, blocked=blocked),
+        catalog,
+        k,
+        cap,
+    )
 
 
 def _content_scores(
