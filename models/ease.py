@@ -16,7 +16,9 @@ to the pairs kept. Measured against the dense form on a per-user random 80/20 sp
 (l2 tuned for the dense form, 128 neighbours by cosine; ``recpipe bench ease-forms``):
 MovieLens 100K NDCG@10 0.4451 against 0.4491 (-0.9%); Gowalla check-ins (32,077 venues)
 0.0770 against 0.0779 (-1.2%, the dense figure from a one-off float32 inverse), fitted in
-32 s and 0.7 GB instead of 541 s and 7.9 GB.
+32 s and 0.7 GB instead of 541 s and 7.9 GB. Each item's row of the sparse weights keeps
+its ``max_row_entries`` largest weights (:func:`models.sparse_ease.cap_rows`), which bounds
+what scoring a user costs; at the default 512 neither figure changes.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ from models.memory import (
 from models.sparse_ease import (
     BATCH_BYTES,
     CORE_ITEMS,
+    MAX_ROW_ENTRIES,
     MAX_SYSTEM_CELLS,
     Similarity,
+    cap_rows,
     neighbors_for,
     sparse_ease_weights,
 )
@@ -100,7 +104,10 @@ class EASESettings(ModelSettings):
     its ``neighbors`` nearest co-occurring items, ranked by ``similarity``) or ``auto``:
     dense up to ``dense_max_items`` items, sparse above. The sparse form's systems hold
     items x neighbors^2 cells in all; above ``max_system_cells`` the neighbours per item
-    shrink to fit (2e9 cells: 128 neighbours up to 122,070 items, 44 at 1M items)."""
+    shrink to fit (2e9 cells: 128 neighbours up to 122,070 items, 44 at 1M items).
+    ``max_row_entries`` (sparse form): each item's row of the weights, what it adds to
+    other items' scores, keeps its largest weights in magnitude, at most this many (0:
+    all); scoring a user costs the summed length of their history's rows."""
 
     l2: float = Field(500.0, gt=0)
     form: Literal["auto", "dense", "sparse"] = "auto"
@@ -108,6 +115,7 @@ class EASESettings(ModelSettings):
     neighbors: int = Field(128, ge=1)
     similarity: Similarity = "cosine"
     max_system_cells: int = Field(MAX_SYSTEM_CELLS, ge=1)
+    max_row_entries: int = Field(MAX_ROW_ENTRIES, ge=0)
 
 
 class EASE(BaseRecommender):
@@ -170,13 +178,14 @@ class EASE(BaseRecommender):
         if self.form_for(matrix.shape[1], p) == "dense":
             self.weights_: np.ndarray | sp.csr_matrix = ease_weights(matrix, p["l2"])
         else:
-            self.weights_ = sparse_ease_weights(
+            weights = sparse_ease_weights(
                 matrix,
                 p["l2"],
                 neighbors=p["neighbors"],
                 similarity=p["similarity"],
                 max_cells=p["max_system_cells"],
             )
+            self.weights_ = cap_rows(weights, p["max_row_entries"])
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         sparse = self._score_sparse(users, history)

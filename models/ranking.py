@@ -266,12 +266,51 @@ def sparse_top_k(
         top[rows, rank] = v
     short = np.flatnonzero(~enough)
     if short.size:
-        dense = scores[short].toarray()
-        if blocked is not None and blocked.any():
-            dense[:, blocked] = -np.inf
-        few = exclude[short] if exclude is not None else None
-        items[short], top[short] = top_k(dense, k, exclude=few, overwrite=True)
+        seen = sp.csr_matrix(exclude if exclude is not None else (n_rows, n_items), dtype=bool)
+        open_items = np.flatnonzero(~blocked) if blocked is not None else None
+        for u in short.tolist():
+            lo, hi = scores.indptr[u], scores.indptr[u + 1]
+            gone = seen.indices[seen.indptr[u] : seen.indptr[u + 1]]
+            row = _short_row(
+                scores.indices[lo:hi], scores.data[lo:hi], gone, blocked, open_items, n_items, k
+            )
+            items[u, : row[0].size], top[u, : row[0].size] = row
     return items, top
+
+
+def _short_row(
+    cols: np.ndarray,
+    values: np.ndarray,
+    gone: np.ndarray,
+    blocked: np.ndarray | None,
+    open_items: np.ndarray | None,
+    n_items: int,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The dense top k of one sparse row with fewer than k positive eligible entries,
+    without the dense row: its positive eligible entries best first, then the cells that
+    score 0 (absent, or stored as 0) lowest index first, then the negative entries best
+    first; ``gone`` (excluded items) and the ``blocked`` ones (``open_items``: the others,
+    ascending) never appear."""
+    eligible = ~np.isin(cols, gone)
+    if blocked is not None:
+        eligible &= ~blocked[cols]
+
+    def ranked(keep: np.ndarray) -> np.ndarray:
+        order = np.lexsort((cols[keep], -values[keep]))
+        return np.flatnonzero(keep)[order]
+
+    positive = ranked(eligible & (values > 0))
+    need = k - positive.size
+    taken = np.union1d(cols[values != 0], gone)  # never a zero cell
+    # the first need items that score 0 lie among the first need + len(taken) open items
+    width = need + taken.size
+    pool = np.arange(min(width, n_items)) if open_items is None else open_items[:width]
+    zeros = pool[~np.isin(pool, taken)][:need]
+    negative = ranked(eligible & (values < 0))[: need - zeros.size]
+    found = np.concatenate([cols[positive], zeros, cols[negative]]).astype(np.int64)
+    top = np.concatenate([values[positive], np.zeros(zeros.size), values[negative]])
+    return found, top.astype(np.float32)
 
 
 def columns_top_k(

@@ -40,8 +40,45 @@ CORE_ITEMS = 8192
 #: one lookup in the Gram matrix, the bulk of the fit (about 130 ns each on the reference
 #: machine), so the neighbours shrink on a wider catalog to keep the fit bounded
 MAX_SYSTEM_CELLS = 2_000_000_000
+#: each item's row of the weights keeps at most this many (:func:`cap_rows`)
+MAX_ROW_ENTRIES = 512
 #: the fewest neighbours the width rule leaves an item
 MIN_NEIGHBORS = 16
+
+
+def cap_rows(weights: sp.csr_matrix, max_entries: int) -> sp.csr_matrix:
+    """``weights`` with each row cut to its ``max_entries`` largest weights in magnitude
+    (equal magnitudes: lowest column first); 0 keeps every row whole.
+
+    Row i of B is what item i adds to the scores of the items it is a neighbour of. A
+    popular item is a neighbour of a large share of the catalog (at 763,385 items, 44
+    neighbours each: rows up to 71,807 weights, 108,292 per user's history on average),
+    and scoring a user costs the summed length of their history's rows. The cut bounds
+    that cost at ``max_entries`` per history item, dropping the smallest contributions."""
+    from models.ranking import top_k_entries
+
+    weights = sp.csr_matrix(weights)
+    lengths = np.diff(weights.indptr)
+    long = np.flatnonzero(lengths > max_entries) if max_entries > 0 else lengths[:0]
+    if not long.size:
+        return weights
+    # the entries of the long rows, row by row: positions in data / indices
+    spans = lengths[long]
+    rows = np.repeat(np.arange(long.size), spans)
+    entries = np.arange(rows.size) - np.repeat(np.cumsum(spans) - spans, spans)
+    entries += np.repeat(weights.indptr[long], spans)
+    _, kept, _, _ = top_k_entries(
+        rows, entries, np.abs(weights.data[entries]), long.size, max_entries
+    )
+    keep = np.ones(weights.nnz, dtype=bool)
+    keep[entries] = False
+    keep[kept] = True
+    row_of = np.repeat(np.arange(weights.shape[0]), lengths)
+    indptr = np.zeros(weights.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row_of[keep], minlength=weights.shape[0]), out=indptr[1:])
+    return sp.csr_matrix(
+        (weights.data[keep], weights.indices[keep], indptr), shape=weights.shape
+    )
 
 
 def neighbors_for(n_items: int, neighbors: int, max_cells: int = MAX_SYSTEM_CELLS) -> int:

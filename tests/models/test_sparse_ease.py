@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from models.ease import EASE, ease_weights
 from models.memory import DataShape
-from models.sparse_ease import neighbors_for, sparse_ease_weights, top_neighbors
+from models.sparse_ease import cap_rows, neighbors_for, sparse_ease_weights, top_neighbors
 
 
 def _random_matrix(users: int = 60, items: int = 25, density: float = 0.2) -> sp.csr_matrix:
@@ -31,6 +31,38 @@ def test_each_column_keeps_at_most_its_neighbours() -> None:
     weights = sparse_ease_weights(matrix, l2=5.0, neighbors=3).tocsc()
     assert np.diff(weights.indptr).max() <= 3
     assert weights.diagonal().sum() == 0
+
+
+def test_a_row_keeps_its_largest_weights_in_magnitude_lowest_column_first_on_ties() -> None:
+    weights = sp.csr_matrix(
+        np.array(
+            [
+                [0.0, -5.0, 1.0, 3.0, -1.0, 2.0],  # five weights: cut to the largest three
+                [0.0, 0.0, 0.5, 0.0, 0.0, 0.0],  # one: kept whole
+                [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                [2.0, 0.0, -2.0, 2.0, 1.0, 0.0],  # equal magnitudes: lowest columns kept
+            ],
+            dtype=np.float32,
+        )
+    )
+    capped = cap_rows(weights, 3).toarray()
+    assert capped.tolist() == [
+        [0.0, -5.0, 0.0, 3.0, 0.0, 2.0],
+        [0.0, 0.0, 0.5, 0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        [2.0, 0.0, -2.0, 2.0, 0.0, 0.0],
+    ]
+    assert np.array_equal(cap_rows(weights, 0).toarray(), weights.toarray())
+
+
+def test_sparse_ease_rows_hold_at_most_max_row_entries() -> None:
+    matrix = _random_matrix(density=0.5)
+    whole = EASE(form="sparse", l2=5.0, neighbors=24, max_row_entries=0).fit(matrix)
+    cut = EASE(form="sparse", l2=5.0, neighbors=24, max_row_entries=4).fit(matrix)
+    assert np.diff(whole.weights_.indptr).max() == 24
+    assert np.diff(cut.weights_.indptr).max() == 4
+    kept = cut.weights_.toarray() != 0
+    assert np.array_equal(cut.weights_.toarray()[kept], whole.weights_.toarray()[kept])
 
 
 def test_a_wide_catalog_shrinks_the_neighbourhoods_to_the_cells_allowed() -> None:
