@@ -54,6 +54,8 @@ from models.sparse_ease import (
 #: bytes of the sparse product and its dense copy while one block of the Gram matrix's
 #: columns is computed
 GRAM_BLOCK_BYTES = 384 << 20
+#: above this many items the dense inverse is factored on one BLAS thread (see ease_weights)
+SINGLE_THREAD_ITEMS = 16_000
 
 
 def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
@@ -65,6 +67,7 @@ def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
     (``GRAM_BLOCK_BYTES``); e.g. 20,000 items: 3.2 GB + 1.6 GB + 0.4 GB.
     """
     from scipy.linalg import lapack
+    from threadpoolctl import threadpool_limits
 
     binary = (sp.csr_matrix(matrix) > 0).astype(np.float64)
     n = binary.shape[1]
@@ -78,10 +81,16 @@ def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
         stop = min(start + step, n)
         gram[:, start:stop] = (transposed @ columns[:, start:stop]).toarray()
     gram[np.diag_indices_from(gram)] += l2
-    factor, info = lapack.dpotrf(gram, lower=False, overwrite_a=True, clean=False)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"ease: X^T X + l2 I is not positive definite (info {info})")
-    precision, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
+    # OpenBLAS's threaded Cholesky writes out of bounds on wide matrices with exactly two
+    # threads (OpenMathLib/OpenBLAS#2562; here scipy's OpenBLAS 0.3.30 crashed at 26,000
+    # and 32,077 items on two cores): one thread, above the width the crash was not seen
+    with threadpool_limits(limits=1 if n > SINGLE_THREAD_ITEMS else None, user_api="blas"):
+        factor, info = lapack.dpotrf(gram, lower=False, overwrite_a=True, clean=False)
+        if info != 0:
+            raise np.linalg.LinAlgError(
+                f"ease: X^T X + l2 I is not positive definite (info {info})"
+            )
+        precision, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
     if info != 0:
         raise np.linalg.LinAlgError(f"ease: inverting X^T X + l2 I failed (info {info})")
     step = 1024  # dpotri fills the upper triangle only: mirror it, a band at a time

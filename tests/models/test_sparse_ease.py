@@ -124,3 +124,28 @@ def test_memory_estimate_dense_grows_with_items_squared_and_sparse_does_not() ->
 def test_unknown_form_is_refused() -> None:
     with pytest.raises(ValueError, match="form"):
         EASE(form="approximate")
+
+
+def test_a_wide_dense_inverse_is_factored_on_one_blas_thread(monkeypatch) -> None:
+    # OpenBLAS's two-thread Cholesky crashes on wide matrices: above SINGLE_THREAD_ITEMS
+    # the factorisation runs on one thread, below it on the threads configured
+    from scipy.linalg import lapack
+    from threadpoolctl import threadpool_info
+
+    import models.ease as ease
+
+    seen: list[int] = []
+    factor = lapack.dpotrf
+
+    def counted(*args, **kwargs):
+        seen.append(min(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"))
+        return factor(*args, **kwargs)
+
+    monkeypatch.setattr(lapack, "dpotrf", counted)
+    matrix = _random_matrix(density=0.5)
+    monkeypatch.setattr(ease, "SINGLE_THREAD_ITEMS", matrix.shape[1] - 1)
+    wide = ease_weights(matrix, l2=5.0)
+    monkeypatch.setattr(ease, "SINGLE_THREAD_ITEMS", matrix.shape[1])
+    assert np.array_equal(ease_weights(matrix, l2=5.0), wide)
+    assert seen[0] == 1
+    assert seen[1] == min(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
