@@ -168,8 +168,12 @@ def publish(
     retention_hours: float,
 ) -> Published:
     """Both tables to both stores with one commit point, then the champion alias
-    (:func:`publish_night`)."""
+    (:func:`publish_night`). First the dates the night keeps must agree in both stores
+    (:func:`tasks.publishing.verify.check_before_publish`), or nothing is published."""
+    from tasks.publishing.verify import check_before_publish
+
     stores = Stores(Path(workspace_root), database_url)
+    check_before_publish(stores, [(o.name, o.kind) for o in outputs], run_date)
     return Published(
         **publish_night(
             stores, run_id, run_date, outputs, keep_runs, champion, retention_hours=retention_hours

@@ -138,12 +138,12 @@ def column_hashes(table: pa.Table, name: str) -> np.ndarray:
         return np.full(table.num_rows, _NULL, np.uint64)
     column = table.column(name)
     if name in INTEGERS:
-        values = np.asarray(pc.cast(column, pa.int64()).fill_null(0)).astype(np.int64)
-        return _fmix(values.view(np.uint64))
+        ints = np.asarray(pc.cast(column, pa.int64()).fill_null(0)).astype(np.int64)
+        return _fmix(ints.view(np.uint64))
     if name in FLOATS:
-        values = np.asarray(pc.cast(column, pa.float64()).fill_null(0.0)).astype(np.float64)
-        values = values + 0.0  # -0.0 and 0.0 are one score
-        return _fmix(values.view(np.uint64))
+        floats = np.asarray(pc.cast(column, pa.float64()).fill_null(0.0)).astype(np.float64)
+        floats = floats + 0.0  # -0.0 and 0.0 are one score
+        return _fmix(floats.view(np.uint64))
     if name in TIMES:
         return _by_value(column, _time_hashes)
     if pa.types.is_dictionary(column.type):

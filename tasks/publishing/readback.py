@@ -124,7 +124,7 @@ def database_problem(engine: Any, names: list[str]) -> str | None:
             if engine.dialect.name == "sqlite":
                 found = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check")]
                 if found != ["ok"]:
-                    return "SQLite integrity_check: " + "; ".join(found[:3])
+                    return "SQLite integrity_check: " + " ".join("; ".join(found[:3]).split())
                 return None
             inspector = sa.inspect(conn)
             for name in [*names, db.LOG_TABLE]:
@@ -135,7 +135,8 @@ def database_problem(engine: Any, names: list[str]) -> str | None:
                         return f"index {index['name']} of {name} has no columns"
                 conn.execute(sa.text(f'SELECT 1 FROM "{name}" LIMIT 1')).all()
     except Exception as exc:  # noqa: BLE001 - any failure here is the finding
-        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        text = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        return f"{type(exc).__name__}: {text[:300]}"
     return None
 
 
@@ -188,7 +189,7 @@ def _sqlite_batches(engine: Any, name: str, names: list[str], day: date) -> Iter
     columns = []
     for n in names:
         if n in NULLABLE:
-            columns += [f"ifnull(\"{n}\", '') AS \"{n}\"", f'"{n}" IS NULL AS "{n}__null"']
+            columns += [f'ifnull("{n}", \'\') AS "{n}"', f'"{n}" IS NULL AS "{n}__null"']
         else:
             columns.append(f'"{n}"')
     sql = f'SELECT {", ".join(columns)} FROM "{name}" WHERE run_date = ?'

@@ -56,7 +56,8 @@ def repair(stores: Stores, tables: list[tuple[str, str]], report: Report) -> dic
         side = "database" if trust_lake or all(c.damaged == "database" for c in checks) else "lake"
         if any(c.damaged == "both" for c in checks):
             actions.append(
-                f"{day}: neither store holds it whole; run the nightly for {day} to publish it again"
+                f"{day}: neither store holds it whole; run the nightly for {day} to publish "
+                "it again"
             )
             continue
         actions.append(_republish(stores, tables, day, checks, side, backup))
@@ -118,9 +119,7 @@ def _set_aside_log(root: Path, name: str, report: Report, backup: Path, actions:
     checkpoint = readback.checkpoint_version(root)
     if checkpoint is not None and checkpoint >= broken:
         shutil.move(log / "_last_checkpoint", target / "_last_checkpoint")
-    actions.append(
-        f"lake {name}: moved its log from version {broken} on (unreadable) to {target}"
-    )
+    actions.append(f"lake {name}: moved its log from version {broken} on (unreadable) to {target}")
 
 
 def _first_broken_version(log: Path) -> int | None:
@@ -212,7 +211,11 @@ def _rows(stores: Stores, name: str, kind: str, day: date, store: str) -> pd.Dat
 def _rows_or_none(stores: Stores, name: str, kind: str, day: date, store: str) -> Any:
     try:
         if store == "lake":
-            return lake.read_table(stores.lake(name), day) if lake.is_table(stores.lake(name)) else None
+            return (
+                lake.read_table(stores.lake(name), day)
+                if lake.is_table(stores.lake(name))
+                else None
+            )
         return db.read_table(stores.database_url, name, day, kind)
     except Exception:  # noqa: BLE001 - the damaged side may not read at all
         return None

@@ -146,7 +146,9 @@ def _date_checks(
     """Counts, files and logs for every date either store holds (no rows read)."""
     checks: list[DateCheck] = []
     try:
-        db_counts: dict[str, dict[date, int]] = {n: readback.database_counts(engine, n) for n, _ in tables}
+        db_counts: dict[str, dict[date, int]] = {
+            n: readback.database_counts(engine, n) for n, _ in tables
+        }
         db_error = None
     except Exception as exc:  # noqa: BLE001 - an unreadable database is the finding
         db_counts, db_error = {n: {} for n, _ in tables}, _short(exc)
@@ -217,9 +219,7 @@ def _digest_all(stores: Stores, engine: Any, checks: list[DateCheck], pool: Any)
             setattr(check, f"{store}_error", _short(exc))
 
 
-def check_before_publish(
-    stores: Stores, tables: list[tuple[str, str]], run_date: date
-) -> None:
+def check_before_publish(stores: Stores, tables: list[tuple[str, str]], run_date: date) -> None:
     """Before a night's commit point: the dates it keeps agree in both stores (no rows
     read), or a ``PublishError`` with the doctor's line; nothing is published then."""
     report = verify(stores, tables, deep=False, skip=(run_date,))
@@ -231,4 +231,5 @@ def check_before_publish(
 
 
 def _short(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    text = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    return f"{type(exc).__name__}: {text[:200]}"
