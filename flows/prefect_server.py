@@ -100,7 +100,7 @@ def on_server_death(callback: Callable[[int, int | None], None]) -> None:
     _DEATH_CALLBACKS.append(callback)
 
 
-class _ServerProcess(subprocess.Popen):  # type: ignore[type-arg]
+class _ServerProcess(subprocess.Popen):
     """Prefect's server process, which knows when Prefect itself stops it."""
 
     stopping = False
