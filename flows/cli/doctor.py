@@ -54,9 +54,10 @@ def doctor(
         print(f"{item['action']}: {item.get('publish_id') or item.get('name')}")
     report = verify(stores, tables)
     if repair and not report.agrees:
+        from tasks.publish import publish_night
         from tasks.publishing.repair import repair as run_repair
 
-        result = run_repair(stores, tables, report)
+        result = run_repair(stores, tables, report, publish_night)
         for action in result["actions"]:
             print(f"repaired: {action}")
         if result["backup"] is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,12 @@ def backup_folder(stores: Stores) -> Path:
     return stores.root / "backups" / f"doctor-{stamp}"
 
 
-def repair(stores: Stores, tables: list[tuple[str, str]], report: Report) -> dict[str, Any]:
+def repair(
+    stores: Stores, tables: list[tuple[str, str]], report: Report, publish: Callable[..., dict]
+) -> dict[str, Any]:
     """Repair what ``report`` found (see the module docstring); what was done, the backup
-    folder and the report after the repair."""
+    folder and the report after the repair. ``publish``: the nightly's publish
+    (``tasks.publish.publish_night``), which every rebuilt date goes through."""
     backup = backup_folder(stores)
     actions: list[str] = []
     trust_lake = _set_aside_database(stores, report, backup, actions)
@@ -60,7 +64,7 @@ def repair(stores: Stores, tables: list[tuple[str, str]], report: Report) -> dic
                 "it again"
             )
             continue
-        actions.append(_republish(stores, tables, day, checks, side, backup))
+        actions.append(_republish(stores, tables, day, checks, side, backup, publish))
     _sweep(stores, tables)
     after = verify(stores, tables)
     if backup.exists():
@@ -145,10 +149,9 @@ def _republish(
     checks: list[DateCheck],
     side: str,
     backup: Path,
+    publish_night: Callable[..., dict],
 ) -> str:
     """Publish ``day`` again from the whole side, its damaged rows kept in the backup."""
-    from tasks.publish import publish_night
-
     source = "lake" if side == "database" else "database"
     folder = stores.staged / f"doctor-src-{day.isoformat()}"
     folder.mkdir(parents=True, exist_ok=True)
