@@ -140,3 +140,14 @@ def test_a_night_stops_before_its_commit_point_when_kept_dates_disagree(case) ->
 def test_a_database_lost_is_rebuilt_from_the_lake(case, capsys) -> None:
     shutil.move(case.workspace / "recpipe.db", case.workspace / "elsewhere.db")
     assert_repaired(case, capsys, "the database holds none of the lake's dates", backup=False)
+
+
+def test_a_night_leaves_a_date_another_run_is_publishing_to_that_run(case) -> None:
+    from tasks.storage.locks import holder_info, run_lock
+
+    part = next((case.stores().lake(SIM) / f"run_date={D1}").glob("*.parquet"))
+    part.unlink()  # as a run of D1 between its database and lake commits would look
+    with run_lock(case.workspace / "locks", D1, 0, holder_info("night-of-d1")):
+        _next_night(case)
+    published = read_database_table(case.url, RECS)["run_date"].astype(str).str[:10]
+    assert D3.isoformat() in set(published)
