@@ -70,20 +70,22 @@ def checkpoint_version(root: Path) -> int | None:
         return None
 
 
-def lake_counts(root: Path) -> tuple[dict[date, int], dict[date, list[str]]]:
-    """Per date of the current version: rows (from the log's statistics, no data read) and
-    the data files it lists that are missing on disk."""
+def lake_counts(root: Path) -> tuple[dict[date, int | None], dict[date, list[str]]]:
+    """Per date of the current version: rows (from the log's statistics, no data read;
+    None where a file has none, as in a table converted from plain Parquet) and the data
+    files it lists that are missing on disk."""
     if not lake.is_table(root):
         return {}, {}
     actions = pa.table(lake._dt(root).get_add_actions(flatten=True))
-    counts: dict[date, int] = {}
+    counts: dict[date, int | None] = {}
     missing: dict[date, list[str]] = {}
     paths = actions.column("path").to_pylist()
     days = actions.column("partition.run_date").to_pylist()
     rows = actions.column("num_records").to_pylist()
     for path, day, n in zip(paths, days, rows, strict=True):
         day = _day(day)
-        counts[day] = counts.get(day, 0) + int(n or 0)
+        known = counts.get(day, 0)
+        counts[day] = None if n is None or known is None else known + int(n)
         if not (Path(root) / path).exists():
             missing.setdefault(day, []).append(path)
     return counts, missing

@@ -183,7 +183,10 @@ def _date_checks(
             if day in db_counts[name]:
                 check.database = Digest(db_counts[name][day], "")
             if day in lake_counts:
-                check.lake = Digest(lake_counts[day], "")
+                rows = lake_counts[day]
+                if rows is None:  # no statistics: only reading the rows tells
+                    rows = check.database.rows if check.database else 0
+                check.lake = Digest(rows, "")
             if day in missing_files:
                 files = missing_files[day]
                 check.lake_error = f"{len(files)} data file(s) missing, e.g. {files[0]}"
