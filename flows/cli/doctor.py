@@ -35,6 +35,14 @@ def doctor(
             "it replaces goes to <workspace>/backups/)",
         ),
     ] = False,
+    every_row: Annotated[
+        bool,
+        typer.Option(
+            "--every-row",
+            help="read every database row too, also of dates whose count matches what "
+            "their publish logged (slower)",
+        ),
+    ] = False,
 ) -> None:
     """Check that the database and the lake hold the same rows for every kept date."""
     from tasks.publishing.recovery import recover
@@ -52,7 +60,7 @@ def doctor(
         print(f"recovery skipped: {exc}")
     for item in done:
         print(f"{item['action']}: {item.get('publish_id') or item.get('name')}")
-    report = verify(stores, tables)
+    report = verify(stores, tables, every_row=every_row)
     if repair and not report.agrees:
         from tasks.publish import publish_night
         from tasks.publishing.repair import repair as run_repair

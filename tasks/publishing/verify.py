@@ -102,9 +102,16 @@ def verify(
     tables: list[tuple[str, str]],
     deep: bool = True,
     skip: tuple[date, ...] = (),
+    every_row: bool = False,
 ) -> Report:
     """Check both stores (see the module docstring). ``tables``: ``(name, kind)``;
-    ``skip``: dates not to check (the one a night is about to replace)."""
+    ``skip``: dates not to check (the one a night is about to replace).
+
+    ``deep``: the lake's rows of every date are read and digested, and the database's
+    integrity checked; the database's rows of a date are read when its count differs
+    from what the date's newest publish logged, or that publish logged no digest (a
+    refresh or an erasure came after it), or with ``every_row``. A database that passes
+    its integrity check and holds the logged count of the logged publish holds its rows."""
     findings: list[Finding] = []
     engine = db.make_engine(stores.database_url)
     try:
@@ -116,7 +123,7 @@ def verify(
             )
             checks = _date_checks(stores, engine, tables, findings, skip)
             if deep:
-                _digest_all(stores, engine, checks, pool)
+                _digest_all(stores, engine, checks, pool, every_row)
             problem = integrity.result() if integrity is not None else None
         if problem:
             findings.append(Finding("integrity", "database", problem))
@@ -203,11 +210,14 @@ def _date_checks(
     return checks
 
 
-def _digest_all(stores: Stores, engine: Any, checks: list[DateCheck], pool: Any) -> None:
+def _digest_all(
+    stores: Stores, engine: Any, checks: list[DateCheck], pool: Any, every_row: bool
+) -> None:
     """Replace the counts by digests read from the rows, both stores at once."""
     jobs = []
     for check in checks:
-        if check.database is not None and not check.database_error:
+        logged = check.published is not None and check.database == check.published
+        if check.database is not None and not check.database_error and (every_row or not logged):
             job = pool.submit(readback.database_digest, engine, check.table, check.kind, check.day)
             jobs.append((check, "database", job))
         if check.lake is not None and not check.lake_error:
