@@ -46,6 +46,13 @@ imports the real ``subprocess`` and ``SubprocessASGIServer._run_uvicorn_command`
 calls ``Popen``. If not, a warning says so and Prefect is left as it is; the test
 ``tests/flows/test_server_lifetime.py`` catches a release that spawns differently.
 Not Linux (no prctl): nothing is installed, Prefect behaves as before.
+
+The other way round, a server that dies while the process goes on (killed, out of
+memory) left the run waiting on an API that will never answer: Prefect retries its
+calls and warns every few seconds, for ever. A watcher thread waits on every server
+this process starts; when one exits without Prefect having stopped it, the callbacks
+given to :func:`on_server_death` run (the CLI's says so in one line and ends the
+command). Without a callback nothing happens, as before.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -80,6 +88,45 @@ if os.getppid() != parent:
     sys.exit("recpipe: the process that started this Prefect server has already exited")
 os.execvp(argv[0], argv)
 """
+
+
+_DEATH_CALLBACKS: list[Callable[[int, int | None], None]] = []
+PORT_IN_USE = 3  # Prefect starts the server again on another port
+
+
+def on_server_death(callback: Callable[[int, int | None], None]) -> None:
+    """Call ``callback(pid, exit code)`` when a temporary server this process started
+    exits while the process still runs and Prefect did not stop it."""
+    _DEATH_CALLBACKS.append(callback)
+
+
+class _ServerProcess(subprocess.Popen):
+    """Prefect's server process, which knows when Prefect itself stops it."""
+
+    stopping = False
+
+    def terminate(self) -> None:
+        self.stopping = True
+        super().terminate()
+
+    def kill(self) -> None:
+        self.stopping = True
+        super().kill()
+
+
+def _watch(process: _ServerProcess) -> None:
+    """Wait for the server to exit; an exit nobody asked for runs the callbacks."""
+
+    def wait() -> None:
+        while process.poll() is None:
+            time.sleep(0.5)
+        code = process.returncode
+        if process.stopping or code == PORT_IN_USE or sys.is_finalizing():
+            return
+        for callback in list(_DEATH_CALLBACKS):
+            callback(process.pid, code)
+
+    threading.Thread(target=wait, name="recpipe-server-watch", daemon=True).start()
 
 
 def tie_temporary_server_to_process() -> bool:
@@ -127,7 +174,9 @@ class _TiedSubprocess(types.ModuleType):
                 lifeline = _lifeline()
             except RuntimeError:  # no new threads at interpreter shutdown: fork from this one
                 return subprocess.Popen(argv, *rest, **kwargs)
-            return lifeline.call(lambda: subprocess.Popen(argv, *rest, **kwargs))
+            process = lifeline.call(lambda: _ServerProcess(argv, *rest, **kwargs))
+            _watch(process)
+            return process
         finally:
             if log:
                 log["stdout"].close()  # the child has its own copy

@@ -88,6 +88,7 @@ def publish_night(
     source_run_id: str | None = None,
     retention_hours: float = 168.0,
     stamp: bool = True,
+    covers: dict[str, list[str]] | None = None,
 ) -> dict:
     """Publish ``outputs`` for ``run_date`` to both stores (see the module docstring).
 
@@ -95,6 +96,8 @@ def publish_night(
     it finishes the same publish instead of starting another. ``stamp``: the rows'
     ``run_id`` becomes ``run_id`` (the run that publishes them, also when its scores were
     reused from an earlier run of the date); off for a rollback, whose rows keep theirs.
+    ``covers``: per table, earlier publishes of the date whose lake commits were lost and
+    whose rows this publish brings back (``recpipe doctor --repair``).
     """
     pid = journal.publish_id(run_date, run_id)
     path = journal.path_for(stores.journal, pid)
@@ -119,6 +122,7 @@ def publish_night(
                 "created_at": journal.now(),
                 "refreshed_at": journal.now(),
                 "lake_versions": {},
+                "covers": covers or {},
                 "tables": _stage_files(stores, pid, outputs),
             }
             record = journal.advance(stores.journal, record, "intent")
@@ -164,8 +168,12 @@ def publish(
     retention_hours: float,
 ) -> Published:
     """Both tables to both stores with one commit point, then the champion alias
-    (:func:`publish_night`)."""
+    (:func:`publish_night`). First the dates the night keeps must agree in both stores
+    (:func:`tasks.publishing.verify.check_before_publish`), or nothing is published."""
+    from tasks.publishing.verify import check_before_publish
+
     stores = Stores(Path(workspace_root), database_url)
+    check_before_publish(stores, [(o.name, o.kind) for o in outputs], run_date)
     return Published(
         **publish_night(
             stores, run_id, run_date, outputs, keep_runs, champion, retention_hours=retention_hours

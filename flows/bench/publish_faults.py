@@ -102,14 +102,27 @@ def write_night(folder: Path, run_id: str, run_date: date, users: int, seed: int
 
 def publish(case: Case, run_id: str, run_date: date, users: int, seed: int) -> dict:
     """Publish one night of generated rows in this process."""
+    return publish_kept(case, run_id, run_date, users, seed, keep_runs=7)
+
+
+def publish_kept(
+    case: Case, run_id: str, run_date: date, users: int, seed: int, keep_runs: int
+) -> dict:
+    """Publish one night of generated rows, keeping ``keep_runs`` dates."""
+    import shutil
     from dataclasses import replace
 
     from tasks.publish import publish_night
 
-    outputs = write_night(case.workspace / "in" / run_id, run_id, run_date, users, seed)
+    folder = case.workspace / "in" / run_id
+    outputs = write_night(folder, run_id, run_date, users, seed)
     names = [case.recs, case.similar]
     outputs = [replace(o, name=n) for o, n in zip(outputs, names, strict=True)]
-    return publish_night(case.stores(), run_id, run_date, outputs, keep_runs=7)
+    try:
+        return publish_night(case.stores(), run_id, run_date, outputs, keep_runs=keep_runs)
+    finally:
+        if users > 10_000:  # a benchmark's inputs: the published tables hold them
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _canonical_digest(frame: Any, kind: str) -> str:

@@ -11,7 +11,8 @@ when something is printed with it.
 Exit codes: 0 done; 2 a usage error or any failure (one line on stderr: ``recpipe: stage
 X failed: ...`` or ``recpipe: error: ...``; the traceback in ``<workspace>/logs``, and on
 stderr with ``--debug``: see failure.py); 1 a benchmark found damage; 3 ``trigger --wait``
-gave up at ``--timeout``.
+gave up at ``--timeout``; 1 ``doctor`` found stores that do not agree; 143 stopped by
+SIGTERM (lifetime.py).
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ app.command("backtest")(__import__("flows.cli.backtest", fromlist=["backtest"]).
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    from flows.cli import lifetime
+
+    lifetime.install()  # SIGTERM ends it within seconds, so does its Prefect server's death
     try:
         typer.main.get_command(app).main(args=argv, prog_name="recpipe", standalone_mode=True)
     except SystemExit as exc:

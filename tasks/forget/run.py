@@ -40,20 +40,24 @@ def erasure_lock(lock_dir: Path, wait_seconds: float, shared: bool, holder: dict
     import fcntl
     import os
 
-    from tasks.storage.locks import RETRY_SECONDS, LockError
+    from tasks.storage.locks import RETRY_SECONDS, LockError, say_waiting
 
     path = Path(lock_dir) / LOCK_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     deadline = time.monotonic() + max(wait_seconds, RETRY_SECONDS)
+    told = False
     try:
         while True:
             try:
                 fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                what = "an erasure ('recpipe forget')" if shared else "a nightly run"
+                if not told and wait_seconds >= 1:
+                    say_waiting(what, _holders(lock_dir, shared), path, wait_seconds)
+                    told = True
                 if time.monotonic() >= deadline:
-                    what = "an erasure ('recpipe forget')" if shared else "a nightly run"
                     raise LockError(
                         f"{what} holds {path}; this run stopped before writing anything; "
                         f"wait for it to finish ('recpipe status') or raise lock.wait_seconds "
@@ -66,6 +70,21 @@ def erasure_lock(lock_dir: Path, wait_seconds: float, shared: bool, holder: dict
         yield
     finally:
         os.close(fd)
+
+
+def _holders(lock_dir: Path, shared: bool) -> str:
+    """Who holds the erasure lock, as far as the lock files tell: the nights running now
+    (they hold it shared), or the erasure's holder."""
+    from tasks.storage.locks import describe_holder, held_locks
+
+    if shared:
+        return "an erasure"
+    nights = [
+        f"the night of {name.removeprefix('run_date=')} ({describe_holder(info)})"
+        for name, info in held_locks(lock_dir).items()
+        if name.startswith("run_date=")
+    ]
+    return ", ".join(nights) or "a nightly run"
 
 
 def clean_ids(user_ids: list[str]) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from tasks.errors import PublishError
 from tasks.publishing.champion import ChampionMove, move_champion_after_publish
+from tasks.publishing.digest import staged_digest
 from tasks.publishing.staging import refreshed_at_of, staged_frames
 from tasks.publishing.stores import RECOMMENDATIONS, SIMILAR_ITEMS, Stores
 from tasks.storage import database as db
@@ -62,6 +63,7 @@ def commit_database(stores: Stores, engine: Any, record: dict) -> dict:
     pid = record["publish_id"]
     pairs = [(t["name"], t["kind"]) for t in record["tables"]]
     swapping = False
+    digests = record.get("digests") or staged_digests(stores, record)
     try:
         db.prepare_tables(engine, pairs)
         for table in record["tables"]:
@@ -80,6 +82,7 @@ def commit_database(stores: Stores, engine: Any, record: dict) -> dict:
             record["source_run_id"],
             record["keep_runs"],
             before_commit=lambda: checkpoint("publish:database-commit"),
+            digests=digests,
         )
     except Exception:
         committed = False
@@ -92,7 +95,23 @@ def commit_database(stores: Stores, engine: Any, record: dict) -> dict:
             roll_back_quietly(stores, engine, pid)
         raise
     checkpoint("publish:database-committed")
-    return journal.advance(stores.journal, record, "database", database_dropped=dropped)
+    return journal.advance(
+        stores.journal, record, "database", database_dropped=dropped, digests=digests
+    )
+
+
+def staged_digests(stores: Stores, record: dict) -> dict[str, dict]:
+    """``{table: {"rows", "digest"}}`` of what a publish writes, from its staged files."""
+    out = {}
+    for table in record["tables"]:
+        found = staged_digest(
+            stores.root / table["staged"],
+            table["kind"],
+            record.get("stamp"),
+            refreshed_at_of(record, table["kind"]),
+        )
+        out[table["name"]] = {"rows": found.rows, "digest": found.digest}
+    return out
 
 
 def roll_forward(stores: Stores, engine: Any, record: dict) -> dict:
@@ -113,15 +132,20 @@ def roll_forward(stores: Stores, engine: Any, record: dict) -> dict:
                 f"for {run_date} (or 'recpipe recs rollback --date {run_date}') to make "
                 "both stores agree again"
             )
+        digest = (record.get("digests") or {}).get(name) or {}
+        metadata = {"recpipe.source_run_id": record.get("source_run_id", record["run_id"])}
+        if digest:
+            metadata |= {"recpipe.rows": str(digest["rows"]), "recpipe.digest": digest["digest"]}
         commit = lake.write_date(
             stores.lake(name),
             source,
             run_date,
             pid,
             record.get("keep_runs"),
-            {"recpipe.source_run_id": record.get("source_run_id", record["run_id"])},
+            metadata,
             stamp=record.get("stamp"),
             refreshed_at=refreshed_at_of(record, table["kind"]),
+            covers=tuple((record.get("covers") or {}).get(name, ())),
         )
         checkpoint(f"publish:lake-{name}-committed")
         versions[name] = commit.version

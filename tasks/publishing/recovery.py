@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from tasks.errors import PublishError
@@ -87,6 +88,20 @@ def _recover_one(stores: Stores, engine: Any, record: dict) -> dict:
     return {"publish_id": pid, "action": "rolled back", "state": "rolled_back"}
 
 
+def _needed_by_lake(stores: Stores, engine: Any, folder: Path) -> bool:
+    """Staged files of a publish whose database transaction committed while a lake table
+    has not (its journal record lost): they stay until the lake is level
+    (``recpipe doctor --repair``)."""
+    names = [p.name for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
+    if not names:
+        return False
+    try:
+        committed = db.is_committed(engine, folder.name, [(n, "") for n in names])
+    except Exception:  # noqa: BLE001 - cannot tell: keep them
+        return True
+    return committed and not all(lake.is_committed(stores.lake(n), folder.name) for n in names)
+
+
 def _sweep(stores: Stores, engine: Any, tables: tuple[str, ...]) -> list[dict]:
     """Leftovers no unfinished publish owns: staging tables of ``tables``, staged
     folders, the half-swapped folders of the older lake layout."""
@@ -105,9 +120,13 @@ def _sweep(stores: Stores, engine: Any, tables: tuple[str, ...]) -> list[dict]:
         out.append({"action": "dropped staging table", "name": name})
     if stores.staged.exists():
         for folder in sorted(stores.staged.iterdir()):
-            if folder.name not in live:
-                shutil.rmtree(folder, ignore_errors=True)
-                out.append({"action": "removed staged files", "name": folder.name})
+            if folder.name in live:
+                continue
+            if _needed_by_lake(stores, engine, folder):
+                out.append({"action": "kept staged files", "name": folder.name})
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            out.append({"action": "removed staged files", "name": folder.name})
     if stores.tables.exists():
         for root in sorted(p for p in stores.tables.iterdir() if p.is_dir()):
             for name in lake.sweep_legacy(root):

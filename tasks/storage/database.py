@@ -80,6 +80,8 @@ def log_table(metadata: Any = None) -> Any:
         sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("run_date", sa.Date, nullable=False),
         sa.Column("committed_at", sa.String(40), nullable=False),
+        # {table: {"rows", "digest"}} of what the publish wrote (tasks/publishing/digest.py)
+        sa.Column("digests", sa.Text, nullable=True),
     )
 
 
@@ -142,7 +144,7 @@ def prepare_tables(engine: Any, tables: list[tuple[str, str]]) -> None:
             conn.execute(CreateTable(table, if_not_exists=True))
             for index in table.indexes:
                 conn.execute(CreateIndex(index, if_not_exists=True))
-        _add_missing_columns(conn, [t for t in targets[1:] if STAGING_MARK not in t.name])
+        _add_missing_columns(conn, [t for t in targets if STAGING_MARK not in t.name])
         if conn.dialect.name == "sqlite":
             for name, _ in tables:
                 conn.execute(
@@ -251,9 +253,11 @@ def commit_rows(
     run_id: str,
     keep_runs: int | None,
     before_commit: Callable[[], None] | None = None,
+    digests: dict[str, Any] | None = None,
 ) -> dict[str, list[str]]:
     """Swap every staged table of the publish in one transaction (see the module
-    docstring); the dates each table dropped for ``keep_runs``."""
+    docstring); the dates each table dropped for ``keep_runs``. ``digests``: what each
+    table's rows are (rows and content digest), kept in the publish log."""
     import sqlalchemy as sa
 
     metadata = sa.MetaData()
@@ -282,6 +286,7 @@ def commit_rows(
                 run_date=run_date,
                 tables=table_key(tables),
                 committed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                digests=json.dumps(digests, sort_keys=True) if digests else None,
             )
         )
         if before_commit is not None:

@@ -155,10 +155,13 @@ def write_date(
     metadata: dict[str, str] | None = None,
     stamp: str | None = None,
     refreshed_at: datetime | None = None,
+    covers: tuple[str, ...] = (),
 ) -> LakeCommit:
     """Replace ``run_date``'s rows with ``source``'s (a Parquet file or folder) in one
     commit; dates beyond ``keep_runs`` go in the same commit. Idempotent per publish id.
-    ``stamp``: the ``run_id`` every row gets.
+    ``stamp``: the ``run_id`` every row gets. ``covers``: earlier publishes whose lake
+    commits were lost and whose rows this commit brings (``recpipe doctor --repair``),
+    recorded as committed with it.
     ``refreshed_at``: the time rows without a ``refreshed_at`` get. A column the table
     does not have yet is added (older rows read it as null)."""
     root = Path(root)
@@ -177,7 +180,7 @@ def write_date(
         return data, _predicate([run_date, *dropped]), dropped
 
     rows = sum(parquet_rows(p) for p in parquet_files(source))
-    return _overwrite(root, publish_id, run_date, metadata, rows, plan)
+    return _overwrite(root, publish_id, run_date, metadata, rows, plan, covers)
 
 
 def _overwrite(
@@ -187,6 +190,7 @@ def _overwrite(
     metadata: dict[str, str] | None,
     rows: int,
     plan: Callable[[], tuple[Any, str, list[date]]],
+    covers: tuple[str, ...] = (),
 ) -> LakeCommit:
     """One predicate overwrite of ``run_date``'s partition, committed once per publish id
     and tried again when a concurrent writer commits first; ``plan()``, asked again on
@@ -205,7 +209,7 @@ def _overwrite(
                 mode="overwrite",
                 partition_by=["run_date"],
                 predicate=predicate,
-                commit_properties=_commit_properties(publish_id, run_date, metadata),
+                commit_properties=_commit_properties(publish_id, run_date, metadata, covers),
                 schema_mode="merge",
             )
         except CommitFailedError:
@@ -217,9 +221,12 @@ def _overwrite(
     raise AssertionError("unreachable")
 
 
-def _commit_properties(publish_id: str, run_date: date, metadata: dict[str, str] | None) -> Any:
-    """A publish's commit: its id and date in the commit's metadata, and the id as a Delta
-    application transaction (so the same publish is never committed twice)."""
+def _commit_properties(
+    publish_id: str, run_date: date, metadata: dict[str, str] | None, covers: tuple[str, ...] = ()
+) -> Any:
+    """A publish's commit: its id and date in the commit's metadata, and the id (with the
+    ids it ``covers``) as a Delta application transaction (so the same publish is never
+    committed twice)."""
     from deltalake.transaction import CommitProperties, Transaction
 
     return CommitProperties(
@@ -228,7 +235,9 @@ def _commit_properties(publish_id: str, run_date: date, metadata: dict[str, str]
             "recpipe.run_date": run_date.isoformat(),
             **(metadata or {}),
         },
-        app_transactions=[Transaction(app_id=APP_PREFIX + publish_id, version=1)],
+        app_transactions=[
+            Transaction(app_id=APP_PREFIX + pid, version=1) for pid in (publish_id, *covers)
+        ],
     )
 
 

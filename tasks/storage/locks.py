@@ -52,7 +52,7 @@ def holder_info(flow_run_id: str | None = None, **extra: Any) -> dict:
     }
 
 
-def _describe(info: dict) -> str:
+def describe_holder(info: dict) -> str:
     if not info:
         return "a run that has not written its details yet"
     return (
@@ -69,21 +69,36 @@ def _read_holder(fd: int) -> dict:
         return {}
 
 
+def say_waiting(what: str, holder: str, path: Path, wait_seconds: float) -> None:
+    """One line on stderr when a lock is busy: what it waits for, who holds it, how long."""
+    import sys
+
+    sys.stderr.write(
+        f"recpipe: waiting for {what} to finish: {holder} holds {path}; waiting up to "
+        f"{wait_seconds:g} s ('recpipe status' shows it)\n"
+    )
+    sys.stderr.flush()
+
+
 @contextmanager
 def file_lock(path: Path, wait_seconds: float, holder: dict, what: str) -> Iterator[Path]:
     """Hold an exclusive flock on ``path``; wait up to ``wait_seconds``, then LockError."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + max(wait_seconds, RETRY_SECONDS)  # at least one retry
+    told = False
     try:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not told and wait_seconds >= 1:
+                    say_waiting(what, describe_holder(_read_holder(fd)), path, wait_seconds)
+                    told = True
                 if time.monotonic() >= deadline:
                     raise LockError(
-                        f"{what} is already running: {_describe(_read_holder(fd))} holds "
+                        f"{what} is already running: {describe_holder(_read_holder(fd))} holds "
                         f"{path}; this run stopped before writing anything and the tables "
                         f"are as that run leaves them; wait for it to finish ('recpipe "
                         f"status' shows it), or set lock.wait_seconds (waited "
