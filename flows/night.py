@@ -166,6 +166,8 @@ class Night(ModelStages, OutputStages):
                 now_iso=now_iso,
                 items_path=ingest.items_path,
                 users_path=ingest.users_path,
+                edges_path=ingest.edges_path,
+                edges_direction=ingest.edges_direction or "mutual",
                 accumulate=ingest.incremental,
             ),
             ValidateResult,

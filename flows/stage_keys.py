@@ -89,6 +89,7 @@ def validate_parts(
     }
     if ingest.edges_path is not None:
         inputs["edges"] = tree_digest(ingest.edges_path)
+        inputs["edges_direction"] = ingest.edges_direction
     return {
         "stage": "validate",
         "config": config.model_dump(mode="json"),

@@ -141,6 +141,7 @@ class IngestResult(StageResult):
     items_path: str | None = None
     users_path: str | None = None
     edges_path: str | None = None  # relations between users, when ingest.social.path is set
+    edges_direction: str | None = None  # "mutual" or "follows", with edges_path
     timed: bool = True  # False: the source has no timestamps (events stamped at ingest)
     timestamp_unit: Any = None  # one unit, or one per file when they differ
     incremental: bool = False
@@ -217,6 +218,7 @@ def ingest(
         items_path=str(paths["items"]) if paths["items"] else None,
         users_path=str(paths["users"]) if paths["users"] else None,
         edges_path=str(edges_path) if edges_path else None,
+        edges_direction=config.social.direction if edges_path else None,
         timed=timed,
         timestamp_unit=stats.get("timestamp_unit"),
         incremental=bool(stats.get("incremental", False)),
