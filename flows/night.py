@@ -243,7 +243,7 @@ class Night(ModelStages, OutputStages):
         line = (
             "no timestamps in the source: each event is stamped with its ingest date; the "
             f"hold-out is a random {config.latest_share:.0%} of each user's events (not "
-            "the latest); a refresh takes the events ingested since the last night"
+            "the latest); a refresh stamps the events it reads with the day they arrive"
         )
         self.logger.info(line)
         self.out["without_time"] = line

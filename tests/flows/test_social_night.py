@@ -1,6 +1,7 @@
 """A night on the user's files without timestamps plus a friends graph: it holds out at
 random, says so once, validates and keeps the graph, and publishes ``social`` rows for a
-user who has friends and no history (the direct step: no Prefect flow run)."""
+user who has friends and no history (the direct step: no Prefect flow run); a refresh
+gives that user ``social`` rows again."""
 
 from __future__ import annotations
 
@@ -49,7 +50,9 @@ def night(make_config, tmp_path_factory) -> tuple:
         },
         train={"models": ["popularity", "item_knn"]},
         validate={"max_edge_quarantine_share": 0.5},  # one bad edge in four
+        refresh={"path": str(root / "landing")},
     )
+    (root / "landing").mkdir()
     night = Night.open(config, RUN_DATE, False, "social-1", logging.getLogger("social-night"))
     return config, run_stages(night)
 
@@ -93,3 +96,20 @@ def test_a_friends_only_user_gets_social_rows(night) -> None:
     assert set(liked["item_id"]) == {"p1", "p2", "p3"}
     assert liked["reason"].tolist()[0] == "liked by 2 of your friends"
     assert out["scoring"]["users_by_strategy"]["social"] == 1
+
+
+def test_the_refresh_keeps_a_friends_only_user_social(night) -> None:
+    from tasks.publishing.stores import read_lake_table
+    from tasks.refresh.run import run_refresh
+    from tasks.storage.workspace import Workspace
+
+    config, _ = night
+    drop = config.refresh.path / "drop.tsv"
+    drop.write_text("user_id\tpoi_id\tcheckins\nnewbie\tp99\t1\n")  # a venue nobody knows
+    out = run_refresh(config, "social-refresh", today=RUN_DATE)
+    assert out["status"] == "published", out
+    assert out["users_by_strategy"] == {"social": 1}
+    recs = read_lake_table(Workspace.at(config.workspace).tables / "recommendations", RUN_DATE)
+    newbie = recs[recs["user_id"] == "newbie"].sort_values("rank")
+    assert set(newbie["strategy"]) == {"social"} and newbie["item_id"].iloc[0] == "p2"
+    assert newbie["reason"].iloc[0] == "liked by 2 of your friends"
