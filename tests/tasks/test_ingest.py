@@ -116,15 +116,15 @@ def test_a_file_that_vanishes_is_reported_and_read_when_it_returns(tmp_path, mon
     (drop / "b.csv").write_text(HEADER + "2,10,1717200000,4\n")
     real = landing.read_interactions
 
-    def vanishing(path, config, name, **kwargs):
+    def vanishing(path, config, name):
         if name == "b.csv":
             kept = path.read_bytes()
             path.unlink()  # moved away by its writer after we listed it
             try:
-                return real(path, config, name, **kwargs)
+                return real(path, config, name)
             finally:
                 path.write_bytes(kept)
-        return real(path, config, name, **kwargs)
+        return real(path, config, name)
 
     monkeypatch.setattr(landing, "read_interactions", vanishing)
     partition, stats = ingest_landing(FilesConfig(path=drop), raw_dir(tmp_path, DAY1), DAY1)
