@@ -57,7 +57,12 @@ SOURCE_OPTIONS = (
     ),
     *(
         source_option(f"{col}_col", str | None, f"column holding the {col.replace('_', ' ')}")
-        for col in ("user", "item", "timestamp", "value", "event_type")
+        for col in ("user", "item")
+    ),
+    source_option("timestamp_col", str | None, "column holding the timestamp ('none': no time)"),
+    *(
+        source_option(f"{col}_col", str | None, f"column holding the {col.replace('_', ' ')}")
+        for col in ("value", "event_type")
     ),
     source_option(
         "timestamp_unit",

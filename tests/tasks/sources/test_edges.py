@@ -88,3 +88,13 @@ def test_cli_options_map_onto_the_social_section(tmp_path) -> None:
     assert (social.user_col, social.friend_col, social.weight_col) == ("a", "b", "w")
     assert social.direction == "follows" and social.path == tmp_path / "f.csv"
     assert config.ingest.files.timestamp_col is None and not config.ingest.files.timed
+
+
+def test_preflight_accepts_a_header_without_time(tmp_path) -> None:
+    from tasks.preflight import check_columns
+
+    path = tmp_path / "c.tsv"
+    path.write_text("user_id\tpoi_id\nu1\tp1\n")
+    check_columns(path, FilesConfig(item_col="poi_id", timestamp_col="none"), "c.tsv")
+    with pytest.raises(DataError, match="--timestamp-col none"):
+        check_columns(path, FilesConfig(item_col="poi_id"), "c.tsv")
