@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 GRAPH_FILE = "social.parquet"
 EDGE_ONLY_FILE = "social_users.parquet"
@@ -96,3 +98,6 @@ def social_matrix(graph: pd.DataFrame | None, n_users: int) -> sp.csr_matrix | N
     matrix = sp.csr_matrix((data, (rows, cols)), shape=(n_users, n_users), dtype=np.float32)
     matrix.sort_indices()
     return matrix
+
+
+write_social_graph_task = task(name="social-graph", cache_policy=NO_CACHE)(write_social_graph)
