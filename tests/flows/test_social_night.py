@@ -57,12 +57,18 @@ def night(make_config, tmp_path_factory) -> tuple:
     return config, run_stages(night)
 
 
-def test_a_night_without_time_says_what_it_does(night) -> None:
+def test_a_night_without_time_says_what_it_does(night, capsys) -> None:
+    from flows.cli.summary import print_summary
+
     _, out = night
     assert out["status"] == "COMPLETED"
     assert out["without_time"].startswith("no timestamps in the source")
     assert out["features"]["holdout"]["strategy"] == "random"
     assert out["ingest"]["timed"] is False
+    print_summary(out)
+    printed = capsys.readouterr().out.splitlines()
+    assert [line for line in printed if "no timestamps" in line] == ["  " + out["without_time"]]
+    assert not any("data age" in line for line in printed)
 
 
 def test_the_graph_is_validated_and_kept_beside_the_features(night) -> None:
