@@ -98,3 +98,27 @@ def test_preflight_accepts_a_header_without_time(tmp_path) -> None:
     check_columns(path, FilesConfig(item_col="poi_id", timestamp_col="none"), "c.tsv")
     with pytest.raises(DataError, match="--timestamp-col none"):
         check_columns(path, FilesConfig(item_col="poi_id"), "c.tsv")
+
+
+def test_a_landing_night_reads_the_graph_whole_beside_its_drops(tmp_path) -> None:
+    drops = tmp_path / "landing"
+    drops.mkdir()
+    (drops / "day1.csv").write_text("user_id,item_id\nu1,i1\n")
+    (tmp_path / "follows.csv").write_text("who,whom,w\nu1,u2,0.5\n")
+    config = IngestConfig(
+        source="landing",
+        files=FilesConfig(path=drops, timestamp_col="none"),
+        social=SocialConfig(
+            path=tmp_path / "follows.csv",
+            user_col="who",
+            friend_col="whom",
+            weight_col="w",
+            direction="follows",
+        ),
+    )
+    out = ingest(config, DAY, str(tmp_path / "raw" / f"ingest_date={DAY}"))
+    assert out.incremental and not out.timed and out.edges_direction == "follows"
+    assert out.edges_path is not None
+    assert pd.read_parquet(out.edges_path)["weight"].tolist() == [0.5]
+    events = pd.read_parquet(out.interactions_path)
+    assert events["timestamp"].tolist() == [pd.Timestamp("2024-06-01", tz="UTC")]
