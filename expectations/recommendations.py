@@ -7,8 +7,9 @@ contract is one expectation in the Data Docs:
 * K rows per user, ranks 1..K unique per user, items unique per user;
 * scores present, finite and descending with rank;
 * no item the user already interacted with, no denied or unavailable item;
-* every user id in today's interactions, every item id in the catalogue;
-* strategy one of personal / cold_start / fallback.
+* every user id in today's interactions (or in the graph of relations between users),
+  every item id in the catalogue;
+* strategy one of personal / cold_start / social / fallback.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 SUITE_NAME = "recommendations"
-STRATEGIES = ["personal", "cold_start", "fallback"]
+STRATEGIES = ["personal", "cold_start", "social", "fallback"]
 
 
 def with_checks(
@@ -27,8 +28,11 @@ def with_checks(
     interactions: pd.DataFrame,
     known_items: set[str] | np.ndarray,
     blocked_items: set[str] | np.ndarray,
+    graph_users: set[str] | np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """The columns the suite reads: the table's plus derived booleans and counts."""
+    """The columns the suite reads: the table's plus derived booleans and counts.
+    ``graph_users``: users known from the relations between users only (scored by their
+    friends' items), who are known users too."""
     frame = table[["user_id", "rank", "item_id", "score", "strategy"]].copy()
     frame["score"] = frame["score"].astype("float64")
     ordered = frame.sort_values(["user_id", "rank"], kind="stable")
@@ -39,6 +43,8 @@ def with_checks(
     frame["seen"] = pd.MultiIndex.from_frame(frame[["user_id", "item_id"]].astype(str)).isin(seen)
     frame["denied"] = frame["item_id"].isin(list(blocked_items))
     frame["user_known"] = frame["user_id"].isin(interactions["user_id"].unique())
+    if graph_users is not None and len(graph_users):
+        frame["user_known"] |= frame["user_id"].isin(list(graph_users))
     frame["item_known"] = frame["item_id"].isin(list(known_items))
     return frame
 
@@ -105,7 +111,7 @@ def build_recommendations_suite(k: int) -> Any:
         gxe.ExpectColumnValuesToBeInSet(
             column="strategy",
             value_set=STRATEGIES,
-            meta=rule("strategy is personal, cold_start or fallback"),
+            meta=rule("strategy is personal, cold_start, social or fallback"),
         ),
     ]
     return gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations)

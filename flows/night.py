@@ -37,6 +37,7 @@ from flows.steps import Direct, Step
 from tasks.config import PipelineConfig
 
 if TYPE_CHECKING:
+    from tasks.config import FeatureConfig
     from tasks.features import FeaturesResult
     from tasks.ingest import IngestResult
     from tasks.validate import ValidateResult
@@ -106,6 +107,7 @@ class Night(ModelStages, OutputStages):
         outputs = [self.ws.raw(self.run_date)]
         result = self._cached("ingest", parts, outputs, self._ingest_now, IngestResult)
         self.out["ingest"] = result.summary()
+        self.timed = result.timed
         return result
 
     def _ingest_now(self) -> IngestResult:
@@ -166,10 +168,14 @@ class Night(ModelStages, OutputStages):
                 now_iso=now_iso,
                 items_path=ingest.items_path,
                 users_path=ingest.users_path,
+                edges_path=ingest.edges_path,
+                edges_direction=ingest.edges_direction or "mutual",
                 accumulate=ingest.incremental,
             ),
             ValidateResult,
         )
+        if result.edges_path is not None:
+            self.edges = (result.edges_path, ingest.edges_direction or "mutual")
         if erased:  # forgotten users' rows: counted, never quarantined with their id
             accounting = f"{erased} rows of forgotten users dropped | {result.accounting}"
             result = result.model_copy(
@@ -180,18 +186,23 @@ class Night(ModelStages, OutputStages):
 
     def features(self) -> FeaturesResult:
         from flows.stage_keys import features_parts
-        from flows.steps import features_in_partitions
         from tasks import tracking
         from tasks.data.holdout import with_evidence
         from tasks.features import FeaturesResult
+        from tasks.storage.cache import tree_digest
 
         out_dir = self.ws.features(self.run_date)
         config = with_evidence(self.config.features, self.config.evaluate)
+        if not self.timed:
+            config = self._untimed(config)
+        parts = features_parts(self.validated_path, config)
+        if self.edges is not None:  # the graph is written beside the features
+            parts["edges"] = [tree_digest(self.edges[0]), self.edges[1]]
         result = self._cached(
             "features",
-            features_parts(self.validated_path, config),
+            parts,
             [out_dir],
-            lambda: features_in_partitions(self.step, self.validated_path, str(out_dir), config),
+            lambda: self._features_now(str(out_dir), config),
             FeaturesResult,
         )
         self.data_tags = {
@@ -210,3 +221,30 @@ class Night(ModelStages, OutputStages):
             self.client.set_tag(self.parent_run_id, "data.holdout", description)
         self.out["features"] = result.summary()
         return result
+
+    def _features_now(self, out_dir: str, config: FeatureConfig) -> FeaturesResult:
+        from flows.steps import features_in_partitions
+        from tasks.data.social import write_social_graph
+
+        result = features_in_partitions(self.step, self.validated_path, out_dir, config)
+        if self.edges is None:
+            return result
+        path, direction = self.edges
+        social = self.step(
+            write_social_graph, edges_path=path, features_dir=out_dir, direction=direction
+        )
+        self.logger.info("social graph: %s", social)
+        return result.model_copy(update={"social": social})
+
+    def _untimed(self, config: FeatureConfig) -> FeatureConfig:
+        """A night without timestamps: one line on what it does, and a random hold-out."""
+        if config.holdout not in ("random",):
+            config = config.model_copy(update={"holdout": "random"})
+        line = (
+            "no timestamps in the source: each event is stamped with its ingest date; the "
+            f"hold-out is a random {config.latest_share:.0%} of each user's events (not "
+            "the latest); a refresh stamps the events it reads with the day they arrive"
+        )
+        self.logger.info(line)
+        self.out["without_time"] = line
+        return config

@@ -42,6 +42,8 @@ class NightContext:
     started: float = field(default_factory=time.perf_counter)
     out: dict[str, Any] = field(default_factory=dict)
     _score_parts: dict[str, Any] = field(default_factory=dict)
+    timed: bool = True  # the source's events carry a time (else stamped at ingest)
+    edges: tuple[str, str] | None = None  # the validated relations between users, direction
 
     @property
     def database_url(self) -> str:

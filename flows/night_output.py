@@ -29,6 +29,7 @@ class OutputStages(NightContext):
         from flows.steps import score_in_shards
         from tasks import tracking
         from tasks.score import ScoreResult
+        from tasks.storage.cache import tree_digest
 
         name = self.config.tracking.registered_model
         version = promotion.serving_version or tracking.champion_version_or_fail(self.client, name)
@@ -41,6 +42,9 @@ class OutputStages(NightContext):
             run_date=self.run_date,
         )
         self._score_parts["positive"] = list(self._positive)  # reasons depend on it
+        graph = self._graph_path()
+        if graph is not None:  # the social strategy reads the graph
+            self._score_parts["graph"] = tree_digest(graph)
         result = self._cached(
             "score",
             self._score_parts,
@@ -57,11 +61,18 @@ class OutputStages(NightContext):
                 out_dir=str(out_dir),
                 version=version,
                 positive=self._positive,
+                graph_path=graph,
             ),
             ScoreResult,
         )
         self.out["scoring"] = result.summary()
         return result
+
+    def _graph_path(self) -> str | None:
+        """The night's relations between users in its features, when it has some."""
+        if self.edges is None:
+            return None
+        return str(self.ws.features(self.run_date) / "social.parquet")
 
     def check(self, scored: ScoreResult, ingest: IngestResult) -> ScoreResult:
         """The output against its contract (a GX suite), unless ``publish.validate_output``

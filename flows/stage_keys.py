@@ -59,6 +59,9 @@ def ingest_parts(config: IngestConfig, run_date: date, as_of: bool, workspace: P
         parts["files"] = config.files.model_dump(mode="json")
         parts["data"] = tree_digest(config.files.path)
         parts["items"] = tree_digest(config.files.items_path)
+    if config.social.path is not None:  # the relations between users: settings and bytes
+        parts["social"] = config.social.model_dump(mode="json")
+        parts["social_data"] = tree_digest(config.social.path)
     return parts
 
 
@@ -80,13 +83,17 @@ def validate_parts(
         history = {}
     previous = [v.get("rows_read") for k, v in sorted(history.items()) if k < out_dir.name]
     snapshot = previous_snapshot(out_dir) if accumulate else None
+    inputs = {
+        name: tree_digest(getattr(ingest, f"{name}_path"))
+        for name in ("interactions", "items", "users")
+    }
+    if ingest.edges_path is not None:
+        inputs["edges"] = tree_digest(ingest.edges_path)
+        inputs["edges_direction"] = ingest.edges_direction
     return {
         "stage": "validate",
         "config": config.model_dump(mode="json"),
-        "inputs": {
-            name: tree_digest(getattr(ingest, f"{name}_path"))
-            for name in ("interactions", "items", "users")
-        },
+        "inputs": inputs,
         "accumulate": accumulate,
         "snapshot": tree_digest(snapshot) if snapshot else None,
         "previous_volumes": previous,

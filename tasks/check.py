@@ -29,6 +29,7 @@ def check_output(
     from expectations.recommendations import with_checks
     from models.vocab import IdVocabulary
     from tasks.data.catalog import build_catalog, read_deny_list
+    from tasks.scoring.social import load_social_scores
 
     parts = sorted(Path(scores_path).glob("part-*.parquet"))
     if len(parts) != len(shard_paths):
@@ -43,12 +44,15 @@ def check_output(
     catalog = build_catalog(items, catalog_frame, denied, config.respect_available)
     blocked = set(catalog.item_ids[catalog.blocked])
     known = set(items.ids)
+    social = load_social_scores(Path(scores_path).parent)  # users only in the graph
+    graph_users = None if social is None else set(social.edge_only)
     frames = [
         with_checks(
             pd.read_parquet(part),
             pd.read_parquet(shard, columns=["user_id", "item_id"]),
             known,
             blocked,
+            graph_users,
         )
         for part, shard in zip(parts, shard_paths, strict=True)
     ]

@@ -224,6 +224,7 @@ class FeaturesResult(StageResult):
     n_train: int
     n_valid: int
     n_seen_not_positive: int = 0
+    social: dict[str, Any] | None = None  # the graph written beside (tasks/data/social.py)
 
 
 def finish_features(plan: FeaturePlan, vocabularies: dict, counts: list[dict]) -> FeaturesResult:

@@ -8,6 +8,11 @@ Sources (``IngestConfig.source``):
 * ``landing``: daily drops, each file ingested once, appended by ingest date
   (``tasks/sources/landing.py``).
 
+Whatever the source, ``ingest.social.path`` (relations between users) is read whole and
+written beside the interactions as ``edges.parquet`` (``tasks/sources/edges.py``).
+Data without a timestamp column (``files.timestamp_col = "none"``) has each event
+stamped with the start of the ingest date; the result says so (``timed``).
+
 ``load_source`` reads a source; :func:`ingest` writes its tables as Parquet into
 ``raw_dir`` (``<workspace>/raw/ingest_date=<date>``) and returns an :class:`IngestResult`;
 ``ingest_task`` is its Prefect task (retried on I/O failures).
@@ -86,11 +91,13 @@ def load_source(
         items = read_items_catalog(config.files.items_path, config.files)
     if source == "files":
         from tasks.sources.files import read_files, write_files
+        from tasks.sources.landing import untimed_stamp
 
+        stamp = untimed_stamp(run_date)
         if write_to is not None:
-            stats = write_files(config.files, write_to)
+            stats = write_files(config.files, write_to, stamp=stamp)
             return SourceData(None, items, None, _file_summary(stats))
-        interactions, stats = read_files(config.files)
+        interactions, stats = read_files(config.files, stamp)
         return SourceData(interactions, items, None, _file_summary(stats))
     if source == "landing":
         from tasks.sources.landing import ingest_landing
@@ -133,6 +140,9 @@ class IngestResult(StageResult):
     interactions_path: str
     items_path: str | None = None
     users_path: str | None = None
+    edges_path: str | None = None  # relations between users, when ingest.social.path is set
+    edges_direction: str | None = None  # "mutual" or "follows", with edges_path
+    timed: bool = True  # False: the source has no timestamps (events stamped at ingest)
     timestamp_unit: Any = None  # one unit, or one per file when they differ
     incremental: bool = False
     rows_new: int = 0
@@ -189,6 +199,10 @@ def ingest(
             paths[name] = out / f"{name}.parquet"
             table.to_parquet(paths[name], index=False)
     stats = data.stats
+    edges_path = None
+    if config.social.path is not None:
+        edges_path, stats["social"] = write_edges(config, out / "edges.parquet")
+    timed = config.source not in ("files", "landing") or config.files.timed
     (logger or logging.getLogger(__name__)).info(
         "ingest %s: %d interaction rows%s; timestamps: %s%s",
         config.source,
@@ -203,12 +217,28 @@ def ingest(
         interactions_path=str(interactions_path),
         items_path=str(paths["items"]) if paths["items"] else None,
         users_path=str(paths["users"]) if paths["users"] else None,
+        edges_path=str(edges_path) if edges_path else None,
+        edges_direction=config.social.direction if edges_path else None,
+        timed=timed,
         timestamp_unit=stats.get("timestamp_unit"),
         incremental=bool(stats.get("incremental", False)),
         rows_new=int(stats.get("rows_new", data.rows)),
         files_ingested=stats.get("files_ingested", []),
         stats=stats,
     )
+
+
+def write_edges(config: IngestConfig, dest: Path) -> tuple[Path, dict]:
+    """The relations between users to ``dest`` (Parquet, through a temporary file and a
+    rename); their stats, with the sha256 of the files read (``data``)."""
+    from tasks.sources.edges import read_edges
+    from tasks.storage.cache import tree_digest
+    from tasks.storage.shared_files import replace_atomically
+
+    assert config.social.path is not None
+    edges, stats = read_edges(config.social)
+    replace_atomically(dest, lambda tmp: edges.to_parquet(tmp, index=False))
+    return dest, {**stats, "data": tree_digest(config.social.path)}
 
 
 # Prefect's TaskRunNameCallbackWithParameters protocol includes a classmethod, so no plain

@@ -92,7 +92,8 @@ def check_columns(path: Path, files: Any, name: str) -> None:
 
     from tasks.sources.mapping import to_contract
 
-    to_contract(pd.DataFrame({c: pd.Series([], dtype="str") for c in columns}), files, name)
+    empty = pd.DataFrame({c: pd.Series([], dtype="str") for c in columns})
+    to_contract(empty, files, name, stamp=pd.Timestamp(0, tz="UTC"))  # the header only
 
 
 def check_landing(path: Path | None) -> None:

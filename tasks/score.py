@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from models.vocab import IdVocabulary
 from tasks.config import ScoreConfig
 from tasks.data.catalog import build_catalog
 from tasks.scoring.inputs import shard_totals
@@ -55,6 +56,7 @@ class ScoringPlan:
     positive: tuple[str, float] | None = None  # features.positive and its threshold
     plan_seconds: float = 0.0  # planning's own time (the shards' work is not in it)
     similarity_cached: bool = False  # read from the similarity cache, not summed again
+    social: dict | None = None  # the social strategy's users (tasks/scoring/social.py)
 
 
 def plan_scoring(
@@ -68,11 +70,14 @@ def plan_scoring(
     out_dir: str,
     version: str | None = None,
     positive: tuple[str, float] | None = None,
+    graph_path: str | None = None,
 ) -> ScoringPlan:
     """Resolve the model (``version``, the one the night's promotion decided on; else the
     champion), split the users into shards, and compute what all shards share: recent
     popularity and (with explanations) item-item similarity, both summed shard by shard;
-    write the similar-items table."""
+    write the similar-items table. ``graph_path``: the relations between users
+    (tasks/data/social.py), from which the friends' items of the users without usable
+    history are computed once for every shard (tasks/scoring/social.py)."""
     from tasks import tracking
     from tasks.data.explain import similar_items_table
     from tasks.data.shards import shard_interactions
@@ -112,6 +117,7 @@ def plan_scoring(
         similar.to_parquet(out / "similar_items.parquet", index=False)
     items_vocab_path = out / "champion_items.json"
     items_vocab_path.write_text(items.to_json())
+    social = _social_scores(graph_path, validated_path, items, out)
     parts = out / "recommendations"
     if parts.exists():
         shutil.rmtree(parts)
@@ -136,17 +142,44 @@ def plan_scoring(
         positive,
         round(time.perf_counter() - start, 2),
         cached,
+        social,
     )
+
+
+def _social_scores(
+    graph_path: str | None, validated_path: str, items: IdVocabulary, out: Path
+) -> dict | None:
+    """Build and save the social strategy's scores (none without a graph); their counts."""
+    from tasks.scoring.social import (
+        SOCIAL_FILE,
+        SOCIAL_USERS_FILE,
+        build_social_scores,
+        save_social_scores,
+    )
+
+    for stale in (out / SOCIAL_FILE, out / SOCIAL_USERS_FILE):
+        stale.unlink(missing_ok=True)
+    if graph_path is None or not Path(graph_path).is_file():
+        return None
+    graph = pd.read_parquet(graph_path, columns=["user_id", "friend_id", "weight"])
+    events = pd.read_parquet(validated_path, columns=["user_id", "item_id"])
+    social = build_social_scores(graph, events, items)
+    save_social_scores(social, out)
+    return {"users": len(social.users), "edge_only_users": len(social.edge_only)}
 
 
 def score_shard(plan: ScoringPlan, shard: int) -> dict:
     """Score the users of one shard; write ``recommendations/part-NNNNN.parquet``."""
     from tasks import tracking
     from tasks.data.shards import read_shard
+    from tasks.scoring.social import load_social_scores
 
     champion = tracking.load_model_version(
         plan.workspace_root, plan.registered_name, plan.version, plan.model_run
     )
+    social = load_social_scores(plan.out_dir) if plan.social else None
+    # the users only in the graph have no shard of their own: the first shard takes them
+    extra = social.edge_only if social is not None and shard == 0 else None
     out = write_scores(
         champion.model,
         champion.users,
@@ -160,6 +193,8 @@ def score_shard(plan: ScoringPlan, shard: int) -> dict:
         popularity=np.load(plan.popularity_path),
         similarity=None if plan.similarity_path is None else sp.load_npz(plan.similarity_path),
         positive=plan.positive,
+        social=social,
+        extra_users=extra,
     )
     checkpoint("score:shard-written")
     return {"shard": shard, "worker": f"{socket.gethostname()}:{os.getpid()}", **out}

@@ -64,6 +64,8 @@ class ValidateResult(StageResult):
     quarantine_path: str
     data_docs_index: str | None
     expectations: Any
+    edges_path: str | None = None  # the relations between users kept, when given
+    edges_quarantine_path: str | None = None
     artifact: bool = False
 
 
@@ -79,6 +81,8 @@ def validate(
     *,
     items_path: str | None = None,
     users_path: str | None = None,
+    edges_path: str | None = None,
+    edges_direction: str = "mutual",
     accumulate: bool = False,
     logger: logging.Logger | logging.LoggerAdapter | None = None,
     artifact: Artifact | None = None,
@@ -93,7 +97,9 @@ def validate(
     that file is updated under its lock (``tasks/storage/shared_files.py``). ``accumulate``
     (incremental sources such as the landing folder): ``interactions.parquet`` becomes the
     latest earlier snapshot (``<out_dir>/../<prefix>=<earlier>/interactions.parquet``) plus
-    today's accepted rows.
+    today's accepted rows. ``edges_path``: the relations between users (``mutual`` or
+    ``follows``, ``edges_direction``), validated against the accepted interactions' users
+    (tasks/validation/edges.py) into ``edges.parquet`` and ``edges_quarantine.parquet``.
     ``artifact(markdown)``: publishes the Markdown summary of the run, or of its failure
     (``validate_task`` passes :func:`publish_artifact`); what it returns is the result's
     ``artifact``.
@@ -132,11 +138,15 @@ def validate(
                 )
             else:
                 result = validate_interactions(pq.read_table(raw), **common)
+            snapshot = previous_snapshot(out) if accumulate else None
+            edges = None
+            if edges_path is not None:
+                known = _accepted_users(result, accepted_parts if partitioned else [], snapshot)
+                edges = _validate_edges(edges_path, edges_direction, known, common)
         except DataValidationError as exc:
             artifact(summary_markdown(None, failure=str(exc)))
             raise
         out.mkdir(parents=True, exist_ok=True)
-        snapshot = previous_snapshot(out) if accumulate else None
         accepted_path, quarantine_path = out / "interactions.parquet", out / "quarantine.parquet"
         if partitioned:
             earlier = [snapshot] if snapshot is not None else []
@@ -163,6 +173,13 @@ def validate(
             paths[f"{table.name}_quarantine_path"] = _write_parquet(
                 table.quarantined, out / f"{table.name}_quarantine.parquet"
             )
+    accounting = result.accounting
+    if edges is not None:
+        paths["edges_path"] = _write_parquet(edges.table.accepted, out / "edges.parquet")
+        paths["edges_quarantine_path"] = _write_parquet(
+            edges.table.quarantined, out / "edges_quarantine.parquet"
+        )
+        accounting = f"{accounting} | {edges.accounting}"
     entry = {"rows_read": result.rows_read, "recorded_at": _now_iso()}
     update_json(
         history_file,
@@ -175,7 +192,7 @@ def validate(
         "rows_quarantined": result.rows_quarantined,
         "duplicates_dropped": result.duplicates_dropped,
         "rows_total": rows_total,
-        "accounting": result.accounting,
+        "accounting": accounting,
         "flagged": result.flagged,
         "volume": result.volume,
         "history_snapshot": str(snapshot) if snapshot else None,
@@ -188,14 +205,15 @@ def validate(
                 "flagged": t.flagged,
             }
             for t in result.tables
-        },
+        }
+        | ({"edges": edges.summary()} if edges is not None else {}),
         **{k: str(v) for k, v in paths.items()},
         "data_docs_index": str(result.data_docs_index) if result.data_docs_index else None,
         "expectations": result.expectations,
     }
     write_json(summary_dict, out / "validation_summary.json")
     published = artifact(summary_markdown(result, summary=summary_dict))
-    log.info("validate: %s; Data Docs %s", result.accounting, result.data_docs_index)
+    log.info("validate: %s; Data Docs %s", accounting, result.data_docs_index)
     return ValidateResult(**summary_dict, artifact=published)
 
 
@@ -211,6 +229,8 @@ def validate_task(
     *,
     items_path: str | None = None,
     users_path: str | None = None,
+    edges_path: str | None = None,
+    edges_direction: str = "mutual",
     accumulate: bool = False,
 ) -> ValidateResult:
     return validate(
@@ -221,6 +241,8 @@ def validate_task(
         now_iso,
         items_path=items_path,
         users_path=users_path,
+        edges_path=edges_path,
+        edges_direction=edges_direction,
         accumulate=accumulate,
         logger=get_run_logger(),
         artifact=publish_artifact,
@@ -249,6 +271,34 @@ def _input_file(path: str, name: str) -> Path:
             "written by the ingest task; run ingest first or check the path"
         )
     return source
+
+
+def _accepted_users(result: Any, parts: list[Path], snapshot: Path | None) -> pd.Series:
+    """The users of the accepted interactions (this batch's and the snapshot's)."""
+    import pyarrow.parquet as pq
+
+    files = [*parts, *([snapshot] if snapshot is not None else [])]
+    columns = [pq.read_table(p, columns=["user_id"])["user_id"] for p in files]
+    accepted = result.accepted
+    if isinstance(accepted, pd.DataFrame):
+        accepted = pa.Table.from_pandas(accepted[["user_id"]], preserve_index=False)
+    if accepted is not None:
+        columns.append(accepted["user_id"])
+    users = pa.chunked_array([c.cast(pa.large_string()) for c in columns], pa.large_string())
+    return pd.Series(users.unique().to_pylist(), dtype="str")
+
+
+def _validate_edges(path: str, direction: str, known: pd.Series, common: dict) -> Any:
+    from tasks.validation.edges import validate_edges
+
+    return validate_edges(
+        pd.read_parquet(_input_file(path, "edges")),
+        direction=direction,
+        config=common["config"],
+        known_users=known,
+        gx_root=common["gx_root"],
+        run_name=common["run_name"],
+    )
 
 
 def previous_snapshot(out: Path) -> Path | None:

@@ -57,7 +57,12 @@ SOURCE_OPTIONS = (
     ),
     *(
         source_option(f"{col}_col", str | None, f"column holding the {col.replace('_', ' ')}")
-        for col in ("user", "item", "timestamp", "value", "event_type")
+        for col in ("user", "item")
+    ),
+    source_option("timestamp_col", str | None, "column holding the timestamp ('none': no time)"),
+    *(
+        source_option(f"{col}_col", str | None, f"column holding the {col.replace('_', ' ')}")
+        for col in ("value", "event_type")
     ),
     source_option(
         "timestamp_unit",
@@ -67,6 +72,15 @@ SOURCE_OPTIONS = (
     source_option("delimiter", str | None, "CSV delimiter ('tab' for a tab)"),
     source_option("encoding", str | None, "file encoding (default utf-8)"),
     source_option("items_path", Path | None, "item catalog file (files/landing)"),
+    source_option("social_path", Path | None, "relations between users: an edges file or folder"),
+    source_option("social_user_col", str | None, "edges column holding the user"),
+    source_option("social_friend_col", str | None, "edges column holding the friend/followee"),
+    source_option("social_weight_col", str | None, "edges column holding the weight (optional)"),
+    source_option(
+        "social_direction",
+        Literal["mutual", "follows"] | None,
+        "mutual (friendships, default) or follows (user -> friend only)",
+    ),
 )
 
 RUN_OPTIONS = (
@@ -188,6 +202,13 @@ def overrides(workspace: Path | None, options: dict[str, Any]) -> dict:
         files["items_path"] = str(get("items_path"))
     if files:
         ingest["files"] = files
+    social = {
+        field: str(get(f"social_{field}")) if field == "path" else get(f"social_{field}")
+        for field in ("path", "user_col", "friend_col", "weight_col", "direction")
+        if get(f"social_{field}") is not None
+    }
+    if social:
+        ingest["social"] = social
     if movielens:
         ingest["movielens"] = movielens
     if ingest:

@@ -47,7 +47,10 @@ def print_summary(summary: dict) -> None:
         out(f"  {line}")
     for note in ingest_notes(summary["ingest"].get("stats") or {}):
         out(f"  {note}")
-    out(f"  data age: {data_age(summary)}")
+    if summary.get("without_time"):  # stamped at ingest: an age would say nothing
+        out(f"  {summary['without_time']}")
+    else:
+        out(f"  data age: {data_age(summary)}")
     holdout = (summary.get("features") or {}).get("holdout")
     if holdout:
         out(

@@ -20,6 +20,7 @@ from tasks.config.inputs import (
     FilesConfig,
     IngestConfig,
     MovieLensConfig,
+    SocialConfig,
     ValidateConfig,
 )
 from tasks.config.learning import (
@@ -66,6 +67,7 @@ __all__ = [
     "RunnerConfig",
     "ScheduleConfig",
     "ScoreConfig",
+    "SocialConfig",
     "TrackingConfig",
     "TrainConfig",
     "ValidateConfig",

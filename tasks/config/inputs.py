@@ -44,7 +44,10 @@ class MovieLensConfig(Section):
 class FilesConfig(Section):
     """The user's own CSV/Parquet files (source "files") or daily drops (source "landing").
 
-    Column names map the file's columns onto the contract. ``value_col`` and
+    Column names map the file's columns onto the contract. ``timestamp_col = "none"``
+    says the data has no time (e.g. check-in counts): each event is then stamped with
+    the start of the day it was ingested, and the night holds out a random share of each
+    user's events instead of the latest ones (tasks/data/holdout.py). ``value_col`` and
     ``event_type_col`` left unset take a column named ``value`` / ``event_type`` when the
     file has one; set explicitly, the column must exist. ``delimiter`` unset: a tab for
     ``.tsv`` files, a comma for the rest. ``items_path``: an optional item catalog file.
@@ -53,7 +56,7 @@ class FilesConfig(Section):
     path: Path | None = None
     user_col: str = Field("user_id", min_length=1)
     item_col: str = Field("item_id", min_length=1)
-    timestamp_col: str = Field("timestamp", min_length=1)
+    timestamp_col: str | None = Field("timestamp", min_length=1)
     value_col: str | None = None
     event_type_col: str | None = None
     timestamp_unit: Literal["auto", "s", "ms", "iso", "mixed"] = "auto"
@@ -61,16 +64,56 @@ class FilesConfig(Section):
     encoding: str = "utf-8"
     items_path: Path | None = None
 
+    @field_validator("timestamp_col", mode="before")
+    @classmethod
+    def _no_time(cls, value: object) -> object:
+        """``"none"`` (any case) or an empty name: the data has no timestamp column."""
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        return value
+
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, value: str) -> str:
-        try:
-            codecs.lookup(value)
-        except LookupError as exc:
-            raise ValueError(
-                f"unknown text encoding; use e.g. 'utf-8' or 'latin-1' ({exc})"
-            ) from exc
-        return value
+        return known_encoding(value)
+
+    @property
+    def timed(self) -> bool:
+        """Whether the events carry a time (a timestamp column is mapped)."""
+        return self.timestamp_col is not None
+
+
+def known_encoding(value: str) -> str:
+    try:
+        codecs.lookup(value)
+    except LookupError as exc:
+        raise ValueError(f"unknown text encoding; use e.g. 'utf-8' or 'latin-1' ({exc})") from exc
+    return value
+
+
+class SocialConfig(Section):
+    """Relations between users (friends, follows, trust): a CSV/Parquet file or a folder of
+    them (gzip allowed), read whole every run, whatever the interactions' source.
+
+    ``user_col`` names who holds the relation, ``friend_col`` the user it points to,
+    ``weight_col`` (optional) its strength (1.0 without one). ``direction``: ``mutual``
+    (friendships: each edge holds both ways, one line per pair is enough) or ``follows``
+    (the user follows / trusts the friend, not the other way round). ``delimiter`` and
+    ``encoding`` as for the interaction files.
+    """
+
+    path: Path | None = None
+    user_col: str = Field("user_id", min_length=1)
+    friend_col: str = Field("friend_id", min_length=1)
+    weight_col: str | None = None
+    direction: Literal["mutual", "follows"] = "mutual"
+    delimiter: str | None = Field(None, min_length=1, max_length=1)
+    encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        return known_encoding(value)
 
 
 class IngestConfig(Section):
@@ -78,6 +121,7 @@ class IngestConfig(Section):
     demo: DemoConfig = DemoConfig()
     movielens: MovieLensConfig = MovieLensConfig()
     files: FilesConfig = FilesConfig()
+    social: SocialConfig = SocialConfig()
 
 
 class ValidateConfig(Section):
@@ -103,4 +147,7 @@ class ValidateConfig(Section):
     volume_window: int = Field(7, ge=1)
     volume_min_runs: int = Field(3, ge=1)
     item_year_min: int = 1870
+    # the relations between users (expectations/edges.py): a larger share of edges
+    # quarantined as bad (missing ids, self-loops, weights out of range) stops the night
+    max_edge_quarantine_share: float = Field(0.05, ge=0, le=1)
     part_rows: int = Field(2_000_000, ge=1)

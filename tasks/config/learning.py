@@ -38,7 +38,10 @@ class FeatureConfig(Section):
     events and one in the last ``max_validation_days``). ``"window"`` and ``"latest"``
     use one way only; ``"returning"`` (opt-in) holds out each user's events since their
     last return after at least ``return_gap_days`` away (returns within the last
-    ``max_validation_days``): users coming back, as the next days' users do. ``min_users`` and
+    ``max_validation_days``): users coming back, as the next days' users do; ``"random"``
+    holds out a random ``latest_share`` of each user's events (users with at least
+    ``latest_min_events``), the protocol for data without time (a night whose source has
+    no timestamps switches to it). ``min_users`` and
     ``min_events`` default to the evaluate section's
     (the gate's minimum of evidence). What was chosen and why is logged and kept in the
     snapshot's ``meta.json``.
@@ -56,7 +59,7 @@ class FeatureConfig(Section):
     """
 
     validation_days: int = Field(7, ge=1)
-    holdout: Literal["auto", "window", "latest", "returning"] = "auto"
+    holdout: Literal["auto", "window", "latest", "returning", "random"] = "auto"
     return_gap_days: float = Field(1.0, gt=0)
     max_validation_days: int = Field(365, ge=1)
     max_holdout_share: float = Field(0.3, gt=0, lt=1)

@@ -113,7 +113,8 @@ def split_table(encoded: pa.Table, positive: np.ndarray, choice: dict | str) -> 
     """``train`` (positive events before the hold-out), ``seen`` (the other events before
     it) and ``valid`` (positive hold-out events) of :func:`encode_events`' output."""
     times, unit_ns = instants(encoded["timestamp"])
-    held = holdout_mask(encoded["user_idx"].to_numpy(), times, unit_ns, choice)
+    users, items = encoded["user_idx"].to_numpy(), encoded["item_idx"].to_numpy()
+    held = holdout_mask(users, times, unit_ns, choice, items)
     rows = {"train": ~held & positive, "seen": ~held & ~positive, "valid": held & positive}
     return {name: encoded.take(np.flatnonzero(mask)) for name, mask in rows.items()}
 

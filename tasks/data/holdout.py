@@ -11,6 +11,11 @@ at least ``min_users`` users with history before it and ``min_events`` of their 
    of the events of every user with ``latest_min_events`` or more events and one in the
    last ``max_validation_days``.
 
+3. **random** (``holdout = "random"``, and what a night without timestamps uses): the
+   same share of each user's events as **latest** (users with ``latest_min_events`` or
+   more events), picked at random instead of by time: each (user, item) pair gets a
+   seeded hash of its indices, so the pick is the same in every partitioning.
+
 The choice is made from small summaries of each user partition (hourly histograms of
 events and of users' first and last events), so it scales with the partitions; the
 counts it estimates ignore repeated items, and the snapshot records the exact ones.
@@ -148,6 +153,8 @@ def choose_holdout(
     (with ``active_since``), the estimated users and events, whether that is ``enough``,
     and a ``description`` of what was chosen and why."""
     last = pd.Timestamp(last)
+    if config.holdout == "random":
+        return _random_choice(stats, config, min_users, min_events)
     if config.holdout == "returning":
         gap = config.return_gap_days
         return {
@@ -231,14 +238,67 @@ def choose_holdout(
     }
 
 
+def _random_choice(stats: dict, config, min_users: int, min_events: int) -> dict:
+    """The random per-user hold-out, with its estimated users and events."""
+    _, l_eligible, l_held = stats["latest"]
+    users, events = int(l_eligible.sum()), int(l_held.sum())
+    enough = users >= min_users and events >= min_events
+    why = "enough" if enough else f"too little evidence: fewer than {min_users} users "
+    why += "" if enough else f"with history and {min_events} events"
+    return {
+        "strategy": "random",
+        "cutoff": None,
+        "window_days": None,
+        "latest_share": config.latest_share,
+        "latest_min_events": config.latest_min_events,
+        "seed": RANDOM_SEED,
+        "estimated_users": users,
+        "estimated_events": events,
+        "enough": enough,
+        "min_users": min_users,
+        "min_events": min_events,
+        "description": (
+            f"a random {config.latest_share:.0%} of each user's events (users with >= "
+            f"{config.latest_min_events} events, seed {RANDOM_SEED}): about {users} users, "
+            f"{events} events ({why})"
+        ),
+    }
+
+
+RANDOM_SEED = 0x5EED
+
+
+def pair_keys(user: np.ndarray, item: np.ndarray, seed: int = RANDOM_SEED) -> np.ndarray:
+    """A pseudo-random 64-bit key per (user, item) pair (splitmix64 of the two indices):
+    the same pair always gets the same key, whatever the partition it is in."""
+    with np.errstate(over="ignore"):
+        x = np.asarray(user, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        x ^= np.asarray(item, dtype=np.uint64) + np.uint64(seed)
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x
+
+
 def holdout_mask(
-    user: np.ndarray, times: np.ndarray, unit_ns: int, choice: dict | str
+    user: np.ndarray,
+    times: np.ndarray,
+    unit_ns: int,
+    choice: dict | str,
+    item: np.ndarray | None = None,
 ) -> np.ndarray:
     """True for the rows (all events of their users, in time order) that the hold-out
     takes; ``choice`` is :func:`choose_holdout`'s, or a cutoff timestamp. ``user``: a
     code per row, equal for one user's rows; ``times``: the timestamps as integers of
-    ``unit_ns`` nanoseconds each."""
+    ``unit_ns`` nanoseconds each; ``item``: the item index per row (the random hold-out
+    needs it)."""
     times = np.asarray(times, dtype=np.int64)
+    if isinstance(choice, dict) and choice.get("strategy") == "random":
+        if item is None:
+            raise ValueError("the random hold-out needs the item of each row")
+        return _random_mask(np.asarray(user), np.asarray(item), choice)
     if isinstance(choice, str) or choice.get("strategy") == "window":
         cutoff = choice if isinstance(choice, str) else choice["cutoff"]
         return times > _floor_units(cutoff, unit_ns)
@@ -265,6 +325,26 @@ def holdout_mask(
         keep = np.maximum(1, np.floor(choice["latest_share"] * n))
         held = (last > active_since) & (n >= choice["latest_min_events"]) & (from_end < keep)
     out = np.empty(len(at), dtype=bool)
+    out[order] = held
+    return out
+
+
+def _random_mask(user: np.ndarray, item: np.ndarray, choice: dict) -> np.ndarray:
+    """The random hold-out: per user with at least ``latest_min_events`` events, the
+    ``latest_share`` of them (at least one) whose pair keys are the largest."""
+    if len(user) == 0:
+        return np.zeros(0, dtype=bool)
+    keys = pair_keys(user, item, choice.get("seed", RANDOM_SEED))
+    order = stable_order(user, keys)
+    grouped = user[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    ends = np.r_[starts[1:], len(grouped)]
+    size = ends - starts
+    from_end = np.repeat(ends, size) - 1 - np.arange(len(grouped))
+    n = np.repeat(size, size)
+    keep = np.maximum(1, np.floor(choice["latest_share"] * n))
+    held = (n >= choice["latest_min_events"]) & (from_end < keep)
+    out = np.empty(len(user), dtype=bool)
     out[order] = held
     return out
 

@@ -7,7 +7,10 @@
   matrices are built from each part's pairs, never from the whole event table;
 * each user's items in time order (sequence models);
 * item content features (content / hybrid models): genres one-hot, release year
-  scaled to [0, 1], and hashed title tokens, from the items table when there is one.
+  scaled to [0, 1], and hashed title tokens, from the items table when there is one;
+* the relations between users (social models, ``social``): a users x users CSR matrix
+  in the interaction matrix's user index space (tasks/data/social.py), for a model
+  whose ``fit_inputs`` list it and a snapshot with a graph.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,7 @@ import scipy.sparse as sp
 from models.inputs import sequences_from_events
 from models.vocab import IdVocabulary
 from tasks.data.snapshot import FeatureSet, read_vocabularies, table_parts
+from tasks.data.social import read_graph, social_matrix
 
 TITLE_BUCKETS = 64
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -36,13 +40,19 @@ class FitInputs:
     sequences: list[np.ndarray] | None  # per user, training items in time order
     item_features: np.ndarray | None  # items x d
     validation: tuple[np.ndarray, sp.csr_matrix] | None  # early stopping target
+    social: sp.csr_matrix | None = None  # users x users relations, for models that ask
 
     def kwargs(self) -> dict:
-        return {
+        """Keyword arguments of ``fit``: ``social`` only when built (a model that lists
+        it in ``fit_inputs``), so models without it are called as before."""
+        out = {
             "sequences": self.sequences,
             "item_features": self.item_features,
             "validation": self.validation,
         }
+        if self.social is not None:
+            out["social"] = self.social
+        return out
 
 
 EVENT_COLUMNS = ["user_idx", "item_idx", "timestamp"]
@@ -54,16 +64,18 @@ def build_fit_inputs(
     items_frame: pd.DataFrame | None,
     early_stopping_days: int,
     needs: Collection[str] = ("sequences", "item_features", "validation"),
+    graph: pd.DataFrame | None = None,
 ) -> FitInputs:
     """The inputs of a model whose ``fit_inputs`` are ``needs``; the others are left empty
-    (sequences cost a list entry per user, which a matrix model never reads).
+    (sequences cost a list entry per user, which a matrix model never reads). ``graph``:
+    the relations between users (tasks/data/social.py), for ``social``.
 
     The early-stopping target is carved from the END of the training period (the last
     ``early_stopping_days``): the users with earlier history and new items there, and
     those items; the model is fitted on the events before it. Without such a user the
     model is fitted on every training event and gets no target.
     """
-    return _fit_inputs(
+    inputs = _fit_inputs(
         lambda columns: [features.train[columns]],
         features.users,
         features.items,
@@ -71,6 +83,7 @@ def build_fit_inputs(
         early_stopping_days,
         needs,
     )
+    return _with_social(inputs, graph, len(features.users), needs)
 
 
 def fit_inputs_from_snapshot(
@@ -85,7 +98,7 @@ def fit_inputs_from_snapshot(
     directory = Path(directory)
     users, items = read_vocabularies(directory)
     parts = table_parts(directory, "train")
-    return _fit_inputs(
+    inputs = _fit_inputs(
         lambda columns: (pd.read_parquet(p, columns=columns) for p in parts),
         users,
         items,
@@ -93,6 +106,16 @@ def fit_inputs_from_snapshot(
         early_stopping_days,
         needs,
     )
+    graph = read_graph(directory) if "social" in needs else None
+    return _with_social(inputs, graph, len(users), needs)
+
+
+def _with_social(
+    inputs: FitInputs, graph: pd.DataFrame | None, n_users: int, needs: Collection[str]
+) -> FitInputs:
+    if "social" not in needs or graph is None:
+        return inputs
+    return replace(inputs, social=social_matrix(graph, n_users))
 
 
 def _fit_inputs(

@@ -7,7 +7,9 @@ caps, reasons, the table's columns), given the users' whole histories and the it
 statistics the night computed for its champion (recent popularity, item-item similarity,
 in ``<workspace>/scores/run_date=D``). When the champion is no longer the one the night
 scored with (a promotion by hand since), those statistics are computed again from the
-night's validated interactions for the current champion's items.
+night's validated interactions for the current champion's items. So are the friends'
+items of the users without usable history (the ``social`` strategy), from the night's
+graph of relations between users, when it has one.
 """
 
 from __future__ import annotations
@@ -61,6 +63,26 @@ def night_totals(
     return counts, matrix, "computed for the current champion"
 
 
+def night_social(
+    workspace_root: Path, run_date: date, scores_dir: Path, validated_path: Path, items: Any
+) -> Any:
+    """The social strategy's scores for the champion's ``items``: the night's, or built
+    again from the night's graph when the champion's items differ; None without a graph."""
+    from tasks.scoring.social import build_social_scores, load_social_scores
+    from tasks.storage.workspace import Workspace
+
+    vocab = scores_dir / "champion_items.json"
+    if vocab.is_file() and vocab.read_text() == items.to_json():
+        night = load_social_scores(scores_dir)
+        if night is not None:
+            return night
+    graph = Workspace.at(workspace_root).features(run_date) / "social.parquet"
+    if not graph.is_file():
+        return None
+    events = pd.read_parquet(validated_path, columns=["user_id", "item_id"])
+    return build_social_scores(pd.read_parquet(graph), events, items)
+
+
 def score_users(
     workspace_root: Path,
     registered_name: str,
@@ -88,6 +110,7 @@ def score_users(
         scores_dir, validated_path, wrapper.items, newest, config
     )
     catalog = scoring_catalog(wrapper.items, str(items_path) if items_path else None, config)
+    social = night_social(Path(workspace_root), run_date, scores_dir, validated_path, wrapper.items)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     result = write_scores(
         wrapper.model,
@@ -102,6 +125,7 @@ def score_users(
         popularity=popularity,
         similarity=similarity,
         positive=positive,
+        social=social,
     )
     blocked = set(catalog.item_ids[catalog.blocked])
     return {

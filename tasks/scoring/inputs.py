@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,9 @@ class ScoringInputs:
     # users x champion items: the events that count as positive (reasons name only
     # these); None when every event does
     positive: sp.csr_matrix | None = None
+    # the friends' items of the graph's users without usable history
+    # (tasks/scoring/social.py: SocialScores); None without a graph
+    social: Any = None
 
 
 def prepare_inputs(

@@ -8,6 +8,9 @@ Each user gets one strategy:
   history is too short, but they touched some known items: items are ranked by content
   (genre profile of what they did) when the catalog has genres, else by co-occurrence
   with what they did;
+* ``social``: no usable history (none of the model's items), but friends in the graph
+  who have some: what the friends interacted with, weighted by the relation
+  (:mod:`tasks.scoring.social`), "liked by N of your friends";
 * ``fallback``: nothing usable (or the model is not personalised, like popularity): the
   most popular items of the last ``popular_days`` days.
 
@@ -41,6 +44,7 @@ from tasks.data.catalog import Catalog, build_catalog, cap_per_genre
 from tasks.data.explain import reasons, supporting_items
 from tasks.data.parallel import available_cpus, in_order
 from tasks.scoring.inputs import ScoringInputs, prepare_inputs
+from tasks.scoring.social import social_block_scores, social_reasons
 
 SCORED_COLUMNS = ["user_id", "rank", "item_id", "score", "strategy", "reason"]
 
@@ -67,6 +71,8 @@ def rank_blocks(
     personal = (inputs.in_model >= 0) & (n_hist >= min_history) & model.personalized
     cold = ~personal & (n_hist > 0) & model.personalized
     n_users = inputs.history.shape[0]
+    social_rows = _social_rows(inputs)
+    social = ~personal & ~cold & (n_hist == 0) & (social_rows >= 0)
     # a block of dense scores stays within 256 MiB; a model ranked without one (sparse
     # scores, a subset of items, retrieved candidates) takes whole blocks of users, its
     # few cold-start users scored dense in slices of that size
@@ -80,7 +86,8 @@ def rank_blocks(
         for mask, strategy in (
             (personal, "personal"),
             (cold, "cold_start"),
-            (~personal & ~cold, "fallback"),
+            (social, "social"),
+            (~personal & ~cold & ~social, "fallback"),
         ):
             rows = block[mask[block]]
             if rows.size == 0:
@@ -109,22 +116,19 @@ def rank_blocks(
                     continue
                 with guard:
                     scores = model.score(users, history=inputs.model_history, **extra)
-            elif strategy == "cold_start":
-                parts = [
-                    _rank(
-                        _content_scores(
-                            history[lo : lo + dense_rows],
-                            catalog,
-                            similarity,
-                            inputs.recent_popularity,
-                        ),
-                        history[lo : lo + dense_rows],
-                        catalog,
-                        k,
-                        max_per_genre,
-                    )
-                    for lo in range(0, rows.size, dense_rows)
-                ]
+            elif strategy in ("cold_start", "social"):
+                parts = []
+                for lo in range(0, rows.size, dense_rows):  # dense scores, in slices
+                    some = slice(lo, lo + dense_rows)
+                    if strategy == "social":
+                        scores = social_block_scores(
+                            inputs.social, social_rows[rows[some]], inputs.recent_popularity
+                        )
+                    else:
+                        scores = _content_scores(
+                            history[some], catalog, similarity, inputs.recent_popularity
+                        )
+                    parts.append(_rank(scores, history[some], catalog, k, max_per_genre))
                 items = np.concatenate([p[0] for p in parts])
                 top = np.concatenate([p[1] for p in parts])
                 out.append((rows, strategy, items, top, history))
@@ -137,6 +141,14 @@ def rank_blocks(
 
     for block in in_order(ranked, range(0, n_users, batch_users), threads):
         yield from block
+
+
+def _social_rows(inputs: ScoringInputs) -> np.ndarray:
+    """Each user's row of the social scores, -1 without one (or without a graph)."""
+    n_users = inputs.history.shape[0]
+    if inputs.social is None or inputs.users is None:
+        return np.full(n_users, -1, dtype=np.int64)
+    return inputs.social.rows(inputs.users.ids)
 
 
 def scoring_threads(config: ScoreConfig) -> int:
@@ -165,6 +177,7 @@ def score_blocks(
     batch_users = dense_rows if model.dense_scores else batch_users
     parts: list[pd.DataFrame] = []
     current = None
+    social_rows = _social_rows(inputs)
     ranked = rank_blocks(
         model, inputs, catalog, k, batch_users, min_history, max_per_genre, similarity, threads
     )
@@ -179,6 +192,8 @@ def score_blocks(
             why = np.where(  # type: ignore[call-overload]  # stubs reject None
                 items >= 0, fallback_reason, None
             ).astype(object)
+        elif strategy == "social":
+            why = social_reasons(inputs.social, social_rows[rows], items, fallback_reason)
         elif similarity is not None:
             liked = None if inputs.positive is None else inputs.positive[rows]
             why = reasons(

@@ -3,6 +3,7 @@ written shard by shard: a shard's users scored block by block and streamed to Pa
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tasks.config import ScoreConfig
 from tasks.data.catalog import Catalog, build_catalog
 from tasks.scoring.inputs import prepare_inputs
 from tasks.scoring.ranking import SCORED_COLUMNS, score_blocks, scoring_threads
+from tasks.scoring.social import SocialScores, with_users
 
 TABLE_COLUMNS = [
     "run_id",
@@ -67,10 +69,15 @@ def write_scores(
     popularity: np.ndarray | None = None,
     similarity: sp.csr_matrix | None = None,
     positive: tuple[str, float] | None = None,
+    social: SocialScores | None = None,
+    extra_users: np.ndarray | None = None,
 ) -> dict:
     """Score the users of ``interactions`` block by block, streaming the published table's
     rows to the Parquet file ``path``. ``run``: run_id, run_date, model_version.
-    ``positive``: as for :func:`prepare_inputs` (reasons name positive events only)."""
+    ``positive``: as for :func:`prepare_inputs` (reasons name positive events only).
+    ``social``: the friends' items of the graph's users without usable history (strategy
+    ``social``); ``extra_users``: users scored beside those of ``interactions``, without
+    history (users who appear only in the graph)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -85,6 +92,10 @@ def write_scores(
         popularity=popularity,
         positive=positive,
     )
+    if social is not None:
+        inputs = replace(inputs, social=social)
+    if extra_users is not None and len(extra_users):
+        inputs = with_users(inputs, extra_users)
     rows, writer = 0, None
     strategies: dict[str, int] = {}
     try:

@@ -44,11 +44,16 @@ BATCH_ROWS = 1_000_000  # rows converted at a time when a source is written in b
 
 
 def read_interactions(
-    path: Path, config: FilesConfig, name: str, batch_rows: int | None = None
+    path: Path,
+    config: FilesConfig,
+    name: str,
+    batch_rows: int | None = None,
+    stamp: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """One file as contract columns, with ``source_file`` = ``name``, in memory."""
+    """One file as contract columns, with ``source_file`` = ``name``, in memory.
+    ``stamp``: every event's time when the data has no timestamp column."""
     frames: list[pd.DataFrame] = []
-    stats = convert_interactions(path, config, name, frames.append, frames.clear, batch_rows)
+    stats = convert_interactions(path, config, name, frames.append, frames.clear, batch_rows, stamp)
     return pd.concat(frames, ignore_index=True), stats
 
 
@@ -59,6 +64,7 @@ def convert_interactions(
     put: Callable[[pd.DataFrame], object],
     restart: Callable[[], object],
     batch_rows: int | None = None,
+    stamp: pd.Timestamp | None = None,
 ) -> dict:
     """One file as contract columns, ``put`` a batch of ``batch_rows`` rows at a time
     (None: the whole file at once); the file's stats.
@@ -68,11 +74,11 @@ def convert_interactions(
     in the rare file whose batches decide differently from the whole, ``restart()`` is
     called and the file is converted again with the whole file's decisions.
     """
-    stats = _convert(path, config, name, put, batch_rows, None)
+    stats = _convert(path, config, name, put, batch_rows, None, stamp)
     decided = file_decisions(config, stats)
     if stats["batch_decisions"] != [decided]:
         restart()
-        stats = _convert(path, config, name, put, batch_rows, decided)
+        stats = _convert(path, config, name, put, batch_rows, decided, stamp)
     for internal in ("batch_decisions", "decisions", "votes"):
         stats.pop(internal)
     return stats
@@ -100,6 +106,7 @@ def _convert(
     put: Callable[[pd.DataFrame], object],
     batch_rows: int | None,
     decided: dict | None,
+    stamp: pd.Timestamp | None = None,
 ) -> dict:
     stats: dict = {}
     rows_before = 0
@@ -108,7 +115,7 @@ def _convert(
     for raw in iter_table(path, config, name, batch_rows):
         if pending is not None:
             put(pending[0])
-        frame, batch = to_contract(raw, config, name, decided)
+        frame, batch = to_contract(raw, config, name, decided, stamp)
         frame[SOURCE_FILE] = pd.array([name] * len(frame), dtype="str")
         frame[SOURCE_ROW] = np.arange(rows_before + 1, rows_before + len(frame) + 1, dtype=np.int64)
         frame[SOURCE_TEXT] = frame.pop(SOURCE_TEXT)  # provenance columns last
@@ -179,17 +186,24 @@ def _name(root: Path, path: Path) -> str:
     return path.name if path == root else path.relative_to(root).as_posix()
 
 
-def read_files(config: FilesConfig) -> tuple[pd.DataFrame, dict]:
-    """The "files" source: every file under ``config.path``, read now, concatenated."""
+def read_files(config: FilesConfig, stamp: pd.Timestamp | None = None) -> tuple[pd.DataFrame, dict]:
+    """The "files" source: every file under ``config.path``, read now, concatenated.
+    ``stamp``: every event's time when the data has no timestamp column."""
     root, paths, skipped = data_files(config)
     frames, per_file = [], {}
     for path in paths:
-        frame, per_file[_name(root, path)] = read_interactions(path, config, _name(root, path))
+        name = _name(root, path)
+        frame, per_file[name] = read_interactions(path, config, name, stamp=stamp)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True), {"files": per_file, "files_skipped": skipped}
 
 
-def write_files(config: FilesConfig, dest: Path, batch_rows: int = BATCH_ROWS) -> dict:
+def write_files(
+    config: FilesConfig,
+    dest: Path,
+    batch_rows: int = BATCH_ROWS,
+    stamp: pd.Timestamp | None = None,
+) -> dict:
     """The "files" source written to the Parquet file ``dest`` a batch at a time, so memory
     holds one batch, not the table; the same rows as :func:`read_files`, in the same order.
     Stats as :func:`read_files`'s, with ``rows``."""
@@ -205,7 +219,7 @@ def write_files(config: FilesConfig, dest: Path, batch_rows: int = BATCH_ROWS) -
             part = ParquetAppender(work / f"file-{i:05d}.parquet")
             with part:
                 per_file[_name(root, path)] = convert_interactions(
-                    path, config, _name(root, path), part.append, part.restart, batch_rows
+                    path, config, _name(root, path), part.append, part.restart, batch_rows, stamp
                 )
             parts.append(part.path)
         rows = concat_parquet(parts, dest)

@@ -167,11 +167,13 @@ def _ingest_new_files(
             new[digest] = path
 
     frames, per_file, changing = [], {}, []
+    # data without a timestamp column: its events are stamped with their ingest date
+    untimed = {} if config.timed else {"stamp": untimed_stamp(ingest_date)}
     for digest, path in list(new.items()):
         name = path.relative_to(landing).as_posix()
         try:
             before = _size_and_mtime(path)
-            frame, stats = read_interactions(path, config, name)
+            frame, stats = read_interactions(path, config, name, **untimed)
             changed = _size_and_mtime(path) != before
         except (SourceFileVanished, FileNotFoundError):
             vanished.append(name)
@@ -224,6 +226,11 @@ def _ingest_new_files(
         "manifest": str(store_root / MANIFEST),
     }
     return partition, stats
+
+
+def untimed_stamp(ingest_date: date) -> pd.Timestamp:
+    """The time of events without a timestamp: the start (00:00 UTC) of their ingest date."""
+    return pd.Timestamp(ingest_date, tz="UTC")
 
 
 def _size_and_mtime(path: Path) -> tuple[int, int]:

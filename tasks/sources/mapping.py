@@ -39,12 +39,18 @@ _DELIMITERS = (",", ";", "\t", "|")
 
 
 def to_contract(
-    raw: pd.DataFrame, config: FilesConfig, name: str, decided: dict | None = None
+    raw: pd.DataFrame,
+    config: FilesConfig,
+    name: str,
+    decided: dict | None = None,
+    stamp: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Map ``raw``'s columns onto the interactions contract (plus ``ingest_issue``).
 
     ``decided``: the whole file's decisions (:func:`file_decisions`) when ``raw`` is one
     batch of it; None decides from ``raw``. The stats' ``decisions`` are those applied.
+    ``stamp``: the time every event gets when the data has no timestamp column
+    (``config.timestamp_col`` None): the start of the ingest date.
     """
     decided = decided or {}
     mapping = column_mapping(raw, config)
@@ -55,13 +61,21 @@ def to_contract(
     raw_items, item_unified = unify_ids(raw[mapping["item_id"]])
     users, user_stats = normalize_ids(raw_users, "user_id", issues, decided.get("user_id"))
     items, item_stats = normalize_ids(raw_items, "item_id", issues, decided.get("item_id"))
-    timestamps, ts_stats = parse_timestamps(
-        raw[mapping["timestamp"]],
-        config.timestamp_unit,
-        "timestamp",
-        issues,
-        decided.get("timestamp"),
-    )
+    if "timestamp" in mapping:
+        timestamps, ts_stats = parse_timestamps(
+            raw[mapping["timestamp"]],
+            config.timestamp_unit,
+            "timestamp",
+            issues,
+            decided.get("timestamp"),
+        )
+    else:
+        if stamp is None:
+            raise ValueError("data without a timestamp column needs the ingest date's stamp")
+        when = pd.Timestamp(stamp)
+        when = when.tz_convert("UTC") if when.tzinfo else when.tz_localize("UTC")
+        timestamps = pd.Series(when, index=raw.index, dtype="datetime64[ns, UTC]")
+        ts_stats = {"timestamp_unit": "none (stamped with the ingest date)"}
     frame = pd.DataFrame({"user_id": users, "item_id": items, "timestamp": timestamps})
     if "value" in mapping:
         frame["value"] = parse_values(raw[mapping["value"]], "value", issues)
@@ -91,7 +105,8 @@ def to_contract(
 def column_mapping(raw: pd.DataFrame, config: FilesConfig) -> dict[str, str]:
     """Contract column -> the file's column holding it (value / event_type when present)."""
     mapping = {"user_id": config.user_col, "item_id": config.item_col}
-    mapping["timestamp"] = config.timestamp_col
+    if config.timestamp_col is not None:
+        mapping["timestamp"] = config.timestamp_col
     for target, chosen in (("value", config.value_col), ("event_type", config.event_type_col)):
         if chosen is not None or target in raw.columns:
             mapping[target] = chosen or target
@@ -126,6 +141,8 @@ def _check_columns(raw: pd.DataFrame, mapping: dict, config: FilesConfig, name: 
     target, column = missing[0]
     found = [str(c) for c in raw.columns]
     hint = f"map it with {options[target]}"
+    if target == "timestamp":
+        hint += " (or --timestamp-col none when the data has no time)"
     if len(found) == 1:
         used = delimiter_for(name, config)
         other = [d for d in _DELIMITERS if d != used and d in found[0]]
