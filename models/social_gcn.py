@@ -258,6 +258,10 @@ class SocialGCN(SocialGraph, KerasRecommender):
     def node_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """The propagated (user vectors, item vectors) of the fitted network."""
         self._check_fitted()
+        return self._propagated()
+
+    def _propagated(self) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors of the network as it is (also while it trains: validation)."""
         if getattr(self, "_vectors", None) is None:
             from keras import ops
 
@@ -267,7 +271,7 @@ class SocialGCN(SocialGraph, KerasRecommender):
         return self._vectors
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        user_vectors, item_vectors = self.node_vectors()
+        user_vectors, item_vectors = self._propagated()
         return user_vectors[users] @ item_vectors.T
 
     def _save_state(self, directory: Path) -> None:
