@@ -8,28 +8,37 @@ rows: a user with friends and no history is scored from the friends.
 
 :class:`SocialPop` ("what your friends liked", the strong simple baseline):
 
-    score(u, i) = social_weight * sum_f w(u, f) / sum_f w(u, f) * [f interacted with i]
-                + own_weight * knn(u, i) / max_j knn(u, j)
-                + popularity_weight * n_i / max_j n_j
+    score(u, i) = social_weight * c / (c + n_u) * friends(u, i) / max_j friends(u, j)
+                + own_weight * own(u, i) / max_j own(u, j)
+                + popularity_weight * pop_i / max_j pop_j
 
-The first part is the weighted share of u's friends who interacted with i (in
-[0, 1]); the second, item-kNN over u's own history (:mod:`models.item_knn`),
-scaled so the user's best item scores 1; the third, the item's training
-popularity scaled to [0, 1], breaks ties and ranks something for a user without
-history or friends. Every part is a sparse product or a broadcast: no training.
+    friends(u, i) = sum_f v(u, f) [f interacted with i] / sum_f v(u, f),
+    v(u, f) = w(u, f) * (1 + overlap_weight * |items u and f share|)
+
+The first part is the weighted share of u's friends who interacted with i, a friend
+who shares more of u's items counting more, scaled so the user's best item scores 1;
+it weighs more the shorter u's history (``n_u`` items; ``c`` is
+``history_shrinkage``): a user without history is ranked by the friends first. The
+second is a model of u's own history, item-kNN (:mod:`models.item_knn`) or EASE
+(:mod:`models.ease`), ``own``, scaled alike; the
+third, the item's training popularity, breaks ties and ranks something for a user
+without history or friends. Every part is a sparse product or a broadcast: no
+training. On Gowalla (``recpipe bench social``, validation users) the overlap and the
+shrinkage each add to the plain share of friends, above all for the cold users.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
 from models.base import BaseRecommender, ModelSettings
-from models.item_knn import ItemKNN, cosine_similarity
+from models.ease import EASE, EASESettings
+from models.item_knn import ItemKNN, ItemKNNSettings
 from models.memory import FLOAT32, DataShape, MemoryEstimate, dense_bytes, score_users, summed
 
 
@@ -48,12 +57,18 @@ def scaled_rows(scores: np.ndarray) -> np.ndarray:
     return scores
 
 
-def friends_share(social: sp.csr_matrix, binary: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
-    """Dense (users x items): the weighted share of each user's friends who interacted
-    with each item (``social`` rows of ``users`` normalised to sum 1, times the friends'
-    binary histories)."""
-    weights = row_normalized(social[users])
-    return np.asarray((weights @ binary).toarray(), dtype=np.float32)
+def friends_share(
+    relations: sp.csr_matrix, binary: sp.csr_matrix, history: sp.csr_matrix, overlap: float
+) -> np.ndarray:
+    """Dense (rows x items): the weighted share of each row's friends who interacted
+    with each item. ``relations`` holds the rows' relations (rows x users), ``binary``
+    every user's binary items, ``history`` the rows' own items; a friend's weight is
+    multiplied by 1 + ``overlap`` x the items they share with the row's history."""
+    weights = sp.csr_matrix(relations, dtype=np.float32)
+    if overlap > 0 and history.nnz:
+        shared = weights.multiply(sp.csr_matrix(history > 0, dtype=np.float32) @ binary.T)
+        weights = sp.csr_matrix(weights + np.float32(overlap) * shared.multiply(weights > 0))
+    return np.asarray((row_normalized(weights) @ binary).toarray(), dtype=np.float32)
 
 
 class SocialGraph:
@@ -70,25 +85,32 @@ class SocialGraph:
 
     def friend_counts(self, users: np.ndarray) -> np.ndarray:
         """How many relations each of ``users`` has in the fitted graph."""
-        return np.diff(self.social_.indptr)[np.asarray(users, dtype=np.int64)]
+        return np.asarray(np.diff(self.social_.indptr)[np.asarray(users, dtype=np.int64)])
 
 
 class SocialPopSettings(ModelSettings):
-    """``social_weight``: the weight of the share of friends who interacted with an item;
-    ``own_weight``: of item-kNN over the user's own history (``neighbors``, ``shrinkage``
-    as in item_knn; 0 leaves it out); ``popularity_weight``: of the item's popularity,
-    the tie-break and the answer for a user without history or friends."""
+    """``social_weight``: the weight of the share of friends who interacted with an item,
+    for a user without history; a user with n items gets ``history_shrinkage / (
+    history_shrinkage + n)`` of it. ``overlap_weight``: a friend counts 1 + this times
+    the items they share with the user. ``own_weight``: the weight of item-kNN over the
+    user's own history, the model ``own`` (item_knn or ease, with its settings in the
+    section of that name; own_weight 0 leaves it out);
+    ``popularity_weight``: of the item's popularity, the tie-break and the answer for a
+    user without history or friends."""
 
-    social_weight: float = Field(1.0, ge=0)
+    social_weight: float = Field(0.8, ge=0)
+    history_shrinkage: float = Field(10.0, gt=0)
+    overlap_weight: float = Field(3.0, ge=0)
     own_weight: float = Field(1.0, ge=0)
-    popularity_weight: float = Field(0.01, ge=0)
-    neighbors: int = Field(200, ge=1)
-    shrinkage: float = Field(10.0, ge=0)
+    popularity_weight: float = Field(0.05, ge=0)
+    own: Literal["item_knn", "ease"] = "item_knn"
+    item_knn: ItemKNNSettings = ItemKNNSettings()
+    ease: EASESettings = EASESettings()
 
 
 class SocialPop(SocialGraph, BaseRecommender):
-    """What a user's friends interacted with, weighted, blended with the user's own
-    item-kNN and a little popularity."""
+    """What a user's friends interacted with, weighted, blended with a model of the
+    user's own history (item-kNN or EASE) and a little popularity."""
 
     name: ClassVar[str] = "social_pop"
     personalized: ClassVar[bool] = True
@@ -96,7 +118,7 @@ class SocialPop(SocialGraph, BaseRecommender):
         "train_matrix_",
         "social_",
         "binary_",
-        "similarity_",
+        "own_",
         "popularity_",
     )
     fit_inputs: ClassVar[tuple[str, ...]] = ("social",)
@@ -106,27 +128,26 @@ class SocialPop(SocialGraph, BaseRecommender):
 
     @classmethod
     def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
-        """Item-kNN's arrays (:meth:`models.item_knn.ItemKNN.memory_estimate`), the
+        """The own model's arrays (item-kNN's or EASE's ``memory_estimate``), the
         relations (a users x users CSR matrix), a binary copy of the interactions and the
         item popularity; scoring a block adds two dense block x items float32 arrays (the
-        friends' share and the scaled kNN scores) to item-kNN's."""
+        friends' share and the scaled own scores) to the own model's."""
         p = cls.settings(**params).model_dump()
-        knn = ItemKNN.memory_estimate(
-            shape, neighbors=p["neighbors"], shrinkage=p["shrinkage"]
-        )
+        own_class = ItemKNN if p["own"] == "item_knn" else EASE
+        knn = own_class.memory_estimate(shape, **p[p["own"]])
         graph = shape.relations_csr_bytes()
         block = dense_bytes(score_users(shape.items), shape.items)
         train = {
-            "item-kNN's training arrays": knn.train_bytes,
+            "the own model's training arrays": knn.train_bytes,
             "the relations, CSR users x users": graph,
             "a binary copy of the training matrix, CSR": shape.csr_bytes(),
             "item popularity, 4 x items": shape.items * FLOAT32,
         }
         score = {
-            "item-kNN's scoring arrays": knn.score_bytes,
+            "the own model's scoring arrays": knn.score_bytes,
             "the relations, CSR users x users": graph,
             "a binary copy of the training matrix, CSR": shape.csr_bytes(),
-            "friends' share and scaled kNN scores of a block, 2 x 4 x block users x items": (
+            "friends' share and scaled own scores of a block, 2 x 4 x block users x items": (
                 2 * block
             ),
         }
@@ -137,11 +158,9 @@ class SocialPop(SocialGraph, BaseRecommender):
         self.binary_ = sp.csr_matrix((matrix > 0).astype(np.float32))
         counts = np.asarray(self.binary_.sum(axis=0), dtype=np.float32).ravel()
         self.popularity_ = counts / max(float(counts.max()), 1.0)
-        self.similarity_ = (
-            cosine_similarity(matrix, self.params["neighbors"], self.params["shrinkage"])
-            if self.params["own_weight"] > 0
-            else sp.csr_matrix((matrix.shape[1], matrix.shape[1]), dtype=np.float32)
-        )
+        own = self.params["own"]
+        own_class = ItemKNN if own == "item_knn" else EASE
+        self.own_ = own_class(**self.params[own]).fit(matrix)
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         p = self.params
@@ -149,23 +168,25 @@ class SocialPop(SocialGraph, BaseRecommender):
             np.float32(p["popularity_weight"]) * self.popularity_, (len(users), self.n_items_)
         ).copy()
         if p["social_weight"] > 0:
-            scores += np.float32(p["social_weight"]) * friends_share(
-                self.social_, self.binary_, users
+            friends = scaled_rows(
+                friends_share(self.social_[users], self.binary_, history, p["overlap_weight"])
             )
+            n = np.diff(sp.csr_matrix(history > 0).indptr).astype(np.float32)
+            shrink = p["social_weight"] * p["history_shrinkage"] / (p["history_shrinkage"] + n)
+            scores += shrink.astype(np.float32)[:, None] * friends
         if p["own_weight"] > 0:
-            own = sp.csr_matrix((history > 0).astype(np.float32)) @ self.similarity_
-            scores += np.float32(p["own_weight"]) * scaled_rows(
-                np.asarray(own.toarray(), dtype=np.float32)
-            )
+            own = np.array(self.own_._score(users, history), dtype=np.float32)
+            scores += np.float32(p["own_weight"]) * scaled_rows(own)
         return scores
 
     def _save_state(self, directory: Path) -> None:
         self._save_social(directory)
-        sp.save_npz(directory / "similarity.npz", self.similarity_)
+        self.own_.save(directory / "own")
 
     def _load_state(self, directory: Path) -> None:
         self._load_social(directory)
-        self.similarity_ = sp.load_npz(directory / "similarity.npz").tocsr()
+        own_class = ItemKNN if self.params["own"] == "item_knn" else EASE
+        self.own_ = own_class.load(directory / "own")
         self.binary_ = sp.csr_matrix((self.train_matrix_ > 0).astype(np.float32))
         counts = np.asarray(self.binary_.sum(axis=0), dtype=np.float32).ravel()
         self.popularity_ = counts / max(float(counts.max()), 1.0)

@@ -89,7 +89,9 @@ def bpr_with_l2(l2: float) -> Any:
     return loss
 
 
-def build_network(adjacency: sp.csr_matrix, n_users: int, dim: int, n_layers: int, seed: int) -> Any:
+def build_network(
+    adjacency: sp.csr_matrix, n_users: int, dim: int, n_layers: int, seed: int
+) -> Any:
     """Keras model: (user, positive, negative) -> (B, 2) [s(u, pos) - s(u, neg), half the
     squared norm of the three starting embeddings]; ``vectors()`` gives every node's
     propagated vector (users first, then items)."""
@@ -236,7 +238,7 @@ class SocialGCN(SocialGraph, KerasRecommender):
         validation: tuple[np.ndarray, sp.csr_matrix] | None = None,
     ) -> None:
         self.social_ = social
-        self._vectors = None
+        self._vectors: tuple[np.ndarray, np.ndarray] | None = None
         pairs = sp.csr_matrix((matrix > 0).astype(np.float32)).tocoo()
         users, items = pairs.row.astype(np.int32), pairs.col.astype(np.int32)
         n_items = matrix.shape[1]
@@ -262,17 +264,18 @@ class SocialGCN(SocialGraph, KerasRecommender):
 
     def _propagated(self) -> tuple[np.ndarray, np.ndarray]:
         """The vectors of the network as it is (also while it trains: validation)."""
-        if getattr(self, "_vectors", None) is None:
+        cached: tuple[np.ndarray, np.ndarray] | None = getattr(self, "_vectors", None)
+        if cached is None:
             from keras import ops
 
             vectors = np.asarray(ops.convert_to_numpy(self.network_.vectors()), np.float32)
             n_users = self.train_matrix_.shape[0]
-            self._vectors = (vectors[:n_users], vectors[n_users:])
-        return self._vectors
+            cached = self._vectors = (vectors[:n_users], vectors[n_users:])
+        return cached
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         user_vectors, item_vectors = self._propagated()
-        return user_vectors[users] @ item_vectors.T
+        return np.asarray(user_vectors[users] @ item_vectors.T, dtype=np.float32)
 
     def _save_state(self, directory: Path) -> None:
         super()._save_state(directory)

@@ -45,9 +45,8 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "als": [{"factors": 64, "regularization": 5.0, "iterations": 15}],
     "mult_dae": [{"hidden_dim": 200, "epochs": 60, "patience": 5, "learning_rate": 1e-3}],
     "social_pop": [
-        {"social_weight": 0.5},
-        {"social_weight": 1.0},
-        {"social_weight": 2.0},
+        {"own": "item_knn"},
+        {"own": "ease", "ease": {"l2": 100.0}},
     ],
     "social_gcn": [{}],
 }
@@ -132,9 +131,7 @@ def rank(model: Any, users: np.ndarray, train: sp.csr_matrix) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty((0, K), dtype=np.int64)
 
 
-def figures(
-    recommended: np.ndarray, relevant: sp.csr_matrix, cold: np.ndarray
-) -> dict[str, float]:
+def figures(recommended: np.ndarray, relevant: sp.csr_matrix, cold: np.ndarray) -> dict[str, float]:
     """NDCG@K and Recall@K over every user and over the cold ones."""
     return {
         "ndcg": ndcg_at_k(recommended, relevant, K),
@@ -229,8 +226,18 @@ def row_of(
     """The test figures of a fitted ``model``."""
     recommended = rank(model, split.test_users, split.train)
     cold = cold_mask(split.train, split.social, split.test_users)
-    scores = figures(recommended, split.test[split.test_users], cold)
-    return Row(name, inputs_label(name), params, value, **scores, fit_seconds=seconds)
+    f = figures(recommended, split.test[split.test_users], cold)
+    return Row(
+        name,
+        inputs_label(name),
+        params,
+        value,
+        f["ndcg"],
+        f["recall"],
+        f["cold_ndcg"],
+        f["cold_recall"],
+        seconds,
+    )
 
 
 def verdict(rows: list[Row]) -> str:

@@ -41,7 +41,7 @@ def cornac_missing() -> str | None:
 def _sbpr_class() -> type:
     import cornac
 
-    class _SBPR(cornac.models.SBPR):  # type: ignore[misc]
+    class _SBPR(cornac.models.SBPR):
         def _prepare_data(self, train_set: Any = None) -> Any:
             return cornac.models.BPR._prepare_data(self, train_set or self.train_set)
 
@@ -50,7 +50,7 @@ def _sbpr_class() -> type:
             x = sp.csr_matrix(train_set.matrix)
             n = train_set.num_users
             users = set(train_set.uir_tuple[0])
-            rows, cols, values = train_set.user_graph.get_train_triplet(users, users)
+            rows, cols, _weights = train_set.user_graph.get_train_triplet(users, users)
             friends = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
             friends.data[:] = 1.0
             seen = (x > 0).astype(np.float64)

@@ -95,7 +95,7 @@ FAST_PARAMS = {
         "batch_size": 24,
         "learning_rate": 3e-2,
     },
-    "social_pop": {"neighbors": 5, "shrinkage": 1.0},
+    "social_pop": {"item_knn": {"neighbors": 5, "shrinkage": 1.0}},
     "social_gcn": {
         "embedding_dim": 8,
         "n_layers": 2,

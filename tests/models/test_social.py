@@ -59,33 +59,57 @@ def test_models_that_do_not_read_the_relations_ignore_them() -> None:
 # -- social_pop -----------------------------------------------------------------------
 #: user 0 has friends 1 (weight 1) and 2 (weight 3); 3 has friend 1 and no history
 INTERACTIONS = sp.csr_matrix(
-    np.array(
-        [[0, 0, 0, 0, 1], [1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 0, 0]], dtype=np.float32
-    )
+    np.array([[0, 0, 0, 0, 1], [1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 0, 0, 0]], dtype=np.float32)
 )
 FRIENDS = sp.csr_matrix(
     ([1.0, 3.0, 1.0, 3.0, 1.0, 1.0], ([0, 0, 1, 2, 3, 1], [1, 2, 0, 0, 1, 3])), shape=(4, 4)
 )
 
 
+ALONE = {"own_weight": 0.0, "popularity_weight": 0.0, "social_weight": 1.0}
+
+
 def test_social_pop_scores_the_weighted_share_of_friends() -> None:
-    model = make_recommender("social_pop", own_weight=0.0, popularity_weight=0.0)
+    model = make_recommender("social_pop", **ALONE, history_shrinkage=10.0)
     model.fit(INTERACTIONS, social=FRIENDS)
-    # user 0: 1/4 of the weight on friend 1 (items 0, 1), 3/4 on friend 2 (items 1, 2)
-    np.testing.assert_allclose(model.score(np.array([0]))[0], [0.25, 1.0, 0.75, 0.0, 0.0])
-    # user 1: friends 0 (item 4) and 3 (nothing), weight 1 each
-    np.testing.assert_allclose(model.score(np.array([1]))[0], [0.0, 0.0, 0.0, 0.0, 0.5])
+    # user 0: 1/4 of the weight on friend 1 (items 0, 1), 3/4 on friend 2 (items 1, 2);
+    # the best item scores 1; one item of history: 10 / (10 + 1) of the social weight
+    np.testing.assert_allclose(
+        model.score(np.array([0]))[0], np.array([0.25, 1.0, 0.75, 0.0, 0.0]) * 10 / 11
+    )
+    # user 1 (two items): friends 0 (item 4) and 3 (nothing), weight 1 each
+    np.testing.assert_allclose(
+        model.score(np.array([1]))[0], np.array([0.0, 0.0, 0.0, 0.0, 1.0]) * 10 / 12
+    )
+    # user 3, no history: the whole weight
+    np.testing.assert_allclose(model.score(np.array([3]))[0], [1.0, 1.0, 0.0, 0.0, 0.0])
+
+
+def test_a_friend_who_shares_more_of_the_users_items_counts_more() -> None:
+    interactions = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1]], dtype=np.float32))
+    friends = mutual(3, [(0, 1), (0, 2)])
+    model = make_recommender("social_pop", **ALONE, history_shrinkage=1.0, overlap_weight=1.0)
+    scores = model.fit(interactions, social=friends).score(np.array([0]))[0]
+    # friend 1 shares item 0: weight 1 + 1 = 2; friend 2 shares nothing: 1. Shares 2/3,
+    # 2/3, 1/3, scaled by the largest; one item of history: 1 / (1 + 1)
+    np.testing.assert_allclose(scores, np.array([1.0, 1.0, 0.5]) / 2, rtol=1e-6)
+    plain = make_recommender("social_pop", **ALONE, history_shrinkage=1.0, overlap_weight=0.0)
+    np.testing.assert_allclose(
+        plain.fit(interactions, social=friends).score(np.array([0]))[0], [0.5, 0.5, 0.5]
+    )
 
 
 def test_social_pop_adds_popularity_and_the_users_own_knn() -> None:
-    model = make_recommender("social_pop", own_weight=0.0, popularity_weight=0.5)
+    model = make_recommender("social_pop", **{**ALONE, "popularity_weight": 0.5})
     model.fit(INTERACTIONS, social=FRIENDS)
     # item counts 1, 2, 1, 0, 1: scaled by the largest (2), times 0.5
     popularity = np.array([0.25, 0.5, 0.25, 0.0, 0.25])
     np.testing.assert_allclose(
-        model.score(np.array([0]))[0], np.array([0.25, 1.0, 0.75, 0.0, 0.0]) + popularity
+        model.score(np.array([3]))[0], np.array([1.0, 1.0, 0.0, 0.0, 0.0]) + popularity
     )
-    own = make_recommender("social_pop", social_weight=0.0, popularity_weight=0.0, shrinkage=0.0)
+    own = make_recommender(
+        "social_pop", social_weight=0.0, popularity_weight=0.0, item_knn={"shrinkage": 0.0}
+    )
     own.fit(INTERACTIONS, social=FRIENDS)
     # user 2 saw items 1 and 2; item 0 co-occurs with item 1 only: scaled to 1 at most
     scores = own.score(np.array([2]))[0]
