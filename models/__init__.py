@@ -20,6 +20,8 @@ from models.mult_vae import MultVAE
 from models.popularity import Popularity
 from models.recvae import RecVAE
 from models.sasrec import SASRec
+from models.social import SocialPop
+from models.social_gcn import SocialGCN
 from models.two_tower import TwoTower
 
 MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
@@ -38,6 +40,8 @@ MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
         Caser,
         SASRec,
         TwoTower,
+        SocialPop,
+        SocialGCN,
     )
 }
 
@@ -82,6 +86,8 @@ __all__ = [
     "RecVAE",
     "Recommender",
     "SASRec",
+    "SocialGCN",
+    "SocialPop",
     "TwoTower",
     "load_recommender",
     "make_recommender",

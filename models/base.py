@@ -5,14 +5,19 @@ In the spirit of scikit-learn and implicit:
 * the constructor only stores config: keyword arguments, checked against the model's
   settings class (``settings_class``, a :class:`ModelSettings`: the one place its
   defaults and bounds are declared) and kept in ``params`` as a plain dict;
-* ``fit(interactions, sequences=None, *, item_features=None, validation=None)``
-  learns from a users x items CSR matrix of dense indices, returns ``self`` and
-  sets learned state in attributes whose names end in ``_``. The three optional
-  inputs (see :mod:`models.inputs`) are time-ordered item sequences per user,
-  dense item content features and a validation target for early stopping. A
+* ``fit(interactions, sequences=None, *, item_features=None, validation=None,
+  social=None)`` learns from a users x items CSR matrix of dense indices, returns
+  ``self`` and sets learned state in attributes whose names end in ``_``. The four
+  optional inputs (see :mod:`models.inputs`) are time-ordered item sequences per
+  user, dense item content features, a validation target for early stopping and
+  the users x users relations (friends, follows). A
   model lists the ones it uses in ``fit_inputs`` and ignores the others, so a
   caller can hand every model the same inputs; a model that cannot work without
   one lists it in ``required_inputs`` and ``fit`` raises ``ValueError`` without it;
+* ``inputs`` says what the model reads beyond interactions, for people and tools
+  (the leaderboard, ``model list``): ``"sequences"`` (the order of events),
+  ``"content"`` (item features), ``"social"`` (relations between users); empty for
+  a model of the interaction matrix alone;
 * ``recommend(users, k, exclude_seen=True, history=None, sequences=None)``
   returns the top-k item indices and scores per user; ``history`` (a CSR matrix
   with the same items as the training matrix, rows indexed by user) replaces the
@@ -44,6 +49,7 @@ from models.inputs import (
     ItemSequences,
     check_item_features,
     check_sequences,
+    check_social,
     check_validation,
     sequences_to_csr,
 )
@@ -67,6 +73,7 @@ class Recommender(Protocol):
         *,
         item_features: np.ndarray | None = None,
         validation: tuple[np.ndarray, sp.csr_matrix] | None = None,
+        social: sp.csr_matrix | None = None,
     ) -> Recommender: ...
 
     def recommend(
@@ -123,6 +130,8 @@ class BaseRecommender:
     fit_inputs: ClassVar[tuple[str, ...]] = ()
     #: fit inputs this model cannot do without
     required_inputs: ClassVar[tuple[str, ...]] = ()
+    #: what the model reads beyond interactions: "sequences", "content", "social"
+    inputs: ClassVar[frozenset[str]] = frozenset()
     #: ``score`` may run in several threads at once (numpy / scipy work that releases the
     #: GIL); models whose scoring has threads of its own (Keras, BLAS-heavy factor models)
     #: say no, and their calls are then made one at a time
@@ -196,6 +205,7 @@ class BaseRecommender:
         *,
         item_features: np.ndarray | None = None,
         validation: tuple[np.ndarray, sp.spmatrix] | None = None,
+        social: sp.spmatrix | None = None,
         callbacks: Sequence[Any] = (),
     ) -> Self:
         """Learn from ``interactions``; optional inputs are described in :mod:`models.inputs`.
@@ -212,7 +222,12 @@ class BaseRecommender:
             )
         matrix.sum_duplicates()
         n_users, n_items = matrix.shape
-        given = {"sequences": sequences, "item_features": item_features, "validation": validation}
+        given = {
+            "sequences": sequences,
+            "item_features": item_features,
+            "validation": validation,
+            "social": social,
+        }
         for needed in self.required_inputs:
             if given[needed] is None:
                 raise ValueError(
@@ -220,6 +235,11 @@ class BaseRecommender:
                     "of each user's interactions. Pass sequences=[items of user 0 oldest "
                     "first, ...] (models.inputs.sequences_from_events builds them)"
                     if needed == "sequences"
+                    else f"{self.name}: fit() needs social=...; this model learns from the "
+                    "relations between users. Pass social=a users x users CSR matrix of "
+                    "the relations (row u: the users u follows or is friends with), over "
+                    "the interaction matrix's user indices"
+                    if needed == "social"
                     else f"{self.name}: fit() needs {needed}=...; got None"
                 )
         if sequences is not None:
@@ -228,6 +248,8 @@ class BaseRecommender:
             given["item_features"] = check_item_features(item_features, n_items, self.name)
         if validation is not None:
             given["validation"] = check_validation(validation, n_users, n_items, self.name)
+        if social is not None:
+            given["social"] = check_social(social, n_users, self.name)
         self.train_matrix_ = matrix
         self._fit_callbacks = list(callbacks)
         try:

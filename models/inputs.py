@@ -11,6 +11,11 @@
 * ``validation``: ``(users, relevant)`` with ``users`` an int array of user
   indices and ``relevant`` a CSR matrix whose row ``r`` holds the held-out items
   of ``users[r]`` (the layout :func:`models.metrics.evaluate_rankings` takes).
+* ``social``: the relations between users, a users x users CSR matrix over the
+  same user indices as the interaction matrix: row ``u`` holds the users ``u``
+  follows or trusts, with positive weights (1.0 for an unweighted edge). Mutual
+  relations (friendships) are symmetric; a user is never related to themself.
+  A user may have relations and no interactions (a new user with friends).
 """
 
 from __future__ import annotations
@@ -113,3 +118,38 @@ def check_validation(
             f"{who}: validation users must be in 0..{n_users - 1}, got {users.min()}..{users.max()}"
         )
     return users, relevant
+
+
+def check_social(matrix: sp.spmatrix, n_users: int, who: str) -> sp.csr_matrix:
+    """``matrix`` as a float32 users x users CSR matrix with sorted, summed entries and
+    no explicit zeros, or a ValueError saying what is wrong."""
+    if not sp.issparse(matrix):
+        raise ValueError(
+            f"{who}: social must be a scipy sparse users x users matrix, got "
+            f"{type(matrix).__name__}; build it with scipy.sparse.csr_matrix((weights, "
+            "(users, friends)), shape=(n_users, n_users))"
+        )
+    social = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    if social.shape != (n_users, n_users):
+        raise ValueError(
+            f"{who}: social has shape {social.shape}, expected ({n_users}, {n_users}): "
+            "one row and one column per user of the interaction matrix, with the same "
+            "user indices"
+        )
+    social.sum_duplicates()
+    social.eliminate_zeros()
+    if social.nnz and not np.isfinite(social.data).all():
+        raise ValueError(f"{who}: social holds NaN or inf weights; drop or fix those edges")
+    if social.nnz and social.data.min() < 0:
+        raise ValueError(
+            f"{who}: social holds negative weights (min {social.data.min():g}); relation "
+            "weights must be positive (1.0 for an unweighted edge)"
+        )
+    loops = int(np.count_nonzero(social.diagonal()))
+    if loops:
+        raise ValueError(
+            f"{who}: social has {loops} self-loops (a user related to themself); "
+            "remove the diagonal"
+        )
+    social.sort_indices()
+    return social

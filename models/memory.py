@@ -26,10 +26,22 @@ class DataShape:
     users: int
     items: int
     interactions: int
+    #: edges of the users x users relations (the social input); None: not known, and
+    #: a social model then counts as many edges as interactions
+    relations: int | None = None
 
     def csr_bytes(self, value_bytes: int = FLOAT32) -> int:
         """A users x items CSR matrix of the interactions."""
         return self.interactions * (value_bytes + INDEX) + (self.users + 1) * POINTER
+
+    @property
+    def relation_edges(self) -> int:
+        """The stored edges of the relations, or the interactions when not known."""
+        return self.interactions if self.relations is None else self.relations
+
+    def relations_csr_bytes(self) -> int:
+        """A users x users float32 CSR matrix of the relations."""
+        return self.relation_edges * (FLOAT32 + INDEX) + (self.users + 1) * POINTER
 
     @property
     def mean_items_per_user(self) -> float:

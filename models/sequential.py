@@ -159,6 +159,7 @@ class SequenceRecommender(RestrictedOutput, KerasRecommender):
     )
     fit_inputs: ClassVar[tuple[str, ...]] = ("sequences", "validation")
     required_inputs: ClassVar[tuple[str, ...]] = ("sequences",)
+    inputs: ClassVar[frozenset[str]] = frozenset({"sequences"})
 
     def _fit(
         self,

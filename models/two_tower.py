@@ -127,6 +127,7 @@ class TwoTower(IndexedScoring, KerasRecommender):
         "history_",
     )
     fit_inputs: ClassVar[tuple[str, ...]] = ("item_features", "validation")
+    inputs: ClassVar[frozenset[str]] = frozenset({"content"})
     settings_class: ClassVar[type[ModelSettings]] = TwoTowerSettings
 
     #: float32 batch x n_items arrays alive in one training step: the dense histories

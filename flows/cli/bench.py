@@ -1,5 +1,5 @@
 """``recpipe bench scoring | growth | rerun | publish-faults | refresh | ann |
-ease-forms``: benchmarks that print their figures (flows/bench/)."""
+ease-forms | social``: benchmarks that print their figures (flows/bench/)."""
 
 from __future__ import annotations
 
@@ -357,3 +357,37 @@ def ease_forms(
     print(report(rows))
     if json_path is not None:
         json_path.write_text(json.dumps(as_json(info, rows), indent=1) + "\n")
+
+
+@app.command("social")
+def social(
+    path: Annotated[
+        Path,
+        typer.Option("--path", help="a folder with checkins.tsv and friends.tsv (Gowalla's)"),
+    ] = Path("gowalla"),
+    models: Annotated[
+        str, typer.Option("--models", help="models to compare, separated by commas")
+    ] = "popularity,item_knn,ease,als,mult_dae,social_pop,social_gcn",
+    seed: Annotated[int, typer.Option("--seed", help="the split's seed")] = 42,
+    val_users: Annotated[
+        int, typer.Option("--val-users", help="validation users the Keras models stop early on")
+    ] = 3000,
+    cornac: Annotated[
+        bool,
+        typer.Option(
+            "--cornac/--no-cornac",
+            help="also measure Cornac's SBPR (pip install cornac; not a recpipe dependency)",
+        ),
+    ] = False,
+) -> None:
+    """Social and non-social models on one random per-user 80/10/10 split: settings
+    chosen and early stopping on validation, NDCG@10 and Recall@10 on test, overall and
+    for cold users (at most 5 training items, at least one friend)."""
+    from flows.bench.social import bench_social, report
+
+    names = [n.strip() for n in models.split(",") if n.strip()]
+    rows = bench_social(
+        path, names, seed, val_users, cornac, progress=lambda line: print(line, flush=True)
+    )
+    print()
+    print(report(rows))

@@ -22,6 +22,8 @@ from models.mult_vae import MultVAESettings
 from models.popularity import PopularitySettings
 from models.recvae import RecVAESettings
 from models.sasrec import SASRecSettings
+from models.social import SocialPopSettings
+from models.social_gcn import SocialGCNSettings
 from models.two_tower import TwoTowerSettings
 from tasks.config.section import Section
 
@@ -87,6 +89,8 @@ ModelName = Literal[
     "caser",
     "sasrec",
     "two_tower",
+    "social_pop",
+    "social_gcn",
 ]
 
 
@@ -119,6 +123,8 @@ class TrainConfig(Section):
     caser: CaserSettings = CaserSettings()
     sasrec: SASRecSettings = SASRecSettings()
     two_tower: TwoTowerSettings = TwoTowerSettings()
+    social_pop: SocialPopSettings = SocialPopSettings()
+    social_gcn: SocialGCNSettings = SocialGCNSettings()
 
 
 class EvaluateConfig(Section):

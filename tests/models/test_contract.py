@@ -95,6 +95,14 @@ FAST_PARAMS = {
         "batch_size": 24,
         "learning_rate": 3e-2,
     },
+    "social_pop": {"item_knn": {"neighbors": 5, "shrinkage": 1.0}},
+    "social_gcn": {
+        "embedding_dim": 8,
+        "n_layers": 2,
+        "epochs": 40,
+        "batch_size": 24,
+        "learning_rate": 3e-2,
+    },
 }
 
 
@@ -116,6 +124,20 @@ def checkerboard(n_users: int = 24, n_items: int = 12, seed: int = 0) -> sp.csr_
     return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_items))
 
 
+def checkerboard_friends(n_users: int = 24) -> sp.csr_matrix:
+    """Mutual friendships between users of the same parity: each user is friends with the
+    users two and four indices away (on a ring of their parity)."""
+    rows, cols = [], []
+    for u in range(n_users):
+        for step in (2, 4):
+            v = (u + step) % n_users
+            rows += [u, v]
+            cols += [v, u]
+    graph = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_users))
+    graph.data[:] = 1.0  # an edge listed twice is one friendship
+    return graph
+
+
 def checkerboard_sequences(matrix: sp.csr_matrix, seed: int = 1) -> list[np.ndarray]:
     """Each user's items of ``matrix`` in a random (seeded) time order: the same events."""
     rng = np.random.default_rng(seed)
@@ -129,10 +151,13 @@ def name(request: pytest.FixtureRequest) -> str:
 
 def fit_fresh(name: str):
     """``(model, what fit returned)`` on the checkerboard. Every model gets the
-    sequences; the ones that need order use them, the others ignore them."""
+    sequences; the ones that need order use them, the others ignore them. Models that
+    read the relations get the checkerboard's friendships; the others fit without them,
+    as a night without a graph fits them."""
     matrix = checkerboard()
     model = make_recommender(name, **FAST_PARAMS[name])
-    return model, model.fit(matrix, checkerboard_sequences(matrix))
+    social = checkerboard_friends() if "social" in model.fit_inputs else None
+    return model, model.fit(matrix, checkerboard_sequences(matrix), social=social)
 
 
 @functools.cache
@@ -163,6 +188,37 @@ def test_fit_returns_self_and_sets_trailing_underscore_state(name: str) -> None:
     for attr in model.fitted_attributes:
         assert getattr(model, attr) is not None
     assert set(model.required_inputs) <= set(model.fit_inputs)
+
+
+#: what each fit input tells about a model (its ``inputs``), when the model reads it
+INPUT_KIND = {"sequences": "sequences", "item_features": "content", "social": "social"}
+
+
+def test_every_model_declares_what_it_reads_beyond_interactions(name: str) -> None:
+    cls = MODEL_CLASSES[name]
+    assert isinstance(cls.inputs, frozenset)
+    assert cls.inputs <= {"sequences", "content", "social"}
+    read = {INPUT_KIND[i] for i in cls.fit_inputs if i in INPUT_KIND}
+    assert cls.inputs == read
+
+
+def test_the_known_models_inputs() -> None:
+    assert MODEL_CLASSES["ease"].inputs == frozenset()
+    assert MODEL_CLASSES["sasrec"].inputs == frozenset({"sequences"})
+    assert MODEL_CLASSES["two_tower"].inputs == frozenset({"content"})
+    assert MODEL_CLASSES["social_pop"].inputs == frozenset({"social"})
+    assert MODEL_CLASSES["social_gcn"].inputs == frozenset({"social"})
+
+
+@pytest.mark.parametrize(
+    "social_model",
+    sorted(n for n, cls in MODEL_CLASSES.items() if "social" in cls.required_inputs),
+)
+def test_a_model_that_needs_the_relations_says_so_without_them(social_model: str) -> None:
+    name = social_model
+    model = make_recommender(name, **FAST_PARAMS[name])
+    with pytest.raises(ValueError, match=rf"^{name}: fit\(\) needs social=\.\.\."):
+        model.fit(checkerboard())
 
 
 def test_use_before_fit_raises_not_fitted(name: str, tmp_path) -> None:

@@ -18,6 +18,7 @@ KERAS_PARAMS = {  # tiny settings, as in test_contract.FAST_PARAMS
     "caser": {"embedding_dim": 4, "max_len": 2, "n_h": 2, "n_v": 2, "batch_size": 16},
     "two_tower": {"embedding_dim": 8, "hidden_dims": [16], "batch_size": 16},
     "sasrec": {"embedding_dim": 8, "max_len": 3, "n_heads": 1, "batch_size": 16},
+    "social_gcn": {"embedding_dim": 8, "batch_size": 16, "learning_rate": 1e-2},
 }
 
 
@@ -38,6 +39,15 @@ def parity_split(n_users: int = 16, n_items: int = 12, seed: int = 0):
     return csr(train), csr(held_out), sequences
 
 
+def parity_friends(n_users: int = 16) -> sp.csr_matrix:
+    """Mutual friendships between users of the same parity (u and u + 2)."""
+    rows = [u for u in range(n_users)] + [(u + 2) % n_users for u in range(n_users)]
+    cols = rows[n_users:] + rows[:n_users]
+    graph = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_users, n_users))
+    graph.data[:] = 1.0
+    return graph
+
+
 def test_every_keras_model_is_covered() -> None:
     from models import MODEL_CLASSES
 
@@ -50,7 +60,9 @@ def test_early_stopping_keeps_the_best_validation_epoch(name: str) -> None:
     train, held_out, sequences = parity_split()
     users = np.arange(train.shape[0])
     params = {**KERAS_PARAMS[name], "epochs": 12, "patience": 2, "val_k": 3}
-    model = make_recommender(name, **params).fit(train, sequences, validation=(users, held_out))
+    model = make_recommender(name, **params)
+    social = parity_friends(train.shape[0]) if "social" in model.fit_inputs else None
+    model.fit(train, sequences, validation=(users, held_out), social=social)
     history = model.history_
     assert set(history) == {"loss", "val_ndcg"}
     assert len(history["loss"]) == len(history["val_ndcg"]) <= 12
