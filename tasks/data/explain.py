@@ -63,81 +63,69 @@ def similarity_in_passes(
     chunk_rows: int = 512,
 ) -> sp.csr_matrix:
     """``cooccurrence_similarity`` of the users x items matrices that ``matrices()`` yields
-    (shards of disjoint users), in bounded memory whatever the number of users.
+    (shards of disjoint users), in memory bounded by ``budget_bytes`` whatever the number
+    of users and items, in time of the co-occurring pairs.
 
-    The co-occurrence counts are accumulated densely for a band of item rows, as many as
-    ``budget_bytes`` of float32 hold (the whole matrix for catalogues up to about 11,000
-    items at the default), one pass over the shards per band; each band is turned into
-    similarities and pruned before the next. ``matrices`` is called once per pass. First,
-    one pass holds the counts sparse (``_sparse_similarity``): when users touch few items
-    they fit the budget that way and no band is needed.
+    A first pass counts each item's users and bounds the pairs of its row (the summed
+    history lengths of its users). The items are cut into bands of rows whose bounds fit
+    the budget (about 12 bytes a pair while counts are summed); each band takes one more
+    pass over the shards, its counts held sparse in chunks of ``chunk_rows`` item rows,
+    turned into similarities and pruned to ``neighbours`` per row before the next band.
+    ``matrices`` is called once per pass.
     """
-    sparse = _sparse_similarity(
-        matrices, n_items, neighbours, shrinkage, budget_bytes, chunk_rows, available_cpus()
-    )
-    if sparse is not None:
-        return sparse
-    band = max(1, min(n_items, budget_bytes // (4 * max(n_items, 1))))
+    counts = np.zeros(n_items, dtype=np.float64)
+    bound = np.zeros(n_items, dtype=np.float64)
+    for matrix in matrices():
+        binary = (sp.csr_matrix(matrix) > 0).astype(np.float32)
+        counts += np.asarray(binary.sum(axis=0)).ravel()
+        bound += binary.T @ np.diff(binary.indptr).astype(np.float64)
     parts = []
-    for lo in range(0, max(n_items, 1), band):
-        hi = min(n_items, lo + band)
-        counts = np.zeros(n_items, dtype=np.float64)
-        co = np.zeros((hi - lo, n_items), dtype=np.float32)
-        for matrix in matrices():
-            binary = (sp.csr_matrix(matrix) > 0).astype(np.float32)
-            counts += np.asarray(binary.sum(axis=0)).ravel()
-            rows = binary[:, lo:hi].T.tocsr()
-            for start in range(0, hi - lo, chunk_rows):  # product's cells are unique
-                part = (rows[start : start + chunk_rows] @ binary).tocoo()
-                co[start + part.row, part.col] += part.data
-        for start in range(0, hi - lo, chunk_rows):
-            block = co[start : start + chunk_rows]
-            items = np.arange(lo + start, lo + start + block.shape[0])
-            block[np.arange(block.shape[0]), items] = 0.0
-            r, c = np.nonzero(block > 0)
-            values = block[r, c] / (np.sqrt(counts[items[r]] * counts[c]) + shrinkage)
-            r, c, v, _ = top_k_entries(
-                r, c, values.astype(np.float32), block.shape[0], min(neighbours, n_items)
-            )
-            parts.append((r + lo + start, c, v))
+    for lo, hi in _bands(bound, max(1, budget_bytes // 12)):
+        parts += _band_similarity(
+            matrices, lo, hi, counts, neighbours, shrinkage, chunk_rows, available_cpus()
+        )
     if not parts:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
     rows, cols, vals = (np.concatenate(x) for x in zip(*parts, strict=True))
     return sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n_items, n_items))
 
 
-def _sparse_similarity(
+def _bands(bound: np.ndarray, pairs: int) -> list[tuple[int, int]]:
+    """Consecutive item ranges whose summed ``bound`` stays within ``pairs`` (an item over
+    it alone is a band of its own)."""
+    bands, lo, total = [], 0, 0.0
+    for i, b in enumerate(bound.tolist()):
+        if i > lo and total + b > pairs:
+            bands.append((lo, i))
+            lo, total = i, 0.0
+        total += b
+    if bound.size:
+        bands.append((lo, bound.size))
+    return bands
+
+
+def _band_similarity(
     matrices: Callable[[], Iterable[sp.spmatrix]],
-    n_items: int,
+    lo: int,
+    hi: int,
+    counts: np.ndarray,
     neighbours: int,
     shrinkage: float,
-    budget_bytes: int,
     chunk_rows: int,
     threads: int = 1,
-) -> sp.csr_matrix | None:
-    """``similarity_in_passes`` in one pass with the counts in sparse chunks of item rows
-    (about 12 bytes an entry with the sums' temporaries), or None, after finishing the pass,
-    when they outgrow ``budget_bytes``. Touches memory in proportion to the co-occurring
-    pairs, not to items x items (fresh pages cost a fault each)."""
-    counts = np.zeros(n_items, dtype=np.float64)
-    starts = range(0, n_items, chunk_rows)
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The pruned similarity rows of items ``lo`` to ``hi`` in one pass over the shards:
+    ``(rows, columns, values)`` per chunk of ``chunk_rows`` item rows."""
+    n_items = counts.size
+    starts = range(lo, hi, chunk_rows)
     chunks: list[sp.csr_matrix | None] = [None] * len(starts)
-    entries = 0
-    shards = iter(matrices())
-    for matrix in shards:
+    for matrix in matrices():
         binary = (sp.csr_matrix(matrix) > 0).astype(np.float32)
-        counts += np.asarray(binary.sum(axis=0)).ravel()
         columns = binary.T.tocsr()
         for j, start in enumerate(starts):
+            part = columns[start : min(start + chunk_rows, hi)] @ binary
             before = chunks[j]
-            part = columns[start : start + chunk_rows] @ binary
-            merged = part if before is None else before + part
-            chunks[j] = merged
-            entries += merged.nnz - (0 if before is None else before.nnz)
-            if 12 * entries > budget_bytes:
-                for _ in shards:  # finish the pass: the caller may count on whole passes
-                    pass
-                return None
+            chunks[j] = part if before is None else before + part
 
     def pruned(job: tuple[int, sp.csr_matrix]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         start, chunk = job
@@ -154,11 +142,7 @@ def _sparse_similarity(
     jobs = [
         (start, chunk) for start, chunk in zip(starts, chunks, strict=True) if chunk is not None
     ]
-    parts = list(in_order(pruned, jobs, min(threads, max(1, len(jobs)))))
-    if not parts:
-        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    rows, cols, vals = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n_items, n_items))
+    return list(in_order(pruned, jobs, min(threads, max(1, len(jobs)))))
 
 
 def _prune_rows(matrix: sp.csr_matrix, keep: int, cells: int = 1 << 24) -> sp.csr_matrix:

@@ -110,7 +110,7 @@ def test_sharded_scoring_equals_scoring_everyone_at_once(source, tmp_path: Path)
     assert abs(shard_sim - sim).max() < 1e-6
     for neighbours in (50, 3):  # 25 items: kept whole, or pruned to 3 per row
         whole_sim = cooccurrence_similarity(prepare_inputs(frame, users, items).history, neighbours)
-        banded = similarity_in_passes(  # bands of 3 item rows: 9 passes over the shards
+        banded = similarity_in_passes(  # bands of a few item rows: a pass over the shards each
             lambda: (prepare_inputs(part, users, items).history for part in parts),
             len(items),
             neighbours,
