@@ -88,4 +88,8 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         {"max_len": 20, "stride": 5, "dropout": 0.3, "batch_size": 64, "epochs": 60, "patience": 8},
     ],
     "two_tower": [{"loss": "softmax", "temperature": 0.1, "epochs": 30}],
+    # the social models read relations between users (``recpipe bench social`` measures
+    # them on Gowalla): their defaults, and the friends' share beside EASE
+    "social_pop": [{}, {"own": "ease"}],
+    "social_gcn": [{}],
 }
