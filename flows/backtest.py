@@ -78,7 +78,8 @@ def snapshot_config(
 ) -> PipelineConfig:
     """``config`` on the backtest's workspace, reading the events (and items) written once
     to ``<workspace>/source/`` with the "files" source, so every night re-reads the same
-    history as of its date."""
+    history as of its date. The relations between users (``ingest.social``) are read as
+    configured: edges carry no time, so every night sees the whole graph."""
     from tasks.config import FilesConfig, IngestConfig
 
     folder = Path(workspace) / "source"
@@ -93,7 +94,7 @@ def snapshot_config(
     return config.model_copy(
         update={
             "workspace": Path(workspace) / "nights",
-            "ingest": IngestConfig(source="files", files=files),
+            "ingest": IngestConfig(source="files", files=files, social=config.ingest.social),
         }
     )
 

@@ -25,6 +25,7 @@ class ModelStages(NightContext):
         """Every model of ``train.models``, trained and evaluated (or reused: the marker
         is always left; reused only when ``cache.reuse_models`` is on)."""
         from flows.stage_keys import model_parts
+        from models import declared_inputs
         from tasks.evaluate import ModelResult
 
         train_config = self.plan_memory(features)
@@ -58,6 +59,7 @@ class ModelStages(NightContext):
         self.out["models"] = [
             {
                 "model": r.model,
+                "inputs": declared_inputs(r.model),
                 "run_id": r.run_id,
                 "train_seconds": r.train_seconds,
                 "metrics": r.metrics,

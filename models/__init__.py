@@ -57,6 +57,14 @@ def make_recommender(name: str, **params: object) -> BaseRecommender:
     return cls(**params)
 
 
+def declared_inputs(name: str) -> str:
+    """What the registered model ``name`` reads beyond interactions (its class's
+    ``inputs``), comma-separated and sorted: ``social``, ``content``, ``sequences``; ``-``
+    for none or an unknown name."""
+    cls = MODEL_CLASSES.get(name)
+    return ",".join(sorted(cls.inputs)) if cls is not None and cls.inputs else "-"
+
+
 def load_recommender(directory: Path | str) -> BaseRecommender:
     """Load any recommender saved with ``save(directory)``."""
     meta_path = Path(directory) / "recommender.json"
@@ -74,6 +82,7 @@ __all__ = [
     "BPR",
     "EASE",
     "MODEL_CLASSES",
+    "declared_inputs",
     "BaseRecommender",
     "Caser",
     "EASEMultDAE",

@@ -181,6 +181,7 @@ class _PerUser:
 
 def register_all(client: Any, results: list[ModelResult], registered_name: str) -> dict:
     """Every model of the night as a new version of ``registered_name``: model -> version."""
+    from models import declared_inputs
     from tasks import tracking
     from tasks.tracking import registry
 
@@ -192,6 +193,7 @@ def register_all(client: Any, results: list[ModelResult], registered_name: str) 
             r.run_id,
             tags={
                 "model": r.model,
+                "inputs": declared_inputs(r.model),
                 **{tracking.mlflow_key(m): f"{v:.6f}" for m, v in r.metrics.items()},
             },
         )

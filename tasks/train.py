@@ -17,7 +17,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from models import BaseRecommender, EASEMultDAE, make_recommender
+from models import BaseRecommender, EASEMultDAE, declared_inputs, make_recommender
 from models.implicit_mf import ImplicitMF
 from models.keras_base import KerasRecommender
 from tasks.config import TrainConfig
@@ -149,7 +149,12 @@ def train(
         experiment_id,
         parent_run_id,
         run_name=name,
-        tags={"model": name, **data_tags, **tracking.package_versions()},
+        tags={
+            "model": name,
+            "inputs": declared_inputs(name),
+            **data_tags,
+            **tracking.package_versions(),
+        },
     )
     # The feature snapshot as the run's dataset input (and the night's: a no-op after the
     # first model), so MLflow's Dataset column names the data every model saw.

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from flows.bench.grids import GRIDS
-from models import make_recommender
+from models import declared_inputs, make_recommender
 from models.inputs import sequences_from_events
 from models.metrics import evaluate_rankings
 from tasks.data.model_inputs import item_content_features
@@ -129,6 +129,7 @@ def evaluate_model(
     metrics = evaluate_rankings(recommended, relevant, k, train=data.train_valid)
     return {
         "model": name,
+        "inputs": declared_inputs(name),
         "params": params,
         "tried": len(candidates),
         f"valid_ndcg@{k}": valid,
@@ -241,6 +242,7 @@ def write_leaderboard(frame: pd.DataFrame, directory: Path) -> tuple[Path, Path]
 def format_leaderboard(frame: pd.DataFrame, k: int) -> str:
     cols = [
         "model",
+        "inputs",
         f"test_ndcg@{k}",
         f"test_recall@{k}",
         f"test_hit@{k}",
@@ -302,7 +304,12 @@ def evaluate_source(
             experiment_id,
             parent,
             row["model"],
-            {"model": row["model"], "protocol": protocol, **tracking.package_versions()},
+            {
+                "model": row["model"],
+                "inputs": row["inputs"],
+                "protocol": protocol,
+                **tracking.package_versions(),
+            },
         )
         tracking.log_params(
             client, run_id, tracking.flatten("", {"model": row["model"], **row["params"]})

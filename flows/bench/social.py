@@ -36,7 +36,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from flows.bench.ease_forms import DATASETS, split_per_user
-from models import MODEL_CLASSES, make_recommender
+from models import MODEL_CLASSES, declared_inputs, make_recommender
 from models.memory import score_users
 from models.metrics import ndcg_at_k, recall_at_k
 from tasks.errors import DataError
@@ -171,13 +171,6 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def inputs_label(name: str) -> str:
-    """A model's ``inputs`` as the leaderboard shows them: ``social``, ``-`` for none."""
-    cls = MODEL_CLASSES.get(name)
-    declared = sorted(cls.inputs) if cls is not None else []
-    return ",".join(declared) or "-"
-
-
 @dataclass(frozen=True)
 class Split:
     """The split, the relations, and the users each part is measured on."""
@@ -244,7 +237,7 @@ def row_of(
     f = figures(recommended, split.test[split.test_users], cold)
     return Row(
         name,
-        inputs_label(name),
+        declared_inputs(name),
         params,
         value,
         f["ndcg"],

@@ -71,14 +71,14 @@ def leaderboard(frame: Any, k: int) -> Any:
     """The leaderboard frame as a table: test metrics at K, validation NDCG, times."""
     from flows.cli.output import table
 
-    columns = [f"test_{m}@{k}" for m in LEADERBOARD_COLUMNS] + [
+    columns = ["inputs"] + [f"test_{m}@{k}" for m in LEADERBOARD_COLUMNS] + [
         f"valid_ndcg@{k}",
         "train_seconds",
         "scoring_seconds",
         "epochs",
     ]
     columns = [c for c in columns if c in frame]
-    out = table("model", *(">" + c.removeprefix("test_") for c in columns))
+    out = table("model", *(("" if c == "inputs" else ">") + c.removeprefix("test_") for c in columns))
     for _, row in frame.iterrows():
         out.add_row(str(row["model"]), *(_cell(row[c], c) for c in columns))
     return out

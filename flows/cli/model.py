@@ -71,12 +71,21 @@ def evidence(tags: dict[str, str]) -> str:
 def list_versions(ctx: typer.Context) -> None:
     """List registered versions; * marks the champion."""
     from flows.cli.output import show, table
+    from models import declared_inputs
     from tasks.promote import BASELINE
     from tasks.tracking import registry
 
     client, name = _registry(ctx)
     rows = table(
-        "", ">version", "model", "created (UTC)", ">ndcg@10", ">users", "interval, p", "~decision"
+        "",
+        ">version",
+        "model",
+        "inputs",
+        "created (UTC)",
+        ">ndcg@10",
+        ">users",
+        "interval, p",
+        "~decision",
     )
     for v in registry.list_versions(client, name):
         ndcg = v.tags.get("ndcg_at_10", "")
@@ -86,6 +95,7 @@ def list_versions(ctx: typer.Context) -> None:
             "*" if v.is_champion else "",
             v.version,
             v.model,
+            v.tags.get("inputs") or declared_inputs(v.model),
             v.created,
             f"{float(ndcg):.4f}" if ndcg else "",
             v.tags.get("promotion.n_users", ""),

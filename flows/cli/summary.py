@@ -63,9 +63,11 @@ def print_summary(summary: dict) -> None:
         metrics = "  ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items() if "@" in k)
         low_high = intervals.get(m["model"])
         ci = f" [{low_high[0]:.4f}, {low_high[1]:.4f}]" if low_high else ""
+        reads = m.get("inputs", "-")
+        also = f"  reads {reads}" if reads != "-" else ""
         out(
             f"  {m['model']:<12} {metrics}  users={m['metrics'].get('n_users')}  "
-            f"train={m['train_seconds']:.1f}s"
+            f"train={m['train_seconds']:.1f}s{also}"
         )
         if ci:
             primary = (summary.get("promotion") or {}).get("metric", "")

@@ -9,7 +9,8 @@ finds nothing left to change in files already done. What each kind becomes:
   index (``user_idx``) are dropped too, and the vocabulary ``users.parquet`` keeps the
   index with a tombstone instead of the id, so every other index still means the same;
 * a model bundle (a folder with a ``users.json`` vocabulary): the user's row of every
-  sparse matrix sized to that vocabulary (the training matrix) is emptied, then the id in
+  sparse matrix sized to that vocabulary (the training matrix) is emptied, and in the
+  relations a social model keeps (``social.npz``) their column too, then the id in
   ``users.json`` becomes its tombstone;
 * text and archives: tasks/forget/text.py;
 * any other file that holds the id in some form, and any file whose path names the user,
@@ -34,6 +35,8 @@ from tasks.storage.faults import checkpoint
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 VOCABULARIES = ("users.json", "users.parquet")
+#: a model's saved relations between users (models/social.py): users x users
+USER_BY_USER = ("social.npz",)
 
 
 def _string_columns(table: Any) -> list[str]:
@@ -150,7 +153,9 @@ def _vocabulary_size(folder: Path) -> int | None:
 
 
 def rewrite_npz_rows(path: Path, rows: set[int], n_users: int | None) -> int:
-    """Empty ``rows`` of a sparse matrix whose first dimension is the vocabulary's size."""
+    """Empty ``rows`` of a sparse matrix whose first dimension is the vocabulary's size;
+    in a relations matrix (``social.npz``, users x users) their columns too, so no other
+    user keeps a link to a forgotten one."""
     import numpy as np
     import scipy.sparse as sp
 
@@ -161,16 +166,22 @@ def rewrite_npz_rows(path: Path, rows: set[int], n_users: int | None) -> int:
     if n_users is None or matrix.shape[0] != n_users:
         return 0
     live = [r for r in rows if r < matrix.shape[0] and matrix.indptr[r + 1] > matrix.indptr[r]]
-    if not live:
+    linked = 0
+    if path.name in USER_BY_USER and matrix.shape[1] == n_users:
+        targets = np.fromiter((r for r in rows if r < n_users), dtype=np.int64)
+        linked = int(np.isin(matrix.indices, targets).sum())
+    if not live and not linked:
         return 0
     scale = np.ones(matrix.shape[0])
     scale[live] = 0.0
     matrix = (sp.diags(scale) @ matrix).tocsr()
+    if linked:
+        matrix = (matrix @ sp.diags(scale)).tocsr()
     matrix.eliminate_zeros()
     buffer = io.BytesIO()
     sp.save_npz(buffer, matrix)
     atomic_write(path, buffer.getvalue())
-    return len(live)
+    return len(live) + linked
 
 
 def sweep(

@@ -76,3 +76,19 @@ def test_replay_a_night_per_date_and_regrets_against_hindsight(tmp_path) -> None
     regrets = policy_regrets(rows, ["popularity", "ease"])
     assert set(regrets) == {"gate", "always popularity", "always ease"}
     assert regrets["gate"] == pytest.approx(np.mean([r["regret"] for r in rows]))
+
+
+def test_the_backtest_nights_read_the_configured_relations(tmp_path) -> None:
+    import pandas as pd
+
+    from flows.backtest import snapshot_config
+
+    edges = tmp_path / "friends.csv"
+    edges.write_text("user_id,friend_id\na,b\n")
+    config = PipelineConfig(
+        workspace=tmp_path / "ws", ingest={"social": {"path": str(edges), "direction": "follows"}}
+    )
+    events = pd.DataFrame({"user_id": ["a"], "item_id": ["i"], "timestamp": [pd.Timestamp(0)]})
+    night = snapshot_config(config, events, None, tmp_path / "bt")
+    assert night.ingest.source == "files"
+    assert (night.ingest.social.path, night.ingest.social.direction) == (edges, "follows")

@@ -199,6 +199,7 @@ def test_recs_similar_prints_an_items_similar_items(nights) -> None:
 
 
 def test_model_commands_list_promote_and_roll_back(nights) -> None:
+    from models import declared_inputs
     from tasks import tracking
     from tasks.storage.workspace import Workspace
     from tasks.tracking import registry
@@ -213,6 +214,8 @@ def test_model_commands_list_promote_and_roll_back(nights) -> None:
     assert len(versions) == 4  # two models, registered by each of the two nights that trained
     marked = [line for line in stdout.splitlines() if line.lstrip().startswith("*")]
     assert len(marked) == 1 and marked[0].split()[1] == champion
+    assert "inputs" in stdout  # what each model reads beyond interactions ("-": nothing)
+    assert all(v.tags.get("inputs") == declared_inputs(v.model) for v in versions)
     other = next(v.version for v in versions if v.version != champion)
     code, stdout, stderr = cli(*ws, "model", "promote", other, "--reason", "test by hand")
     assert code == 0, stderr

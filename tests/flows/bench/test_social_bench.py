@@ -9,12 +9,12 @@ import scipy.sparse as sp
 from flows.bench.social import (
     Row,
     cold_mask,
-    inputs_label,
     load_social_dataset,
     report,
     split_three,
     verdict,
 )
+from models import declared_inputs
 from tasks.errors import DataError
 
 
@@ -72,8 +72,8 @@ def test_the_verdict_compares_the_models_chosen_on_validation() -> None:
 
 
 def test_the_leaderboard_shows_each_models_inputs_and_a_missing_reference() -> None:
-    assert inputs_label("social_gcn") == "social" and inputs_label("ease") == "-"
-    assert inputs_label("sasrec") == "sequences"
+    assert declared_inputs("social_gcn") == "social" and declared_inputs("ease") == "-"
+    assert declared_inputs("sasrec") == "sequences"
     rows = [
         row("ease", "-", 0.06, 0.060, 0.040),
         Row("cornac_sbpr", "social", {}, 0, 0, 0, 0, 0, 0, note="cornac is not installed"),

@@ -122,3 +122,35 @@ def test_rewriters_remove_the_user_and_keep_the_rest(tmp_path) -> None:
     assert sum(again.values()) == 0  # idempotent
     assert rewrite_parquet(features / "users.parquet", matcher, vocabulary=True) == 0
     assert rewrite_npz_rows(bundle / "recommender" / "train.npz", {1}, 3) == 0
+
+
+def test_forgetting_removes_the_users_relations_both_ways(tmp_path) -> None:
+    """The graph in the features (ids) and in a social model's bundle (indices): every
+    edge from or to the forgotten user goes, the others stay."""
+    matcher = TextMatcher.of({UID: "erased-000000000000"})
+    features = tmp_path / "features"
+    features.mkdir()
+    pd.DataFrame({"user_id": ["a", UID, "b"], "user_idx": [0, 1, 2]}).to_parquet(
+        features / "users.parquet"
+    )
+    pd.DataFrame(
+        {
+            "user_id": ["a", UID, "b", "a"],
+            "friend_id": [UID, "a", "a", "b"],
+            "weight": [1.0, 1.0, 1.0, 1.0],
+            "user_idx": [0, 1, 2, 0],
+            "friend_idx": [1, 0, 0, 2],
+        }
+    ).to_parquet(features / "social.parquet")
+    bundle = tmp_path / "models" / "social_pop"
+    (bundle / "recommender").mkdir(parents=True)
+    (bundle / "users.json").write_text(json.dumps(["a", UID, "b"]))
+    graph = sp.csr_matrix(np.array([[0, 1, 1], [1, 0, 0], [1, 0, 0]], dtype=np.float32))
+    sp.save_npz(bundle / "recommender" / "social.npz", graph)
+    needles = [n.encode() for n in matcher.owner]
+    sweep(tmp_path, matcher, needles, set())
+    kept = pd.read_parquet(features / "social.parquet")
+    assert list(zip(kept["user_id"], kept["friend_id"], strict=True)) == [("b", "a"), ("a", "b")]
+    after = sp.load_npz(bundle / "recommender" / "social.npz").toarray()
+    assert after.tolist() == [[0, 0, 1], [0, 0, 0], [1, 0, 0]]
+    assert rewrite_npz_rows(bundle / "recommender" / "social.npz", {1}, 3) == 0  # idempotent
