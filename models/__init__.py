@@ -82,7 +82,6 @@ __all__ = [
     "BPR",
     "EASE",
     "MODEL_CLASSES",
-    "declared_inputs",
     "BaseRecommender",
     "Caser",
     "EASEMultDAE",
@@ -98,6 +97,7 @@ __all__ = [
     "SocialGCN",
     "SocialPop",
     "TwoTower",
+    "declared_inputs",
     "load_recommender",
     "make_recommender",
 ]

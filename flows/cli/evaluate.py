@@ -78,7 +78,8 @@ def leaderboard(frame: Any, k: int) -> Any:
         "epochs",
     ]
     columns = [c for c in columns if c in frame]
-    out = table("model", *(("" if c == "inputs" else ">") + c.removeprefix("test_") for c in columns))
+    headers = [("" if c == "inputs" else ">") + c.removeprefix("test_") for c in columns]
+    out = table("model", *headers)
     for _, row in frame.iterrows():
         out.add_row(str(row["model"]), *(_cell(row[c], c) for c in columns))
     return out
