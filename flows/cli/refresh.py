@@ -110,6 +110,12 @@ def summary_text(out: dict) -> str:
             f"  files read {len(out['files'])}, new events {out.get('events')}, "
             f"validation: {validation.get('accounting')}"
         )
+    if out.get("edges"):
+        e = out["edges"]
+        lines.append(
+            f"  relations read again: {e['accounting']}; {e['users_changed']} users' "
+            f"relations changed since {e['compared_with']}"
+        )
     if out["status"] == "published":
         lines += [
             (

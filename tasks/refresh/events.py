@@ -179,6 +179,12 @@ def batch_users(paths: list[Path]) -> list[str]:
     return list(dict.fromkeys(users))
 
 
+def known_users(validated_path: Path, batch_paths: list[Path]) -> pd.Series:
+    """Every user of the night's validated interactions and of ``batch_paths``."""
+    parts = [pd.read_parquet(p, columns=["user_id"]) for p in [validated_path, *batch_paths]]
+    return pd.Series(pd.unique(pd.concat(parts, ignore_index=True)["user_id"].astype(str)))
+
+
 def histories(validated_path: Path, batch_paths: list[Path], users: list[str]) -> pd.DataFrame:
     """The whole history of ``users``: the night's validated rows, then every batch's rows
     (the nightly's order: its store first, later events after)."""

@@ -9,7 +9,8 @@ in ``<workspace>/scores/run_date=D``). When the champion is no longer the one th
 scored with (a promotion by hand since), those statistics are computed again from the
 night's validated interactions for the current champion's items. So are the friends'
 items of the users without usable history (the ``social`` strategy), from the night's
-graph of relations between users, when it has one.
+graph of relations between users, when it has one, or from the relations the refresh
+read again (tasks/refresh/edges.py) when ``ingest.social.path`` is configured.
 """
 
 from __future__ import annotations
@@ -83,6 +84,20 @@ def night_social(
     return build_social_scores(pd.read_parquet(graph), events, items)
 
 
+def refreshed_social(
+    graph: pd.DataFrame, users: list[str], validated_path: Path, batch_paths: list[Path], items: Any
+) -> Any:
+    """The social strategy's scores of ``users`` from the refresh's ``graph``
+    (tasks/refresh/edges.py), their friends' items read from the night's validated
+    interactions and the pending batches."""
+    from tasks.scoring.social import build_social_scores
+
+    mine = graph[graph["user_id"].astype(str).isin(set(users))]
+    parts = [pd.read_parquet(validated_path, columns=["user_id", "item_id"])]
+    parts += [pd.read_parquet(path, columns=["user_id", "item_id"]) for path in batch_paths]
+    return build_social_scores(mine, pd.concat(parts, ignore_index=True), items)
+
+
 def score_users(
     workspace_root: Path,
     registered_name: str,
@@ -94,10 +109,17 @@ def score_users(
     items_path: Path | None,
     out_path: Path,
     positive: tuple[str, float] | None = None,
+    graph: pd.DataFrame | None = None,
+    users: list[str] | None = None,
+    batch_paths: list[Path] | None = None,
 ) -> dict:
     """Score the users of ``history`` (their whole histories) into the published table's
     rows at ``out_path``; the summary of ``write_scores`` plus the model and version.
-    ``positive``: ``features.positive`` and its threshold, as the nightly scores with."""
+    ``positive``: ``features.positive`` and its threshold, as the nightly scores with.
+    ``graph``: the relations as the refresh read them (tasks/refresh/edges.py), for the
+    social strategy instead of the night's; ``users``: every user to score, those without
+    any history among them (a user who only gained friends); ``batch_paths``: the pending
+    batches, whose events count among the friends' items."""
     from tasks.scoring.table import scoring_catalog, write_scores
 
     wrapper, version = champion(workspace_root, registered_name)
@@ -110,7 +132,14 @@ def score_users(
         scores_dir, validated_path, wrapper.items, newest, config
     )
     catalog = scoring_catalog(wrapper.items, str(items_path) if items_path else None, config)
-    social = night_social(Path(workspace_root), run_date, scores_dir, validated_path, wrapper.items)
+    wanted = list(users) if users is not None else list(history["user_id"].astype(str).unique())
+    if graph is not None:
+        social = refreshed_social(graph, wanted, validated_path, batch_paths or [], wrapper.items)
+    else:
+        social = night_social(
+            Path(workspace_root), run_date, scores_dir, validated_path, wrapper.items
+        )
+    extra = np.array(sorted(set(wanted) - set(history["user_id"].astype(str))), dtype=object)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     result = write_scores(
         wrapper.model,
@@ -126,6 +155,7 @@ def score_users(
         similarity=similarity,
         positive=positive,
         social=social,
+        extra_users=extra,
     )
     blocked = set(catalog.item_ids[catalog.blocked])
     return {
@@ -135,6 +165,7 @@ def score_users(
         "version": version,
         "item_statistics": totals,
         "known_items": set(wrapper.items.ids),
+        "graph_users": set(extra),  # scored without history: known from the relations
         "blocked_items": blocked,
     }
 
@@ -148,5 +179,12 @@ def check_rows(
 
     table = pd.read_parquet(scored["path"])
     return check_recommendations(
-        table, history, scored["known_items"], scored["blocked_items"], k, gx_root, runner
+        table,
+        history,
+        scored["known_items"],
+        scored["blocked_items"],
+        k,
+        gx_root,
+        runner,
+        graph_users=scored.get("graph_users"),
     )

@@ -191,7 +191,7 @@ def _validate_score_publish(
     runner: _Runner,
     batch: _Batch,
 ) -> None:
-    from tasks.refresh import events, rescore, upsert
+    from tasks.refresh import edges, events, rescore, upsert
 
     batch_dir, new, stats = batch.folder, batch.events, batch.stats
     validation = step(
@@ -207,6 +207,28 @@ def _validate_score_publish(
     )
     pending = events.pending_batches(batch_dir)
     users = events.batch_users(pending)
+    validated = ws.root / "validated" / f"run_date={run_date.isoformat()}" / "interactions.parquet"
+    update = step(
+        "read-edges",
+        edges.read_graph_update,
+        config=config,
+        workspace=ws,
+        run_date=run_date,
+        batch_dir=batch_dir,
+        name=batch.name,
+        known_users=events.known_users(validated, events.batches(batch_dir)),
+    )
+    history = None
+    if update is not None:
+        out["edges"] = update.stats
+        seen = set(users)
+        users += [u for u in update.changed if u not in seen]
+    if users:
+        history = events.histories(validated, events.batches(batch_dir), users)
+    if update is not None and history is not None:
+        left = update.unscorable(set(history["user_id"].astype(str)))
+        users = [u for u in users if u not in left]
+        out["edges"]["users_left_for_the_night"] = len(left)
     out.update(
         files=stats["files_ingested"],
         events=len(new),
@@ -215,11 +237,9 @@ def _validate_score_publish(
         users=len(users),
         newest_arrival=stats["newest_arrival"],
     )
-    if not users:
+    if not users or history is None:
         out["status"] = "nothing new"
         return
-    validated = ws.root / "validated" / f"run_date={run_date.isoformat()}" / "interactions.parquet"
-    history = events.histories(validated, events.batches(batch_dir), users)
     scored = step(
         "score-users",
         rescore.score_users,
@@ -233,6 +253,9 @@ def _validate_score_publish(
         items_path=batch.items_path,
         out_path=batch_dir / "scores" / f"{batch.name}.parquet",
         positive=(config.features.positive, config.features.positive_min_value),
+        graph=update.graph if update is not None else None,
+        users=users,
+        batch_paths=events.batches(batch_dir),
     )
     if config.publish.validate_output:
         step(
@@ -256,6 +279,8 @@ def _validate_score_publish(
         user_ids=users,
     )
     events.mark_published(batch_dir, pending)
+    if update is not None:
+        edges.keep_graph(batch_dir, update.graph)
     Path(scored["path"]).unlink(missing_ok=True)
     arrival = stats["newest_arrival"]
     out.update(

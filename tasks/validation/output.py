@@ -23,13 +23,15 @@ def check_recommendations(
     k: int,
     gx_root: Path,
     runner: Any = None,
+    graph_users: set[str] | None = None,
 ) -> dict:
     """Run the output suite; raise DataValidationError naming every broken rule.
     ``runner``: a caller's ``expectations.runner.SuiteRunner``, which builds the Data Docs
-    when the caller finishes it (the intraday refresh: once, after publishing)."""
+    when the caller finishes it (the intraday refresh: once, after publishing).
+    ``graph_users``: users known from the relations between users only."""
     from expectations.recommendations import with_checks
 
-    frame = with_checks(table, interactions, known_items, blocked_items)
+    frame = with_checks(table, interactions, known_items, blocked_items, graph_users)
     return run_checks(frame, k, gx_root, runner)
 
 

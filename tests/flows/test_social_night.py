@@ -119,3 +119,33 @@ def test_the_refresh_keeps_a_friends_only_user_social(night) -> None:
     newbie = recs[recs["user_id"] == "newbie"].sort_values("rank")
     assert set(newbie["strategy"]) == {"social"} and newbie["item_id"].iloc[0] == "p2"
     assert newbie["reason"].iloc[0] == "liked by 2 of your friends"
+
+
+def test_the_refresh_reads_new_relations(night) -> None:
+    """A user who only gained friends since the night ("later", friends with u1) is
+    refreshed without any new event, from the friends' venues; the next refresh finds
+    nothing new, since its graph is the one the rows were scored with."""
+    from tasks.publishing.stores import read_lake_table
+    from tasks.refresh.run import run_refresh
+    from tasks.storage.workspace import Workspace
+
+    config, _ = night
+    friends = config.ingest.social.path
+    friends.write_text(friends.read_text() + "later\tu1\nlater\tlater\n")
+    out = run_refresh(config, "social-edges", today=RUN_DATE)
+    assert out["status"] == "published", out
+    assert out["events"] == 0
+    assert out["edges"]["users_changed"] == 2  # later, and u1 both ways (mutual)
+    assert out["edges"]["compared_with"] == "the last refresh's graph" or out["edges"][
+        "compared_with"
+    ] == "the night's graph"
+    assert "2 self-loop" in out["edges"]["accounting"]
+    recs = read_lake_table(Workspace.at(config.workspace).tables / "recommendations", RUN_DATE)
+    later = recs[recs["user_id"] == "later"].sort_values("rank")
+    assert set(later["strategy"]) == {"social"}
+    assert set(later["item_id"].iloc[:2]) == {"p1", "p2"}  # u1's venues
+    assert later["reason"].iloc[0] == "liked by 1 of your friends"
+    again = run_refresh(config, "social-edges-again", today=RUN_DATE)
+    assert again["status"] == "nothing new", again
+    assert again["edges"]["users_changed"] == 0
+    assert again["edges"]["compared_with"] == "the last refresh's graph"
