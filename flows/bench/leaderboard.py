@@ -22,11 +22,12 @@ import numpy as np
 import pandas as pd
 
 from flows.bench.grids import GRIDS
-from models import declared_inputs, make_recommender
+from models import MODEL_CLASSES, declared_inputs, make_recommender
 from models.inputs import sequences_from_events
 from models.metrics import evaluate_rankings
 from tasks.data.model_inputs import item_content_features
 from tasks.data.splits import Split, split
+from tasks.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,30 @@ class Prepared:
     seq_train: list[np.ndarray]
     seq_train_valid: list[np.ndarray]
     item_features: np.ndarray | None
+    social: Any = None  # users x users relations over the split's users, when given
+
+
+def relations_matrix(edges: pd.DataFrame | None, users: Any, direction: str) -> Any:
+    """The ``social`` fit input over the split's ``users`` (an ``IdVocabulary``) from
+    ``edges`` (user_id, friend_id, weight; rows with an ingest issue left out, a mutual
+    relation both ways, self-loops dropped, repeats kept once at their largest weight);
+    edges to users without interactions are left out. None without edges."""
+    if edges is None:
+        return None
+    from tasks.data.social import graph_frame, social_matrix
+
+    usable = edges[edges["ingest_issue"].isna()] if "ingest_issue" in edges else edges
+    vocabulary = pd.Series(users.ids.astype(str))
+    return social_matrix(graph_frame(usable, direction, vocabulary), len(vocabulary))
 
 
 def prepare(
-    interactions: pd.DataFrame, items: pd.DataFrame | None, protocol: str, seed: int
+    interactions: pd.DataFrame,
+    items: pd.DataFrame | None,
+    protocol: str,
+    seed: int,
+    edges: pd.DataFrame | None = None,
+    direction: str = "mutual",
 ) -> Prepared:
     s = split(interactions, protocol, seed)
     n_users = len(s.users)
@@ -65,6 +86,7 @@ def prepare(
         seq_train=sequences("train"),
         seq_train_valid=sequences("train", "valid"),
         item_features=item_content_features(s.items, items),
+        social=relations_matrix(edges, s.users, direction),
     )
 
 
@@ -94,7 +116,7 @@ def evaluate_model(
     settings = grid or GRIDS.get(name, [{}])
     candidates = []
     for number, params in enumerate(settings, start=1):
-        if name != "popularity" and name not in ("item_knn", "ease"):
+        if "seed" in MODEL_CLASSES[name].settings_class.model_fields:
             params = {"seed": seed, **params}
         where = {"model": name, "setting": number, "settings": len(settings)}
         announce("setting", f"{name}: setting {number}/{len(settings)} {params}", **where)
@@ -175,6 +197,7 @@ def _fit(
         sequences,
         item_features=data.item_features,
         validation=data.valid_target if validate else None,
+        social=data.social,
         **extra,
     )
     return model, time.perf_counter() - start
@@ -197,9 +220,20 @@ def run_leaderboard(
     seed: int = 42,
     log: Any = None,
     refit: bool = False,
+    edges: pd.DataFrame | None = None,
+    direction: str = "mutual",
 ) -> pd.DataFrame:
-    """One row per model, best test NDCG first. ``log(row)`` is called after each model."""
-    data = prepare(interactions, items, protocol, seed)
+    """One row per model, best test NDCG first. ``log(row)`` is called after each model.
+    ``edges``: the relations between users the social models read (``direction``
+    ``mutual`` or ``follows``); a social model without them is refused before any fit."""
+    needs = [m for m in models if "social" in getattr(MODEL_CLASSES.get(m), "required_inputs", ())]
+    if needs and edges is None:
+        raise DataError(
+            f"{', '.join(needs)} read(s) the relations between users, and none were given; "
+            "expected an edges file or folder; pass --social-path (or set "
+            "ingest.social.path), or leave the model out of --models"
+        )
+    data = prepare(interactions, items, protocol, seed, edges, direction)
     rows = []
     for name in models:
         row = evaluate_model(name, data, k, seed=seed, refit=refit)
@@ -323,8 +357,22 @@ def evaluate_source(
         tracking.log_metrics(client, run_id, scalars)
         client.set_terminated(run_id)
 
+    edges = None
+    if config.ingest.social.path is not None:
+        from tasks.sources.edges import read_edges
+
+        edges, _ = read_edges(config.ingest.social)
     frame = run_leaderboard(
-        interactions, data.items, protocol, models, k, seed, log=log, refit=refit
+        interactions,
+        data.items,
+        protocol,
+        models,
+        k,
+        seed,
+        log=log,
+        refit=refit,
+        edges=edges,
+        direction=config.ingest.social.direction,
     )
     client.set_terminated(parent)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

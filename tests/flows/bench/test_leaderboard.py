@@ -164,3 +164,20 @@ def test_every_model_has_a_grid_of_settings_it_accepts() -> None:
         assert settings, name
         for params in settings:
             assert holds(make_recommender(name, **params).params, params), (name, params)
+
+
+def test_evaluate_hands_the_relations_to_social_models_and_refuses_without_them() -> None:
+    import pytest
+
+    from tasks.errors import DataError
+
+    events, _ = generate_demo(n_users=120, n_items=60, mean_interactions=15, seed=5)
+    users = sorted(events["user_id"].unique())
+    edges = pd.DataFrame(
+        {"user_id": users[:-1], "friend_id": users[1:], "weight": 1.0}
+    )  # a chain of friendships
+    frame = run_leaderboard(events, None, "random", ["social_pop"], k=5, edges=edges)
+    assert frame["model"].tolist() == ["social_pop"] and frame.loc[0, "inputs"] == "social"
+    assert frame.loc[0, "test_ndcg@5"] > 0
+    with pytest.raises(DataError, match="--social-path"):
+        run_leaderboard(events, None, "random", ["ease", "social_pop"], k=5)
