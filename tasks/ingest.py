@@ -57,7 +57,28 @@ def ingest_demo(config: IngestConfig, run_date: date) -> tuple[pd.DataFrame, pd.
     """The demo source: synthetic events up to the start (00:00 UTC) of ``run_date``."""
     from tasks.sources.demo import generate_demo
 
-    return generate_demo(**config.demo.model_dump(), end=pd.Timestamp(run_date, tz="UTC"))
+    shape = config.demo.model_dump(exclude={"mean_friends", "newcomers"})
+    return generate_demo(**shape, end=pd.Timestamp(run_date, tz="UTC"))
+
+
+def demo_edges(
+    config: IngestConfig, interactions: pd.DataFrame, items: pd.DataFrame
+) -> pd.DataFrame:
+    """The demo's friendships (tasks/sources/demo.py) as the edges contract
+    (tasks/sources/edges.py)."""
+    import numpy as np
+
+    from tasks.sources.demo import generate_demo_friends
+    from tasks.sources.mapping import SOURCE_FILE, SOURCE_ROW
+
+    demo = config.demo
+    edges = generate_demo_friends(
+        interactions, items, demo.mean_friends, demo.newcomers, seed=demo.seed
+    )
+    edges["ingest_issue"] = pd.array([None] * len(edges), dtype="str")
+    edges[SOURCE_FILE] = pd.array(["demo"] * len(edges), dtype="str")
+    edges[SOURCE_ROW] = np.arange(1, len(edges) + 1, dtype=np.int64)
+    return edges
 
 
 def load_source(
@@ -202,6 +223,12 @@ def ingest(
     edges_path = None
     if config.social.path is not None:
         edges_path, stats["social"] = write_edges(config, out / "edges.parquet")
+    elif config.source == "demo" and config.demo.mean_friends > 0:
+        assert data.interactions is not None and data.items is not None
+        edges = demo_edges(config, data.interactions, data.items)
+        edges_path = out / "edges.parquet"
+        edges.to_parquet(edges_path, index=False)
+        stats["social"] = {"rows": len(edges), "direction": "mutual", "demo": True}
     timed = config.source not in ("files", "landing") or config.files.timed
     (logger or logging.getLogger(__name__)).info(
         "ingest %s: %d interaction rows%s; timestamps: %s%s",
@@ -218,7 +245,11 @@ def ingest(
         items_path=str(paths["items"]) if paths["items"] else None,
         users_path=str(paths["users"]) if paths["users"] else None,
         edges_path=str(edges_path) if edges_path else None,
-        edges_direction=config.social.direction if edges_path else None,
+        edges_direction=(
+            ("mutual" if config.social.path is None else config.social.direction)
+            if edges_path
+            else None
+        ),
         timed=timed,
         timestamp_unit=stats.get("timestamp_unit"),
         incremental=bool(stats.get("incremental", False)),

@@ -117,7 +117,7 @@ def plan_scoring(
         similar.to_parquet(out / "similar_items.parquet", index=False)
     items_vocab_path = out / "champion_items.json"
     items_vocab_path.write_text(items.to_json())
-    social = _social_scores(graph_path, validated_path, items, out)
+    social = _social_scores(graph_path, validated_path, items, out, config.name_friends)
     parts = out / "recommendations"
     if parts.exists():
         shutil.rmtree(parts)
@@ -147,7 +147,11 @@ def plan_scoring(
 
 
 def _social_scores(
-    graph_path: str | None, validated_path: str, items: IdVocabulary, out: Path
+    graph_path: str | None,
+    validated_path: str,
+    items: IdVocabulary,
+    out: Path,
+    name_friends: int = 0,
 ) -> dict | None:
     """Build and save the social strategy's scores (none without a graph); their counts."""
     from tasks.scoring.social import (
@@ -163,7 +167,7 @@ def _social_scores(
         return None
     graph = pd.read_parquet(graph_path, columns=["user_id", "friend_id", "weight"])
     events = pd.read_parquet(validated_path, columns=["user_id", "item_id"])
-    social = build_social_scores(graph, events, items)
+    social = build_social_scores(graph, events, items, name_friends)
     save_social_scores(social, out)
     return {"users": len(social.users), "edge_only_users": len(social.edge_only)}
 

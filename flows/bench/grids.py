@@ -89,7 +89,7 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     ],
     "two_tower": [{"loss": "softmax", "temperature": 0.1, "epochs": 30}],
     # the social models read relations between users (``recpipe bench social`` measures
-    # them on Gowalla): their defaults, and the friends' share beside EASE
-    "social_pop": [{}, {"own": "ease"}],
+    # them on Gowalla): their defaults (the friends' share beside EASE), and beside item-kNN
+    "social_pop": [{}, {"own": "item_knn"}],
     "social_gcn": [{}],
 }

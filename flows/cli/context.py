@@ -36,14 +36,24 @@ def load(
     environment: bool = True,
     temporary_server: bool = True,
     workspace: Path | None = None,
+    existing: bool = False,
 ) -> Any:
     """The pipeline config (defaults < TOML < ``RECPIPE__*`` < options; ``workspace``
     replaces ``--workspace``); with ``environment``, the process environment is prepared
-    for the libraries too."""
+    for the libraries too. ``existing``: a command that reads a workspace (status,
+    model, recs, doctor, forget) refuses one that does not exist, rather than reading
+    a new empty one (a misspelled ``--workspace``)."""
     from tasks.config import load_config
+    from tasks.errors import ConfigError
 
     s = state(ctx)
     config = load_config(s.config, overrides=overrides(workspace or s.workspace, options or {}))
+    if existing and not Path(config.workspace).is_dir():
+        raise ConfigError(
+            f"workspace {config.workspace} does not exist; expected the folder 'recpipe run' "
+            "writes (--workspace or RECPIPE_WORKSPACE); check the path, or run 'recpipe run' "
+            "first"
+        )
     SEEN.update(workspace=config.workspace, loaded=True)  # where a failure's log goes
     if environment:
         prepare(config.workspace, temporary_server, s.verbose)

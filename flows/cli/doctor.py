@@ -20,7 +20,7 @@ def publish_stores(ctx: typer.Context) -> tuple[Any, Any]:
     from tasks.publishing.stores import Stores
     from tasks.storage.workspace import Workspace
 
-    config = load(ctx, environment=False)
+    config = load(ctx, environment=False, existing=True)
     ws = Workspace.at(config.workspace)
     return config, Stores(ws.root, config.publish.url(ws.database_url))
 

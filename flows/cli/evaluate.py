@@ -71,12 +71,16 @@ def leaderboard(frame: Any, k: int) -> Any:
     """The leaderboard frame as a table: test metrics at K, validation NDCG, times."""
     from flows.cli.output import table
 
-    columns = ["inputs"] + [f"test_{m}@{k}" for m in LEADERBOARD_COLUMNS] + [
-        f"valid_ndcg@{k}",
-        "train_seconds",
-        "scoring_seconds",
-        "epochs",
-    ]
+    columns = (
+        ["inputs"]
+        + [f"test_{m}@{k}" for m in LEADERBOARD_COLUMNS]
+        + [
+            f"valid_ndcg@{k}",
+            "train_seconds",
+            "scoring_seconds",
+            "epochs",
+        ]
+    )
     columns = [c for c in columns if c in frame]
     headers = [("" if c == "inputs" else ">") + c.removeprefix("test_") for c in columns]
     out = table("model", *headers)

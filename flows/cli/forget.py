@@ -54,7 +54,7 @@ def forget(
     from tasks.storage.workspace import Workspace
 
     ids = [] if verify else clean_ids(read_ids(user or [], user_file))  # before any write
-    config = load(ctx)
+    config = load(ctx, existing=True)
     ws = Workspace.at(config.workspace)
     url = config.publish.url(ws.database_url)
     extra = [prefect_db] if prefect_db else []

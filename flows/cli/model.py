@@ -16,7 +16,7 @@ app = typer.Typer(
 
 def _registry(ctx: typer.Context) -> tuple[Any, str]:
     """The MLflow client of the workspace and the registered model's name (checked)."""
-    config = load(ctx)
+    config = load(ctx, existing=True)
     from tasks import tracking
     from tasks.storage.workspace import Workspace
     from tasks.tracking import registry
@@ -51,10 +51,15 @@ def decision(model: str, tags: dict[str, str], baseline: str) -> str:
 def champion_note(tags: dict[str, str]) -> str:
     """How the champion got there when it was not the gate (a rollback or by hand)."""
     reason = tags.get("champion.reason", "")
-    if tags.get("champion.rolled_back_at") and reason.startswith("rollback"):
+    by = tags.get("champion.by")
+    if by == "rollback" or (
+        by is None and tags.get("champion.rolled_back_at") and reason.startswith("rollback")
+    ):
         return f"champion by {reason}"
-    if reason and reason != tags.get("promotion.reason", "")[:5000]:
+    if by == "hand":
         return f"champion by hand: {reason}"
+    if by is None and reason and reason != tags.get("promotion.reason", "")[:5000]:
+        return f"champion by hand: {reason}"  # a version moved before champion.by existed
     return ""
 
 
@@ -117,7 +122,7 @@ def promote(
     from tasks.tracking import registry
 
     client, name = _registry(ctx)
-    registry.set_champion(client, name, version, reason)
+    registry.set_champion(client, name, version, reason, by="hand")
     print(f"{name}: champion is now version {version}")
 
 

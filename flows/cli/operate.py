@@ -87,7 +87,7 @@ def status(
     from flows.cli.output import show, table
     from flows.status import collect, schedule_line
 
-    s = collect(load(ctx, temporary_server=False), limit)
+    s = collect(load(ctx, temporary_server=False, existing=True), limit)
     lines = [f"workspace {s['workspace']}"]
     t, name = s["table"], s["table_name"]
     if t.get("exists"):

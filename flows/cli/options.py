@@ -83,6 +83,23 @@ SOURCE_OPTIONS = (
     ),
 )
 
+#: ``recpipe refresh``: how the drops' columns and the relations are read, as the
+#: nightly reads them (the landing folder is the refresh's own ``--path``)
+REFRESH_SOURCE_OPTIONS = tuple(
+    p.replace(
+        annotation=Annotated[
+            p.annotation.__origin__,
+            typer.Option(
+                *p.annotation.__metadata__[0].param_decls,
+                help=p.annotation.__metadata__[0].help,
+                rich_help_panel="How the new files and the relations are read",
+            ),
+        ]
+    )
+    for p in SOURCE_OPTIONS
+    if p.name not in ("source", "path", "sha256", "no_verify", "items_path")
+)
+
 RUN_OPTIONS = (
     option("k", int | None, "recommendations per user (score.k)"),
     option("models", str | None, "comma-separated models to train, e.g. popularity,mult_dae"),

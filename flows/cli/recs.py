@@ -20,7 +20,7 @@ def _lookup(ctx: typer.Context, run_date: str | None) -> tuple[Any, str, dict[st
     from tasks.storage.lookup import latest_titles
     from tasks.storage.workspace import Workspace
 
-    config = load(ctx, environment=False)
+    config = load(ctx, environment=False, existing=True)
     ws = Workspace(config.workspace)
     pd.set_option("display.width", 200)
     pd.set_option("display.max_colwidth", 60)
@@ -44,7 +44,8 @@ def show(
         f"user {user}: run date {first['run_date']}, model {first['model_name']} "
         f"v{first['model_version']}, strategy {first['strategy']}"
     )
-    print(frame[["rank", "item_id", "title", "score", "reason"]].to_string(index=False))
+    shown = frame[["rank", "item_id", "title", "score", "reason"]]
+    print(shown.fillna({"title": "-", "reason": "-"}).to_string(index=False))
 
 
 @app.command()

@@ -16,8 +16,10 @@ from typing import Annotated, Any, Literal
 import typer
 
 from flows.cli.context import load
+from flows.cli.options import REFRESH_SOURCE_OPTIONS, with_options
 
 
+@with_options(REFRESH_SOURCE_OPTIONS)
 def refresh(
     ctx: typer.Context,
     path: Annotated[
@@ -44,9 +46,14 @@ def refresh(
             help="run as a Prefect flow run (default: only when PREFECT_API_URL is set)",
         ),
     ] = None,
+    *,
+    options: dict[str, Any],
 ) -> None:
-    """Re-score the users with new events in the landing folder; publish just their rows."""
-    config = with_refresh_options(load(ctx), path, when_nightly_running, wait_seconds)
+    """Re-score the users with new events in the landing folder; publish just their rows.
+
+    The new files' columns are read as the nightly reads its files (the config's
+    ingest.files section); the options below override that mapping for this refresh."""
+    config = with_refresh_options(load(ctx, options), path, when_nightly_running, wait_seconds)
     warm_imports()
     if prefect is None:
         from prefect.settings import get_current_settings

@@ -53,9 +53,11 @@ def print_summary(summary: dict) -> None:
         out(f"  data age: {data_age(summary)}")
     holdout = (summary.get("features") or {}).get("holdout")
     if holdout:
+        from tasks.data.holdout import measured_description
+
         out(
             f"  hold-out: {holdout.get('users')} users with history, {holdout.get('events')} "
-            f"events: {holdout.get('description', '')}"
+            f"events: {measured_description(holdout)}"
         )
     out("\nmodels (hold-out):")
     intervals = (summary.get("promotion") or {}).get("intervals") or {}
@@ -179,6 +181,29 @@ def ingest_notes(stats: dict) -> list[str]:
         "ids_float_suffix_removed": 'ids written as "<int>.0" read as integers',
     }
     notes = [f"{stats[key]} {what}" for key, what in changed.items() if stats.get(key)]
+    notes += timestamp_notes(stats)
     if stats.get("timestamp_zone_assumed"):
         notes.append(f"timestamps: {stats['timestamp_zone_assumed']}")
     return notes
+
+
+def timestamp_notes(stats: dict) -> list[str]:
+    """How the user's files' timestamps were read (``files``/``landing`` sources: the
+    form chosen per file and the forms the values had), one line."""
+    names = {"s": "epoch seconds", "ms": "epoch milliseconds", "iso": "ISO 8601 text"}
+    forms: dict[str, int] = {}
+    for per_file in (stats.get("files") or {}).values():
+        if isinstance(per_file, dict):
+            for kind, n in (per_file.get("timestamp_forms") or {}).items():
+                forms[kind] = forms.get(kind, 0) + int(n)
+    unit = stats.get("timestamp_unit")
+    if not forms or unit is None:
+        return []
+    if isinstance(unit, dict):
+        read = "per file: " + ", ".join(f"{f} {names.get(u, u)}" for f, u in sorted(unit.items()))
+    else:
+        read = names.get(unit, "each value by its own form (mixed)")
+    seen = ", ".join(
+        f"{n} {names.get(k, k)}" for k, n in sorted(forms.items(), key=lambda kv: -kv[1]) if n
+    )
+    return [f"timestamps read as {read} (values: {seen}; --timestamp-unit to force)"]

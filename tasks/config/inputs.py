@@ -13,7 +13,10 @@ from tasks.sources.names import SourceName
 
 
 class DemoConfig(Section):
-    """Size and shape of the synthetic demo dataset."""
+    """Size and shape of the synthetic demo dataset. ``mean_friends``: friendships per
+    user in its graph of relations (homophily: friends tend to share a taste; 0: no
+    graph); ``newcomers``: users with friends and no interactions. An
+    ``ingest.social.path`` replaces the demo's graph."""
 
     n_users: int = Field(2000, ge=10)
     n_items: int = Field(1000, ge=20)
@@ -21,6 +24,8 @@ class DemoConfig(Section):
     mean_interactions: float = Field(40.0, gt=1)
     weeks: int = Field(8, ge=2)
     seed: int = 42
+    mean_friends: float = Field(6.0, ge=0)
+    newcomers: int = Field(10, ge=0)
 
 
 class MovieLensConfig(Section):

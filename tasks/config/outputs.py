@@ -18,7 +18,9 @@ class ScoreConfig(Section):
     (tasks/data/shards.py); memory follows the shard, not the number of users, and shards are
     the units a Dask task runner spreads over its workers. ``threads``: blocks of
     ``batch_users`` users scored at once within a shard (0: as many as the CPUs the process
-    may use; on Dask, set it to the worker's threads' share).
+    may use; on Dask, set it to the worker's threads' share). ``name_friends``: how many
+    friends a ``social`` row's reason names by id ("liked by 3 of your friends: u12,
+    u44"); ids are personal data, so the default 0 gives counts only.
     """
 
     k: int = Field(10, ge=1)
@@ -33,6 +35,7 @@ class ScoreConfig(Section):
     max_per_genre: int | None = Field(None, ge=1)
     popular_days: int = Field(30, ge=1)
     explain: bool = True
+    name_friends: int = Field(0, ge=0, le=10)
     similar_k: int = Field(10, ge=1)
     neighbours: int = Field(50, ge=1)
     shrinkage: float = Field(10.0, ge=0)

@@ -391,3 +391,16 @@ def size_holdout(stats: list[dict], last: pd.Timestamp, config: FeatureConfig) -
     return choose_holdout(
         merge_stats(stats), last, config, config.min_users or 1, config.min_events or 1
     )
+
+
+def measured_description(holdout: dict) -> str:
+    """The hold-out's description beside the users and events it actually held: the
+    estimate it was sized on ("about N users, M events", from the partitions' summaries)
+    named as the estimate, so it is not read as a second count."""
+    import re
+
+    return re.sub(
+        r"about (\d+) users, (\d+) events",
+        r"sized on an estimate of \1 users, \2 events",
+        str(holdout.get("description", "")),
+    )

@@ -65,7 +65,12 @@ def night_totals(
 
 
 def night_social(
-    workspace_root: Path, run_date: date, scores_dir: Path, validated_path: Path, items: Any
+    workspace_root: Path,
+    run_date: date,
+    scores_dir: Path,
+    validated_path: Path,
+    items: Any,
+    name_friends: int = 0,
 ) -> Any:
     """The social strategy's scores for the champion's ``items``: the night's, or built
     again from the night's graph when the champion's items differ; None without a graph."""
@@ -81,11 +86,16 @@ def night_social(
     if not graph.is_file():
         return None
     events = pd.read_parquet(validated_path, columns=["user_id", "item_id"])
-    return build_social_scores(pd.read_parquet(graph), events, items)
+    return build_social_scores(pd.read_parquet(graph), events, items, name_friends)
 
 
 def refreshed_social(
-    graph: pd.DataFrame, users: list[str], validated_path: Path, batch_paths: list[Path], items: Any
+    graph: pd.DataFrame,
+    users: list[str],
+    validated_path: Path,
+    batch_paths: list[Path],
+    items: Any,
+    name_friends: int = 0,
 ) -> Any:
     """The social strategy's scores of ``users`` from the refresh's ``graph``
     (tasks/refresh/edges.py), their friends' items read from the night's validated
@@ -95,7 +105,7 @@ def refreshed_social(
     mine = graph[graph["user_id"].astype(str).isin(set(users))]
     parts = [pd.read_parquet(validated_path, columns=["user_id", "item_id"])]
     parts += [pd.read_parquet(path, columns=["user_id", "item_id"]) for path in batch_paths]
-    return build_social_scores(mine, pd.concat(parts, ignore_index=True), items)
+    return build_social_scores(mine, pd.concat(parts, ignore_index=True), items, name_friends)
 
 
 def score_users(
@@ -134,10 +144,17 @@ def score_users(
     catalog = scoring_catalog(wrapper.items, str(items_path) if items_path else None, config)
     wanted = list(users) if users is not None else list(history["user_id"].astype(str).unique())
     if graph is not None:
-        social = refreshed_social(graph, wanted, validated_path, batch_paths or [], wrapper.items)
+        social = refreshed_social(
+            graph, wanted, validated_path, batch_paths or [], wrapper.items, config.name_friends
+        )
     else:
         social = night_social(
-            Path(workspace_root), run_date, scores_dir, validated_path, wrapper.items
+            Path(workspace_root),
+            run_date,
+            scores_dir,
+            validated_path,
+            wrapper.items,
+            config.name_friends,
         )
     extra = np.array(sorted(set(wanted) - set(history["user_id"].astype(str))), dtype=object)
     out_path.parent.mkdir(parents=True, exist_ok=True)

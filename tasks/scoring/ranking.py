@@ -203,6 +203,10 @@ def score_blocks(
             )
         else:
             why = np.full(items.shape, None, dtype=object)
+        if strategy == "cold_start":  # an item no liked item supports: what ranked it
+            why[(items >= 0) & pd.isna(why)] = _cold_start_reason(
+                catalog, similarity, fallback_reason
+            )
         if inputs.users is None:
             raise ValueError("score_blocks needs the raw user ids: ScoringInputs.users is None")
         parts.append(_frame(inputs.users.raw(rows), items, top, why, catalog, strategy))
@@ -297,6 +301,16 @@ def _rank_retrieved(
         k,
         cap,
     )
+
+
+def _cold_start_reason(catalog: Catalog, similarity: sp.csr_matrix | None, fallback: str) -> str:
+    """The reason of a cold-start row that no item of the user's history explains: what
+    ranked it (:func:`_content_scores`)."""
+    if catalog.genre_vectors is not None:
+        return "close to the genres of what you chose"
+    if similarity is not None:
+        return "often chosen with what you chose"
+    return fallback
 
 
 def _content_scores(

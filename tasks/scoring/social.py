@@ -4,8 +4,11 @@ their friends interacted with.
 For every user of the graph (tasks/data/social.py) whose history holds none of the
 champion's items, including users who appear only in edges, an item's score is the sum
 of the weights of the friends who interacted with it (each friend's history binarised),
-and the reason says how many friends did ("liked by 3 of your friends"). Only what the
-user has seen and the blocked items are excluded. The friends' items come first; when
+and the reason says how many friends did ("liked by 3 of your friends"). A friend's id
+is personal data: the reason names friends only when ``score.name_friends`` allows it
+(the number of friends named, the weightiest first; default 0, counts only): "liked by
+3 of your friends: u00012, u00044". Only what the user has seen and the blocked items
+are excluded. The friends' items come first; when
 they are fewer than K, the list is filled with the recently popular items (their reason
 says so), so every user still gets K rows. Users without such friends keep the
 popularity fallback.
@@ -17,7 +20,7 @@ them (:func:`load_social_scores`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +44,10 @@ class SocialScores:
     scores: sp.csr_matrix
     friends: sp.csr_matrix
     edge_only: np.ndarray
+    #: with ``name_friends``: the j-th matrix holds, per row and item, 1 + the position in
+    #: ``names`` of the j-th weightiest friend who interacted with the item
+    namers: tuple[sp.csr_matrix, ...] = ()
+    names: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
 
     def rows(self, user_ids: np.ndarray) -> np.ndarray:
         """Each user's row, -1 for a user without one."""
@@ -48,11 +55,12 @@ class SocialScores:
 
 
 def build_social_scores(
-    graph: pd.DataFrame, interactions: pd.DataFrame, items: IdVocabulary
+    graph: pd.DataFrame, interactions: pd.DataFrame, items: IdVocabulary, name_friends: int = 0
 ) -> SocialScores:
     """The scores of the graph's users without usable history, from ``graph`` (user_id,
     friend_id, weight; a mutual relation stored both ways) and the night's
-    ``interactions`` (user_id, item_id) over the champion's ``items``."""
+    ``interactions`` (user_id, item_id) over the champion's ``items``; with
+    ``name_friends``, which friends (up to that many per item) the reasons may name."""
     events = interactions[["user_id", "item_id"]].astype("str")
     people = IdVocabulary(events["user_id"])
     i = items.index(events["item_id"].to_numpy())
@@ -81,14 +89,55 @@ def build_social_scores(
     keep = np.flatnonzero(np.diff(scores.indptr) > 0)
     ids = candidates.ids[keep]
     edge_only = ids[people.index(ids) < 0].astype(object)
-    return SocialScores(IdVocabulary.from_sorted(ids), scores[keep], friends[keep], edge_only)
+    out = SocialScores(IdVocabulary.from_sorted(ids), scores[keep], friends[keep], edge_only)
+    if name_friends <= 0:
+        return out
+    namers, names = _namers(weights[keep].tocsr(), history, people, name_friends)
+    return replace(out, namers=namers, names=names)
+
+
+def _namers(
+    links: sp.csr_matrix, history: sp.csr_matrix, people: IdVocabulary, n: int
+) -> tuple[tuple[sp.csr_matrix, ...], np.ndarray]:
+    """For each row of ``links`` (rows x people, the friends' weights) and each item a
+    friend interacted with, the first ``n`` such friends, weightiest first (ties by id):
+    ``n`` matrices of 1 + positions in the returned names."""
+    order: list[int] = []  # people named, in order of first use
+    where: dict[int, int] = {}
+    cells: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]
+    for r in range(links.shape[0]):
+        start, end = links.indptr[r], links.indptr[r + 1]
+        friends, weights = links.indices[start:end], links.data[start:end]
+        ranked = friends[np.lexsort((people.ids[friends].astype(str), -weights))]
+        taken: dict[int, int] = {}
+        for f in ranked:
+            for item in history.indices[history.indptr[f] : history.indptr[f + 1]]:
+                j = taken.get(int(item), 0)
+                if j < n:
+                    taken[int(item)] = j + 1
+                    if int(f) not in where:
+                        where[int(f)] = len(order)
+                        order.append(int(f))
+                    cells[j].append((r, int(item), where[int(f)] + 1))
+    shape = (links.shape[0], history.shape[1])
+    namers = []
+    for part in cells:
+        rows, cols, data = (np.array([c[i] for c in part], dtype=np.int64) for i in range(3))
+        namers.append(sp.csr_matrix((data.astype(np.float64), (rows, cols)), shape=shape))
+    return tuple(namers), people.ids[np.array(order, dtype=np.int64)].astype(object)
 
 
 def save_social_scores(scores: SocialScores, directory: Path) -> None:
     import json
 
-    sp.save_npz(directory / SOCIAL_FILE, sp.vstack([scores.scores, scores.friends]).tocsr())
-    meta = {"users": scores.users.ids.astype(str).tolist(), "edge_only": list(scores.edge_only)}
+    parts = [scores.scores, scores.friends, *scores.namers]
+    sp.save_npz(directory / SOCIAL_FILE, sp.vstack(parts, format="csr", dtype=np.float64))
+    meta = {
+        "users": scores.users.ids.astype(str).tolist(),
+        "edge_only": list(scores.edge_only),
+        "named": len(scores.namers),
+        "names": [str(name) for name in scores.names],
+    }
     (directory / SOCIAL_USERS_FILE).write_text(json.dumps(meta))
 
 
@@ -100,13 +149,16 @@ def load_social_scores(directory: Path | str | None) -> SocialScores | None:
         return None
     folder = Path(directory)
     meta = json.loads((folder / SOCIAL_USERS_FILE).read_text())
-    both = sp.load_npz(folder / SOCIAL_FILE).tocsr()
+    stacked = sp.load_npz(folder / SOCIAL_FILE).tocsr()
     n = len(meta["users"])
+    parts = [stacked[i * n : (i + 1) * n] for i in range(2 + int(meta.get("named", 0)))]
     return SocialScores(
         IdVocabulary(np.array(meta["users"], dtype=object)),
-        both[:n],
-        both[n:],
+        parts[0].astype(np.float32),
+        parts[1].astype(np.float32),
         np.array(meta["edge_only"], dtype=object),
+        namers=tuple(parts[2:]),
+        names=np.array(meta.get("names", []), dtype=object),
     )
 
 
@@ -126,13 +178,20 @@ def social_reasons(
     """ "liked by N of your friends" for each chosen item a friend had, ``fallback`` for
     the others (None where no item was chosen)."""
     counts = scores.friends[rows]
+    namers = [m[rows] for m in scores.namers]
     out = np.full(items.shape, None, dtype=object)
     for r in range(len(rows)):
         row = counts.getrow(r)
         liked = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
         for c in np.flatnonzero(items[r] >= 0):
-            n = int(liked.get(int(items[r, c]), 0))
-            out[r, c] = f"liked by {n} of your friends" if n else fallback
+            item = int(items[r, c])
+            n = int(liked.get(item, 0))
+            if not n:
+                out[r, c] = fallback
+                continue
+            named = [int(m[r, item]) for m in namers]
+            who = ", ".join(str(scores.names[i - 1]) for i in named if i > 0)
+            out[r, c] = f"liked by {n} of your friends" + (f": {who}" if who else "")
     return out
 
 

@@ -65,8 +65,10 @@ def champion_history(client: Any, name: str) -> list[str]:
     return json.loads(tags.get(HISTORY_TAG, "[]"))
 
 
-def set_champion(client: Any, name: str, version: str, reason: str) -> None:
-    """Point ``champion`` at ``version`` and record it in the history."""
+def set_champion(client: Any, name: str, version: str, reason: str, by: str = "gate") -> None:
+    """Point ``champion`` at ``version`` and record it in the history; ``by`` says who
+    moved it (``gate``: a night's promotion; ``hand``: ``recpipe model promote``), as
+    the version's ``champion.by`` tag."""
     _require_version(client, name, version)
     client.set_registered_model_alias(name, CHAMPION, version)
     history = [*champion_history(client, name), version]
@@ -74,6 +76,7 @@ def set_champion(client: Any, name: str, version: str, reason: str) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     client.set_model_version_tag(name, version, "champion.promoted_at", stamp)
     client.set_model_version_tag(name, version, "champion.reason", reason[:5000])
+    client.set_model_version_tag(name, version, "champion.by", by)
 
 
 def rollback(client: Any, name: str) -> tuple[str, str]:
@@ -97,6 +100,7 @@ def rollback(client: Any, name: str) -> tuple[str, str]:
     client.set_model_version_tag(
         name, target, "champion.reason", f"rollback from version {current}"
     )
+    client.set_model_version_tag(name, target, "champion.by", "rollback")
     return current, target
 
 

@@ -225,6 +225,12 @@ def test_model_list_derives_a_decision_for_every_version() -> None:
     assert champion_note({"champion.reason": "hotfix"}) == "champion by hand: hotfix"
     rolled = {"champion.reason": "rollback from version 7", "champion.rolled_back_at": "t"}
     assert champion_note(rolled) == "champion by rollback from version 7"
+    # the gate moved it, whatever its reason says beside the challenger's
+    moved = {"champion.by": "gate", "champion.reason": "no champion yet", "promotion.reason": ""}
+    assert champion_note(moved) == ""
+    assert champion_note({"champion.by": "hand", "champion.reason": "fix"}) == (
+        "champion by hand: fix"
+    )
 
 
 def test_status_says_when_the_schedule_is_paused() -> None:

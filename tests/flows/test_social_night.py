@@ -136,9 +136,10 @@ def test_the_refresh_reads_new_relations(night) -> None:
     assert out["status"] == "published", out
     assert out["events"] == 0
     assert out["edges"]["users_changed"] == 2  # later, and u1 both ways (mutual)
-    assert out["edges"]["compared_with"] == "the last refresh's graph" or out["edges"][
-        "compared_with"
-    ] == "the night's graph"
+    assert (
+        out["edges"]["compared_with"] == "the last refresh's graph"
+        or out["edges"]["compared_with"] == "the night's graph"
+    )
     assert "2 self-loop" in out["edges"]["accounting"]
     recs = read_lake_table(Workspace.at(config.workspace).tables / "recommendations", RUN_DATE)
     later = recs[recs["user_id"] == "later"].sort_values("rank")
@@ -149,3 +150,30 @@ def test_the_refresh_reads_new_relations(night) -> None:
     assert again["status"] == "nothing new", again
     assert again["edges"]["users_changed"] == 0
     assert again["edges"]["compared_with"] == "the last refresh's graph"
+
+
+def test_the_refresh_maps_a_drops_columns_from_its_options(night) -> None:
+    """A drop whose columns are named otherwise than the night's files is read with the
+    refresh's column options (``recpipe refresh --user-col ...``: the night's mapping is
+    the default)."""
+    from flows.cli.options import REFRESH_SOURCE_OPTIONS, overrides
+    from tasks.refresh.run import run_refresh
+
+    config, _ = night
+    names = {p.name for p in REFRESH_SOURCE_OPTIONS}
+    assert {"user_col", "item_col", "timestamp_col", "social_path"} <= names
+    assert "source" not in names and "path" not in names
+    options = {"user_col": "who", "item_col": "where", "value_col": "n", "delimiter": "tab"}
+    files = overrides(None, options)["ingest"]["files"]
+    assert files == {"user_col": "who", "item_col": "where", "value_col": "n", "delimiter": "\t"}
+    mapped = config.model_copy(
+        update={
+            "ingest": config.ingest.model_copy(
+                update={"files": config.ingest.files.model_copy(update=files)}
+            )
+        }
+    )
+    (config.refresh.path / "other.tsv").write_text("who\twhere\tn\nu5\tp4\t1\n")
+    out = run_refresh(mapped, "social-columns", today=RUN_DATE)
+    assert out["status"] == "published", out
+    assert out["events"] == 1 and out["validation"]["rows_accepted"] == 1

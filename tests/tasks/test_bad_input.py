@@ -731,3 +731,6 @@ def test_what_reading_changed_is_said_once_in_the_run_summary(run) -> None:
     assert "7 ids normalised to Unicode NFC / invisible characters removed" in notes
     assert "timestamps: UTC for 2 ISO timestamps written without a zone" in notes
     assert any(note.endswith("ids with surrounding whitespace stripped") for note in notes)
+    # how the timestamps were read is reported, with the forms the values had
+    read = [note for note in notes if note.startswith("timestamps read as")]
+    assert len(read) == 1 and "--timestamp-unit to force" in read[0], notes

@@ -92,6 +92,9 @@ def test_strategies_exclusions_and_reasons() -> None:
     # new user who saw c (genre Y): content-based, Y items first (e has Y|X)
     assert set(got["new"]["strategy"]) == {"cold_start"}
     assert got["new"]["item_id"].iloc[0] == "e"
+    # every cold-start row says why: a supporting item, or the genres that ranked it
+    assert got["new"]["reason"].notna().all()
+    assert "close to the genres of what you chose" in set(got["new"]["reason"])
     # a user whose only item is unknown to everyone: recent popularity
     assert set(got["ghost"]["strategy"]) == {"fallback"}
     assert got["ghost"]["reason"].iloc[0] == "popular in the last 30 days"

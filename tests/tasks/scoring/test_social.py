@@ -93,3 +93,24 @@ def test_social_scores_round_trip(tmp_path) -> None:
     assert list(loaded.edge_only) == ["new"]
     assert load_social_scores(tmp_path / "none") is None
     assert isinstance(social.users, IdVocabulary)
+
+
+def test_reasons_name_friends_only_when_allowed(tmp_path) -> None:
+    """With ``score.name_friends`` 1, each reason names the weightiest friend who liked
+    the item (ghost: f2 weighs 3, f1 1); the names survive the save the shards read."""
+    social = build_social_scores(GRAPH, HISTORY, ITEMS, name_friends=1)
+    (tmp_path / "saved").mkdir()
+    save_social_scores(social, tmp_path / "saved")
+    loaded = load_social_scores(tmp_path / "saved")
+    assert loaded is not None
+    ghost = scored(tmp_path, loaded, loaded.edge_only)["ghost"]
+    assert ghost["reason"].tolist()[:3] == [
+        "liked by 2 of your friends: f2",
+        "liked by 1 of your friends: f2",
+        "liked by 1 of your friends: f1",
+    ]
+    both = build_social_scores(GRAPH, HISTORY, ITEMS, name_friends=2)
+    ghost = scored(tmp_path, both, both.edge_only)["ghost"]
+    assert ghost["reason"].iloc[0] == "liked by 2 of your friends: f2, f1"
+    counts = scored(tmp_path, build_social_scores(GRAPH, HISTORY, ITEMS))["ghost"]
+    assert "f1" not in " ".join(counts["reason"]) and "f2" not in " ".join(counts["reason"])
