@@ -98,7 +98,10 @@ def test_global_options_come_before_the_command_and_reach_the_config(tmp_path) -
         cwd=REPO,
     )
     assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith(f"recpipe: error: no MLflow store in workspace {tmp_path}")
+    assert done.stderr.startswith(
+        f"recpipe: error: workspace {tmp_path / 'ws'} does not exist; expected the folder"
+    )
+    assert not (tmp_path / "ws").exists()  # reading never creates a workspace
     assert "Traceback" not in done.stderr
 
 

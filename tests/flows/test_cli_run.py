@@ -94,6 +94,8 @@ def nights(harness_api_url, tmp_path_factory) -> dict:
 
 
 def test_a_successful_run_prints_its_summary(nights) -> None:
+    from tasks.config import DemoConfig
+
     code, stdout, stderr = nights["first"]
     assert code == 0, stderr
     first = nights["runs"][0]
@@ -115,8 +117,10 @@ def test_a_successful_run_prints_its_summary(nights) -> None:
     assert "promotion: challenger " in stdout and "PROMOTED" in stdout
     table = nights["after_first"]
     assert set(table["run_id"]) == {flow_run_id}
-    assert f"scored {USERS} users, {len(table)} rows; by strategy: " in stdout
-    assert len(table) == USERS * K
+    newcomers = DemoConfig().newcomers  # the demo's friends-only users, scored socially
+    assert f"scored {USERS + newcomers} users, {len(table)} rows; by strategy: " in stdout
+    assert f"'social': {newcomers}" in stdout
+    assert len(table) == (USERS + newcomers) * K
     landed = stdout.split("where everything landed:\n", 1)[1]
     lake = str(nights["workspace"] / "tables" / "recommendations")
     assert f"recommendations (lake)     {lake}  (Delta table, version 0)" in landed

@@ -37,6 +37,8 @@ def test_flow_run_completed(nightly_run) -> None:
 
 
 def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
+    from pathlib import Path
+
     from tasks.data.snapshot import load_features
     from tasks.publishing.stores import read_lake_table
     from tasks.storage.workspace import Workspace
@@ -48,7 +50,10 @@ def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
     raw = pd.read_parquet(summary["ingest"]["interactions_path"])
     features = load_features(summary["features"]["features_dir"])
 
-    assert set(recs["user_id"]) == set(raw["user_id"])  # every user scored
+    # every user scored, and the demo's newcomers (friends and no interactions) too
+    graph_only = pd.read_parquet(Path(summary["features"]["features_dir"]) / "social_users.parquet")
+    assert len(graph_only) == 10 and not set(graph_only["user_id"]) & set(raw["user_id"])
+    assert set(recs["user_id"]) == set(raw["user_id"]) | set(graph_only["user_id"])
     sizes = recs.groupby("user_id").size()
     assert (sizes == K).all()
     for _, group in recs.groupby("user_id"):
@@ -67,10 +72,14 @@ def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
     ]
     assert set(recs["run_id"]) == {summary["run_id"]}
     # the champion decides: a personalised model ranks for every user it knows (here all
-    # of them); only a non-personalised champion (popularity) leaves everyone on fallback
+    # of them); only a non-personalised champion (popularity) leaves everyone on fallback.
+    # The newcomers, known from the graph only, get their friends' items.
     (model_name,) = set(recs["model_name"])
     expected = {"fallback"} if model_name == "popularity" else {"personal"}
-    assert set(recs["strategy"]) == expected, (model_name, recs["strategy"].value_counts())
+    known = recs[~recs["user_id"].isin(graph_only["user_id"])]
+    assert set(known["strategy"]) == expected, (model_name, recs["strategy"].value_counts())
+    newcomers = recs[recs["user_id"].isin(graph_only["user_id"])]
+    assert set(newcomers["strategy"]) == {"social"}
 
 
 # The demo night's published rows (all but the run id and the publish time), pinned: a
