@@ -33,6 +33,19 @@ def backfill_dates(start: date, end: date, today: date | None = None) -> list[da
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
+def champion_line(summary: dict) -> str:
+    """The date's promotion and what the alias did, in a few words."""
+    from tasks.promote import outcome
+
+    promotion = summary.get("promotion") or {}
+    moved = (summary.get("published") or {}).get("champion_outcome") or ""
+    decided = outcome(promotion) if promotion else "-"
+    challenger = promotion.get("challenger", "")
+    version = promotion.get("challenger_version", "")
+    what = f"{challenger} v{version} {decided}" if challenger else decided
+    return f"{what}; {moved}" if moved else what
+
+
 @flow(name="recpipe-backfill", log_prints=True)
 def backfill(
     start: date,
@@ -61,6 +74,7 @@ def backfill(
                     "rows": summary["published"]["rows"],
                     "cached": ",".join(summary["cached_stages"]) or "-",
                     "seconds": summary["total_seconds"],
+                    "champion": champion_line(summary),
                 }
             )
             continue

@@ -152,6 +152,9 @@ def close_parent_run(night: NightContext) -> None:
             | {"total_seconds": out["total_seconds"]},
         )
         client.set_tag(run, "recpipe.cached_stages", ",".join(night.stage_cache.hits) or "none")
+        outcome = (out.get("published") or {}).get("champion_outcome")
+        if outcome:  # what the alias did once the tables committed
+            client.set_tag(run, "recpipe.champion_outcome", outcome[:5000])
         if not finished:
             client.set_tag(run, "recpipe.failed_stage", out.get("failed_stage") or "")
             client.set_tag(run, "recpipe.error", str(out.get("error", ""))[:5000])

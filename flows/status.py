@@ -78,10 +78,19 @@ def mlflow_runs(config: PipelineConfig, limit: int) -> list[dict]:
                 "started": datetime.fromtimestamp(start / 1000, UTC).strftime("%Y-%m-%d %H:%M")
                 if start
                 else "",
-                "seconds": round((end - start) / 1000) if start and end else None,
+                # the night's own clock (from its lock to its summary), as its summary says;
+                # the MLflow run starts after the lock and the ingest
+                "seconds": (
+                    round(metrics["total_seconds"], 1)
+                    if "total_seconds" in metrics
+                    else round((end - start) / 1000)
+                    if start and end
+                    else None
+                ),
                 "failed_stage": tags.get("recpipe.failed_stage", ""),
                 "error": tags.get("recpipe.error", ""),
                 "decision": tags.get("promotion.decision", ""),
+                "champion_outcome": tags.get("recpipe.champion_outcome", ""),
                 "cached": tags.get("recpipe.cached_stages", ""),
                 "rows": metrics.get("published.rows"),
                 "jaccard": metrics.get("monitor.mean_jaccard"),
@@ -217,6 +226,8 @@ def run_notes(run: dict, running_dates: set[str]) -> str:
         notes.append("no process holds its lock: crashed or killed")
     if run["failed_stage"] or run["error"]:
         notes.append(f"stage {run['failed_stage'] or '?'} failed: {run['error'][:120]}")
+    elif run["decision"] == "promoted" and run.get("champion_outcome", "").startswith("alias left"):
+        notes.append("challenger promoted for this older date; the alias stayed (backfill)")
     elif run["decision"]:
         notes.append(f"champion {run['decision']}")
     if run["cached"] and run["cached"] != "none":

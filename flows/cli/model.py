@@ -42,6 +42,8 @@ def decision(model: str, tags: dict[str, str], baseline: str) -> str:
     a decision (``promotion.decision``: promoted, kept or rejected); every model of the night
     is registered, so the others are the baseline or models that were not the challenger."""
     if tags.get("promotion.decision"):
+        if tags["promotion.decision"] == "promoted" and tags.get("champion.alias_left"):
+            return "promoted for an older date (backfill): the alias stayed"
         return tags["promotion.decision"]
     if model == baseline:
         return "baseline"

@@ -122,7 +122,7 @@ def status(
             r["run_date"],
             r["status"],
             r["started"],
-            _num(r["seconds"], 0),
+            _num(r["seconds"], 1),
             _num(r["rows"], 0),
             _num(r["jaccard"], 3),
             _num(r["coverage"], 3),

@@ -144,6 +144,8 @@ def print_backfill(rows: list[dict]) -> None:
                 f"  {r['run_date']}  COMPLETED  {r['rows']:>8} rows  {r['seconds']:>7.1f} s  "
                 f"cached: {r['cached']}  flow run {r['run_id']}"
             )
+            if r.get("champion"):
+                print(f"  {'':<10}  champion: {r['champion']}")
         else:
             print(f"  {r['run_date']}  {r['status']:<9}  {r.get('error', '')}")
 

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+#: on a version a backfill promoted for an older date: why the alias did not move
+ALIAS_LEFT_TAG = "champion.alias_left"
+
 
 @dataclass(frozen=True)
 class ChampionMove:
@@ -26,12 +29,15 @@ def move_champion_after_publish(
     from tasks.storage.workspace import Workspace
     from tasks.tracking import registry
 
+    client = tracking.client_for(Workspace.at(workspace_root))
     if newest_published is not None and run_date < newest_published:
-        return (
+        left = (
             f"alias left on the live champion: {run_date} is older than the newest "
             f"published date {newest_published}"
         )
-    client = tracking.client_for(Workspace.at(workspace_root))
+        # the version's own record: promoted for its date, never served by the alias
+        client.set_model_version_tag(move.registered_name, move.version, ALIAS_LEFT_TAG, left)
+        return left
     if registry.champion_version(client, move.registered_name) == move.version:
         return f"champion is v{move.version}"
     registry.set_champion(client, move.registered_name, move.version, move.reason)

@@ -59,14 +59,15 @@ def runs_view(metric_keys: list[str]) -> dict:
     Runs grouped by their ``run_date`` tag: one group per night, open, listing the nightly
     parent run and each model's run side by side (nested under the parent they would stay
     hidden until expanded, and the shared state cannot expand rows), the group row showing
-    the night's best figure of each metric. Columns: the data snapshot, the logged model,
-    then the metrics in ``metric_keys`` order. Sort and filter stay the viewer's (the
-    newest night first).
+    the night's best figure of each metric. Columns: the metrics in ``metric_keys`` order
+    first, so they sit beside the run names on a narrow screen (the data snapshot and
+    logged model columns are wide), then the data snapshot and the logged model. Sort
+    and filter stay the viewer's (the newest night first).
     """
     metrics = [f"metrics.`{key}`" for key in metric_keys]
     return {
-        "selectedColumns": [*ATTRIBUTE_COLUMNS, *metrics],
-        "columnOrder": [*ATTRIBUTE_COLUMNS, *metrics],
+        "selectedColumns": [*metrics, *ATTRIBUTE_COLUMNS],
+        "columnOrder": [*metrics, *ATTRIBUTE_COLUMNS],
         "groupBy": {
             "aggregateFunction": "max",
             "groupByKeys": [{"mode": "tag", "groupByData": GROUP_TAG}],
@@ -104,10 +105,23 @@ def tag_experiment(client: Any, experiment_id: str, tags: dict[str, str]) -> Non
     experiment already carries them (``tags``: its current tags)."""
     if tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
-    if view_metric_keys_of(tags.get(SHARED_VIEW_PREFIX + VIEW_KEY)) is None:
+    current = tags.get(SHARED_VIEW_PREFIX + VIEW_KEY)
+    keys = view_metric_keys_of(current)
+    if keys is None:
         client.set_experiment_tag(
             experiment_id, SHARED_VIEW_PREFIX + VIEW_KEY, view_tag_value(view_metric_keys())
         )
+    elif _column_order(current) != runs_view(keys)["columnOrder"]:  # an older layout
+        client.set_experiment_tag(
+            experiment_id, SHARED_VIEW_PREFIX + VIEW_KEY, view_tag_value(keys)
+        )
+
+
+def _column_order(tag_value: str | None) -> list[str] | None:
+    try:
+        return list(json.loads(json.loads(tag_value or "")["state"])["columnOrder"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def set_runs_view(client: Any, experiment_id: str, metric_names: list[str]) -> None:

@@ -223,6 +223,10 @@ def test_model_list_derives_a_decision_for_every_version() -> None:
     assert decision("mult_dae", {"promotion.decision": "rejected"}, "popularity") == "rejected"
     assert decision("popularity", {}, "popularity") == "baseline"
     assert decision("ease", {}, "popularity") == "not challenger"
+    backfilled = {"promotion.decision": "promoted", "champion.alias_left": "2026-01-01 is older"}
+    assert decision("ease", backfilled, "popularity") == (
+        "promoted for an older date (backfill): the alias stayed"
+    )
     gate = {"promotion.reason": "beats popularity", "champion.reason": "beats popularity"}
     assert champion_note(gate) == ""
     assert champion_note({"champion.reason": "hotfix"}) == "champion by hand: hotfix"
@@ -365,3 +369,23 @@ def test_growth_report_divides_the_time_ratio_by_the_size_ratio() -> None:
     assert train.split()[-1] == "0.50"  # 2x the time for 4x the data
     assert score.split()[-1] == "2.00"  # 8x the time for 4x the data
     assert "8M: FAILED, exit code -9" in text
+
+
+def test_status_notes_a_backfilled_promotion_that_left_the_alias() -> None:
+    from flows.status import run_notes
+
+    run = {
+        "status": "FINISHED",
+        "run_date": "2026-01-01",
+        "failed_stage": "",
+        "error": "",
+        "decision": "promoted",
+        "champion_outcome": "alias left on the live champion: 2026-01-01 is older than ...",
+        "cached": "none",
+    }
+    assert run_notes(run, set()) == (
+        "challenger promoted for this older date; the alias stayed (backfill)"
+    )
+    assert run_notes({**run, "champion_outcome": "champion moved to v3"}, set()) == (
+        "champion promoted"
+    )

@@ -89,6 +89,9 @@ def test_backfill_writes_one_partition_per_date_as_of_that_date(backfilled) -> N
     parquet, database = backfilled["before"]
     assert [r["run_date"] for r in first] == [d.isoformat() for d in DATES]
     assert {r["status"] for r in first} == {"COMPLETED"}
+    # each date says what its gate decided and what the alias did
+    assert all(r["champion"] for r in first)
+    assert "champion moved to v" in first[0]["champion"] or "champion is v" in first[0]["champion"]
     assert sorted(set(parquet["run_date"])) == DATES
     assert sorted(set(database["run_date"])) == DATES
     for r in first:  # each date published by its own flow run

@@ -46,6 +46,9 @@ def test_a_new_and_a_reused_experiment_open_on_the_runs_view(store) -> None:
         assert tags["mlflow.experimentKind"] == "custom_model_development"
         view = view_of(client, experiment_id)
         assert "metrics.`ndcg_at_10`" in view["selectedColumns"]
+        # the metrics first, beside the run names; the wide dataset and model columns after
+        assert view["columnOrder"][0] == "metrics.`ndcg_at_10`"
+        assert view["columnOrder"][-2:] == ["attributes.`Dataset`", "attributes.`Models`"]
         assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": "run_date"}]
     assert tracking.ensure_experiment(client, ws, "fresh") == new  # idempotent
 
