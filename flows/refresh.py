@@ -1,9 +1,9 @@
 """The intraday refresh flow: re-score the users who just acted (tasks/refresh/).
 
 Wiring only: :func:`tasks.refresh.run.run_refresh` does the work, each of its steps a
-Prefect task run (read-events, validate-events, score-users, check-output,
-publish-users); the summary becomes a Markdown artifact (``recpipe-refresh``) and
-metrics on the night's MLflow run. Served beside the nightly by ``recpipe serve`` on its
+Prefect task run (read-events, validate-events, read-edges when relations are
+configured, score-users, check-output, publish-users); the summary becomes a Markdown
+artifact (``recpipe-refresh``) and metrics on the night's MLflow run. Served beside the nightly by ``recpipe serve`` on its
 own schedule (``[refresh]`` in the config); never trains, never moves the champion.
 """
 

@@ -208,16 +208,18 @@ def _validate_score_publish(
     pending = events.pending_batches(batch_dir)
     users = events.batch_users(pending)
     validated = ws.root / "validated" / f"run_date={run_date.isoformat()}" / "interactions.parquet"
-    update = step(
-        "read-edges",
-        edges.read_graph_update,
-        config=config,
-        workspace=ws,
-        run_date=run_date,
-        batch_dir=batch_dir,
-        name=batch.name,
-        known_users=events.known_users(validated, events.batches(batch_dir)),
-    )
+    update = None
+    if config.ingest.social.path is not None:  # relations to read again
+        update = step(
+            "read-edges",
+            edges.read_graph_update,
+            config=config,
+            workspace=ws,
+            run_date=run_date,
+            batch_dir=batch_dir,
+            name=batch.name,
+            known_users=events.known_users(validated, events.batches(batch_dir)),
+        )
     history = None
     if update is not None:
         out["edges"] = update.stats
