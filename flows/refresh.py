@@ -3,8 +3,9 @@
 Wiring only: :func:`tasks.refresh.run.run_refresh` does the work, each of its steps a
 Prefect task run (read-events, validate-events, read-edges when relations are
 configured, score-users, check-output, publish-users); the summary becomes a Markdown
-artifact (``recpipe-refresh``) and metrics on the night's MLflow run. Served beside the nightly by ``recpipe serve`` on its
-own schedule (``[refresh]`` in the config); never trains, never moves the champion.
+artifact (``recpipe-refresh``) and metrics on the night's MLflow run. Served beside the
+nightly by ``recpipe serve`` on its own schedule (``[refresh]`` in the config); never
+trains, never moves the champion.
 """
 
 # No `from __future__ import annotations`: Prefect builds the flow's parameter model from
