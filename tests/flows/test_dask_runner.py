@@ -19,6 +19,7 @@ def test_dask_runner_publishes_what_the_local_runner_does(prefect_harness, tmp_p
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     from flows.nightly import nightly_flow_for
+    from tasks.config import DemoConfig
     from tasks.publishing.stores import read_lake_table
     from tasks.storage.workspace import Workspace
     from tasks.tracking.runs import fingerprint
@@ -43,7 +44,7 @@ def test_dask_runner_publishes_what_the_local_runner_does(prefect_harness, tmp_p
         t.sort_values(["user_id", "rank"])[SAME].astype(str).reset_index(drop=True)
         for t in (tables["local"], tables["dask"])
     )
-    assert len(local) == 150 * 5
+    assert len(local) == (150 + DemoConfig().newcomers) * 5  # the demo's friends-only users too
     pd.testing.assert_frame_equal(local, dask)
     assert (
         runs["dask"]["scoring"]["users_by_strategy"]
