@@ -167,16 +167,18 @@ def rewrite_npz_rows(path: Path, rows: set[int], n_users: int | None) -> int:
         return 0
     live = [r for r in rows if r < matrix.shape[0] and matrix.indptr[r + 1] > matrix.indptr[r]]
     linked = 0
+    targets = np.fromiter((r for r in rows if r < n_users), dtype=np.int64)
     if path.name in USER_BY_USER and matrix.shape[1] == n_users:
-        targets = np.fromiter((r for r in rows if r < n_users), dtype=np.int64)
         linked = int(np.isin(matrix.indices, targets).sum())
     if not live and not linked:
         return 0
     scale = np.ones(matrix.shape[0])
     scale[live] = 0.0
     matrix = (sp.diags(scale) @ matrix).tocsr()
-    if linked:
-        matrix = (matrix @ sp.diags(scale)).tocsr()
+    if linked:  # every forgotten user's column, with a row of their own or not
+        columns = np.ones(matrix.shape[1])
+        columns[targets] = 0.0
+        matrix = (matrix @ sp.diags(columns)).tocsr()
     matrix.eliminate_zeros()
     buffer = io.BytesIO()
     sp.save_npz(buffer, matrix)

@@ -154,3 +154,14 @@ def test_forgetting_removes_the_users_relations_both_ways(tmp_path) -> None:
     after = sp.load_npz(bundle / "recommender" / "social.npz").toarray()
     assert after.tolist() == [[0, 0, 1], [0, 0, 0], [1, 0, 0]]
     assert rewrite_npz_rows(bundle / "recommender" / "social.npz", {1}, 3) == 0  # idempotent
+
+
+def test_a_followed_user_without_relations_of_their_own_is_unlinked_too(tmp_path) -> None:
+    """In a follows graph the forgotten user (index 1) follows nobody: their row is empty
+    already, and the two users following them lose that link."""
+    graph = sp.csr_matrix(np.array([[0, 1, 1], [0, 0, 0], [1, 1, 0]], dtype=np.float32))
+    path = tmp_path / "social.npz"
+    sp.save_npz(path, graph)
+    assert rewrite_npz_rows(path, {1}, 3) == 2
+    assert sp.load_npz(path).toarray().tolist() == [[0, 0, 1], [0, 0, 0], [1, 0, 0]]
+    assert rewrite_npz_rows(path, {1}, 3) == 0
