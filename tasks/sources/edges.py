@@ -17,16 +17,14 @@ both tables. What cannot be read at all raises ``DataError``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from tasks.config import FilesConfig, SocialConfig
 from tasks.errors import DataError
 from tasks.sources.columns import ISSUE, new_issues, normalize_ids, parse_values, unify_ids
-from tasks.sources.file_listing import list_data_files
 from tasks.sources.file_reader import read_table
+from tasks.sources.files import data_files_at
 from tasks.sources.mapping import SOURCE_FILE, SOURCE_ROW
 
 EDGE_COLUMNS = ["user_id", "friend_id", "weight"]
@@ -34,18 +32,13 @@ EDGE_COLUMNS = ["user_id", "friend_id", "weight"]
 
 def read_edges(config: SocialConfig) -> tuple[pd.DataFrame, dict]:
     """Every edges file under ``config.path`` as contract columns, and what was read."""
-    if config.path is None:
-        raise DataError(
-            "relations between users need ingest.social.path; expected a CSV/Parquet file or "
-            "a folder of them; pass --social-path"
-        )
-    root = Path(config.path).expanduser()
-    paths, skipped = list_data_files(root)
-    if not paths:
-        raise DataError(
-            f"{root}: no CSV or Parquet edges files ({len(skipped)} other files); expected "
-            ".csv/.tsv/.parquet files (optionally .gz) of user-friend pairs; check --social-path"
-        )
+    root, paths, skipped = data_files_at(
+        config.path,
+        "relations between users need ingest.social.path; expected a CSV/Parquet file or "
+        "a folder of them; pass --social-path",
+        "{root}: no CSV or Parquet edges files ({others} other files); expected "
+        ".csv/.tsv/.parquet files (optionally .gz) of user-friend pairs; check --social-path",
+    )
     reading = FilesConfig(delimiter=config.delimiter, encoding=config.encoding)
     frames, per_file = [], {}
     for path in paths:

@@ -167,18 +167,27 @@ def _add_batch(stats: dict, batch: dict) -> None:
 
 def data_files(config: FilesConfig) -> tuple[Path, list[Path], list[str]]:
     """The input root, its data files and what was skipped; a clear error when there are none."""
-    if config.path is None:
-        raise DataError(
-            "source 'files' needs ingest.files.path; expected a CSV/Parquet file or a folder; "
-            "pass --path"
-        )
-    root = Path(config.path).expanduser()
+    return data_files_at(
+        config.path,
+        "source 'files' needs ingest.files.path; expected a CSV/Parquet file or a folder; "
+        "pass --path",
+        "{root}: no CSV or Parquet files in the folder ({others} other files); "
+        "expected .csv/.tsv/.parquet files (optionally .gz); check --path",
+    )
+
+
+def data_files_at(
+    path: Path | str | None, missing: str, empty: str
+) -> tuple[Path, list[Path], list[str]]:
+    """The root ``path``, its data files and what was skipped. ``missing``: the error
+    when no path is configured; ``empty``: when it holds no data file (formatted with
+    ``root`` and ``others``, the number of other files)."""
+    if path is None:
+        raise DataError(missing)
+    root = Path(path).expanduser()
     paths, skipped = list_data_files(root)
     if not paths:
-        raise DataError(
-            f"{root}: no CSV or Parquet files in the folder ({len(skipped)} other files); "
-            "expected .csv/.tsv/.parquet files (optionally .gz); check --path"
-        )
+        raise DataError(empty.format(root=root, others=len(skipped)))
     return root, paths, skipped
 
 
