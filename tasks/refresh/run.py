@@ -207,6 +207,7 @@ def _validate_score_publish(
     )
     pending = events.pending_batches(batch_dir)
     users = events.batch_users(pending)
+    every_batch = events.batches(batch_dir)  # published and pending, oldest first
     validated = ws.root / "validated" / f"run_date={run_date.isoformat()}" / "interactions.parquet"
     update = None
     if config.ingest.social.path is not None:  # relations to read again
@@ -218,7 +219,7 @@ def _validate_score_publish(
             run_date=run_date,
             batch_dir=batch_dir,
             name=batch.name,
-            known_users=events.known_users(validated, events.batches(batch_dir)),
+            known_users=events.known_users(validated, every_batch),
         )
     history = None
     if update is not None:
@@ -226,7 +227,7 @@ def _validate_score_publish(
         seen = set(users)
         users += [u for u in update.changed if u not in seen]
     if users:
-        history = events.histories(validated, events.batches(batch_dir), users)
+        history = events.histories(validated, every_batch, users)
     if update is not None and history is not None:
         left = update.unscorable(set(history["user_id"].astype(str)))
         users = [u for u in users if u not in left]
@@ -257,7 +258,7 @@ def _validate_score_publish(
         positive=(config.features.positive, config.features.positive_min_value),
         graph=update.graph if update is not None else None,
         users=users,
-        batch_paths=events.batches(batch_dir),
+        batch_paths=every_batch,
     )
     if config.publish.validate_output:
         step(
