@@ -117,11 +117,15 @@ class OutputStages(NightContext):
         self.out["monitor"] = result
         return result
 
-    def publish(self, scored: ScoreResult, promotion: Promotion) -> Published:
-        """Both tables, both stores, one commit point; then the alias (tasks/publish.py)."""
+    def publish(self, scored: ScoreResult, promotion: Promotion, ingest: IngestResult) -> Published:
+        """Both tables, both stores, one commit point; then the alias (tasks/publish.py).
+        The publishing context goes to the version's run first and is pointed at once the
+        tables are published (tasks/tracking/serving.py): the served model answers with
+        the rows the table holds."""
         from tasks.publish import publish
         from tasks.publishing.champion import ChampionMove
         from tasks.publishing.stores import RECOMMENDATIONS, SIMILAR_ITEMS, Output
+        from tasks.tracking import serving
 
         config = self.config.publish
         outputs = [Output(config.table, RECOMMENDATIONS, Path(scored.path))]
@@ -134,6 +138,19 @@ class OutputStages(NightContext):
             move = ChampionMove(
                 promotion.registered_name, promotion.serving_version, promotion.reason
             )
+        model_run = _version_run(self.client, self.config.tracking.registered_model, scored.version)
+        layer = serving.record_night(
+            self.client,
+            model_run,
+            self.ws.scores(self.run_date) / "serving",
+            run={"run_id": self.run_id, "run_date": self.run_date, "model_version": scored.version},
+            model_name=scored.model,
+            config=self.config.score,
+            scores_dir=self.ws.scores(self.run_date),
+            validated_path=Path(self.validated_path),
+            items_path=ingest.items_path,
+            positive=self._positive,
+        )
         result = self._timed(
             "publish",
             publish,
@@ -146,6 +163,7 @@ class OutputStages(NightContext):
             champion=move,
             retention_hours=config.lake_retention_hours,
         )
+        serving.point_at(self.client, model_run, layer)
         self.out["published"] = result.summary()
         return result
 

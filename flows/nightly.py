@@ -57,7 +57,7 @@ def run_stages(night: "Night") -> dict:
             scored = night.score(promotion, ingest)
             scored = night.check(scored, ingest)
             night.monitor(scored)
-            night.publish(scored, promotion)
+            night.publish(scored, promotion, ingest)
         night.report(results, scored)
     return night.out
 

@@ -122,6 +122,7 @@ def score_users(
     graph: pd.DataFrame | None = None,
     users: list[str] | None = None,
     batch_paths: list[Path] | None = None,
+    layer_dir: Path | None = None,
 ) -> dict:
     """Score the users of ``history`` (their whole histories) into the published table's
     rows at ``out_path``; the summary of ``write_scores`` plus the model and version.
@@ -129,7 +130,8 @@ def score_users(
     ``graph``: the relations as the refresh read them (tasks/refresh/edges.py), for the
     social strategy instead of the night's; ``users``: every user to score, those without
     any history among them (a user who only gained friends); ``batch_paths``: the pending
-    batches, whose events count among the friends' items."""
+    batches, whose events count among the friends' items. ``layer_dir``: where to write the
+    refresh's publishing context (tasks/scoring/serving.py), for the served model."""
     from tasks.scoring.table import scoring_catalog, write_scores
 
     wrapper, version = champion(workspace_root, registered_name)
@@ -174,6 +176,25 @@ def score_users(
         social=social,
         extra_users=extra,
     )
+    if layer_dir is not None:
+        from tasks.scoring.serving import write_layer
+
+        write_layer(
+            layer_dir,
+            kind="refresh",
+            run={"run_id": run_id, "run_date": run_date, "model_version": version},
+            model_name=wrapper.model.name,
+            config=config,
+            history=history,
+            items_path=items_path,
+            statistics_dir=None,
+            newest=newest,
+            positive=positive,
+            popularity=popularity,
+            similarity=similarity if totals != "the night's" else None,
+            social=social,
+            users=wanted,
+        )
     blocked = set(catalog.item_ids[catalog.blocked])
     return {
         **result,
@@ -184,6 +205,7 @@ def score_users(
         "known_items": set(wrapper.items.ids),
         "graph_users": set(extra),  # scored without history: known from the relations
         "blocked_items": blocked,
+        "layer": None if layer_dir is None else str(layer_dir),
     }
 
 

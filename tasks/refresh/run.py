@@ -259,6 +259,7 @@ def _validate_score_publish(
         graph=update.graph if update is not None else None,
         users=users,
         batch_paths=every_batch,
+        layer_dir=batch_dir / "serving" / batch.name,
     )
     if config.publish.validate_output:
         step(
@@ -284,6 +285,16 @@ def _validate_score_publish(
     events.mark_published(batch_dir, pending)
     if update is not None:
         edges.keep_graph(batch_dir, update.graph)
+    out["served_context"] = step(
+        "record-serving-context",
+        record_layer,
+        workspace_root=ws.root,
+        registered_name=config.tracking.registered_model,
+        version=scored["version"],
+        run_date=run_date,
+        layer=Path(scored["layer"]),
+        name=f"{published['refreshed_at']}-{run_id}",
+    )
     Path(scored["path"]).unlink(missing_ok=True)
     arrival = stats["newest_arrival"]
     out.update(
@@ -300,6 +311,32 @@ def _validate_score_publish(
             round(time.time() - arrival, 2) if arrival is not None else None
         ),
     )
+
+
+def record_layer(
+    workspace_root: Path,
+    registered_name: str,
+    version: str,
+    run_date: date,
+    layer: Path,
+    name: str,
+) -> str | None:
+    """Upload the refresh's publishing context under the night's on the version's run
+    (tasks/tracking/serving.py), so the served model answers these users with the rows
+    just published; its artifact path, or None when the night published from another
+    version. The local copy is removed once uploaded."""
+    import shutil
+
+    from tasks import tracking
+    from tasks.storage.workspace import Workspace
+    from tasks.tracking.serving import log_refresh_layer
+
+    client = tracking.client_for(Workspace.at(workspace_root))
+    model_run = client.get_model_version(registered_name, version).run_id
+    stamp = "".join(ch for ch in name if ch.isalnum() or ch == "-")
+    path = log_refresh_layer(client, model_run, run_date, layer, stamp)
+    shutil.rmtree(layer, ignore_errors=True)
+    return path
 
 
 def _since(started: float) -> float:

@@ -3,6 +3,7 @@ written shard by shard: a shard's users scored block by block and streamed to Pa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -56,6 +57,60 @@ def recommendations_table(
     return table[TABLE_COLUMNS]
 
 
+def table_blocks(
+    model: BaseRecommender,
+    users: IdVocabulary,
+    items: IdVocabulary,
+    catalog: Catalog,
+    interactions: pd.DataFrame,
+    config: ScoreConfig,
+    run: dict,
+    newest: pd.Timestamp | None = None,
+    popularity: np.ndarray | None = None,
+    similarity: sp.csr_matrix | None = None,
+    positive: tuple[str, float] | None = None,
+    social: SocialScores | None = None,
+    extra_users: np.ndarray | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The published table's rows of the users of ``interactions``, one frame per block of
+    users. ``run``: run_id, run_date, model_version. ``positive``: as for
+    :func:`prepare_inputs` (reasons name positive events only). ``social``: the friends'
+    items of the graph's users without usable history (strategy ``social``);
+    ``extra_users``: users scored beside those of ``interactions``, without history (users
+    who appear only in the graph). The nightly's shards, the refresh and the served model
+    (tasks/scoring/serving.py) all rank through here."""
+    inputs = prepare_inputs(
+        interactions,
+        users,
+        items,
+        config.active_days,
+        config.popular_days,
+        with_sequences="sequences" in getattr(model, "fit_inputs", ()),
+        newest=newest,
+        popularity=popularity,
+        positive=positive,
+    )
+    if social is not None:
+        inputs = replace(inputs, social=social)
+    if extra_users is not None and len(extra_users):
+        inputs = with_users(inputs, extra_users)
+    for block in score_blocks(
+        model,
+        inputs,
+        catalog,
+        config.k,
+        config.batch_users,
+        config.min_history,
+        config.max_per_genre,
+        similarity,
+        config.popular_days,
+        scoring_threads(config),
+    ):
+        yield recommendations_table(
+            block, run["run_id"], run["run_date"], model.name, run["model_version"]
+        )
+
+
 def write_scores(
     model: BaseRecommender,
     users: IdVocabulary,
@@ -72,48 +127,29 @@ def write_scores(
     social: SocialScores | None = None,
     extra_users: np.ndarray | None = None,
 ) -> dict:
-    """Score the users of ``interactions`` block by block, streaming the published table's
-    rows to the Parquet file ``path``. ``run``: run_id, run_date, model_version.
-    ``positive``: as for :func:`prepare_inputs` (reasons name positive events only).
-    ``social``: the friends' items of the graph's users without usable history (strategy
-    ``social``); ``extra_users``: users scored beside those of ``interactions``, without
-    history (users who appear only in the graph)."""
+    """:func:`table_blocks` streamed to the Parquet file ``path``; the rows and the users
+    per strategy."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    inputs = prepare_inputs(
-        interactions,
-        users,
-        items,
-        config.active_days,
-        config.popular_days,
-        with_sequences="sequences" in getattr(model, "fit_inputs", ()),
-        newest=newest,
-        popularity=popularity,
-        positive=positive,
-    )
-    if social is not None:
-        inputs = replace(inputs, social=social)
-    if extra_users is not None and len(extra_users):
-        inputs = with_users(inputs, extra_users)
     rows, writer = 0, None
     strategies: dict[str, int] = {}
     try:
-        for block in score_blocks(
+        for frame in table_blocks(
             model,
-            inputs,
+            users,
+            items,
             catalog,
-            config.k,
-            config.batch_users,
-            config.min_history,
-            config.max_per_genre,
+            interactions,
+            config,
+            run,
+            newest,
+            popularity,
             similarity,
-            config.popular_days,
-            scoring_threads(config),
+            positive,
+            social,
+            extra_users,
         ):
-            frame = recommendations_table(
-                block, run["run_id"], run["run_date"], model.name, run["model_version"]
-            )
             batch = pa.Table.from_pandas(frame, preserve_index=False)
             writer = writer or pq.ParquetWriter(path, batch.schema)
             writer.write_table(batch)
@@ -124,14 +160,19 @@ def write_scores(
         if writer is not None:
             writer.close()
     if writer is None:
-        recommendations_table(
-            pd.DataFrame(columns=SCORED_COLUMNS),
-            run["run_id"],
-            run["run_date"],
-            model.name,
-            run["model_version"],
-        ).to_parquet(path, index=False)
+        empty_table(model.name, run).to_parquet(path, index=False)
     return {"rows": rows, "users_by_strategy": strategies}
+
+
+def empty_table(model_name: str, run: dict) -> pd.DataFrame:
+    """The table's columns and types, without rows."""
+    return recommendations_table(
+        pd.DataFrame(columns=SCORED_COLUMNS),
+        run["run_id"],
+        run["run_date"],
+        model_name,
+        run["model_version"],
+    )
 
 
 def scoring_catalog(items: IdVocabulary, items_path: str | None, config: ScoreConfig) -> Catalog:

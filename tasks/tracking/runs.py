@@ -244,21 +244,37 @@ def log_figure(client: Any, run_id: str, figure: Any, path: str) -> None:
 
 
 def model_signature() -> Any:
-    """Raw user ids in; top-k raw item ids and scores out; ``k`` as a parameter."""
+    """Raw user ids in, optionally with their events (``item_id``, ``timestamp``,
+    ``value``); the table's rows out (tasks/scoring/serving.py: ``ANSWER_COLUMNS``), with
+    where each user's history came from; ``k`` as a parameter (0: the published K)."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
     return ModelSignature(
-        inputs=Schema([ColSpec("string", "user_id")]),
+        inputs=Schema(
+            [
+                ColSpec("string", "user_id"),
+                ColSpec("string", "item_id", required=False),
+                ColSpec("datetime", "timestamp", required=False),
+                ColSpec("double", "value", required=False),
+            ]
+        ),
         outputs=Schema(
             [
                 ColSpec("string", "user_id"),
                 ColSpec("long", "rank"),
                 ColSpec("string", "item_id"),
                 ColSpec("double", "score"),
+                ColSpec("string", "strategy", required=False),
+                ColSpec("string", "reason", required=False),
+                ColSpec("string", "model_name", required=False),
+                ColSpec("string", "model_version", required=False),
+                ColSpec("string", "run_id", required=False),
+                ColSpec("string", "run_date", required=False),
+                ColSpec("string", "history", required=False),
             ]
         ),
-        params=ParamSchema([ParamSpec("k", "long", 10)]),
+        params=ParamSchema([ParamSpec("k", "long", 0)]),
     )
 
 
@@ -268,13 +284,15 @@ def log_bundle_model(run_id: str, bundle_dir: Path, example_users: list[str]) ->
     import pandas as pd
 
     import models as models_pkg
+    import tasks as tasks_pkg
 
     with mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(Path(__file__).with_name("pyfunc_model.py")),
             artifacts={"bundle": str(bundle_dir)},
-            code_paths=[str(Path(models_pkg.__file__).parent)],
+            # the models, and the ranking rules the served model answers with
+            code_paths=[str(Path(str(pkg.__file__)).parent) for pkg in (models_pkg, tasks_pkg)],
             signature=model_signature(),
             input_example=pd.DataFrame({"user_id": example_users}),
             pip_requirements=_requirements(),
@@ -284,7 +302,8 @@ def log_bundle_model(run_id: str, bundle_dir: Path, example_users: list[str]) ->
 
 def _requirements() -> list[str]:
     reqs = []
-    for name in ["tensorflow-cpu", "keras", "numpy", "scipy", "pandas", "mlflow"]:
+    names = ["tensorflow-cpu", "keras", "numpy", "scipy", "pandas", "pyarrow", "mlflow"]
+    for name in [*names, "pydantic", "pydantic-settings"]:
         try:
             reqs.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:

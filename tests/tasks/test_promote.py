@@ -254,6 +254,9 @@ def test_runs_have_metrics_curves_and_plot_artifacts(store, nights) -> None:
 
 
 def test_pyfunc_champion_recommends_in_a_fresh_process_without_recpipe(store, nights) -> None:
+    """The served copy runs on the code shipped inside the MLflow model (``models`` and the
+    ranking rules of ``tasks``), never on the pipeline's flows or an installed checkout; a
+    version never published from ranks by the model alone and says so."""
     ws, _, _, _ = store
     code = textwrap.dedent(
         f"""
@@ -261,16 +264,17 @@ def test_pyfunc_champion_recommends_in_a_fresh_process_without_recpipe(store, ni
 
         class Block(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("tasks", "flows"):
-                    raise ImportError("recpipe's own packages are blocked in this test: " + name)
+                if name.split(".")[0] in ("flows", "expectations"):
+                    raise ImportError("recpipe's pipeline is blocked in this test: " + name)
 
         sys.meta_path.insert(0, Block())
         import mlflow, pandas as pd
         mlflow.set_tracking_uri({ws.mlflow_uri!r})
         model = mlflow.pyfunc.load_model("models:/rec@champion")
         out = model.predict(pd.DataFrame({{"user_id": ["u00001", "nobody"]}}), params={{"k": 4}})
-        import models
-        print(json.dumps({{"rows": out.to_dict("records"), "models_from": models.__file__}}))
+        import models, tasks
+        print(json.dumps({{"rows": out.to_dict("records"), "models_from": models.__file__,
+                          "tasks_from": tasks.__file__}}))
         """
     )
     proc = run_command(
@@ -284,7 +288,9 @@ def test_pyfunc_champion_recommends_in_a_fresh_process_without_recpipe(store, ni
     assert [r["rank"] for r in rows] == [1, 2, 3, 4]
     assert {r["user_id"] for r in rows} == {"u00001"}
     assert len({r["item_id"] for r in rows}) == 4
-    assert "code" in payload["models_from"]  # the copy shipped inside the MLflow model
+    assert {r["strategy"] for r in rows} == {"model"}  # no night published from it here
+    for package in ("models_from", "tasks_from"):  # the copies shipped inside the model
+        assert "/code/" in payload[package], payload[package]
 
 
 def test_registering_the_same_run_twice_keeps_one_version(store, nights) -> None:
