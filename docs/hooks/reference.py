@@ -243,9 +243,8 @@ def tables_reference() -> str:
         out.append("|---|---|---|---|")
         for column in table.columns:
             null = "may be null" if column.nullable else "never null"
-            out.append(
-                f"| `{column.name}` | {cell(column.type)} | {null} | {cell(meanings[column.name])} |"
-            )
+            meaning = cell(meanings[column.name])
+            out.append(f"| `{column.name}` | {cell(column.type)} | {null} | {meaning} |")
         out.append("")
     suite = build_recommendations_suite(k=10)
     out.append("## The output suite's rules\n")
