@@ -53,6 +53,9 @@ def block_env() -> dict[str, str]:
     return env
 
 
+WORKSPACE_SECONDS: list[float] = []
+
+
 @pytest.fixture(scope="session")
 def docs_workspace(tmp_path_factory) -> Path:
     """A folder holding ``recpipe-home`` (one demo night of 150 users, popularity and EASE,
@@ -63,6 +66,7 @@ def docs_workspace(tmp_path_factory) -> Path:
     command = " ".join(f'"{word}"' for word in recpipe_script())
     launcher.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
     launcher.chmod(0o755)
+    start = time.monotonic()
     done = subprocess.run(
         [str(launcher), *DEMO_NIGHT],
         cwd=root,
@@ -73,6 +77,7 @@ def docs_workspace(tmp_path_factory) -> Path:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    WORKSPACE_SECONDS.append(time.monotonic() - start)
     return root
 
 
@@ -128,9 +133,12 @@ def pytest_terminal_summary(terminalreporter) -> None:
             skipped[block.note] = skipped.get(block.note, 0) + 1
     seconds = sum(outcome.seconds for outcome in OUTCOMES.values())
     failed = sum(outcome.returncode != 0 for outcome in OUTCOMES.values())
+    night = f", after a {WORKSPACE_SECONDS[0]:.1f} s demo night" if WORKSPACE_SECONDS else ""
     terminalreporter.write_line(
-        f"docs code blocks: {len(OUTCOMES)} ran in {seconds:.1f} s ({failed} failed), "
+        f"docs code blocks: {len(OUTCOMES)} ran in {seconds:.1f} s{night} ({failed} failed), "
         f"{sum(skipped.values())} skipped"
     )
+    for block_id, outcome in OUTCOMES.items():
+        terminalreporter.write_line(f"  ran {outcome.seconds:6.1f} s: {block_id}")
     for reason, count in sorted(skipped.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"  skipped {count:2d}: {reason}")
