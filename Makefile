@@ -1,11 +1,12 @@
 # Two commands do all set-up on a fresh machine:
 #   make run    creates .venv if needed, installs recpipe, runs the nightly flow on the demo data
 #   make test   creates .venv if needed, installs recpipe with dev extras, runs the test suite
+#   make docs   builds the documentation site into site/ (strict: any warning fails)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-dev lint clean
+.PHONY: run test docs install install-dev lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,9 @@ run: install
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+docs: install-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
 
 lint: install-dev
 	$(BIN)/ruff check flows tasks models expectations tests

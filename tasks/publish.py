@@ -1,6 +1,6 @@
 """Publish: a run's tables, in the database and in the lake, with one commit point.
 
-Tables: ``recommendations`` (the product's output, see the README) and ``similar_items``
+Tables: ``recommendations`` (the product's output, docs/reference/tables.md) and ``similar_items``
 (item pages), each in two stores: a database (SQLite in the workspace by default, any
 SQLAlchemy URL, e.g. PostgreSQL) and a Delta Lake table under ``<workspace>/tables``.
 

@@ -82,8 +82,9 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     "ease_mult_dae": [{"ease": {"l2": 300.0}, "mult_dae": PAPER_SETTINGS}],
     "gru4rec": [{"cell": "gru", "epochs": 30, "patience": 5}],
     "caser": [{"epochs": 30, "patience": 5}],
-    # chosen on leave-last-out validation (README: SASRec): windows of 20 items ending
-    # every 5 (valid NDCG@10 0.1308; every 10: 0.1199; consecutive: 0.1138), tied embeddings
+    # chosen on leave-last-out validation (docs/benchmarks/models.md, SASRec): windows of 20
+    # items ending every 5 (valid NDCG@10 0.1308; every 10: 0.1199; consecutive: 0.1138),
+    # tied embeddings
     "sasrec": [
         {"max_len": 20, "stride": 5, "dropout": 0.3, "batch_size": 64, "epochs": 60, "patience": 8},
     ],

@@ -32,7 +32,7 @@ def evaluate(
         Literal["temporal", "leave-last-out", "random"], typer.Option("--protocol")
     ] = "temporal",
     models: Annotated[
-        str, typer.Option("--models", help="comma-separated model names (see README: Models)")
+        str, typer.Option("--models", help="comma-separated model names (docs/manual/models.md)")
     ] = "popularity,item_knn,ease,mult_dae",
     k: Annotated[int, typer.Option("--k")] = 10,
     seed: Annotated[int, typer.Option("--seed", help="split and model seed")] = 42,

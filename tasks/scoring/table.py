@@ -1,4 +1,4 @@
-"""The recommendations table (the product's output, see the README's table contract),
+"""The recommendations table (the product's output, its contract in docs/reference/tables.md),
 written shard by shard: a shard's users scored block by block and streamed to Parquet."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ TABLE_COLUMNS = [
 def recommendations_table(
     scored: pd.DataFrame, run_id: str, run_date: date, model_name: str, model_version: str
 ) -> pd.DataFrame:
-    """The published table's columns and types (see the README's table contract)."""
+    """The published table's columns and types (docs/reference/tables.md)."""
     n = len(scored)
     reason = scored["reason"] if "reason" in scored else pd.Series([None] * n)
     table = pd.DataFrame(

@@ -315,28 +315,3 @@ def test_mlflow_dashboard_serves_the_runs_and_the_champion(nightly_run, second_n
         except subprocess.TimeoutExpired:  # a loaded machine: its workers shut down slowly
             server.kill()
             server.wait(timeout=30)
-
-
-def test_the_readmes_lake_reader_example_runs_as_written(nightly_run) -> None:
-    """The README's Python block for reading the lake table, on this night's workspace
-    and date: it reads the date's rows, as the table holds them."""
-    import re
-    from pathlib import Path
-
-    from tasks.publishing.stores import read_lake_table
-    from tasks.storage.workspace import Workspace
-
-    config, _ = nightly_run
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = readme.split("Reading the lake table", 1)[1].split("```python", 1)[1]
-    code = block.split("```", 1)[0]
-    code = code.replace("recpipe-home", str(config.workspace))
-    day = f"date({RUN_DATE.year}, {RUN_DATE.month}, {RUN_DATE.day})"
-    code = re.sub(r"date\(\d{4}, \d{1,2}, \d{1,2}\)", day, code)
-    space: dict = {}
-    exec(compile(code, "README.md", "exec"), space)
-    root = Workspace.at(config.workspace).tables / "recommendations"
-    lake = read_lake_table(root, RUN_DATE)
-    assert len(space["recs"]) == len(lake) > 0
-    assert len(space["first"]) == lake["user_id"].nunique()
-    assert len(space["same"]) == len(read_lake_table(root))  # every date kept, as of now

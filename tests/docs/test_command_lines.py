@@ -1,5 +1,6 @@
-"""Every ``recpipe ...`` command line of the README's code blocks names a real command with
-real options, and ``recpipe <command> --help`` answers; ``--help`` imports nothing heavy."""
+"""Every ``recpipe ...`` command line in the code blocks of the README and the docs names a
+real command with real options, and ``recpipe <command> --help`` answers; ``--help``
+imports nothing heavy."""
 
 from __future__ import annotations
 
@@ -11,31 +12,28 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_command
+from tests.docs.blocks import REPO, all_blocks
 
-REPO = Path(__file__).resolve().parents[2]
 GLOBAL_WITH_VALUE = {"--workspace", "--config"}
 COMMAND_LINE = re.compile(r"(?:^(?:\$ )?|\.venv/bin/)recpipe (.*)")
 
 
-def readme_commands() -> list[list[str]]:
-    """The words after ``recpipe`` on each command line of the README's code blocks
-    (continuation lines joined, comments dropped)."""
-    commands, in_block, pending = [], False, ""
-    for line in (REPO / "README.md").read_text().splitlines():
-        if line.lstrip().startswith("```"):
-            in_block, pending = not in_block, ""
-            continue
-        if not in_block:
-            continue
-        line = pending + line
-        if line.endswith("\\"):
-            pending = line[:-1] + " "
-            continue
+def documented_commands() -> list[list[str]]:
+    """The words after ``recpipe`` on each command line of every code block of the README
+    and the docs, run or not (continuation lines joined, comments dropped)."""
+    commands = []
+    for block in all_blocks():
         pending = ""
-        found = COMMAND_LINE.search(line)
-        if found:
-            words = shlex.split(found.group(1), comments=True)
-            commands.append([w.strip("[]") for w in words])
+        for line in block.code.splitlines():
+            line = pending + line
+            if line.endswith("\\"):
+                pending = line[:-1] + " "
+                continue
+            pending = ""
+            found = COMMAND_LINE.search(line)
+            if found:
+                words = shlex.split(found.group(1), comments=True)
+                commands.append([w.strip("[]") for w in words])
     return commands
 
 
@@ -63,17 +61,17 @@ def resolve(words: list[str]) -> tuple[list[str], object, list[str]]:
     return path, command, rest
 
 
-COMMANDS = readme_commands()
+COMMANDS = documented_commands()
 PATHS = sorted({tuple(resolve(words)[0]) for words in COMMANDS})
 
 
-def test_the_readme_has_command_lines() -> None:
-    assert len(COMMANDS) >= 20
+def test_the_documents_have_command_lines() -> None:
+    assert len(COMMANDS) >= 30
     assert ("recs", "rollback") in PATHS and ("run",) in PATHS
 
 
 @pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w)[:60])
-def test_every_option_of_a_readme_command_exists(words: list[str]) -> None:
+def test_every_option_of_a_documented_command_exists(words: list[str]) -> None:
     _, command, rest = resolve(words)
     known = {opt for param in command.params for opt in param.opts}
     unknown = [w for w in rest if w.startswith("--") and w not in known]
@@ -81,7 +79,7 @@ def test_every_option_of_a_readme_command_exists(words: list[str]) -> None:
 
 
 @pytest.mark.parametrize("path", PATHS, ids=" ".join)
-def test_help_of_every_readme_command(path: tuple[str, ...]) -> None:
+def test_help_of_every_documented_command(path: tuple[str, ...]) -> None:
     done = run_command(
         [*recpipe(), *path, "--help"],
         timeout=60,
