@@ -138,11 +138,13 @@ class OutputStages(NightContext):
             move = ChampionMove(
                 promotion.registered_name, promotion.serving_version, promotion.reason
             )
-        model_run = _version_run(self.client, self.config.tracking.registered_model, scored.version)
-        layer = serving.record_night(
-            self.client,
-            model_run,
-            self.ws.scores(self.run_date) / "serving",
+        model_run, layer = self._timed(
+            "serving-context",
+            serving.record_night,
+            workspace_root=str(self.ws.root),
+            registered_name=self.config.tracking.registered_model,
+            version=scored.version,
+            layer_dir=self.ws.root / "serving" / f"run_date={self.run_date.isoformat()}",
             run={"run_id": self.run_id, "run_date": self.run_date, "model_version": scored.version},
             model_name=scored.model,
             config=self.config.score,

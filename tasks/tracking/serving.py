@@ -11,6 +11,7 @@ its rows are published. A layer's ``context.json`` is uploaded last: the served 
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,9 @@ def log_refresh_layer(
 
 
 def record_night(
-    client: Any,
-    model_run: str,
+    workspace_root: str,
+    registered_name: str,
+    version: str,
     layer_dir: Path,
     *,
     run: dict,
@@ -66,12 +68,16 @@ def record_night(
     validated_path: Path,
     items_path: str | None,
     positive: tuple[str, float] | None,
-) -> str:
+) -> tuple[str, str]:
     """Write the night's layer (tasks/scoring/serving.py) to ``layer_dir`` from its scores
-    folder and validated events, and upload it to the version's run; its artifact path
-    (:func:`point_at` makes it the served one once the tables are published)."""
+    folder and validated events, and upload it to the run of ``version`` (the local copy
+    is removed once uploaded);
+    ``(that run, the layer's artifact path)`` (:func:`point_at` makes it the served one once
+    the tables are published)."""
     from tasks.refresh.rescore import newest_event
     from tasks.scoring.serving import write_layer
+    from tasks.storage.workspace import Workspace
+    from tasks.tracking.runs import client_for
 
     write_layer(
         layer_dir,
@@ -85,6 +91,9 @@ def record_night(
         newest=newest_event(validated_path),
         positive=positive,
     )
+    client = client_for(Workspace.at(workspace_root))
+    model_run = client.get_model_version(registered_name, version).run_id
     path = night_path(run["run_date"], run["run_id"])
     log_layer(client, model_run, layer_dir, path)
-    return path
+    shutil.rmtree(layer_dir, ignore_errors=True)
+    return model_run, path
