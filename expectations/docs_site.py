@@ -11,7 +11,8 @@ shows bare HTML whose status icons are missing. So after GX builds the site:
   it as ``gx-index.html`` (it works where the CDNs answer);
 * every page GX made gets a ``<style>`` of its own (:data:`PAGE_CSS`: grid, tables,
   cards, badges, the status icons as text, the "Failed only" filter in CSS) in place
-  of the CDN stylesheets and scripts, which offline only fail. A page already styled
+  of the CDN stylesheets and scripts, which offline only fail, and the GX logo from the
+  site's ``static`` folder instead of a remote image. A page already styled
   is recognized by :data:`MARKER` in its head and left alone, so a night touches only
   the pages GX (re)wrote.
 """
@@ -19,6 +20,7 @@ shows bare HTML whose status icons are missing. So after GX builds the site:
 from __future__ import annotations
 
 import html
+import os
 import re
 from collections.abc import Iterable
 from datetime import datetime
@@ -29,6 +31,8 @@ from urllib.parse import unquote
 INDEX = "index.html"
 GX_INDEX = "gx-index.html"
 MARKER = '<style id="recpipe-offline">'
+LOGO = Path("static", "images", "logo-long.png")  # GX copies its static folder into a site
+_REMOTE_LOGO = re.compile(r'src="https://great-expectations-web-assets\.[^"]*"')
 _CDN_TAG = re.compile(
     r"<link\b[^>]*\bhref=\"https?://[^\"]*\"[^>]*>|<script\b[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>",
     re.IGNORECASE,
@@ -49,13 +53,15 @@ a{color:#0b5cad}
 .card{border:1px solid #dee2e6;border-radius:6px;margin-bottom:12px}
 .card-header{background:#f3f4f6;padding:6px 10px;border-bottom:1px solid #dee2e6}
 .card-body{padding:10px}.collapse{display:block}
-.alert{border:1px solid #d6d8db;background:#f6f7f8;border-radius:6px;padding:10px 14px;margin:0 0 16px}
+.alert{border:1px solid #d6d8db;background:#f6f7f8;border-radius:6px;padding:10px 14px;
+margin:0 0 16px}
 .ge-section{clear:both;margin-bottom:24px}
 table,.table{border-collapse:collapse;margin:4px 0 12px;max-width:100%}
 th,td{border-top:1px solid #dee2e6;padding:4px 10px;text-align:left;vertical-align:top}
 th{background:#f3f4f6}.table-responsive{overflow-x:auto}
 .show-scrollbars{overflow:auto;max-height:80vh}
-.badge{display:inline-block;border-radius:4px;padding:1px 6px;font-size:12px;background:#e9ecef;color:#343a40}
+.badge{display:inline-block;border-radius:4px;padding:1px 6px;font-size:12px;
+background:#e9ecef;color:#343a40}
 .text-success{color:#137333}.text-danger{color:#b3261e}.text-warning{color:#9a6700}
 .fas:before{font-style:normal;font-weight:700}.fa-check-circle:before{content:"\\2714"}
 .fa-times:before,.fa-times-circle:before,.fa-exclamation-triangle:before{content:"\\2716"}
@@ -89,22 +95,24 @@ def publish(site: Path, links: dict[str, Any]) -> Path:
         gx_index.replace(site / GX_INDEX)
     validations = list(links.get("validations_links") or [])
     suites = list(links.get("expectations_links") or [])
-    style_pages(site / unquote(link["filepath"]) for link in validations + suites)
+    style_pages(site, (site / unquote(link["filepath"]) for link in validations + suites))
     index = site / INDEX
     index.write_text(index_html(validations, suites), encoding="utf-8")
     return index
 
 
-def style_pages(pages: Iterable[Path]) -> int:
-    """Give each page the inline stylesheet in place of the CDN tags; how many changed."""
+def style_pages(site: Path, pages: Iterable[Path]) -> int:
+    """Give each page of ``site`` the inline stylesheet in place of the CDN tags, and the
+    GX logo from the site's own ``static`` folder; how many pages changed."""
     changed = 0
     for page in pages:
         if not page.is_file() or MARKER in _head(page):
             continue
         text = page.read_text(encoding="utf-8")
         text = _CDN_TAG.sub("", text)
-        style = f"{MARKER}{PAGE_CSS}</style>"
-        text = re.sub(r"<head>", lambda m: m.group(0) + style, text, count=1, flags=re.I)
+        logo = Path(os.path.relpath(site / LOGO, page.parent)).as_posix()
+        text = _REMOTE_LOGO.sub(f'src="{logo}"', text)
+        text = text.replace("<head>", f"<head>{MARKER}{PAGE_CSS}</style>", 1)
         page.write_text(text, encoding="utf-8")
         changed += 1
     return changed
