@@ -155,8 +155,12 @@ def index_html(validations: list[dict], suites: list[dict]) -> str:
 
 def _result_row(link: dict) -> str:
     success = link.get("validation_success")
-    verdict, css = {True: ("succeeded", "ok"), False: ("failed", "failed")}.get(
-        success, ("unknown", "unknown")
+    verdict, css = (
+        ("succeeded", "ok")
+        if success is True
+        else ("failed", "failed")
+        if success is False
+        else ("unknown", "unknown")
     )
     cells = [
         _text(_when(link.get("run_time"))),

@@ -84,8 +84,13 @@ def check_index(chromium: str, index: Path, png: Path) -> tuple[list[Listed], st
         rows = page.evaluate(_ROWS_JS) or []
         page.screenshot(png)
         dom = page.dom()
-    listed = [Listed(*row["cells"][:6], page=unquote(row["href"])) for row in rows]
+    listed = [_listed(row["cells"], unquote(row["href"])) for row in rows]
     return listed, dom, all(row["visible"] for row in rows)
+
+
+def _listed(cells: list[str], page: str) -> Listed:
+    run_time, suite, table, batch, run, result = cells[:6]
+    return Listed(run_time, suite, table, batch, run, result, page)
 
 
 def page_is_styled(chromium: str, page_path: Path, png: Path) -> bool:
