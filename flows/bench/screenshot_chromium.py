@@ -2,10 +2,10 @@
 
 ``Page`` starts Chromium with a fresh profile and no network beyond this machine
 (every host name fails to resolve; ``127.0.0.1`` and ``file://`` still load), opens one
-URL, and over the page's DevTools websocket evaluates JavaScript in it (wait for a
-condition, read element positions with ``getBoundingClientRect``), dumps its DOM and
-saves a PNG of the viewport. Positions need a live page: ``--dump-dom`` alone gives
-the markup, not where it lies.
+URL (waiting until it has loaded), and over the page's DevTools websocket evaluates
+JavaScript in it (wait for a condition, read element positions with
+``getBoundingClientRect``), dumps its DOM and saves a PNG of the viewport. Positions
+need a live page: ``--dump-dom`` alone gives the markup, not where it lies.
 
     with Page(find_chromium(), url, size=(1366, 900)) as page:
         page.wait_for("document.querySelector('table') !== null")
@@ -76,7 +76,7 @@ class Page:
             *chromium_flags(profile, self.size),
             "--remote-debugging-port=0",
             "--remote-allow-origins=*",
-            self.url,
+            "about:blank",
         ]
         log = Path(profile).parent / f"{Path(profile).name}.log"
         with log.open("wb") as out:
@@ -87,7 +87,11 @@ class Page:
         port = self._debugging_port(Path(profile) / "DevToolsActivePort", timeout=60)
         target = self._page_target(port, timeout=30)
         self._socket = connect(target, max_size=None, open_timeout=30)
-        self.call("Runtime.enable")
+        self.call("Page.enable")
+        self.call("Page.navigate", url=self.url)
+        loaded = "location.href !== 'about:blank' && document.readyState === 'complete'"
+        if not self.wait_for(loaded, timeout=60):
+            raise RuntimeError(f"Chromium did not load {self.url} within 60 s")
         return self
 
     def _debugging_port(self, path: Path, timeout: float) -> int:
@@ -154,11 +158,15 @@ class Page:
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 90.0) -> bool:
-        """Poll until ``expression`` is truthy; False when ``timeout`` passes first."""
+        """Poll until ``expression`` is truthy (an error while the page changes documents
+        counts as not yet); False when ``timeout`` passes first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.evaluate(f"Boolean({expression})"):
-                return True
+            try:
+                if self.evaluate(f"Boolean({expression})"):
+                    return True
+            except RuntimeError:  # the page was between documents
+                pass
             time.sleep(0.5)
         return False
 
