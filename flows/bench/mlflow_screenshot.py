@@ -36,7 +36,7 @@ from typing import Self
 
 from flows.bench.screenshot_chromium import Page, find_chromium
 
-__all__ = ["find_chromium", "main", "runs_table"]
+__all__ = ["Header", "find_chromium", "main", "out_of_view", "runs_table"]
 
 NDCG_COLUMN = re.compile(r"^metrics\.`(ndcg_at_\d+)`$")
 #: A laptop's screen: the metrics must be on it without scrolling sideways.
@@ -145,6 +145,23 @@ class Header:
     left: float
     right: float
     visible: bool  # both ends on screen and not covered
+
+
+def out_of_view(headers: list[Header], width: int) -> list[str]:
+    """Why each column of :data:`MUST_SEE` cannot be read without scrolling: missing, or
+    no header of it both visible and within ``width``; empty when all can be."""
+    problems = []
+    for prefix in MUST_SEE:
+        shown = [h for h in headers if h.column.startswith(f"metrics.`{prefix}")]
+        if not shown:
+            problems.append(f"no {prefix}K column header")
+        elif not any(h.visible and h.left >= 0 and h.right <= width for h in shown):
+            first = shown[0]
+            problems.append(
+                f"{first.column} lies at x {first.left:.0f}..{first.right:.0f}, not in view "
+                f"in the {width} px window (clipped, covered or a sideways scroll away)"
+            )
+    return problems
 
 
 def render(
@@ -278,16 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = []
     if not any(ndcg.values()):
         failures.append("the runs table shows no NDCG column with values")
-    for prefix in MUST_SEE:
-        shown = [h for h in headers if h.column.startswith(f"metrics.`{prefix}")]
-        if not shown:
-            failures.append(f"no {prefix}K column header")
-        elif not any(h.visible and h.left >= 0 and h.right <= width for h in shown):
-            first = shown[0]
-            failures.append(
-                f"{first.column} lies at x {first.left:.0f}..{first.right:.0f}, not in view "
-                f"in the {width} px window (clipped, covered or a sideways scroll away)"
-            )
+    failures += out_of_view(headers, width)
     for failure in failures:
         print(f"FAIL: {failure}")
     if failures:
