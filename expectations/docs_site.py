@@ -12,9 +12,9 @@ shows bare HTML whose status icons are missing. So after GX builds the site:
 * every page GX made gets a ``<style>`` of its own (:data:`PAGE_CSS`: grid, tables,
   cards, badges, the status icons as text, the "Failed only" filter in CSS) in place
   of the CDN stylesheets and scripts, which offline only fail, and the GX logo from the
-  site's ``static`` folder instead of a remote image. A page already styled
-  is recognized by :data:`MARKER` in its head and left alone, so a night touches only
-  the pages GX (re)wrote.
+  site's ``static`` folder instead of a remote image. A page whose head already holds
+  this stylesheet is left alone, so a night touches only the pages GX (re)wrote (and,
+  once, pages styled by an older stylesheet).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ INDEX = "index.html"
 GX_INDEX = "gx-index.html"
 MARKER = '<style id="recpipe-offline">'
 LOGO = Path("static", "images", "logo-long.png")  # GX copies its static folder into a site
+_OUR_STYLE = re.compile(re.escape(MARKER) + r".*?</style>", re.DOTALL)
 _REMOTE_LOGO = re.compile(r'src="https://great-expectations-web-assets\.[^"]*"')
 _CDN_TAG = re.compile(
     r"<link\b[^>]*\bhref=\"https?://[^\"]*\"[^>]*>|<script\b[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>",
@@ -68,9 +69,9 @@ background:#e9ecef;color:#343a40}
 .btn{display:inline-block;border:1px solid #0b5cad;border-radius:4px;padding:2px 10px;margin:2px}
 .btn input{margin-right:4px}.lead{color:#555}
 .cooltip .top{display:none}.modal,footer,#ge-cta-footer{display:none}
-body:has(#option2:checked) :has(> .hide-succeeded-validation-target-child),
-body:has(#option2:checked) .hide-succeeded-validation-target,
-body:has(#option2:checked) :has(> :has(> .hide-succeeded-validations-column-section-target-child))
+body:has(#option2:checked) :has(> .hide-succeeded-validation-target-child){display:none}
+body:has(#option2:checked) .hide-succeeded-validation-target{display:none}
+body:has(#option2:checked) :has(> * > .hide-succeeded-validations-column-section-target-child)
 {display:none}
 """
 
@@ -91,7 +92,7 @@ def publish(site: Path, links: dict[str, Any]) -> Path:
     second value) and style every page it links; the index's path."""
     site = Path(site)
     gx_index = site / INDEX
-    if gx_index.is_file() and MARKER not in _head(gx_index):
+    if gx_index.is_file() and MARKER not in _head(gx_index, 4096):
         gx_index.replace(site / GX_INDEX)
     validations = list(links.get("validations_links") or [])
     suites = list(links.get("expectations_links") or [])
@@ -102,25 +103,28 @@ def publish(site: Path, links: dict[str, Any]) -> Path:
 
 
 def style_pages(site: Path, pages: Iterable[Path]) -> int:
-    """Give each page of ``site`` the inline stylesheet in place of the CDN tags, and the
-    GX logo from the site's own ``static`` folder; how many pages changed."""
+    """Give each page of ``site`` the inline stylesheet in place of the CDN tags (or in
+    place of an older version of it), and the GX logo from the site's own ``static``
+    folder; how many pages changed."""
+    styled = f"<head>{MARKER}{PAGE_CSS}</style>"
     changed = 0
     for page in pages:
-        if not page.is_file() or MARKER in _head(page):
+        if not page.is_file() or styled in _head(page, len(styled) + 1024):
             continue
         text = page.read_text(encoding="utf-8")
+        text = _OUR_STYLE.sub("", text)
         text = _CDN_TAG.sub("", text)
         logo = Path(os.path.relpath(site / LOGO, page.parent)).as_posix()
         text = _REMOTE_LOGO.sub(f'src="{logo}"', text)
-        text = text.replace("<head>", f"<head>{MARKER}{PAGE_CSS}</style>", 1)
+        text = text.replace("<head>", styled, 1)
         page.write_text(text, encoding="utf-8")
         changed += 1
     return changed
 
 
-def _head(page: Path) -> str:
+def _head(page: Path, size: int) -> str:
     with page.open(encoding="utf-8", errors="replace") as f:
-        return f.read(4096)
+        return f.read(size)
 
 
 def index_html(validations: list[dict], suites: list[dict]) -> str:

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import numpy as np
 import pandas as pd
 
-from expectations.docs_site import GX_INDEX, MARKER, index_html, style_pages
+from expectations.docs_site import GX_INDEX, MARKER, PAGE_CSS, index_html, style_pages
 
 SITE = Path("gx", "uncommitted", "data_docs", "local_site")
 
@@ -78,6 +78,9 @@ def test_pages_lose_their_cdn_tags_and_get_styles_once(tmp_path: Path) -> None:
     assert 'src="../../../../static/images/logo-long.png"' in text
     assert "favicon.ico" in text and "<script>inline()</script>" in text
     assert style_pages(tmp_path, [page]) == 0  # already styled: left alone
+    assert page.read_text() == text
+    page.write_text(text.replace(PAGE_CSS, "td{color:red}"))  # an older stylesheet
+    assert style_pages(tmp_path, [page]) == 1
     assert page.read_text() == text
 
 

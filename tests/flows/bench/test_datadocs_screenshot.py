@@ -1,7 +1,8 @@
 """The Data Docs index, opened offline in headless Chromium, lists every validation result.
 
 Runs ``python -m flows.bench.datadocs_screenshot`` on a workspace where two nights'
-validate stage and one output check ran (three stored results), then on the same
+validate stage and one output check ran (three stored results; the second night's
+fails), opens the failed result's page to use its "Failed only" filter, then on the same
 workspace with GX's own index put back in place of the static one: the check must
 fail there, as GX's index draws its list with scripts from CDNs. Skips when no
 Chromium is installed.
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from flows.bench.datadocs_screenshot import SITE
-from flows.bench.screenshot_chromium import find_chromium
+from flows.bench.screenshot_chromium import Page, find_chromium
 from tests.conftest import run_command
 from tests.expectations.test_docs_site import validate_a_workspace
 
@@ -49,6 +50,15 @@ def test_the_index_lists_every_result_offline_and_gx_index_does_not(tmp_path: Pa
     assert len(re.findall(r'<tr class="validation-result">', dom)) == 3
 
     site = workspace / SITE
+    # the failed result's page: "Failed only" hides the expectations that passed, no script
+    failed = next(site.glob("validations/interactions/2024-06-01-*/*/*.html"))
+    shown = "Array.from(document.querySelectorAll('tr')).filter(t => t.getClientRects().length)"
+    with Page(str(find_chromium()), failed.as_uri()) as page:
+        everything = page.evaluate(f"{shown}.length")
+        page.evaluate("document.getElementById('option2').click()")
+        assert 0 < page.evaluate(f"{shown}.length") < everything
+        assert page.evaluate("document.querySelector('.fa-times, .fa-times-circle') !== null")
+
     shutil.copy(site / "gx-index.html", site / "index.html")
     done = screenshot(workspace, tmp_path / "gx.png")
     assert done.returncode == 1, done.stdout + done.stderr
