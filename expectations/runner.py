@@ -12,8 +12,9 @@ results of all runs (``gx/uncommitted/data_docs/local_site/index.html``). A runn
 there only under a short lock on ``<gx_root>/gx.lock``, taken with the ``lock`` its caller
 passes (the pipeline's flock, ``tasks.storage.shared_files.locked``): each result as soon as it is
 made, under this run's unique run name (``<label>-<8 hex>``, so two runs never share a
-key), then at ``finish`` its suites, its pages and the index. A suite run with COMPLETE
-results (the item and user tables) lists its unexpected rows by the frame's ``__row__``
+key), then at ``finish`` its suites, its pages and the index (a static page that reads
+without internet, ``expectations/docs_site.py``). A suite run with COMPLETE results (the
+item and user tables) lists its unexpected rows by the frame's ``__row__``
 column; the interactions suite runs with SUMMARY results on flags computed beforehand
 (``expectations/interactions.py``), so no per-row list is built at scale. What reaches
 that store is an HTML-escaped copy of each result (``_escaped``): GX renders unexpected
@@ -166,9 +167,7 @@ class SuiteRunner:
                 shared = copy.deepcopy(suite)  # a copy belongs to no context
                 shared.id = None
                 self._shared.suites.add_or_update(shared)
-            # Only this run's pages and the index: rebuilding every stored result grows nightly.
-            self._shared.build_data_docs(resource_identifiers=self._built)
-        return _docs_index(self._shared)
+            return _build_docs(self._shared, self._built)
 
 
 def _escaped(validation: Any) -> Any:
@@ -232,12 +231,24 @@ def _ephemeral_config() -> Any:
     )
 
 
-def _docs_index(context: Any) -> Path | None:
-    for site in context.get_docs_sites_urls():
-        url = urlparse(site.get("site_url") or "")
-        if url.scheme == "file":
-            return Path(url2pathname(url.path))
-    return None
+def _build_docs(context: Any, built: list[Any]) -> Path | None:
+    """Build each Data Docs site (only ``built``'s pages, and the index: rebuilding every
+    stored result grows nightly), then make a local site read offline
+    (``expectations.docs_site``); the local site's index, or None."""
+    from expectations import docs_site
+
+    index = None
+    for name, config in (context.variables.data_docs_sites or {}).items():
+        # what build_data_docs does per site, keeping the index links it returns
+        builder = context._init_site_builder_for_data_docs_site_creation(
+            site_name=name, site_config=config
+        )
+        site_url, links = builder.build(resource_identifiers=built)
+        url = urlparse(site_url or "")
+        if url.scheme == "file" and links is not None:
+            path = docs_site.publish(Path(url2pathname(url.path)).parent, links)
+            index = index or path
+    return index
 
 
 def _raise_on_gx_errors(table: str, results: list) -> None:

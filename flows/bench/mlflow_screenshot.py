@@ -4,9 +4,13 @@
 
 Starts ``mlflow ui`` on 127.0.0.1 (a free port) on the workspace's store, opens the
 experiment's page as recpipe links it (``tasks.tracking.ui.experiment_url``) in headless
-Chromium with a fresh profile (no remembered columns or toggles), saves a screenshot and
+Chromium (``flows.bench.screenshot_chromium``: a fresh profile, so no remembered columns or
+toggles; no network beyond this machine) in a 1366x900 window, saves a screenshot and
 the rendered DOM, and checks that the runs table has an NDCG column (``ndcg_at_<k>``) with
-values. Prints the URL, the metric columns found and the PNG's path; exits 0 when the
+values and that the NDCG and Recall column headers can be seen without scrolling: within
+the window's width and neither clipped by the grid nor covered (their positions read from
+the live page over the DevTools protocol). Prints the URL, the metric columns found, the
+headers' x-positions and the PNG's path; exits 0 when the
 check passes, 1 when it fails, 2 when something it needs is missing (Chromium:
 ``apt-get install -y chromium``; a workspace without an MLflow store).
 
@@ -19,12 +23,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -32,13 +34,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Self
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+from flows.bench.screenshot_chromium import Page, find_chromium
+
+__all__ = ["Header", "find_chromium", "main", "out_of_view", "runs_table"]
+
 NDCG_COLUMN = re.compile(r"^metrics\.`(ndcg_at_\d+)`$")
-
-
-def find_chromium() -> str | None:
-    """A Chromium (or Chrome) executable on PATH, or None."""
-    return next((path for name in CHROMIUM_NAMES if (path := shutil.which(name))), None)
+#: A laptop's screen: the metrics must be on it without scrolling sideways.
+VIEWPORT = (1366, 900)
+#: The columns that must lie within the viewport's width.
+MUST_SEE = ("ndcg_at_", "recall_at_")
 
 
 def free_port() -> int:
@@ -108,34 +112,75 @@ class MlflowUi:
             self.process.wait(timeout=15)
 
 
-def render(chromium: str, url: str, png: Path, size: tuple[int, int] = (2200, 1000)) -> str:
-    """Screenshot ``url`` to ``png`` and return the DOM after the page's scripts ran."""
-    with tempfile.TemporaryDirectory(prefix="recpipe-chromium-") as profile:
-        done = subprocess.run(
-            [
-                chromium,
-                "--headless=new",
-                "--no-sandbox",  # root in containers
-                "--disable-gpu",
-                "--hide-scrollbars",
-                "--no-first-run",
-                f"--user-data-dir={profile}",
-                f"--window-size={size[0]},{size[1]}",
-                "--virtual-time-budget=30000",
-                f"--screenshot={png}",
-                "--dump-dom",
-                url,
-            ],
-            capture_output=True,
-            timeout=240,
-            check=False,
-        )
-    if done.returncode != 0 or not png.is_file():
-        raise RuntimeError(
-            f"{chromium} failed (exit {done.returncode}): "
-            + done.stderr.decode(errors="replace")[-2000:]
-        )
-    return done.stdout.decode(errors="replace")
+#: Where each runs-table column header lies in the page, whether it can be seen there
+#: (the element at its left and right ends is the header, not the grid's clipping or a
+#: panel above it), and the viewport's width.
+_HEADERS_JS = """
+(() => {
+  const seen = (h, x, y) =>
+    x >= 0 && x < window.innerWidth && h.contains(document.elementFromPoint(x, y));
+  return {
+    width: window.innerWidth,
+    headers: Array.from(document.querySelectorAll('[role=columnheader][col-id]')).map(h => {
+      const r = h.getBoundingClientRect();
+      const y = (r.top + r.bottom) / 2;
+      return {column: h.getAttribute('col-id'), left: r.left, right: r.right,
+              visible: seen(h, r.left + 2, y) && seen(h, r.right - 2, y)};
+    }),
+  };
+})()
+"""
+#: Metric cells with figures: the grid has drawn the runs (not only its skeleton).
+_READY_JS = (
+    "Array.from(document.querySelectorAll('[role=gridcell][col-id^=\"metrics.\"]'))"
+    ".some(c => /\\d/.test(c.innerText))"
+)
+
+
+@dataclass(frozen=True)
+class Header:
+    """A column header of the runs table and where the browser laid it out (CSS px)."""
+
+    column: str
+    left: float
+    right: float
+    visible: bool  # both ends on screen and not covered
+
+
+def out_of_view(headers: list[Header], width: int) -> list[str]:
+    """Why each column of :data:`MUST_SEE` cannot be read without scrolling: missing, or
+    no header of it both visible and within ``width``; empty when all can be."""
+    problems = []
+    for prefix in MUST_SEE:
+        shown = [h for h in headers if h.column.startswith(f"metrics.`{prefix}")]
+        if not shown:
+            problems.append(f"no {prefix}K column header")
+        elif not any(h.visible and h.left >= 0 and h.right <= width for h in shown):
+            first = shown[0]
+            problems.append(
+                f"{first.column} lies at x {first.left:.0f}..{first.right:.0f}, not in view "
+                f"in the {width} px window (clipped, covered or a sideways scroll away)"
+            )
+    return problems
+
+
+def render(
+    chromium: str, url: str, png: Path, size: tuple[int, int] = VIEWPORT
+) -> tuple[str, list[Header], int]:
+    """Open ``url`` at window ``size``; screenshot it to ``png``; the DOM after the page's
+    scripts ran, the column headers' positions and the viewport's width."""
+    with Page(chromium, url, size=size) as page:
+        if not page.wait_for(_READY_JS, timeout=120):
+            print("note: no metric cell with a figure appeared within 120 s")
+        time.sleep(1.0)  # let the grid settle its column widths
+        layout = page.evaluate(_HEADERS_JS)
+        page.screenshot(png)
+        dom = page.dom()
+    headers = [
+        Header(h["column"], float(h["left"]), float(h["right"]), bool(h["visible"]))
+        for h in layout["headers"]
+    ]
+    return dom, headers, int(layout["width"])
 
 
 @dataclass
@@ -233,20 +278,29 @@ def main(argv: list[str] | None = None) -> int:
     log = png.with_suffix(".mlflow-ui.log")
     with MlflowUi(workspace.mlflow_uri, args.port or free_port(), log) as server:
         url = ui.experiment_url(server.url, exp_id)
-        dom = render(chromium, url, png)
+        dom, headers, width = render(chromium, url, png)
     png.with_suffix(".html").write_text(dom)
     table = runs_table(dom)
     ndcg = table.ndcg_values()
     print(f"page        {url}")
-    print(f"screenshot  {png}")
+    print(f"screenshot  {png} ({VIEWPORT[0]}x{VIEWPORT[1]})")
     print(f"DOM         {png.with_suffix('.html')}")
     print(f"metric columns: {', '.join(table.metric_columns) or 'none'}")
     for column, values in ndcg.items():
         print(f"  {column}: {len(values)} cells with values {values}")
+    print(f"column headers (x in CSS px; the viewport is {width} px wide):")
+    for header in headers:
+        seen = "visible" if header.visible else "hidden "
+        print(f"  {header.left:7.1f} .. {header.right:7.1f}  {seen}  {header.column}")
+    failures = []
     if not any(ndcg.values()):
-        print("FAIL: the runs table shows no NDCG column with values")
+        failures.append("the runs table shows no NDCG column with values")
+    failures += out_of_view(headers, width)
+    for failure in failures:
+        print(f"FAIL: {failure}")
+    if failures:
         return 1
-    print("OK: the runs table shows NDCG@K")
+    print(f"OK: the runs table shows NDCG@K and Recall@K within {width} px")
     return 0
 
 
