@@ -122,7 +122,7 @@ class OutputStages(NightContext):
         The publishing context goes to the version's run first and is pointed at once the
         tables are published (tasks/tracking/serving.py): the served model answers with
         the rows the table holds."""
-        from tasks.publish import publish
+        from tasks.publish import publish, record_serving_context
         from tasks.publishing.champion import ChampionMove
         from tasks.publishing.stores import RECOMMENDATIONS, SIMILAR_ITEMS, Output
         from tasks.tracking import serving
@@ -140,7 +140,7 @@ class OutputStages(NightContext):
             )
         model_run, layer = self._timed(
             "serving-context",
-            serving.record_night,
+            record_serving_context,
             workspace_root=str(self.ws.root),
             registered_name=self.config.tracking.registered_model,
             version=scored.version,

@@ -42,6 +42,10 @@ POPULARITY_FILE = "recent_popularity.npy"
 SIMILARITY_FILE = "similarity.npz"
 # what says where a user's answer came from (the ``history`` column of the answer)
 FROM_REQUEST = "request"
+# on a version's MLflow run (tasks/tracking/serving.py): the tag naming the night's layer
+# that the served model answers from, and the folder of the refreshes' layers under it
+SERVING_TAG = "recpipe.serving"
+REFRESH_FOLDER = "refresh"
 
 
 def write_layer(

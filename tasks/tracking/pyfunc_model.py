@@ -77,8 +77,7 @@ class RecommenderPyfunc(PythonModel):
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
-        from tasks.scoring.serving import CONTEXT_FILE
-        from tasks.tracking.serving import REFRESH_FOLDER, SERVING_TAG
+        from tasks.scoring.serving import CONTEXT_FILE, REFRESH_FOLDER, SERVING_TAG
 
         run_id = self.run_id
         if run_id is None:

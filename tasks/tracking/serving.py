@@ -11,13 +11,11 @@ its rows are published. A layer's ``context.json`` is uploaded last: the served 
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-SERVING_TAG = "recpipe.serving"
-REFRESH_FOLDER = "refresh"
+from tasks.scoring.serving import REFRESH_FOLDER, SERVING_TAG
 
 
 def night_path(run_date: date, run_id: str) -> str:
@@ -53,47 +51,3 @@ def log_refresh_layer(
     path = f"{night}/{REFRESH_FOLDER}/{name}"
     log_layer(client, model_run, layer, path)
     return path
-
-
-def record_night(
-    workspace_root: str,
-    registered_name: str,
-    version: str,
-    layer_dir: Path,
-    *,
-    run: dict,
-    model_name: str,
-    config: Any,
-    scores_dir: Path,
-    validated_path: Path,
-    items_path: str | None,
-    positive: tuple[str, float] | None,
-) -> tuple[str, str]:
-    """Write the night's layer (tasks/scoring/serving.py) to ``layer_dir`` from its scores
-    folder and validated events, and upload it to the run of ``version`` (the local copy
-    is removed once uploaded);
-    ``(that run, the layer's artifact path)`` (:func:`point_at` makes it the served one once
-    the tables are published)."""
-    from tasks.refresh.rescore import newest_event
-    from tasks.scoring.serving import write_layer
-    from tasks.storage.workspace import Workspace
-    from tasks.tracking.runs import client_for
-
-    write_layer(
-        layer_dir,
-        kind="night",
-        run=run,
-        model_name=model_name,
-        config=config,
-        history=validated_path,
-        items_path=items_path,
-        statistics_dir=scores_dir,
-        newest=newest_event(validated_path),
-        positive=positive,
-    )
-    client = client_for(Workspace.at(workspace_root))
-    model_run = client.get_model_version(registered_name, version).run_id
-    path = night_path(run["run_date"], run["run_id"])
-    log_layer(client, model_run, layer_dir, path)
-    shutil.rmtree(layer_dir, ignore_errors=True)
-    return model_run, path
