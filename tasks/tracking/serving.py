@@ -33,9 +33,20 @@ def log_layer(client: Any, model_run: str, layer: Path, artifact_path: str) -> N
     client.log_artifact(model_run, str(layer / CONTEXT_FILE), artifact_path)
 
 
-def point_at(client: Any, model_run: str, artifact_path: str) -> None:
-    """Make the night's layer at ``artifact_path`` the one the served model answers from."""
+def point_at(client: Any, model_run: str, artifact_path: str) -> bool:
+    """Make the night's layer at ``artifact_path`` the one the served model answers from,
+    unless the tag already names a later run date (a backfilled older date leaves the
+    newest date's context served); whether it moved."""
+    current = client.get_run(model_run).data.tags.get(SERVING_TAG)
+    if current and _run_date(current) > _run_date(artifact_path):
+        return False
     client.set_tag(model_run, SERVING_TAG, artifact_path)
+    return True
+
+
+def _run_date(artifact_path: str) -> str:
+    """The run date (ISO text) of a night layer's path ``serving/<date>/<run id>``."""
+    return artifact_path.split("/")[1]
 
 
 def log_refresh_layer(
