@@ -17,7 +17,7 @@ from models.implicit_mf import ALS, BPR
 from models.item_knn import ItemKNN
 from models.mult_dae import MultDAE
 from models.mult_vae import MultVAE
-from models.popularity import Popularity
+from models.popularity import Popularity, RecentPopularity
 from models.recvae import RecVAE
 from models.sasrec import SASRec
 from models.social import SocialPop
@@ -28,6 +28,7 @@ MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
     cls.name: cls
     for cls in (
         Popularity,
+        RecentPopularity,
         ItemKNN,
         EASE,
         EASEMultDAE,
@@ -92,6 +93,7 @@ __all__ = [
     "NotFittedError",
     "Popularity",
     "RecVAE",
+    "RecentPopularity",
     "Recommender",
     "SASRec",
     "SocialGCN",

@@ -6,11 +6,12 @@ In the spirit of scikit-learn and implicit:
   settings class (``settings_class``, a :class:`ModelSettings`: the one place its
   defaults and bounds are declared) and kept in ``params`` as a plain dict;
 * ``fit(interactions, sequences=None, *, item_features=None, validation=None,
-  social=None)`` learns from a users x items CSR matrix of dense indices, returns
-  ``self`` and sets learned state in attributes whose names end in ``_``. The four
+  social=None, ages=None)`` learns from a users x items CSR matrix of dense indices,
+  returns ``self`` and sets learned state in attributes whose names end in ``_``. The
   optional inputs (see :mod:`models.inputs`) are time-ordered item sequences per
   user, dense item content features, a validation target for early stopping and
-  the users x users relations (friends, follows). A
+  the users x users relations (friends, follows); ``ages`` gives each training
+  interaction's age in days (:mod:`models.ages`). A
   model lists the ones it uses in ``fit_inputs`` and ignores the others, so a
   caller can hand every model the same inputs; a model that cannot work without
   one lists it in ``required_inputs`` and ``fit`` raises ``ValueError`` without it;
@@ -44,6 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from models.ages import check_ages
 from models.ann import CANDIDATE_MARGIN
 from models.inputs import (
     ItemSequences,
@@ -74,6 +76,7 @@ class Recommender(Protocol):
         item_features: np.ndarray | None = None,
         validation: tuple[np.ndarray, sp.csr_matrix] | None = None,
         social: sp.csr_matrix | None = None,
+        ages: sp.csr_matrix | None = None,
     ) -> Recommender: ...
 
     def recommend(
@@ -206,6 +209,7 @@ class BaseRecommender:
         item_features: np.ndarray | None = None,
         validation: tuple[np.ndarray, sp.spmatrix] | None = None,
         social: sp.spmatrix | None = None,
+        ages: sp.spmatrix | None = None,
         callbacks: Sequence[Any] = (),
     ) -> Self:
         """Learn from ``interactions``; optional inputs are described in :mod:`models.inputs`.
@@ -227,6 +231,7 @@ class BaseRecommender:
             "item_features": item_features,
             "validation": validation,
             "social": social,
+            "ages": None if ages is None else check_ages(ages, matrix, self.name),
         }
         for needed in self.required_inputs:
             if given[needed] is None:

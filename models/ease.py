@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
+from models.ages import decayed
 from models.base import BaseRecommender, ModelSettings
 from models.memory import (
     FLOAT32,
@@ -58,8 +59,10 @@ GRAM_BLOCK_BYTES = 384 << 20
 SINGLE_THREAD_ITEMS = 16_000
 
 
-def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
-    """The EASE weight matrix B (float32, zero diagonal) of a users x items matrix.
+def ease_weights(matrix: sp.csr_matrix, l2: float, weighted: bool = False) -> np.ndarray:
+    """The EASE weight matrix B (float32, zero diagonal) of a users x items matrix,
+    binarised, or with ``weighted`` taken with its values as they are (each interaction's
+    weight, e.g. its decay by age: X^T X sums the products of the weights).
 
     Memory: one dense float64 n_items x n_items matrix, worked on in place (the Gram
     matrix is filled a block of columns at a time, inverted through its Cholesky factor
@@ -69,7 +72,10 @@ def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
     from scipy.linalg import lapack
     from threadpoolctl import threadpool_limits
 
-    binary = (sp.csr_matrix(matrix) > 0).astype(np.float64)
+    if weighted:
+        binary = sp.csr_matrix(matrix, dtype=np.float64)
+    else:
+        binary = (sp.csr_matrix(matrix) > 0).astype(np.float64)
     n = binary.shape[1]
     # Fortran order, which LAPACK works in: a C-order matrix would be copied first (n^2
     # float64 more). A block of columns costs at most 16 (sparse) + 8 (dense) bytes a cell.
@@ -116,7 +122,12 @@ class EASESettings(ModelSettings):
     shrink to fit (2e9 cells: 128 neighbours up to 122,070 items, 44 at 1M items).
     ``max_row_entries`` (sparse form): each item's row of the weights, what it adds to
     other items' scores, keeps its largest weights in magnitude, at most this many (0:
-    all); scoring a user costs the summed length of their history's rows."""
+    all); scoring a user costs the summed length of their history's rows.
+
+    ``half_life_days``: each training interaction is weighted by ``0.5 ** (age /
+    half_life_days)`` (its age in days from the newest event fitted on, :mod:`models.ages`)
+    in the matrix the weights are learned from; None: every interaction weighs 1. Scoring
+    reads the user's history as given, unweighted."""
 
     l2: float = Field(500.0, gt=0)
     form: Literal["auto", "dense", "sparse"] = "auto"
@@ -125,6 +136,7 @@ class EASESettings(ModelSettings):
     similarity: Similarity = "cosine"
     max_system_cells: int = Field(MAX_SYSTEM_CELLS, ge=1)
     max_row_entries: int = Field(MAX_ROW_ENTRIES, ge=0)
+    half_life_days: float | None = Field(None, gt=0)
 
 
 class EASE(BaseRecommender):
@@ -133,6 +145,7 @@ class EASE(BaseRecommender):
     name: ClassVar[str] = "ease"
     personalized: ClassVar[bool] = True
     fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "weights_")
+    fit_inputs: ClassVar[tuple[str, ...]] = ("ages",)
     settings_class: ClassVar[type[ModelSettings]] = EASESettings
 
     @staticmethod
@@ -146,7 +159,8 @@ class EASE(BaseRecommender):
     def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
         p = cls.settings(**params).model_dump()
         n = shape.items
-        matrix = 3 * shape.csr_bytes(FLOAT64)  # the binarised float64 CSR, CSC and transpose
+        # the binarised float64 CSR, CSC and transpose (and the decayed copy, with a half-life)
+        matrix = (3 + (p["half_life_days"] is not None)) * shape.csr_bytes(FLOAT64)
         block = 2 * score_users(n) * n * FLOAT32  # a block of scores and its copy
         if cls.form_for(n, p) == "dense":
             return MemoryEstimate(
@@ -182,10 +196,13 @@ class EASE(BaseRecommender):
             return None
         return {**params, "form": "sparse"}
 
-    def _fit(self, matrix: sp.csr_matrix) -> None:
+    def _fit(self, matrix: sp.csr_matrix, ages: sp.csr_matrix | None = None) -> None:
         p = self.params
+        weighted = p["half_life_days"] is not None
+        if weighted:
+            matrix = decayed(matrix, ages, p["half_life_days"])
         if self.form_for(matrix.shape[1], p) == "dense":
-            self.weights_: np.ndarray | sp.csr_matrix = ease_weights(matrix, p["l2"])
+            self.weights_: np.ndarray | sp.csr_matrix = ease_weights(matrix, p["l2"], weighted)
         else:
             weights = sparse_ease_weights(
                 matrix,
@@ -193,6 +210,7 @@ class EASE(BaseRecommender):
                 neighbors=p["neighbors"],
                 similarity=p["similarity"],
                 max_cells=p["max_system_cells"],
+                weighted=weighted,
             )
             self.weights_ = cap_rows(weights, p["max_row_entries"])
 

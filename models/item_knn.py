@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
+from models.ages import decayed
 from models.base import BaseRecommender, ModelSettings
 from models.memory import (
     FLOAT32,
@@ -67,21 +68,35 @@ def item_blocks(binary: sp.csc_matrix, block_pairs: int = BLOCK_PAIRS) -> list[t
 
 
 def cosine_similarity(
-    matrix: sp.csr_matrix, neighbors: int, shrinkage: float, block_pairs: int = BLOCK_PAIRS
+    matrix: sp.csr_matrix,
+    neighbors: int,
+    shrinkage: float,
+    block_pairs: int = BLOCK_PAIRS,
+    weighted: bool = False,
 ) -> sp.csr_matrix:
     """Item x item shrunk cosine similarity W, pruned to the top ``neighbors`` per column:
     column j holds item j's nearest items (the cosine is symmetric before pruning; equal
     similarities go to the lower item index). Worked out over blocks of items and only
-    over the pairs that co-occur, so memory follows the pairs, not items^2."""
+    over the pairs that co-occur, so memory follows the pairs, not items^2. ``weighted``:
+    the cosine of the columns' values as they are (interaction weights, e.g. each
+    interaction's decay by age), not binarised."""
     from models.ranking import top_k_entries
 
-    binary = (sp.csr_matrix(matrix) > 0).astype(np.float32).tocsc()
+    if weighted:
+        binary = sp.csr_matrix(matrix, dtype=np.float32).tocsc()
+        norms = np.sqrt(np.asarray(binary.multiply(binary).sum(axis=0)).ravel())
+    else:
+        binary = (sp.csr_matrix(matrix) > 0).astype(np.float32).tocsc()
+        norms = np.sqrt(np.asarray(binary.sum(axis=0)).ravel())
     n_items = binary.shape[1]
-    norms = np.sqrt(np.asarray(binary.sum(axis=0)).ravel())
     keep = min(neighbors, n_items - 1)
     rows, cols, vals = [], [], []
     transposed = binary.T.tocsr()
-    for start, stop in item_blocks(binary, block_pairs) if keep > 0 else []:
+    pattern = binary
+    if weighted:  # the blocks are bounded by counts of pairs, not by weights
+        pattern = binary.copy()
+        pattern.data = np.ones_like(pattern.data)
+    for start, stop in item_blocks(pattern, block_pairs) if keep > 0 else []:
         product = sp.csr_matrix(transposed[start:stop] @ binary)
         product.sort_indices()  # equal similarities: the lower column first
         dots = product.tocoo()
@@ -105,10 +120,15 @@ def cosine_similarity(
 
 class ItemKNNSettings(ModelSettings):
     """Each item scored from its ``neighbors`` most similar items; ``shrinkage`` pulls the
-    similarity of items with little support towards zero."""
+    similarity of items with little support towards zero. ``half_life_days``: each
+    training interaction is weighted by ``0.5 ** (age / half_life_days)`` (its age in
+    days from the newest event fitted on, :mod:`models.ages`) in the item columns the
+    cosine compares; None: every interaction weighs 1. Scoring reads the user's history as
+    given, unweighted."""
 
     neighbors: int = Field(200, ge=1)
     shrinkage: float = Field(10.0, ge=0)
+    half_life_days: float | None = Field(None, gt=0)
 
 
 class ItemKNN(BaseRecommender):
@@ -117,6 +137,7 @@ class ItemKNN(BaseRecommender):
     name: ClassVar[str] = "item_knn"
     personalized: ClassVar[bool] = True
     fitted_attributes: ClassVar[tuple[str, ...]] = ("train_matrix_", "similarity_")
+    fit_inputs: ClassVar[tuple[str, ...]] = ("ages",)
     settings_class: ClassVar[type[ModelSettings]] = ItemKNNSettings
 
     @classmethod
@@ -142,6 +163,8 @@ class ItemKNN(BaseRecommender):
             * min(BLOCK_PAIRS, pairs),
             "kept neighbours while built, 76 x items x neighbors": entries * 76,
         }
+        if p["half_life_days"] is not None:
+            train["decayed float64 CSR copy, CSR"] = shape.csr_bytes(FLOAT64)
         row_cells = min(items, ceil(2 * shape.mean_items_per_user) * keep)
         users = score_users(items)
         score = {
@@ -153,9 +176,14 @@ class ItemKNN(BaseRecommender):
         }
         return summed("item_knn", train, score)
 
-    def _fit(self, matrix: sp.csr_matrix) -> None:
+    def _fit(self, matrix: sp.csr_matrix, ages: sp.csr_matrix | None = None) -> None:
+        half_life = self.params["half_life_days"]
+        weighted = half_life is not None
         self.similarity_ = cosine_similarity(
-            matrix, self.params["neighbors"], self.params["shrinkage"]
+            decayed(matrix, ages, half_life) if weighted else matrix,
+            self.params["neighbors"],
+            self.params["shrinkage"],
+            weighted=weighted,
         )
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:

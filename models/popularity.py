@@ -1,4 +1,5 @@
-"""Most-popular baseline: every user gets the items with the most interactions."""
+"""Most-popular baselines: every user gets the items with the most interactions, of all
+time (``popularity``) or lately (``recent_popularity``: a window and a decay by age)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
+from models.ages import decay
 from models.base import BaseRecommender, ModelSettings
 from models.memory import FLOAT32, DataShape, MemoryEstimate, summed
 
@@ -51,3 +54,46 @@ class Popularity(BaseRecommender):
 
     def _load_state(self, directory: Path) -> None:
         self.item_counts_ = np.load(directory / "item_counts.npy")
+
+
+class RecentPopularitySettings(ModelSettings):
+    """``window_days``: only interactions younger than this many days count (None: all
+    time). ``half_life_days``: an interaction this many days old counts half of one from
+    the last day, decaying exponentially (None: no decay). Ages are measured from the
+    newest event the model is fitted on (:mod:`models.ages`)."""
+
+    window_days: float | None = Field(None, gt=0)
+    half_life_days: float | None = Field(30.0, gt=0)
+
+
+class RecentPopularity(Popularity):
+    """Scores an item by the distinct users who interacted with it lately: each user counts
+    ``0.5 ** (age / half_life_days)`` for an interaction of ``age`` days inside the
+    window. Without ages (data without time) every interaction is of age 0 and the model
+    ranks as :class:`Popularity`."""
+
+    name: ClassVar[str] = "recent_popularity"
+    fit_inputs: ClassVar[tuple[str, ...]] = ("ages",)
+    settings_class: ClassVar[type[ModelSettings]] = RecentPopularitySettings
+
+    @classmethod
+    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+        """The float32 CSR copy of the interactions, its ages laid on it (a CSR of the same
+        pairs) and a float64 weight per interaction; float64 and float32 sums per item.
+        Scoring broadcasts the sums: no new array."""
+        cls.settings(**params)
+        train = {
+            "CSR copies of the training matrix and its ages, 2 x CSR": 2 * shape.csr_bytes(),
+            "weights of the interactions, 8 x interactions": shape.interactions * 8,
+            "item sums, 12 x items": shape.items * (8 + FLOAT32),
+        }
+        score = {"item sums, 4 x items": shape.items * FLOAT32}
+        return summed("recent_popularity", train, score)
+
+    def _fit(self, matrix: sp.csr_matrix, ages: sp.csr_matrix | None = None) -> None:
+        age = np.zeros(matrix.nnz) if ages is None else ages.data.astype(np.float64)
+        weight = decay(age, self.params["half_life_days"]) * (matrix.data > 0)
+        if self.params["window_days"] is not None:
+            weight[age >= self.params["window_days"]] = 0.0
+        sums = np.bincount(matrix.indices, weights=weight, minlength=matrix.shape[1])
+        self.item_counts_ = sums.astype(np.float32)

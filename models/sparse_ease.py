@@ -91,11 +91,12 @@ def neighbors_for(n_items: int, neighbors: int, max_cells: int = MAX_SYSTEM_CELL
     return max(1, min(neighbors, fitting, n_items - 1))
 
 
-def gram_matrix(matrix: sp.spmatrix) -> sp.csr_matrix:
-    """X^T X of the binarised users x items matrix: float32 CSR, sorted indices (float32
-    holds co-occurrence counts exactly up to 2^24 users per pair)."""
+def gram_matrix(matrix: sp.spmatrix, weighted: bool = False) -> sp.csr_matrix:
+    """X^T X of the binarised users x items matrix (with ``weighted``, of its values as
+    they are): float32 CSR, sorted indices (float32 holds co-occurrence counts exactly up
+    to 2^24 users per pair)."""
     binary = sp.csr_matrix(matrix, copy=True)
-    binary.data = (binary.data > 0).astype(np.float32)
+    binary.data = (binary.data if weighted else binary.data > 0).astype(np.float32)
     binary.eliminate_zeros()
     gram = sp.csr_matrix(binary.T.tocsr() @ binary)
     gram.sort_indices()
@@ -189,13 +190,15 @@ def sparse_ease_weights(
     batch_bytes: int = BATCH_BYTES,
     core_items: int = CORE_ITEMS,
     max_cells: int = MAX_SYSTEM_CELLS,
+    weighted: bool = False,
 ) -> sp.csr_matrix:
     """Neighbourhood-restricted EASE weights: items x items float32 CSR with a zero
     diagonal and at most ``neighbors`` nonzeros per column (fewer on a catalog too wide
-    for ``max_cells``: :func:`neighbors_for`); score with ``history @ B``."""
+    for ``max_cells``: :func:`neighbors_for`); score with ``history @ B``. ``weighted``:
+    learned from ``matrix``'s values as they are (interaction weights), not binarised."""
     from threadpoolctl import threadpool_limits
 
-    gram = gram_matrix(matrix)
+    gram = gram_matrix(matrix, weighted)
     n = gram.shape[0]
     neighbors = neighbors_for(n, neighbors, max_cells)
     hood = top_neighbors(gram, neighbors, similarity)

@@ -12,13 +12,31 @@ from models.mult_dae import PAPER_SETTINGS
 
 GRIDS: dict[str, list[dict[str, Any]]] = {
     "popularity": [{}],
+    # recent popularity: windows of 7, 14, 30 days and all time, half-lives of 7, 30, 90
+    # days and none; each setting is one count over the interactions
+    "recent_popularity": [
+        {"window_days": window, "half_life_days": half_life}
+        for half_life in (30.0, 7.0, 90.0, None)
+        for window in (None, 7.0, 14.0, 30.0)
+    ],
+    # the time-decayed settings (half_life_days) beside the plain ones, at each one's
+    # usual strength
     "item_knn": [
         {"neighbors": 200, "shrinkage": 10.0},
         {"neighbors": 100, "shrinkage": 0.0},  # RecBole's defaults
         {"neighbors": 400, "shrinkage": 0.0},
         {"neighbors": 100, "shrinkage": 50.0},
+        {"neighbors": 200, "shrinkage": 10.0, "half_life_days": 30.0},
+        {"neighbors": 200, "shrinkage": 10.0, "half_life_days": 90.0},
     ],
-    "ease": [{"l2": 300.0}, {"l2": 100.0}, {"l2": 800.0}],
+    "ease": [
+        {"l2": 300.0},
+        {"l2": 100.0},
+        {"l2": 800.0},
+        {"l2": 300.0, "half_life_days": 30.0},
+        {"l2": 300.0, "half_life_days": 90.0},
+        {"l2": 100.0, "half_life_days": 30.0},
+    ],
     # implicit's ALS and BPR; on MovieLens 100K few factors and strong regularisation win
     "als": [
         {"factors": 32, "regularization": 20.0, "alpha": 2.0, "iterations": 15},

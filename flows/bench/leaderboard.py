@@ -23,6 +23,7 @@ import pandas as pd
 
 from flows.bench.grids import GRIDS
 from models import MODEL_CLASSES, declared_inputs, make_recommender
+from models.ages import ages_from_events
 from models.inputs import sequences_from_events
 from models.metrics import evaluate_rankings
 from tasks.data.model_inputs import item_content_features
@@ -41,6 +42,8 @@ class Prepared:
     seq_train_valid: list[np.ndarray]
     item_features: np.ndarray | None
     social: Any = None  # users x users relations over the split's users, when given
+    ages_train: Any = None  # each training interaction's age in days (models.ages)
+    ages_train_valid: Any = None
 
 
 def relations_matrix(edges: pd.DataFrame | None, users: Any, direction: str) -> Any:
@@ -77,6 +80,15 @@ def prepare(
             n_users,
         )
 
+    def ages(*parts: str) -> Any:
+        frame = pd.concat([getattr(s, p) for p in parts])
+        return ages_from_events(
+            frame["user_idx"].to_numpy(),
+            frame["item_idx"].to_numpy(),
+            frame["timestamp"].to_numpy(dtype="datetime64[ns]"),
+            s.shape,
+        )
+
     return Prepared(
         split=s,
         train=s.matrix("train"),
@@ -87,6 +99,8 @@ def prepare(
         seq_train_valid=sequences("train", "valid"),
         item_features=item_content_features(s.items, items),
         social=relations_matrix(edges, s.users, direction),
+        ages_train=ages("train"),
+        ages_train_valid=ages("train", "valid"),
     )
 
 
@@ -120,7 +134,9 @@ def evaluate_model(
             params = {"seed": seed, **params}
         where = {"model": name, "setting": number, "settings": len(settings)}
         announce("setting", f"{name}: setting {number}/{len(settings)} {params}", **where)
-        model, train_seconds = _fit(name, params, data.train, data.seq_train, data, where)
+        model, train_seconds = _fit(
+            name, params, data.train, data.seq_train, data, where, ages=data.ages_train
+        )
         users, relevant = data.valid_target
         recommended, _ = _rank(model, users, k, data.train, data.seq_train)
         valid = evaluate_rankings(recommended, relevant, k)[f"ndcg@{k}"]
@@ -142,7 +158,14 @@ def evaluate_model(
         where = {"model": name, "setting": best + 1, "settings": len(settings), "refit": True}
         announce("setting", f"{name}: refit on train+valid {params}", **where)
         model, train_seconds = _fit(
-            name, params, data.train_valid, data.seq_train_valid, data, where, validate=False
+            name,
+            params,
+            data.train_valid,
+            data.seq_train_valid,
+            data,
+            where,
+            validate=False,
+            ages=data.ages_train_valid,
         )
         refit_history = getattr(model, "history_", {}) or {}
         epochs = len(next(iter(refit_history.values()), [])) if refit_history else None
@@ -184,6 +207,7 @@ def _fit(
     data: Prepared,
     where: dict,
     validate: bool = True,
+    ages: Any = None,
 ) -> tuple[Any, float]:
     """A model ``name`` with ``params`` fitted on ``matrix``; its epochs announced."""
     from tasks.train import progress_callback
@@ -198,6 +222,7 @@ def _fit(
         item_features=data.item_features,
         validation=data.valid_target if validate else None,
         social=data.social,
+        ages=ages,
         **extra,
     )
     return model, time.perf_counter() - start

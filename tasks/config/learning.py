@@ -19,7 +19,7 @@ from models.implicit_mf import ALSSettings, BPRSettings
 from models.item_knn import ItemKNNSettings
 from models.mult_dae import MultDAESettings
 from models.mult_vae import MultVAESettings
-from models.popularity import PopularitySettings
+from models.popularity import PopularitySettings, RecentPopularitySettings
 from models.recvae import RecVAESettings
 from models.sasrec import SASRecSettings
 from models.social import SocialPopSettings
@@ -77,6 +77,7 @@ class FeatureConfig(Section):
 
 ModelName = Literal[
     "popularity",
+    "recent_popularity",
     "item_knn",
     "ease",
     "ease_mult_dae",
@@ -111,6 +112,7 @@ class TrainConfig(Section):
     memory_budget: ByteSize | None = None
     memory_budget_share: float = Field(0.6, gt=0, le=1)
     popularity: PopularitySettings = PopularitySettings()
+    recent_popularity: RecentPopularitySettings = RecentPopularitySettings()
     item_knn: ItemKNNSettings = ItemKNNSettings()
     ease: EASESettings = EASESettings()
     als: ALSSettings = ALSSettings()

@@ -10,7 +10,11 @@
   scaled to [0, 1], and hashed title tokens, from the items table when there is one;
 * the relations between users (social models, ``social``): a users x users CSR matrix
   in the interaction matrix's user index space (tasks/data/social.py), for a model
-  whose ``fit_inputs`` list it and a snapshot with a graph.
+  whose ``fit_inputs`` list it and a snapshot with a graph;
+* each training interaction's age (time-aware models, ``ages``): a CSR matrix over the
+  fitted matrix's pairs, the age in days of the user's newest event on the item,
+  measured from the newest event fitted on (models/ages.py); all 0 for data without
+  time, whose events carry their ingest date.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from models.ages import ages_matrix, event_seconds, newest_by_pair
 from models.inputs import sequences_from_events
 from models.vocab import IdVocabulary
 from tasks.data.snapshot import FeatureSet, read_vocabularies, table_parts
@@ -41,10 +46,11 @@ class FitInputs:
     item_features: np.ndarray | None  # items x d
     validation: tuple[np.ndarray, sp.csr_matrix] | None  # early stopping target
     social: sp.csr_matrix | None = None  # users x users relations, for models that ask
+    ages: sp.csr_matrix | None = None  # each training pair's age in days, for models that ask
 
     def kwargs(self) -> dict:
-        """Keyword arguments of ``fit``: ``social`` only when built (a model that lists
-        it in ``fit_inputs``), so models without it are called as before."""
+        """Keyword arguments of ``fit``: ``social`` and ``ages`` only when built (a model
+        that lists them in ``fit_inputs``), so models without them are called as before."""
         out = {
             "sequences": self.sequences,
             "item_features": self.item_features,
@@ -52,6 +58,8 @@ class FitInputs:
         }
         if self.social is not None:
             out["social"] = self.social
+        if self.ages is not None:
+            out["ages"] = self.ages
         return out
 
 
@@ -130,6 +138,7 @@ def _fit_inputs(
     stamps = [part["timestamp"].max() for part in read_parts(["timestamp"]) if len(part)]
     cutoff = max(stamps) - pd.Timedelta(days=days) if stamps else None
     pairs: dict[str, list[np.ndarray]] = {"all": [], "inner": [], "later": []}
+    newest: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"all": [], "inner": []}
     events: list[pd.DataFrame] = []  # kept only for sequences
     for part in read_parts(EVENT_COLUMNS):
         keys = part["user_idx"].to_numpy(np.int64) * shape[1] + part["item_idx"].to_numpy()
@@ -139,9 +148,14 @@ def _fit_inputs(
         pairs["later"].append(np.unique(keys[~is_inner]))
         if "sequences" in needs:
             events.append(part)
+        if "ages" in needs:
+            seconds = event_seconds(part["timestamp"].to_numpy(dtype="datetime64[ns]"))
+            newest["all"].append(newest_by_pair(keys, seconds))
+            newest["inner"].append(newest_by_pair(keys[is_inner], seconds[is_inner]))
     matrix = {name: _keys_matrix(keys, shape) for name, keys in pairs.items()}
     validation = _new_items_target(matrix["inner"], matrix["later"])
     fitted = "inner" if validation is not None else "all"
+    ages = _ages(newest[fitted], shape) if "ages" in needs else None
     sequences = None
     if "sequences" in needs:
         if fitted == "inner":
@@ -163,7 +177,20 @@ def _fit_inputs(
         sequences=sequences,
         item_features=item_features,
         validation=validation if "validation" in needs else None,
+        ages=ages,
     )
+
+
+def _ages(parts: list[tuple[np.ndarray, np.ndarray]], shape: tuple[int, int]) -> sp.csr_matrix:
+    """The ``ages`` input from each part's pairs and their newest times (a pair in several
+    parts keeps its newest), measured from the newest of them all."""
+    if not parts:
+        return ages_matrix(np.zeros(0, np.int64), np.zeros(0), shape)
+    codes, newest = newest_by_pair(
+        np.concatenate([keys for keys, _ in parts]),
+        np.concatenate([seconds for _, seconds in parts]),
+    )
+    return ages_matrix(codes, newest, shape)
 
 
 def _keys_matrix(keys: list[np.ndarray], shape: tuple[int, int]) -> sp.csr_matrix:

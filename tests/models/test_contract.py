@@ -15,6 +15,7 @@ from models.memory import DataShape, MemoryEstimate
 # Tiny, fast settings: enough to learn the checkerboard, a few seconds per fit.
 FAST_PARAMS = {
     "popularity": {},
+    "recent_popularity": {"window_days": 30.0, "half_life_days": 7.0},
     "item_knn": {"neighbors": 5, "shrinkage": 1.0},
     "ease": {"l2": 20.0},
     "als": {"factors": 2, "regularization": 1.0, "alpha": 1.0, "iterations": 15, "num_threads": 1},
