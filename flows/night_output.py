@@ -139,7 +139,7 @@ class OutputStages(NightContext):
                 promotion.registered_name, promotion.serving_version, promotion.reason
             )
         model_run, layer = self._timed(
-            "serving-context",
+            "serving",  # the served model's context: tasks/scoring/serving.py
             record_serving_context,
             workspace_root=str(self.ws.root),
             registered_name=self.config.tracking.registered_model,
