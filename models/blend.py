@@ -96,6 +96,10 @@ class Blend(BaseRecommender):
     inputs: ClassVar[frozenset[str]] = frozenset()
     settings_class: ClassVar[type[ModelSettings]] = BlendSettings
 
+    personal_: EASE | ItemKNN
+    popularity_: np.ndarray
+    weight_: float
+
     @classmethod
     def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
         """The personal model's arrays (EASE's or item-kNN's ``memory_estimate``; EASE's
