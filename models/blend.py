@@ -176,7 +176,7 @@ class Blend(BaseRecommender):
 
     def _blended(self, personal: np.ndarray, weight: float) -> np.ndarray:
         """``(1 - weight) * personal + weight * popularity``, a new float32 array."""
-        blended = np.multiply(personal, np.float32(1.0 - weight), dtype=np.float32)
+        blended: np.ndarray = personal * np.float32(1.0 - weight)
         blended += np.float32(weight) * self.popularity_
         return blended
 
