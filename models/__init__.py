@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from models.base import BaseRecommender, NotFittedError, Recommender
+from models.blend import Blend
 from models.caser import Caser
 from models.ease import EASE
 from models.gru4rec import GRU4Rec
@@ -31,6 +32,7 @@ MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
         RecentPopularity,
         ItemKNN,
         EASE,
+        Blend,
         EASEMultDAE,
         ALS,
         BPR,
@@ -84,6 +86,7 @@ __all__ = [
     "EASE",
     "MODEL_CLASSES",
     "BaseRecommender",
+    "Blend",
     "Caser",
     "EASEMultDAE",
     "GRU4Rec",

@@ -96,6 +96,13 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         {"epochs": 150, "patience": 15},
         {"batch_size": 100, "gamma": 0.015, "epochs": 150, "patience": 15},
     ],
+    # EASE (or item-kNN) beside recent popularity: the popularity weight is chosen on
+    # validation inside the fit; the grid tries the popularity part's recency
+    "blend": [
+        {},
+        {"window_days": 14.0, "half_life_days": 90.0},
+        {"personal": "item_knn", "item_knn": {"neighbors": 200, "shrinkage": 10.0}},
+    ],
     # a hybrid, not a deep model: the blend weight is chosen on validation inside the fit
     "ease_mult_dae": [{"ease": {"l2": 300.0}, "mult_dae": PAPER_SETTINGS}],
     "gru4rec": [{"cell": "gru", "epochs": 30, "patience": 5}],

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import ByteSize, Field
 
+from models.blend import BlendSettings
 from models.caser import CaserSettings
 from models.ease import EASESettings
 from models.gru4rec import GRU4RecSettings
@@ -80,6 +81,7 @@ ModelName = Literal[
     "recent_popularity",
     "item_knn",
     "ease",
+    "blend",
     "ease_mult_dae",
     "als",
     "bpr",
@@ -115,6 +117,7 @@ class TrainConfig(Section):
     recent_popularity: RecentPopularitySettings = RecentPopularitySettings()
     item_knn: ItemKNNSettings = ItemKNNSettings()
     ease: EASESettings = EASESettings()
+    blend: BlendSettings = BlendSettings()
     als: ALSSettings = ALSSettings()
     bpr: BPRSettings = BPRSettings()
     mult_dae: MultDAESettings = MultDAESettings()

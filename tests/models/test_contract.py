@@ -18,6 +18,7 @@ FAST_PARAMS = {
     "recent_popularity": {"window_days": 30.0, "half_life_days": 7.0},
     "item_knn": {"neighbors": 5, "shrinkage": 1.0},
     "ease": {"l2": 20.0},
+    "blend": {"ease": {"l2": 20.0}, "half_life_days": 7.0},
     "als": {"factors": 2, "regularization": 1.0, "alpha": 1.0, "iterations": 15, "num_threads": 1},
     "bpr": {
         "factors": 8,
