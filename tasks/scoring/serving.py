@@ -278,8 +278,8 @@ class ServingContext:
             events = request[given].copy()
             events["item_id"] = events["item_id"].astype(str)
             with_events = list(dict.fromkeys(events["user_id"]))
-            if "timestamp" in events:
-                events["timestamp"] = pd.to_datetime(events["timestamp"])
+            if "timestamp" in events:  # a time without a zone is read as UTC, as ingest does
+                events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True)
             rows = self.newest.rows(model, users, items, with_events, events, k)
             parts.append(rows.assign(history=FROM_REQUEST))
         rest = [u for u in asked if u not in set(with_events)]

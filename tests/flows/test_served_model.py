@@ -36,7 +36,7 @@ def night(prefect_harness, tmp_path_factory, make_config):
         workspace,
         ingest={"demo": {"n_users": 300, "n_items": 120, "mean_interactions": 15}},
         train={"models": ["ease"]},
-        score={"k": K, "deny_items": ["i00003"], "max_per_genre": 3},
+        score={"k": K, "deny_items": ["i00003"], "max_per_genre": 3, "active_days": 30},
         refresh={"path": str(landing)},
     )
     state = nightly(config=config, run_date=RUN_DATE, return_state=True)
