@@ -4,6 +4,7 @@ past dates and scored on the period that followed (flows/backtest.py)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -61,7 +62,7 @@ def backtest(
     from flows.backtest_report import record, summary_text
 
     dates = backtest_dates(first, last, days)
-    interactions, items = _load(config, last)
+    interactions, items = _load(config, last + timedelta(days=days - 1))
     folder = _folder(config, first, last)
     print(
         f"backtest: {len(dates)} date(s) {first} .. {last} every {days} d, models "
@@ -80,9 +81,8 @@ def backtest(
 
 
 def _load(config: Any, last: Any) -> tuple[Any, Any]:
-    """The source's interactions (rows with ids and a timestamp) and its items table."""
-    from datetime import timedelta
-
+    """The source's interactions (rows with ids and a timestamp) and its items table, as
+    of the night after ``last`` (the last day scored): the demo's weeks end there."""
     from tasks.ingest import load_source
     from tasks.storage.workspace import Workspace
 
