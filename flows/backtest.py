@@ -27,7 +27,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,7 +117,8 @@ def replay(
     rows = []
     for day in dates:
         start = time.perf_counter()
-        features, results, promotion = run_night(night_config, day)
+        stages: dict[str, float] = {}
+        features, results, promotion = run_night(night_config, day, stages)
         tonight = {f"{r.model}@{day}": r.bundle_dir for r in results}
         known.update(
             {promotion.versions[r.model]: (f"{r.model}@{day}", r.bundle_dir) for r in results}
@@ -124,32 +126,51 @@ def replay(
         served, bundle = known.get(promotion.serving_version or "", ("", ""))
         candidates = {**tonight, served: bundle} if served else tonight
         cut = pd.Timestamp(day, tz="UTC")
-        nxt = next_period_holdout(interactions, cut, cut + pd.Timedelta(days=every_days))
-        next_ndcg = next_period_ndcg(candidates, nxt, config)
+        with _timed(stages, "next_period"):
+            nxt = next_period_holdout(interactions, cut, cut + pd.Timedelta(days=every_days))
+            next_ndcg = next_period_ndcg(candidates, nxt, config)
         users = int(nxt.relevant["user_idx"].nunique())
         row = night_row(day, features, promotion, served, users, next_ndcg, config.train.models)
         row["seconds"] = round(time.perf_counter() - start, 1)
+        row.update({f"seconds_{name}": round(value, 1) for name, value in stages.items()})
         rows.append(row)
         say(night_line(row))
     return rows
 
 
+@contextmanager
+def _timed(stages: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        stages[name] = stages.get(name, 0.0) + time.perf_counter() - start
+
+
 def run_night(
-    config: PipelineConfig, day: date
+    config: PipelineConfig, day: date, stages: dict[str, float] | None = None
 ) -> tuple[FeaturesResult, list[ModelResult], Promotion]:
     """The night that sees the events before ``day``, ingest to the gate, its stages
-    called in this process; the champion alias moved as publishing would move it."""
+    called in this process; the champion alias moved as publishing would move it.
+    ``stages`` receives the seconds each stage took (ingest, validate, features, train
+    with evaluation, gate)."""
     from flows.night import Night
     from tasks.publishing.champion import ChampionMove, move_champion_after_publish
 
+    stages = {} if stages is None else stages
     logger = logging.getLogger("recpipe.backtest")
     night = Night.open(config, day - timedelta(days=1), True, f"backtest-{day}", logger)
     with night.running():
-        ingest = night.ingest()
-        night.validate(ingest)
-        features = night.features()
-        results = night.train_and_evaluate(features, ingest)
-        promotion = night.promote(results, features)
+        with _timed(stages, "ingest"):
+            ingest = night.ingest()
+        with _timed(stages, "validate"):
+            night.validate(ingest)
+        with _timed(stages, "features"):
+            features = night.features()
+        with _timed(stages, "train"):
+            results = night.train_and_evaluate(features, ingest)
+        with _timed(stages, "gate"):
+            promotion = night.promote(results, features)
         if promotion.move_alias:
             # move_alias only when promoted, and then serving_version is the challenger's
             assert promotion.serving_version is not None
@@ -227,9 +248,49 @@ def night_line(row: dict) -> str:
     )
 
 
+def policy_columns(models: Sequence[str]) -> dict[str, str]:
+    """Policy name -> the per-date column prefix of its next-period NDCG and regret: the
+    gate serves ``champion`` (NDCG ``champion_ndcg``, regret ``regret``), "always X"
+    serves tonight's X (``X_ndcg``, ``X_regret``)."""
+    return {"gate": "champion", **{f"always {m}": m for m in models}}
+
+
+def _scored(rows: list[dict], models: Sequence[str]) -> pd.DataFrame:
+    """The nights where every policy has a next-period figure."""
+    frame = pd.DataFrame(rows)
+    needed = [f"{p}_ndcg" for p in policy_columns(models).values()]
+    return frame.dropna(subset=[c for c in needed if c in frame] or None)
+
+
 def policy_regrets(rows: list[dict], models: list[str]) -> dict[str, float]:
     """Mean regret of the gate and of each fixed policy over the nights all can be scored."""
-    frame = pd.DataFrame(rows)
-    columns = {"gate": "regret", **{f"always {m}": f"{m}_regret" for m in models}}
-    scored = frame.dropna(subset=list(columns.values()))
-    return {name: float(scored[column].mean()) for name, column in columns.items()}
+    scored = _scored(rows, models)
+    return {
+        name: float(scored["regret" if name == "gate" else f"{prefix}_regret"].mean())
+        for name, prefix in policy_columns(models).items()
+    }
+
+
+def policy_table(rows: list[dict], models: Sequence[str]) -> pd.DataFrame:
+    """One row per policy (the gate, then "always X" per model) over the nights all can be
+    scored: ``mean_ndcg`` (next-period NDCG@K), ``mean_regret``, ``nights``, and
+    ``vs_popularity``, the policy's mean NDCG over always-popularity's (NaN without a
+    popularity candidate)."""
+    scored = _scored(rows, models)
+    table = pd.DataFrame(
+        [
+            {
+                "policy": name,
+                "mean_ndcg": float(scored[f"{prefix}_ndcg"].mean()),
+                "mean_regret": float(
+                    scored["regret" if name == "gate" else f"{prefix}_regret"].mean()
+                ),
+                "nights": len(scored),
+            }
+            for name, prefix in policy_columns(models).items()
+        ]
+    )
+    popularity = table.loc[table["policy"] == "always popularity", "mean_ndcg"]
+    base = float(popularity.iloc[0]) if len(popularity) else float("nan")
+    table["vs_popularity"] = table["mean_ndcg"] / base if base else float("nan")
+    return table

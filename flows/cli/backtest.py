@@ -4,6 +4,7 @@ past dates and scored on the period that followed (flows/backtest.py)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -40,7 +41,8 @@ def backtest(
     options: dict[str, Any],
 ) -> None:
     """Replay the nightly gate as of each date; print the champion, the best in hindsight
-    and the regret per night, and fixed-model policies; CSV and an MLflow run."""
+    and the regret per night, and the fixed-model policies; the per-date CSV, the policy
+    table and a plot of each policy's next-period NDCG in an MLflow run."""
     config = load(ctx, options)
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     days = parse_every(every)
@@ -56,30 +58,31 @@ def backtest(
             )
         }
     )
-    from flows.backtest import backtest_dates, policy_regrets, replay
+    from flows.backtest import backtest_dates, policy_table, replay
+    from flows.backtest_report import record, summary_text
 
     dates = backtest_dates(first, last, days)
-    interactions, items = _load(config, last)
+    interactions, items = _load(config, last + timedelta(days=days - 1))
     folder = _folder(config, first, last)
     print(
         f"backtest: {len(dates)} date(s) {first} .. {last} every {days} d, models "
-        f"{', '.join(names)}; source {config.ingest.source} "
-        f"({len(interactions)} events {interactions['timestamp'].min()} .. "
-        f"{interactions['timestamp'].max()})"
+        f"{', '.join(names)}; hold-out {config.features.holdout}; source "
+        f"{config.ingest.source} ({len(interactions)} events "
+        f"{interactions['timestamp'].min()} .. {interactions['timestamp'].max()})"
     )
     rows = replay(interactions, dates, days, config, items, workspace=folder / "workspace")
-    regrets = policy_regrets(rows, names)
-    print(f"\nmean regret (NDCG@{config.evaluate.k}, lower is better):")
-    for policy, value in regrets.items():
-        print(f"  {policy:<20} {value:.4f}")
-    csv_path, run_id = _record(config, rows, regrets, first, last, days, folder)
+    table = policy_table(rows, names)
+    k = config.evaluate.k
+    print(f"\nper policy (next-period NDCG@{k}, higher is better; regret, lower is better):")
+    print(summary_text(table, k))
+    params = {"start": first, "end": last, "every_days": days, "epochs": epochs}
+    csv_path, run_id = record(config, rows, table, folder, f"backtest-{first}-{last}", params)
     print(f"\nwritten: {csv_path}\nMLflow: experiment 'recpipe-backtest', run {run_id}")
 
 
 def _load(config: Any, last: Any) -> tuple[Any, Any]:
-    """The source's interactions (rows with ids and a timestamp) and its items table."""
-    from datetime import timedelta
-
+    """The source's interactions (rows with ids and a timestamp) and its items table, as
+    of the night after ``last`` (the last day scored): the demo's weeks end there."""
     from tasks.ingest import load_source
     from tasks.storage.workspace import Workspace
 
@@ -103,49 +106,3 @@ def _folder(config: Any, first: Any, last: Any) -> Any:
     folder = Workspace.at(config.workspace).root / "backtests" / f"{first}_{last}_{stamp}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def _record(
-    config: Any, rows: list[dict], regrets: dict, first: Any, last: Any, days: int, folder: Any
-) -> tuple:
-    """The table as CSV in ``folder`` and one MLflow run."""
-    import pandas as pd
-
-    from tasks import tracking
-    from tasks.storage.workspace import Workspace
-
-    ws = Workspace.at(config.workspace)
-    csv_path = folder / "backtest.csv"
-    pd.DataFrame(rows).to_csv(csv_path, index=False)
-    client = tracking.client_for(ws)
-    experiment_id = tracking.ensure_experiment(client, ws, "recpipe-backtest")
-    run_id = tracking.start_parent_run(
-        client,
-        experiment_id,
-        f"backtest-{first}-{last}",
-        {"source": config.ingest.source, "start": str(first), "end": str(last)},
-    )
-    tracking.log_params(
-        client,
-        run_id,
-        tracking.flatten(
-            "",
-            {
-                "every_days": days,
-                "models": ",".join(config.train.models),
-                "evaluate": config.evaluate.model_dump(mode="json"),
-                "features": config.features.model_dump(mode="json"),
-            },
-        ),
-    )
-    for step, row in enumerate(rows):
-        values = {
-            k: v for k, v in row.items() if isinstance(v, float) and pd.notna(v) and k != "seconds"
-        }
-        tracking.log_metrics(client, run_id, values, step=step)
-    tracking.log_metrics(
-        client, run_id, {f"mean_regret.{k.replace(' ', '_')}": v for k, v in regrets.items()}
-    )
-    client.log_artifact(run_id, str(csv_path))
-    client.set_terminated(run_id)
-    return csv_path, run_id

@@ -76,6 +76,89 @@ def test_replay_a_night_per_date_and_regrets_against_hindsight(tmp_path) -> None
     regrets = policy_regrets(rows, ["popularity", "ease"])
     assert set(regrets) == {"gate", "always popularity", "always ease"}
     assert regrets["gate"] == pytest.approx(np.mean([r["regret"] for r in rows]))
+    stages = {"ingest", "validate", "features", "train", "gate", "next_period"}
+    assert all({f"seconds_{s}" for s in stages} <= set(r) for r in rows)
+
+    run = _record_and_read(config.model_copy(update={"workspace": tmp_path / "ws"}), rows)
+    assert {"backtest.csv", "policies.csv", "next_period_ndcg.png"} <= run["artifacts"]
+    assert run["dates"] == ["2026-02-08", "2026-02-15", "2026-02-22"]
+    metrics = run["metrics"]
+    assert metrics["mean_regret.gate"] == pytest.approx(regrets["gate"])
+    assert metrics["mean_regret.always_ease"] == pytest.approx(regrets["always ease"])
+    assert metrics["mean_ndcg.gate"] == pytest.approx(np.mean([r["champion_ndcg"] for r in rows]))
+    popularity = np.mean([r["popularity_ndcg"] for r in rows])
+    assert metrics["mean_ndcg.always_popularity"] == pytest.approx(popularity)
+    assert metrics["gate_vs_popularity"] == pytest.approx(metrics["mean_ndcg.gate"] / popularity)
+
+
+def _record_and_read(config: PipelineConfig, rows: list[dict]) -> dict:
+    """Record the backtest's MLflow run; read back its artifacts, per-date table, metrics."""
+    import pandas as pd
+
+    from flows.backtest import policy_table
+    from flows.backtest_report import record
+    from tasks import tracking
+    from tasks.storage.workspace import Workspace
+
+    folder = config.workspace / "backtests" / "run"
+    folder.mkdir(parents=True)
+    table = policy_table(rows, config.train.models)
+    params = {"start": rows[0]["date"], "end": rows[-1]["date"], "every_days": 7}
+    _, run_id = record(config, rows, table, folder, "backtest-test", params)
+    client = tracking.client_for(Workspace.at(config.workspace))
+    local = client.download_artifacts(run_id, "backtest.csv", str(config.workspace))
+    return {
+        "artifacts": {a.path for a in client.list_artifacts(run_id)},
+        "dates": list(pd.read_csv(local)["date"]),
+        "metrics": client.get_run(run_id).data.metrics,
+    }
+
+
+def test_policy_table_means_regrets_and_the_ratio_to_popularity() -> None:
+    from flows.backtest import policy_table
+    from flows.backtest_report import policy_metrics, summary_text
+
+    nan = float("nan")
+    rows = [  # best = max of the candidates; the gate serves the champion
+        {
+            "champion_ndcg": 0.2,
+            "regret": 0.1,
+            "best_ndcg": 0.3,
+            "popularity_ndcg": 0.1,
+            "popularity_regret": 0.2,
+            "ease_ndcg": 0.3,
+            "ease_regret": 0.0,
+        },
+        {
+            "champion_ndcg": 0.4,
+            "regret": 0.0,
+            "best_ndcg": 0.4,
+            "popularity_ndcg": 0.3,
+            "popularity_regret": 0.1,
+            "ease_ndcg": 0.1,
+            "ease_regret": 0.3,
+        },
+        {
+            "champion_ndcg": nan,
+            "regret": nan,
+            "best_ndcg": 0.5,
+            "popularity_ndcg": 0.5,
+            "popularity_regret": 0.0,
+            "ease_ndcg": 0.2,
+            "ease_regret": 0.3,
+        },  # no champion yet
+    ]
+    table = policy_table(rows, ["popularity", "ease"]).set_index("policy")
+    assert list(table.index) == ["gate", "always popularity", "always ease"]
+    assert table["nights"].tolist() == [2, 2, 2]
+    assert table["mean_ndcg"].tolist() == pytest.approx([0.3, 0.2, 0.2])
+    assert table["mean_regret"].tolist() == pytest.approx([0.05, 0.15, 0.15])
+    assert table["vs_popularity"].tolist() == pytest.approx([1.5, 1.0, 1.0])
+    metrics = policy_metrics(table.reset_index())
+    assert metrics["gate_vs_popularity"] == pytest.approx(1.5)
+    assert metrics["mean_regret.always_popularity"] == pytest.approx(0.15)
+    text = summary_text(table.reset_index(), 10)
+    assert "always ease" in text and "NDCG@10: 1.500 over 2 date(s)" in text
 
 
 def test_the_backtest_nights_read_the_configured_relations(tmp_path) -> None:
