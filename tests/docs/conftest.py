@@ -48,8 +48,12 @@ def recpipe_script() -> list[str]:
 def block_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    # the examples say which settings and which MLflow store they use (MLflow's
+    # set_tracking_uri / set_registry_uri export these to the environment of this process)
     for name in [n for n in env if n.startswith("RECPIPE")]:
-        env.pop(name)  # the examples say which settings they use
+        env.pop(name)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        env.pop(name, None)
     return env
 
 

@@ -55,7 +55,8 @@ def server(night):
         port = sock.getsockname()[1]
     # mlflow starts uvicorn by name: the virtualenv's bin folder must be on PATH
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": ws.mlflow_uri, "PATH": path}
+    uris = {"MLFLOW_TRACKING_URI": ws.mlflow_uri, "MLFLOW_REGISTRY_URI": ws.mlflow_uri}
+    env = {**os.environ, **uris, "PATH": path}
     model = f"models:/{night.tracking.registered_model}@champion"
     log = open(ws.root / "serve.log", "w")  # noqa: SIM115  (closed below)
     proc = subprocess.Popen(
