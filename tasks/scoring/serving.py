@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -117,15 +117,14 @@ def write_layer(
     return folder
 
 
-@dataclass
 class Layer:
-    """One publish's context (see the module's docstring)."""
+    """One publish's context (see the module's docstring). Its files are read once, when
+    first needed, and kept: a served process answers many requests from one layer."""
 
-    folder: Path
-    context: dict
-    base: Layer | None = None  # the night's layer, whose similarity a refresh may share
-    _history: pd.DataFrame | None = None
-    _users: set[str] | None = None
+    def __init__(self, folder: Path, context: dict) -> None:
+        self.folder = folder
+        self.context = context
+        self.base: Layer | None = None  # the night's layer, whose similarity a refresh shares
 
     @classmethod
     def read(cls, folder: Path) -> Layer:
@@ -135,39 +134,57 @@ class Layer:
     def name(self) -> str:
         return f"{self.context['kind']} {self.context['run_date']} ({self.context['run_id']})"
 
-    @property
+    @cached_property
     def history(self) -> pd.DataFrame:
-        if self._history is None:
-            self._history = pd.read_parquet(self.folder / HISTORY_FILE)
-            self._history["user_id"] = self._history["user_id"].astype(str)
-            self._history["item_id"] = self._history["item_id"].astype(str)
-        return self._history
+        history = pd.read_parquet(self.folder / HISTORY_FILE)
+        history["user_id"] = history["user_id"].astype(str)
+        history["item_id"] = history["item_id"].astype(str)
+        return history
 
-    @property
+    @cached_property
     def users(self) -> set[str]:
         """The users this layer published rows for: those of its history, and those
         scored without one (known from the relations between users)."""
-        if self._users is None:
-            listed = self.folder / USERS_FILE
-            if listed.is_file():
-                self._users = set(json.loads(listed.read_text()))
-            else:
-                self._users = set(self.history["user_id"].unique())
-                social = self.social
-                if social is not None:
-                    self._users |= {str(u) for u in social.edge_only}
-        return self._users
+        listed = self.folder / USERS_FILE
+        if listed.is_file():
+            return set(json.loads(listed.read_text()))
+        users = set(self.history["user_id"].unique())
+        if self.social is not None:
+            users |= {str(u) for u in self.social.edge_only}
+        return users
 
-    @property
+    @cached_property
     def social(self) -> Any:
         from tasks.scoring.social import load_social_scores
 
         return load_social_scores(self.folder)
 
+    @cached_property
     def config(self) -> Any:
         from tasks.config import ScoreConfig
 
         return ScoreConfig.model_validate(self.context["score"])
+
+    @cached_property
+    def items_table(self) -> pd.DataFrame | None:
+        items_file = self.folder / ITEMS_FILE
+        return pd.read_parquet(items_file) if items_file.is_file() else None
+
+    @cached_property
+    def popularity(self) -> np.ndarray | None:
+        path = self.folder / POPULARITY_FILE
+        return np.load(path) if path.is_file() else None
+
+    @cached_property
+    def similarity(self) -> Any:
+        """Its own item-item similarity, else the night's (a refresh computes one only
+        when the champion's items differ from the night's)."""
+        import scipy.sparse as sp
+
+        path = self.folder / SIMILARITY_FILE
+        if path.is_file():
+            return sp.load_npz(path)
+        return None if self.base is None else self.base.similarity
 
     def rows(
         self,
@@ -182,31 +199,21 @@ class Layer:
         wanted user without any is scored without history, as the night scores users known
         only from relations) with this layer's rules and statistics; ``k``: another list
         length than the published one."""
-        import scipy.sparse as sp
-
         from tasks.data.catalog import build_catalog
         from tasks.scoring.table import empty_table, table_blocks
 
-        config = self.config()
+        config = self.config
         if k is not None:
             config = config.model_copy(update={"k": int(k)})
-        items_file = self.folder / ITEMS_FILE
         catalog = build_catalog(
-            items,
-            pd.read_parquet(items_file) if items_file.is_file() else None,
-            set(config.deny_items),
-            config.respect_available,
+            items, self.items_table, set(config.deny_items), config.respect_available
         )
-        popularity_file = self.folder / POPULARITY_FILE
-        similarity_file = self.folder / SIMILARITY_FILE
-        if not similarity_file.is_file() and self.base is not None:
-            similarity_file = self.base.folder / SIMILARITY_FILE
         run = {
             "run_id": self.context["run_id"],
             "run_date": pd.Timestamp(self.context["run_date"]).date(),
             "model_version": self.context["model_version"],
         }
-        positive = self.context["positive"]
+        newest, positive = self.context["newest"], self.context["positive"]
         extra = np.array(sorted(set(wanted) - set(history["user_id"])), dtype=object)
         frames = list(
             table_blocks(
@@ -217,11 +224,9 @@ class Layer:
                 history,
                 config,
                 run,
-                newest=None
-                if self.context["newest"] is None
-                else pd.Timestamp(self.context["newest"]),
-                popularity=np.load(popularity_file) if popularity_file.is_file() else None,
-                similarity=sp.load_npz(similarity_file) if similarity_file.is_file() else None,
+                newest=None if newest is None else pd.Timestamp(newest),
+                popularity=self.popularity,
+                similarity=self.similarity,
                 positive=None if positive is None else (positive[0], float(positive[1])),
                 social=self.social,
                 extra_users=extra,
@@ -282,7 +287,8 @@ class ServingContext:
                 events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True)
             rows = self.newest.rows(model, users, items, with_events, events, k)
             parts.append(rows.assign(history=FROM_REQUEST))
-        rest = [u for u in asked if u not in set(with_events)]
+        given_events = set(with_events)
+        rest = [u for u in asked if u not in given_events]
         by_layer: dict[int, list[str]] = {}
         for user in rest:
             found = [i for i, layer in enumerate(self.layers) if user in layer.users]
