@@ -268,6 +268,15 @@ class BaseRecommender:
     _fit: Callable[..., None]
 
     # -- scoring -----------------------------------------------------------------
+    def shared_scores(self) -> np.ndarray | None:
+        """A model that is not personal (:attr:`personalized` False) ranks every user by
+        the same scores: those, one per item (None for a personal model)."""
+        return None
+
+    def shared_reason(self) -> str | None:
+        """Why a non-personal model ranks an item where it does, as a row's ``reason``."""
+        return None
+
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         """Dense scores (len(users) x n_items); ``history`` holds those users' rows."""
         raise NotImplementedError

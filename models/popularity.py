@@ -49,6 +49,13 @@ class Popularity(BaseRecommender):
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         return np.broadcast_to(self.item_counts_, (len(users), self.item_counts_.size))
 
+    def shared_scores(self) -> np.ndarray:
+        self._check_fitted()
+        return self.item_counts_
+
+    def shared_reason(self) -> str:
+        return "popular overall"
+
     def _save_state(self, directory: Path) -> None:
         np.save(directory / "item_counts.npy", self.item_counts_)
 
@@ -97,3 +104,11 @@ class RecentPopularity(Popularity):
             weight[age >= self.params["window_days"]] = 0.0
         sums = np.bincount(matrix.indices, weights=weight, minlength=matrix.shape[1])
         self.item_counts_ = sums.astype(np.float32)
+
+    def shared_reason(self) -> str:
+        window, half_life = self.params["window_days"], self.params["half_life_days"]
+        if window is not None:
+            return f"popular in the last {window:g} days"
+        if half_life is not None:
+            return "popular lately"
+        return "popular overall"

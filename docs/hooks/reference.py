@@ -33,8 +33,8 @@ COLUMN_MEANINGS = {
             "`personal` (the champion's own ranking), `cold_start` (the champion does not "
             "know the user or their history is too short: items ranked by the genres of what "
             "they did), `social` (no usable history, but friends who have some: what the "
-            "friends interacted with), `fallback` (nothing usable, or a non-personal "
-            "champion: popular in the last 30 days)"
+            "friends interacted with), `fallback` (nothing usable: popular in the last 30 "
+            "days; or a non-personal champion such as popularity: its own ranking)"
         ),
         "reason": (
             'e.g. "because you watched Heat (1995)": the item of the user\'s history that '

@@ -11,8 +11,9 @@ Each user gets one strategy:
 * ``social``: no usable history (none of the model's items), but friends in the graph
   who have some: what the friends interacted with, weighted by the relation
   (:mod:`tasks.scoring.social`), "liked by N of your friends";
-* ``fallback``: nothing usable (or the model is not personalised, like popularity): the
-  most popular items of the last ``popular_days`` days.
+* ``fallback``: nothing usable: the most popular items of the last ``popular_days``
+  days; or the model is not personalised (popularity, recent popularity): its own
+  ranking, the same for every user (:meth:`models.BaseRecommender.shared_scores`).
 
 Seen items, denied items and unavailable items are never recommended; an optional cap
 limits items per primary genre. A model with an item index (a factor model over a catalog
@@ -133,8 +134,10 @@ def rank_blocks(
                 top = np.concatenate([p[1] for p in parts])
                 out.append((rows, strategy, items, top, history))
                 continue
-            else:
-                scores = np.broadcast_to(inputs.recent_popularity, (rows.size, catalog.n_items))
+            else:  # a non-personal model's own ranking, else recent popularity
+                shared = model.shared_scores()
+                shared = inputs.recent_popularity if shared is None else shared
+                scores = np.broadcast_to(shared, (rows.size, catalog.n_items))
             items, top = _rank(scores, history, catalog, k, max_per_genre)
             out.append((rows, strategy, items, top, history))
         return out
@@ -170,6 +173,7 @@ def score_blocks(
 ) -> Iterator[pd.DataFrame]:
     """Yield ``SCORED_COLUMNS`` frames, one per block of users."""
     fallback_reason = f"popular in the last {popular_days} days"
+    model_reason = model.shared_reason() or fallback_reason
     # a block of dense scores stays within 256 MiB; a model ranked without one (sparse
     # scores, a subset of items, retrieved candidates) takes whole blocks of users, its
     # few cold-start users scored dense in slices of that size
@@ -190,7 +194,7 @@ def score_blocks(
         if strategy == "fallback":
             # numpy's stubs reject None as a value; at runtime it is an object scalar
             why = np.where(  # type: ignore[call-overload]  # stubs reject None
-                items >= 0, fallback_reason, None
+                items >= 0, model_reason, None
             ).astype(object)
         elif strategy == "social":
             why = social_reasons(inputs.social, social_rows[rows], items, fallback_reason)

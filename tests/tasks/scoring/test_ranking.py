@@ -108,6 +108,29 @@ def test_deny_list_and_non_personal_model() -> None:
     assert set(got["u1"]["strategy"]) == {"fallback"}
 
 
+def test_non_personal_model_ranks_by_its_own_scores() -> None:
+    # fitted: d and e are the most popular; the scoring events (the "last 30 days") make
+    # a and c the most popular. The model's ranking is what the gate chose: d, e.
+    fitted = sp.csr_matrix(np.array([[0, 0, 0, 1, 1, 0], [0, 0, 0, 1, 0, 0]], dtype=float))
+    model = make_recommender("popularity").fit(fitted)
+    recent = events([("u1", "a"), ("u2", "a"), ("u2", "c"), ("ghost", "zzz")])
+    got = run(model, recent, k=3)
+    assert got["u1"]["item_id"].tolist() == ["d", "e", "b"]
+    assert got["ghost"]["item_id"].tolist()[:2] == ["d", "e"]
+    assert set(got["ghost"]["strategy"]) == {"fallback"}
+    assert set(got["ghost"]["reason"]) == {"popular overall"}
+    # a personal model's fallback users keep the scoring stage's recent popularity
+    personal = run(FixedScores([5, 4, 3, 2, 1, 0]).fit(TRAIN), recent, k=3)
+    assert personal["ghost"]["item_id"].tolist()[:2] == ["a", "c"]
+    # recent popularity says which window ranked the items
+    windowed = make_recommender("recent_popularity", window_days=7, half_life_days=None)
+    ages = sp.csr_matrix(np.array([[0, 0, 0, 30, 30, 0], [0, 0, 0, 30, 0, 0]], dtype=float))
+    windowed.fit(fitted + sp.csr_matrix(([1.0], ([0], [2])), shape=(2, 6)), ages=ages)
+    got = run(windowed, recent, k=2)
+    assert got["ghost"]["item_id"].tolist()[0] == "c"
+    assert set(got["ghost"]["reason"]) == {"popular in the last 7 days"}
+
+
 def test_genre_cap_and_fill() -> None:
     model = FixedScores([0, 0, 0, 5, 1, 4]).fit(TRAIN)
     interactions = events([("u1", "a"), ("u1", "b")])
