@@ -17,7 +17,11 @@ figures (NDCG@10 by default) are paired. The gate:
   default), when the challenger is the champion's own model retrained on newer data: it
   replaces the champion unless the interval lies wholly below ``-promotion_tolerance``
   (shown worse). A champion kept for ties alone would grow stale: it never learns the
-  users and items that arrived after it was trained. When no challenger beats tonight's
+  users and items that arrived after it was trained. Likewise, when the champion is not
+  personal (popularity, recent popularity: everyone gets the same list) and the
+  challenger is (``non_personal`` names the models that are not), a tie goes to the
+  challenger: equal accuracy within noise, and lists that differ per user (the catalog
+  covered, not the same ten items for all). When no challenger beats tonight's
   baseline, the baseline is tonight's best candidate and is judged against the champion
   the same way (so it refreshes a popularity champion, and replaces a champion that is
   no better than popularity).
@@ -30,6 +34,7 @@ mean difference of zero: ``2 * min(P(mean* <= 0), P(mean* >= 0))`` over the resa
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -148,10 +153,12 @@ def decide(
     n_events: int | None = None,
     baseline: str = BASELINE,
     champion_model: str | None = None,
+    non_personal: Collection[str] = (BASELINE,),
 ) -> Decision:
     """The gate (module docstring). ``scores``: each model's per-user figures, all on the
     same users in the same order; ``champion``: the current champion's, or None;
-    ``champion_model``: the champion's model name (``popularity``, ``ease``, ...)."""
+    ``champion_model``: the champion's model name (``popularity``, ``ease``, ...);
+    ``non_personal``: the models whose lists are the same for every user."""
     if not scores:
         raise ValueError("promote: no trained models to choose from")
     names = list(scores)
@@ -237,6 +244,14 @@ def decide(
         why = (
             f"{versus}: a refresh of the champion's model on newer data, not shown worse "
             f"(the interval reaches -{config.tolerance} or above); beats popularity {fmt(base)}"
+        )
+        return made(True, "promoted", pick, why, cmp, "champion")
+    personal_tie = champion_model in non_personal and pick not in non_personal
+    if personal_tie and cmp.high >= -config.tolerance:
+        why = (
+            f"{versus}: a personal model not shown worse than a champion that gives everyone "
+            f"the same list (the interval reaches -{config.tolerance} or above); beats "
+            f"popularity {fmt(base)}"
         )
         return made(True, "promoted", pick, why, cmp, "champion")
     why = f"{versus} reaches below -{config.tolerance}: not shown to be as good; champion kept"

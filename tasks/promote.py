@@ -11,6 +11,7 @@ p-value are tagged on the challenger's run, on the nightly parent run and on the
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,6 +202,13 @@ def register_all(client: Any, results: list[ModelResult], registered_name: str) 
     }
 
 
+def non_personal_models(names: Collection[str]) -> set[str]:
+    """Those of ``names`` that are registered models giving every user the same list."""
+    from models import MODEL_CLASSES
+
+    return {n for n in names if n in MODEL_CLASSES and not MODEL_CLASSES[n].personalized}
+
+
 def promote(
     results: list[ModelResult],
     features_dir: str,
@@ -236,7 +244,15 @@ def promote(
     )
     n_events = int(results[0].metrics.get("n_events", len(users)))
     gate = gate_config(config)
-    decision = decide(scores, champion_scores, key, gate, n_events, champion_model=champion_model)
+    decision = decide(
+        scores,
+        champion_scores,
+        key,
+        gate,
+        n_events,
+        champion_model=champion_model,
+        non_personal=non_personal_models({*scores, champion_model or ""}),
+    )
     run_of = {r.model: r.run_id for r in results}
     intervals = mean_intervals(scores, gate)
     for name, (low, high) in intervals.items():

@@ -64,6 +64,37 @@ def test_a_tie_goes_to_the_champions_own_model_retrained_unless_shown_worse() ->
     assert not decide(scores, champion, KEY, off, champion_model="ease").promote
 
 
+def test_a_tie_with_a_popularity_champion_goes_to_a_personal_model() -> None:
+    champion = users(0.25, seed=1)
+    ease = np.clip(champion + np.random.default_rng(2).normal(0, 0.1, 400), 0, 1)
+    scores = {"popularity": np.full(400, 0.10), "ease": ease}
+    gate = GateConfig(tolerance=0.002, min_users=50, min_events=50)
+    tie = decide(
+        scores,
+        champion,
+        KEY,
+        gate,
+        champion_model="recent_popularity",
+        non_personal={"popularity", "recent_popularity"},
+    )
+    assert tie.ci_low < 0 < tie.ci_high
+    assert tie.promote and tie.challenger == "ease" and "a personal model" in tie.reason
+    # a personal champion keeps a tie; a personal model shown worse is not promoted
+    assert not decide(scores, champion, KEY, gate, champion_model="mult_dae").promote
+    worse = {**scores, "ease": champion - 0.05}
+    assert not decide(worse, champion, KEY, gate, champion_model="popularity").promote
+    # a non-personal challenger gets no such benefit
+    other = {"popularity": np.full(400, 0.10), "recent_popularity": ease}
+    assert not decide(
+        other,
+        champion,
+        KEY,
+        gate,
+        champion_model="popularity",
+        non_personal={"popularity", "recent_popularity"},
+    ).promote
+
+
 def test_a_popularity_champion_is_refreshed_when_nothing_beats_popularity() -> None:
     champion = np.full(400, 0.30)
     scores = {"popularity": np.full(400, 0.31), "ease": np.full(400, 0.20)}
