@@ -4,8 +4,10 @@ Every model of the night is evaluated on the same hold-out users, so their per-u
 figures (NDCG@10 by default) are paired. The gate:
 
 * **enough evidence?** The hold-out must hold at least ``evaluate.min_users`` users and
-  ``evaluate.min_events`` hold-out events. Below that nothing is decided: the champion
-  is kept (``kept: too little evidence``); with no champion yet, the best model of the
+  ``evaluate.min_events`` hold-out events. Below that no other model is promoted: the
+  champion is kept (``kept: too little evidence``), or refreshed by its own model
+  retrained tonight unless that is shown worse (see below); with no champion yet, the
+  best model of the
   night by its mean (baseline included, so never one below the baseline) serves, with
   the warning (``promoted: too little evidence``).
 * **no champion yet:** the best model of the night, the popularity baseline included.
@@ -17,7 +19,11 @@ figures (NDCG@10 by default) are paired. The gate:
   default), when the challenger is the champion's own model retrained on newer data: it
   replaces the champion unless the interval lies wholly below ``-promotion_tolerance``
   (shown worse). A champion kept for ties alone would grow stale: it never learns the
-  users and items that arrived after it was trained. Likewise, when the champion is not
+  users and items that arrived after it was trained. For the same reason, when the
+  challenger is another model and is not promoted, or the evidence is too little to
+  decide, the champion's own model retrained tonight (when it is among the night's
+  models) serves instead of the champion unless shown worse than it (and, on enough
+  evidence, unless it no longer beats popularity). Likewise, when the champion is not
   personal (popularity, recent popularity: everyone gets the same list) and the
   challenger is (``non_personal`` names the models that are not), a tie goes to the
   challenger: equal accuracy within noise, and lists that differ per user (the catalog
@@ -211,11 +217,34 @@ def decide(
             return made(True, "promoted: too little evidence", pick, why, cmp, baseline)
         return made(True, "promoted", pick, "no champion yet; " + best, cmp, baseline)
 
+    def own_refresh(why: str, decision: str = "promoted") -> Decision | None:
+        """The champion's own model retrained tonight, when it is a candidate, serves
+        instead of the champion that would be kept unless shown worse than it (and,
+        on enough evidence, unless it no longer beats popularity)."""
+        own = champion_model
+        if not config.refresh or own is None or own not in scores:
+            return None
+        if not math.isfinite(means[own]):
+            return None
+        if not short and own != baseline and base is not None and means[own] <= base:
+            return None
+        vs = paired_bootstrap(scores[own], champion, **boot)
+        if vs.high < -config.tolerance:
+            return None
+        why += (
+            f"; {own} retrained on newer data serves (a refresh of the champion's model, "
+            f"not shown worse: vs champion {vs.interval})"
+        )
+        return made(True, decision, own, why, vs, "champion")
+
     others = [n for n in names if n != baseline] or names
     pick = _best(means, others)
     if short:
-        why = "too little evidence (" + "; ".join(short) + "); the champion keeps serving"
-        return made(False, "kept: too little evidence", pick, why)
+        why = "too little evidence (" + "; ".join(short) + ")"
+        refreshed = own_refresh(why, "promoted: too little evidence")
+        if refreshed is not None:
+            return refreshed
+        return made(False, "kept: too little evidence", pick, why + "; the champion keeps serving")
     if not math.isfinite(means[pick]):
         return made(False, "rejected", pick, f"{pick} has no finite {metric}")
     if pick != baseline and base is not None and means[pick] <= base:
@@ -231,7 +260,7 @@ def decide(
         if vs.low >= -config.tolerance or refresh:
             why += f"; {baseline} serves: vs champion {vs.interval}"
             return made(True, "promoted", baseline, why, vs, "champion")
-        return made(False, "rejected", pick, why, cmp, baseline)
+        return own_refresh(why) or made(False, "rejected", pick, why, cmp, baseline)
     cmp = paired_bootstrap(scores[pick], champion, **boot)
     versus = (
         f"{pick} {metric}={fmt(means[pick])} vs champion {fmt(_mean(champion))}: "
@@ -254,5 +283,8 @@ def decide(
             f"popularity {fmt(base)}"
         )
         return made(True, "promoted", pick, why, cmp, "champion")
-    why = f"{versus} reaches below -{config.tolerance}: not shown to be as good; champion kept"
-    return made(False, "rejected", pick, why, cmp, "champion")
+    why = f"{versus} reaches below -{config.tolerance}: not shown to be as good"
+    refreshed = own_refresh(why)
+    if refreshed is not None:
+        return refreshed
+    return made(False, "rejected", pick, why + "; champion kept", cmp, "champion")

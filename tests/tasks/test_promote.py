@@ -138,6 +138,31 @@ def test_too_little_evidence_keeps_the_champion_with_the_reason() -> None:
     first = decide({"popularity": np.full(7, 0.3), "ease": np.full(7, 0.1)}, None, KEY, strict)
     assert first.promote and first.challenger == "popularity"
     assert first.decision == "promoted: too little evidence"
+    # the champion's own model retrained tonight refreshes it, unless shown worse
+    own = decide(scores, champion, KEY, strict, n_events=28, champion_model="ease")
+    assert own.promote and own.challenger == "ease"
+    assert own.decision == "promoted: too little evidence" and "a refresh" in own.reason
+    worse = {**scores, "ease": champion - 0.5}
+    assert not decide(worse, champion, KEY, strict, n_events=28, champion_model="ease").promote
+
+
+def test_a_tie_with_another_model_refreshes_the_champions_own_model() -> None:
+    champion = users(0.25, seed=1)
+    # ease: best by mean, tied with the champion; blend (the champion's model): tied too
+    ease = champion + 0.008 + np.random.default_rng(2).normal(0, 0.1, 400)
+    blend = champion - 0.004 + np.random.default_rng(3).normal(0, 0.1, 400)
+    scores = {"popularity": np.full(400, 0.10), "ease": ease, "blend": blend}
+    gate = GateConfig(tolerance=0.002, min_users=50, min_events=50)
+    tie = decide(scores, champion, KEY, gate, champion_model="blend")
+    assert tie.promote and tie.challenger == "blend"  # not ease, the best by mean
+    assert "ease" in tie.reason and "a refresh of the champion's model" in tie.reason
+    # the champion's own model shown worse: the champion stays
+    worse = {**scores, "blend": champion - 0.05}
+    kept = decide(worse, champion, KEY, gate, champion_model="blend")
+    assert not kept.promote and kept.challenger == "ease" and "champion kept" in kept.reason
+    # no refresh: the champion stays
+    off = GateConfig(tolerance=0.002, min_users=50, min_events=50, refresh=False)
+    assert not decide(scores, champion, KEY, off, champion_model="blend").promote
 
 
 def test_paired_bootstrap_is_seeded_and_centred() -> None:
