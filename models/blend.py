@@ -45,10 +45,16 @@ from models.ranking import top_k
 DEFAULT_WEIGHTS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75)
 
 
-def scaled_by_best_candidate(scores: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+def scaled_by_best_candidate(
+    scores: np.ndarray, history: sp.csr_matrix, zeros_outside: np.ndarray | None = None
+) -> np.ndarray:
     """Each row of ``scores`` divided by its largest value over the items the row's
     ``history`` does not hold (over every item when that is not positive; a row whose
-    scores are nowhere positive stays as it is). Works in place on a float32 array."""
+    scores are nowhere positive stays as it is). Works in place on a float32 array.
+
+    ``zeros_outside``: ``scores`` holds only some columns of the rows, and for the rows
+    flagged here some item not among them, not in the history, scores 0 (a sparse
+    product's absent cell): the best candidate is then at least 0."""
     scores = np.asarray(scores, dtype=np.float32)
     if not scores.flags.writeable:
         scores = scores.copy()
@@ -56,6 +62,8 @@ def scaled_by_best_candidate(scores: np.ndarray, history: sp.csr_matrix) -> np.n
     seen = scores[rows, history.indices]
     scores[rows, history.indices] = -np.inf
     top = scores.max(axis=1, initial=-np.inf, keepdims=True)
+    if zeros_outside is not None:
+        top = np.where(zeros_outside[:, None], np.maximum(top, 0.0), top)
     scores[rows, history.indices] = seen
     overall = scores.max(axis=1, initial=0.0, keepdims=True)
     top = np.where(top > 0, top, overall)
@@ -68,7 +76,12 @@ class BlendSettings(ModelSettings):
     settings in the section of that name. ``window_days`` and ``half_life_days``: recent
     popularity's (as :class:`models.popularity.RecentPopularitySettings`).
     ``popularity_weight``: the weight ``w`` of popularity without a validation target;
-    ``weights``: the candidates tried on a validation target (NDCG@``val_k``)."""
+    ``weights``: the candidates tried on a validation target (NDCG@``val_k``).
+    ``popular_candidates``: with a personal part whose scores are sparse (sparse EASE at
+    width, item-kNN), a user is ranked over the items their personal part scores plus
+    this many most popular items (and as many more as their history holds); exact
+    whenever at least k of those popular items are left unseen, allowed and not scored
+    below zero by the personal part."""
 
     personal: Literal["ease", "item_knn"] = "ease"
     ease: EASESettings = EASESettings(l2=300.0)
@@ -78,6 +91,7 @@ class BlendSettings(ModelSettings):
     popularity_weight: float = Field(0.2, ge=0, le=1)
     weights: list[Annotated[float, Field(ge=0, le=1)]] = Field(list(DEFAULT_WEIGHTS), min_length=1)
     val_k: int = Field(10, ge=1)
+    popular_candidates: int = Field(1000, ge=1)
 
 
 class Blend(BaseRecommender):
@@ -155,9 +169,19 @@ class Blend(BaseRecommender):
         k = self.params["val_k"]
         ranked: dict[float, list[np.ndarray]] = {w: [] for w in sorted(self.params["weights"])}
         step = score_users(matrix.shape[1])
+        sparse = not self.personal_.dense_scores
+        step = 4096 if sparse else step
         for start in range(0, len(users), step):
             block = users[start : start + step]
             rows = matrix[block]
+            if sparse:  # over the personal part's items and the popular ones
+                scaled, items = self._scaled_columns(block, rows)
+                few = sp.csr_matrix(rows[:, items])
+                for weight, blocks in ranked.items():
+                    blended = self._blended(scaled, weight, items)
+                    found = top_k(blended, k, exclude=few, overwrite=True)[0]
+                    blocks.append(np.where(found >= 0, items[np.maximum(found, 0)], -1))
+                continue
             personal = self._personal(block, rows)
             for weight, blocks in ranked.items():
                 blended = self._blended(personal, weight)
@@ -174,11 +198,53 @@ class Blend(BaseRecommender):
         scores = np.array(self.personal_._score(users, history), dtype=np.float32)
         return scaled_by_best_candidate(scores, sp.csr_matrix(history))
 
-    def _blended(self, personal: np.ndarray, weight: float) -> np.ndarray:
-        """``(1 - weight) * personal + weight * popularity``, a new float32 array."""
+    def _blended(
+        self, personal: np.ndarray, weight: float, items: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``(1 - weight) * personal + weight * popularity`` (over ``items``, or every
+        item), a new float32 array."""
+        popularity = self.popularity_ if items is None else self.popularity_[items]
         blended: np.ndarray = personal * np.float32(1.0 - weight)
-        blended += np.float32(weight) * self.popularity_
+        blended += np.float32(weight) * popularity
         return blended
+
+    def _scaled_columns(
+        self, users: np.ndarray, history: sp.csr_matrix
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A sparse personal part's scores scaled as :meth:`_personal`'s, over the items
+        it scores for these users plus the ``popular_candidates`` most popular (and as
+        many more as the longest history): ``(scaled, items)``, items ascending."""
+        history = sp.csr_matrix(history)
+        sparse = self.personal_._score_sparse(users, history)
+        n_items = self.popularity_.size
+        longest = int(np.diff(history.indptr).max(initial=0))
+        many = min(n_items, self.params["popular_candidates"] + longest)
+        if many < n_items:
+            popular = np.argpartition(-self.popularity_, many - 1)[:many]
+            items = np.union1d(sparse.indices, popular)
+        else:
+            items = np.arange(n_items)
+        personal = np.asarray(sparse[:, items].toarray(), dtype=np.float32)
+        inside = sp.csr_matrix(history[:, items])
+        outside_seen = np.diff(history.indptr) - np.diff(inside.indptr)
+        zeros_outside = (n_items - items.size - outside_seen) > 0
+        return scaled_by_best_candidate(personal, inside, zeros_outside), items
+
+    @property
+    def dense_scores(self) -> bool:
+        personal = getattr(self, "personal_", None)
+        return personal is None or personal.dense_scores or self.weight_ >= 1.0
+
+    def _score_columns(
+        self, users: np.ndarray, history: sp.csr_matrix, sequences: Any = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """With a sparse personal part: the blended scores over the items it scores for
+        these users plus the most popular ones (every other item's blend is ``w`` times
+        a popularity no higher than theirs, and its personal score 0)."""
+        if self.dense_scores:
+            return None
+        scaled, items = self._scaled_columns(users, history)
+        return self._blended(scaled, self.weight_, items), items
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         if self.weight_ >= 1.0:

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from models import EASE, Blend, ItemKNN, RecentPopularity, load_recommender
 from models.blend import scaled_by_best_candidate
+from models.metrics import ndcg_at_k
 
 
 def random_data(seed: int = 3) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -155,3 +156,39 @@ def test_save_load_round_trip_keeps_the_parts_and_the_weight(tmp_path) -> None:
     a, b = blend.recommend(everyone, 3), loaded.recommend(everyone, 3)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+
+
+def test_a_sparse_personal_part_ranks_over_its_items_and_the_popular_ones() -> None:
+    # 300 users x 400 items, about 8 a user; sparse EASE and item-kNN score few items
+    # per user, and
+    # popular_candidates = 20 keeps the columns well short of the catalog
+    rng = np.random.default_rng(5)
+    appeal = 1.0 / np.arange(1, 401) ** 0.8
+    dense = (rng.random((300, 400)) < 0.02 * appeal / appeal.mean()).astype(np.float32)
+    dense[:, 0] = 1.0
+    matrix = sp.csr_matrix(dense)
+    ages = matrix.copy()
+    ages.data = rng.uniform(0.0, 90.0, size=matrix.nnz).astype(np.float32)
+    users = np.arange(300)
+    target = (rng.random((100, 400)) < 0.02) & (dense[:100] == 0)
+    validation = (users[:100], sp.csr_matrix(target.astype(np.float32)))
+    for personal in ("ease", "item_knn"):
+        blend = Blend(
+            personal=personal,
+            ease={"l2": 20.0, "form": "sparse", "neighbors": 8},
+            item_knn={"neighbors": 4},
+            popularity_weight=0.3,
+            weights=[0.3],
+            popular_candidates=20,
+        ).fit(matrix, ages=ages, validation=validation)
+        assert not blend.dense_scores
+        # one user at a time: the columns are that user's items and the popular ones
+        widths = [blend.score_columns(users[[u]])[1].size for u in users]
+        assert max(widths) < 300, (personal, max(widths))
+        got = np.vstack([blend.recommend(users[[u]], 10)[0] for u in users])
+        exact = np.argsort(-np.where(dense > 0, -np.inf, blend.score(users)), axis=1)[:, :10]
+        same = np.mean([set(a) == set(b) for a, b in zip(got, exact, strict=True)])
+        assert same == 1.0, (personal, same)
+        # validation ranked its users over the same columns: the NDCG of these lists
+        ndcg = ndcg_at_k(got[:100], validation[1], 10)
+        assert blend.validation_ndcg_ == {"0.3": pytest.approx(ndcg)}
