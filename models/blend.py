@@ -216,6 +216,8 @@ class Blend(BaseRecommender):
         many more as the longest history): ``(scaled, items)``, items ascending."""
         history = sp.csr_matrix(history)
         sparse = self.personal_._score_sparse(users, history)
+        if sparse is None:
+            raise TypeError(f"{self.personal_.name} gives dense scores: blend ranks it dense")
         n_items = self.popularity_.size
         longest = int(np.diff(history.indptr).max(initial=0))
         many = min(n_items, self.params["popular_candidates"] + longest)

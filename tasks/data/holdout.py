@@ -8,8 +8,10 @@ at least ``min_users`` users with history before it and ``min_events`` of their 
    events (the first window is always allowed: the training data needs the rest);
 2. **latest**: when no window does (users active in short bursts, as in many rating
    datasets), each active user's latest events: the last ``latest_share`` (at least one)
-   of the events of every user with ``latest_min_events`` or more events and one in the
-   last ``max_validation_days``.
+   of the events of every user with ``latest_min_events`` or more events who was active
+   lately: in the last ``validation_days``, widened (doubling, up to
+   ``max_validation_days``) until those users hold enough evidence. The users measured
+   are then the most recent ones, as the next days' users are.
 
 3. **random** (``holdout = "random"``, and what a night without timestamps uses): the
    same share of each user's events as **latest** (users with ``latest_min_events`` or
@@ -206,11 +208,18 @@ def choose_holdout(
             f"{window['users']} users, {window['events']} events ({why}; tried {widths})"
         )
         return choice
-    active_since = last - pd.Timedelta(days=config.max_validation_days)
+    # the users active lately: the narrowest activity window (doubling from
+    # validation_days) whose users hold enough evidence, the most like the next days'
     l_hours, l_eligible, l_held = stats["latest"]
-    recent = l_hours > int(_hours(pd.Series([active_since]))[0])
-    users, events = int(l_eligible[recent].sum()), int(l_held[recent].sum())
-    latest_ok = users >= min_users and events >= min_events
+    active_days = config.validation_days
+    while True:
+        active_since = last - pd.Timedelta(days=active_days)
+        recent = l_hours > int(_hours(pd.Series([active_since]))[0])
+        users, events = int(l_eligible[recent].sum()), int(l_held[recent].sum())
+        latest_ok = users >= min_users and events >= min_events
+        if latest_ok or active_days >= config.max_validation_days:
+            break
+        active_days = min(active_days * 2, config.max_validation_days)
     if config.holdout == "auto" and not latest_ok and window["users"] >= users:
         choice["description"] = (
             f"too little evidence: neither a window ({widths}) nor each active user's latest "
@@ -232,7 +241,8 @@ def choose_holdout(
         "enough": latest_ok,
         "description": (
             f"{how}each active user's latest {config.latest_share:.0%} of events (users with "
-            f">= {config.latest_min_events} events, active since {active_since.date()}): "
+            f">= {config.latest_min_events} events, active in the last {active_days} days, "
+            f"since {active_since.date()}): "
             f"about {users} users, {events} events ({why})"
         ),
     }

@@ -189,13 +189,16 @@ def test_each_active_users_latest_events_when_no_window_will_do(tmp_path) -> Non
     f = build_features(bursts(40), config)
     h = f.holdout
     assert h["strategy"] == "latest" and h["enough"], h["description"]
-    assert (h["users"], h["events"]) == (40, 40)  # the last of each user's 5 events
-    assert len(f.valid) == 40 and f.valid.groupby("user_idx").size().eq(1).all()
+    # the users active lately: 7 days hold 7 of them, 14 days 14, 28 days 28 >= 20;
+    # of each, the last of their 5 events
+    assert "active in the last 28 days" in h["description"]
+    assert (h["users"], h["events"]) == (28, 28)
+    assert len(f.valid) == 28 and f.valid.groupby("user_idx").size().eq(1).all()
     last_of_user = pd.concat([f.train, f.valid]).groupby("user_idx")["timestamp"].max()
     assert (f.valid.set_index("user_idx")["timestamp"] == last_of_user[f.valid["user_idx"]]).all()
     meta = build_in_partitions(bursts(40), tmp_path, config.model_copy(update={"part_rows": 50}))
     assert meta["parts"] >= 3 and meta["holdout"]["strategy"] == "latest"
-    assert (meta["holdout"]["users"], meta["holdout"]["events"]) == (40, 40)
+    assert (meta["holdout"]["users"], meta["holdout"]["events"]) == (28, 28)
     parts = load_features(meta["features_dir"])
     assert by_user(parts.valid) == by_user(f.valid)
 
