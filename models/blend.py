@@ -40,21 +40,15 @@ from models.item_knn import ItemKNN, ItemKNNSettings
 from models.memory import FLOAT32, DataShape, MemoryEstimate, dense_bytes, score_users, summed
 from models.metrics import ndcg_at_k
 from models.popularity import RecentPopularity
-from models.ranking import top_k
+from models.ranking import sparse_top_k, top_k
 
 DEFAULT_WEIGHTS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75)
 
 
-def scaled_by_best_candidate(
-    scores: np.ndarray, history: sp.csr_matrix, zeros_outside: np.ndarray | None = None
-) -> np.ndarray:
+def scaled_by_best_candidate(scores: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
     """Each row of ``scores`` divided by its largest value over the items the row's
     ``history`` does not hold (over every item when that is not positive; a row whose
-    scores are nowhere positive stays as it is). Works in place on a float32 array.
-
-    ``zeros_outside``: ``scores`` holds only some columns of the rows, and for the rows
-    flagged here some item not among them, not in the history, scores 0 (a sparse
-    product's absent cell): the best candidate is then at least 0."""
+    scores are nowhere positive stays as it is). Works in place on a float32 array."""
     scores = np.asarray(scores, dtype=np.float32)
     if not scores.flags.writeable:
         scores = scores.copy()
@@ -62,13 +56,20 @@ def scaled_by_best_candidate(
     seen = scores[rows, history.indices]
     scores[rows, history.indices] = -np.inf
     top = scores.max(axis=1, initial=-np.inf, keepdims=True)
-    if zeros_outside is not None:
-        top = np.where(zeros_outside[:, None], np.maximum(top, 0.0), top)
     scores[rows, history.indices] = seen
     overall = scores.max(axis=1, initial=0.0, keepdims=True)
     top = np.where(top > 0, top, overall)
     np.divide(scores, top, out=scores, where=top > 0)
     return scores
+
+
+def _row_max(data: np.ndarray, indptr: np.ndarray, empty: float) -> np.ndarray:
+    """The largest of each CSR row's stored values (``empty`` for a row without any)."""
+    out = np.full(len(indptr) - 1, empty, dtype=np.float64)
+    filled = np.diff(indptr) > 0
+    if data.size:
+        out[filled] = np.maximum.reduceat(data, indptr[:-1][filled])
+    return out
 
 
 class BlendSettings(ModelSettings):
@@ -175,12 +176,10 @@ class Blend(BaseRecommender):
             block = users[start : start + step]
             rows = matrix[block]
             if sparse:  # over the personal part's items and the popular ones
-                scaled, items = self._scaled_columns(block, rows)
-                few = sp.csr_matrix(rows[:, items])
-                for weight, blocks in ranked.items():
-                    blended = self._blended(scaled, weight, items)
-                    found = top_k(blended, k, exclude=few, overwrite=True)[0]
-                    blocks.append(np.where(found >= 0, items[np.maximum(found, 0)], -1))
+                candidates = list(ranked)
+                blends = self._sparse_blended(block, rows, candidates)
+                for weight, blended in zip(candidates, blends, strict=True):
+                    ranked[weight].append(sparse_top_k(blended, k, exclude=rows)[0])
                 continue
             personal = self._personal(block, rows)
             for weight, blocks in ranked.items():
@@ -198,55 +197,79 @@ class Blend(BaseRecommender):
         scores = np.array(self.personal_._score(users, history), dtype=np.float32)
         return scaled_by_best_candidate(scores, sp.csr_matrix(history))
 
-    def _blended(
-        self, personal: np.ndarray, weight: float, items: np.ndarray | None = None
-    ) -> np.ndarray:
-        """``(1 - weight) * personal + weight * popularity`` (over ``items``, or every
-        item), a new float32 array."""
-        popularity = self.popularity_ if items is None else self.popularity_[items]
+    def _blended(self, personal: np.ndarray, weight: float) -> np.ndarray:
+        """``(1 - weight) * personal + weight * popularity``, a new float32 array."""
         blended: np.ndarray = personal * np.float32(1.0 - weight)
-        blended += np.float32(weight) * popularity
+        blended += np.float32(weight) * self.popularity_
         return blended
 
-    def _scaled_columns(
-        self, users: np.ndarray, history: sp.csr_matrix
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """A sparse personal part's scores scaled as :meth:`_personal`'s, over the items
-        it scores for these users plus the ``popular_candidates`` most popular (and as
-        many more as the longest history): ``(scaled, items)``, items ascending."""
+    def _sparse_blended(
+        self, users: np.ndarray, history: sp.csr_matrix, weights: list[float]
+    ) -> list[sp.csr_matrix]:
+        """A sparse personal part's blend for each of ``weights``, as sparse matrices over
+        each user's entries: the items the personal part scores for them plus the
+        ``popular_candidates`` most popular (and as many more as the longest history).
+        Every other item's blend is ``w`` times a popularity no higher than those, and
+        its personal score 0; an absent cell is ranked as 0 by
+        :func:`models.ranking.sparse_top_k`, below every entry that scores above 0."""
         history = sp.csr_matrix(history)
-        sparse = self.personal_._score_sparse(users, history)
-        if sparse is None:
+        personal = self.personal_._score_sparse(users, history)
+        if personal is None:
             raise TypeError(f"{self.personal_.name} gives dense scores: blend ranks it dense")
-        n_items = self.popularity_.size
+        personal = sp.csr_matrix(personal, dtype=np.float32)
+        personal.sum_duplicates()
+        n_rows, n_items = personal.shape
         longest = int(np.diff(history.indptr).max(initial=0))
         many = min(n_items, self.params["popular_candidates"] + longest)
-        if many < n_items:
-            popular = np.argpartition(-self.popularity_, many - 1)[:many]
-            items = np.union1d(sparse.indices, popular)
-        else:
-            items = np.arange(n_items)
-        personal = np.asarray(sparse[:, items].toarray(), dtype=np.float32)
-        inside = sp.csr_matrix(history[:, items])
-        outside_seen = np.diff(history.indptr) - np.diff(inside.indptr)
-        zeros_outside = (n_items - items.size - outside_seen) > 0
-        return scaled_by_best_candidate(personal, inside, zeros_outside), items
+        popular = np.sort(np.argpartition(-self.popularity_, many - 1)[:many])
+        # the personal scores on the union of both patterns (explicit zeros kept: COO to
+        # CSR sums duplicates and stores zeros, where CSR addition drops them)
+        own = personal.tocoo()
+        both = sp.coo_matrix(
+            (
+                np.r_[own.data, np.zeros(n_rows * many, np.float32)],
+                (
+                    np.r_[own.row, np.repeat(np.arange(n_rows), many)],
+                    np.r_[own.col, np.tile(popular, n_rows)],
+                ),
+            ),
+            shape=(n_rows, n_items),
+        )
+        union = both.tocsr()
+        union.sort_indices()
+        rows = np.repeat(np.arange(n_rows), np.diff(union.indptr))
+        keys = rows * n_items + union.indices
+        seen_rows = np.repeat(np.arange(n_rows), np.diff(history.indptr))
+        seen = np.isin(keys, seen_rows * n_items + history.indices)
+        # each row's best candidate: over its unseen entries, and 0 when an unseen item
+        # is not among them; else (not positive) over every item, 0 included
+        unseen_entries = np.bincount(rows[~seen], minlength=n_rows)
+        zeros_outside = n_items - unseen_entries - np.diff(history.indptr) > 0
+        top = _row_max(np.where(seen, -np.inf, union.data), union.indptr, -np.inf)
+        top = np.where(zeros_outside, np.maximum(top, 0.0), top)
+        overall = np.maximum(_row_max(union.data, union.indptr, -np.inf), 0.0)
+        scale = np.where(top > 0, top, overall)
+        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        scaled = union.data / scale[rows]
+        popularity = self.popularity_[union.indices]
+        out = []
+        for weight in weights:
+            data = (np.float32(1.0 - weight) * scaled + np.float32(weight) * popularity).astype(
+                np.float32
+            )
+            out.append(sp.csr_matrix((data, union.indices, union.indptr), shape=union.shape))
+        return out
 
     @property
     def dense_scores(self) -> bool:
         personal = getattr(self, "personal_", None)
         return personal is None or personal.dense_scores or self.weight_ >= 1.0
 
-    def _score_columns(
-        self, users: np.ndarray, history: sp.csr_matrix, sequences: Any = None
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """With a sparse personal part: the blended scores over the items it scores for
-        these users plus the most popular ones (every other item's blend is ``w`` times
-        a popularity no higher than theirs, and its personal score 0)."""
+    def _score_sparse(self, users: np.ndarray, history: sp.csr_matrix) -> sp.csr_matrix | None:
+        """With a sparse personal part: :meth:`_sparse_blended` at the chosen weight."""
         if self.dense_scores:
             return None
-        scaled, items = self._scaled_columns(users, history)
-        return self._blended(scaled, self.weight_, items), items
+        return self._sparse_blended(users, history, [self.weight_])[0]
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         if self.weight_ >= 1.0:

@@ -182,13 +182,13 @@ def test_a_sparse_personal_part_ranks_over_its_items_and_the_popular_ones() -> N
             popular_candidates=20,
         ).fit(matrix, ages=ages, validation=validation)
         assert not blend.dense_scores
-        # one user at a time: the columns are that user's items and the popular ones
-        widths = [blend.score_columns(users[[u]])[1].size for u in users]
+        # one user at a time: the entries are that user's items and the popular ones
+        widths = [blend.score_sparse(users[[u]]).nnz for u in users]
         assert max(widths) < 300, (personal, max(widths))
         got = np.vstack([blend.recommend(users[[u]], 10)[0] for u in users])
         exact = np.argsort(-np.where(dense > 0, -np.inf, blend.score(users)), axis=1)[:, :10]
         same = np.mean([set(a) == set(b) for a, b in zip(got, exact, strict=True)])
         assert same == 1.0, (personal, same)
-        # validation ranked its users over the same columns: the NDCG of these lists
+        # validation ranked its users over the same entries: the NDCG of these lists
         ndcg = ndcg_at_k(got[:100], validation[1], 10)
         assert blend.validation_ndcg_ == {"0.3": pytest.approx(ndcg)}
