@@ -136,9 +136,7 @@ def load_source(
         if raw_dir is None:
             raise ValueError("source 'landing' needs raw_dir (the store partition to append to)")
         partition, stats = ingest_landing(config.files, Path(raw_dir), run_date)
-        return source_data(
-            partition, items, None, {**_file_summary(stats), "incremental": True}
-        )
+        return source_data(partition, items, None, {**_file_summary(stats), "incremental": True})
     raise ValueError(f"unknown source {source!r}")
 
 

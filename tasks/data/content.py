@@ -119,9 +119,7 @@ def content_schema(
             f"found {found}; fix the names in [content] (or RECPIPE__CONTENT__*) or add the "
             "columns to the catalogue"
         )
-    columns = [
-        ContentColumn(_name(kind, cols), kind, tuple(cols), True) for kind, cols in declared
-    ]
+    columns = [ContentColumn(_name(kind, cols), kind, tuple(cols), True) for kind, cols in declared]
     if config.detect:
         taken = {c for column in columns for c in column.columns}
         taken |= NOT_CONTENT | set(config.ignore)
@@ -242,9 +240,7 @@ def image_path(value: Any, base: Path | None) -> Path:
     return path if path.is_absolute() or base is None else base / path
 
 
-def resolve_images(
-    items: pd.DataFrame, schema: ContentSchema, base: Path | None
-) -> pd.DataFrame:
+def resolve_images(items: pd.DataFrame, schema: ContentSchema, base: Path | None) -> pd.DataFrame:
     """``items`` with each image column's paths made absolute against ``base`` (a copy)."""
     images = [c.columns[0] for c in schema.of_kind("image")]
     if not images or base is None:

@@ -138,8 +138,10 @@ def _encode(
         lists = (
             [tokens(v) for v in raw]
             if column.kind == "text"
-            else [[p.strip() for p in str(v).split(separator) if p.strip()] if pd.notna(v) else []
-                  for v in raw]
+            else [
+                [p.strip() for p in str(v).split(separator) if p.strip()] if pd.notna(v) else []
+                for v in raw
+            ]
         )
         vocabulary = build_vocabulary(lists, config.vocabulary_size)
         mask = np.array([bool(v) for v in lists])
@@ -160,8 +162,9 @@ def _encode(
         scaled = np.where(mask, (number - mean) / (std if std > 0 else 1.0), 0.0)
         return scaled.astype(np.float32), mask, {"mean": mean, "std": std}
     if column.kind == "coordinates":
-        lat, lon = (pd.to_numeric(rows[c], errors="coerce").to_numpy(np.float64)
-                    for c in column.columns)
+        lat, lon = (
+            pd.to_numeric(rows[c], errors="coerce").to_numpy(np.float64) for c in column.columns
+        )
         mask = np.isfinite(lat) & np.isfinite(lon)
         return unit_vectors(lat, lon), mask, {"columns": list(column.columns), "dim": 3}
     if column.kind == "vector":

@@ -106,7 +106,7 @@ def validate_content(
             "item_id": str(items["item_id"].iloc[i]),
             "content": name,
             "kind": by_name[name].kind,
-            "value": None if pd.isna(shown[name].iloc[i]) else str(shown[name].iloc[i])[:VALUE_CHARS],
+            "value": _cut(shown[name].iloc[i]),
             "reason": f"{name} ({by_name[name].kind}): " + "; ".join(whats),
         }
         for (i, name), whats in sorted(bad_rows.items())
@@ -210,8 +210,13 @@ def _as_text(value: Any) -> Any:
     if _missing(value):
         return None
     if isinstance(value, (list, tuple, np.ndarray)):
-        return "[" + ", ".join(str(v) for v in list(value)[:20]) + ("...]" if len(value) > 20 else "]")
+        head = ", ".join(str(v) for v in list(value)[:20])
+        return f"[{head}{', ...' if len(value) > 20 else ''}]"
     return str(value)
+
+
+def _cut(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)[:VALUE_CHARS]
 
 
 def _missing(value: Any) -> bool:
