@@ -26,7 +26,7 @@ def catalogue(tmp_path) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "item_id": [f"i{i}" for i in range(n)],
-            "blurb": [f"a story of {i} friends and a {'dog' if i % 2 else 'cat'}" for i in range(n)],
+            "blurb": [f"a story of {i} friends and a {('cat', 'dog')[i % 2]}" for i in range(n)],
             "colour": ["red", "blue", "green"] * 4,
             "tags": ["a|b", "b", "c|a", "b|c"] * 3,
             "price": [f"{i * 1.5}" for i in range(n)],
@@ -129,8 +129,7 @@ def test_the_content_section_reads_toml_and_environment(tmp_path) -> None:
     from tasks.config import load_config
 
     (tmp_path / "c.toml").write_text(
-        '[content]\ntext = ["description"]\n'
-        'coordinates = [{latitude = "lat", longitude = "lon"}]\n'
+        '[content]\ntext = ["description"]\ncoordinates = [{latitude = "lat", longitude = "lon"}]\n'
     )
     config = load_config(
         tmp_path / "c.toml", environ={"RECPIPE__CONTENT__IMAGE": '["poster"]'}
