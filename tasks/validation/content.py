@@ -96,11 +96,10 @@ def validate_content(
             bad_rows.setdefault((i, check.content), []).append(check.what)
     by_name = {c.name: c for c in schema.columns}
     for column in schema.columns:
-        bad = np.array(sorted(i for i, name in bad_rows if name == column.name), dtype=np.int64)
+        bad = np.zeros(len(items), dtype=bool)
+        bad[[i for i, name in bad_rows if name == column.name]] = True
         for source, values in zip(column.columns, typed[column.name], strict=True):
-            kept = values.copy()
-            kept.iloc[bad] = None
-            out[source] = kept
+            out[source] = _kept(items[source], values, column.kind, bad)
     rows = [
         {
             "item_id": str(items["item_id"].iloc[i]),
@@ -114,6 +113,15 @@ def validate_content(
     quarantined = pd.DataFrame(rows, columns=QUARANTINE_COLUMNS).astype("str")
     present = {c.name: int(out[c.columns[0]].notna().sum()) for c in schema.columns}
     return ContentResult(out, quarantined, present)
+
+
+def _kept(original: pd.Series, typed: pd.Series, kind: str, bad: np.ndarray) -> pd.Series:
+    """The column with its bad values nulled: as the catalogue typed it where that is
+    already the kind's type (text, categories, a numeric column), else the typed values."""
+    numeric = kind in ("numeric", "coordinates") and pd.api.types.is_numeric_dtype(original)
+    keep = original if numeric or kind in ("text", "category", "categories") else typed
+    good = pd.Series(~bad, index=keep.index)
+    return keep.where(good, None) if keep.dtype == object else keep.where(good)
 
 
 def _checks(

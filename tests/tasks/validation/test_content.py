@@ -99,3 +99,19 @@ def test_clean_content_quarantines_nothing(tmp_path) -> None:
     assert result.accounting == (
         "content: 1 items checked; 0 values quarantined (none); items and interactions kept"
     )
+
+
+def test_columns_the_catalogue_already_typed_keep_their_type(tmp_path) -> None:
+    frame = pd.DataFrame(
+        {
+            "item_id": ["a", "b"],
+            "year": pd.array([1999, None], dtype="Int64"),
+            "title": pd.array(["One", None], dtype="str"),
+        }
+    )
+    schema = ContentSchema(
+        (ContentColumn("year", "numeric", ("year",)), ContentColumn("title", "text", ("title",)))
+    )
+    out = validate_content(frame, schema, ContentLimits(2), gx_root=tmp_path / "gx").items
+    assert out["year"].dtype == "Int64" and out["title"].dtype == frame["title"].dtype
+    assert out["year"].iloc[0] == 1999 and pd.isna(out["title"].iloc[0])  # "One": too long
