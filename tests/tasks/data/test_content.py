@@ -137,3 +137,19 @@ def test_the_content_section_reads_toml_and_environment(tmp_path) -> None:
     assert config.text == ["description"] and config.image == ["poster"]
     assert config.coordinates[0].latitude == "lat" and config.declared
     assert not load_config(environ={}).content.declared
+
+
+def test_the_content_digest_follows_the_image_files_bytes(tmp_path) -> None:
+    from tasks.data.content import content_digest
+
+    items, schema = catalogue(tmp_path), ContentSchema()
+    items["pic"] = str(tmp_path / "pics" / "a.png")
+    items.to_parquet(tmp_path / "items.parquet")
+    (tmp_path / "schema.json").write_text(
+        content_schema(items, ContentConfig(detect=False, image=["pic"])).to_json()
+    )
+    before = content_digest(tmp_path / "items.parquet", tmp_path / "schema.json")
+    assert before == content_digest(tmp_path / "items.parquet", tmp_path / "schema.json")
+    (tmp_path / "pics" / "a.png").write_bytes(b"edited")
+    assert content_digest(tmp_path / "items.parquet", tmp_path / "schema.json") != before
+    assert content_digest(tmp_path / "items.parquet", None) is None and not schema
