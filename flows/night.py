@@ -104,6 +104,7 @@ class Night(ModelStages, OutputStages):
         from tasks.ingest import IngestResult
 
         parts = ingest_parts(self.config.ingest, self.run_date, self.as_of, self.ws.root)
+        parts["content"] = self.config.content.model_dump(mode="json")
         outputs = [self.ws.raw(self.run_date)]
         result = self._cached("ingest", parts, outputs, self._ingest_now, IngestResult)
         self.out["ingest"] = result.summary()
@@ -121,6 +122,7 @@ class Night(ModelStages, OutputStages):
                 run_date=self.run_date,
                 raw_dir=str(self.ws.raw(self.run_date)),
                 workspace_root=str(self.ws.root),
+                content=self.config.content,
             )
         if self.as_of:
             counts = self.step(
@@ -155,6 +157,7 @@ class Night(ModelStages, OutputStages):
         now_iso = cutoff(self.run_date).isoformat()
         config, gx_root = self.config.validate_, self.ws.validation_root
         parts = validate_parts(ingest, config, out_dir, gx_root, ingest.incremental, now_iso)
+        parts["content"] = self._content_key(ingest.items_path, ingest.content_path)
         result = self._cached(
             "validate",
             parts,
@@ -171,9 +174,12 @@ class Night(ModelStages, OutputStages):
                 edges_path=ingest.edges_path,
                 edges_direction=ingest.edges_direction or "mutual",
                 accumulate=ingest.incremental,
+                content_path=ingest.content_path,
+                content=self.config.content,
             ),
             ValidateResult,
         )
+        self.content = result.content_path
         if result.edges_path is not None:
             self.edges = (result.edges_path, ingest.edges_direction or "mutual")
         if erased:  # forgotten users' rows: counted, never quarantined with their id
@@ -198,6 +204,8 @@ class Night(ModelStages, OutputStages):
         parts = features_parts(self.validated_path, config)
         if self.edges is not None:  # the graph is written beside the features
             parts["edges"] = [tree_digest(self.edges[0]), self.edges[1]]
+        if self.content is not None:  # the item content is written beside the features
+            parts["content"] = self._content_key(self.validated_items_path, self.content)
         result = self._cached(
             "features",
             parts,
@@ -224,9 +232,21 @@ class Night(ModelStages, OutputStages):
 
     def _features_now(self, out_dir: str, config: FeatureConfig) -> FeaturesResult:
         from flows.steps import features_in_partitions
+        from tasks.data.content_features import write_content_features
         from tasks.data.social import write_social_graph
 
         result = features_in_partitions(self.step, self.validated_path, out_dir, config)
+        if self.content is not None:
+            content = self.step(
+                write_content_features,
+                items_path=self.validated_items_path,
+                schema_path=self.content,
+                features_dir=out_dir,
+                config=self.config.content,
+                run_date=self.run_date,
+            )
+            self.logger.info("item content: %s", content["modalities"])
+            result = result.model_copy(update={"content": content})
         if self.edges is None:
             return result
         path, direction = self.edges
@@ -235,6 +255,16 @@ class Night(ModelStages, OutputStages):
         )
         self.logger.info("social graph: %s", social)
         return result.model_copy(update={"social": social})
+
+    def _content_key(self, items_path: str | None, schema_path: str | None) -> dict:
+        """What the item content depends on: the [content] section, the schema, the items
+        and their image files' bytes (tasks/data/content.py)."""
+        from tasks.data.content import content_digest
+
+        return {
+            "config": self.config.content.model_dump(mode="json"),
+            "digest": content_digest(items_path, schema_path),
+        }
 
     def _untimed(self, config: FeatureConfig) -> FeatureConfig:
         """A night without timestamps: one line on what it does, and a random hold-out."""

@@ -44,6 +44,7 @@ class NightContext:
     _score_parts: dict[str, Any] = field(default_factory=dict)
     timed: bool = True  # the source's events carry a time (else stamped at ingest)
     edges: tuple[str, str] | None = None  # the validated relations between users, direction
+    content: str | None = None  # the validated catalogue's content schema, when it has content
 
     @property
     def database_url(self) -> str:
@@ -67,6 +68,10 @@ class NightContext:
     @property
     def validated_path(self) -> str:
         return str(self.ws.validated(self.run_date) / "interactions.parquet")
+
+    @property
+    def validated_items_path(self) -> str:
+        return str(self.ws.validated(self.run_date) / "items.parquet")
 
     @property
     def _positive(self) -> tuple[str, float]:

@@ -225,6 +225,8 @@ class FeaturesResult(StageResult):
     n_valid: int
     n_seen_not_positive: int = 0
     social: dict[str, Any] | None = None  # the graph written beside (tasks/data/social.py)
+    # the item content written beside (tasks/data/content_features.py)
+    content: dict[str, Any] | None = None
 
 
 def finish_features(plan: FeaturePlan, vocabularies: dict, counts: list[dict]) -> FeaturesResult:

@@ -20,6 +20,7 @@ stamped with the start of the ingest date; the result says so (``timed``).
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import date
@@ -31,8 +32,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
-from tasks.config import IngestConfig
-from tasks.errors import RecpipeError
+from tasks.config import ContentConfig, IngestConfig
+from tasks.data.content import SCHEMA_FILE, ContentSchema, content_schema, describe
+from tasks.errors import DataError, RecpipeError
 from tasks.sources.movielens_archive import DownloadError
 from tasks.storage.cache import StageResult
 
@@ -47,6 +49,7 @@ class SourceData:
     items: pd.DataFrame | None = None
     users: pd.DataFrame | None = None
     stats: dict = field(default_factory=dict)
+    content: ContentSchema | None = None  # the catalogue's content columns, when read
 
     @property
     def rows(self) -> int:
@@ -88,11 +91,14 @@ def load_source(
     raw_dir: Path | None = None,
     cache_dir: Path | None = None,
     write_to: Path | None = None,
+    content: ContentConfig | None = None,
 ) -> SourceData:
     """Read the configured source. ``raw_dir`` is needed by "landing" (it writes the store
     partition itself); ``cache_dir`` by MovieLens downloads. ``write_to``: the "files"
     source writes its interactions to this Parquet file a batch at a time instead of
-    returning them (``interactions`` is None), so a large source never sits in memory."""
+    returning them (``interactions`` is None), so a large source never sits in memory.
+    ``content``: the ``[content]`` section; an item catalog file is read with its content
+    columns (tasks/data/content.py)."""
     source = config.source
     if source == "demo":
         interactions, items = ingest_demo(config, run_date)
@@ -105,11 +111,15 @@ def load_source(
             raise ValueError("a MovieLens download needs cache_dir or movielens.cache_dir")
         data = load_movielens(source, config.movielens, Path(cache or ".").expanduser())
         return SourceData(data.interactions, data.items, data.users, data.stats)
-    items = None
+    items, schema = None, None
     if config.files.items_path is not None:
-        from tasks.sources.files import read_items_catalog
+        from tasks.sources.files import read_catalog_content, read_items_catalog
 
-        items = read_items_catalog(config.files.items_path, config.files)
+        if content is None:
+            items = read_items_catalog(config.files.items_path, config.files)
+        else:
+            items, schema = read_catalog_content(config.files.items_path, config.files, content)
+    source_data = functools.partial(SourceData, content=schema)
     if source == "files":
         from tasks.sources.files import read_files, write_files
         from tasks.sources.landing import untimed_stamp
@@ -117,16 +127,16 @@ def load_source(
         stamp = untimed_stamp(run_date)
         if write_to is not None:
             stats = write_files(config.files, write_to, stamp=stamp)
-            return SourceData(None, items, None, _file_summary(stats))
+            return source_data(None, items, None, _file_summary(stats))
         interactions, stats = read_files(config.files, stamp)
-        return SourceData(interactions, items, None, _file_summary(stats))
+        return source_data(interactions, items, None, _file_summary(stats))
     if source == "landing":
         from tasks.sources.landing import ingest_landing
 
         if raw_dir is None:
             raise ValueError("source 'landing' needs raw_dir (the store partition to append to)")
         partition, stats = ingest_landing(config.files, Path(raw_dir), run_date)
-        return SourceData(partition, items, None, {**_file_summary(stats), "incremental": True})
+        return source_data(partition, items, None, {**_file_summary(stats), "incremental": True})
     raise ValueError(f"unknown source {source!r}")
 
 
@@ -161,6 +171,7 @@ class IngestResult(StageResult):
     interactions_path: str
     items_path: str | None = None
     users_path: str | None = None
+    content_path: str | None = None  # the catalogue's content schema (items_content.json)
     edges_path: str | None = None  # relations between users, when ingest.social.path is set
     edges_direction: str | None = None  # "mutual" or "follows", with edges_path
     timed: bool = True  # False: the source has no timestamps (events stamped at ingest)
@@ -194,11 +205,14 @@ def ingest(
     raw_dir: str,
     workspace_root: str | None = None,
     logger: logging.Logger | logging.LoggerAdapter | None = None,
+    content: ContentConfig | None = None,
 ) -> IngestResult:
     """Write today's raw interactions, items and users to ``raw_dir`` as Parquet.
 
     ``workspace_root`` holds the MovieLens download cache (``<root>/cache/movielens``);
     by default it is the grandparent of ``raw_dir`` (``<root>/raw/ingest_date=...``).
+    ``content``: the ``[content]`` section; the item catalog's content columns are kept
+    in ``items.parquet`` and their schema written beside it (``items_content.json``).
     """
     out = Path(raw_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -210,6 +224,7 @@ def ingest(
         raw_dir=out,
         cache_dir=root / "cache" / "movielens",
         write_to=interactions_path,
+        content=content,
     )
     if data.interactions is not None and config.source != "landing":  # landing wrote its own
         data.interactions.to_parquet(interactions_path, index=False)
@@ -220,6 +235,9 @@ def ingest(
             paths[name] = out / f"{name}.parquet"
             table.to_parquet(paths[name], index=False)
     stats = data.stats
+    content_path = write_content_schema(data, content, out)
+    if content_path is not None:
+        stats["content"] = describe(ContentSchema.read(content_path))
     edges_path = None
     if config.social.path is not None:
         edges_path, stats["social"] = write_edges(config, out / "edges.parquet")
@@ -244,6 +262,7 @@ def ingest(
         interactions_path=str(interactions_path),
         items_path=str(paths["items"]) if paths["items"] else None,
         users_path=str(paths["users"]) if paths["users"] else None,
+        content_path=str(content_path) if content_path else None,
         edges_path=str(edges_path) if edges_path else None,
         edges_direction=(
             ("mutual" if config.social.path is None else config.social.direction)
@@ -257,6 +276,27 @@ def ingest(
         files_ingested=stats.get("files_ingested", []),
         stats=stats,
     )
+
+
+def write_content_schema(data: SourceData, content: ContentConfig | None, out: Path) -> Path | None:
+    """The catalogue's content schema as ``items_content.json`` in ``out``; None when the
+    catalogue has no content (or there is no catalogue)."""
+    if content is None:
+        return None
+    if data.items is None:
+        if content.declared:
+            raise DataError(
+                "content columns are declared in [content] but the source has no item "
+                "catalog; expected one with those columns; set ingest.files.items_path "
+                "(--items-path) or remove the [content] declarations"
+            )
+        return None
+    schema = data.content if data.content is not None else content_schema(data.items, content)
+    if not schema:
+        return None
+    path = out / SCHEMA_FILE
+    path.write_text(schema.to_json(), encoding="utf-8")
+    return path
 
 
 def write_edges(config: IngestConfig, dest: Path) -> tuple[Path, dict]:
@@ -283,6 +323,10 @@ def write_edges(config: IngestConfig, dest: Path) -> tuple[Path, dict]:
     cache_policy=NO_CACHE,
 )
 def ingest_task(
-    config: IngestConfig, run_date: date, raw_dir: str, workspace_root: str | None = None
+    config: IngestConfig,
+    run_date: date,
+    raw_dir: str,
+    workspace_root: str | None = None,
+    content: ContentConfig | None = None,
 ) -> IngestResult:
-    return ingest(config, run_date, raw_dir, workspace_root, get_run_logger())
+    return ingest(config, run_date, raw_dir, workspace_root, get_run_logger(), content)

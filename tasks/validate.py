@@ -27,7 +27,7 @@ from prefect.cache_policies import NO_CACHE
 from expectations.report import (
     summary_markdown,
 )
-from tasks.config import ValidateConfig
+from tasks.config import ContentConfig, ValidateConfig
 from tasks.errors import DataError, DataValidationError
 from tasks.storage.cache import StageResult
 from tasks.storage.shared_files import replace_atomically, update_json, write_json
@@ -66,6 +66,8 @@ class ValidateResult(StageResult):
     expectations: Any
     edges_path: str | None = None  # the relations between users kept, when given
     edges_quarantine_path: str | None = None
+    content_path: str | None = None  # the catalogue's content schema, when it has content
+    content_quarantine_path: str | None = None  # the content values quarantined
     artifact: bool = False
 
 
@@ -86,6 +88,8 @@ def validate(
     accumulate: bool = False,
     logger: logging.Logger | logging.LoggerAdapter | None = None,
     artifact: Artifact | None = None,
+    content_path: str | None = None,
+    content: ContentConfig | None = None,
 ) -> ValidateResult:
     """Validate the ingested Parquet files; write the accepted and quarantined tables.
 
@@ -102,7 +106,10 @@ def validate(
     (tasks/validation/edges.py) into ``edges.parquet`` and ``edges_quarantine.parquet``.
     ``artifact(markdown)``: publishes the Markdown summary of the run, or of its failure
     (``validate_task`` passes :func:`publish_artifact`); what it returns is the result's
-    ``artifact``.
+    ``artifact``. ``content_path``: the catalogue's content schema (``items_content.json``
+    from ingest); the accepted items' content is checked (tasks/validation/content.py,
+    limits from ``content``), bad values nulled in ``items.parquet`` and listed in
+    ``content_quarantine.parquet``, and the schema copied beside them.
     """
     import pyarrow.parquet as pq
 
@@ -165,10 +172,16 @@ def validate(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     paths = {"accepted_path": accepted_path, "quarantine_path": quarantine_path}
+    checked = None
+    if content_path is not None and result.items is not None:
+        checked = _validate_content(result.items.accepted, content_path, content, common, out)
+        paths.update(checked[1])
     for table in (result.items, result.users):
         if table is not None:
+            accepted_table = checked[0].items if checked and table.name == "items" else None
             paths[f"{table.name}_path"] = _write_parquet(
-                table.accepted, out / f"{table.name}.parquet"
+                table.accepted if accepted_table is None else accepted_table,
+                out / f"{table.name}.parquet",
             )
             paths[f"{table.name}_quarantine_path"] = _write_parquet(
                 table.quarantined, out / f"{table.name}_quarantine.parquet"
@@ -180,6 +193,8 @@ def validate(
             edges.table.quarantined, out / "edges_quarantine.parquet"
         )
         accounting = f"{accounting} | {edges.accounting}"
+    if checked is not None:
+        accounting = f"{accounting} | {checked[0].accounting}"
     entry = {"rows_read": result.rows_read, "recorded_at": _now_iso()}
     update_json(
         history_file,
@@ -206,7 +221,8 @@ def validate(
             }
             for t in result.tables
         }
-        | ({"edges": edges.summary()} if edges is not None else {}),
+        | ({"edges": edges.summary()} if edges is not None else {})
+        | ({"content": checked[0].summary()} if checked is not None else {}),
         **{k: str(v) for k, v in paths.items()},
         "data_docs_index": str(result.data_docs_index) if result.data_docs_index else None,
         "expectations": result.expectations,
@@ -232,6 +248,8 @@ def validate_task(
     edges_path: str | None = None,
     edges_direction: str = "mutual",
     accumulate: bool = False,
+    content_path: str | None = None,
+    content: ContentConfig | None = None,
 ) -> ValidateResult:
     return validate(
         raw_path,
@@ -246,6 +264,8 @@ def validate_task(
         accumulate=accumulate,
         logger=get_run_logger(),
         artifact=publish_artifact,
+        content_path=content_path,
+        content=content,
     )
 
 
@@ -299,6 +319,31 @@ def _validate_edges(path: str, direction: str, known: pd.Series, common: dict) -
         gx_root=common["gx_root"],
         run_name=common["run_name"],
     )
+
+
+def _validate_content(
+    items: pd.DataFrame,
+    content_path: str,
+    content: ContentConfig | None,
+    common: dict,
+    out: Path,
+) -> tuple[Any, dict[str, Path]]:
+    """The accepted items' content checked; the content quarantine and the schema written
+    into ``out``."""
+    from expectations.content import ContentLimits
+    from tasks.data.content import SCHEMA_FILE, ContentSchema
+    from tasks.validation.content import validate_content
+
+    schema = ContentSchema.read(_input_file(content_path, "content schema"))
+    limits = ContentLimits((content or ContentConfig()).max_text_chars)
+    checked = validate_content(
+        items, schema, limits, gx_root=common["gx_root"], run_name=common["run_name"]
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    schema_path = out / SCHEMA_FILE
+    replace_atomically(schema_path, lambda tmp: tmp.write_text(schema.to_json(), encoding="utf-8"))
+    quarantine = _write_parquet(checked.quarantined, out / "content_quarantine.parquet")
+    return checked, {"content_path": schema_path, "content_quarantine_path": quarantine}
 
 
 def previous_snapshot(out: Path) -> Path | None:

@@ -7,7 +7,8 @@ sets the workspace folder. ``load_config`` layers these sources with pydantic-se
 no environment.
 
 The sections, by concern: where the data comes from and what it must satisfy
-(:mod:`tasks.config.inputs`), features, models, evaluation and tracking
+(:mod:`tasks.config.inputs`; the item catalogue's content, :mod:`tasks.config.content`),
+features, models, evaluation and tracking
 (:mod:`tasks.config.learning`; each model's section is its settings class in
 ``models/``), what is published (:mod:`tasks.config.outputs`) and how runs are
 operated (:mod:`tasks.config.operations`).
@@ -15,6 +16,7 @@ operated (:mod:`tasks.config.operations`).
 
 from __future__ import annotations
 
+from tasks.config.content import ContentConfig, CoordinateColumns
 from tasks.config.inputs import (
     DemoConfig,
     FilesConfig,
@@ -52,6 +54,8 @@ __all__ = [
     "ENV_PREFIX",
     "ENV_WORKSPACE",
     "CacheConfig",
+    "ContentConfig",
+    "CoordinateColumns",
     "DemoConfig",
     "EvaluateConfig",
     "FeatureConfig",

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from tasks.config.content import ContentConfig
 from tasks.config.inputs import IngestConfig, ValidateConfig
 from tasks.config.learning import EvaluateConfig, FeatureConfig, TrackingConfig, TrainConfig
 from tasks.config.operations import (
@@ -55,6 +56,7 @@ class PipelineConfig(BaseSettings):
     workspace: Path = Path(DEFAULT_WORKSPACE)
     ingest: IngestConfig = IngestConfig()
     validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    content: ContentConfig = ContentConfig()
     features: FeatureConfig = FeatureConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()

@@ -14,11 +14,12 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from tasks.config import FilesConfig
+from tasks.config import ContentConfig, FilesConfig
 from tasks.errors import DataError
 from tasks.sources.columns import (
     ISSUE,
@@ -39,6 +40,9 @@ from tasks.sources.mapping import (
     source_text,
     to_contract,
 )
+
+if TYPE_CHECKING:
+    from tasks.data.content import ContentSchema
 
 BATCH_ROWS = 1_000_000  # rows converted at a time when a source is written in batches
 
@@ -240,8 +244,33 @@ def write_files(
 def read_items_catalog(path: Path, config: FilesConfig) -> pd.DataFrame:
     """An item catalog file: the item column (``item_col`` or ``item_id``) plus metadata."""
     path = Path(path).expanduser()
+    return _catalog_frame(read_table(path, config), path, config)
+
+
+def read_catalog_content(
+    path: Path, config: FilesConfig, content: ContentConfig
+) -> tuple[pd.DataFrame, ContentSchema]:
+    """:func:`read_items_catalog` plus the catalogue's content columns (declared or
+    detected, tasks/data/content.py), image paths resolved against the file's folder;
+    and their schema."""
+    from tasks.data.content import content_columns, content_schema, resolve_images
+
+    path = Path(path).expanduser()
     raw = read_table(path, config)
-    column = config.item_col if config.item_col in raw.columns else "item_id"
+    items = _catalog_frame(raw, path, config)
+    others = raw.drop(columns=[_item_column(raw, config)])
+    schema = content_schema(others, content, path.parent.resolve())
+    extra = [c for c in content_columns(others, schema) if c not in items.columns]
+    items = pd.concat([items, resolve_images(others[extra], schema, path.parent.resolve())], axis=1)
+    return items, schema
+
+
+def _item_column(raw: pd.DataFrame, config: FilesConfig) -> str:
+    return config.item_col if config.item_col in raw.columns else "item_id"
+
+
+def _catalog_frame(raw: pd.DataFrame, path: Path, config: FilesConfig) -> pd.DataFrame:
+    column = _item_column(raw, config)
     if column not in raw.columns:
         raise DataError(
             f"{path.name}: item catalog needs column {config.item_col!r}; found "
