@@ -143,6 +143,14 @@ class Blend(BaseRecommender):
         }
         return summed("blend", train, score)
 
+    @classmethod
+    def scalable_params(cls, shape: DataShape, **params: Any) -> dict[str, Any] | None:
+        """The personal part's scalable form (sparse EASE), when it has one."""
+        p = cls.settings(**params).model_dump()
+        part_class = EASE if p["personal"] == "ease" else ItemKNN
+        scaled = part_class.scalable_params(shape, **p[p["personal"]])
+        return None if scaled is None else {**params, p["personal"]: scaled}
+
     def _fit(
         self,
         matrix: sp.csr_matrix,

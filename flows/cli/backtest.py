@@ -33,7 +33,7 @@ def backtest(
     ] = "7d",
     models: Annotated[
         str, typer.Option("--models", help="comma-separated model names")
-    ] = "popularity,ease,mult_dae",
+    ] = "popularity,blend,mult_dae",
     epochs: Annotated[
         int, typer.Option("--epochs", help="epochs of the Keras models (kept small: 2 cores)")
     ] = 10,

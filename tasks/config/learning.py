@@ -99,14 +99,16 @@ ModelName = Literal[
 
 class TrainConfig(Section):
     """Which models the nightly run trains (the popularity baseline is always worth keeping:
-    the promotion gate compares against it) and each model's settings.
+    the promotion gate compares against it) and each model's settings. The default set:
+    popularity, ``blend`` (EASE blended with recent popularity, the weight chosen on
+    validation; a weight of 0 is EASE itself) and Mult-DAE.
 
     Keras models stop early on NDCG over the last ``early_stopping_days`` of the
     training period, carved out of training; the hold-out that decides promotion
     is never used for training or tuning.
     """
 
-    models: list[ModelName] = Field(["popularity", "ease", "mult_dae"])
+    models: list[ModelName] = Field(["popularity", "blend", "mult_dae"])
     early_stopping_days: int = Field(7, ge=1)
     # the night's memory plan (tasks/planning/memory.py): a model whose estimated peak is
     # over the budget takes its scalable form or is left out; the budget is

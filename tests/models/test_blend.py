@@ -192,3 +192,16 @@ def test_a_sparse_personal_part_ranks_over_its_items_and_the_popular_ones() -> N
         # validation ranked its users over the same entries: the NDCG of these lists
         ndcg = ndcg_at_k(got[:100], validation[1], 10)
         assert blend.validation_ndcg_ == {"0.3": pytest.approx(ndcg)}
+
+
+def test_the_scalable_form_is_the_personal_parts() -> None:
+    from models.memory import DataShape
+
+    wide = DataShape(users=50_000, items=60_000, interactions=1_000_000)
+    scaled = Blend.scalable_params(wide, ease={"form": "dense"}, popularity_weight=0.1)
+    assert scaled is not None and scaled["ease"]["form"] == "sparse"
+    assert scaled["popularity_weight"] == 0.1
+    assert Blend.memory_estimate(wide, **scaled).peak_bytes < 4 * 2**30
+    assert Blend.memory_estimate(wide, ease={"form": "dense"}).peak_bytes > 40 * 2**30
+    assert Blend.scalable_params(wide) is None  # auto: sparse at this width already
+    assert Blend.scalable_params(wide, personal="item_knn") is None  # no other form

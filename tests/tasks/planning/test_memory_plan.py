@@ -41,7 +41,7 @@ def test_ease_over_the_budget_takes_its_sparse_form() -> None:
 
 
 def test_a_model_that_cannot_fit_is_left_out_with_the_line_to_act_on() -> None:
-    config = TrainConfig()  # popularity, ease, mult_dae
+    config = TrainConfig(models=["popularity", "ease", "mult_dae"])
     budget = Popularity.memory_estimate(WIDE).peak_bytes + 1
     assert MultDAE.memory_estimate(WIDE).peak_bytes > budget
     plan = plan_models(config, WIDE, budget, "train.memory_budget = 1 MiB")
