@@ -23,7 +23,11 @@ figures (NDCG@10 by default) are paired. The gate:
   challenger is another model and is not promoted, or the evidence is too little to
   decide, the champion's own model retrained tonight (when it is among the night's
   models) serves instead of the champion unless shown worse than it (and, on enough
-  evidence, unless it no longer beats popularity). Likewise, when the champion is not
+  evidence, unless it no longer beats popularity); when the champion may have been
+  trained on some of tonight's hold-out events (a hold-out of each user's latest or
+  returning events, which reaches back before the champion's night), "shown worse" is
+  not evidence (the comparison favours the champion) and the refresh serves on the
+  popularity check alone. Likewise, when the champion is not
   personal (popularity, recent popularity: everyone gets the same list) and the
   challenger is (``non_personal`` names the models that are not), a tie goes to the
   challenger: equal accuracy within noise, and lists that differ per user (the catalog
@@ -160,11 +164,16 @@ def decide(
     baseline: str = BASELINE,
     champion_model: str | None = None,
     non_personal: Collection[str] = (BASELINE,),
+    champion_saw_holdout: bool = False,
 ) -> Decision:
     """The gate (module docstring). ``scores``: each model's per-user figures, all on the
     same users in the same order; ``champion``: the current champion's, or None;
     ``champion_model``: the champion's model name (``popularity``, ``ease``, ...);
-    ``non_personal``: the models whose lists are the same for every user."""
+    ``non_personal``: the models whose lists are the same for every user;
+    ``champion_saw_holdout``: the champion may have been trained on some of tonight's
+    hold-out events (a hold-out of each user's latest or returning events reaches back
+    before the champion's night), so its figures are biased in its favour: its own model
+    retrained tonight then replaces it without having to be shown as good."""
     if not scores:
         raise ValueError("promote: no trained models to choose from")
     names = list(scores)
@@ -229,11 +238,16 @@ def decide(
         if not short and own != baseline and base is not None and means[own] <= base:
             return None
         vs = paired_bootstrap(scores[own], champion, **boot)
-        if vs.high < -config.tolerance:
+        if vs.high < -config.tolerance and not champion_saw_holdout:
             return None
+        seen = (
+            "the champion's figures are biased: it was trained on some of tonight's hold-out events"
+            if champion_saw_holdout
+            else "not shown worse"
+        )
         why += (
             f"; {own} retrained on newer data serves (a refresh of the champion's model, "
-            f"not shown worse: vs champion {vs.interval})"
+            f"{seen}: vs champion {vs.interval})"
         )
         return made(True, decision, own, why, vs, "champion")
 
@@ -270,6 +284,7 @@ def decide(
         why = f"{versus} lies at or above -{config.tolerance}; beats popularity {fmt(base)}"
         return made(True, "promoted", pick, why, cmp, "champion")
     if config.refresh and champion_model == pick and cmp.high >= -config.tolerance:
+        # (a champion that saw the hold-out is handled by own_refresh below)
         why = (
             f"{versus}: a refresh of the champion's model on newer data, not shown worse "
             f"(the interval reaches -{config.tolerance} or above); beats popularity {fmt(base)}"

@@ -11,6 +11,7 @@ p-value are tagged on the challenger's run, on the nightly parent run and on the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -202,6 +203,18 @@ def register_all(client: Any, results: list[ModelResult], registered_name: str) 
     }
 
 
+def holdout_reaches_back(features_dir: str) -> bool:
+    """Whether tonight's hold-out may hold events an earlier night's champion was trained
+    on: every strategy but a time window (each user's latest, returning or random events
+    reach back before the last night). A window's events all come after its cutoff, past
+    the data of a champion from an earlier night with the same window."""
+    meta_path = Path(features_dir) / "meta.json"
+    if not meta_path.is_file():
+        return False
+    holdout = json.loads(meta_path.read_text()).get("holdout") or {}
+    return holdout.get("strategy", "window") != "window"
+
+
 def non_personal_models(names: Collection[str]) -> set[str]:
     """Those of ``names`` that are registered models giving every user the same list."""
     from models import MODEL_CLASSES
@@ -252,6 +265,7 @@ def promote(
         n_events,
         champion_model=champion_model,
         non_personal=non_personal_models({*scores, champion_model or ""}),
+        champion_saw_holdout=holdout_reaches_back(features_dir),
     )
     run_of = {r.model: r.run_id for r in results}
     intervals = mean_intervals(scores, gate)

@@ -95,6 +95,30 @@ def test_a_tie_with_a_popularity_champion_goes_to_a_personal_model() -> None:
     ).promote
 
 
+def test_a_champion_that_saw_the_holdout_is_refreshed_without_being_shown_as_good(
+    tmp_path,
+) -> None:
+    import json
+
+    from tasks.promote import holdout_reaches_back
+
+    champion = users(0.30, seed=1)
+    scores = {"popularity": np.full(400, 0.10), "blend": champion - 0.05}  # shown worse
+    gate = GateConfig(tolerance=0.002, min_users=50, min_events=50)
+    assert not decide(scores, champion, KEY, gate, champion_model="blend").promote
+    biased = decide(scores, champion, KEY, gate, champion_model="blend", champion_saw_holdout=True)
+    assert biased.promote and biased.challenger == "blend"
+    assert "trained on some of tonight's hold-out events" in biased.reason
+    # still never below popularity: here popularity itself serves
+    weak = {"popularity": np.full(400, 0.40), "blend": champion - 0.05}
+    below = decide(weak, champion, KEY, gate, champion_model="blend", champion_saw_holdout=True)
+    assert below.promote and below.challenger == "popularity"
+    # which hold-outs reach back before the champion's night
+    for strategy, reaches in (("window", False), ("latest", True), ("returning", True)):
+        (tmp_path / "meta.json").write_text(json.dumps({"holdout": {"strategy": strategy}}))
+        assert holdout_reaches_back(str(tmp_path)) is reaches
+
+
 def test_a_popularity_champion_is_refreshed_when_nothing_beats_popularity() -> None:
     champion = np.full(400, 0.30)
     scores = {"popularity": np.full(400, 0.31), "ease": np.full(400, 0.20)}
