@@ -204,7 +204,8 @@ def generate_demo(
     later = rng.dirichlet(0.15 * n_genres * fashion, size=n_users)
     sigma = 0.8
     mu = np.log(mean_interactions) - sigma**2 / 2
-    counts = np.clip(np.round(rng.lognormal(mu, sigma, size=n_users)), 3, n_items // 2).astype(int)
+    most = min(n_items // 2, int((released < 0).sum()))  # what is out on the first day
+    counts = np.clip(np.round(rng.lognormal(mu, sigma, size=n_users)), 3, most).astype(int)
     first = rng.uniform(0, 0.8, size=n_users)
     owner = np.repeat(np.arange(n_users), counts)
     when = first[owner] + rng.random(len(owner)) * (1.0 - first[owner])

@@ -7,8 +7,8 @@ already has. Most events are drawn in two steps, cheap whatever the catalogue's 
 a genre mix (the items sharing a row of the membership matrix) by its summed appeal
 that day times the user's affinity, then an item of that mix by its appeal; a draw the
 user already has is drawn again. The events still open after a few rounds (heavy users
-near the end of what they like) are drawn over all items, with what the user has left
-out, so every draw ends.
+near the end of what they like) are drawn over all items, leaving out what the user
+has, so every draw ends.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def draw_items(
 
     owner, day, moved: per event, sorted by user then time (``moved``: how far the
     user's taste has gone from ``tastes`` towards ``later``, 0..1). membership: items x
-    genres. appeal: days x items, 0 before an item's release; each day must leave every
-    user more items with appeal than the user has events.
+    genres. appeal: days x items, 0 before an item's release; no user may have more
+    events than items with appeal on the first day.
     """
     n_items = appeal.shape[1]
     mixes, mix_of = np.unique(membership, axis=0, return_inverse=True)
@@ -79,6 +79,8 @@ def draw_items(
         ok = (appeal[d, item] > 0) & ~_contains(held, key)
         # of the same item drawn twice by one user this round, the earlier event keeps it
         first = _first_of_each(key, ok)
+        if exact and not first.any():
+            raise ValueError("a user has more events than items to draw from")
         taken = pending[first]
         chosen[taken] = item[first]
         best = np.maximum(affinity[first].max(axis=1), 1e-9)
