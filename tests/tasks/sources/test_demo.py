@@ -146,6 +146,17 @@ def test_popular_lately_is_not_what_was_popular_before_with_drift() -> None:
     assert agreement(0.0) > 0.6
 
 
+def test_a_small_catalogue_with_half_its_items_arriving_still_fills_every_history() -> None:
+    shape = {"n_items": 20, "seed": 2, "end": END, "new_items_share": 0.5}
+    events, _ = generate_demo(n_users=200, mean_interactions=30, **shape)
+    released = demo_releases(**shape)
+    out_first = int((released < END - pd.Timedelta(weeks=8)).sum())
+    per_user = events.groupby("user_id").size()
+    assert per_user.min() >= 3 and per_user.max() == min(10, out_first)  # heavy users capped
+    assert not events.duplicated(["user_id", "item_id"]).any()
+    assert (events["timestamp"] >= events["item_id"].map(released)).all()
+
+
 def test_drift_settings_out_of_range_are_refused() -> None:
     with pytest.raises(ValueError, match=r"drift must be in 0\.\.1"):
         generate_demo(n_users=10, n_items=20, drift=1.5)
