@@ -13,10 +13,12 @@ from tasks.sources.names import SourceName
 
 
 class DemoConfig(Section):
-    """Size and shape of the synthetic demo dataset. ``mean_friends``: friendships per
-    user in its graph of relations (homophily: friends tend to share a taste; 0: no
-    graph); ``newcomers``: users with friends and no interactions. An
-    ``ingest.social.path`` replaces the demo's graph."""
+    """Size and shape of the synthetic demo dataset. ``drift`` (0..1): how far tastes
+    and item appeal move over the weeks (0: they hold still); ``new_items_share``: the
+    items released during the weeks; ``half_life_weeks``: how fast a release's pull
+    fades. ``mean_friends``: friendships per user in its graph of relations (homophily:
+    friends tend to share a taste; 0: no graph); ``newcomers``: users with friends and
+    no interactions. An ``ingest.social.path`` replaces the demo's graph."""
 
     n_users: int = Field(2000, ge=10)
     n_items: int = Field(1000, ge=20)
@@ -24,6 +26,9 @@ class DemoConfig(Section):
     mean_interactions: float = Field(40.0, gt=1)
     weeks: int = Field(8, ge=2)
     seed: int = 42
+    drift: float = Field(1.0, ge=0, le=1)
+    new_items_share: float = Field(0.15, ge=0, le=0.5)
+    half_life_weeks: float = Field(2.0, gt=0)
     mean_friends: float = Field(6.0, ge=0)
     newcomers: int = Field(10, ge=0)
 

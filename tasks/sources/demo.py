@@ -5,18 +5,35 @@ Structure that a recommender can find, so a user can see that it works:
 * items belong to one primary genre (some to a second one) and have a
   long-tail popularity (Zipf within each genre);
 * each user has a latent taste over genres drawn from a sparse Dirichlet, so
-  most users watch mostly one or two genres;
-* activity per user is log-normal (a few heavy users, many light ones);
-* events are spread over ``weeks`` weeks ending at ``end``; a rating 1-5 grows
-  with how much the user likes the item's genre.
+  most users watch mostly one or two genres at a time;
+* activity per user is log-normal (a few heavy users, many light ones), over a
+  window of the ``weeks`` weeks ending at ``end``; a rating 1-5 grows with how
+  much the user likes the item's genre.
 
-The same ``seed`` and ``end`` always give the same rows.
+And drift, so that what happened lately predicts what comes next better than
+what happened long ago (``drift`` sets how much; ``drift=0`` makes it stationary):
+
+* tastes move: each user's taste slides over the span from a start taste to an
+  end taste, and the end tastes lean towards a few genres in fashion, so the
+  audience's genre mix moves too;
+* items arrive: ``new_items_share`` of the catalogue is released during the span
+  (the rest over the year before it, see ``demo_releases``); no item is watched
+  before its release;
+* appeal fades: an item draws up to ``1 + 8 * drift`` times its lasting
+  popularity right after release, a pull that halves every ``half_life_weeks``,
+  so "popular lately" is not "popular over all time".
+
+Each event's item is drawn at the event's time with the taste and appeal of that
+day (``tasks/sources/demo_draws.py``). The same settings, ``seed`` and ``end``
+always give the same rows.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from tasks.sources.demo_draws import draw_items
 
 GENRES = [
     "Action",
@@ -93,6 +110,11 @@ _NOUNS = [
 ]
 
 
+DAY = 24 * 3600
+BUZZ = 8.0  # how many times its lasting appeal a just-released item draws, at drift 1
+CATALOG_DAYS = 365  # items out before the span came out over the year before it
+
+
 def generate_demo(
     n_users: int = 2000,
     n_items: int = 1000,
@@ -101,16 +123,32 @@ def generate_demo(
     weeks: int = 8,
     seed: int = 42,
     end: pd.Timestamp | str = "2026-01-01",
+    drift: float = 1.0,
+    new_items_share: float = 0.15,
+    half_life_weeks: float = 2.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return ``(interactions, items)``.
 
     interactions: user_id, item_id, timestamp (UTC), value (rating 1-5), event_type.
     items: item_id, title, genres ("A|B"), primary_genre, year.
+
+    ``drift`` (0..1) is how far tastes travel over the span and how strongly a release
+    draws the crowd; ``new_items_share`` of the items come out during the span;
+    ``half_life_weeks`` is how fast a release's pull fades. ``drift=0`` gives stationary
+    data: every item is out before the span and tastes and appeal hold still.
     """
     if not 2 <= n_genres <= len(GENRES):
         raise ValueError(f"n_genres must be in 2..{len(GENRES)}, got {n_genres}")
+    if not 0.0 <= drift <= 1.0:
+        raise ValueError(f"drift must be in 0..1, got {drift}")
+    if not 0.0 <= new_items_share <= 0.5:
+        raise ValueError(f"new_items_share must be in 0..0.5, got {new_items_share}")
+    if half_life_weeks <= 0:
+        raise ValueError(f"half_life_weeks must be positive, got {half_life_weeks}")
     rng = np.random.default_rng(seed)
     genres = GENRES[:n_genres]
+    span_days = weeks * 7
+    start_s = int(_utc(end).timestamp()) - span_days * DAY
 
     # Items: primary genre, optional secondary genre, long-tail popularity.
     primary = rng.integers(0, n_genres, size=n_items)
@@ -122,6 +160,10 @@ def generate_demo(
         rank_in_genre[idx] = rng.permutation(len(idx)) + 1
     popularity = 1.0 / rank_in_genre**1.1
     years = rng.integers(1950, 2026, size=n_items)
+    released = _release_days(n_items, span_days, seed, drift, new_items_share)
+    arriving = released >= 0
+    release_year = pd.to_datetime(start_s + released * DAY, unit="s").year.to_numpy()
+    years = np.where(arriving, release_year, years)
     item_ids = np.array([f"i{j:05d}" for j in range(n_items)])
     titles = [
         f"The {_ADJECTIVES[rng.integers(len(_ADJECTIVES))]} {_NOUNS[rng.integers(len(_NOUNS))]}"
@@ -147,48 +189,86 @@ def generate_demo(
     membership[np.arange(n_items), primary] = 1.0
     membership[np.flatnonzero(has_second), second[has_second]] = 0.5
 
-    # Users: sparse taste over genres, log-normal activity.
+    # Appeal of each item on each day of the span: its lasting popularity plus a pull
+    # right after release that halves every half_life_weeks; nothing before release.
+    day_mid = np.arange(span_days)[:, None] + 0.5
+    age = day_mid - released[None, :]
+    buzz = BUZZ * drift * np.exp2(-np.maximum(age, 0.0) / (7 * half_life_weeks))
+    appeal = np.where(age > 0, popularity * (1.0 + buzz), 0.0)
+
+    # Users: sparse taste over genres that moves from a start taste towards an end
+    # taste drawn the same way around the genres in fashion at the end (so the genre
+    # mix of the whole audience moves too); log-normal activity over a window of the span.
     tastes = rng.dirichlet(np.full(n_genres, 0.15), size=n_users)
+    fashion = np.maximum(rng.dirichlet(np.ones(n_genres)), 0.01)
+    later = rng.dirichlet(0.15 * n_genres * fashion, size=n_users)
     sigma = 0.8
     mu = np.log(mean_interactions) - sigma**2 / 2
-    counts = np.clip(np.round(rng.lognormal(mu, sigma, size=n_users)), 3, n_items // 2).astype(int)
+    most = min(n_items // 2, int((released < 0).sum()))  # what is out on the first day
+    counts = np.clip(np.round(rng.lognormal(mu, sigma, size=n_users)), 3, most).astype(int)
+    first = rng.uniform(0, 0.8, size=n_users)
+    owner = np.repeat(np.arange(n_users), counts)
+    when = first[owner] + rng.random(len(owner)) * (1.0 - first[owner])
+    times = (when * span_days * DAY).astype(np.int64)
+    order = np.lexsort((times, owner))
+    owner, when, times = owner[order], when[order], times[order]
 
-    end_ts = pd.Timestamp(end)
-    end_ts = end_ts.tz_localize("UTC") if end_ts.tzinfo is None else end_ts.tz_convert("UTC")
-    span_s = weeks * 7 * 24 * 3600
-    start_s = int(end_ts.timestamp()) - span_s
-
-    users_col, items_col, ts_col, val_col = [], [], [], []
-    for u in range(n_users):
-        affinity = membership @ tastes[u]
-        weights = popularity * (affinity**2 + 0.002)
-        weights /= weights.sum()
-        chosen = rng.choice(n_items, size=counts[u], replace=False, p=weights)
-        # Each user is active over a window of the span; events sorted in time.
-        first = rng.uniform(0, span_s * 0.8)
-        times = np.sort(rng.uniform(first, span_s, size=counts[u])).astype(np.int64)
-        like = affinity[chosen] / max(affinity.max(), 1e-9)
-        ratings = np.clip(np.round(1 + 4 * like + rng.normal(0, 0.7, size=counts[u])), 1, 5)
-        users_col.append(np.full(counts[u], u))
-        items_col.append(chosen)
-        ts_col.append(start_s + times)
-        val_col.append(ratings)
-
-    u_idx = np.concatenate(users_col)
-    i_idx = np.concatenate(items_col)
-    ts = np.concatenate(ts_col)
-    values = np.concatenate(val_col).astype("float64")
+    chosen, like = draw_items(
+        owner, times // DAY, drift * when, tastes, later, membership, appeal, rng
+    )
+    ratings = np.clip(np.round(1 + 4 * like + rng.normal(0, 0.7, size=len(owner))), 1, 5)
+    values = ratings.astype("float64")
     interactions = pd.DataFrame(
         {
-            "user_id": pd.array([f"u{u:05d}" for u in u_idx], dtype="str"),
-            "item_id": pd.array(item_ids[i_idx], dtype="str"),
-            "timestamp": pd.to_datetime(ts, unit="s", utc=True),
+            "user_id": pd.array(
+                np.array([f"u{u:05d}" for u in range(n_users)])[owner], dtype="str"
+            ),
+            "item_id": pd.array(item_ids[chosen], dtype="str"),
+            "timestamp": pd.to_datetime(start_s + times, unit="s", utc=True),
             "value": values,
             "event_type": pd.array(np.where(values >= 4, "rating", "view"), dtype="str"),
         }
     )
     interactions = interactions.sort_values(["timestamp", "user_id"], kind="stable")
     return interactions.reset_index(drop=True), items
+
+
+def demo_releases(
+    n_items: int = 1000,
+    weeks: int = 8,
+    seed: int = 42,
+    end: pd.Timestamp | str = "2026-01-01",
+    drift: float = 1.0,
+    new_items_share: float = 0.15,
+) -> pd.Series:
+    """When each item of ``generate_demo`` with the same settings came out (UTC, at
+    midnight), by ``item_id``: most over the year before the span, ``new_items_share``
+    of them on a day within it (none when ``drift`` is 0). No event of an item comes
+    before its release."""
+    span_days = weeks * 7
+    days = _release_days(n_items, span_days, seed, drift, new_items_share)
+    start = _utc(end) - pd.Timedelta(days=span_days)
+    return pd.Series(
+        start + pd.to_timedelta(days, unit="D"),
+        index=pd.Index([f"i{j:05d}" for j in range(n_items)], dtype="str", name="item_id"),
+        name="released",
+    )
+
+
+def _release_days(
+    n_items: int, span_days: int, seed: int, drift: float, new_items_share: float
+) -> np.ndarray:
+    """Release day of each item, counted from the span's first day (negative: before it)."""
+    rng = np.random.default_rng((seed, 1))
+    arriving = rng.random(n_items) < (new_items_share if drift > 0 else 0.0)
+    during = rng.integers(1, span_days, size=n_items)
+    before = rng.integers(1, CATALOG_DAYS + 1, size=n_items)
+    return np.where(arriving, during, -before)
+
+
+def _utc(ts: pd.Timestamp | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(ts)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def generate_demo_friends(

@@ -86,11 +86,13 @@ def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
 # change to the code that moves, renames or restructures stages must leave them as they
 # are. The champion here is EASE (closed form, deterministic); scores are rounded to six
 # decimals. A change meant to alter the night's output updates this digest and says why.
-# Last change: the demo's friend graph added ten newcomers (n00000..n00009, friends and
-# no interactions) with `social` rows; every other user's rows hash as before
-# (38232fb1f379bc3a70c14dc77b479f8bcf33c3340bb77db616da28e16d67a7ff without them).
-DEMO_NIGHT_DIGEST = "641a6bf9d893b14a30e160ba6a972738f917be0cf21ed8fdb1361aeaf74c62af"
-WITHOUT_NEWCOMERS_DIGEST = "38232fb1f379bc3a70c14dc77b479f8bcf33c3340bb77db616da28e16d67a7ff"
+# Last change: the demo's data drifts (tastes slide over the weeks, some items are
+# released during them and a release's pull fades; tasks/sources/demo.py), so the events
+# and every user's rows changed; the champion is still EASE. WITHOUT_NEWCOMERS_DIGEST
+# hashes the rows of the users with interactions alone (the newcomers, n00000..n00009,
+# have friends and no interactions, and `social` rows).
+DEMO_NIGHT_DIGEST = "e00043bf8643fe8d7c33681743fa26cae9dd8b3b5721551e5626e0018446777a"
+WITHOUT_NEWCOMERS_DIGEST = "d7a88de764181975e0fbbf376f4747316201fd39353cbec6a3d3296a33663b7f"
 
 
 def test_demo_night_publishes_the_pinned_rows(nightly_run) -> None:
