@@ -133,6 +133,10 @@ class BaseRecommender:
     fit_inputs: ClassVar[tuple[str, ...]] = ()
     #: fit inputs this model cannot do without
     required_inputs: ClassVar[tuple[str, ...]] = ()
+    #: a model whose validation target chooses settings (not epochs) and that is cheap to
+    #: fit again: once they are chosen, the night fits it again on the whole training
+    #: period (:meth:`refit_params`), the days carved out for validation included
+    refit_on_all: ClassVar[bool] = False
     #: what the model reads beyond interactions: "sequences", "content", "social"
     inputs: ClassVar[frozenset[str]] = frozenset()
     #: ``score`` may run in several threads at once (numpy / scipy work that releases the

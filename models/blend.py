@@ -108,6 +108,7 @@ class Blend(BaseRecommender):
         "weight_",
     )
     fit_inputs: ClassVar[tuple[str, ...]] = ("validation", "ages")
+    refit_on_all: ClassVar[bool] = True
     inputs: ClassVar[frozenset[str]] = frozenset()
     settings_class: ClassVar[type[ModelSettings]] = BlendSettings
 

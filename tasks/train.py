@@ -47,6 +47,28 @@ def train_model(name: str, config: TrainConfig, inputs: FitInputs) -> tuple[Base
     return model, time.perf_counter() - start
 
 
+def refit_on_all(
+    model: BaseRecommender,
+    features_dir: str,
+    items_frame: pd.DataFrame | None,
+    config: TrainConfig,
+    needs: tuple[str, ...],
+    seconds: float,
+) -> tuple[BaseRecommender, float]:
+    """``model`` fitted again on the whole training period with the settings its validation
+    chose (``refit_params``), its validation record kept; the seconds of both fits."""
+    days = config.early_stopping_days
+    rest = tuple(n for n in needs if n != "validation")
+    inputs = fit_inputs_from_snapshot(features_dir, items_frame, days, rest)
+    start = time.perf_counter()
+    again = make_recommender(model.name, **model.refit_params())  # type: ignore[attr-defined]
+    again.fit(inputs.train, **inputs.kwargs())
+    chosen = getattr(model, "validation_ndcg_", None)
+    if chosen is not None:
+        again.validation_ndcg_ = chosen  # type: ignore[attr-defined]
+    return again, seconds + time.perf_counter() - start
+
+
 def progress_callback(model: BaseRecommender, /, **fields: Any) -> Any:
     """An epoch reporter for ``model`` (see :class:`EpochReport`; ``fields`` are added to
     each record), or None for a model fitted in one step (closed form, counting)."""
@@ -141,6 +163,8 @@ def train(
     needs = make_recommender(name, **model_params(name, config)).fit_inputs
     inputs = fit_inputs_from_snapshot(features_dir, items_frame, config.early_stopping_days, needs)
     model, seconds = train_model(name, config, inputs)
+    if inputs.validation is not None and model.refit_on_all:
+        model, seconds = refit_on_all(model, features_dir, items_frame, config, needs, seconds)
     bundle_dir = save_bundle(Path(models_dir) / name, model, users, items)
 
     client = tracking.client_for(Workspace.at(workspace_root))

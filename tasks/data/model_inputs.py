@@ -2,7 +2,9 @@
 
 * an early-stopping split carved from the END of the training period (the last
   ``early_stopping_days``), so the hold-out that decides promotion is never
-  seen during training or tuning;
+  seen during training or tuning; only a model that reads it (``validation`` in its
+  ``fit_inputs``) is fitted without those days, every other model on the whole
+  training period;
 * read part by part from a nightly snapshot (``fit_inputs_from_snapshot``): the
   matrices are built from each part's pairs, never from the whole event table;
 * each user's items in time order (sequence models);
@@ -153,8 +155,10 @@ def _fit_inputs(
             newest["all"].append(newest_by_pair(keys, seconds))
             newest["inner"].append(newest_by_pair(keys[is_inner], seconds[is_inner]))
     matrix = {name: _keys_matrix(keys, shape) for name, keys in pairs.items()}
+    # only a model that reads the early-stopping target is fitted without its days; every
+    # other model learns from the whole training period, up to the hold-out
     validation = _new_items_target(matrix["inner"], matrix["later"])
-    fitted = "inner" if validation is not None else "all"
+    fitted = "inner" if validation is not None and "validation" in needs else "all"
     ages = _ages(newest[fitted], shape) if "ages" in needs else None
     sequences = None
     if "sequences" in needs:

@@ -86,3 +86,30 @@ def test_the_snapshot_read_part_by_part_gives_the_same_ages(tmp_path) -> None:
         assert read.ages is not None and in_memory.ages is not None
         assert (read.ages != in_memory.ages).nnz == 0
         np.testing.assert_array_equal(read.ages.indices, in_memory.ages.indices)
+
+
+def test_only_a_model_that_reads_the_target_is_fitted_without_its_days() -> None:
+    # three days carved out (after day 7.5): b's item x (day 10) and c's z (day 10.5)
+    carved = build_fit_inputs(features(EVENTS), None, 3, needs=("ages", "validation"))
+    whole = build_fit_inputs(features(EVENTS), None, 3, needs=("ages",))
+    assert carved.train.nnz == 3 and whole.train.nnz == 5
+    assert whole.train[2, 3] == 1 and carved.train[2, 3] == 0
+    assert whole.ages is not None and whole.ages[2, 3] == 0.0  # c's z is the newest
+
+
+def test_a_blend_is_fitted_again_on_the_whole_period_with_the_weight_it_chose(tmp_path) -> None:
+    from models import Blend
+    from tasks.config import TrainConfig
+    from tasks.train import refit_on_all, train_model
+
+    save_features(features(EVENTS), tmp_path)
+    config = TrainConfig.model_validate(
+        {"models": ["blend"], "early_stopping_days": 3, "blend": {"weights": [0.0, 0.5]}}
+    )
+    carved = fit_inputs_from_snapshot(tmp_path, None, 3, Blend.fit_inputs)
+    first, _ = train_model("blend", config, carved)
+    assert first.train_matrix_.nnz == 3 and set(first.validation_ndcg_) == {"0.0", "0.5"}
+    again, _ = refit_on_all(first, str(tmp_path), None, config, Blend.fit_inputs, 0.0)
+    assert again.train_matrix_.nnz == 5 and again.weight_ == first.weight_
+    assert again.validation_ndcg_ == first.validation_ndcg_
+    assert again.popularity_[3] > 0  # z, seen only in the carved-out days, counts now
