@@ -3,8 +3,9 @@ time (``popularity``) or lately (``recent_popularity``: a window and a decay by 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,6 +14,8 @@ from pydantic import Field
 from models.ages import decay
 from models.base import BaseRecommender, ModelSettings
 from models.memory import FLOAT32, DataShape, MemoryEstimate, summed
+from models.metrics import ndcg_at_k
+from models.ranking import top_k
 
 
 class PopularitySettings(ModelSettings):
@@ -67,10 +70,16 @@ class RecentPopularitySettings(ModelSettings):
     """``window_days``: only interactions younger than this many days count (None: all
     time). ``half_life_days``: an interaction this many days old counts half of one from
     the last day, decaying exponentially (None: no decay). Ages are measured from the
-    newest event the model is fitted on (:mod:`models.ages`)."""
+    newest event the model is fitted on (:mod:`models.ages`). ``half_lives``: with a
+    validation target (the night's last days of training, the validation split in
+    ``recpipe evaluate``), the half-life among these and ``half_life_days`` whose ranking
+    has the best validation NDCG@``val_k`` (ties: ``half_life_days``, then the longer);
+    empty: ``half_life_days`` as set."""
 
     window_days: float | None = Field(None, gt=0)
     half_life_days: float | None = Field(30.0, gt=0)
+    half_lives: list[Annotated[float, Field(gt=0)]] = Field([3.5, 7.0, 14.0, 30.0, 90.0])
+    val_k: int = Field(10, ge=1)
 
 
 class RecentPopularity(Popularity):
@@ -80,7 +89,8 @@ class RecentPopularity(Popularity):
     ranks as :class:`Popularity`."""
 
     name: ClassVar[str] = "recent_popularity"
-    fit_inputs: ClassVar[tuple[str, ...]] = ("ages",)
+    fit_inputs: ClassVar[tuple[str, ...]] = ("ages", "validation")
+    refit_on_all: ClassVar[bool] = True
     settings_class: ClassVar[type[ModelSettings]] = RecentPopularitySettings
 
     @classmethod
@@ -97,18 +107,79 @@ class RecentPopularity(Popularity):
         score = {"item sums, 4 x items": shape.items * FLOAT32}
         return summed("recent_popularity", train, score)
 
-    def _fit(self, matrix: sp.csr_matrix, ages: sp.csr_matrix | None = None) -> None:
+    def _fit(
+        self,
+        matrix: sp.csr_matrix,
+        ages: sp.csr_matrix | None = None,
+        validation: tuple[np.ndarray, sp.csr_matrix] | None = None,
+    ) -> None:
         age = np.zeros(matrix.nnz) if ages is None else ages.data.astype(np.float64)
-        weight = decay(age, self.params["half_life_days"]) * (matrix.data > 0)
+        self.half_life_ = self.params["half_life_days"]
+        self.validation_ndcg_: dict[str, float] = {}
+        if validation is not None and self.params["half_lives"]:
+            given = [self.half_life_, *sorted(set(self.params["half_lives"]) - {self.half_life_})]
+            for half_life in given:
+                counts = self._counts(matrix, age, half_life)
+                users, relevant = validation
+                ranked = popular_top_k(counts, matrix[users], self.params["val_k"])
+                self.validation_ndcg_[str(half_life)] = ndcg_at_k(
+                    ranked, relevant, self.params["val_k"]
+                )
+            best = max(self.validation_ndcg_.values())
+            self.half_life_ = next(h for h in given if self.validation_ndcg_[str(h)] == best)
+        self.item_counts_ = self._counts(matrix, age, self.half_life_)
+
+    def _counts(
+        self, matrix: sp.csr_matrix, age: np.ndarray, half_life: float | None
+    ) -> np.ndarray:
+        weight = decay(age, half_life) * (matrix.data > 0)
         if self.params["window_days"] is not None:
             weight[age >= self.params["window_days"]] = 0.0
         sums = np.bincount(matrix.indices, weights=weight, minlength=matrix.shape[1])
-        self.item_counts_ = sums.astype(np.float32)
+        return sums.astype(np.float32)
+
+    def refit_params(self) -> dict[str, Any]:
+        """Settings that repeat this fit without a validation target: the half-life chosen."""
+        return {**self.params, "half_life_days": self.half_life_, "half_lives": []}
+
+    def _save_state(self, directory: Path) -> None:
+        super()._save_state(directory)
+        chosen = {"half_life_days": self.half_life_, "validation_ndcg": self.validation_ndcg_}
+        (directory / "recent_popularity.json").write_text(json.dumps(chosen, sort_keys=True))
+
+    def _load_state(self, directory: Path) -> None:
+        super()._load_state(directory)
+        path = directory / "recent_popularity.json"
+        chosen = json.loads(path.read_text()) if path.exists() else {}
+        self.half_life_ = chosen.get("half_life_days", self.params["half_life_days"])
+        self.validation_ndcg_ = chosen.get("validation_ndcg", {})
 
     def shared_reason(self) -> str:
-        window, half_life = self.params["window_days"], self.params["half_life_days"]
+        window, half_life = self.params["window_days"], self.half_life_
         if window is not None:
             return f"popular in the last {window:g} days"
         if half_life is not None:
             return "popular lately"
         return "popular overall"
+
+
+def popular_top_k(counts: np.ndarray, history: sp.csr_matrix, k: int) -> np.ndarray:
+    """Each row of ``history`` ranked by ``counts`` without its own items: the top-k item
+    indices (-1 where fewer), over the ``k`` + longest-history most counted items, a
+    block of rows at a time."""
+    history = sp.csr_matrix(history)
+    many = min(counts.size, k + int(np.diff(history.indptr).max(initial=0)))
+    if many == 0:
+        return np.full((history.shape[0], k), -1, dtype=np.int64)
+    items = np.sort(np.argpartition(-counts, many - 1)[:many])
+    seen = sp.csr_matrix(history[:, items])
+    out = []
+    for start in range(0, history.shape[0], 4096):
+        rows = seen[start : start + 4096]
+        block = np.repeat(counts[items][None, :], rows.shape[0], axis=0).astype(np.float32)
+        found = top_k(block, min(k, many), exclude=rows, overwrite=True)[0]
+        found = np.where(found >= 0, items[np.maximum(found, 0)], -1)
+        if found.shape[1] < k:
+            found = np.pad(found, ((0, 0), (0, k - found.shape[1])), constant_values=-1)
+        out.append(found)
+    return np.concatenate(out) if out else np.empty((0, k), np.int64)

@@ -131,3 +131,25 @@ def test_a_decayed_model_saves_and_loads(tmp_path) -> None:
     loaded = load_recommender(model.save(tmp_path / "m"))
     assert loaded.params["half_life_days"] == 30.0
     np.testing.assert_array_equal(loaded.score(np.arange(10)), model.score(np.arange(10)))
+
+
+def test_recent_popularity_chooses_its_half_life_on_validation() -> None:
+    from models import RecentPopularity
+
+    # item 0: 20 users, 40 days ago; item 1: 3 users, a day ago; users 23-25 saw item 2
+    rows = list(range(20)) + [20, 21, 22] + [23, 24, 25]
+    cols = [0] * 20 + [1] * 3 + [2] * 3
+    age = [40.0] * 20 + [1.0] * 3 + [5.0] * 3
+    matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(26, 3))
+    ages = sp.csr_matrix((np.array(age, np.float32), (rows, cols)), shape=(26, 3))
+    # the validation users (23-25) chose item 1 next: what is popular lately
+    target = sp.csr_matrix((np.ones(3, np.float32), ([0, 1, 2], [1, 1, 1])), shape=(3, 3))
+    model = RecentPopularity(half_life_days=30.0, half_lives=[3.5, 90.0], val_k=1)
+    model.fit(matrix, ages=ages, validation=(np.array([23, 24, 25]), target))
+    assert model.half_life_ == 3.5
+    assert model.validation_ndcg_ == {"30.0": 0.0, "3.5": 1.0, "90.0": 0.0}
+    assert model.recommend(np.array([0]), 1)[0].tolist() == [[1]]
+    assert model.refit_params()["half_life_days"] == 3.5
+    assert model.refit_params()["half_lives"] == []
+    # without a target, or without candidates, the half-life as set
+    assert RecentPopularity(half_life_days=30.0).fit(matrix, ages=ages).half_life_ == 30.0
