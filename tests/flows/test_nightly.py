@@ -89,11 +89,12 @@ def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
 # change meant to alter the night's output updates this digest and says why.
 # Last change: the default models became popularity, blend and Mult-DAE (blend in place
 # of EASE; models that do not read the early-stopping target learn from the whole
-# training period, and blend is fitted again on it), on the demo whose data drifts (tastes slide over the weeks, some items are
-# released during them and a release's pull fades; tasks/sources/demo.py); the champion
-# is blend and every known user still gets `personal` rows. WITHOUT_NEWCOMERS_DIGEST
-# hashes the rows of the users with interactions alone (the newcomers, n00000..n00009,
-# have friends and no interactions, and `social` rows).
+# training period, and blend is fitted again on it), on the demo whose data drifts
+# (tastes slide over the weeks, some items are released during them and a release's
+# pull fades; tasks/sources/demo.py); the champion is blend and every known user still
+# gets `personal` rows. WITHOUT_NEWCOMERS_DIGEST hashes the rows of the users with
+# interactions alone (the newcomers, n00000..n00009, have friends and no interactions,
+# and `social` rows).
 DEMO_NIGHT_DIGEST = "c950228bd72738bfd4292a16def5e90bf9df4cabb01a91771be79cd504a6e5d3"
 WITHOUT_NEWCOMERS_DIGEST = "0a981fb960deb63b67ad2b417afacfbc6ed2df175c5a78d3ed2bc259e29893d2"
 

@@ -137,7 +137,7 @@ def test_recent_popularity_chooses_its_half_life_on_validation() -> None:
     from models import RecentPopularity
 
     # item 0: 20 users, 40 days ago; item 1: 3 users, a day ago; users 23-25 saw item 2
-    rows = list(range(20)) + [20, 21, 22] + [23, 24, 25]
+    rows = [*range(20), 20, 21, 22, 23, 24, 25]
     cols = [0] * 20 + [1] * 3 + [2] * 3
     age = [40.0] * 20 + [1.0] * 3 + [5.0] * 3
     matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(26, 3))
