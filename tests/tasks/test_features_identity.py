@@ -4,7 +4,8 @@ The digests below pin the snapshots built for these logs and settings: the vocab
 (id -> index), every part file's rows in order and its column types, and meta.json. The
 Arrow stage was held to the pandas features stage's digests until the demo log they were
 taken on changed; a change of the demo's rows takes them again from code that builds the
-same snapshots. A change in any of them (an id sorted differently, a row moved between
+same snapshots, and so does a change of a hold-out's rule (the ``latest`` case: it now
+holds out the users active lately, the narrowest activity window with enough evidence). A change in any of them (an id sorted differently, a row moved between
 train and seen, a reordered tie, a count in meta.json) changes the digest.
 ``snapshot_summary`` prints the readable side of a snapshot when a digest differs.
 """
@@ -115,7 +116,7 @@ PARTITIONED = {
     "window-parts": "67aaccddad0638e9a8a10542cad2df2ec306ab93b1cd9046ffa3fb6cf29a10f2",
     "window-one-part": "6bf46e864108ca837c5864281d0c6d93e1fa502dfe0ceb1c649f88eb0a89fe1b",
     "widened-window": "f0e8447a3151b5f49b8d4675814a8e2fc9d826b5e3cc964aaa6905ca3eb0ac57",
-    "latest": "a30f9c2258a03284c580344a662ebfc90823cf57bfc453b73394bf143bc04acc",
+    "latest": "7532364a5bcb15f8a53971ae1876dff71e16b66d5ed9e2876d4471ef451dad5c",
     "returning": "934b3e5cf307a5be48a489a891c940a56d72a58e0ddd8d9c4d160a55ee7a6a2f",
     "min-value": "cbe2be2e1c8ff5594f3c8ab1ff864c1790e22f21b44cc4e331790938488f6fc7",
     "user-mean": "84896416fe9d78ab021156dbe76d034721d8b38e1eb56ee452a171229a486d74",
@@ -126,7 +127,7 @@ PARTITIONED = {
 
 IN_MEMORY = {
     "window-parts": "bb700607519264ae21f43c2fa1fd7640839b11fea1632ec0fba93ae423c05785",
-    "latest": "0b57b97fc40d400f7a7c70f3939d60d430ca143bba23c48200f4431821e05e0e",
+    "latest": "0515972ff31ee04fa05d2535db3d29c8f42f33d636630e2e2d13096ccce0d744",
     "returning": "57adf3987f7f5d84a7dd4ee822caae6ea4babf6a21c7a9c78d970d5f0687710e",
     "user-mean": "292e52fd3c0a76e131d545a6789fb85a906c9eaf538fd369c46fac4923463539",
     "no-value": "254542a2ab25abe91d085550243b12ff68631be2c451d83f26436ae5450b5f3f",
