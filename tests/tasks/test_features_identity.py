@@ -5,8 +5,9 @@ The digests below pin the snapshots built for these logs and settings: the vocab
 Arrow stage was held to the pandas features stage's digests until the demo log they were
 taken on changed; a change of the demo's rows takes them again from code that builds the
 same snapshots, and so does a change of a hold-out's rule (the ``latest`` case: it now
-holds out the users active lately, the narrowest activity window with enough evidence). A change in any of them (an id sorted differently, a row moved between
-train and seen, a reordered tie, a count in meta.json) changes the digest.
+holds out the users active lately, the narrowest activity window with enough evidence).
+A change in any of them (an id sorted differently, a row moved between train and seen, a
+reordered tie, a count in meta.json) changes the digest.
 ``snapshot_summary`` prints the readable side of a snapshot when a digest differs.
 """
 
