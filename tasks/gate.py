@@ -172,8 +172,9 @@ def decide(
     ``non_personal``: the models whose lists are the same for every user;
     ``champion_saw_holdout``: the champion may have been trained on some of tonight's
     hold-out events (a hold-out of each user's latest or returning events reaches back
-    before the champion's night), so its figures are biased in its favour: its own model
-    retrained tonight then replaces it without having to be shown as good."""
+    before the champion's night, or the champion is from a later night: a backfill), so
+    its figures are biased in its favour: its own model retrained tonight then replaces
+    it without having to be shown as good."""
     if not scores:
         raise ValueError("promote: no trained models to choose from")
     names = list(scores)

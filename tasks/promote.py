@@ -215,6 +215,14 @@ def holdout_reaches_back(features_dir: str) -> bool:
     return holdout.get("strategy", "window") != "window"
 
 
+def from_a_later_night(client: Any, champion_run: str, parent_run_id: str) -> bool:
+    """Whether the champion was trained on a later night than this one (a backfill of an
+    older date): its data reaches past tonight's, hold-out included."""
+    champion_date = client.get_run(champion_run).data.tags.get("run_date")
+    tonight = client.get_run(parent_run_id).data.tags.get("run_date")
+    return bool(champion_date and tonight and champion_date > tonight)
+
+
 def non_personal_models(names: Collection[str]) -> set[str]:
     """Those of ``names`` that are registered models giving every user the same list."""
     from models import MODEL_CLASSES
@@ -241,10 +249,11 @@ def promote(
     figures = _PerUser(client, features_dir, config, parent_run_id)
     per_user = {r.model: figures.of_model(r) for r in results}
     champion_ver = registry.champion_version(client, registered_name)
-    champion_frame, champion_model = None, None
+    champion_frame, champion_model, champion_later = None, None, False
     if champion_ver is not None:
         champion_entry = client.get_model_version(registered_name, champion_ver)
         champion_run, champion_model = champion_entry.run_id, champion_entry.tags.get("model")
+        champion_later = from_a_later_night(client, champion_run, parent_run_id)
         tonight = next((r for r in results if r.run_id == champion_run), None)
         if tonight is not None:  # reused from an earlier run of the date: its own figures
             champion_frame = per_user[tonight.model]
@@ -265,7 +274,7 @@ def promote(
         n_events,
         champion_model=champion_model,
         non_personal=non_personal_models({*scores, champion_model or ""}),
-        champion_saw_holdout=holdout_reaches_back(features_dir),
+        champion_saw_holdout=champion_later or holdout_reaches_back(features_dir),
     )
     run_of = {r.model: r.run_id for r in results}
     intervals = mean_intervals(scores, gate)
