@@ -25,7 +25,8 @@ figures (NDCG@10 by default) are paired. The gate:
   models) serves instead of the champion unless shown worse than it (and, on enough
   evidence, unless it no longer beats popularity); when the champion may have been
   trained on some of tonight's hold-out events (a hold-out of each user's latest or
-  returning events, which reaches back before the champion's night), "shown worse" is
+  returning events, which reaches back before the champion's night, or a champion from
+  a later night, met by a backfill of an older date), "shown worse" is
   not evidence (the comparison favours the champion) and the refresh serves on the
   popularity check alone. Likewise, when the champion is not
   personal (popularity, recent popularity: everyone gets the same list) and the
