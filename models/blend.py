@@ -178,9 +178,8 @@ class Blend(BaseRecommender):
         users, relevant = validation
         k = self.params["val_k"]
         ranked: dict[float, list[np.ndarray]] = {w: [] for w in sorted(self.params["weights"])}
-        step = score_users(matrix.shape[1])
         sparse = not self.personal_.dense_scores
-        step = 4096 if sparse else step
+        step = 4096 if sparse else score_users(matrix.shape[1])
         for start in range(0, len(users), step):
             block = users[start : start + step]
             rows = matrix[block]

@@ -15,7 +15,7 @@ from models.ages import decay
 from models.base import BaseRecommender, ModelSettings
 from models.memory import FLOAT32, DataShape, MemoryEstimate, summed
 from models.metrics import ndcg_at_k
-from models.ranking import top_k
+from models.ranking import columns_top_k
 
 
 class PopularitySettings(ModelSettings):
@@ -73,7 +73,7 @@ class RecentPopularitySettings(ModelSettings):
     newest event the model is fitted on (:mod:`models.ages`). ``half_lives``: with a
     validation target (the night's last days of training, the validation split in
     ``recpipe evaluate``), the half-life among these and ``half_life_days`` whose ranking
-    has the best validation NDCG@``val_k`` (ties: ``half_life_days``, then the longer);
+    has the best validation NDCG@``val_k`` (ties: ``half_life_days``, then the shorter);
     empty: ``half_life_days`` as set."""
 
     window_days: float | None = Field(None, gt=0)
@@ -118,10 +118,11 @@ class RecentPopularity(Popularity):
         self.validation_ndcg_: dict[str, float] = {}
         if validation is not None and self.params["half_lives"]:
             given = [self.half_life_, *sorted(set(self.params["half_lives"]) - {self.half_life_})]
+            users, relevant = validation
+            history = matrix[users]
             for half_life in given:
                 counts = self._counts(matrix, age, half_life)
-                users, relevant = validation
-                ranked = popular_top_k(counts, matrix[users], self.params["val_k"])
+                ranked = popular_top_k(counts, history, self.params["val_k"])
                 self.validation_ndcg_[str(half_life)] = ndcg_at_k(
                     ranked, relevant, self.params["val_k"]
                 )
@@ -172,14 +173,10 @@ def popular_top_k(counts: np.ndarray, history: sp.csr_matrix, k: int) -> np.ndar
     if many == 0:
         return np.full((history.shape[0], k), -1, dtype=np.int64)
     items = np.sort(np.argpartition(-counts, many - 1)[:many])
-    seen = sp.csr_matrix(history[:, items])
-    out = []
-    for start in range(0, history.shape[0], 4096):
-        rows = seen[start : start + 4096]
-        block = np.repeat(counts[items][None, :], rows.shape[0], axis=0).astype(np.float32)
-        found = top_k(block, min(k, many), exclude=rows, overwrite=True)[0]
-        found = np.where(found >= 0, items[np.maximum(found, 0)], -1)
-        if found.shape[1] < k:
-            found = np.pad(found, ((0, 0), (0, k - found.shape[1])), constant_values=-1)
-        out.append(found)
+    out = [
+        columns_top_k(
+            np.broadcast_to(counts[items], (rows.shape[0], many)), items, k, exclude=rows
+        )[0]
+        for rows in (history[start : start + 4096] for start in range(0, history.shape[0], 4096))
+    ]
     return np.concatenate(out) if out else np.empty((0, k), np.int64)
