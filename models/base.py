@@ -6,12 +6,13 @@ In the spirit of scikit-learn and implicit:
   settings class (``settings_class``, a :class:`ModelSettings`: the one place its
   defaults and bounds are declared) and kept in ``params`` as a plain dict;
 * ``fit(interactions, sequences=None, *, item_features=None, validation=None,
-  social=None, ages=None)`` learns from a users x items CSR matrix of dense indices,
+  social=None, ages=None, content=None)`` learns from a users x items CSR matrix of dense indices,
   returns ``self`` and sets learned state in attributes whose names end in ``_``. The
   optional inputs (see :mod:`models.inputs`) are time-ordered item sequences per
   user, dense item content features, a validation target for early stopping and
   the users x users relations (friends, follows); ``ages`` gives each training
-  interaction's age in days (:mod:`models.ages`). A
+  interaction's age in days (:mod:`models.ages`); ``content`` is the items' typed
+  content (text, categories, numbers, places, vectors, images: :mod:`models.content`). A
   model lists the ones it uses in ``fit_inputs`` and ignores the others, so a
   caller can hand every model the same inputs; a model that cannot work without
   one lists it in ``required_inputs`` and ``fit`` raises ``ValueError`` without it;
@@ -47,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from models.ages import check_ages
 from models.ann import CANDIDATE_MARGIN
+from models.content import ItemContent, check_content
 from models.inputs import (
     ItemSequences,
     check_item_features,
@@ -214,6 +216,7 @@ class BaseRecommender:
         validation: tuple[np.ndarray, sp.spmatrix] | None = None,
         social: sp.spmatrix | None = None,
         ages: sp.spmatrix | None = None,
+        content: ItemContent | None = None,
         callbacks: Sequence[Any] = (),
     ) -> Self:
         """Learn from ``interactions``; optional inputs are described in :mod:`models.inputs`.
@@ -236,6 +239,7 @@ class BaseRecommender:
             "validation": validation,
             "social": social,
             "ages": None if ages is None else check_ages(ages, matrix, self.name),
+            "content": None if content is None else check_content(content, n_items, self.name),
         }
         for needed in self.required_inputs:
             if given[needed] is None:

@@ -36,6 +36,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from models.content import ItemContent
 from tasks.config import ContentConfig
 from tasks.data.content import ContentColumn, ContentSchema
 
@@ -231,6 +232,40 @@ def load_content_features(path: Path | str) -> dict[str, np.ndarray]:
         else:
             out[name] = frame[name].to_numpy()
     return out
+
+
+def item_content(path: Path | str) -> ItemContent | None:
+    """The content features of a snapshot (its folder) as the models' ``content`` input
+    (:class:`models.content.ItemContent`): rows in ``content.parquet``'s order, the
+    vocabulary's items first; None when the snapshot has no content features."""
+    folder = Path(path)
+    if not (folder / CONTENT_FILE).exists() or not (folder / STATS_FILE).exists():
+        return None
+    arrays = load_content_features(folder)
+    meta = json.loads((folder / STATS_FILE).read_text(encoding="utf-8"))["content"]
+    kinds = {name: info["kind"] for name, info in meta.items()}
+    sizes = {
+        name: len(info.get("vocabulary", [])) + 2
+        for name, info in meta.items()
+        if info["kind"] in ("text", "category", "categories")
+    }
+    values = {}
+    for name, kind in kinds.items():
+        array = arrays[name]
+        if kind in ("text", "category", "categories"):
+            array = np.asarray(array, dtype=np.int32)
+        elif kind != "image":
+            array = np.asarray(array, dtype=np.float32)
+        values[name] = array
+    masks = {name: arrays[f"has_{name}"] for name in kinds}
+    return ItemContent(kinds, values, masks, sizes)
+
+
+def content_item_ids(path: Path | str) -> np.ndarray:
+    """The item id of each row of a snapshot's content features (``item_content``'s rows)."""
+    return pd.read_parquet(Path(path) / CONTENT_FILE, columns=["item_id"])["item_id"].to_numpy(
+        dtype=object
+    )
 
 
 write_content_features_task = task(name="content-features", cache_policy=NO_CACHE)(

@@ -26,12 +26,14 @@ import zlib
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from models.ages import ages_matrix, event_seconds, newest_by_pair
+from models.content import ItemContent
 from models.inputs import sequences_from_events
 from models.vocab import IdVocabulary
 from tasks.data.snapshot import FeatureSet, read_vocabularies, table_parts
@@ -49,11 +51,13 @@ class FitInputs:
     validation: tuple[np.ndarray, sp.csr_matrix] | None  # early stopping target
     social: sp.csr_matrix | None = None  # users x users relations, for models that ask
     ages: sp.csr_matrix | None = None  # each training pair's age in days, for models that ask
+    content: ItemContent | None = None  # typed item content, vocabulary rows first
 
     def kwargs(self) -> dict:
-        """Keyword arguments of ``fit``: ``social`` and ``ages`` only when built (a model
-        that lists them in ``fit_inputs``), so models without them are called as before."""
-        out = {
+        """Keyword arguments of ``fit``: ``social``, ``ages`` and ``content`` only when built
+        (a model that lists them in ``fit_inputs``), so models without them are called as
+        before."""
+        out: dict[str, Any] = {
             "sequences": self.sequences,
             "item_features": self.item_features,
             "validation": self.validation,
@@ -62,6 +66,8 @@ class FitInputs:
             out["social"] = self.social
         if self.ages is not None:
             out["ages"] = self.ages
+        if self.content is not None:
+            out["content"] = self.content
         return out
 
 
@@ -117,6 +123,10 @@ def fit_inputs_from_snapshot(
         needs,
     )
     graph = read_graph(directory) if "social" in needs else None
+    if "content" in needs:
+        from tasks.data.content_features import item_content
+
+        inputs = replace(inputs, content=item_content(directory))
     return _with_social(inputs, graph, len(users), needs)
 
 
