@@ -110,9 +110,14 @@ class ContentScoring:
     with). ``score_content(users, history, content)`` gives users x len(content) scores for
     the items ``content`` describes (rows in :class:`ItemContent`'s layout, any number);
     ``history`` is a CSR matrix over the fitted matrix's items, rows indexed by user, as
-    in ``score``. A higher score is a better match."""
+    in ``score``. A higher score is a better match. ``content_vectors(content)`` gives
+    the items' vectors from their content alone (items x d), for explanations: which
+    items a user chose look most like a new item."""
 
     def score_content(
         self, users: np.ndarray, history: sp.csr_matrix | None, content: ItemContent
     ) -> np.ndarray:
+        raise NotImplementedError
+
+    def content_vectors(self, content: ItemContent) -> np.ndarray:
         raise NotImplementedError
