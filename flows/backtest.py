@@ -80,7 +80,8 @@ def snapshot_config(
     """``config`` on the backtest's workspace, reading the events (and items) written once
     to ``<workspace>/source/`` with the "files" source, so every night re-reads the same
     history as of its date. The relations between users (``ingest.social``) are read as
-    configured: edges carry no time, so every night sees the whole graph."""
+    configured: edges carry no time, so every night sees the whole graph. The content
+    models a night adds for new items (``train.content_models``) are left out."""
     from tasks.config import FilesConfig, IngestConfig
 
     folder = Path(workspace) / "source"
@@ -92,10 +93,14 @@ def snapshot_config(
         items_path = folder / "items.parquet"
         items.to_parquet(items_path, index=False)
     files = FilesConfig(path=events, items_path=items_path)
+    # the backtest measures the lists of the models it names: the content models the night
+    # adds for new items are trained only when named
+    train = config.train.model_copy(update={"content_models": []})
     return config.model_copy(
         update={
             "workspace": Path(workspace) / "nights",
             "ingest": IngestConfig(source="files", files=files, social=config.ingest.social),
+            "train": train,
         }
     )
 

@@ -28,7 +28,7 @@ class ModelStages(NightContext):
         from models import declared_inputs
         from tasks.evaluate import ModelResult
 
-        train_config = self.plan_memory(features)
+        train_config = self.plan_memory(features, self.with_content_models(features))
         results = []
         for name in train_config.models:
             parts = model_parts(
@@ -69,15 +69,34 @@ class ModelStages(NightContext):
         ]
         return results
 
-    def plan_memory(self, features: FeaturesResult) -> TrainConfig:
-        """The night's memory plan (tasks/planning/memory.py), before anything trains: its
-        lines logged and in the summary; the train config it leaves."""
+    def with_content_models(self, features: FeaturesResult) -> TrainConfig:
+        """``train`` with ``train.content_models`` added to its models when the catalogue has
+        content (they rank the items nobody has interacted with: tasks/scoring/new_items.py);
+        as configured without content."""
+        train = self.config.train
+        extra = [m for m in train.content_models if m not in train.models]
+        if not extra:
+            return train
+        if not features.content:
+            self.logger.info(
+                "content models %s not trained: the catalogue has no content columns", extra
+            )
+            return train
+        return train.model_copy(update={"models": [*train.models, *extra]})
+
+    def plan_memory(
+        self, features: FeaturesResult, train: TrainConfig | None = None
+    ) -> TrainConfig:
+        """The night's memory plan (tasks/planning/memory.py) of ``train`` (the night's train
+        config by default), before anything trains: its lines logged and in the summary; the
+        train config it leaves."""
         from models.memory import DataShape
         from tasks.planning.memory import memory_budget, plan_models
 
+        train = train or self.config.train
         shape = DataShape(features.n_users, features.n_items, features.n_train)
-        budget, source = memory_budget(self.config.train)
-        plan = plan_models(self.config.train, shape, budget, source)
+        budget, source = memory_budget(train)
+        plan = plan_models(train, shape, budget, source)
         for line in plan.lines:
             self.logger.warning("memory plan: %s", line)
         self.out["memory_plan"] = plan.summary()

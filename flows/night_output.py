@@ -45,6 +45,10 @@ class OutputStages(NightContext):
         graph = self._graph_path()
         if graph is not None:  # the social strategy reads the graph
             self._score_parts["graph"] = tree_digest(graph)
+        content = self.out.get("features", {}).get("content")
+        if content:  # new items: their content and the content-aware models that rank them
+            self._score_parts["content"] = content
+            self._score_parts["content_models"] = self._content_models(promotion)
         result = self._cached(
             "score",
             self._score_parts,
@@ -62,6 +66,8 @@ class OutputStages(NightContext):
                 version=version,
                 positive=self._positive,
                 graph_path=graph,
+                features_dir=str(self.ws.features(self.run_date)),
+                content_models=self._content_models(promotion),
             ),
             ScoreResult,
         )
@@ -73,6 +79,20 @@ class OutputStages(NightContext):
         if self.edges is None:
             return None
         return str(self.ws.features(self.run_date) / "social.parquet")
+
+    def _content_models(self, promotion: Promotion) -> list[dict]:
+        """Tonight's registered models with their hold-out figures: a content-aware one
+        ranks the catalogue's new items when the champion does not read content."""
+        return [
+            {
+                "name": m["model"],
+                "version": promotion.versions[m["model"]],
+                "run_id": m["run_id"],
+                "metrics": m["metrics"],
+            }
+            for m in self.out.get("models", [])
+            if m["model"] in promotion.versions
+        ]
 
     def check(self, scored: ScoreResult, ingest: IngestResult) -> ScoreResult:
         """The output against its contract (a GX suite), unless ``publish.validate_output``

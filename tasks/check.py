@@ -29,6 +29,7 @@ def check_output(
     from expectations.recommendations import with_checks
     from models.vocab import IdVocabulary
     from tasks.data.catalog import build_catalog, read_deny_list
+    from tasks.scoring.new_items import read_plan
     from tasks.scoring.social import load_social_scores
 
     parts = sorted(Path(scores_path).glob("part-*.parquet"))
@@ -46,6 +47,8 @@ def check_output(
     known = set(items.ids)
     social = load_social_scores(Path(scores_path).parent)  # users only in the graph
     graph_users = None if social is None else set(social.edge_only)
+    new_plan = read_plan(Path(scores_path).parent)  # the catalogue's new items it ranked
+    new_items = None if new_plan is None else set(new_plan["item_ids"])
     frames = [
         with_checks(
             pd.read_parquet(part),
@@ -53,6 +56,7 @@ def check_output(
             known,
             blocked,
             graph_users,
+            new_items,
         )
         for part, shard in zip(parts, shard_paths, strict=True)
     ]

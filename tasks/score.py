@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,7 @@ class ScoringPlan:
     plan_seconds: float = 0.0  # planning's own time (the shards' work is not in it)
     similarity_cached: bool = False  # read from the similarity cache, not summed again
     social: dict | None = None  # the social strategy's users (tasks/scoring/social.py)
+    new_items: dict | None = None  # the new items and their model (tasks/scoring/new_items.py)
 
 
 def plan_scoring(
@@ -71,13 +73,20 @@ def plan_scoring(
     version: str | None = None,
     positive: tuple[str, float] | None = None,
     graph_path: str | None = None,
+    features_dir: str | None = None,
+    content_models: list[dict] | None = None,
 ) -> ScoringPlan:
     """Resolve the model (``version``, the one the night's promotion decided on; else the
     champion), split the users into shards, and compute what all shards share: recent
     popularity and (with explanations) item-item similarity, both summed shard by shard;
     write the similar-items table. ``graph_path``: the relations between users
     (tasks/data/social.py), from which the friends' items of the users without usable
-    history are computed once for every shard (tasks/scoring/social.py)."""
+    history are computed once for every shard (tasks/scoring/social.py).
+    ``features_dir``: the night's feature snapshot, whose content features describe the
+    catalogue's items nobody has interacted with yet; ``content_models``: tonight's
+    registered models (name, version, run_id, metrics), among which a content-aware one
+    ranks those items when the champion does not read content
+    (tasks/scoring/new_items.py)."""
     from tasks import tracking
     from tasks.data.explain import similar_items_table
     from tasks.data.shards import shard_interactions
@@ -118,6 +127,15 @@ def plan_scoring(
     items_vocab_path = out / "champion_items.json"
     items_vocab_path.write_text(items.to_json())
     social = _social_scores(graph_path, validated_path, items, out, config.name_friends)
+    new_items = _new_items(
+        features_dir,
+        validated_path,
+        items_path,
+        config,
+        out,
+        {"name": model_name, "version": version, "run_id": model_run},
+        content_models or [],
+    )
     parts = out / "recommendations"
     if parts.exists():
         shutil.rmtree(parts)
@@ -143,6 +161,7 @@ def plan_scoring(
         round(time.perf_counter() - start, 2),
         cached,
         social,
+        new_items,
     )
 
 
@@ -172,6 +191,57 @@ def _social_scores(
     return {"users": len(social.users), "edge_only_users": len(social.edge_only)}
 
 
+def _new_items(
+    features_dir: str | None,
+    validated_path: str,
+    items_path: str | None,
+    config: ScoreConfig,
+    out: Path,
+    champion: dict[str, str],
+    candidates: list[dict],
+) -> dict | None:
+    """The catalogue's items with content and no event today, and the model that ranks
+    them (``new_items.json``); None when there are none, no model reads content, or
+    ``new_items_share`` is 0."""
+    from tasks.data.catalog import read_deny_list
+    from tasks.data.content_features import CONTENT_FILE
+    from tasks.scoring import new_items
+
+    (out / new_items.NEW_ITEMS_FILE).unlink(missing_ok=True)
+    slots = new_items.slots(config.k, config.new_items_share)
+    content_path = None if features_dir is None else Path(features_dir) / CONTENT_FILE
+    if slots == 0 or content_path is None or not content_path.exists():
+        return None
+    chosen = new_items.choose_model(champion, candidates, f"ndcg_at_{config.k}")
+    if chosen is None:
+        return None
+    content = pd.read_parquet(content_path, columns=["item_id", "item_idx"])
+    seen = set(pd.read_parquet(validated_path, columns=["item_id"])["item_id"].astype(str))
+    denied = read_deny_list(
+        Path(config.deny_list_path) if config.deny_list_path else None, config.deny_items
+    )
+    blocked = set(denied)
+    if items_path and config.respect_available:
+        catalog = pd.read_parquet(items_path)
+        if "available" in catalog:
+            available = catalog["available"].astype("boolean").fillna(True)
+            blocked |= set(catalog.loc[~available.to_numpy(dtype=bool), "item_id"].astype(str))
+    rows = new_items.new_item_ids(
+        content["item_id"].to_numpy(), content["item_idx"].notna().to_numpy(), seen, blocked
+    )
+    if len(rows) == 0:
+        return None
+    plan = {
+        **chosen,
+        "features_dir": str(features_dir),
+        "rows": [int(r) for r in rows],
+        "item_ids": content["item_id"].astype(str).to_numpy()[rows].tolist(),
+        "slots": slots,
+    }
+    new_items.write_plan(out, plan)
+    return plan
+
+
 def score_shard(plan: ScoringPlan, shard: int) -> dict:
     """Score the users of one shard; write ``recommendations/part-NNNNN.parquet``."""
     from tasks import tracking
@@ -182,6 +252,7 @@ def score_shard(plan: ScoringPlan, shard: int) -> dict:
         plan.workspace_root, plan.registered_name, plan.version, plan.model_run
     )
     social = load_social_scores(plan.out_dir) if plan.social else None
+    new = _load_new_items(plan) if plan.new_items else None
     # the users only in the graph have no shard of their own: the first shard takes them
     extra = social.edge_only if social is not None and shard == 0 else None
     out = write_scores(
@@ -199,9 +270,48 @@ def score_shard(plan: ScoringPlan, shard: int) -> dict:
         positive=plan.positive,
         social=social,
         extra_users=extra,
+        new_items=new,
     )
     checkpoint("score:shard-written")
     return {"shard": shard, "worker": f"{socket.gethostname()}:{os.getpid()}", **out}
+
+
+def _load_new_items(plan: ScoringPlan) -> Any:
+    """The shard's view of the plan's new items (tasks/scoring/new_items.py)."""
+    from tasks import tracking
+    from tasks.data.content_features import content_item_ids, item_content
+    from tasks.scoring.new_items import NewItems
+
+    info = plan.new_items or {}
+    model = tracking.load_model_version(
+        plan.workspace_root, plan.registered_name, info["version"], info["run_id"]
+    )
+    content = item_content(info["features_dir"])
+    if content is None:
+        raise RuntimeError(
+            f"scoring: the content features in {info['features_dir']} are gone; "
+            "run the night again from the features stage"
+        )
+    titles: dict[str, str] = {}
+    if plan.items_path:
+        catalog = pd.read_parquet(plan.items_path)
+        if "title" in catalog:
+            named = catalog.dropna(subset=["title"])
+            titles = dict(
+                zip(named["item_id"].astype(str), named["title"].astype(str), strict=False)
+            )
+    return NewItems(
+        model=model.model,
+        users=model.users,
+        items=model.items,
+        content=content,
+        content_ids=content_item_ids(info["features_dir"]).astype(str),
+        new_rows=np.asarray(info["rows"], dtype=np.int64),
+        model_name=info["name"],
+        model_version=info["version"],
+        slots=int(info["slots"]),
+        titles=titles,
+    )
 
 
 def finish_scoring(plan: ScoringPlan, parts: list[dict], seconds: float) -> dict:
@@ -230,6 +340,14 @@ def finish_scoring(plan: ScoringPlan, parts: list[dict], seconds: float) -> dict
         "model": plan.model_name,
         "version": plan.version,
         "users_by_strategy": dict(sorted(strategies.items())),
+        "new_item_users": sum(p.get("new_item_users", 0) for p in parts),
+        "new_items": None
+        if plan.new_items is None
+        else {
+            "model": f"{plan.new_items['name']} v{plan.new_items['version']}",
+            "items": len(plan.new_items["rows"]),
+            "slots": plan.new_items["slots"],
+        },
         "seconds": round(seconds, 2),
         "plan_seconds": plan.plan_seconds,
         "similarity_cached": plan.similarity_cached,
@@ -253,6 +371,8 @@ class ScoreResult(StageResult):
     model: str
     version: str
     users_by_strategy: dict[str, int]
+    new_item_users: int = 0
+    new_items: dict | None = None
     seconds: float
     plan_seconds: float
     similarity_cached: bool

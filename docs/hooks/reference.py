@@ -26,19 +26,28 @@ COLUMN_MEANINGS = {
         "user_id": "raw user id, as in the input",
         "rank": "1..K, unique per user",
         "item_id": "raw item id, never one the user already interacted with",
-        "score": "model score, descending with rank",
-        "model_name": "what produced it (MLflow registry)",
+        "score": (
+            "model score, descending with rank among a user's rows of one strategy "
+            "(`new_item` rows come from another model, on its own scale)"
+        ),
+        "model_name": "what produced it (MLflow registry): the champion, or the "
+        "content-aware model of `new_item` rows",
         "model_version": "what produced it (MLflow registry)",
         "strategy": (
             "`personal` (the champion's own ranking), `cold_start` (the champion does not "
             "know the user or their history is too short: items ranked by the genres of what "
             "they did), `social` (no usable history, but friends who have some: what the "
             "friends interacted with), `fallback` (nothing usable: popular in the last 30 "
-            "days; or a non-personal champion such as popularity: its own ranking)"
+            "days; or a non-personal champion such as popularity: its own ranking), "
+            "`new_item` (the list's last rows, `score.new_items_share` of K: catalogue items "
+            "nobody has interacted with yet, ranked from their content by a content-aware "
+            "model)"
         ),
         "reason": (
             'e.g. "because you watched Heat (1995)": the item of the user\'s history that '
-            "co-occurs most with the recommendation; may be null"
+            'co-occurs most with the recommendation; for a new item, e.g. "new: genres and '
+            'description like Heat (1995)": the item of the history whose content looks most '
+            "like it and the contents they share; may be null"
         ),
         "refreshed_at": (
             "when the row was published (UTC): by the nightly, or by an intraday refresh of "

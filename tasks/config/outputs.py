@@ -21,9 +21,13 @@ class ScoreConfig(Section):
     may use; on Dask, set it to the worker's threads' share). ``name_friends``: how many
     friends a ``social`` row's reason names by id ("liked by 3 of your friends: u12,
     u44"); ids are personal data, so the default 0 gives counts only.
+    ``new_items_share``: the share of each list (its last rows, at least one) given to
+    catalogue items nobody has interacted with yet, ranked by a content-aware model
+    (tasks/scoring/new_items.py); 0 turns it off.
     """
 
     k: int = Field(10, ge=1)
+    new_items_share: float = Field(0.2, ge=0, lt=1)
     batch_users: int = Field(1024, ge=1)
     threads: int = Field(0, ge=0)
     shard_rows: int = Field(1_000_000, ge=1)

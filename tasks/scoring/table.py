@@ -17,6 +17,7 @@ from models.vocab import IdVocabulary
 from tasks.config import ScoreConfig
 from tasks.data.catalog import Catalog, build_catalog
 from tasks.scoring.inputs import prepare_inputs
+from tasks.scoring.new_items import STRATEGY, NewItems, with_new_items
 from tasks.scoring.ranking import SCORED_COLUMNS, score_blocks, scoring_threads
 from tasks.scoring.social import SocialScores, with_users
 
@@ -71,14 +72,17 @@ def table_blocks(
     positive: tuple[str, float] | None = None,
     social: SocialScores | None = None,
     extra_users: np.ndarray | None = None,
+    new_items: NewItems | None = None,
 ) -> Iterator[pd.DataFrame]:
     """The published table's rows of the users of ``interactions``, one frame per block of
     users. ``run``: run_id, run_date, model_version. ``positive``: as for
     :func:`prepare_inputs` (reasons name positive events only). ``social``: the friends'
     items of the graph's users without usable history (strategy ``social``);
     ``extra_users``: users scored beside those of ``interactions``, without history (users
-    who appear only in the graph). The nightly's shards, the refresh and the served model
-    (tasks/scoring/serving.py) all rank through here."""
+    who appear only in the graph). ``new_items``: the catalogue's items nobody has
+    interacted with and the content-aware model that ranks them; each list's last rows go
+    to them (tasks/scoring/new_items.py). The nightly's shards, the refresh and the served
+    model (tasks/scoring/serving.py) all rank through here."""
     inputs = prepare_inputs(
         interactions,
         users,
@@ -94,6 +98,7 @@ def table_blocks(
         inputs = replace(inputs, social=social)
     if extra_users is not None and len(extra_users):
         inputs = with_users(inputs, extra_users)
+    histories = None if new_items is None else new_items.histories(interactions)
     for block in score_blocks(
         model,
         inputs,
@@ -106,9 +111,12 @@ def table_blocks(
         config.popular_days,
         scoring_threads(config),
     ):
-        yield recommendations_table(
+        table = recommendations_table(
             block, run["run_id"], run["run_date"], model.name, run["model_version"]
         )
+        if new_items is not None and histories is not None:
+            table = with_new_items(table, new_items, *histories, config.k)
+        yield table
 
 
 def write_scores(
@@ -126,13 +134,14 @@ def write_scores(
     positive: tuple[str, float] | None = None,
     social: SocialScores | None = None,
     extra_users: np.ndarray | None = None,
+    new_items: NewItems | None = None,
 ) -> dict:
-    """:func:`table_blocks` streamed to the Parquet file ``path``; the rows and the users
-    per strategy."""
+    """:func:`table_blocks` streamed to the Parquet file ``path``; the rows, the users per
+    strategy (of their first row) and the users given new items."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows, writer = 0, None
+    rows, writer, new_item_users = 0, None, 0
     strategies: dict[str, int] = {}
     try:
         for frame in table_blocks(
@@ -149,19 +158,22 @@ def write_scores(
             positive,
             social,
             extra_users,
+            new_items,
         ):
             batch = pa.Table.from_pandas(frame, preserve_index=False)
             writer = writer or pq.ParquetWriter(path, batch.schema)
             writer.write_table(batch)
             rows += len(frame)
-            for strategy, n in frame.drop_duplicates("user_id")["strategy"].value_counts().items():
+            firsts = frame.drop_duplicates("user_id")
+            for strategy, n in firsts["strategy"].value_counts().items():
                 strategies[str(strategy)] = strategies.get(str(strategy), 0) + int(n)
+            new_item_users += int(frame.loc[frame["strategy"] == STRATEGY, "user_id"].nunique())
     finally:
         if writer is not None:
             writer.close()
     if writer is None:
         empty_table(model.name, run).to_parquet(path, index=False)
-    return {"rows": rows, "users_by_strategy": strategies}
+    return {"rows": rows, "users_by_strategy": strategies, "new_item_users": new_item_users}
 
 
 def empty_table(model_name: str, run: dict) -> pd.DataFrame:

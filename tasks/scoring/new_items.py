@@ -1,0 +1,238 @@
+"""New items in the night's lists: catalogue items nobody has interacted with yet.
+
+No collaborative model can rank an item without interactions; a model that reads the
+items' content can (:class:`models.content.ContentScoring`). When the catalogue has such
+items and the night has a content-aware model, the last ``score.new_items_share`` of each
+user's K rows go to the new items that model scores highest for the user, strategy
+``new_item``. The rest of the list is the champion's, unchanged and in its order.
+
+Which model: the champion when it reads content; else the content-aware model with the
+best hold-out NDCG among tonight's (its registered version is named in its rows'
+``model_name`` / ``model_version``). Ranks order a list; ``score`` descends with rank within
+a user's rows of one strategy (the two models' scores are on different scales).
+
+A row's reason names the item of the user's history whose content looks most like the new
+item (by the model's content vectors) and the contents they share ("new: genres and
+description like Heat (1995)"); without a history, the contents the model read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from models.content import ID_KINDS, ContentScoring, ItemContent
+from models.ranking import top_k
+from models.vocab import IdVocabulary
+
+NEW_ITEMS_FILE = "new_items.json"
+STRATEGY = "new_item"
+#: two numbers "alike" within this many standard deviations; two places within this
+#: angle (about 50 km on the Earth); two vectors above this cosine
+NUMERIC_CLOSE, PLACE_COSINE, VECTOR_COSINE = 0.5, math.cos(50 / 6371), 0.8
+
+
+def is_content_model(name: str) -> bool:
+    """The registered model ``name`` scores items from their content alone."""
+    from models import MODEL_CLASSES
+
+    cls = MODEL_CLASSES.get(name)
+    return cls is not None and issubclass(cls, ContentScoring)
+
+
+def slots(k: int, share: float) -> int:
+    """How many of a list's ``k`` rows go to new items (at least one when ``share`` > 0)."""
+    return 0 if share <= 0 else min(k, max(1, round(k * share)))
+
+
+def choose_model(
+    champion: dict[str, str], candidates: list[dict[str, Any]], metric: str
+) -> dict[str, str] | None:
+    """The model that scores new items: ``champion`` (name, version, run_id) when it reads
+    content, else the content-aware candidate (name, version, run_id, metrics) best on
+    ``metric``; None without one."""
+    if is_content_model(champion["name"]):
+        return champion
+    aware = [c for c in candidates if is_content_model(c["name"])]
+    if not aware:
+        return None
+    best = max(aware, key=lambda c: c.get("metrics", {}).get(metric, float("-inf")))
+    return {key: str(best[key]) for key in ("name", "version", "run_id")}
+
+
+def new_item_ids(
+    content_ids: np.ndarray, known: np.ndarray, seen: set[str], blocked: set[str]
+) -> np.ndarray:
+    """Rows of the content features that are new items: outside the snapshot's vocabulary
+    (``known`` false), with no event today (``seen``), not denied or unavailable."""
+    ids = np.asarray(content_ids, dtype=object).astype(str)
+    keep = ~np.asarray(known, dtype=bool)
+    keep &= ~np.isin(ids, list(seen)) if seen else keep
+    if blocked:
+        keep &= ~np.isin(ids, list(blocked))
+    return np.flatnonzero(keep)
+
+
+def write_plan(out_dir: Path, plan: dict[str, Any]) -> None:
+    """``new_items.json`` beside the scored parts: the model and the items (the output
+    check reads the item ids)."""
+    (Path(out_dir) / NEW_ITEMS_FILE).write_text(json.dumps(plan, indent=2), encoding="utf-8")
+
+
+def read_plan(out_dir: Path | str) -> dict[str, Any] | None:
+    path = Path(out_dir) / NEW_ITEMS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+@dataclass(frozen=True)
+class NewItems:
+    """What a shard needs to give its users' lists new items."""
+
+    model: Any  # the content-aware model (ContentScoring)
+    users: IdVocabulary  # its users (unused for scoring: users fold in from history)
+    items: IdVocabulary  # its items: the space of the users' histories
+    content: ItemContent  # the content features' rows (all of them)
+    content_ids: np.ndarray  # the item id of each row of ``content``
+    new_rows: np.ndarray  # the rows of ``content`` that are new items
+    model_name: str
+    model_version: str
+    slots: int
+    titles: dict[str, str]
+
+    @property
+    def new_ids(self) -> np.ndarray:
+        return self.content_ids[self.new_rows]
+
+    def content_rows(self, item_ids: np.ndarray) -> np.ndarray:
+        """The content row of each item id (-1 without content)."""
+        index = pd.Index(self.content_ids.astype(str))
+        return np.asarray(index.get_indexer(np.asarray(item_ids, dtype=str)), dtype=np.int64)
+
+    def histories(self, interactions: pd.DataFrame) -> tuple[IdVocabulary, sp.csr_matrix]:
+        """The users of ``interactions`` and their histories over the model's items."""
+        users = IdVocabulary(interactions["user_id"].astype(str))
+        if len(interactions) == 0:
+            return users, sp.csr_matrix((len(users), len(self.items)), dtype=np.float32)
+        u = users.index(interactions["user_id"].astype(str))
+        i = self.items.index(interactions["item_id"].astype(str))
+        ok = i >= 0
+        matrix = sp.csr_matrix(
+            (np.ones(int(ok.sum()), dtype=np.float32), (u[ok], i[ok])),
+            shape=(len(users), len(self.items)),
+        )
+        matrix.data[:] = 1.0
+        return users, matrix
+
+
+def with_new_items(
+    table: pd.DataFrame, new: NewItems, users: IdVocabulary, history: sp.csr_matrix, k: int
+) -> pd.DataFrame:
+    """``table`` (the published columns, K rows per user) with each user's last
+    ``new.slots`` rows replaced by the new items the content model ranks highest."""
+    if new.slots == 0 or len(new.new_rows) == 0 or table.empty:
+        return table
+    user_ids = pd.unique(table["user_id"].astype(str))
+    rows = users.index(user_ids)
+    known = (rows >= 0).astype(np.float32)  # users without events get an empty history
+    own = sp.csr_matrix(sp.diags(known) @ history[np.maximum(rows, 0)])
+    own.eliminate_zeros()
+    own.sort_indices()
+    scores = new.model.score_content(np.arange(len(user_ids)), own, new.content.rows(new.new_rows))
+    n = min(new.slots, len(new.new_rows))
+    chosen, top = top_k(np.asarray(scores, dtype=np.float32), n)
+    keep = table[table["rank"] <= k - n]
+    reasons = _reasons(new, own, chosen)
+    first = table.drop_duplicates("user_id").set_index("user_id")
+    added = pd.DataFrame(
+        {
+            "run_id": np.repeat(first.loc[user_ids, "run_id"].to_numpy(), n),
+            "run_date": np.repeat(first.loc[user_ids, "run_date"].to_numpy(), n),
+            "user_id": np.repeat(user_ids, n),
+            "rank": np.tile(np.arange(k - n + 1, k + 1), len(user_ids)),
+            "item_id": new.new_ids[chosen.ravel()],
+            "score": top.ravel().astype("float64"),
+            "model_name": new.model_name,
+            "model_version": new.model_version,
+            "strategy": STRATEGY,
+            "reason": reasons.ravel(),
+        }
+    ).astype({c: table[c].dtype for c in table.columns})
+    out = pd.concat([keep, added], ignore_index=True)
+    order = {u: n for n, u in enumerate(user_ids)}
+    out = out.assign(_order=out["user_id"].map(order)).sort_values(
+        ["_order", "rank"], kind="stable"
+    )
+    return out.drop(columns="_order").reset_index(drop=True)
+
+
+def _reasons(new: NewItems, history: sp.csr_matrix, chosen: np.ndarray) -> np.ndarray:
+    """Per (user, chosen new item): the most alike item of the user's history, by content."""
+    new_content = new.content.rows(new.new_rows[np.unique(chosen)])
+    position = {row: n for n, row in enumerate(np.unique(chosen))}
+    new_vectors = _unit(new.model.content_vectors(new_content))
+    liked = np.unique(history.indices)
+    liked_rows = new.content_rows(new.items.ids[liked])
+    with_content = liked_rows >= 0
+    liked, liked_rows = liked[with_content], liked_rows[with_content]
+    liked_vectors = (
+        _unit(new.model.content_vectors(new.content.rows(liked_rows)))
+        if len(liked_rows)
+        else np.zeros((0, new_vectors.shape[1]), dtype=np.float32)
+    )
+    column = {int(item): n for n, item in enumerate(liked)}
+    out = np.empty(chosen.shape, dtype=object)
+    for user in range(chosen.shape[0]):
+        items = history.indices[history.indptr[user] : history.indptr[user + 1]]
+        mine = [column[int(i)] for i in items if int(i) in column]
+        for slot, pick in enumerate(chosen[user]):
+            row = new.new_rows[pick]
+            if not mine:
+                out[user, slot] = f"new: {_names(new.content, row, None)} suit most tastes"
+                continue
+            sims = liked_vectors[mine] @ new_vectors[position[pick]]
+            near = liked_rows[mine[int(np.argmax(sims))]]
+            near_id = str(new.content_ids[near])
+            title = new.titles.get(near_id, near_id)
+            out[user, slot] = f"new: {_names(new.content, row, near)} like {title}"
+    return out
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def _names(content: ItemContent, row: int, other: int | None) -> str:
+    """The contents the new item at ``row`` shares with the item at ``other`` (all that
+    the new item has when none is shared or there is no other item), as words."""
+    has = [n for n in content.names if content.masks[n][row]]
+    shared = [n for n in has if other is not None and _alike(content, n, row, other)]
+    names = [n.replace("_", " ") for n in (shared or has)] or ["content"]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _alike(content: ItemContent, name: str, a: int, b: int) -> bool:
+    """The two items' ``name`` contents agree: shared ids (words, categories), numbers
+    within half a deviation, places within about 50 km, vectors of cosine above 0.8."""
+    if not content.masks[name][b]:
+        return False
+    kind, values = content.kinds[name], content.values[name]
+    if kind in ID_KINDS:
+        ids_a = {int(v) for v in np.atleast_1d(values[a]) if v > 1}
+        ids_b = {int(v) for v in np.atleast_1d(values[b]) if v > 1}
+        return bool(ids_a & ids_b)
+    if kind == "numeric":
+        return abs(float(values[a]) - float(values[b])) <= NUMERIC_CLOSE
+    if kind == "coordinates":
+        return float(np.dot(values[a], values[b])) >= PLACE_COSINE
+    if kind == "vector":
+        return float(np.dot(values[a], values[b])) >= VECTOR_COSINE
+    return False  # images: the model's vectors say they look alike, not a rule
