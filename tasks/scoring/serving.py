@@ -14,7 +14,11 @@ popularity, item-item similarity, the friends' items). Every publish records the
 * ``scored_users.json`` (a refresh): the users it scored, those known only from relations among
   them;
 * ``items.parquet``: the catalog table as read (availability, genres, titles), when any;
-* ``recent_popularity.npy``, ``similarity.npz`` and the social strategy's files.
+* ``recent_popularity.npy``, ``similarity.npz`` and the social strategy's files;
+* ``new_item_rows.parquet`` (a night that gave lists new items: tasks/scoring/new_items.py):
+  those rows as published. A published user's answer carries them; they are not ranked
+  again (that takes the content-aware model and the items' content), so a request's events
+  and another list length get the champion's rows alone.
 
 ``context.json`` is written last: a folder without it is not a layer. The night's layer
 and the refreshes' layers after it make a :class:`ServingContext`: each user is answered
@@ -40,6 +44,7 @@ USERS_FILE = "scored_users.json"
 ITEMS_FILE = "items.parquet"
 POPULARITY_FILE = "recent_popularity.npy"
 SIMILARITY_FILE = "similarity.npz"
+NEW_ITEM_ROWS_FILE = "new_item_rows.parquet"
 # what says where a user's answer came from (the ``history`` column of the answer)
 FROM_REQUEST = "request"
 # on a version's MLflow run (tasks/tracking/serving.py): the tag naming the night's layer
@@ -94,6 +99,7 @@ def write_layer(
         for name in (POPULARITY_FILE, SIMILARITY_FILE, SOCIAL_FILE, SOCIAL_USERS_FILE):
             if (statistics_dir / name).is_file():
                 shutil.copyfile(statistics_dir / name, folder / name)
+        _copy_new_item_rows(statistics_dir / "recommendations", folder / NEW_ITEM_ROWS_FILE)
     if popularity is not None:
         np.save(folder / POPULARITY_FILE, popularity)
     if similarity is not None:
@@ -115,6 +121,20 @@ def write_layer(
     }
     (folder / CONTEXT_FILE).write_text(json.dumps(context, indent=1))
     return folder
+
+
+def _copy_new_item_rows(parts: Path, to: Path) -> None:
+    """The scored parts' ``new_item`` rows into ``to``, when there are any."""
+    import pyarrow.dataset as ds
+
+    files = sorted(parts.glob("part-*.parquet")) if parts.is_dir() else []
+    if not files:
+        return
+    table = ds.dataset([str(f) for f in files]).to_table(filter=ds.field("strategy") == "new_item")
+    if table.num_rows:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, to)
 
 
 class Layer:
@@ -186,6 +206,11 @@ class Layer:
             return sp.load_npz(path)
         return None if self.base is None else self.base.similarity
 
+    @cached_property
+    def new_item_rows(self) -> pd.DataFrame | None:
+        path = self.folder / NEW_ITEM_ROWS_FILE
+        return pd.read_parquet(path) if path.is_file() else None
+
     def rows(
         self,
         model: Any,
@@ -194,11 +219,13 @@ class Layer:
         wanted: list[str],
         history: pd.DataFrame,
         k: int | None = None,
+        published: bool = False,
     ) -> pd.DataFrame:
         """The table's rows of ``wanted`` users ranked from ``history`` (their events; a
         wanted user without any is scored without history, as the night scores users known
         only from relations) with this layer's rules and statistics; ``k``: another list
-        length than the published one."""
+        length than the published one. ``published``: ``history`` is what the layer
+        published from, so the users' published ``new_item`` rows end their lists."""
         from tasks.data.catalog import build_catalog
         from tasks.scoring.table import empty_table, table_blocks
 
@@ -234,7 +261,10 @@ class Layer:
         )
         if not frames:
             return empty_table(model.name, run)
-        return pd.concat(frames, ignore_index=True)
+        out = pd.concat(frames, ignore_index=True)
+        if published and k is None and self.new_item_rows is not None:
+            out = _with_published_new_items(out, self.new_item_rows, config.k)
+        return out
 
 
 class ServingContext:
@@ -297,7 +327,7 @@ class ServingContext:
         for index, wanted in by_layer.items():
             layer = self.layers[index]
             mine = layer.history[layer.history["user_id"].isin(set(wanted))]
-            rows = layer.rows(model, users, items, wanted, mine, k)
+            rows = layer.rows(model, users, items, wanted, mine, k, published=True)
             parts.append(rows.assign(history=f"published: {layer.name}"))
         if not parts:
             return pd.DataFrame(columns=[*ANSWER_COLUMNS])
@@ -307,6 +337,18 @@ class ServingContext:
             ["user_id", "rank"], key=lambda c: c.map(order) if c.name == "user_id" else c
         )
         return out[ANSWER_COLUMNS].reset_index(drop=True)
+
+
+def _with_published_new_items(rows: pd.DataFrame, new: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Each user's rows with their published ``new_item`` rows in the last ranks."""
+    theirs = new[new["user_id"].astype(str).isin(set(rows["user_id"].astype(str)))]
+    if theirs.empty:
+        return rows
+    slots = theirs.groupby("user_id")["rank"].min().rename("first_new")
+    rows = rows.join(slots, on="user_id")
+    kept = rows[rows["first_new"].isna() | (rows["rank"] < rows["first_new"])]
+    out = pd.concat([kept.drop(columns="first_new"), theirs[rows.columns.drop("first_new")]])
+    return out.sort_values(["user_id", "rank"], kind="stable").reset_index(drop=True)
 
 
 ANSWER_COLUMNS = [
