@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from models.base import ModelSettings
 from models.content import ItemContent
-from models.content_encoders import ASSUMED_CONTENT, ContentShape
+from models.content_encoders import ASSUMED_CONTENT, ContentShape, select_content
 from models.keras_base import Dropout
 from models.two_tower import TowerSettings, TwoTower, TwoTowerSettings
 
@@ -51,9 +51,11 @@ class ContentTower(TwoTower):
         validation: tuple[np.ndarray, sp.csr_matrix] | None = None,
         content: ItemContent | None = None,
     ) -> None:
-        kept = self._kept_content(content, matrix.shape[1])
-        if not kept.kinds:
-            given = [] if content is None else content.names
+        given = [] if content is None else content.names
+        if (
+            content is None
+            or not select_content(content, self.params["skip_content"], self.name).kinds
+        ):
             raise ValueError(
                 f"{self.name}: no content left to place items by: the catalogue has {given}, "
                 f"skip_content leaves out {self.params['skip_content']}; keep at least one"
