@@ -11,6 +11,7 @@ from pathlib import Path
 from models.base import BaseRecommender, NotFittedError, Recommender
 from models.blend import Blend
 from models.caser import Caser
+from models.content_tower import ContentTower, HybridTower
 from models.ease import EASE
 from models.gru4rec import GRU4Rec
 from models.hybrid import EASEMultDAE
@@ -43,6 +44,8 @@ MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
         Caser,
         SASRec,
         TwoTower,
+        ContentTower,
+        HybridTower,
         SocialPop,
         SocialGCN,
     )
@@ -88,8 +91,10 @@ __all__ = [
     "BaseRecommender",
     "Blend",
     "Caser",
+    "ContentTower",
     "EASEMultDAE",
     "GRU4Rec",
+    "HybridTower",
     "ItemKNN",
     "MultDAE",
     "MultVAE",

@@ -253,6 +253,11 @@ class BaseRecommender:
                     "the relations (row u: the users u follows or is friends with), over "
                     "the interaction matrix's user indices"
                     if needed == "social"
+                    else f"{self.name}: fit() needs content=...; this model places items by "
+                    "their content. Pass content=a models.content.ItemContent, rows "
+                    "0..n_items-1 the interaction matrix's items (tasks.data.content_features"
+                    ".item_content reads a feature snapshot's)"
+                    if needed == "content"
                     else f"{self.name}: fit() needs {needed}=...; got None"
                 )
         if sequences is not None:

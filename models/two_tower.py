@@ -3,9 +3,15 @@ Corpus Item Recommendations", RecSys 2019; Covington et al., YouTube DNN, RecSys
 
 * User tower: the mean of the user's history (a bag of items, so users are folded
   in from their current history without retraining) -> dense layers -> unit vector.
-* Item tower: an item-id embedding, concatenated with the item's content features
-  when ``fit(..., item_features=F)`` gives them (F: n_items x d floats) -> dense
-  layers -> unit vector.
+* Item tower: an item-id embedding, concatenated with the item's content -> dense
+  layers -> unit vector. The content is the typed catalogue content when
+  ``fit(..., content=ItemContent)`` gives it (each content encoded by
+  :mod:`models.content_encoders`, images by a small CNN trained with the rest; the
+  contents ``skip_content`` names left out, ``use_content=False`` ignores it all);
+  else the flat features of ``fit(..., item_features=F)`` (F: n_items x d floats).
+  The model keeps its items' content rows (saved with it as ``.npy``), and scores
+  items nobody has interacted with from their content alone
+  (:class:`models.content.ContentScoring`: ``score_content``, ``content_vectors``).
 * Score = cosine(user, item) / ``temperature``.
 * ``loss="softmax"``: in-batch sampled softmax over the batch's positive items,
   same-item collisions masked, with (``logq_correction=True``) the logQ correction
@@ -19,7 +25,10 @@ history *without* that item, so the model learns to predict held-out items.
 Cold start. An item with no training interactions has an untrained id embedding,
 so at scoring time its id part is zeroed and it is scored from its content
 features alone; ``id_dropout`` zeroes the id part of random training items so the
-tower learns to do that (DropoutNet, Volkovs et al., NeurIPS 2017). A user with
+tower learns to do that (DropoutNet, Volkovs et al., NeurIPS 2017). With content and
+``id_dropout > 0`` the model is a hybrid: collaborative where an item has interactions
+(its id embedding), content-based where not (``hybrid_tower`` registers it with
+``id_dropout`` 0.5); :mod:`models.content_tower` has no id part at all. A user with
 no history has an all-zero bag: the user tower then outputs one learned
 "anonymous user" vector, i.e. every such user gets the same non-personalised
 ranking.
@@ -50,6 +59,16 @@ from models.ann import (
     uses_index,
 )
 from models.base import ModelSettings
+from models.content import ContentScoring, ItemContent
+from models.content_encoders import (
+    ContentShape,
+    check_layout,
+    content_arrays,
+    content_encoder,
+    load_content,
+    save_content,
+    select_content,
+)
 from models.keras_base import (
     SCORE_COPIES,
     BatchSize,
@@ -96,62 +115,89 @@ def _in_batch_logits(temperature: float) -> Any:
     return InBatchLogits(name="in_batch_logits")
 
 
-class TwoTowerSettings(KerasTrainingSettings):
+class TowerSettings(KerasTrainingSettings):
     """Each tower: dense ReLU layers of ``hidden_dims`` units, then ``embedding_dim``;
     ``loss`` "softmax" (in-batch, at ``temperature``, with the logQ correction when
-    ``logq_correction``) or "bpr"; ``id_dropout``: the share of training items whose id
-    part is zeroed (cold start); ``l2`` on the dense weights; ``ann_min_items``: rank
-    through an index of the item vectors from this many items (0: never)."""
+    ``logq_correction``) or "bpr"; ``l2`` on the dense weights; ``ann_min_items``: rank
+    through an index of the item vectors from this many items (0: never). With typed
+    content (``fit(content=...)``): each content encoded into ``content_dim`` floats
+    (:mod:`models.content_encoders`), leaving out the contents ``skip_content`` names, by
+    name or by kind (``["image"]``)."""
 
     embedding_dim: int = Field(64, ge=4)
     hidden_dims: list[int] = Field([128])
     loss: Literal["softmax", "bpr"] = "softmax"
     temperature: float = Field(0.1, gt=0)
     logq_correction: bool = True
-    id_dropout: Dropout = 0.0
     l2: float = Field(0.0, ge=0)
     epochs: Epochs = 20
     batch_size: BatchSize = 256
     ann_min_items: AnnMinItems = ANN_MIN_ITEMS
+    content_dim: int = Field(32, ge=1)
+    skip_content: list[str] = Field(default_factory=list)
 
 
-class TwoTower(IndexedScoring, KerasRecommender):
-    """User tower over the history bag, item tower over id (+ content features)."""
+class TwoTowerSettings(TowerSettings):
+    """:class:`TowerSettings`, and ``id_dropout``: the share of training items whose id
+    part is zeroed (cold start; above 0 the model is a hybrid of ids and content);
+    ``use_content``: read the typed content when ``fit`` gets it (else the item tower is
+    ids and the flat ``item_features``, as without content)."""
+
+    id_dropout: Dropout = 0.0
+    use_content: bool = True
+
+
+class TwoTower(IndexedScoring, ContentScoring, KerasRecommender):
+    """User tower over the history bag, item tower over id (+ content)."""
 
     name: ClassVar[str] = "two_tower"
     personalized: ClassVar[bool] = True
     fitted_attributes: ClassVar[tuple[str, ...]] = (
         "train_matrix_",
         "item_features_",
+        "content_",
         "network_",
         "history_",
     )
-    fit_inputs: ClassVar[tuple[str, ...]] = ("item_features", "validation")
-    inputs: ClassVar[frozenset[str]] = frozenset({"content"})
+    fit_inputs: ClassVar[tuple[str, ...]] = ("item_features", "validation", "content")
+    inputs: ClassVar[frozenset[str]] = frozenset({"content", "images"})
     settings_class: ClassVar[type[ModelSettings]] = TwoTowerSettings
+    #: the item tower reads the item's id embedding (a content model's does not)
+    uses_ids: ClassVar[bool] = True
+    #: the content a memory estimate assumes when it is not told (None: no content)
+    assumed_content: ClassVar[ContentShape | None] = None
 
     #: float32 batch x n_items arrays alive in one training step: the dense histories
     #: (numpy and tensor) and the bag they are divided into
     ACTIVATIONS = 4
 
     @classmethod
-    def memory_estimate(cls, shape: DataShape, **params: Any) -> MemoryEstimate:
+    def memory_estimate(
+        cls, shape: DataShape, content: ContentShape | None = None, **params: Any
+    ) -> MemoryEstimate:
         """A user tower reading an items-wide bag (an items x dim layer), an item tower
         over items x dim id embeddings, each with its dense layers; a batch is
         batch_size dense histories. Its training pairs (one per interaction) are held
         as int64 users and int32 items beside a COO copy; scoring and validation run the
-        item tower over every item (no content features counted: they are the caller's).
+        item tower over every item (no flat content features counted: they are the
+        caller's). With typed ``content`` (a :class:`ContentShape`; default the class's
+        ``assumed_content``): the content rows the model keeps (images: items x side x
+        side x 3 bytes), the encoders' weights and a batch's encoder activations (the
+        images' convolutions), in training and when the item tower runs over every item.
         With the index (at least ``ann_min_items`` items) scoring holds the graph of the
         item vectors and a block's candidates instead of a block's dense scores; the user
         tower still reads each block's items-wide histories."""
         p = cls.settings(**params).model_dump()
+        content = content or cls.assumed_content
         items, dim, hidden = shape.items, p["embedding_dim"], list(p["hidden_dims"])
 
         def mlp(n_in: int) -> int:
             sizes = [n_in, *hidden, dim]
             return sum(dense_params(a, b) for a, b in pairwise(sizes))
 
-        n_params = dense_params(items, dim) + mlp(dim) + items * dim + mlp(dim)
+        ids = items * dim if cls.uses_ids else 0
+        tower_in = (dim if cls.uses_ids else 0) + (p["content_dim"] if content else 0)
+        n_params = dense_params(items, dim) + mlp(dim) + ids + mlp(tower_in)
         item_vectors = items * (2 * dim + sum(hidden)) * FLOAT32 * 2
         data = {
             "binary CSR copies of the training matrix, 2 x CSR": 2 * shape.csr_bytes(),
@@ -160,8 +206,23 @@ class TwoTower(IndexedScoring, KerasRecommender):
             ),
             "item tower outputs over every item, 8 x items x (2 dim + hidden)": item_vectors,
         }
+        content_score: dict[str, int] = {}
+        if content:
+            n_params += content.encoder_params(p["content_dim"])
+            towers = 2 if p["loss"] == "bpr" else 1  # BPR encodes the negatives too
+            kept = items * content.row_bytes()
+            data["content rows kept, items x bytes per item"] = kept
+            data["content encoder activations of a batch and their gradients"] = (
+                towers * content.batch_activation_bytes(p["batch_size"], p["content_dim"])
+            )
+            content_score = {
+                "content rows kept, items x bytes per item": kept,
+                "content encoder activations of a block of items": (
+                    content.batch_activation_bytes(p["score_batch_size"], p["content_dim"]) // 2
+                ),
+            }
         estimate = keras_memory(
-            "two_tower",
+            cls.name,
             shape,
             p,
             n_params,
@@ -169,11 +230,19 @@ class TwoTower(IndexedScoring, KerasRecommender):
             activation_copies=cls.ACTIVATIONS,
             data=data,
         )
+        if content_score:
+            score_bytes = estimate.score_bytes + sum(content_score.values())
+            dominant = estimate.dominant
+            if score_bytes > estimate.train_bytes:
+                part = max(content_score, key=lambda key: content_score[key])
+                dominant = f"{cls.name} (scoring): {part}"
+            estimate = MemoryEstimate(estimate.train_bytes, score_bytes, dominant)
         if not uses_index(items, p["ann_min_items"]):
             return estimate
         graph = index_bytes(items, dim)
         step = min(score_users(items), p["score_batch_size"])
         score = {
+            **content_score,
             "weights, 4 x parameters": n_params * FLOAT32,
             "network outputs of a block, 3 x 4 x score_batch_size x items": SCORE_COPIES
             * dense_bytes(step, items),
@@ -184,11 +253,11 @@ class TwoTower(IndexedScoring, KerasRecommender):
         }
         score_bytes = sum(score.values())
         if score_bytes > estimate.train_bytes:
-            dominant = f"two_tower (scoring): {max(score, key=lambda key: score[key])}"
-        elif estimate.dominant.startswith("two_tower (training)"):
+            dominant = f"{cls.name} (scoring): {max(score, key=lambda key: score[key])}"
+        elif estimate.dominant.startswith(f"{cls.name} (training)"):
             dominant = estimate.dominant
         else:
-            dominant = "two_tower (training): weights, optimizer state and training batches"
+            dominant = f"{cls.name} (training): weights, optimizer state and training batches"
         return MemoryEstimate(estimate.train_bytes, score_bytes, dominant)
 
     # -- network -----------------------------------------------------------------
@@ -225,26 +294,45 @@ class TwoTower(IndexedScoring, KerasRecommender):
         bag = keras.layers.Dense(dim, kernel_initializer=init.glorot(), name="user_bag")(bag)
         user_tower = keras.Model(history, self._mlp(bag, "user", init), name="user_tower")
 
-        item = keras.Input(shape=(), dtype="int32", name="item")
-        keep = keras.Input(shape=(), name="keep")
-        ids = keras.layers.Embedding(
-            n_items, dim, embeddings_initializer=init.uniform(), name="item_id_embedding"
-        )(item)
-        x = ids * ops.expand_dims(keep, -1)
-        if self.item_features_.shape[1]:
-            content = keras.layers.Embedding(
+        inputs: dict[str, Any] = {}
+        parts = []
+        if self.uses_ids:
+            item = keras.Input(shape=(), dtype="int32", name="item")
+            keep = keras.Input(shape=(), name="keep")
+            inputs.update(item=item, keep=keep)
+            ids = keras.layers.Embedding(
+                n_items, dim, embeddings_initializer=init.uniform(), name="item_id_embedding"
+            )(item)
+            parts.append(ids * ops.expand_dims(keep, -1))
+        if self.content_.kinds:
+            content_inputs, vector = content_encoder(
+                self.content_, self.params["content_dim"], init
+            )
+            inputs.update(content_inputs)
+            parts.append(vector)
+        elif self.item_features_.shape[1]:
+            features = keras.layers.Embedding(
                 n_items,
                 self.item_features_.shape[1],
                 embeddings_initializer="zeros",  # replaced by the features below
                 trainable=False,
                 name="item_features",
             )
-            x = keras.layers.Concatenate(name="id_and_content")([x, content(item)])
-            content.embeddings.assign(self.item_features_)
-        item_tower = keras.Model(
-            {"item": item, "keep": keep}, self._mlp(x, "item", init), name="item_tower"
-        )
+            parts.append(features(inputs["item"]))
+            features.embeddings.assign(self.item_features_)
+        x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="id_and_content")(parts)
+        item_tower = keras.Model(inputs, self._mlp(x, "item", init), name="item_tower")
         return user_tower, item_tower
+
+    @staticmethod
+    def _inputs_like(tower: Any, prefix: str) -> dict[str, Any]:
+        """Fresh Keras inputs for one call of ``tower``, named ``prefix`` + its input names."""
+        import keras
+
+        return {
+            prefix + key: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=prefix + key)
+            for key, t in tower.input.items()
+        }
 
     def _build_network(self) -> Any:
         import keras
@@ -253,32 +341,28 @@ class TwoTower(IndexedScoring, KerasRecommender):
         user_tower, item_tower = self._towers()
         n_items = self.train_matrix_.shape[1]
         history = keras.Input(shape=(n_items,), name="history")
-        item = keras.Input(shape=(), dtype="int32", name="item")
-        keep = keras.Input(shape=(), name="keep")
+        positive = self._inputs_like(item_tower, "")
+        item = positive.get("item", None)
+        if item is None:  # a content model: the ids only tell in-batch collisions apart
+            item = keras.Input(shape=(), dtype="int32", name="item")
         users = user_tower(history)
-        positives = item_tower({"item": item, "keep": keep})
+        positives = item_tower(positive)
         temperature = self.params["temperature"]
+        inputs = {"history": history, **positive, "item": item}
         if self.params["loss"] == "softmax":
             log_q = keras.Input(shape=(), name="log_q")
             out = _in_batch_logits(temperature)([users, positives, item, log_q])
-            inputs = {"history": history, "item": item, "keep": keep, "log_q": log_q}
+            inputs["log_q"] = log_q
         elif self.params["loss"] == "bpr":
-            negative = keras.Input(shape=(), dtype="int32", name="negative")
-            negative_keep = keras.Input(shape=(), name="negative_keep")
-            negatives = item_tower({"item": negative, "keep": negative_keep})
+            negative = self._inputs_like(item_tower, "negative_")
+            negatives = item_tower({key[len("negative_") :]: t for key, t in negative.items()})
             out = ops.sum(users * (positives - negatives), axis=-1) / temperature
-            inputs = {
-                "history": history,
-                "item": item,
-                "keep": keep,
-                "negative": negative,
-                "negative_keep": negative_keep,
-            }
+            inputs.update(negative)
         else:
             raise ValueError(
-                f"two_tower: loss must be 'softmax' or 'bpr', got {self.params['loss']!r}"
+                f"{self.name}: loss must be 'softmax' or 'bpr', got {self.params['loss']!r}"
             )
-        return keras.Model(inputs, out, name="two_tower")
+        return keras.Model(inputs, out, name=self.name)
 
     def _loss(self) -> Any:
         import keras
@@ -293,10 +377,15 @@ class TwoTower(IndexedScoring, KerasRecommender):
         matrix: sp.csr_matrix,
         item_features: np.ndarray | None = None,
         validation: tuple[np.ndarray, sp.csr_matrix] | None = None,
+        content: ItemContent | None = None,
     ) -> None:
         n_items = matrix.shape[1]
-        self.item_features_ = (
-            np.zeros((n_items, 0), dtype=np.float32) if item_features is None else item_features
+        self._item_vectors: np.ndarray | None = None
+        self.content_ = self._kept_content(content, n_items)
+        self.item_features_: np.ndarray = (
+            np.zeros((n_items, 0), dtype=np.float32)
+            if item_features is None or self.content_.kinds
+            else item_features
         )
         binary = (matrix > 0).astype(np.float32).tocsr()
         pairs = binary.tocoo()
@@ -308,14 +397,17 @@ class TwoTower(IndexedScoring, KerasRecommender):
         rng = np.random.default_rng(self.params["seed"] + 1)
         bpr = self.params["loss"] == "bpr"
 
-        def batch(rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        def batch(rows: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
             users, items = pair_users[rows], pair_items[rows]
             history = binary[users].toarray()
             history[np.arange(len(rows)), items] = 0.0  # predict the item from the rest
-            inputs = {"history": history, "item": items, "keep": self._keep(rng, len(rows))}
+            keep = self._keep(rng, len(rows))
+            inputs = {"history": history, "item": items, **self._item_inputs(items, keep)}
             if bpr:
-                inputs["negative"] = rng.integers(n_items, size=len(rows)).astype(np.int32)
-                inputs["negative_keep"] = self._keep(rng, len(rows))
+                negative = rng.integers(n_items, size=len(rows)).astype(np.int32)
+                negative_keep = self._keep(rng, len(rows))
+                for key, value in self._item_inputs(negative, negative_keep).items():
+                    inputs["negative_" + key] = value
                 return inputs, np.zeros(len(rows), dtype=np.float32)
             inputs["log_q"] = log_q[items]
             return inputs, np.arange(len(rows), dtype=np.int32)
@@ -324,23 +416,71 @@ class TwoTower(IndexedScoring, KerasRecommender):
             len(pair_items), self.params["batch_size"], self.params["seed"], batch
         )
         self._train(data, validation)
+        self._keep_item_vectors()
         self._index_items()
+
+    def _kept_content(self, content: ItemContent | None, n_items: int) -> ItemContent:
+        """The content the item tower reads: the rows of the matrix's items (in memory,
+        images included), without the skipped contents; empty when it reads none."""
+        empty = ItemContent({}, {}, {})
+        if content is None or not content.kinds or not self.params.get("use_content", True):
+            return empty
+        chosen = select_content(content, self.params["skip_content"], self.name)
+        rows = chosen.rows(slice(0, n_items))
+        return ItemContent(
+            rows.kinds,
+            {n: np.array(v) for n, v in rows.values.items()},
+            {n: np.asarray(m, dtype=bool).copy() for n, m in rows.masks.items()},
+            rows.sizes,
+        )
+
+    def _item_inputs(
+        self, items: np.ndarray, keep: np.ndarray, content: ItemContent | None = None
+    ) -> dict[str, Any]:
+        """The item tower's inputs: the ids and whether their embedding is kept (a tower
+        that reads ids), and the content rows (``content``, default the kept rows of
+        ``items``) when it reads content."""
+        out: dict[str, Any] = {}
+        if self.uses_ids:
+            out = {"item": np.asarray(items, dtype=np.int32), "keep": keep}
+        if self.content_.kinds:
+            rows = self.content_.rows(items) if content is None else content
+            out.update(content_arrays(rows, self.content_.sizes))
+        return out
 
     def _keep(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """1 where an item's id embedding is used, 0 where it is dropped (``id_dropout``)."""
-        if self.params["id_dropout"] <= 0:
+        if self.params.get("id_dropout", 0.0) <= 0:
             return np.ones(n, dtype=np.float32)
         return np.asarray(rng.random(n) >= self.params["id_dropout"], dtype=np.float32)
 
     # -- scoring -----------------------------------------------------------------
     def item_vectors(self) -> np.ndarray:
         """Unit item vectors (n_items x dim); items without training interactions are
-        represented by their content features only."""
+        represented by their content (or content features) only. With typed content they
+        are computed once after fitting or loading (the item tower over every item,
+        ``score_batch_size`` items at a time) and kept."""
+        cached = getattr(self, "_item_vectors", None)
+        return cached if cached is not None else self._tower_vectors()
+
+    def _tower_vectors(self) -> np.ndarray:
         n_items = self.train_matrix_.shape[1]
         warm = np.asarray((self.train_matrix_ > 0).sum(axis=0)).ravel() > 0
         tower = self.network_.get_layer("item_tower")
-        items = {"item": np.arange(n_items, dtype=np.int32), "keep": warm.astype(np.float32)}
-        return self._predict(tower, items)
+        if not self.content_.kinds:
+            items = {"item": np.arange(n_items, dtype=np.int32), "keep": warm.astype(np.float32)}
+            return self._predict(tower, items)
+        step = self.params["score_batch_size"]
+        parts = []
+        for start in range(0, n_items, step):
+            index = np.arange(start, min(start + step, n_items))
+            keep = warm[index].astype(np.float32)
+            parts.append(self._predict(tower, self._item_inputs(index, keep)))
+        return np.vstack(parts)
+
+    def _keep_item_vectors(self) -> None:
+        """With typed content, the item vectors computed now and kept for scoring."""
+        self._item_vectors = self._tower_vectors() if self.content_.kinds else None
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         binary = (history > 0).astype(np.float32)
@@ -368,13 +508,50 @@ class TwoTower(IndexedScoring, KerasRecommender):
         dim = self.params["embedding_dim"]
         return np.vstack(parts) if parts else np.zeros((0, dim), dtype=np.float32)
 
+    # -- content alone -------------------------------------------------------------
+    def content_vectors(self, content: ItemContent) -> np.ndarray:
+        """The item tower's unit vectors for the items ``content`` describes, from their
+        content alone (the id part zeroed), ``score_batch_size`` items at a time."""
+        self._check_fitted()
+        if not self.content_.kinds:
+            raise ValueError(
+                f"{self.name}: fitted without typed content, so it cannot place items from "
+                "their content; fit it with content=ItemContent (and use_content true)"
+            )
+        given = check_layout(self.content_, content, self.name)
+        step = self.params["score_batch_size"]
+        tower = self.network_.get_layer("item_tower")
+        parts = []
+        for start in range(0, len(given), step):
+            rows = given.rows(slice(start, start + step))
+            n = len(rows)
+            inputs = self._item_inputs(np.zeros(n, np.int32), np.zeros(n, np.float32), rows)
+            parts.append(self._predict(tower, inputs))
+        dim = self.params["embedding_dim"]
+        return np.vstack(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+
+    def score_content(
+        self, users: np.ndarray, history: sp.csr_matrix | None, content: ItemContent
+    ) -> np.ndarray:
+        """Users x len(content) scores of the items ``content`` describes, from their content
+        alone: the user vectors ``score`` uses times :meth:`content_vectors`, on the same
+        scale as ``score`` (the cosine of the two towers' unit vectors), so new items
+        rank beside the catalogue's."""
+        users, rows, _ = self._request_rows(users, history, None)
+        vectors = self.content_vectors(content)
+        scores: np.ndarray = self.query_vectors(users, rows) @ vectors.T
+        return scores
+
     # -- persistence -------------------------------------------------------------
     def _save_state(self, directory: Path) -> None:
         np.save(directory / "item_features.npy", self.item_features_)
+        save_content(self.content_, directory / "content")
         super()._save_state(directory)
         self._save_index(directory)
 
     def _load_state(self, directory: Path) -> None:
         self.item_features_ = np.load(directory / "item_features.npy")
+        self.content_ = load_content(directory / "content")
         super()._load_state(directory)
+        self._keep_item_vectors()
         self._load_index(directory)

@@ -114,6 +114,13 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
         {"max_len": 20, "stride": 5, "dropout": 0.3, "batch_size": 64, "epochs": 60, "patience": 8},
     ],
     "two_tower": [{"loss": "softmax", "temperature": 0.1, "epochs": 30}],
+    # the content models read the catalogue's typed content (they need it): item vectors
+    # from content alone, and ids where known with content where not (id dropout)
+    "content_tower": [{"loss": "softmax", "temperature": 0.1, "epochs": 30}],
+    "hybrid_tower": [
+        {"loss": "softmax", "temperature": 0.1, "epochs": 30},
+        {"loss": "softmax", "temperature": 0.1, "epochs": 30, "id_dropout": 0.3},
+    ],
     # the social models read relations between users (``recpipe bench social`` measures
     # them on Gowalla): their defaults (the friends' share beside EASE), and beside item-kNN
     "social_pop": [{}, {"own": "item_knn"}],

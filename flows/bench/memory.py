@@ -48,7 +48,17 @@ BENCH_PARAMS: dict[str, dict[str, Any]] = {
     "two_tower": {"epochs": 1},
     "ease_mult_dae": {"mult_dae": {"epochs": 1}},
 }
-KERAS = {"mult_dae", "mult_vae", "recvae", "gru4rec", "caser", "sasrec", "two_tower"}
+KERAS = {
+    "mult_dae",
+    "mult_vae",
+    "recvae",
+    "gru4rec",
+    "caser",
+    "sasrec",
+    "two_tower",
+    "content_tower",
+    "hybrid_tower",
+}
 # EASE's dense inverse at the medium width is several GB on a shared machine: the hybrid
 # is measured at the small shape unless asked for by name
 DEFAULT_SKIP = {("ease_mult_dae", "medium")}

@@ -13,6 +13,7 @@ from pydantic import ByteSize, Field
 
 from models.blend import BlendSettings
 from models.caser import CaserSettings
+from models.content_tower import ContentTowerSettings, HybridTowerSettings
 from models.ease import EASESettings
 from models.gru4rec import GRU4RecSettings
 from models.hybrid import EASEMultDAESettings
@@ -92,6 +93,8 @@ ModelName = Literal[
     "caser",
     "sasrec",
     "two_tower",
+    "content_tower",
+    "hybrid_tower",
     "social_pop",
     "social_gcn",
 ]
@@ -133,6 +136,8 @@ class TrainConfig(Section):
     caser: CaserSettings = CaserSettings()
     sasrec: SASRecSettings = SASRecSettings()
     two_tower: TwoTowerSettings = TwoTowerSettings()
+    content_tower: ContentTowerSettings = ContentTowerSettings()
+    hybrid_tower: HybridTowerSettings = HybridTowerSettings()
     social_pop: SocialPopSettings = SocialPopSettings()
     social_gcn: SocialGCNSettings = SocialGCNSettings()
 

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from models import MODEL_CLASSES, NotFittedError, load_recommender, make_recommender
 from models.base import ModelSettings
+from models.content import ItemContent
 from models.memory import DataShape, MemoryEstimate
 
 # Tiny, fast settings: enough to learn the checkerboard, a few seconds per fit.
@@ -97,6 +98,22 @@ FAST_PARAMS = {
         "batch_size": 24,
         "learning_rate": 3e-2,
     },
+    "content_tower": {
+        "embedding_dim": 8,
+        "hidden_dims": [16],
+        "content_dim": 8,
+        "epochs": 20,
+        "batch_size": 24,
+        "learning_rate": 3e-2,
+    },
+    "hybrid_tower": {
+        "embedding_dim": 8,
+        "hidden_dims": [16],
+        "content_dim": 8,
+        "epochs": 20,
+        "batch_size": 24,
+        "learning_rate": 3e-2,
+    },
     "social_pop": {"item_knn": {"neighbors": 5, "shrinkage": 1.0}},
     "social_gcn": {
         "embedding_dim": 8,
@@ -140,6 +157,25 @@ def checkerboard_friends(n_users: int = 24) -> sp.csr_matrix:
     return graph
 
 
+def checkerboard_content(n_items: int = 12, seed: int = 0) -> ItemContent:
+    """Each item's content: its parity as a category and as the colour of a tiny image
+    (red even, blue odd), and a random vector that tells nothing."""
+    rng = np.random.default_rng(seed)
+    parity = np.arange(n_items) % 2
+    image = np.zeros((n_items, 8, 8, 3), dtype=np.uint8)
+    image[np.arange(n_items), :, :, 2 * parity] = 255
+    return ItemContent(
+        {"parity": "category", "picture": "image", "noise": "vector"},
+        {
+            "parity": (parity + 2).astype(np.int32),
+            "picture": image,
+            "noise": rng.normal(size=(n_items, 4)).astype(np.float32),
+        },
+        {name: np.ones(n_items, dtype=bool) for name in ("parity", "picture", "noise")},
+        {"parity": 4},
+    )
+
+
 def checkerboard_sequences(matrix: sp.csr_matrix, seed: int = 1) -> list[np.ndarray]:
     """Each user's items of ``matrix`` in a random (seeded) time order: the same events."""
     rng = np.random.default_rng(seed)
@@ -155,11 +191,13 @@ def fit_fresh(name: str):
     """``(model, what fit returned)`` on the checkerboard. Every model gets the
     sequences; the ones that need order use them, the others ignore them. Models that
     read the relations get the checkerboard's friendships; the others fit without them,
-    as a night without a graph fits them."""
+    as a night without a graph fits them. Models that need the items' content get it
+    (the two-tower, which reads it when given, is checked here without it, as before)."""
     matrix = checkerboard()
     model = make_recommender(name, **FAST_PARAMS[name])
     social = checkerboard_friends() if "social" in model.fit_inputs else None
-    return model, model.fit(matrix, checkerboard_sequences(matrix), social=social)
+    content = checkerboard_content() if "content" in model.required_inputs else None
+    return model, model.fit(matrix, checkerboard_sequences(matrix), social=social, content=content)
 
 
 @functools.cache
@@ -193,21 +231,29 @@ def test_fit_returns_self_and_sets_trailing_underscore_state(name: str) -> None:
 
 
 #: what each fit input tells about a model (its ``inputs``), when the model reads it
-INPUT_KIND = {"sequences": "sequences", "item_features": "content", "social": "social"}
+INPUT_KIND = {
+    "sequences": "sequences",
+    "item_features": "content",
+    "content": "content",
+    "social": "social",
+}
 
 
 def test_every_model_declares_what_it_reads_beyond_interactions(name: str) -> None:
     cls = MODEL_CLASSES[name]
     assert isinstance(cls.inputs, frozenset)
-    assert cls.inputs <= {"sequences", "content", "social"}
+    assert cls.inputs <= {"sequences", "content", "images", "social"}
     read = {INPUT_KIND[i] for i in cls.fit_inputs if i in INPUT_KIND}
-    assert cls.inputs == read
+    assert cls.inputs - {"images"} == read
+    # images come with the catalogue's typed content, read by a model that takes it
+    assert "images" not in cls.inputs or "content" in cls.fit_inputs
 
 
 def test_the_known_models_inputs() -> None:
     assert MODEL_CLASSES["ease"].inputs == frozenset()
     assert MODEL_CLASSES["sasrec"].inputs == frozenset({"sequences"})
-    assert MODEL_CLASSES["two_tower"].inputs == frozenset({"content"})
+    assert MODEL_CLASSES["two_tower"].inputs == frozenset({"content", "images"})
+    assert MODEL_CLASSES["content_tower"].inputs == frozenset({"content", "images"})
     assert MODEL_CLASSES["social_pop"].inputs == frozenset({"social"})
     assert MODEL_CLASSES["social_gcn"].inputs == frozenset({"social"})
 
@@ -220,6 +266,17 @@ def test_a_model_that_needs_the_relations_says_so_without_them(social_model: str
     name = social_model
     model = make_recommender(name, **FAST_PARAMS[name])
     with pytest.raises(ValueError, match=rf"^{name}: fit\(\) needs social=\.\.\."):
+        model.fit(checkerboard())
+
+
+@pytest.mark.parametrize(
+    "content_model",
+    sorted(n for n, cls in MODEL_CLASSES.items() if "content" in cls.required_inputs),
+)
+def test_a_model_that_needs_the_content_says_so_without_it(content_model: str) -> None:
+    name = content_model
+    model = make_recommender(name, **FAST_PARAMS[name])
+    with pytest.raises(ValueError, match=rf"^{name}: fit\(\) needs content=\.\.\.; this model "):
         model.fit(checkerboard())
 
 

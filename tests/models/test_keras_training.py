@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from models import make_recommender
+from models.content import ItemContent
 from models.keras_base import KerasRecommender
 from models.metrics import ndcg_at_k
 
@@ -17,6 +18,8 @@ KERAS_PARAMS = {  # tiny settings, as in test_contract.FAST_PARAMS
     "gru4rec": {"embedding_dim": 8, "hidden_dim": 16, "max_len": 3, "batch_size": 16},
     "caser": {"embedding_dim": 4, "max_len": 2, "n_h": 2, "n_v": 2, "batch_size": 16},
     "two_tower": {"embedding_dim": 8, "hidden_dims": [16], "batch_size": 16},
+    "content_tower": {"embedding_dim": 8, "hidden_dims": [16], "content_dim": 8, "batch_size": 16},
+    "hybrid_tower": {"embedding_dim": 8, "hidden_dims": [16], "content_dim": 8, "batch_size": 16},
     "sasrec": {"embedding_dim": 8, "max_len": 3, "n_heads": 1, "batch_size": 16},
     "social_gcn": {"embedding_dim": 8, "batch_size": 16, "learning_rate": 1e-2},
 }
@@ -48,6 +51,17 @@ def parity_friends(n_users: int = 16) -> sp.csr_matrix:
     return graph
 
 
+def parity_content(n_items: int = 12) -> ItemContent:
+    """Each item's parity as a category: the content of the models that need it."""
+    parity = (np.arange(n_items) % 2 + 2).astype(np.int32)
+    return ItemContent(
+        {"parity": "category"},
+        {"parity": parity},
+        {"parity": np.ones(n_items, bool)},
+        {"parity": 4},
+    )
+
+
 def test_every_keras_model_is_covered() -> None:
     from models import MODEL_CLASSES
 
@@ -62,7 +76,8 @@ def test_early_stopping_keeps_the_best_validation_epoch(name: str) -> None:
     params = {**KERAS_PARAMS[name], "epochs": 12, "patience": 2, "val_k": 3}
     model = make_recommender(name, **params)
     social = parity_friends(train.shape[0]) if "social" in model.fit_inputs else None
-    model.fit(train, sequences, validation=(users, held_out), social=social)
+    content = parity_content(train.shape[1]) if "content" in model.required_inputs else None
+    model.fit(train, sequences, validation=(users, held_out), social=social, content=content)
     history = model.history_
     assert set(history) == {"loss", "val_ndcg"}
     assert len(history["loss"]) == len(history["val_ndcg"]) <= 12
