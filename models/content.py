@@ -121,3 +121,7 @@ class ContentScoring:
 
     def content_vectors(self, content: ItemContent) -> np.ndarray:
         raise NotImplementedError
+
+    def reads_content(self) -> bool:
+        """This fitted model was given content to read (it can score new items)."""
+        return True

@@ -530,6 +530,10 @@ class TwoTower(IndexedScoring, ContentScoring, KerasRecommender):
         dim = self.params["embedding_dim"]
         return np.vstack(parts) if parts else np.zeros((0, dim), dtype=np.float32)
 
+    def reads_content(self) -> bool:
+        self._check_fitted()
+        return bool(self.content_.kinds)
+
     def score_content(
         self, users: np.ndarray, history: sp.csr_matrix | None, content: ItemContent
     ) -> np.ndarray:

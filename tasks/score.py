@@ -135,6 +135,8 @@ def plan_scoring(
         out,
         {"name": model_name, "version": version, "run_id": model_run},
         content_models or [],
+        workspace_root,
+        registered_name,
     )
     parts = out / "recommendations"
     if parts.exists():
@@ -199,6 +201,8 @@ def _new_items(
     out: Path,
     champion: dict[str, str],
     candidates: list[dict],
+    workspace_root: str,
+    registered_name: str,
 ) -> dict | None:
     """The catalogue's items with content and no event today, and the model that ranks
     them (``new_items.json``); None when there are none, no model reads content, or
@@ -212,7 +216,11 @@ def _new_items(
     content_path = None if features_dir is None else Path(features_dir) / CONTENT_FILE
     if slots == 0 or content_path is None or not content_path.exists():
         return None
-    chosen = new_items.choose_model(champion, candidates, f"ndcg_at_{config.k}")
+    chosen = _content_model(
+        new_items.content_candidates(champion, candidates, f"ndcg_at_{config.k}"),
+        workspace_root,
+        registered_name,
+    )
     if chosen is None:
         return None
     content = pd.read_parquet(content_path, columns=["item_id", "item_idx"])
@@ -240,6 +248,21 @@ def _new_items(
     }
     new_items.write_plan(out, plan)
     return plan
+
+
+def _content_model(
+    candidates: list[dict[str, str]], workspace_root: str, registered_name: str
+) -> dict | None:
+    """The first of ``candidates`` fitted with content (a two-tower may be fitted without)."""
+    from tasks import tracking
+
+    for candidate in candidates:
+        loaded = tracking.load_model_version(
+            workspace_root, registered_name, candidate["version"], candidate["run_id"]
+        )
+        if loaded.model.reads_content():
+            return candidate
+    return None
 
 
 def score_shard(plan: ScoringPlan, shard: int) -> dict:

@@ -6,10 +6,11 @@ items and the night has a content-aware model, the last ``score.new_items_share`
 user's K rows go to the new items that model scores highest for the user, strategy
 ``new_item``. The rest of the list is the champion's, unchanged and in its order.
 
-Which model: the champion when it reads content; else the content-aware model with the
-best hold-out NDCG among tonight's (its registered version is named in its rows'
-``model_name`` / ``model_version``). Ranks order a list; ``score`` descends with rank within
-a user's rows of one strategy (the two models' scores are on different scales).
+Which model: the champion when it reads content; else the content-aware model (fitted
+with content) with the best hold-out NDCG among tonight's (its registered version is named
+in its rows' ``model_name`` / ``model_version``). Ranks order a list; ``score`` descends
+with rank within a user's rows of one strategy (the two models' scores may differ in
+scale).
 
 A row's reason names the item of the user's history whose content looks most like the new
 item (by the model's content vectors) and the contents they share ("new: genres and
@@ -52,19 +53,17 @@ def slots(k: int, share: float) -> int:
     return 0 if share <= 0 else min(k, max(1, round(k * share)))
 
 
-def choose_model(
+def content_candidates(
     champion: dict[str, str], candidates: list[dict[str, Any]], metric: str
-) -> dict[str, str] | None:
-    """The model that scores new items: ``champion`` (name, version, run_id) when it reads
-    content, else the content-aware candidate (name, version, run_id, metrics) best on
-    ``metric``; None without one."""
-    if is_content_model(champion["name"]):
-        return champion
+) -> list[dict[str, str]]:
+    """The models that may score new items, in order: ``champion`` (name, version, run_id)
+    when its class reads content, then the content-aware candidates (name, version,
+    run_id, metrics), best on ``metric`` first."""
+    out = [champion] if is_content_model(champion["name"]) else []
     aware = [c for c in candidates if is_content_model(c["name"])]
-    if not aware:
-        return None
-    best = max(aware, key=lambda c: c.get("metrics", {}).get(metric, float("-inf")))
-    return {key: str(best[key]) for key in ("name", "version", "run_id")}
+    aware.sort(key=lambda c: -c.get("metrics", {}).get(metric, float("-inf")))
+    out += [{key: str(c[key]) for key in ("name", "version", "run_id")} for c in aware]
+    return [c for n, c in enumerate(out) if c["version"] not in {o["version"] for o in out[:n]}]
 
 
 def new_item_ids(

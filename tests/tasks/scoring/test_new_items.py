@@ -12,7 +12,13 @@ import scipy.sparse as sp
 from expectations.recommendations import with_checks
 from models.content import ContentScoring, ItemContent
 from models.vocab import IdVocabulary
-from tasks.scoring.new_items import NewItems, choose_model, new_item_ids, slots, with_new_items
+from tasks.scoring.new_items import (
+    NewItems,
+    content_candidates,
+    new_item_ids,
+    slots,
+    with_new_items,
+)
 
 # six items with a genre (category ids 2 = "comedy", 3 = "horror"); items 0-3 known,
 # 4 and 5 new; item 4 is a comedy, item 5 a horror film
@@ -118,7 +124,16 @@ def test_slots_and_the_model_chosen() -> None:
         {"name": "popularity", "version": "5", "run_id": "r5", "metrics": {"ndcg_at_10": 0.9}},
         {"name": "ease", "version": "6", "run_id": "r6", "metrics": {"ndcg_at_10": 0.5}},
     ]
-    assert choose_model(champion, candidates, "ndcg_at_10") is None  # nobody reads content
+    assert content_candidates(champion, candidates, "ndcg_at_10") == []  # none reads content
+    candidates += [
+        {"name": "hybrid_tower", "version": "7", "run_id": "r7", "metrics": {"ndcg_at_10": 0.4}},
+        {"name": "content_tower", "version": "8", "run_id": "r8", "metrics": {"ndcg_at_10": 0.6}},
+    ]
+    order = content_candidates(champion, candidates, "ndcg_at_10")
+    assert [c["version"] for c in order] == ["8", "7"]  # the better first
+    champion = {"name": "hybrid_tower", "version": "7", "run_id": "r7"}
+    order = content_candidates(champion, candidates, "ndcg_at_10")
+    assert [c["version"] for c in order] == ["7", "8"]  # the champion first, once
 
 
 def test_histories_are_in_the_models_item_space() -> None:
