@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +88,7 @@ def describe_items(
     return out
 
 
-def image_paths(item_ids: list[str] | np.ndarray) -> list[str]:
+def image_paths(item_ids: Iterable[str]) -> list[str]:
     """Each item's image path, relative to the items table's folder."""
     return [f"{IMAGES_DIR}/{i}.png" for i in item_ids]
 
