@@ -2,7 +2,8 @@
 
 Sources (``IngestConfig.source``):
 
-* ``demo``: the synthetic dataset of ``tasks/sources/demo.py``;
+* ``demo``: the synthetic dataset of ``tasks/sources/demo.py`` (its items' pictures are
+  written into ``raw_dir/images/``);
 * ``movielens-100k|1m|20m|latest-small``: GroupLens releases (``tasks/sources/movielens.py``);
 * ``files``: the user's CSV/Parquet files, read whole every run (``tasks/sources/files.py``);
 * ``landing``: daily drops, each file ingested once, appended by ingest date
@@ -64,6 +65,16 @@ def ingest_demo(config: IngestConfig, run_date: date) -> tuple[pd.DataFrame, pd.
     return generate_demo(**shape, end=pd.Timestamp(run_date, tz="UTC"))
 
 
+def write_demo_images(config: IngestConfig, items: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """The demo items' pictures written under ``folder`` (``images/``); ``items`` with
+    their paths made absolute (tasks/sources/demo_content.py)."""
+    from tasks.sources.demo import GENRES
+    from tasks.sources.demo_content import write_demo_images as write
+
+    genres = GENRES[: config.demo.n_genres]
+    return write(items, folder, genres, seed=config.demo.seed)
+
+
 def demo_edges(
     config: IngestConfig, interactions: pd.DataFrame, items: pd.DataFrame
 ) -> pd.DataFrame:
@@ -102,6 +113,8 @@ def load_source(
     source = config.source
     if source == "demo":
         interactions, items = ingest_demo(config, run_date)
+        if raw_dir is not None:  # the items' pictures, beside the items table written next
+            items = write_demo_images(config, items, Path(raw_dir))
         return SourceData(interactions, items, None, {"timestamp_unit": "s"})
     if source.startswith("movielens-"):
         from tasks.sources.movielens import load_movielens

@@ -23,6 +23,16 @@ what happened long ago (``drift`` sets how much; ``drift=0`` makes it stationary
   popularity right after release, a pull that halves every ``half_life_weeks``,
   so "popular lately" is not "popular over all time".
 
+Beyond the ``n_items`` items out by the end, ``upcoming_share`` of that many more are
+released on the end day itself: in the catalogue, with content, and without a single
+event, so the night has items nobody has seen yet to recommend. They are drawn from a
+stream of their own, so the events are the same with or without them.
+
+Each item has content that follows its genres (``tasks/sources/demo_content.py``): a
+``description`` of genre words and filler, and an ``image``, the path of a 32 x 32 PNG
+(``images/<item_id>.png``) whose colours and motif follow them; ingest writes the files
+beside the items table (``write_demo_images``).
+
 Each event's item is drawn at the event's time with the taste and appeal of that
 day (``tasks/sources/demo_draws.py``). The same settings, ``seed`` and ``end``
 always give the same rows.
@@ -33,6 +43,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tasks.sources.demo_content import describe_items, genre_indices, image_paths
 from tasks.sources.demo_draws import draw_items
 
 GENRES = [
@@ -126,16 +137,21 @@ def generate_demo(
     drift: float = 1.0,
     new_items_share: float = 0.15,
     half_life_weeks: float = 2.0,
+    upcoming_share: float = 0.03,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return ``(interactions, items)``.
 
     interactions: user_id, item_id, timestamp (UTC), value (rating 1-5), event_type.
-    items: item_id, title, genres ("A|B"), primary_genre, year.
+    items: item_id, title, genres ("A|B"), primary_genre, year, description, image
+    (a path relative to the items table's folder; ``demo_content.write_demo_images``
+    writes the files): ``n_items`` items, then ``round(upcoming_share * n_items)``
+    released on the end day, that no event names.
 
     ``drift`` (0..1) is how far tastes travel over the span and how strongly a release
     draws the crowd; ``new_items_share`` of the items come out during the span;
     ``half_life_weeks`` is how fast a release's pull fades. ``drift=0`` gives stationary
-    data: every item is out before the span and tastes and appeal hold still.
+    data: every item is out before the span (but the upcoming ones, released on the end
+    day without events) and tastes and appeal hold still.
     """
     if not 2 <= n_genres <= len(GENRES):
         raise ValueError(f"n_genres must be in 2..{len(GENRES)}, got {n_genres}")
@@ -145,6 +161,8 @@ def generate_demo(
         raise ValueError(f"new_items_share must be in 0..0.5, got {new_items_share}")
     if half_life_weeks <= 0:
         raise ValueError(f"half_life_weeks must be positive, got {half_life_weeks}")
+    if not 0.0 <= upcoming_share <= 0.5:
+        raise ValueError(f"upcoming_share must be in 0..0.5, got {upcoming_share}")
     rng = np.random.default_rng(seed)
     genres = GENRES[:n_genres]
     span_days = weeks * 7
@@ -170,19 +188,13 @@ def generate_demo(
         f" ({years[j]})"
         for j in range(n_items)
     ]
-    item_genres = [
-        genres[primary[j]] + (f"|{genres[second[j]]}" if has_second[j] else "")
-        for j in range(n_items)
-    ]
-    items = pd.DataFrame(
-        {
-            "item_id": item_ids,
-            "title": titles,
-            "genres": item_genres,
-            "primary_genre": [genres[g] for g in primary],
-            "year": years.astype("int64"),
-        }
+    items = _catalogue(item_ids, titles, years, primary, second, has_second, genres)
+    upcoming = _upcoming(n_items, upcoming_share, genres, seed, _utc(end).year)
+    catalogue = pd.concat([items, upcoming], ignore_index=True)
+    catalogue["description"] = describe_items(
+        *genre_indices(catalogue, genres), genres, np.random.default_rng((seed, 2))
     )
+    catalogue["image"] = image_paths(catalogue["item_id"])
 
     # Genre membership matrix (items x genres), secondary genre weighs half.
     membership = np.zeros((n_items, n_genres))
@@ -230,7 +242,50 @@ def generate_demo(
         }
     )
     interactions = interactions.sort_values(["timestamp", "user_id"], kind="stable")
-    return interactions.reset_index(drop=True), items
+    return interactions.reset_index(drop=True), catalogue
+
+
+def _catalogue(
+    item_ids: np.ndarray,
+    titles: list[str],
+    years: np.ndarray,
+    primary: np.ndarray,
+    second: np.ndarray,
+    has_second: np.ndarray,
+    genres: list[str],
+) -> pd.DataFrame:
+    """The items table's columns before content: id, title, genres, primary genre, year."""
+    return pd.DataFrame(
+        {
+            "item_id": item_ids,
+            "title": titles,
+            "genres": [
+                genres[p] + (f"|{genres[s]}" if two else "")
+                for p, s, two in zip(primary, second, has_second, strict=True)
+            ],
+            "primary_genre": [genres[g] for g in primary],
+            "year": years.astype("int64"),
+        }
+    ).astype({"item_id": "str", "title": "str", "genres": "str", "primary_genre": "str"})
+
+
+def _upcoming(n_items: int, share: float, genres: list[str], seed: int, year: int) -> pd.DataFrame:
+    """The items released on the end day (ids after the ``n_items`` others), drawn from
+    a stream of their own so they leave the rest of the data as it is."""
+    rng = np.random.default_rng((seed, 4))
+    n = round(share * n_items)
+    n_genres = len(genres)
+    primary = rng.integers(0, n_genres, size=n)
+    has_second = rng.random(n) < 0.25
+    second = (primary + rng.integers(1, n_genres, size=n)) % n_genres
+    titles = [
+        f"The {_ADJECTIVES[rng.integers(len(_ADJECTIVES))]} {_NOUNS[rng.integers(len(_NOUNS))]}"
+        f" ({year})"
+        for _ in range(n)
+    ]
+    ids = np.array([f"i{j:05d}" for j in range(n_items, n_items + n)])
+    years = np.full(n, year)
+    return _catalogue(ids, titles, years, primary, second, has_second, genres)
 
 
 def demo_releases(
@@ -240,17 +295,19 @@ def demo_releases(
     end: pd.Timestamp | str = "2026-01-01",
     drift: float = 1.0,
     new_items_share: float = 0.15,
+    upcoming_share: float = 0.03,
 ) -> pd.Series:
     """When each item of ``generate_demo`` with the same settings came out (UTC, at
     midnight), by ``item_id``: most over the year before the span, ``new_items_share``
-    of them on a day within it (none when ``drift`` is 0). No event of an item comes
-    before its release."""
+    of them on a day within it (none when ``drift`` is 0), and the upcoming ones
+    (``upcoming_share``) on the end day. No event of an item comes before its release."""
     span_days = weeks * 7
     days = _release_days(n_items, span_days, seed, drift, new_items_share)
+    days = np.concatenate([days, np.full(round(upcoming_share * n_items), span_days)])
     start = _utc(end) - pd.Timedelta(days=span_days)
     return pd.Series(
         start + pd.to_timedelta(days, unit="D"),
-        index=pd.Index([f"i{j:05d}" for j in range(n_items)], dtype="str", name="item_id"),
+        index=pd.Index([f"i{j:05d}" for j in range(len(days))], dtype="str", name="item_id"),
         name="released",
     )
 
