@@ -91,6 +91,13 @@ def print_summary(summary: dict) -> None:
     alias = f" ({p['champion_outcome']})" if p.get("champion_outcome") else ""
     out(f"champion serving: {c['registered_name']} v{c['champion_version']}{alias}")
     out(f"\nscored {s['users']} users, {s['rows']} rows; by strategy: {s['users_by_strategy']}")
+    new = s.get("new_items")
+    if new:
+        out(
+            f"  new items: {new['items']} catalogue items nobody has interacted with, ranked "
+            f"by {new['model']} from their content; the last {new['slots']} rows of the "
+            f"lists of {s.get('new_item_users', 0)} users"
+        )
     if s.get("plan_seconds") is not None:
         similarity = "read from the cache" if s.get("similarity_cached") else "summed"
         out(f"  planned in {s['plan_seconds']:.2f} s (item-item similarity {similarity})")

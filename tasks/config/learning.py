@@ -114,7 +114,7 @@ class TrainConfig(Section):
     models: list[ModelName] = Field(["popularity", "blend", "mult_dae"])
     # trained beside ``models`` when the catalogue has content: they rank the items nobody
     # has interacted with yet (score.new_items_share of each list) and meet the gate too
-    content_models: list[ModelName] = Field([])
+    content_models: list[ModelName] = Field(["content_tower"])
     early_stopping_days: int = Field(7, ge=1)
     # the night's memory plan (tasks/planning/memory.py): a model whose estimated peak is
     # over the budget takes its scalable form or is left out; the budget is

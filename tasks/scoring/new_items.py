@@ -35,9 +35,11 @@ from models.vocab import IdVocabulary
 
 NEW_ITEMS_FILE = "new_items.json"
 STRATEGY = "new_item"
-#: two numbers "alike" within this many standard deviations; two places within this
-#: angle (about 50 km on the Earth); two vectors above this cosine
+#: two numbers alike within this many standard deviations; two places within this angle
+#: (about 50 km on the Earth); two vectors above this cosine
 NUMERIC_CLOSE, PLACE_COSINE, VECTOR_COSINE = 0.5, math.cos(50 / 6371), 0.8
+#: two texts alike from this Jaccard index of their words; a reason names this many contents
+WORDS_ALIKE, NAMED = 0.2, 2
 
 
 def is_content_model(name: str) -> bool:
@@ -210,28 +212,34 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 def _names(content: ItemContent, row: int, other: int | None) -> str:
-    """The contents the new item at ``row`` shares with the item at ``other`` (all that
-    the new item has when none is shared or there is no other item), as words."""
+    """The (at most ``NAMED``) contents the new item at ``row`` shares most with the item at
+    ``other``; all that it has, when none is shared or there is no other item."""
     has = [n for n in content.names if content.masks[n][row]]
-    shared = [n for n in has if other is not None and _alike(content, n, row, other)]
+    alike = [] if other is None else [(_alike(content, n, row, other), n) for n in has]
+    shared = [n for sim, n in sorted(alike, key=lambda t: -t[0]) if sim > 0][:NAMED]
     names = [n.replace("_", " ") for n in (shared or has)] or ["content"]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _alike(content: ItemContent, name: str, a: int, b: int) -> bool:
-    """The two items' ``name`` contents agree: shared ids (words, categories), numbers
-    within half a deviation, places within about 50 km, vectors of cosine above 0.8."""
+def _alike(content: ItemContent, name: str, a: int, b: int) -> float:
+    """How much the two items' ``name`` contents agree, 0 when not enough to name: the
+    Jaccard index of their ids (words: at least ``WORDS_ALIKE``; categories: any shared),
+    numbers within half a deviation, places within about 50 km, vectors of cosine above
+    0.8. Images are compared by the model's vectors, not by a rule: never named here."""
     if not content.masks[name][b]:
-        return False
+        return 0.0
     kind, values = content.kinds[name], content.values[name]
     if kind in ID_KINDS:
         ids_a = {int(v) for v in np.atleast_1d(values[a]) if v > 1}
         ids_b = {int(v) for v in np.atleast_1d(values[b]) if v > 1}
-        return bool(ids_a & ids_b)
+        jaccard = len(ids_a & ids_b) / max(len(ids_a | ids_b), 1)
+        return jaccard if kind != "text" or jaccard >= WORDS_ALIKE else 0.0
     if kind == "numeric":
-        return abs(float(values[a]) - float(values[b])) <= NUMERIC_CLOSE
-    if kind == "coordinates":
-        return float(np.dot(values[a], values[b])) >= PLACE_COSINE
-    if kind == "vector":
-        return float(np.dot(values[a], values[b])) >= VECTOR_COSINE
-    return False  # images: the model's vectors say they look alike, not a rule
+        gap = abs(float(values[a]) - float(values[b]))
+        return 1.0 - gap / NUMERIC_CLOSE if gap <= NUMERIC_CLOSE else 0.0
+    if kind in ("coordinates", "vector"):
+        cosine = float(np.dot(values[a], values[b]))
+        return (
+            cosine if cosine >= (PLACE_COSINE if kind == "coordinates" else VECTOR_COSINE) else 0.0
+        )
+    return 0.0

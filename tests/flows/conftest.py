@@ -23,13 +23,13 @@ def harness_api_url(prefect_harness) -> str:
 
 
 def small_config(workspace: Path, **sections):
-    """A quick pipeline: 150 demo users, the popularity model, k = 5."""
+    """A quick pipeline: 150 demo users, the popularity model (no content model), k = 5."""
     from tasks.config import load_config
 
     overrides = {
         "workspace": str(workspace),
         "ingest": {"demo": {"n_users": 150, "n_items": 100, "mean_interactions": 15}},
-        "train": {"models": ["popularity"]},
+        "train": {"models": ["popularity"], "content_models": []},
         "score": {"k": 5},
     }
     for name, values in sections.items():
