@@ -59,9 +59,11 @@ def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
     for _, group in recs.groupby("user_id"):
         assert sorted(group["rank"]) == list(range(1, K + 1))
         assert group["item_id"].is_unique
-        ordered = group.sort_values("rank")["score"].to_numpy()
-        assert np.all(np.diff(ordered) <= 1e-9)
-    assert set(recs["item_id"]) <= set(raw["item_id"])
+        for _, rows in group.groupby("strategy"):  # new items: another model's scale
+            ordered = rows.sort_values("rank")["score"].to_numpy()
+            assert np.all(np.diff(ordered) <= 1e-9)
+    old = recs[recs["strategy"] != "new_item"]
+    assert set(old["item_id"]) <= set(raw["item_id"])
     train = features.train.assign(
         user_id=features.users.raw(features.train["user_idx"]),
         item_id=features.items.raw(features.train["item_idx"]),
@@ -74,12 +76,37 @@ def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
     # the champion decides: a personalised model ranks for every user it knows (here all
     # of them); only a non-personalised champion (popularity) leaves everyone on fallback.
     # The newcomers, known from the graph only, get their friends' items.
-    (model_name,) = set(recs["model_name"])
+    (model_name,) = set(old["model_name"])
     expected = {"fallback"} if model_name == "popularity" else {"personal"}
-    known = recs[~recs["user_id"].isin(graph_only["user_id"])]
+    known = old[~old["user_id"].isin(graph_only["user_id"])]
     assert set(known["strategy"]) == expected, (model_name, recs["strategy"].value_counts())
-    newcomers = recs[recs["user_id"].isin(graph_only["user_id"])]
+    newcomers = old[old["user_id"].isin(graph_only["user_id"])]
     assert set(newcomers["strategy"]) == {"social"}
+
+
+def test_the_demos_never_seen_items_end_every_list(nightly_run) -> None:
+    """The demo's catalogue has items released on the run date, with a description and an
+    image and no interactions: the content model ranks them into each list's last row
+    (K = 5, a share of 0.2), checked by the output suite before publishing."""
+    from tasks.publishing.stores import read_lake_table
+    from tasks.storage.workspace import Workspace
+
+    config, state = nightly_run
+    summary = state.result()
+    recs = read_lake_table(Workspace.at(config.workspace).tables / "recommendations", RUN_DATE)
+    raw = pd.read_parquet(summary["ingest"]["interactions_path"])
+    catalogue = pd.read_parquet(summary["ingest"]["items_path"])
+    never_seen = set(catalogue["item_id"]) - set(raw["item_id"])
+    new = recs[recs["strategy"] == "new_item"]
+    assert set(new["user_id"]) == set(recs["user_id"])  # every list, the newcomers' too
+    assert (new["rank"] == K).all() and new["user_id"].is_unique
+    assert set(new["item_id"]) <= never_seen and len(set(new["item_id"])) > 1
+    assert set(new["model_name"]) == {"content_tower"}
+    assert new["reason"].str.startswith("new: ").all()
+    scoring = summary["scoring"]
+    assert scoring["new_items"]["items"] == len(never_seen)
+    assert scoring["new_item_users"] == recs["user_id"].nunique()
+    assert scoring["output_check"]["checks"] > 0  # the suite ran and passed
 
 
 # The demo night's published rows (all but the run id and the publish time), pinned: a
@@ -94,9 +121,11 @@ def test_every_user_gets_k_distinct_unseen_known_items(nightly_run) -> None:
 # pull fades; tasks/sources/demo.py); the champion is blend and every known user still
 # gets `personal` rows. WITHOUT_NEWCOMERS_DIGEST hashes the rows of the users with
 # interactions alone (the newcomers, n00000..n00009, have friends and no interactions,
-# and `social` rows).
-DEMO_NIGHT_DIGEST = "c950228bd72738bfd4292a16def5e90bf9df4cabb01a91771be79cd504a6e5d3"
-WITHOUT_NEWCOMERS_DIGEST = "0a981fb960deb63b67ad2b417afacfbc6ed2df175c5a78d3ed2bc259e29893d2"
+# and `social` rows). Then: the demo's catalogue got descriptions, images and items
+# released on the run date; the content model ranks those into each list's last row
+# (`new_item`, its own test), so the pinned rows are the champion's ranks 1..4.
+DEMO_NIGHT_DIGEST = "e86a95bbb3efae07538c55a9d7067ae55b27b3c319a2e2fbc3ce7a4970e178b6"
+WITHOUT_NEWCOMERS_DIGEST = "6942e62c2175834d9c8423569003acae3376fdfe5ef3d7c947ae437e19148779"
 
 
 def test_demo_night_publishes_the_pinned_rows(nightly_run) -> None:
@@ -107,6 +136,7 @@ def test_demo_night_publishes_the_pinned_rows(nightly_run) -> None:
 
     config, _ = nightly_run
     recs = read_lake_table(Workspace.at(config.workspace).tables / "recommendations", RUN_DATE)
+    recs = recs[recs["strategy"] != "new_item"]  # a Keras model's: not pinned to the bit
     rows = recs.drop(columns=["run_id", "refreshed_at"]).sort_values(["user_id", "rank"])
     rows = rows.reset_index(drop=True)
     rows["score"] = rows["score"].round(6)
@@ -221,7 +251,8 @@ def test_second_night_has_its_own_parent_run_and_a_promotion_decision(
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 2 and len(children) == 2 * len(config.train.models)
+    trained = [*config.train.models, *config.train.content_models]  # the demo has content
+    assert len(parents) == 2 and len(children) == 2 * len(trained)
     for parent in parents:
         tags = parent.data.tags
         assert tags["promotion.decision"] in {"promoted", "rejected"}
@@ -299,7 +330,8 @@ def test_mlflow_dashboard_serves_the_runs_and_the_champion(nightly_run, second_n
             "/api/2.0/mlflow/runs/search",
             {"experiment_ids": [experiment["experiment"]["experiment_id"]]},
         )["runs"]
-        assert len(runs) == 2 + 2 * len(config.train.models)  # 2 nights: parent + a child each
+        trained = [*config.train.models, *config.train.content_models]  # the demo has content
+        assert len(runs) == 2 + 2 * len(trained)  # 2 nights: parent + a child each
         child = next(r for r in runs if r["data"].get("metrics"))
         assert any(m["key"] == "ndcg_at_10" for m in child["data"]["metrics"])
         alias = get(
