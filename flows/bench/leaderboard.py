@@ -24,11 +24,13 @@ import pandas as pd
 from flows.bench.grids import GRIDS
 from models import MODEL_CLASSES, declared_inputs, make_recommender
 from models.ages import ages_from_events
+from models.content import ItemContent
 from models.inputs import sequences_from_events
 from models.metrics import evaluate_rankings
 from tasks.data.model_inputs import item_content_features
 from tasks.data.splits import Split, split
 from tasks.errors import DataError
+from tasks.evaluation.catalogue import CatalogueContent
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Prepared:
     social: Any = None  # users x users relations over the split's users, when given
     ages_train: Any = None  # each training interaction's age in days (models.ages)
     ages_train_valid: Any = None
+    content: ItemContent | None = None  # typed item content, the split's items' rows first
 
 
 def relations_matrix(edges: pd.DataFrame | None, users: Any, direction: str) -> Any:
@@ -67,8 +70,32 @@ def prepare(
     seed: int,
     edges: pd.DataFrame | None = None,
     direction: str = "mutual",
+    catalogue: CatalogueContent | None = None,
+    models: list[str] | None = None,
 ) -> Prepared:
+    """The split of ``interactions`` by ``protocol`` and every fit input built from it;
+    the typed item content (``content``) when ``catalogue`` has some and one of
+    ``models`` reads it."""
     s = split(interactions, protocol, seed)
+    content = None
+    if catalogue and reads_content(models or []):
+        content = catalogue.content(s.items.ids)
+    return prepare_split(s, items, edges, direction, content)
+
+
+def reads_content(models: list[str]) -> bool:
+    """Whether one of ``models`` takes the typed item content in ``fit``."""
+    return any("content" in getattr(MODEL_CLASSES.get(m), "fit_inputs", ()) for m in models)
+
+
+def prepare_split(
+    s: Split,
+    items: pd.DataFrame | None,
+    edges: pd.DataFrame | None = None,
+    direction: str = "mutual",
+    content: ItemContent | None = None,
+) -> Prepared:
+    """Every fit input of the split ``s`` (its train and valid parts; its test target)."""
     n_users = len(s.users)
 
     def sequences(*parts: str) -> list[np.ndarray]:
@@ -101,6 +128,7 @@ def prepare(
         social=relations_matrix(edges, s.users, direction),
         ages_train=ages("train"),
         ages_train_valid=ages("train", "valid"),
+        content=content,
     )
 
 
@@ -112,20 +140,34 @@ def _rank(
     return recommended, time.perf_counter() - start
 
 
-def evaluate_model(
+@dataclass
+class Chosen:
+    """A model's setting chosen on validation, fitted (again on train+valid with
+    ``refit``): what its leaderboard row reports beside the test figures."""
+
+    model: Any
+    params: dict
+    tried: int
+    valid: float
+    epochs: int | None
+    train_seconds: float
+    history: dict
+
+
+def choose_model(
     name: str,
     data: Prepared,
     k: int,
     grid: list[dict] | None = None,
     seed: int = 42,
     refit: bool = False,
-) -> dict:
-    """Tune ``name`` on validation, score the best setting once on test.
+) -> Chosen:
+    """Fit each setting of ``name`` on training, keep the best on validation NDCG@k.
 
-    ``refit``: before the test, the best setting is fitted again on training plus
-    validation (a model that stopped early on validation trains for the epochs it
-    chose), as every model alike; otherwise the model fitted on training is tested.
-    Progress goes to the ``recpipe.progress`` logger (see :func:`announce`).
+    ``refit``: the best setting is fitted again on training plus validation (a model
+    that stopped early on validation trains for the epochs it chose), as every model
+    alike; otherwise the model fitted on training is kept. Progress goes to the
+    ``recpipe.progress`` logger (see :func:`announce`).
     """
     settings = grid or GRIDS.get(name, [{}])
     candidates = []
@@ -169,21 +211,37 @@ def evaluate_model(
         )
         refit_history = getattr(model, "history_", {}) or {}
         epochs = len(next(iter(refit_history.values()), [])) if refit_history else None
+    return Chosen(model, params, len(candidates), valid, epochs, train_seconds, history)
+
+
+def evaluate_model(
+    name: str,
+    data: Prepared,
+    k: int,
+    grid: list[dict] | None = None,
+    seed: int = 42,
+    refit: bool = False,
+) -> dict:
+    """Tune ``name`` on validation (:func:`choose_model`), score the best setting once
+    on test."""
+    chosen = choose_model(name, data, k, grid, seed, refit)
     users, relevant = data.test_target
-    recommended, scoring_seconds = _rank(model, users, k, data.train_valid, data.seq_train_valid)
+    recommended, scoring_seconds = _rank(
+        chosen.model, users, k, data.train_valid, data.seq_train_valid
+    )
     metrics = evaluate_rankings(recommended, relevant, k, train=data.train_valid)
     return {
         "model": name,
         "inputs": declared_inputs(name),
-        "params": params,
-        "tried": len(candidates),
-        f"valid_ndcg@{k}": valid,
+        "params": chosen.params,
+        "tried": chosen.tried,
+        f"valid_ndcg@{k}": chosen.valid,
         **{f"test_{m}": v for m, v in metrics.items()},
-        "epochs": epochs,
-        "train_seconds": round(train_seconds, 2),
+        "epochs": chosen.epochs,
+        "train_seconds": round(chosen.train_seconds, 2),
         "scoring_seconds": round(scoring_seconds, 3),
         "refit": refit,
-        "history": history,
+        "history": chosen.history,
     }
 
 
@@ -214,7 +272,9 @@ def _fit(
 
     model = make_recommender(name, **params)
     callback = progress_callback(model, stage="evaluate", **where)
-    extra = {"callbacks": [callback]} if callback is not None else {}
+    extra: dict[str, Any] = {"callbacks": [callback]} if callback is not None else {}
+    if data.content is not None:
+        extra["content"] = data.content
     start = time.perf_counter()
     model.fit(
         matrix,
@@ -247,18 +307,14 @@ def run_leaderboard(
     refit: bool = False,
     edges: pd.DataFrame | None = None,
     direction: str = "mutual",
+    catalogue: CatalogueContent | None = None,
 ) -> pd.DataFrame:
     """One row per model, best test NDCG first. ``log(row)`` is called after each model.
     ``edges``: the relations between users the social models read (``direction``
-    ``mutual`` or ``follows``); a social model without them is refused before any fit."""
-    needs = [m for m in models if "social" in getattr(MODEL_CLASSES.get(m), "required_inputs", ())]
-    if needs and edges is None:
-        raise DataError(
-            f"{', '.join(needs)} read(s) the relations between users, and none were given; "
-            "expected an edges file or folder; pass --social-path (or set "
-            "ingest.social.path), or leave the model out of --models"
-        )
-    data = prepare(interactions, items, protocol, seed, edges, direction)
+    ``mutual`` or ``follows``); a social model without them is refused before any fit.
+    ``catalogue``: the items' content, given to the models that read it."""
+    check_social(models, edges)
+    data = prepare(interactions, items, protocol, seed, edges, direction, catalogue, models)
     rows = []
     for name in models:
         row = evaluate_model(name, data, k, seed=seed, refit=refit)
@@ -267,6 +323,18 @@ def run_leaderboard(
         rows.append(row)
     frame = pd.DataFrame(rows).drop(columns=["history"])
     return frame.sort_values(f"test_ndcg@{k}", ascending=False, ignore_index=True)
+
+
+def check_social(models: list[str], edges: pd.DataFrame | None) -> None:
+    """A ``DataError`` when one of ``models`` needs the relations between users and
+    there are none."""
+    needs = [m for m in models if "social" in getattr(MODEL_CLASSES.get(m), "required_inputs", ())]
+    if needs and edges is None:
+        raise DataError(
+            f"{', '.join(needs)} read(s) the relations between users, and none were given; "
+            "expected an edges file or folder; pass --social-path (or set "
+            "ingest.social.path), or leave the model out of --models"
+        )
 
 
 def strict_json(value: Any) -> Any:
@@ -327,22 +395,37 @@ def evaluate_source(
     seed: int = 42,
     experiment: str = "recpipe-evaluate",
     refit: bool = False,
+    new_items_share: float = 0.2,
 ) -> tuple[pd.DataFrame, Path, Path]:
     """Load the configured source, run the leaderboard, track each model in MLflow, write files.
 
     ``config`` is a PipelineConfig; results go to ``<workspace>/leaderboards/<protocol>-<time>/``.
+    ``protocol`` "new-items" holds out ``new_items_share`` of the items
+    (tasks/evaluation/new_items.py) and needs a catalogue with content.
     """
     from datetime import UTC, datetime
 
     from tasks import tracking
+    from tasks.evaluation.catalogue import catalogue_from_source
     from tasks.ingest import load_source
     from tasks.storage.workspace import Workspace
 
     ws = Workspace.at(config.workspace)
     today = datetime.now(UTC).date()
-    data = load_source(config.ingest, today, cache_dir=ws.root / "cache" / "movielens")
+    data = load_source(
+        config.ingest, today, cache_dir=ws.root / "cache" / "movielens", content=config.content
+    )
     assert data.interactions is not None  # None only with write_to
     interactions = data.interactions.dropna(subset=["user_id", "item_id", "timestamp"])
+    catalogue = None
+    if protocol == "new-items" or reads_content(models):
+        try:
+            catalogue = catalogue_from_source(
+                data.items, data.content, config.content, config.ingest.source
+            )
+        except DataError:
+            if protocol == "new-items":
+                raise
     client = tracking.client_for(ws)
     experiment_id = tracking.ensure_experiment(client, ws, experiment)
     parent = tracking.start_parent_run(
@@ -377,7 +460,9 @@ def evaluate_source(
         scalars = {
             key: value
             for key, value in row.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            if isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
         }
         tracking.log_metrics(client, run_id, scalars)
         client.set_terminated(run_id)
@@ -387,18 +472,37 @@ def evaluate_source(
         from tasks.sources.edges import read_edges
 
         edges, _ = read_edges(config.ingest.social)
-    frame = run_leaderboard(
-        interactions,
-        data.items,
-        protocol,
-        models,
-        k,
-        seed,
-        log=log,
-        refit=refit,
-        edges=edges,
-        direction=config.ingest.social.direction,
-    )
+    if protocol == "new-items":
+        from flows.bench.new_items import run_new_items_leaderboard
+
+        assert catalogue is not None
+        frame = run_new_items_leaderboard(
+            interactions,
+            data.items,
+            catalogue,
+            models,
+            k,
+            seed,
+            new_items_share,
+            log=log,
+            refit=refit,
+            edges=edges,
+            direction=config.ingest.social.direction,
+        )
+    else:
+        frame = run_leaderboard(
+            interactions,
+            data.items,
+            protocol,
+            models,
+            k,
+            seed,
+            log=log,
+            refit=refit,
+            edges=edges,
+            direction=config.ingest.social.direction,
+            catalogue=catalogue,
+        )
     client.set_terminated(parent)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     csv_path, json_path = write_leaderboard(frame, ws.root / "leaderboards" / f"{protocol}-{stamp}")

@@ -29,7 +29,12 @@ LEADERBOARD_COLUMNS = (
 def evaluate(
     ctx: typer.Context,
     protocol: Annotated[
-        Literal["temporal", "leave-last-out", "random"], typer.Option("--protocol")
+        Literal["temporal", "leave-last-out", "random", "new-items"],
+        typer.Option(
+            "--protocol",
+            help="new-items: hold out a share of the items with all their events and rank "
+            "them by content (needs an item catalogue with content)",
+        ),
     ] = "temporal",
     models: Annotated[
         str, typer.Option("--models", help="comma-separated model names (docs/manual/models.md)")
@@ -43,24 +48,47 @@ def evaluate(
             help="fit each model's chosen setting again on train+valid before the test",
         ),
     ] = False,
+    new_items_share: Annotated[
+        float,
+        typer.Option(
+            "--new-items-share",
+            help="--protocol new-items: the share of items held out (seeded by --seed)",
+        ),
+    ] = 0.2,
     *,
     options: dict[str, Any],
 ) -> None:
     """Train and evaluate models side by side; print and save a leaderboard.
 
     While it runs, each model's settings and epochs are printed to stderr."""
+    if not 0 < new_items_share < 1:
+        raise typer.BadParameter(
+            f"expected a share between 0 and 1 (exclusive), e.g. 0.2; got {new_items_share}",
+            param_hint="--new-items-share",
+        )
     config = load(ctx, options)
     from flows.bench.leaderboard import evaluate_source
     from flows.cli.output import show
 
     with evaluation_progress():
         frame, csv_path, json_path = evaluate_source(
-            config, protocol, split_models(models), k, seed, refit=refit
+            config,
+            protocol,
+            split_models(models),
+            k,
+            seed,
+            refit=refit,
+            new_items_share=new_items_share,
         )
     tuned = "each model tuned on validation" + (", refit on train+valid" if refit else "")
+    ranking = (
+        f"{new_items_share:.0%} of items held out, ranked among themselves"
+        if protocol == "new-items"
+        else "full ranking"
+    )
     show(
         f"leaderboard: source {config.ingest.source}, protocol {protocol}, "
-        f"full ranking, K={k} (test split, {tuned})",
+        f"{ranking}, K={k} (test split, {tuned})",
         leaderboard(frame, k),
         f"written: {csv_path}\n         {json_path}",
         f"MLflow: experiment 'recpipe-evaluate' in {config.workspace / 'mlflow' / 'mlflow.db'}",
@@ -79,10 +107,11 @@ def leaderboard(frame: Any, k: int) -> Any:
             "train_seconds",
             "scoring_seconds",
             "epochs",
+            "note",
         ]
     )
     columns = [c for c in columns if c in frame]
-    headers = [("" if c == "inputs" else ">") + c.removeprefix("test_") for c in columns]
+    headers = [("" if c in ("inputs", "note") else ">") + c.removeprefix("test_") for c in columns]
     out = table("model", *headers)
     for _, row in frame.iterrows():
         out.add_row(str(row["model"]), *(_cell(row[c], c) for c in columns))

@@ -56,7 +56,11 @@ class Split:
         return users, new[users]
 
 
-def _indexed(interactions: pd.DataFrame) -> tuple[IdVocabulary, IdVocabulary, pd.DataFrame]:
+def indexed_events(
+    interactions: pd.DataFrame,
+) -> tuple[IdVocabulary, IdVocabulary, pd.DataFrame]:
+    """Users' and items' vocabularies and the events as dense indices, one per (user,
+    item) pair (the last kept), in time order."""
     user_ids = interactions["user_id"].astype(str)
     item_ids = interactions["item_id"].astype(str)
     users, items = IdVocabulary(user_ids), IdVocabulary(item_ids)
@@ -80,7 +84,7 @@ def split(
     """Split raw interactions (user_id, item_id, timestamp) by ``protocol``."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
-    users, items, frame = _indexed(interactions)
+    users, items, frame = indexed_events(interactions)
     if protocol == "temporal":
         n = len(frame)
         a, b = int(n * ratios[0]), int(n * ratios[1])

@@ -1,0 +1,315 @@
+"""The new-items protocol's leaderboard (``recpipe evaluate --protocol new-items``) and
+its MovieLens benchmark (``python -m flows.bench.new_items ml-100k --path DIR``, also
+``recpipe bench new-items``).
+
+Leaderboard (tasks/evaluation/new_items.py): 20% of the items held out with all their
+events; each model's setting chosen on validation NDCG over the kept items (as every
+leaderboard does), then the held-out items ranked for each user who chose one. A
+content model ranks them with ``score_content``; a model without content cannot tell
+them apart and its row says so, with no figures. A ``random`` row gives the expected
+figures of a seeded random ranking.
+
+Benchmark: that leaderboard on MovieLens with the content models registered, popularity
+and random, beside LightFM (WARP) on the same split and the same encoded content
+(flows/bench/new_items_lightfm.py); then the warm protocol (``random``) for
+``two_tower`` with its content and with ``use_content=false``. One table: NDCG@10, its
+ratio to random and to LightFM, and the run time of each row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flows.bench.leaderboard import (
+    check_social,
+    choose_model,
+    evaluate_model,
+    prepare,
+    prepare_split,
+)
+from models import MODEL_CLASSES, declared_inputs
+from models.content import ContentScoring
+from models.metrics import evaluate_rankings
+from tasks.evaluation.catalogue import CatalogueContent
+from tasks.evaluation.new_items import (
+    NEW_ITEMS_SHARE,
+    RANDOM_SHUFFLES,
+    NewItemsSplit,
+    random_reference,
+    rank_new_items,
+    split_new_items,
+)
+
+METRICS = ("ndcg", "recall", "hit", "mrr")
+LIGHTFM_REFERENCE = "lightfm"  # the row the ratios are taken against
+
+
+def content_models() -> list[str]:
+    """The registered models that rank items from their content alone."""
+    return sorted(name for name, cls in MODEL_CLASSES.items() if issubclass(cls, ContentScoring))
+
+
+def run_new_items_leaderboard(
+    interactions: pd.DataFrame,
+    items: pd.DataFrame | None,
+    catalogue: CatalogueContent,
+    models: list[str],
+    k: int = 10,
+    seed: int = 42,
+    share: float = NEW_ITEMS_SHARE,
+    log: Any = None,
+    refit: bool = False,
+    edges: pd.DataFrame | None = None,
+    direction: str = "mutual",
+    shuffles: int = RANDOM_SHUFFLES,
+    grids: dict[str, list[dict]] | None = None,
+) -> pd.DataFrame:
+    """One row per model and a ``random`` row, best test NDCG first (models without
+    figures last). ``log(row, prepared)`` is called after each model; ``grids``: the
+    settings to try per model (default: flows/bench/grids.py)."""
+    check_social(models, edges)
+    s = split_new_items(interactions, share, seed)
+    data = prepare_split(s.warm, items, edges, direction, catalogue.content(s.item_ids))
+    rows = []
+    for name in models:
+        row = new_items_row(name, s, data, k, seed, refit, (grids or {}).get(name))
+        if log is not None:
+            log(row, data)
+        rows.append(row)
+    rows.append(random_row(s, k, shuffles, seed))
+    return sort_rows(pd.DataFrame(rows).drop(columns=["history"]), k)
+
+
+def new_items_row(
+    name: str,
+    s: NewItemsSplit,
+    data: Any,
+    k: int,
+    seed: int,
+    refit: bool,
+    grid: list[dict] | None = None,
+) -> dict:
+    """``name`` tuned on the kept items' validation, then the held-out items ranked."""
+    chosen = choose_model(name, data, k, grid, seed, refit)
+    users, relevant = s.target()
+    assert data.content is not None
+    start = time.perf_counter()
+    recommended, how = rank_new_items(
+        chosen.model, users, data.train_valid, data.content.rows(slice(s.n_kept, None)), k
+    )
+    scoring_seconds = time.perf_counter() - start
+    if recommended is None:
+        metrics = {f"{m}@{k}": math.nan for m in METRICS} | {"n_users": len(users)}
+        note = how
+    else:
+        metrics = evaluate_rankings(recommended, relevant, k, n_items=len(s.new_items))
+        note = "score_content over the held-out items' content"
+    return {
+        "model": name,
+        "inputs": declared_inputs(name),
+        "note": note,
+        "params": chosen.params,
+        "tried": chosen.tried,
+        f"valid_ndcg@{k}": chosen.valid,
+        **{f"test_{m}": v for m, v in metrics.items()},
+        "epochs": chosen.epochs,
+        "train_seconds": round(chosen.train_seconds, 2),
+        "scoring_seconds": round(scoring_seconds, 3),
+        "refit": refit,
+        "history": chosen.history,
+    }
+
+
+def random_row(s: NewItemsSplit, k: int, shuffles: int, seed: int) -> dict:
+    """The reference row: the expected figures of a seeded random ranking."""
+    start = time.perf_counter()
+    metrics = random_reference(s.target()[1], k, shuffles, seed)
+    return {
+        "model": "random",
+        "inputs": "-",
+        "note": f"reference: a random ranking, the mean of {shuffles} seeded shuffles",
+        "params": {"shuffles": shuffles, "seed": seed},
+        "tried": 0,
+        **{f"test_{m}": v for m, v in metrics.items()},
+        "train_seconds": 0.0,
+        "scoring_seconds": round(time.perf_counter() - start, 3),
+        "refit": False,
+        "history": {},
+    }
+
+
+def sort_rows(frame: pd.DataFrame, k: int) -> pd.DataFrame:
+    return frame.sort_values(
+        f"test_ndcg@{k}", ascending=False, na_position="last", ignore_index=True
+    )
+
+
+# -- the benchmark ---------------------------------------------------------------------
+
+
+def movielens(path: Path, dataset: str) -> tuple[pd.DataFrame, CatalogueContent]:
+    """MovieLens ``dataset`` (ml-100k, ml-1m) from a local folder, with its catalogue's
+    content (title text, genres, year) as ``recpipe evaluate`` detects it."""
+    from tasks.config import ContentConfig, MovieLensConfig
+    from tasks.evaluation.catalogue import catalogue_from_source
+    from tasks.sources.movielens import load_movielens
+
+    source = f"movielens-{dataset.removeprefix('ml-')}"
+    data = load_movielens(source, MovieLensConfig(path=path), path)
+    interactions = data.interactions.dropna(subset=["user_id", "item_id", "timestamp"])
+    return interactions, catalogue_from_source(data.items, None, ContentConfig(), source)
+
+
+def bench(
+    interactions: pd.DataFrame,
+    catalogue: CatalogueContent,
+    k: int = 10,
+    seed: int = 42,
+    share: float = NEW_ITEMS_SHARE,
+    epochs: int | None = None,
+    lightfm_epochs: int = 30,
+    warm: bool = True,
+    out: Any = print,
+) -> pd.DataFrame:
+    """Every row of the benchmark (module docstring): protocol, model, NDCG@k, seconds."""
+    from flows.bench.new_items_lightfm import lightfm_missing, lightfm_row
+
+    short = {"epochs": epochs} if epochs else {}
+    names = content_models()
+    if not names:
+        out("content models: none registered here (no ContentScoring model in MODEL_CLASSES)")
+    grids = {name: [short] for name in names}
+    rows = []
+    start = time.perf_counter()
+    frame = run_new_items_leaderboard(
+        interactions,
+        catalogue.items,
+        catalogue,
+        [*names, "popularity"],
+        k,
+        seed,
+        share,
+        grids=grids,
+        log=lambda row, data: out(f"  new-items {row['model']}: ndcg@{k} {_fmt(row, k)}"),
+    )
+    out(f"new-items leaderboard: {time.perf_counter() - start:.1f} s")
+    for row in frame.to_dict("records"):
+        rows.append({"protocol": "new-items", **row})
+    missing = lightfm_missing()
+    if missing:
+        out(missing)
+    else:
+        s = split_new_items(interactions, share, seed)
+        content = catalogue.content(s.item_ids)
+        for identity in (False, True):
+            row = lightfm_row(s, content, k, seed, lightfm_epochs, identity)
+            out(f"  new-items {row['model']}: ndcg@{k} {_fmt(row, k)}")
+            rows.append({"protocol": "new-items", **row})
+    if warm:
+        rows += warm_rows(interactions, catalogue, k, seed, short, out)
+    return pd.DataFrame(rows)
+
+
+def warm_rows(
+    interactions: pd.DataFrame,
+    catalogue: CatalogueContent,
+    k: int,
+    seed: int,
+    short: dict,
+    out: Any,
+) -> list[dict]:
+    """two_tower under the ``random`` protocol with its content and without."""
+    fields = MODEL_CLASSES["two_tower"].settings_class.model_fields
+    if "use_content" not in fields:
+        out("warm: two_tower has no use_content setting here; its comparison is skipped")
+        return []
+    data = prepare(
+        interactions, catalogue.items, "random", seed, catalogue=catalogue, models=["two_tower"]
+    )
+    rows = []
+    for use_content in (True, False):
+        row = evaluate_model("two_tower", data, k, [{**short, "use_content": use_content}], seed)
+        row["model"] = f"two_tower (use_content={str(use_content).lower()})"
+        out(f"  warm {row['model']}: ndcg@{k} {_fmt(row, k)}")
+        rows.append({"protocol": "random (warm)", **row})
+    return rows
+
+
+def _fmt(row: dict, k: int) -> str:
+    value = row.get(f"test_ndcg@{k}")
+    return "-" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def report(frame: pd.DataFrame, k: int = 10) -> str:
+    """The benchmark's table: NDCG@k, its ratio to random and to LightFM (within the
+    protocol), and each row's fit and scoring seconds."""
+    column = f"test_ndcg@{k}"
+    lines = [
+        f"{'protocol':<14} {'model':<34} {'inputs':<10} {'ndcg@' + str(k):>8} "
+        f"{'x random':>9} {'x lightfm':>10} {'seconds':>8}  note"
+    ]
+    for protocol, group in frame.groupby("protocol", sort=False):
+        by_model = dict(zip(group["model"], group[column], strict=True))
+        for row in group.to_dict("records"):
+            value = row[column]
+            seconds = float(row.get("train_seconds") or 0) + float(row.get("scoring_seconds") or 0)
+            lines.append(
+                f"{protocol:<14} {row['model']:<34} {row.get('inputs', '-')!s:<10} "
+                f"{_number(value):>8} {_ratio(value, by_model.get('random')):>9} "
+                f"{_ratio(value, by_model.get(LIGHTFM_REFERENCE)):>10} {seconds:>8.1f}  "
+                f"{row.get('note') or ''}"
+            )
+    return "\n".join(lines)
+
+
+def _number(value: Any) -> str:
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else (f"{value:.4f}")
+    )
+
+
+def _ratio(value: Any, reference: Any) -> str:
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (value, reference)):
+        return "-"
+    return f"{value / reference:.2f}x" if reference else "-"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.bench.new_items", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("dataset", choices=["ml-100k", "ml-1m"])
+    parser.add_argument("--path", type=Path, required=True, help="the MovieLens folder")
+    parser.add_argument("--share", type=float, default=NEW_ITEMS_SHARE)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--epochs", type=int, default=None, help="Keras models' epochs")
+    parser.add_argument("--lightfm-epochs", type=int, default=30)
+    parser.add_argument("--no-warm", action="store_true", help="skip the warm comparison")
+    args = parser.parse_args(argv)
+    interactions, catalogue = movielens(args.path, args.dataset)
+    started = time.perf_counter()
+    frame = bench(
+        interactions,
+        catalogue,
+        args.k,
+        args.seed,
+        args.share,
+        args.epochs,
+        args.lightfm_epochs,
+        warm=not args.no_warm,
+    )
+    print(report(frame, args.k))
+    print(f"total: {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

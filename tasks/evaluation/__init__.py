@@ -1,0 +1,1 @@
+"""Evaluation protocols beyond the time and user splits of tasks/data/splits.py."""
