@@ -86,7 +86,8 @@ def split_new_items(
 ) -> NewItemsSplit:
     """Hold out ``share`` of the distinct items (chosen with ``seed``, at least one, never
     all) with all their events; the rest split per user at random (``seed``) into train
-    and ``valid_share`` validation. Users with no kept-item event are left out: there is
+    and ``valid_share`` validation (at least one event of each user with 3 or more, none
+of a user with fewer). Users with no kept-item event are left out: there is
     nothing to rank new items for them from."""
     if not 0 < share < 1:
         raise ValueError(f"new-items share must be between 0 and 1 (exclusive), got {share}")
@@ -103,10 +104,10 @@ def split_new_items(
     users, items, frame = indexed_events(interactions[~is_new])
     rng = np.random.default_rng(seed)
     shuffled = frame.assign(_key=rng.random(len(frame))).sort_values(["user_idx", "_key"])
-    share_of_user = shuffled.groupby("user_idx").cumcount() / shuffled.groupby("user_idx")[
-        "item_idx"
-    ].transform("size")
-    in_valid = share_of_user >= 1 - valid_share
+    rank = shuffled.groupby("user_idx").cumcount()
+    size = shuffled.groupby("user_idx")["item_idx"].transform("size")
+    n_valid = np.where(size >= 3, np.maximum(1, np.round(size * valid_share)), 0)
+    in_valid = rank >= size - n_valid
     train, valid = (
         shuffled[mask].drop(columns="_key").sort_values("timestamp", kind="stable")
         for mask in (~in_valid, in_valid)
