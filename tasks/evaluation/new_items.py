@@ -85,10 +85,10 @@ def split_new_items(
     valid_share: float = VALID_SHARE,
 ) -> NewItemsSplit:
     """Hold out ``share`` of the distinct items (chosen with ``seed``, at least one, never
-    all) with all their events; the rest split per user at random (``seed``) into train
-    and ``valid_share`` validation (at least one event of each user with 3 or more, none
-of a user with fewer). Users with no kept-item event are left out: there is
-    nothing to rank new items for them from."""
+        all) with all their events; the rest split per user at random (``seed``) into train
+        and ``valid_share`` validation (at least one event of each user with 3 or more, none
+    of a user with fewer). Users with no kept-item event are left out: there is
+        nothing to rank new items for them from."""
     if not 0 < share < 1:
         raise ValueError(f"new-items share must be between 0 and 1 (exclusive), got {share}")
     item_ids = np.array(sorted(interactions["item_id"].astype(str).unique()), dtype=object)

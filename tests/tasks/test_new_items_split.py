@@ -125,7 +125,7 @@ def test_random_reference_matches_its_expectation() -> None:
 
 
 def test_a_catalogue_without_content_is_refused_with_what_to_do() -> None:
-    with pytest.raises(DataError, match="no item catalogue.*--items-path"):
+    with pytest.raises(DataError, match=r"no item catalogue.*--items-path"):
         catalogue_from_source(None, None, ContentConfig(), "files")
     bare = pd.DataFrame({"item_id": ["a", "b"]})
     with pytest.raises(DataError, match=r"no content columns \(found \[\]\).*\[content\]"):

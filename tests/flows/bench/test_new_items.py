@@ -120,10 +120,8 @@ def test_a_source_without_content_is_refused_with_what_to_do(tmp_path, capsys) -
     assert "no item catalogue" in err and "--items-path" in err
     items = tmp_path / "items.csv"
     pd.DataFrame({"item_id": sorted(set(events()["item_id"]))}).to_csv(items, index=False)
-    code = main(
-        [*base, "--source", "files", "--path", str(data), "--items-path", str(items)]
-        + ["--models", "popularity"]
-    )
+    source = ["--source", "files", "--path", str(data), "--items-path", str(items)]
+    code = main([*base, *source, "--models", "popularity"])
     assert code == 2
     err = capsys.readouterr().err
     assert "no content columns" in err and "[content]" in err
