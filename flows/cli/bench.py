@@ -1,5 +1,5 @@
 """``recpipe bench scoring | growth | rerun | publish-faults | refresh | ann |
-ease-forms | social``: benchmarks that print their figures (flows/bench/)."""
+ease-forms | social | new-items``: benchmarks that print their figures (flows/bench/)."""
 
 from __future__ import annotations
 
@@ -391,3 +391,30 @@ def social(
     )
     print()
     print(report(rows))
+
+
+@app.command("new-items")
+def new_items(
+    dataset: Annotated[Literal["ml-100k", "ml-1m"], typer.Argument(help="a MovieLens release")],
+    path: Annotated[Path, typer.Option("--path", help="the MovieLens folder (or .zip)")],
+    share: Annotated[float, typer.Option("--share", help="the share of items held out")] = 0.2,
+    k: Annotated[int, typer.Option("--k")] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="split and model seed")] = 42,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="the Keras models' epochs (default: theirs)")
+    ] = None,
+    lightfm_epochs: Annotated[int, typer.Option("--lightfm-epochs")] = 30,
+    warm: Annotated[
+        bool, typer.Option("--warm/--no-warm", help="also two_tower with and without content")
+    ] = True,
+) -> None:
+    """New items ranked by content (20% of the items held out with all their events): the
+    content models, LightFM WARP on the same features, popularity and random; then
+    two_tower with and without content on the warm protocol. NDCG@K and ratios."""
+    argv = [dataset, "--path", str(path), "--share", str(share), "--k", str(k)]
+    argv += ["--seed", str(seed), "--lightfm-epochs", str(lightfm_epochs)]
+    argv += ["--epochs", str(epochs)] if epochs else []
+    argv += [] if warm else ["--no-warm"]
+    from flows.bench.new_items import main
+
+    main(argv)
