@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from flows.bench.grids import GRIDS
 from flows.bench.leaderboard import (
     check_social,
     choose_model,
@@ -184,7 +185,7 @@ def bench(
     names = content_models()
     if not names:
         out("content models: none registered here (no ContentScoring model in MODEL_CLASSES)")
-    grids = {name: [short] for name in names}
+    grids = {name: [{**GRIDS.get(name, [{}])[0], **short}] for name in names}
     rows = []
     start = time.perf_counter()
     frame = run_new_items_leaderboard(

@@ -144,7 +144,13 @@ def rank_new_items(
         blocks = []
         for start in range(0, len(users), SCORE_BLOCK):
             block = users[start : start + SCORE_BLOCK]
-            scores = np.asarray(model.score_content(block, history, content), dtype=np.float32)
+            try:
+                scores = model.score_content(block, history, content)
+            except NotImplementedError as exc:
+                return None, f"no content scoring: {exc}"
+            except ValueError as exc:  # e.g. a two_tower fitted with use_content false
+                return None, f"cannot score from content: {exc}"
+            scores = np.asarray(scores, dtype=np.float32)
             if scores.shape != (len(block), len(content)):
                 raise ValueError(
                     f"{type(model).__name__}.score_content gave scores of shape {scores.shape}; "
