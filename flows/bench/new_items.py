@@ -233,9 +233,10 @@ def warm_rows(
     data = prepare(
         interactions, catalogue.items, "random", seed, catalogue=catalogue, models=["two_tower"]
     )
+    base = {**GRIDS["two_tower"][0], **short}
     rows = []
     for use_content in (True, False):
-        row = evaluate_model("two_tower", data, k, [{**short, "use_content": use_content}], seed)
+        row = evaluate_model("two_tower", data, k, [{**base, "use_content": use_content}], seed)
         row["model"] = f"two_tower (use_content={str(use_content).lower()})"
         out(f"  warm {row['model']}: ndcg@{k} {_fmt(row, k)}")
         rows.append({"protocol": "random (warm)", **row})
