@@ -127,3 +127,14 @@ def test_a_source_without_content_is_refused_with_what_to_do(tmp_path, capsys) -
     assert "no content columns" in err and "[content]" in err
     assert main([*base, "--new-items-share", "1.5"]) == 2
     assert "--new-items-share" in capsys.readouterr().err
+
+
+def test_without_lightfm_the_benchmark_says_how_to_install_it(monkeypatch) -> None:
+    import sys
+
+    from flows.bench.new_items_lightfm import INSTALL, lightfm_missing
+
+    monkeypatch.setitem(sys.modules, "lightfm", None)  # import lightfm raises ImportError
+    line = lightfm_missing()
+    assert line is not None and line.startswith("lightfm: not installed")
+    assert INSTALL in line
