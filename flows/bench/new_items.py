@@ -265,9 +265,21 @@ def report(frame: pd.DataFrame, k: int = 10) -> str:
                 f"{protocol:<14} {row['model']:<34} {row.get('inputs', '-')!s:<10} "
                 f"{_number(value):>8} {_ratio(value, by_model.get('random')):>9} "
                 f"{_ratio(value, by_model.get(LIGHTFM_REFERENCE)):>10} {seconds:>8.1f}  "
-                f"{row.get('note') or ''}"
+                f"{_note(row.get('note'))}"
             )
+    warm = dict(zip(frame["model"], frame[column], strict=True))
+    with_content = warm.get("two_tower (use_content=true)")
+    without = warm.get("two_tower (use_content=false)")
+    if with_content is not None and without:
+        lines.append(
+            f"warm: two_tower with content / without = {with_content / without:.3f} "
+            f"({with_content / without - 1:+.1%} NDCG@{k})"
+        )
     return "\n".join(lines)
+
+
+def _note(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _number(value: Any) -> str:
