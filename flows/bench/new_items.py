@@ -174,7 +174,7 @@ def bench(
     seed: int = 42,
     share: float = NEW_ITEMS_SHARE,
     epochs: int | None = None,
-    lightfm_epochs: int = 30,
+    lightfm_epochs: int = 100,
     warm: bool = True,
     out: Any = print,
 ) -> pd.DataFrame:
@@ -253,8 +253,8 @@ def report(frame: pd.DataFrame, k: int = 10) -> str:
     protocol), and each row's fit and scoring seconds."""
     column = f"test_ndcg@{k}"
     lines = [
-        f"{'protocol':<14} {'model':<34} {'inputs':<10} {'ndcg@' + str(k):>8} "
-        f"{'x random':>9} {'x lightfm':>10} {'seconds':>8}  note"
+        f"{'protocol':<14} {'model':<30} {'inputs':<15} {'ndcg@' + str(k):>8} "
+        f"{'x random':>9} {'x lightfm':>10} {'epochs':>6} {'seconds':>8}  note"
     ]
     for protocol, group in frame.groupby("protocol", sort=False):
         by_model = dict(zip(group["model"], group[column], strict=True))
@@ -262,9 +262,10 @@ def report(frame: pd.DataFrame, k: int = 10) -> str:
             value = row[column]
             seconds = float(row.get("train_seconds") or 0) + float(row.get("scoring_seconds") or 0)
             lines.append(
-                f"{protocol:<14} {row['model']:<34} {row.get('inputs', '-')!s:<10} "
+                f"{protocol:<14} {row['model']:<30} {row.get('inputs', '-')!s:<15} "
                 f"{_number(value):>8} {_ratio(value, by_model.get('random')):>9} "
-                f"{_ratio(value, by_model.get(LIGHTFM_REFERENCE)):>10} {seconds:>8.1f}  "
+                f"{_ratio(value, by_model.get(LIGHTFM_REFERENCE)):>10} "
+                f"{_epochs(row.get('epochs')):>6} {seconds:>8.1f}  "
                 f"{_note(row.get('note'))}"
             )
     warm = dict(zip(frame["model"], frame[column], strict=True))
@@ -276,6 +277,12 @@ def report(frame: pd.DataFrame, k: int = 10) -> str:
             f"({with_content / without - 1:+.1%} NDCG@{k})"
         )
     return "\n".join(lines)
+
+
+def _epochs(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return str(int(value))
 
 
 def _note(value: Any) -> str:
@@ -306,7 +313,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--epochs", type=int, default=None, help="Keras models' epochs")
-    parser.add_argument("--lightfm-epochs", type=int, default=30)
+    parser.add_argument(
+        "--lightfm-epochs", type=int, default=100, help="at most; chosen on validation"
+    )
     parser.add_argument("--no-warm", action="store_true", help="skip the warm comparison")
     args = parser.parse_args(argv)
     interactions, catalogue = movielens(args.path, args.dataset)

@@ -16,8 +16,9 @@ content model is given:
 
 each row then divided by the sum of its absolute values (as ``lightfm.data.Dataset``
 normalises item features). Users get LightFM's identity features. The model is fitted on
-the split's training events (kept items) for a fixed number of epochs, not tuned, and
-scores each evaluated user against the held-out rows of the feature matrix.
+the split's training events (kept items), its epochs chosen on the kept items'
+validation NDCG (as the Keras models stop early), and scores each evaluated user
+against the held-out rows of the feature matrix.
 """
 
 from __future__ import annotations
@@ -84,30 +85,40 @@ def lightfm_row(
     content: ItemContent,
     k: int,
     seed: int,
-    epochs: int = 30,
+    epochs: int = 100,
     identity: bool = False,
     components: int = 64,
     threads: int = 1,
+    every: int = 5,
 ) -> dict[str, Any]:
     """LightFM WARP fitted on the split's training events with the items' features
     (and their ids, with ``identity``), scored on the held-out items: a leaderboard row.
-    One thread by default: LightFM's threads update the model without locks, so only one
-    thread gives the same figures for the same seed."""
-    from lightfm import LightFM
 
+    Its epochs are chosen as the Keras models' are: validation NDCG@k on the kept items
+    every ``every`` epochs up to ``epochs``, the best count kept (the model fitted again
+    from scratch for it). One thread by default: LightFM's threads update the model
+    without locks, so only one thread gives the same figures for the same seed."""
     features = item_features(content, s.n_kept, identity)
-    train = s.warm.matrix("train").tocoo()
-    model = LightFM(no_components=components, loss="warp", random_state=seed)
+    kept = features[: s.n_kept]
+    train = s.warm.matrix("train")
+    valid_users, valid_relevant = s.warm.target("valid", ("train",))
     start = time.perf_counter()
-    model.fit(train, item_features=features[: s.n_kept], epochs=epochs, num_threads=threads)
+    model = _lightfm(components, seed)
+    best, best_epochs, curve = -1.0, every, []
+    for done in range(every, epochs + 1, every):
+        model.fit_partial(train.tocoo(), item_features=kept, epochs=every, num_threads=threads)
+        recommended = _top(model, valid_users, kept, k, exclude=train[valid_users])
+        valid = evaluate_rankings(recommended, valid_relevant, k)[f"ndcg@{k}"]
+        curve.append(valid)
+        if valid > best:
+            best, best_epochs = valid, done
+    if best_epochs != len(curve) * every:
+        model = _lightfm(components, seed)
+        model.fit(train.tocoo(), item_features=kept, epochs=best_epochs, num_threads=threads)
     train_seconds = time.perf_counter() - start
     users, relevant = s.target()
     start = time.perf_counter()
-    new = features[s.n_kept :]
-    biases, vectors = model.get_item_representations(new)
-    user_biases, user_vectors = model.get_user_representations()
-    scores = user_vectors[users] @ vectors.T + biases[None, :] + user_biases[users, None]
-    recommended, _ = top_k(scores.astype(np.float32), k, overwrite=True)
+    recommended = _top(model, users, features[s.n_kept :], k)
     metrics = evaluate_rankings(recommended, relevant, k, n_items=len(s.new_items))
     name = "lightfm+ids" if identity else "lightfm"
     return {
@@ -115,9 +126,26 @@ def lightfm_row(
         "inputs": "content",
         "note": "WARP on content features"
         + (" and kept items' ids (none for new items)" if identity else " only"),
-        "params": {"loss": "warp", "no_components": components, "epochs": epochs},
+        "params": {"loss": "warp", "no_components": components, "epochs": best_epochs},
+        f"valid_ndcg@{k}": best,
         **{f"test_{m}": v for m, v in metrics.items()},
-        "epochs": epochs,
+        "epochs": best_epochs,
         "train_seconds": round(train_seconds, 2),
         "scoring_seconds": round(time.perf_counter() - start, 3),
     }
+
+
+def _lightfm(components: int, seed: int) -> Any:
+    from lightfm import LightFM
+
+    return LightFM(no_components=components, loss="warp", random_state=seed)
+
+
+def _top(
+    model: Any, users: np.ndarray, features: sp.csr_matrix, k: int, exclude: Any = None
+) -> np.ndarray:
+    """The top-k rows of ``features`` for each of ``users`` by the model's scores."""
+    biases, vectors = model.get_item_representations(features)
+    _, user_vectors = model.get_user_representations()
+    scores = (user_vectors[users] @ vectors.T + biases[None, :]).astype(np.float32)
+    return top_k(scores, k, exclude=exclude, overwrite=True)[0]

@@ -403,7 +403,9 @@ def new_items(
     epochs: Annotated[
         int | None, typer.Option("--epochs", help="the Keras models' epochs (default: theirs)")
     ] = None,
-    lightfm_epochs: Annotated[int, typer.Option("--lightfm-epochs")] = 30,
+    lightfm_epochs: Annotated[
+        int, typer.Option("--lightfm-epochs", help="LightFM's epochs at most (chosen on valid)")
+    ] = 100,
     warm: Annotated[
         bool, typer.Option("--warm/--no-warm", help="also two_tower with and without content")
     ] = True,
