@@ -140,6 +140,8 @@ def rank_new_items(
     items' content) and how they were ranked: ``"content"`` for a
     :class:`ContentScoring` model (``score_content``, ``history`` as in ``score``:
     users x kept items, rows indexed by user); None and why for any other model."""
+    if isinstance(model, ContentScoring) and not model.reads_content():
+        return None, "no content: fitted without content to read (use_content false?)"
     if isinstance(model, ContentScoring):
         blocks = []
         for start in range(0, len(users), SCORE_BLOCK):
