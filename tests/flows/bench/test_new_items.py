@@ -138,3 +138,14 @@ def test_without_lightfm_the_benchmark_says_how_to_install_it(monkeypatch) -> No
     line = lightfm_missing()
     assert line is not None and line.startswith("lightfm: not installed")
     assert INSTALL in line
+
+
+def test_the_warm_protocols_give_the_catalogue_content_to_models_that_read_it(
+    genre_match,
+) -> None:
+    from flows.bench.leaderboard import run_leaderboard
+
+    frame = run_leaderboard(events(), None, "random", [genre_match], k=3, catalogue=catalogue())
+    assert frame.loc[0, "test_ndcg@3"] == pytest.approx(1.0)  # every unseen item of its genre
+    with pytest.raises(ValueError, match="needs content"):
+        run_leaderboard(events(), None, "random", [genre_match], k=3)
