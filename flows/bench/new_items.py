@@ -26,14 +26,14 @@ from typing import Any
 
 import pandas as pd
 
-from flows.bench.grids import GRIDS
-from flows.bench.leaderboard import (
+from flows.bench.fitting import (
     check_social,
     choose_model,
     evaluate_model,
     prepare,
     prepare_split,
 )
+from flows.bench.grids import GRIDS
 from models import MODEL_CLASSES, declared_inputs
 from models.content import ContentScoring
 from models.metrics import evaluate_rankings
