@@ -72,8 +72,8 @@ def run_new_items_leaderboard(
     grids: dict[str, list[dict]] | None = None,
 ) -> pd.DataFrame:
     """One row per model and a ``random`` row, best test NDCG first (models without
-    figures last). ``log(row, prepared)`` is called after each model; ``grids``: the
-    settings to try per model (default: flows/bench/grids.py)."""
+    figures last). ``log(row, prepared)`` is called after each model and the random row;
+    ``grids``: the settings to try per model (default: flows/bench/grids.py)."""
     check_social(models, edges)
     s = split_new_items(interactions, share, seed)
     data = prepare_split(s.warm, items, edges, direction, catalogue.content(s.item_ids))
@@ -83,7 +83,10 @@ def run_new_items_leaderboard(
         if log is not None:
             log(row, data)
         rows.append(row)
-    rows.append(random_row(s, k, shuffles, seed))
+    reference = random_row(s, k, shuffles, seed)
+    if log is not None:
+        log(reference, data)
+    rows.append(reference)
     return sort_rows(pd.DataFrame(rows).drop(columns=["history"]), k)
 
 

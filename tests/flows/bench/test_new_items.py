@@ -68,7 +68,7 @@ def test_a_content_model_with_a_known_answer_ranks_new_items_perfectly(genre_mat
         log=lambda row, data: logged.append(row["model"]),
     )
     rows = frame.set_index("model")
-    assert logged == [genre_match, "popularity", "item_knn"]
+    assert logged == [genre_match, "popularity", "item_knn", "random"]
     assert list(frame["model"][:2]) == [genre_match, "random"]  # figures first, best first
     assert rows.loc[genre_match, "test_ndcg@3"] == pytest.approx(1.0)
     assert rows.loc[genre_match, "test_hit@3"] == pytest.approx(1.0)
