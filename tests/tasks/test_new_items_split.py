@@ -130,3 +130,24 @@ def test_a_catalogue_without_content_is_refused_with_what_to_do() -> None:
     bare = pd.DataFrame({"item_id": ["a", "b"]})
     with pytest.raises(DataError, match=r"no content columns \(found \[\]\).*\[content\]"):
         catalogue_from_source(bare, None, ContentConfig(), "files")
+
+
+def test_a_catalogue_file_s_images_are_read_against_its_folder(tmp_path, monkeypatch) -> None:
+    from PIL import Image
+
+    from tasks.config import FilesConfig
+    from tasks.sources.files import read_catalog_content
+
+    (tmp_path / "img").mkdir()
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(tmp_path / "img" / "a.png")
+    path = tmp_path / "items.csv"
+    path.write_text("item_id,poster,genre\na,img/a.png,x\nb,,y\n")
+    monkeypatch.chdir(tmp_path / "img")  # relative paths are the file's, not the cwd's
+    config = ContentConfig(detect=False, image=["poster"], category=["genre"], image_size=4)
+    items, schema = read_catalog_content(path, FilesConfig(), config)
+    content = catalogue_from_source(items, schema, config, "files").content(["b", "a"])
+    assert content.kinds == {"poster": "image", "genre": "category"}
+    assert content.masks["poster"].tolist() == [False, True]
+    assert content.values["poster"].shape == (2, 4, 4, 3)
+    assert (content.values["poster"][1] == [200, 10, 10]).all()
+    assert (content.values["poster"][0] == 0).all()
