@@ -41,7 +41,6 @@ ranked (scored exactly) instead of every item; below that width scoring is dense
 
 from __future__ import annotations
 
-from itertools import pairwise
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -51,12 +50,8 @@ from pydantic import Field
 
 from models.ann import (
     ANN_MIN_ITEMS,
-    ESTIMATE_WIDTH,
     AnnMinItems,
     IndexedScoring,
-    candidate_bytes,
-    index_bytes,
-    uses_index,
 )
 from models.base import ModelSettings
 from models.content import ContentScoring, ItemContent
@@ -70,24 +65,17 @@ from models.content_encoders import (
     select_content,
 )
 from models.keras_base import (
-    SCORE_COPIES,
     BatchSize,
     Dropout,
     Epochs,
     KerasRecommender,
     KerasTrainingSettings,
     SeededInitializers,
-    dense_params,
-    keras_memory,
     shuffled_batches,
 )
 from models.memory import (
-    FLOAT32,
-    INDEX,
     DataShape,
     MemoryEstimate,
-    dense_bytes,
-    score_users,
 )
 
 
@@ -187,78 +175,11 @@ class TwoTower(IndexedScoring, ContentScoring, KerasRecommender):
         With the index (at least ``ann_min_items`` items) scoring holds the graph of the
         item vectors and a block's candidates instead of a block's dense scores; the user
         tower still reads each block's items-wide histories."""
+        from models.two_tower_memory import tower_memory
+
         p = cls.settings(**params).model_dump()
         content = content or cls.assumed_content
-        items, dim, hidden = shape.items, p["embedding_dim"], list(p["hidden_dims"])
-
-        def mlp(n_in: int) -> int:
-            sizes = [n_in, *hidden, dim]
-            return sum(dense_params(a, b) for a, b in pairwise(sizes))
-
-        ids = items * dim if cls.uses_ids else 0
-        tower_in = (dim if cls.uses_ids else 0) + (p["content_dim"] if content else 0)
-        n_params = dense_params(items, dim) + mlp(dim) + ids + mlp(tower_in)
-        item_vectors = items * (2 * dim + sum(hidden)) * FLOAT32 * 2
-        data = {
-            "binary CSR copies of the training matrix, 2 x CSR": 2 * shape.csr_bytes(),
-            "training pairs and their COO, 24 x interactions": (
-                shape.interactions * (3 * INDEX + 8 + INDEX)
-            ),
-            "item tower outputs over every item, 8 x items x (2 dim + hidden)": item_vectors,
-        }
-        content_score: dict[str, int] = {}
-        if content:
-            n_params += content.encoder_params(p["content_dim"])
-            towers = 2 if p["loss"] == "bpr" else 1  # BPR encodes the negatives too
-            kept = items * content.row_bytes()
-            data["content rows kept, items x bytes per item"] = kept
-            data["content encoder activations of a batch and their gradients"] = (
-                towers * content.batch_activation_bytes(p["batch_size"], p["content_dim"])
-            )
-            content_score = {
-                "content rows kept, items x bytes per item": kept,
-                "content encoder activations of a block of items": (
-                    content.batch_activation_bytes(p["score_batch_size"], p["content_dim"]) // 2
-                ),
-            }
-        estimate = keras_memory(
-            cls.name,
-            shape,
-            p,
-            n_params,
-            batch_cells=p["batch_size"] * items,
-            activation_copies=cls.ACTIVATIONS,
-            data=data,
-        )
-        if content_score:
-            score_bytes = estimate.score_bytes + sum(content_score.values())
-            dominant = estimate.dominant
-            if score_bytes > estimate.train_bytes:
-                part = max(content_score, key=lambda key: content_score[key])
-                dominant = f"{cls.name} (scoring): {part}"
-            estimate = MemoryEstimate(estimate.train_bytes, score_bytes, dominant)
-        if not uses_index(items, p["ann_min_items"]):
-            return estimate
-        graph = index_bytes(items, dim)
-        step = min(score_users(items), p["score_batch_size"])
-        score = {
-            **content_score,
-            "weights, 4 x parameters": n_params * FLOAT32,
-            "network outputs of a block, 3 x 4 x score_batch_size x items": SCORE_COPIES
-            * dense_bytes(step, items),
-            f"HNSW graph of the item vectors, {graph // items} x items": graph,
-            "indexed item vectors, 4 x items x dim": items * dim * FLOAT32,
-            f"a block's candidates and their vectors, block users x {ESTIMATE_WIDTH} x "
-            f"(16 + 4 x {dim})": candidate_bytes(dim),
-        }
-        score_bytes = sum(score.values())
-        if score_bytes > estimate.train_bytes:
-            dominant = f"{cls.name} (scoring): {max(score, key=lambda key: score[key])}"
-        elif estimate.dominant.startswith(f"{cls.name} (training)"):
-            dominant = estimate.dominant
-        else:
-            dominant = f"{cls.name} (training): weights, optimizer state and training batches"
-        return MemoryEstimate(estimate.train_bytes, score_bytes, dominant)
+        return tower_memory(cls.name, cls.uses_ids, cls.ACTIVATIONS, shape, p, content)
 
     # -- network -----------------------------------------------------------------
     def _mlp(self, x: Any, prefix: str, init: SeededInitializers) -> Any:
