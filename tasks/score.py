@@ -217,7 +217,7 @@ def _new_items(
     if slots == 0 or content_path is None or not content_path.exists():
         return None
     chosen = _content_model(
-        new_items.content_candidates(champion, candidates, f"ndcg_at_{config.k}"),
+        new_items.content_candidates(champion, candidates),
         workspace_root,
         registered_name,
     )

@@ -56,16 +56,22 @@ def slots(k: int, share: float) -> int:
 
 
 def content_candidates(
-    champion: dict[str, str], candidates: list[dict[str, Any]], metric: str
+    champion: dict[str, str], candidates: list[dict[str, Any]]
 ) -> list[dict[str, str]]:
     """The models that may score new items, in order: ``champion`` (name, version, run_id)
     when its class reads content, then the content-aware candidates (name, version,
-    run_id, metrics), best on ``metric`` first."""
+    run_id, metrics), best hold-out NDCG first."""
     out = [champion] if is_content_model(champion["name"]) else []
     aware = [c for c in candidates if is_content_model(c["name"])]
-    aware.sort(key=lambda c: -c.get("metrics", {}).get(metric, float("-inf")))
+    aware.sort(key=lambda c: -_ndcg(c.get("metrics", {})))
     out += [{key: str(c[key]) for key in ("name", "version", "run_id")} for c in aware]
     return [c for n, c in enumerate(out) if c["version"] not in {o["version"] for o in out[:n]}]
+
+
+def _ndcg(metrics: dict[str, float]) -> float:
+    """The hold-out NDCG@K among a model's metrics (``ndcg@10``), -inf without one."""
+    found = [v for key, v in metrics.items() if key.startswith("ndcg@")]
+    return float(found[0]) if found else float("-inf")
 
 
 def new_item_ids(

@@ -121,18 +121,18 @@ def test_slots_and_the_model_chosen() -> None:
     assert [slots(10, s) for s in (0.0, 0.01, 0.2, 0.99)] == [0, 1, 2, 10]
     champion = {"name": "ease", "version": "4", "run_id": "r4"}
     candidates = [
-        {"name": "popularity", "version": "5", "run_id": "r5", "metrics": {"ndcg_at_10": 0.9}},
-        {"name": "ease", "version": "6", "run_id": "r6", "metrics": {"ndcg_at_10": 0.5}},
+        {"name": "popularity", "version": "5", "run_id": "r5", "metrics": {"ndcg@10": 0.9}},
+        {"name": "ease", "version": "6", "run_id": "r6", "metrics": {"ndcg@10": 0.5}},
     ]
-    assert content_candidates(champion, candidates, "ndcg_at_10") == []  # none reads content
+    assert content_candidates(champion, candidates) == []  # none reads content
     candidates += [
-        {"name": "hybrid_tower", "version": "7", "run_id": "r7", "metrics": {"ndcg_at_10": 0.4}},
-        {"name": "content_tower", "version": "8", "run_id": "r8", "metrics": {"ndcg_at_10": 0.6}},
+        {"name": "hybrid_tower", "version": "7", "run_id": "r7", "metrics": {"ndcg@10": 0.4}},
+        {"name": "content_tower", "version": "8", "run_id": "r8", "metrics": {"ndcg@10": 0.6}},
     ]
-    order = content_candidates(champion, candidates, "ndcg_at_10")
+    order = content_candidates(champion, candidates)
     assert [c["version"] for c in order] == ["8", "7"]  # the better first
     champion = {"name": "hybrid_tower", "version": "7", "run_id": "r7"}
-    order = content_candidates(champion, candidates, "ndcg_at_10")
+    order = content_candidates(champion, candidates)
     assert [c["version"] for c in order] == ["7", "8"]  # the champion first, once
 
 
