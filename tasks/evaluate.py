@@ -265,6 +265,61 @@ def evaluate_per_user(
     return metrics, per_user
 
 
+def new_items_figures(
+    model: BaseRecommender,
+    users: IdVocabulary,
+    items: IdVocabulary,
+    holdout: Holdout,
+    features_dir: str | Path,
+    k: int,
+) -> dict[str, float]:
+    """The new-items protocol on the night's own hold-out, for a model that scores items
+    from their content: the hold-out items with no training event at all (released or
+    first chosen in the hold-out period) ranked among themselves, from their content
+    (``score_content``), for the evaluated users who chose one; beside a random ranking of
+    the same items. Keys ``new_items_<metric>@k``, ``new_items_random_ndcg@k``,
+    ``new_items_users`` and ``new_items_items``; none for another model, without content
+    features or without such items."""
+    from models.content import ContentScoring
+    from tasks.data.content_features import item_content
+    from tasks.data.snapshot import table_parts
+    from tasks.evaluation.new_items import random_reference, rank_new_items
+
+    if not isinstance(model, ContentScoring) or not model.reads_content():
+        return {}
+    content = item_content(features_dir)
+    if content is None or len(content) < len(holdout.items):
+        return {}
+    trained = np.zeros(len(holdout.items), dtype=bool)
+    for part in table_parts(features_dir, "train"):
+        trained[pd.read_parquet(part, columns=["item_idx"])["item_idx"].unique()] = True
+    cold = holdout.relevant[~trained[holdout.relevant["item_idx"].to_numpy()]]
+    if cold.empty:
+        return {}
+    new_items = np.unique(cold["item_idx"].to_numpy())  # content rows: the vocabulary's
+    inputs, _, row_of = holdout_inputs(model, users, items, holdout)
+    rows = np.unique(row_of[cold["user_idx"].to_numpy()])
+    column = np.full(len(holdout.items), -1, dtype=np.int64)
+    column[new_items] = np.arange(len(new_items))
+    position = np.full(len(row_of), -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    relevant = binary_matrix(
+        (position[row_of[cold["user_idx"].to_numpy()]], column[cold["item_idx"].to_numpy()]),
+        (len(rows), len(new_items)),
+    )
+    ranked, _ = rank_new_items(
+        model, np.arange(len(rows)), inputs.history[rows], content.rows(new_items), k
+    )
+    if ranked is None:
+        return {}
+    figures = evaluate_rankings(ranked, relevant, k, n_items=len(new_items))
+    out = {f"new_items_{name}": float(value) for name, value in figures.items() if "@" in name}
+    out[f"new_items_random_ndcg@{k}"] = random_reference(relevant, k)[f"ndcg@{k}"]
+    out["new_items_users"] = float(len(rows))
+    out["new_items_items"] = float(len(new_items))
+    return out
+
+
 def per_user_metrics(
     recommended: np.ndarray, relevant: sp.csr_matrix, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -329,6 +384,7 @@ def evaluate(
     model, users, items = load_bundle(trained.bundle_dir)
     metrics, per_user = evaluate_per_user(model, users, items, holdout, config.k)
     metrics.update(holdout_figures(holdout))
+    metrics.update(new_items_figures(model, users, items, holdout, features_dir, config.k))
     per_user_path = Path(trained.bundle_dir) / PER_USER_FILE
     per_user.to_parquet(per_user_path, index=False)
     client = tracking.client_for(Workspace.at(workspace_root))

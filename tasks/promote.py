@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from pydantic import Field
 
 from tasks.config import EvaluateConfig
 from tasks.gate import BASELINE, Decision, GateConfig, decide
@@ -138,6 +139,9 @@ class Promotion(StageResult):
     intervals: dict[str, list[float]]
     holdout_users: int
     sample_half_width: float | None = None
+    # each content model's figure on the hold-out's items with no training event
+    # (tasks/evaluate.py new_items_figures): reported beside the decision, not decided on
+    new_items: dict[str, float] = Field(default_factory=dict)
 
 
 class _PerUser:
@@ -291,6 +295,12 @@ def promote(
         client.set_tag(run_of[decision.challenger], tag, value)
         client.set_tag(parent_run_id, tag, value)
         client.set_model_version_tag(registered_name, version, tag, value)
+    new_items = {  # the new-items protocol beside the usual one: reported, not decided on
+        r.model: r.metrics[f"new_items_{key}"] for r in results if f"new_items_{key}" in r.metrics
+    }
+    if new_items:
+        reported = ", ".join(f"{m} {v:.4f}" for m, v in sorted(new_items.items()))
+        client.set_tag(parent_run_id, "promotion.new_items", f"{key} on new items: {reported}")
     # The alias itself moves only once this run's tables commit (tasks/publish.py).
     serving = version if decision.promote else champion_ver
     return Promotion(
@@ -306,6 +316,7 @@ def promote(
         intervals=intervals,
         holdout_users=int(results[0].metrics.get("holdout_users", decision.n_users)),
         sample_half_width=config.sample_half_width,
+        new_items=new_items,
     )
 
 

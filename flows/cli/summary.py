@@ -62,7 +62,11 @@ def print_summary(summary: dict) -> None:
     out("\nmodels (hold-out):")
     intervals = (summary.get("promotion") or {}).get("intervals") or {}
     for m in summary["models"]:
-        metrics = "  ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items() if "@" in k)
+        metrics = "  ".join(
+            f"{k}={v:.4f}"
+            for k, v in m["metrics"].items()
+            if "@" in k and not k.startswith("new_items_")
+        )
         low_high = intervals.get(m["model"])
         ci = f" [{low_high[0]:.4f}, {low_high[1]:.4f}]" if low_high else ""
         reads = m.get("inputs", "-")
@@ -74,6 +78,9 @@ def print_summary(summary: dict) -> None:
         if ci:
             primary = (summary.get("promotion") or {}).get("metric", "")
             out(f"  {'':<12} {primary} interval{ci}")
+        new = new_items_line(m["metrics"])
+        if new:
+            out(f"  {'':<12} {new}")
     c = summary["promotion"]
     from tasks.promote import outcome
 
@@ -87,6 +94,9 @@ def print_summary(summary: dict) -> None:
     from tasks.promote import evidence_line
 
     out(f"  evidence: {evidence_line(c)}")
+    if c.get("new_items"):
+        reported = ", ".join(f"{m} {v:.4f}" for m, v in sorted(c["new_items"].items()))
+        out(f"  on new items (reported, not decided on): {reported}")
     s, p = summary["scoring"], summary["published"]
     alias = f" ({p['champion_outcome']})" if p.get("champion_outcome") else ""
     out(f"champion serving: {c['registered_name']} v{c['champion_version']}{alias}")
@@ -216,3 +226,20 @@ def timestamp_notes(stats: dict) -> list[str]:
         f"{n} {names.get(k, k)}" for k, n in sorted(forms.items(), key=lambda kv: -kv[1]) if n
     )
     return [f"timestamps read as {read} (values: {seen}; --timestamp-unit to force)"]
+
+
+def new_items_line(metrics: dict) -> str | None:
+    """The new-items protocol on the night's hold-out (tasks/evaluate.py
+    ``new_items_figures``), when the model was measured on it."""
+    if "new_items_users" not in metrics:
+        return None
+    ndcg = next((k for k in metrics if k.startswith("new_items_ndcg@")), None)
+    if ndcg is None:
+        return None
+    k = ndcg.split("@", 1)[1]
+    return (
+        f"new items: ndcg@{k}={metrics[ndcg]:.4f} (random "
+        f"{metrics.get(f'new_items_random_ndcg@{k}', float('nan')):.4f}) over "
+        f"{int(metrics['new_items_items'])} hold-out items with no training event, "
+        f"{int(metrics['new_items_users'])} users"
+    )
