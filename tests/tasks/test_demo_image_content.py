@@ -30,7 +30,7 @@ def _new_items_ndcg(skip: list[str], split, catalogue: CatalogueContent) -> floa
     ranked, how = rank_new_items(
         model, users, split.history(), content.rows(slice(split.n_kept, None)), K
     )
-    assert how == "content", how
+    assert ranked is not None and how == "content", how
     return ndcg_at_k(ranked, relevant, K)
 
 
