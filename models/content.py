@@ -112,10 +112,17 @@ class ContentScoring:
     ``history`` is a CSR matrix over the fitted matrix's items, rows indexed by user, as
     in ``score``. A higher score is a better match. ``content_vectors(content)`` gives
     the items' vectors from their content alone (items x d), for explanations: which
-    items a user chose look most like a new item."""
+    items a user chose look most like a new item. ``score_vectors(users, history,
+    vectors)`` scores items by vectors ``content_vectors`` gave: a caller that scores the
+    same items for many blocks of users encodes their content once."""
 
     def score_content(
         self, users: np.ndarray, history: sp.csr_matrix | None, content: ItemContent
+    ) -> np.ndarray:
+        return self.score_vectors(users, history, self.content_vectors(content))
+
+    def score_vectors(
+        self, users: np.ndarray, history: sp.csr_matrix | None, vectors: np.ndarray
     ) -> np.ndarray:
         raise NotImplementedError
 

@@ -462,9 +462,14 @@ class TwoTower(IndexedScoring, ContentScoring, KerasRecommender):
         alone: the user vectors ``score`` uses times :meth:`content_vectors`, on the same
         scale as ``score`` (the cosine of the two towers' unit vectors), so new items
         rank beside the catalogue's."""
+        return self.score_vectors(users, history, self.content_vectors(content))
+
+    def score_vectors(
+        self, users: np.ndarray, history: sp.csr_matrix | None, vectors: np.ndarray
+    ) -> np.ndarray:
+        """Users x items scores of items whose :meth:`content_vectors` are ``vectors``."""
         users, rows, _ = self._request_rows(users, history, None)
-        vectors = self.content_vectors(content)
-        scores: np.ndarray = self.query_vectors(users, rows) @ vectors.T
+        scores: np.ndarray = self.query_vectors(users, rows) @ np.asarray(vectors).T
         return scores
 
     # -- persistence -------------------------------------------------------------

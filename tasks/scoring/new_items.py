@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ def read_plan(out_dir: Path | str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-@dataclass(frozen=True)
+@dataclass
 class NewItems:
     """What a shard needs to give its users' lists new items."""
 
@@ -116,6 +117,11 @@ class NewItems:
     @property
     def new_ids(self) -> np.ndarray:
         return self.content_ids[self.new_rows]
+
+    @cached_property
+    def new_vectors(self) -> np.ndarray:
+        """The new items' content vectors, encoded once for every block of users."""
+        return np.asarray(self.model.content_vectors(self.content.rows(self.new_rows)))
 
     def content_rows(self, item_ids: np.ndarray) -> np.ndarray:
         """The content row of each item id (-1 without content)."""
@@ -151,7 +157,7 @@ def with_new_items(
     own = sp.csr_matrix(sp.diags(known) @ history[np.maximum(rows, 0)])
     own.eliminate_zeros()
     own.sort_indices()
-    scores = new.model.score_content(np.arange(len(user_ids)), own, new.content.rows(new.new_rows))
+    scores = new.model.score_vectors(np.arange(len(user_ids)), own, new.new_vectors)
     n = min(new.slots, len(new.new_rows))
     chosen, top = top_k(np.asarray(scores, dtype=np.float32), n)
     keep = table[table["rank"] <= k - n]
@@ -181,9 +187,7 @@ def with_new_items(
 
 def _reasons(new: NewItems, history: sp.csr_matrix, chosen: np.ndarray) -> np.ndarray:
     """Per (user, chosen new item): the most alike item of the user's history, by content."""
-    new_content = new.content.rows(new.new_rows[np.unique(chosen)])
-    position = {row: n for n, row in enumerate(np.unique(chosen))}
-    new_vectors = _unit(new.model.content_vectors(new_content))
+    new_vectors = _unit(new.new_vectors)
     liked = np.unique(history.indices)
     liked_rows = new.content_rows(new.items.ids[liked])
     with_content = liked_rows >= 0
@@ -203,7 +207,7 @@ def _reasons(new: NewItems, history: sp.csr_matrix, chosen: np.ndarray) -> np.nd
             if not mine:
                 out[user, slot] = f"new: {_names(new.content, row, None)} suit most tastes"
                 continue
-            sims = liked_vectors[mine] @ new_vectors[position[pick]]
+            sims = liked_vectors[mine] @ new_vectors[pick]
             near = liked_rows[mine[int(np.argmax(sims))]]
             near_id = str(new.content_ids[near])
             title = new.titles.get(near_id, near_id)

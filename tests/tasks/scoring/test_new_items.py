@@ -39,13 +39,13 @@ class GenreModel(ContentScoring):
         genre = content.values["genre"]
         return np.stack([genre == 2, genre == 3], axis=1).astype(np.float32)
 
-    def score_content(
-        self, users: np.ndarray, history: sp.csr_matrix | None, content: ItemContent
+    def score_vectors(
+        self, users: np.ndarray, history: sp.csr_matrix | None, vectors: np.ndarray
     ) -> np.ndarray:
         assert history is not None
         mine = np.asarray(history @ self.content_vectors(CONTENT.rows(slice(0, 4))))
         share = mine / np.maximum(mine.sum(axis=1, keepdims=True), 1)
-        return share @ self.content_vectors(content).T + 0.01  # no history: ties, low
+        return share @ vectors.T + 0.01  # no history: ties, low
 
 
 def _new_items(share_slots: int = 1) -> NewItems:
