@@ -1,6 +1,7 @@
 """The new-items protocol's leaderboard (``recpipe evaluate --protocol new-items``) and
-its MovieLens benchmark (``python -m flows.bench.new_items ml-100k --path DIR``, also
-``recpipe bench new-items``).
+its benchmark on MovieLens (``python -m flows.bench.new_items ml-100k --path DIR``, also
+``recpipe bench new-items``) and on Gowalla's venues (``python -m flows.bench.new_items
+gowalla --path DIR --users N``: the venues' coordinates are their content).
 
 Leaderboard (tasks/evaluation/new_items.py): 20% of the items held out with all their
 events; each model's setting chosen on validation NDCG over the kept items (as every
@@ -9,11 +10,11 @@ content model ranks them with ``score_content``; a model without content cannot 
 them apart and its row says so, with no figures. A ``random`` row gives the expected
 figures of a seeded random ranking.
 
-Benchmark: that leaderboard on MovieLens with the content models registered, popularity
-and random, beside LightFM (WARP) on the same split and the same encoded content
-(flows/bench/new_items_lightfm.py); then the warm protocol (``random``) for
-``two_tower`` with its content and with ``use_content=false``. One table: NDCG@10, its
-ratio to random and to LightFM, and the run time of each row.
+Benchmark: that leaderboard with the content models registered, popularity and random,
+beside LightFM (WARP) on the same split and the same encoded content
+(flows/bench/new_items_lightfm.py; on coordinates also as grid cells); then the warm
+protocol (``random``) for ``two_tower`` with its content and with ``use_content=false``.
+One table: NDCG@10, its ratio to random and to LightFM, and the run time of each row.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from flows.bench.fitting import (
@@ -170,6 +172,72 @@ def movielens(path: Path, dataset: str) -> tuple[pd.DataFrame, CatalogueContent]
     return interactions, catalogue_from_source(data.items, None, ContentConfig(), source)
 
 
+def gowalla(path: Path) -> tuple[pd.DataFrame, CatalogueContent]:
+    """A Gowalla folder's check-ins as events (``value``: the check-in count) and its
+    venues' coordinates as content (kind ``coordinates``, declared, nothing detected).
+
+    Gowalla has no timestamps: every event gets the same one (the protocols used here
+    split each user's events at random, never by time). Venues are those with check-ins;
+    one without a row in ``pois.tsv`` has no content (its mask false)."""
+    from tasks.config import ContentConfig
+    from tasks.config.content import CoordinateColumns
+    from tasks.errors import DataError
+    from tasks.evaluation.catalogue import catalogue_from_source
+
+    folder = Path(path).expanduser()
+    missing = [n for n in ("checkins.tsv", "pois.tsv") if not (folder / n).is_file()]
+    if missing:
+        raise DataError(
+            f"{folder}: {', '.join(missing)} missing; expected the Gowalla folder with "
+            "checkins.tsv (user_id, poi_id, checkins) and pois.tsv (poi_id, latitude, "
+            "longitude); pass it with --path, e.g. /work/shared/datasets/gowalla"
+        )
+    checkins = pd.read_csv(folder / "checkins.tsv", sep="\t", dtype={"user_id": str, "poi_id": str})
+    pois = pd.read_csv(folder / "pois.tsv", sep="\t", dtype={"poi_id": str})
+    interactions = pd.DataFrame(
+        {
+            "user_id": checkins["user_id"].astype(str),
+            "item_id": checkins["poi_id"].astype(str),
+            "timestamp": pd.Timestamp(0, unit="s", tz="UTC"),
+            "value": checkins["checkins"].astype("float64") if "checkins" in checkins else 1.0,
+        }
+    )
+    venues = pois[pois["poi_id"].isin(set(interactions["item_id"]))]
+    items = pd.DataFrame(
+        {
+            "item_id": venues["poi_id"].astype(str).to_numpy(),
+            "latitude": pd.to_numeric(venues["latitude"], errors="coerce").to_numpy(),
+            "longitude": pd.to_numeric(venues["longitude"], errors="coerce").to_numpy(),
+        }
+    )
+    config = ContentConfig(
+        detect=False,
+        coordinates=[CoordinateColumns(latitude="latitude", longitude="longitude")],
+    )
+    return interactions, catalogue_from_source(items, None, config, "gowalla")
+
+
+def sample_users(
+    interactions: pd.DataFrame, users: int | None, min_events: int = 1, seed: int = 42
+) -> tuple[pd.DataFrame, str]:
+    """The events of the users with at least ``min_events`` distinct items, then of
+    ``users`` of them drawn at random (``seed``; all when None or more than there are),
+    every event of each kept user; and a line saying what was kept."""
+    per_user = interactions.drop_duplicates(["user_id", "item_id"]).groupby("user_id").size()
+    eligible = np.array(sorted(per_user.index[per_user >= min_events]), dtype=object)
+    chosen = eligible
+    if users is not None and users < len(eligible):
+        rng = np.random.default_rng(seed)
+        chosen = np.sort(eligible[rng.choice(len(eligible), users, replace=False)])
+    kept = interactions[interactions["user_id"].isin(set(chosen))].reset_index(drop=True)
+    line = (
+        f"sample: {len(chosen):,} of {per_user.size:,} users ({len(eligible):,} with at "
+        f"least {min_events} distinct items; seed {seed}), all their events: "
+        f"{len(kept):,} events over {kept['item_id'].nunique():,} items"
+    )
+    return kept, line
+
+
 def bench(
     interactions: pd.DataFrame,
     catalogue: CatalogueContent,
@@ -180,8 +248,11 @@ def bench(
     lightfm_epochs: int = 100,
     warm: bool = True,
     out: Any = print,
+    lightfm_cells: bool = False,
 ) -> pd.DataFrame:
-    """Every row of the benchmark (module docstring): protocol, model, NDCG@k, seconds."""
+    """Every row of the benchmark (module docstring): protocol, model, NDCG@k, seconds.
+    ``lightfm_cells``: one more LightFM row with coordinates as grid cells
+    (:data:`flows.bench.new_items_lightfm.GRID_DEGREES`) instead of their unit vector."""
     from flows.bench.new_items_lightfm import lightfm_missing, lightfm_row
 
     short = {"epochs": epochs} if epochs else {}
@@ -211,8 +282,9 @@ def bench(
     else:
         s = split_new_items(interactions, share, seed)
         content = catalogue.content(s.item_ids)
-        for identity in (False, True):
-            row = lightfm_row(s, content, k, seed, lightfm_epochs, identity)
+        variants = [(False, False), (True, False)] + ([(False, True)] if lightfm_cells else [])
+        for identity, cells in variants:
+            row = lightfm_row(s, content, k, seed, lightfm_epochs, identity, cells=cells)
             out(f"  new-items {row['model']}: ndcg@{k} {_fmt(row, k)}")
             rows.append({"protocol": "new-items", **row})
     if warm:
@@ -310,8 +382,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m flows.bench.new_items", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("dataset", choices=["ml-100k", "ml-1m"])
-    parser.add_argument("--path", type=Path, required=True, help="the MovieLens folder")
+    parser.add_argument("dataset", choices=["ml-100k", "ml-1m", "gowalla"])
+    parser.add_argument(
+        "--path", type=Path, required=True, help="the MovieLens folder, or the Gowalla folder"
+    )
+    parser.add_argument(
+        "--users", type=int, default=None, help="a seeded sample of this many users (all events)"
+    )
+    parser.add_argument(
+        "--min-events", type=int, default=1, help="only users with this many distinct items"
+    )
+    parser.add_argument(
+        "--no-lightfm-cells",
+        action="store_true",
+        help="gowalla: skip LightFM on grid cells (coordinates as their unit vector only)",
+    )
     parser.add_argument("--share", type=float, default=NEW_ITEMS_SHARE)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
@@ -321,7 +406,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--no-warm", action="store_true", help="skip the warm comparison")
     args = parser.parse_args(argv)
-    interactions, catalogue = movielens(args.path, args.dataset)
+    if args.dataset == "gowalla":
+        interactions, catalogue = gowalla(args.path)
+    else:
+        interactions, catalogue = movielens(args.path, args.dataset)
+    if args.users is not None or args.min_events > 1:
+        interactions, line = sample_users(interactions, args.users, args.min_events, args.seed)
+        print(line)
     started = time.perf_counter()
     frame = bench(
         interactions,
@@ -332,6 +423,7 @@ def main(argv: list[str] | None = None) -> None:
         args.epochs,
         args.lightfm_epochs,
         warm=not args.no_warm,
+        lightfm_cells=args.dataset == "gowalla" and not args.no_lightfm_cells,
     )
     print(report(frame, args.k))
     print(f"total: {time.perf_counter() - started:.1f} s")

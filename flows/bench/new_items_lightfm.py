@@ -10,7 +10,13 @@ content model is given:
 * ``text`` and ``categories``: one column per token / value id (an ML-100K title's
   words, its genres), 1 where the item has it; the padding and unknown ids are left out;
 * ``category``: one column per value id; ``numeric``: one column holding the z-score
-  (the year); ``coordinates`` and ``vector``: their dense columns; images are not used;
+  (the year); ``coordinates`` and ``vector``: their dense columns (a coordinate's unit
+  vector x, y, z); images are not used;
+* with ``cells``, coordinates instead as grid cells: one column per cell of
+  :data:`GRID_DEGREES` degrees of latitude and longitude (each scale), 1 where the item
+  lies in it; the cells are read back from the unit vector, so LightFM gets no more than
+  the content models do (less: a cell, not the point); a new item's cell may hold no
+  kept item (its column then was never trained);
 * with ``identity``: one more column per kept item (its id), 1 on its own row and empty
   on every held-out row: a new item is described by its content alone;
 
@@ -35,6 +41,8 @@ from models.ranking import top_k
 from tasks.evaluation.new_items import NewItemsSplit
 
 INSTALL = 'pip install -e ".[lightfm]"'
+#: the grid cells' sizes in degrees (with ``cells``): about 110 km and 11 km of latitude
+GRID_DEGREES = (1.0, 0.1)
 
 
 def lightfm_missing() -> str | None:
@@ -49,7 +57,9 @@ def lightfm_missing() -> str | None:
     return None
 
 
-def item_features(content: ItemContent, n_kept: int, identity: bool) -> sp.csr_matrix:
+def item_features(
+    content: ItemContent, n_kept: int, identity: bool, cells: bool = False
+) -> sp.csr_matrix:
     """The items' features as LightFM reads them (module docstring), rows as ``content``."""
     n_items = len(content)
     blocks: list[sp.csr_matrix] = []
@@ -68,6 +78,8 @@ def item_features(content: ItemContent, n_kept: int, identity: bool) -> sp.csr_m
             )
             matrix.data[:] = 1.0  # a word twice in a title is one feature
             blocks.append(matrix)
+        elif kind == "coordinates" and cells:
+            blocks.append(grid_cells(np.asarray(values, dtype=np.float64), mask))
         elif kind in ("numeric", "coordinates", "vector"):
             dense = np.asarray(values, dtype=np.float32).reshape(n_items, -1)
             blocks.append(sp.csr_matrix(dense * mask[:, None]))
@@ -80,6 +92,30 @@ def item_features(content: ItemContent, n_kept: int, identity: bool) -> sp.csr_m
     return sp.csr_matrix(sp.diags(scale) @ features, dtype=np.float32)
 
 
+def grid_cells(
+    xyz: np.ndarray, mask: np.ndarray, degrees: tuple[float, ...] = GRID_DEGREES
+) -> sp.csr_matrix:
+    """Items x cells: per scale in ``degrees``, a 1 in the column of the latitude /
+    longitude cell the unit vector ``xyz`` (x, y, z) points into; rows without a
+    coordinate (``mask`` false) are empty. Columns: the cells some item lies in."""
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(len(mask), 3)
+    lat = np.degrees(np.arcsin(np.clip(xyz[:, 2], -1.0, 1.0)))
+    lon = np.degrees(np.arctan2(xyz[:, 1], xyz[:, 0]))
+    rows = np.flatnonzero(mask)
+    blocks = []
+    for size in degrees:
+        keys = np.stack([np.floor(lat[rows] / size), np.floor(lon[rows] / size)], axis=1)
+        _, column = np.unique(keys, axis=0, return_inverse=True)
+        column = column.ravel()
+        n_cells = int(column.max()) + 1 if len(column) else 0
+        blocks.append(
+            sp.csr_matrix(
+                (np.ones(len(rows), np.float32), (rows, column)), shape=(len(mask), n_cells)
+            )
+        )
+    return sp.hstack(blocks).tocsr()
+
+
 def lightfm_row(
     s: NewItemsSplit,
     content: ItemContent,
@@ -90,15 +126,17 @@ def lightfm_row(
     components: int = 64,
     threads: int = 1,
     every: int = 5,
+    cells: bool = False,
 ) -> dict[str, Any]:
     """LightFM WARP fitted on the split's training events with the items' features
     (and their ids, with ``identity``), scored on the held-out items: a leaderboard row.
 
     Its epochs are chosen as the Keras models' are: validation NDCG@k on the kept items
     every ``every`` epochs up to ``epochs``, the best count kept (the model fitted again
-    from scratch for it). One thread by default: LightFM's threads update the model
+    from scratch for it). ``cells``: coordinates as grid cells (:func:`grid_cells`).
+    One thread by default: LightFM's threads update the model
     without locks, so only one thread gives the same figures for the same seed."""
-    features = item_features(content, s.n_kept, identity)
+    features = item_features(content, s.n_kept, identity, cells)
     kept = features[: s.n_kept]
     train = s.warm.matrix("train")
     valid_users, valid_relevant = s.warm.target("valid", ("train",))
@@ -120,13 +158,20 @@ def lightfm_row(
     start = time.perf_counter()
     recommended = _top(model, users, features[s.n_kept :], k)
     metrics = evaluate_rankings(recommended, relevant, k, n_items=len(s.new_items))
-    name = "lightfm+ids" if identity else "lightfm"
+    name = ("lightfm+ids" if identity else "lightfm") + (" (cells)" if cells else "")
+    degrees = "/".join(f"{d:g}" for d in GRID_DEGREES)
     return {
         "model": name,
         "inputs": "content",
         "note": "WARP on content features"
+        + (f", coordinates as {degrees} degree grid cells" if cells else "")
         + (" and kept items' ids (none for new items)" if identity else " only"),
-        "params": {"loss": "warp", "no_components": components, "epochs": best_epochs},
+        "params": {
+            "loss": "warp",
+            "no_components": components,
+            "epochs": best_epochs,
+            "cells": cells,
+        },
         f"valid_ndcg@{k}": best,
         **{f"test_{m}": v for m, v in metrics.items()},
         "epochs": best_epochs,

@@ -149,3 +149,57 @@ def test_the_warm_protocols_give_the_catalogue_content_to_models_that_read_it(
     assert frame.loc[0, "test_ndcg@3"] == pytest.approx(1.0)  # every unseen item of its genre
     with pytest.raises(ValueError, match="needs content"):
         run_leaderboard(events(), None, "random", [genre_match], k=3)
+
+
+def _fake_gowalla(folder) -> None:
+    """Three users, four venues: u0 at the equator's venues, u2 only at the pole."""
+    (folder / "checkins.tsv").write_text(
+        "user_id\tpoi_id\tcheckins\n0\t10\t2\n0\t11\t1\n1\t11\t1\n1\t12\t3\n2\t13\t1\n"
+    )
+    (folder / "friends.tsv").write_text("user_id\tfriend_id\n0\t1\n")
+    (folder / "pois.tsv").write_text(
+        "poi_id\tlatitude\tlongitude\n10\t0.0\t0.0\n11\t0.52\t90.52\n12\t0.77\t90.77\n"
+        "13\t90.0\t0.0\n99\t10.0\t10.0\n"
+    )
+
+
+def test_gowalla_venues_get_their_coordinates_as_content(tmp_path) -> None:
+    from flows.bench.new_items import gowalla, sample_users
+    from flows.bench.new_items_lightfm import grid_cells
+
+    _fake_gowalla(tmp_path)
+    interactions, catalogue = gowalla(tmp_path)
+    assert list(interactions["user_id"]) == ["0", "0", "1", "1", "2"]
+    assert list(interactions["value"]) == [2.0, 1.0, 1.0, 3.0, 1.0]
+    assert interactions["timestamp"].nunique() == 1  # Gowalla has no time
+    assert sorted(catalogue.items["item_id"]) == ["10", "11", "12", "13"]  # 99: no check-in
+    assert [(c.kind, c.columns) for c in catalogue.schema.columns] == [
+        ("coordinates", ("latitude", "longitude"))
+    ]
+    content = catalogue.content(["10", "13", "unknown"])
+    assert content.kinds == {"latitude_longitude": "coordinates"}
+    xyz = content.values["latitude_longitude"]
+    np.testing.assert_allclose(xyz[:2], [[1, 0, 0], [0, 0, 1]], atol=1e-6)  # unit vectors
+    assert list(content.masks["latitude_longitude"]) == [True, True, False]
+
+    everyone = catalogue.content(["10", "11", "12", "13"])
+    coords = everyone.values["latitude_longitude"]
+    cells = grid_cells(coords, everyone.masks["latitude_longitude"], (1.0, 0.1)).toarray()
+    assert cells.shape == (4, 3 + 4)  # 1 degree: 11 and 12 share a cell; 0.1: apart
+    assert (cells.sum(axis=1) == 2).all()
+    assert (cells[1, :3] == cells[2, :3]).all() and not (cells[1, 3:] == cells[2, 3:]).all()
+
+    kept, line = sample_users(interactions, users=1, min_events=2, seed=0)
+    assert set(kept["user_id"]) <= {"0", "1"} and kept["user_id"].nunique() == 1
+    assert len(kept) == 2  # every event of the one user drawn
+    assert "1 of 3 users (2 with at least 2 distinct items; seed 0)" in line
+
+
+def test_a_gowalla_folder_without_venues_says_what_is_missing(tmp_path) -> None:
+    from flows.bench.new_items import gowalla
+    from tasks.errors import DataError
+
+    _fake_gowalla(tmp_path)
+    (tmp_path / "pois.tsv").unlink()
+    with pytest.raises(DataError, match=r"pois\.tsv missing.*--path"):
+        gowalla(tmp_path)
