@@ -8,7 +8,8 @@ zeros), concatenated and mixed by one Dense layer:
     category    Embedding(size, dim)
     categories  Embedding(size, dim), mean over the non-padding values
     numeric     Dense(dim) over (value, mask)
-    coordinates Dense(dim, ReLU) -> Dense(dim, ReLU) over the unit vector
+    coordinates Dense(dim, ReLU) -> Dense(dim, ReLU) over the unit vector, plus a learned
+                vector per grid cell of 1, 0.1 and 0.01 degrees (hashed ids)
     vector      Dense(dim)
     image       uint8 / 255 -> Conv2D 16 3x3 stride 2 ReLU -> Conv2D 32 3x3 stride 2 ReLU
                 -> global average pooling -> Dense(dim), trained end to end
@@ -34,6 +35,10 @@ from models.memory import FLOAT32
 
 #: filters of the image encoder's two convolutions
 CONV_FILTERS = (16, 32)
+#: a place's grid cells (degrees of latitude and longitude) and the rows their ids are
+#: hashed into, per cell size
+CELL_DEGREES = (1.0, 0.1, 0.01)
+CELL_BUCKETS = 1 << 14
 
 
 def content_keys(names: Collection[str]) -> dict[str, str]:
@@ -149,6 +154,7 @@ def content_encoder(content: ItemContent, dim: int, init: Any) -> tuple[dict[str
                 layers: list[tuple[int, str | None]] = [(dim, None)]
             elif kind == "coordinates":
                 x, layers = ids, [(dim, "relu"), (dim, "relu")]
+                cells = _place_cells(ids, dim, key, init)
             else:  # vector
                 x, layers = ids, [(dim, None)]
             for n, (units, activation) in enumerate(layers):
@@ -158,7 +164,7 @@ def content_encoder(content: ItemContent, dim: int, init: Any) -> tuple[dict[str
                     kernel_initializer=init.glorot(),
                     name=f"{key}_dense{n}",
                 )(x)
-            vector = x
+            vector = x if kind != "coordinates" else x + cells
         inputs[key] = ids
         parts.append(vector * ops.expand_dims(mask, -1))
     if not parts:
@@ -166,6 +172,31 @@ def content_encoder(content: ItemContent, dim: int, init: Any) -> tuple[dict[str
     x = parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="contents")(parts)
     out = keras.layers.Dense(dim, kernel_initializer=init.glorot(), name="content_vector")(x)
     return inputs, out
+
+
+def _place_cells(xyz: Any, dim: int, key: str, init: Any) -> Any:
+    """The sum of one learned vector per grid cell the place falls in, at each of
+    ``CELL_DEGREES`` (about 110 km, 11 km and 1.1 km), cell ids hashed into
+    ``CELL_BUCKETS`` rows: neighbouring places share cells, so a venue nobody has been to
+    gets what its neighbourhood taught (the unit vector alone tells cities apart, hardly
+    streets: two venues of a city differ by about 0.001 in it)."""
+    import math
+
+    import keras
+    from keras import ops
+
+    lat = ops.arcsin(ops.clip(xyz[:, 2], -1.0, 1.0)) * (180.0 / math.pi) + 90.0
+    lon = ops.arctan2(xyz[:, 1], xyz[:, 0]) * (180.0 / math.pi) + 180.0
+    total = None
+    for n, degrees in enumerate(CELL_DEGREES):
+        row = ops.cast(ops.floor(lat / degrees), "int32")
+        column = ops.cast(ops.floor(lon / degrees), "int32")
+        cell = ops.mod(row * round(360 / degrees + 1) + column, CELL_BUCKETS)
+        vector = keras.layers.Embedding(
+            CELL_BUCKETS, dim, embeddings_initializer=init.uniform(), name=f"{key}_cells{n}"
+        )(cell)
+        total = vector if total is None else total + vector
+    return total
 
 
 def _masked_mean(embedded: Any, ids: Any) -> Any:
@@ -221,6 +252,7 @@ class ContentShape:
                 total += (27 * c1 + c1) + (9 * c1 * c2 + c2) + (c2 * dim + dim)
             elif kind == "coordinates":
                 total += (3 * dim + dim) + (dim * dim + dim)
+                total += len(CELL_DEGREES) * CELL_BUCKETS * dim
             elif kind == "numeric":
                 total += 2 * dim + dim
             else:
