@@ -17,6 +17,7 @@ from models.gru4rec import GRU4Rec
 from models.hybrid import EASEMultDAE
 from models.implicit_mf import ALS, BPR
 from models.item_knn import ItemKNN
+from models.keras_base import KerasRecommender
 from models.mult_dae import MultDAE
 from models.mult_vae import MultVAE
 from models.popularity import Popularity, RecentPopularity
@@ -50,6 +51,10 @@ MODEL_CLASSES: dict[str, type[BaseRecommender]] = {
         SocialGCN,
     )
 }
+#: the registered models trained with Keras (TensorFlow is imported when they fit)
+KERAS_MODELS: frozenset[str] = frozenset(
+    name for name, cls in MODEL_CLASSES.items() if issubclass(cls, KerasRecommender)
+)
 
 
 def make_recommender(name: str, **params: object) -> BaseRecommender:
@@ -87,6 +92,7 @@ __all__ = [
     "ALS",
     "BPR",
     "EASE",
+    "KERAS_MODELS",
     "MODEL_CLASSES",
     "BaseRecommender",
     "Blend",

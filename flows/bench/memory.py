@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from models import KERAS_MODELS
 from models.memory import SCORE_USERS, DataShape, gib
 
 SHAPES = {
@@ -47,17 +48,6 @@ BENCH_PARAMS: dict[str, dict[str, Any]] = {
     "sasrec": {"epochs": 1, "stride": None},
     "two_tower": {"epochs": 1},
     "ease_mult_dae": {"mult_dae": {"epochs": 1}},
-}
-KERAS = {
-    "mult_dae",
-    "mult_vae",
-    "recvae",
-    "gru4rec",
-    "caser",
-    "sasrec",
-    "two_tower",
-    "content_tower",
-    "hybrid_tower",
 }
 # EASE's dense inverse at the medium width is several GB on a shared machine: the hybrid
 # is measured at the small shape unless asked for by name
@@ -113,7 +103,7 @@ def measure(name: str, path: Path, shape: DataShape) -> dict[str, Any]:
     """In this process: the peak memory increase of fitting ``name`` and scoring a block."""
     from models import MODEL_CLASSES, make_recommender
 
-    if name in KERAS or name == "ease_mult_dae":
+    if name in KERAS_MODELS or name == "ease_mult_dae":
         import keras  # noqa: F401
         import tensorflow  # noqa: F401
     if name in {"als", "bpr"}:

@@ -31,18 +31,9 @@ def bench_rerun(config: PipelineConfig, run_date: date) -> dict:
     import great_expectations  # noqa: F401
     import mlflow  # noqa: F401
 
-    keras_models = {
-        "mult_dae",
-        "mult_vae",
-        "recvae",
-        "gru4rec",
-        "caser",
-        "sasrec",
-        "two_tower",
-        "content_tower",
-        "hybrid_tower",
-    }
-    if keras_models & set(config.train.models):
+    from models import KERAS_MODELS
+
+    if KERAS_MODELS & set(config.train.models):
         import tensorflow  # noqa: F401
 
     @flow(name="recpipe-bench-warmup")
