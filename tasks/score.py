@@ -301,39 +301,10 @@ def score_shard(plan: ScoringPlan, shard: int) -> dict:
 
 def _load_new_items(plan: ScoringPlan) -> Any:
     """The shard's view of the plan's new items (tasks/scoring/new_items.py)."""
-    from tasks import tracking
-    from tasks.data.content_features import content_item_ids, item_content
-    from tasks.scoring.new_items import NewItems
+    from tasks.scoring.new_items import load_new_items
 
-    info = plan.new_items or {}
-    model = tracking.load_model_version(
-        plan.workspace_root, plan.registered_name, info["version"], info["run_id"]
-    )
-    content = item_content(info["features_dir"])
-    if content is None:
-        raise RuntimeError(
-            f"scoring: the content features in {info['features_dir']} are gone; "
-            "run the night again from the features stage"
-        )
-    titles: dict[str, str] = {}
-    if plan.items_path:
-        catalog = pd.read_parquet(plan.items_path)
-        if "title" in catalog:
-            named = catalog.dropna(subset=["title"])
-            titles = dict(
-                zip(named["item_id"].astype(str), named["title"].astype(str), strict=False)
-            )
-    return NewItems(
-        model=model.model,
-        users=model.users,
-        items=model.items,
-        content=content,
-        content_ids=content_item_ids(info["features_dir"]).astype(str),
-        new_rows=np.asarray(info["rows"], dtype=np.int64),
-        model_name=info["name"],
-        model_version=info["version"],
-        slots=int(info["slots"]),
-        titles=titles,
+    return load_new_items(
+        plan.workspace_root, plan.registered_name, plan.new_items or {}, plan.items_path
     )
 
 

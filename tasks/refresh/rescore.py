@@ -159,6 +159,7 @@ def score_users(
             config.name_friends,
         )
     extra = np.array(sorted(set(wanted) - set(history["user_id"].astype(str))), dtype=object)
+    new_items = _night_new_items(workspace_root, registered_name, scores_dir, items_path, config)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     result = write_scores(
         wrapper.model,
@@ -175,6 +176,7 @@ def score_users(
         positive=positive,
         social=social,
         extra_users=extra,
+        new_items=new_items,
     )
     if layer_dir is not None:
         from tasks.scoring.serving import write_layer
@@ -194,6 +196,7 @@ def score_users(
             similarity=similarity if totals != "the night's" else None,
             social=social,
             users=wanted,
+            new_item_rows_from=out_path if new_items is not None else None,
         )
     blocked = set(catalog.item_ids[catalog.blocked])
     return {
@@ -206,7 +209,28 @@ def score_users(
         "graph_users": set(extra),  # scored without history: known from the relations
         "blocked_items": blocked,
         "layer": None if layer_dir is None else str(layer_dir),
+        "new_items": set() if new_items is None else set(new_items.new_ids.astype(str)),
     }
+
+
+def _night_new_items(
+    workspace_root: Path,
+    registered_name: str,
+    scores_dir: Path,
+    items_path: Path | None,
+    config: Any,
+) -> Any:
+    """The night's new items and their content model (tasks/scoring/new_items.py), so a
+    refreshed list ends with new items as the night's did; None when the night had none
+    or ``new_items_share`` is now 0."""
+    from tasks.scoring.new_items import load_new_items, read_plan
+
+    plan = read_plan(scores_dir)
+    if plan is None or config.new_items_share <= 0:
+        return None
+    return load_new_items(
+        str(workspace_root), registered_name, plan, str(items_path) if items_path else None
+    )
 
 
 def check_rows(
@@ -226,4 +250,5 @@ def check_rows(
         gx_root,
         runner,
         graph_users=scored.get("graph_users"),
+        new_items=scored.get("new_items"),
     )

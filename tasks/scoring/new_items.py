@@ -99,6 +99,44 @@ def read_plan(out_dir: Path | str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
+def load_new_items(
+    workspace_root: str, registered_name: str, plan: dict[str, Any], items_path: str | None
+) -> NewItems:
+    """The :class:`NewItems` of a night's plan (``new_items.json``): its content model
+    (a registered version), the snapshot's content features, the catalogue's titles."""
+    from tasks import tracking
+    from tasks.data.content_features import content_item_ids, item_content
+
+    model = tracking.load_model_version(
+        workspace_root, registered_name, plan["version"], plan["run_id"]
+    )
+    content = item_content(plan["features_dir"])
+    if content is None:
+        raise RuntimeError(
+            f"scoring: the content features in {plan['features_dir']} are gone; "
+            "run the night again from the features stage"
+        )
+    titles: dict[str, str] = {}
+    if items_path:
+        catalog = pd.read_parquet(items_path)
+        if "title" in catalog:
+            named = catalog.dropna(subset=["title"])
+            ids, names = named["item_id"].astype(str), named["title"].astype(str)
+            titles = dict(zip(ids, names, strict=True))
+    return NewItems(
+        model=model.model,
+        users=model.users,
+        items=model.items,
+        content=content,
+        content_ids=content_item_ids(plan["features_dir"]).astype(str),
+        new_rows=np.asarray(plan["rows"], dtype=np.int64),
+        model_name=plan["name"],
+        model_version=plan["version"],
+        slots=int(plan["slots"]),
+        titles=titles,
+    )
+
+
 @dataclass
 class NewItems:
     """What a shard needs to give its users' lists new items."""
@@ -128,27 +166,45 @@ class NewItems:
         index = pd.Index(self.content_ids.astype(str))
         return np.asarray(index.get_indexer(np.asarray(item_ids, dtype=str)), dtype=np.int64)
 
-    def histories(self, interactions: pd.DataFrame) -> tuple[IdVocabulary, sp.csr_matrix]:
-        """The users of ``interactions`` and their histories over the model's items."""
+    def histories(
+        self, interactions: pd.DataFrame
+    ) -> tuple[IdVocabulary, sp.csr_matrix, sp.csr_matrix]:
+        """The users of ``interactions``, their histories over the model's items and the
+        new items each has interacted with since the night (a refresh's events), which
+        their lists must not hold."""
         users = IdVocabulary(interactions["user_id"].astype(str))
-        if len(interactions) == 0:
-            return users, sp.csr_matrix((len(users), len(self.items)), dtype=np.float32)
         u = users.index(interactions["user_id"].astype(str))
-        i = self.items.index(interactions["item_id"].astype(str))
-        ok = i >= 0
-        matrix = sp.csr_matrix(
-            (np.ones(int(ok.sum()), dtype=np.float32), (u[ok], i[ok])),
-            shape=(len(users), len(self.items)),
+        ids = interactions["item_id"].astype(str)
+        i = self.items.index(ids)
+        j = np.asarray(pd.Index(self.new_ids.astype(str)).get_indexer(ids), dtype=np.int64)
+        return (
+            users,
+            _binary(u, i, (len(users), len(self.items))),
+            _binary(u, j, (len(users), len(self.new_rows))),
         )
-        matrix.data[:] = 1.0
-        return users, matrix
+
+
+def _binary(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """A binary CSR matrix of the (row, column) pairs whose column is not -1."""
+    ok = columns >= 0
+    matrix = sp.csr_matrix(
+        (np.ones(int(ok.sum()), dtype=np.float32), (rows[ok], columns[ok])), shape=shape
+    )
+    matrix.data[:] = 1.0
+    return matrix
 
 
 def with_new_items(
-    table: pd.DataFrame, new: NewItems, users: IdVocabulary, history: sp.csr_matrix, k: int
+    table: pd.DataFrame,
+    new: NewItems,
+    users: IdVocabulary,
+    history: sp.csr_matrix,
+    k: int,
+    seen: sp.csr_matrix | None = None,
 ) -> pd.DataFrame:
     """``table`` (the published columns, K rows per user) with each user's last
-    ``new.slots`` rows replaced by the new items the content model ranks highest."""
+    ``new.slots`` rows replaced by the new items the content model ranks highest, never
+    one the user has interacted with (``seen``: users x new items, as ``histories``)."""
     if new.slots == 0 or len(new.new_rows) == 0 or table.empty:
         return table
     user_ids = pd.unique(table["user_id"].astype(str))
@@ -157,27 +213,42 @@ def with_new_items(
     own = sp.csr_matrix(sp.diags(known) @ history[np.maximum(rows, 0)])
     own.eliminate_zeros()
     own.sort_indices()
-    scores = new.model.score_vectors(np.arange(len(user_ids)), own, new.new_vectors)
+    scores = np.array(
+        new.model.score_vectors(np.arange(len(user_ids)), own, new.new_vectors),
+        dtype=np.float32,
+    )
+    exclude = None
+    if seen is not None and seen.nnz:
+        exclude = sp.csr_matrix(sp.diags(known) @ seen[np.maximum(rows, 0)])
     n = min(new.slots, len(new.new_rows))
-    chosen, top = top_k(np.asarray(scores, dtype=np.float32), n)
-    keep = table[table["rank"] <= k - n]
+    chosen, top = top_k(scores, n, exclude=exclude)
+    # a user who has seen nearly every new item gets fewer: the champion keeps those ranks
+    count = (chosen >= 0).sum(axis=1)
+    first_new = np.repeat(
+        k - count + 1, table.groupby("user_id", sort=False).size().loc[user_ids].to_numpy()
+    )
+    ordered = table.set_index("user_id").loc[user_ids].reset_index()
+    keep = ordered[ordered["rank"].to_numpy() < first_new]
     reasons = _reasons(new, own, chosen)
     first = table.drop_duplicates("user_id").set_index("user_id")
+    valid = chosen >= 0
+    slot = np.cumsum(valid, axis=1) - 1  # 0.. within a user's new rows
+    user_of = np.repeat(np.arange(len(user_ids)), n).reshape(chosen.shape)
     added = pd.DataFrame(
         {
-            "run_id": np.repeat(first.loc[user_ids, "run_id"].to_numpy(), n),
-            "run_date": np.repeat(first.loc[user_ids, "run_date"].to_numpy(), n),
-            "user_id": np.repeat(user_ids, n),
-            "rank": np.tile(np.arange(k - n + 1, k + 1), len(user_ids)),
-            "item_id": new.new_ids[chosen.ravel()],
-            "score": top.ravel().astype("float64"),
+            "run_id": first.loc[user_ids, "run_id"].to_numpy()[user_of[valid]],
+            "run_date": first.loc[user_ids, "run_date"].to_numpy()[user_of[valid]],
+            "user_id": user_ids[user_of[valid]],
+            "rank": (k - count)[user_of[valid]] + slot[valid] + 1,
+            "item_id": new.new_ids[chosen[valid]],
+            "score": top[valid].astype("float64"),
             "model_name": new.model_name,
             "model_version": new.model_version,
             "strategy": STRATEGY,
-            "reason": reasons.ravel(),
+            "reason": reasons[valid],
         }
     ).astype({c: table[c].dtype for c in table.columns})
-    out = pd.concat([keep, added], ignore_index=True)
+    out = pd.concat([keep[table.columns], added], ignore_index=True)
     order = {u: n for n, u in enumerate(user_ids)}
     out = out.assign(_order=out["user_id"].map(order)).sort_values(
         ["_order", "rank"], kind="stable"
@@ -203,6 +274,8 @@ def _reasons(new: NewItems, history: sp.csr_matrix, chosen: np.ndarray) -> np.nd
         items = history.indices[history.indptr[user] : history.indptr[user + 1]]
         mine = [column[int(i)] for i in items if int(i) in column]
         for slot, pick in enumerate(chosen[user]):
+            if pick < 0:
+                continue
             row = new.new_rows[pick]
             if not mine:
                 out[user, slot] = f"new: {_names(new.content, row, None)} suit most tastes"

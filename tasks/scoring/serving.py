@@ -15,10 +15,10 @@ popularity, item-item similarity, the friends' items). Every publish records the
   them;
 * ``items.parquet``: the catalog table as read (availability, genres, titles), when any;
 * ``recent_popularity.npy``, ``similarity.npz`` and the social strategy's files;
-* ``new_item_rows.parquet`` (a night that gave lists new items: tasks/scoring/new_items.py):
-  those rows as published. A published user's answer carries them; they are not ranked
-  again (that takes the content-aware model and the items' content), so a request's events
-  and another list length get the champion's rows alone.
+* ``new_item_rows.parquet`` (a night or a refresh that gave lists new items:
+  tasks/scoring/new_items.py): those rows as published. A published user's answer carries
+  them; they are not ranked again (that takes the content-aware model and the items'
+  content), so a request's events and another list length get the champion's rows alone.
 
 ``context.json`` is written last: a folder without it is not a layer. The night's layer
 and the refreshes' layers after it make a :class:`ServingContext`: each user is answered
@@ -69,12 +69,14 @@ def write_layer(
     similarity: Any = None,
     social: Any = None,
     users: list[str] | None = None,
+    new_item_rows_from: Path | None = None,
 ) -> Path:
     """Write a layer to ``folder`` (emptied first). ``kind``: ``night`` or ``refresh``;
     ``run``: run_id, run_date, model_version; ``config``: the ``ScoreConfig`` the rows were
     scored with. Item statistics come from ``statistics_dir`` (the night's scores folder:
     popularity, similarity, social files) or are given (``popularity``, ``similarity``,
-    ``social``, as a refresh computed them); ``users``: the users a refresh scored."""
+    ``social``, as a refresh computed them); ``users``: the users a refresh scored;
+    ``new_item_rows_from``: a refresh's scored rows, whose ``new_item`` rows are kept."""
     import scipy.sparse as sp
 
     from tasks.data.catalog import read_deny_list
@@ -99,7 +101,11 @@ def write_layer(
         for name in (POPULARITY_FILE, SIMILARITY_FILE, SOCIAL_FILE, SOCIAL_USERS_FILE):
             if (statistics_dir / name).is_file():
                 shutil.copyfile(statistics_dir / name, folder / name)
-        _copy_new_item_rows(statistics_dir / "recommendations", folder / NEW_ITEM_ROWS_FILE)
+        parts = statistics_dir / "recommendations"
+        files = sorted(parts.glob("part-*.parquet")) if parts.is_dir() else []
+        _copy_new_item_rows(files, folder / NEW_ITEM_ROWS_FILE)
+    if new_item_rows_from is not None:
+        _copy_new_item_rows([Path(new_item_rows_from)], folder / NEW_ITEM_ROWS_FILE)
     if popularity is not None:
         np.save(folder / POPULARITY_FILE, popularity)
     if similarity is not None:
@@ -123,11 +129,10 @@ def write_layer(
     return folder
 
 
-def _copy_new_item_rows(parts: Path, to: Path) -> None:
-    """The scored parts' ``new_item`` rows into ``to``, when there are any."""
+def _copy_new_item_rows(files: list[Path], to: Path) -> None:
+    """The ``new_item`` rows of the scored ``files`` into ``to``, when there are any."""
     import pyarrow.dataset as ds
 
-    files = sorted(parts.glob("part-*.parquet")) if parts.is_dir() else []
     if not files:
         return
     table = ds.dataset([str(f) for f in files]).to_table(filter=ds.field("strategy") == "new_item")

@@ -115,7 +115,8 @@ def table_blocks(
             block, run["run_id"], run["run_date"], model.name, run["model_version"]
         )
         if new_items is not None and histories is not None:
-            table = with_new_items(table, new_items, *histories, config.k)
+            users, history, seen = histories
+            table = with_new_items(table, new_items, users, history, config.k, seen)
         yield table
 
 

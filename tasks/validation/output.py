@@ -24,14 +24,17 @@ def check_recommendations(
     gx_root: Path,
     runner: Any = None,
     graph_users: set[str] | None = None,
+    new_items: set[str] | None = None,
 ) -> dict:
     """Run the output suite; raise DataValidationError naming every broken rule.
     ``runner``: a caller's ``expectations.runner.SuiteRunner``, which builds the Data Docs
     when the caller finishes it (the intraday refresh: once, after publishing).
-    ``graph_users``: users known from the relations between users only."""
+    ``graph_users``: users known from the relations between users only; ``new_items``:
+    the night's new items (tasks/scoring/new_items.py), the only items of ``new_item``
+    rows."""
     from expectations.recommendations import with_checks
 
-    frame = with_checks(table, interactions, known_items, blocked_items, graph_users)
+    frame = with_checks(table, interactions, known_items, blocked_items, graph_users, new_items)
     return run_checks(frame, k, gx_root, runner)
 
 

@@ -162,12 +162,14 @@ def test_after_a_refresh_the_served_model_gives_the_refreshed_rows(night, server
 
     personal = table_rows(night, _all_users(night))
     user = refreshed_user(night)
-    item = personal.loc[personal["user_id"] == user, "item_id"].iloc[0]
+    mine = personal[personal["user_id"] == user]
+    item = mine["item_id"].iloc[0]
+    new_item = mine.loc[mine["strategy"] == "new_item", "item_id"].iloc[0]
     start = pd.Timestamp(RUN_DATE, tz="UTC") + pd.Timedelta(minutes=1)
     pd.DataFrame(
         {
             "user_id": [user, "newcomer-s"],
-            "item_id": [item, item],
+            "item_id": [item, new_item],  # the newcomer chooses one of the night's new items
             "timestamp": [start, start + pd.Timedelta(seconds=1)],
         }
     ).to_csv(night.refresh.path / f"drop-{uuid.uuid4().hex[:8]}.csv", index=False)
@@ -179,6 +181,10 @@ def test_after_a_refresh_the_served_model_gives_the_refreshed_rows(night, server
     assert out["served_context"] is not None
     table = table_rows(night, [user, "newcomer-s"])
     assert not table.equals(before) and set(table["user_id"]) == {user, "newcomer-s"}
+    # refreshed lists end with new items as the night's did, never one the user chose
+    assert (table.sort_values("rank").groupby("user_id")["strategy"].last() == "new_item").all()
+    newcomer = table[table["user_id"] == "newcomer-s"]
+    assert new_item not in set(newcomer["item_id"])
     served = ask(server, pd.DataFrame({"user_id": [user, "newcomer-s"]}))
     bad = unequal_rows(table, served)
     assert bad.empty, bad.to_string()

@@ -80,8 +80,8 @@ def _table(users: list[str], k: int) -> pd.DataFrame:
 def test_each_list_ends_with_the_new_items_its_user_would_like() -> None:
     new = _new_items(share_slots=1)
     events = pd.DataFrame({"user_id": ["u1", "u1", "u2"], "item_id": ["c1", "c2", "h1"]})
-    users, history = new.histories(events)
-    out = with_new_items(_table(["u1", "u2", "u3"], k=3), new, users, history, k=3)
+    users, history, seen = new.histories(events)
+    out = with_new_items(_table(["u1", "u2", "u3"], k=3), new, users, history, k=3, seen=seen)
     assert list(out.groupby("user_id").size()) == [3, 3, 3]
     last = out[out["rank"] == 3].set_index("user_id")
     assert last.loc["u1", "item_id"] == "c-new"  # a comedy fan gets the new comedy
@@ -98,8 +98,8 @@ def test_each_list_ends_with_the_new_items_its_user_would_like() -> None:
 def test_the_output_suite_accepts_new_items_and_only_new_items() -> None:
     new = _new_items(share_slots=2)
     events = pd.DataFrame({"user_id": ["u1"], "item_id": ["c1"]})
-    users, history = new.histories(events)
-    out = with_new_items(_table(["u1"], k=4), new, users, history, k=4)
+    users, history, seen = new.histories(events)
+    out = with_new_items(_table(["u1"], k=4), new, users, history, k=4, seen=seen)
     assert list(out["strategy"]) == ["personal", "personal", "new_item", "new_item"]
     # the new items' scores (another model's scale) may be above the personal ones
     checks = with_checks(out, events, {"x1", "x2", "x3", "x4"}, set(), None, {"c-new", "h-new"})
@@ -139,6 +139,26 @@ def test_slots_and_the_model_chosen() -> None:
 def test_histories_are_in_the_models_item_space() -> None:
     new = _new_items()
     events = pd.DataFrame({"user_id": ["u9", "u9"], "item_id": ["h2", "unknown"]})
-    users, history = new.histories(events)
+    users, history, seen = new.histories(events)
     assert list(users.ids) == ["u9"]
     assert sp.issparse(history) and history.shape == (1, 4) and history[0, 3] == 1.0
+    assert seen.shape == (1, 2) and seen.nnz == 0
+
+
+def test_a_new_item_the_user_has_since_chosen_is_never_offered_back() -> None:
+    """A refresh's events may hold a new item: that user's list offers the next best one,
+    and a user who has chosen every new item keeps the champion's rows."""
+    new = _new_items(share_slots=1)
+    events = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u1", "u2", "u2", "u2"],
+            "item_id": ["c1", "c2", "c-new", "h1", "c-new", "h-new"],
+        }
+    )
+    users, history, seen = new.histories(events)
+    assert seen.shape == (2, 2) and seen.nnz == 3
+    out = with_new_items(_table(["u1", "u2"], k=3), new, users, history, k=3, seen=seen)
+    last = out[out["rank"] == 3].set_index("user_id")
+    assert last.loc["u1", "item_id"] == "h-new" and last.loc["u1", "strategy"] == "new_item"
+    assert last.loc["u2", "item_id"] == "x3" and last.loc["u2", "strategy"] == "personal"
+    assert list(out.groupby("user_id").size()) == [3, 3]
