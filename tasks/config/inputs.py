@@ -16,7 +16,9 @@ class DemoConfig(Section):
     """Size and shape of the synthetic demo dataset. ``drift`` (0..1): how far tastes
     and item appeal move over the weeks (0: they hold still); ``new_items_share``: the
     items released during the weeks; ``half_life_weeks``: how fast a release's pull
-    fades. ``mean_friends``: friendships per user in its graph of relations (homophily:
+    fades; ``upcoming_share``: items announced on the run date (a share of ``n_items``,
+    with a description and a picture and no interactions yet: the night's new items).
+    ``mean_friends``: friendships per user in its graph of relations (homophily:
     friends tend to share a taste; 0: no graph); ``newcomers``: users with friends and
     no interactions. An ``ingest.social.path`` replaces the demo's graph."""
 
@@ -29,6 +31,7 @@ class DemoConfig(Section):
     drift: float = Field(1.0, ge=0, le=1)
     new_items_share: float = Field(0.15, ge=0, le=0.5)
     half_life_weeks: float = Field(2.0, gt=0)
+    upcoming_share: float = Field(0.03, ge=0, le=0.5)
     mean_friends: float = Field(6.0, ge=0)
     newcomers: int = Field(10, ge=0)
 
