@@ -14,6 +14,8 @@ Benchmark: that leaderboard with the content models registered, popularity and r
 beside LightFM (WARP) on the same split and the same encoded content
 (flows/bench/new_items_lightfm.py; on coordinates also as grid cells); then the warm
 protocol (``random``) for ``two_tower`` with its content and with ``use_content=false``.
+``--user-attributes`` (MovieLens): instead, two_tower and content_tower with the users'
+attributes (age, gender, occupation) on the user side and without, under both protocols.
 One table: NDCG@10, its ratio to random and to LightFM, and the run time of each row.
 """
 
@@ -34,6 +36,7 @@ from flows.bench.fitting import (
     evaluate_model,
     prepare,
     prepare_split,
+    users_content,
 )
 from flows.bench.grids import GRIDS
 from models import MODEL_CLASSES, declared_inputs
@@ -72,13 +75,17 @@ def run_new_items_leaderboard(
     direction: str = "mutual",
     shuffles: int = RANDOM_SHUFFLES,
     grids: dict[str, list[dict]] | None = None,
+    users: CatalogueContent | None = None,
 ) -> pd.DataFrame:
     """One row per model and a ``random`` row, best test NDCG first (models without
     figures last). ``log(row, prepared)`` is called after each model and the random row;
-    ``grids``: the settings to try per model (default: flows/bench/grids.py)."""
+    ``grids``: the settings to try per model (default: flows/bench/grids.py); ``users``:
+    the users' attributes, ``user_content`` of the models that read it."""
     check_social(models, edges)
     s = split_new_items(interactions, share, seed)
-    data = prepare_split(s.warm, items, edges, direction, catalogue.content(s.item_ids))
+    user_content = users_content(users, s.warm, models)
+    content = catalogue.content(s.item_ids)
+    data = prepare_split(s.warm, items, edges, direction, content, user_content)
     rows = []
     for name in models:
         row = new_items_row(name, s, data, k, seed, refit, (grids or {}).get(name))
@@ -405,6 +412,11 @@ def main(argv: list[str] | None = None) -> None:
         "--lightfm-epochs", type=int, default=100, help="at most; chosen on validation"
     )
     parser.add_argument("--no-warm", action="store_true", help="skip the warm comparison")
+    parser.add_argument(
+        "--user-attributes",
+        action="store_true",
+        help="MovieLens: only two_tower and content_tower with the users' attributes and without",
+    )
     args = parser.parse_args(argv)
     if args.dataset == "gowalla":
         interactions, catalogue = gowalla(args.path)
@@ -413,17 +425,27 @@ def main(argv: list[str] | None = None) -> None:
     if args.users is not None or args.min_events > 1:
         interactions, line = sample_users(interactions, args.users, args.min_events, args.seed)
         print(line)
+    from flows.bench.new_items_users import movielens_users, user_attribute_rows
+
     started = time.perf_counter()
-    frame = bench(
-        interactions,
-        catalogue,
-        args.k,
-        args.seed,
-        args.share,
-        args.epochs,
-        args.lightfm_epochs,
-        warm=not args.no_warm,
-        lightfm_cells=args.dataset == "gowalla" and not args.no_lightfm_cells,
+    users = movielens_users(args.path, args.dataset) if args.user_attributes else None
+    if args.user_attributes and users is None:
+        parser.error(f"{args.dataset}: no users table with attributes; drop --user-attributes")
+    short = {"epochs": args.epochs} if args.epochs else {}
+    frame = (
+        user_attribute_rows(interactions, catalogue, users, args.k, args.seed, args.share, short)
+        if users is not None
+        else bench(
+            interactions,
+            catalogue,
+            args.k,
+            args.seed,
+            args.share,
+            args.epochs,
+            args.lightfm_epochs,
+            warm=not args.no_warm,
+            lightfm_cells=args.dataset == "gowalla" and not args.no_lightfm_cells,
+        )
     )
     print(report(frame, args.k))
     print(f"total: {time.perf_counter() - started:.1f} s")
