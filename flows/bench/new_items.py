@@ -14,8 +14,7 @@ Benchmark: that leaderboard with the content models registered, popularity and r
 beside LightFM (WARP) on the same split and the same encoded content
 (flows/bench/new_items_lightfm.py; on coordinates also as grid cells); then the warm
 protocol (``random``) for ``two_tower`` with its content and with ``use_content=false``.
-``--user-attributes`` (MovieLens): instead, two_tower and content_tower with the users'
-attributes (age, gender, occupation) on the user side and without, under both protocols.
+The users' attributes on the user side, with and without: flows/bench/new_items_users.py.
 One table: NDCG@10, its ratio to random and to LightFM, and the run time of each row.
 """
 
@@ -412,11 +411,6 @@ def main(argv: list[str] | None = None) -> None:
         "--lightfm-epochs", type=int, default=100, help="at most; chosen on validation"
     )
     parser.add_argument("--no-warm", action="store_true", help="skip the warm comparison")
-    parser.add_argument(
-        "--user-attributes",
-        action="store_true",
-        help="MovieLens: only two_tower and content_tower with the users' attributes and without",
-    )
     args = parser.parse_args(argv)
     if args.dataset == "gowalla":
         interactions, catalogue = gowalla(args.path)
@@ -425,27 +419,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.users is not None or args.min_events > 1:
         interactions, line = sample_users(interactions, args.users, args.min_events, args.seed)
         print(line)
-    from flows.bench.new_items_users import movielens_users, user_attribute_rows
-
     started = time.perf_counter()
-    users = movielens_users(args.path, args.dataset) if args.user_attributes else None
-    if args.user_attributes and users is None:
-        parser.error(f"{args.dataset}: no users table with attributes; drop --user-attributes")
-    short = {"epochs": args.epochs} if args.epochs else {}
-    frame = (
-        user_attribute_rows(interactions, catalogue, users, args.k, args.seed, args.share, short)
-        if users is not None
-        else bench(
-            interactions,
-            catalogue,
-            args.k,
-            args.seed,
-            args.share,
-            args.epochs,
-            args.lightfm_epochs,
-            warm=not args.no_warm,
-            lightfm_cells=args.dataset == "gowalla" and not args.no_lightfm_cells,
-        )
+    frame = bench(
+        interactions,
+        catalogue,
+        args.k,
+        args.seed,
+        args.share,
+        args.epochs,
+        args.lightfm_epochs,
+        warm=not args.no_warm,
+        lightfm_cells=args.dataset == "gowalla" and not args.no_lightfm_cells,
     )
     print(report(frame, args.k))
     print(f"total: {time.perf_counter() - started:.1f} s")

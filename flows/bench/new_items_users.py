@@ -1,5 +1,5 @@
 """The users' attributes on the user side of the two-tower family, measured
-(``python -m flows.bench.new_items ml-100k --path DIR --user-attributes``).
+(``python -m flows.bench.new_items_users ml-100k --path DIR``).
 
 ``two_tower`` and ``content_tower`` fitted with MovieLens' users table (age, gender,
 occupation: :func:`tasks.evaluation.catalogue.users_catalogue`) as ``user_content``
@@ -9,6 +9,8 @@ new-items protocol (flows/bench/new_items.py) and the warm one (``random``).
 
 from __future__ import annotations
 
+import argparse
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import pandas as pd
 
 from flows.bench.fitting import evaluate_model, prepare
 from flows.bench.grids import GRIDS
-from flows.bench.new_items import _fmt, run_new_items_leaderboard
+from flows.bench.new_items import _fmt, movielens, report, run_new_items_leaderboard
 from tasks.evaluation.catalogue import CatalogueContent
 from tasks.evaluation.new_items import NEW_ITEMS_SHARE
 
@@ -83,3 +85,31 @@ def user_attribute_rows(
             out(f"  warm {row['model']}: ndcg@{k} {_fmt(row, k)}")
             rows.append({"protocol": "random (warm)", **row})
     return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.bench.new_items_users", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("dataset", choices=["ml-100k", "ml-1m"])
+    parser.add_argument("--path", type=Path, required=True, help="the MovieLens folder")
+    parser.add_argument("--share", type=float, default=NEW_ITEMS_SHARE)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--epochs", type=int, default=None, help="Keras models' epochs")
+    args = parser.parse_args(argv)
+    interactions, catalogue = movielens(args.path, args.dataset)
+    users = movielens_users(args.path, args.dataset)
+    if users is None:
+        parser.error(f"{args.dataset}: the release has no users table with attributes")
+    short = {"epochs": args.epochs} if args.epochs else {}
+    started = time.perf_counter()
+    frame = user_attribute_rows(
+        interactions, catalogue, users, args.k, args.seed, args.share, short
+    )
+    print(report(frame, args.k))
+    print(f"total: {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
