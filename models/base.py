@@ -6,16 +6,18 @@ In the spirit of scikit-learn and implicit:
   settings class (``settings_class``, a :class:`ModelSettings`: the one place its
   defaults and bounds are declared) and kept in ``params`` as a plain dict;
 * ``fit(interactions, sequences=None, *, item_features=None, validation=None,
-  social=None, ages=None, content=None)`` learns from a users x items CSR matrix of dense indices,
-  returns ``self`` and sets learned state in attributes whose names end in ``_``. The
+  social=None, ages=None, content=None, user_content=None)`` learns from a users x items
+  CSR matrix of dense indices, returns ``self`` and sets learned state in attributes
+  whose names end in ``_``. The
   optional inputs (see :mod:`models.inputs`) are time-ordered item sequences per
   user, dense item content features, a validation target for early stopping and
   the users x users relations (friends, follows); ``ages`` gives each training
   interaction's age in days (:mod:`models.ages`); ``content`` is the items' typed
-  content (text, categories, numbers, places, vectors, images: :mod:`models.content`). A
-  model lists the ones it uses in ``fit_inputs`` and ignores the others, so a
-  caller can hand every model the same inputs; a model that cannot work without
-  one lists it in ``required_inputs`` and ``fit`` raises ``ValueError`` without it;
+  content (text, categories, numbers, places, vectors, images: :mod:`models.content`);
+  ``user_content`` the users' attributes in that form, row u user u
+  (:mod:`models.user_content`). A model lists the ones it uses in ``fit_inputs`` and
+  ignores the others, so a caller can hand every model the same inputs; a model that
+  needs one lists it in ``required_inputs`` and ``fit`` raises ``ValueError`` without it;
 * ``inputs`` says what the model reads beyond interactions, for people and tools
   (the leaderboard, ``model list``): ``"sequences"`` (the order of events),
   ``"content"`` (item features), ``"social"`` (relations between users); empty for
@@ -59,6 +61,7 @@ from models.inputs import (
 )
 from models.memory import DataShape, MemoryEstimate
 from models.ranking import columns_top_k, sparse_top_k, top_k, top_k_candidates
+from models.user_content import check_user_content
 
 
 class NotFittedError(RuntimeError):
@@ -217,6 +220,7 @@ class BaseRecommender:
         social: sp.spmatrix | None = None,
         ages: sp.spmatrix | None = None,
         content: ItemContent | None = None,
+        user_content: ItemContent | None = None,
         callbacks: Sequence[Any] = (),
     ) -> Self:
         """Learn from ``interactions``; optional inputs are described in :mod:`models.inputs`.
@@ -240,6 +244,7 @@ class BaseRecommender:
             "social": social,
             "ages": None if ages is None else check_ages(ages, matrix, self.name),
             "content": None if content is None else check_content(content, n_items, self.name),
+            "user_content": check_user_content(user_content, n_users, self.name),
         }
         for needed in self.required_inputs:
             if given[needed] is None:

@@ -38,7 +38,7 @@ class ContentTower(TwoTower):
     """User tower over the history bag, item tower over the item's content alone."""
 
     name: ClassVar[str] = "content_tower"
-    fit_inputs: ClassVar[tuple[str, ...]] = ("validation", "content")
+    fit_inputs: ClassVar[tuple[str, ...]] = ("validation", "content", "user_content")
     required_inputs: ClassVar[tuple[str, ...]] = ("content",)
     settings_class: ClassVar[type[ModelSettings]] = ContentTowerSettings
     uses_ids: ClassVar[bool] = False
@@ -50,6 +50,7 @@ class ContentTower(TwoTower):
         item_features: np.ndarray | None = None,
         validation: tuple[np.ndarray, sp.csr_matrix] | None = None,
         content: ItemContent | None = None,
+        user_content: ItemContent | None = None,
     ) -> None:
         given = [] if content is None else content.names
         if (
@@ -60,7 +61,7 @@ class ContentTower(TwoTower):
                 f"{self.name}: no content left to place items by: the catalogue has {given}, "
                 f"skip_content leaves out {self.params['skip_content']}; keep at least one"
             )
-        super()._fit(matrix, validation=validation, content=content)
+        super()._fit(matrix, validation=validation, content=content, user_content=user_content)
 
 
 class HybridTowerSettings(TwoTowerSettings):

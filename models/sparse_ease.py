@@ -76,9 +76,7 @@ def cap_rows(weights: sp.csr_matrix, max_entries: int) -> sp.csr_matrix:
     row_of = np.repeat(np.arange(weights.shape[0]), lengths)
     indptr = np.zeros(weights.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(row_of[keep], minlength=weights.shape[0]), out=indptr[1:])
-    return sp.csr_matrix(
-        (weights.data[keep], weights.indices[keep], indptr), shape=weights.shape
-    )
+    return sp.csr_matrix((weights.data[keep], weights.indices[keep], indptr), shape=weights.shape)
 
 
 def neighbors_for(n_items: int, neighbors: int, max_cells: int = MAX_SYSTEM_CELLS) -> int:

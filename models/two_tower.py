@@ -2,7 +2,10 @@
 Corpus Item Recommendations", RecSys 2019; Covington et al., YouTube DNN, RecSys 2016).
 
 * User tower: the mean of the user's history (a bag of items, so users are folded
-  in from their current history without retraining) -> dense layers -> unit vector.
+  in from their current history without retraining) -> dense layers -> unit vector;
+  with ``fit(..., user_content=ItemContent)`` (row u: user u's attributes,
+  :mod:`models.user_content`) and ``use_user_content``, the encoded attributes are
+  concatenated with the bag first (a user beyond the fitted ones: no attributes).
 * Item tower: an item-id embedding, concatenated with the item's content -> dense
   layers -> unit vector. The content is the typed catalogue content when
   ``fit(..., content=ItemContent)`` gives it (each content encoded by
@@ -77,30 +80,8 @@ from models.memory import (
     DataShape,
     MemoryEstimate,
 )
-
-
-def bpr_loss(y_true: Any, score_diff: Any) -> Any:
-    """BPR: -log sigmoid(s(u, pos) - s(u, neg)) per example."""
-    from keras import ops
-
-    return ops.softplus(-score_diff)
-
-
-def _in_batch_logits(temperature: float) -> Any:
-    """Layer: (users, items, item ids, log q) -> B x B logits, same-item collisions masked."""
-    import keras
-    from keras import ops
-
-    class InBatchLogits(keras.layers.Layer):
-        def call(self, inputs: list[Any]) -> Any:
-            users, items, ids, log_q = inputs
-            logits = ops.matmul(users, ops.transpose(items)) / temperature
-            logits = logits - ops.expand_dims(log_q, 0)
-            same = ops.equal(ops.expand_dims(ids, 1), ops.expand_dims(ids, 0))
-            collision = ops.logical_and(same, ops.logical_not(ops.eye(ops.shape(ids)[0]) > 0))
-            return ops.where(collision, -1e9, logits)
-
-    return InBatchLogits(name="in_batch_logits")
+from models.tower_losses import _in_batch_logits, bpr_loss
+from models.user_content import kept_user_content, user_arrays, user_encoder
 
 
 class TowerSettings(KerasTrainingSettings):
@@ -123,6 +104,7 @@ class TowerSettings(KerasTrainingSettings):
     ann_min_items: AnnMinItems = ANN_MIN_ITEMS
     content_dim: int = Field(32, ge=1)
     skip_content: list[str] = Field(default_factory=list)
+    use_user_content: bool = True
 
 
 class TwoTowerSettings(TowerSettings):
@@ -144,10 +126,16 @@ class TwoTower(IndexedScoring, ContentScoring, KerasRecommender):
         "train_matrix_",
         "item_features_",
         "content_",
+        "user_content_",
         "network_",
         "history_",
     )
-    fit_inputs: ClassVar[tuple[str, ...]] = ("item_features", "validation", "content")
+    fit_inputs: ClassVar[tuple[str, ...]] = (
+        "item_features",
+        "validation",
+        "content",
+        "user_content",
+    )
     inputs: ClassVar[frozenset[str]] = frozenset({"content", "images"})
     settings_class: ClassVar[type[ModelSettings]] = TwoTowerSettings
     #: the item tower reads the item's id embedding (a content model's does not)
@@ -213,7 +201,12 @@ class TwoTower(IndexedScoring, ContentScoring, KerasRecommender):
         history = keras.Input(shape=(n_items,), name="history")
         bag = history / ops.maximum(ops.sum(history, axis=-1, keepdims=True), 1.0)
         bag = keras.layers.Dense(dim, kernel_initializer=init.glorot(), name="user_bag")(bag)
-        user_tower = keras.Model(history, self._mlp(bag, "user", init), name="user_tower")
+        user_inputs: Any = history
+        if self.user_content_.kinds:
+            attributes, vector = user_encoder(self.user_content_, self.params["content_dim"], init)
+            user_inputs = {"history": history, **attributes}
+            bag = keras.layers.Concatenate(name="bag_and_attributes")([bag, vector])
+        user_tower = keras.Model(user_inputs, self._mlp(bag, "user", init), name="user_tower")
 
         inputs: dict[str, Any] = {}
         parts = []
@@ -266,10 +259,12 @@ class TwoTower(IndexedScoring, ContentScoring, KerasRecommender):
         item = positive.get("item", None)
         if item is None:  # a content model: the ids only tell in-batch collisions apart
             item = keras.Input(shape=(), dtype="int32", name="item")
-        users = user_tower(history)
+        attributes = self._inputs_like(user_tower, "") if self.user_content_.kinds else {}
+        attributes.pop("history", None)
+        users = user_tower({"history": history, **attributes} if attributes else history)
         positives = item_tower(positive)
         temperature = self.params["temperature"]
-        inputs = {"history": history, **positive, "item": item}
+        inputs = {"history": history, **attributes, **positive, "item": item}
         if self.params["loss"] == "softmax":
             log_q = keras.Input(shape=(), name="log_q")
             out = _in_batch_logits(temperature)([users, positives, item, log_q])
@@ -299,10 +294,13 @@ class TwoTower(IndexedScoring, ContentScoring, KerasRecommender):
         item_features: np.ndarray | None = None,
         validation: tuple[np.ndarray, sp.csr_matrix] | None = None,
         content: ItemContent | None = None,
+        user_content: ItemContent | None = None,
     ) -> None:
         n_items = matrix.shape[1]
         self._item_vectors: np.ndarray | None = None
         self.content_ = self._kept_content(content, n_items)
+        use = self.params.get("use_user_content", True)
+        self.user_content_ = kept_user_content(user_content if use else None, matrix.shape[0])
         self.item_features_: np.ndarray = (
             np.zeros((n_items, 0), dtype=np.float32)
             if item_features is None or self.content_.kinds
@@ -324,6 +322,8 @@ class TwoTower(IndexedScoring, ContentScoring, KerasRecommender):
             history[np.arange(len(rows)), items] = 0.0  # predict the item from the rest
             keep = self._keep(rng, len(rows))
             inputs = {"history": history, "item": items, **self._item_inputs(items, keep)}
+            if self.user_content_.kinds:
+                inputs.update(user_arrays(self.user_content_, users))
             if bpr:
                 negative = rng.integers(n_items, size=len(rows)).astype(np.int32)
                 negative_keep = self._keep(rng, len(rows))
@@ -403,15 +403,22 @@ class TwoTower(IndexedScoring, ContentScoring, KerasRecommender):
         """With typed content, the item vectors computed now and kept for scoring."""
         self._item_vectors = self._tower_vectors() if self.content_.kinds else None
 
+    def _user_vectors(self, users: np.ndarray, binary: sp.csr_matrix) -> np.ndarray:
+        """The user tower's output for ``users`` (a block) and their binary history rows."""
+        tower = self.network_.get_layer("user_tower")
+        if not self.user_content_.kinds:
+            return self._predict(tower, binary.toarray())
+        inputs = {"history": binary.toarray(), **user_arrays(self.user_content_, users)}
+        return self._predict(tower, inputs)
+
     def _score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         binary = (history > 0).astype(np.float32)
         items = self.item_vectors()
-        tower = self.network_.get_layer("user_tower")
         step = self.params["score_batch_size"]
         out = np.empty((len(users), items.shape[0]), dtype=np.float32)
         for start in range(0, len(users), step):
-            user_vecs = self._predict(tower, binary[start : start + step].toarray())
-            out[start : start + step] = user_vecs @ items.T
+            block = slice(start, start + step)
+            out[block] = self._user_vectors(users[block], binary[block]) @ items.T
         return out
 
     def index_vectors(self) -> np.ndarray:
@@ -420,10 +427,9 @@ class TwoTower(IndexedScoring, ContentScoring, KerasRecommender):
     def query_vectors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         """The user tower's output for each history row, ``score_batch_size`` rows at once."""
         binary = (history > 0).astype(np.float32)
-        tower = self.network_.get_layer("user_tower")
         step = self.params["score_batch_size"]
         parts = [
-            self._predict(tower, binary[start : start + step].toarray())
+            self._user_vectors(users[start : start + step], binary[start : start + step])
             for start in range(0, len(users), step)
         ]
         dim = self.params["embedding_dim"]
@@ -476,12 +482,14 @@ class TwoTower(IndexedScoring, ContentScoring, KerasRecommender):
     def _save_state(self, directory: Path) -> None:
         np.save(directory / "item_features.npy", self.item_features_)
         save_content(self.content_, directory / "content")
+        save_content(self.user_content_, directory / "user_content")
         super()._save_state(directory)
         self._save_index(directory)
 
     def _load_state(self, directory: Path) -> None:
         self.item_features_ = np.load(directory / "item_features.npy")
         self.content_ = load_content(directory / "content")
+        self.user_content_ = load_content(directory / "user_content")
         super()._load_state(directory)
         self._keep_item_vectors()
         self._load_index(directory)

@@ -44,6 +44,7 @@ class Prepared:
     ages_train: Any = None  # each training interaction's age in days (models.ages)
     ages_train_valid: Any = None
     content: ItemContent | None = None  # typed item content, the split's items' rows first
+    user_content: ItemContent | None = None  # users' attributes, row u the split's user u
 
 
 def relations_matrix(edges: pd.DataFrame | None, users: Any, direction: str) -> Any:
@@ -69,20 +70,33 @@ def prepare(
     direction: str = "mutual",
     catalogue: CatalogueContent | None = None,
     models: list[str] | None = None,
+    users: CatalogueContent | None = None,
 ) -> Prepared:
     """The split of ``interactions`` by ``protocol`` and every fit input built from it;
     the typed item content (``content``) when ``catalogue`` has some and one of
-    ``models`` reads it."""
+    ``models`` reads it; the users' attributes (``user_content``) when ``users`` (the
+    source's users table, :func:`tasks.evaluation.catalogue.users_catalogue`) has some
+    and one of ``models`` reads them."""
     s = split(interactions, protocol, seed)
     content = None
     if catalogue and reads_content(models or []):
         content = catalogue.content(s.items.ids)
-    return prepare_split(s, items, edges, direction, content)
+    user_content = users_content(users, s, models or [])
+    return prepare_split(s, items, edges, direction, content, user_content)
 
 
-def reads_content(models: list[str]) -> bool:
-    """Whether one of ``models`` takes the typed item content in ``fit``."""
-    return any("content" in getattr(MODEL_CLASSES.get(m), "fit_inputs", ()) for m in models)
+def reads_content(models: list[str], name: str = "content") -> bool:
+    """Whether one of ``models`` takes ``name`` (default the typed item content) in ``fit``."""
+    return any(name in getattr(MODEL_CLASSES.get(m), "fit_inputs", ()) for m in models)
+
+
+def users_content(users: CatalogueContent | None, s: Split, models: list[str]) -> Any:
+    """The ``user_content`` fit input of split ``s`` (row u: its user u's attributes; a
+    user missing from the users table has none), when ``users`` has attributes and one
+    of ``models`` reads them; else None."""
+    if not users or not reads_content(models, "user_content"):
+        return None
+    return users.content(s.users.ids)
 
 
 def prepare_split(
@@ -91,6 +105,7 @@ def prepare_split(
     edges: pd.DataFrame | None = None,
     direction: str = "mutual",
     content: ItemContent | None = None,
+    user_content: ItemContent | None = None,
 ) -> Prepared:
     """Every fit input of the split ``s`` (its train and valid parts; its test target)."""
     n_users = len(s.users)
@@ -126,6 +141,7 @@ def prepare_split(
         ages_train=ages("train"),
         ages_train_valid=ages("train", "valid"),
         content=content,
+        user_content=user_content,
     )
 
 
@@ -272,6 +288,8 @@ def _fit(
     extra: dict[str, Any] = {"callbacks": [callback]} if callback is not None else {}
     if data.content is not None:
         extra["content"] = data.content
+    if data.user_content is not None:
+        extra["user_content"] = data.user_content
     start = time.perf_counter()
     model.fit(
         matrix,

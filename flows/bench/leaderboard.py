@@ -55,13 +55,16 @@ def run_leaderboard(
     edges: pd.DataFrame | None = None,
     direction: str = "mutual",
     catalogue: CatalogueContent | None = None,
+    users: CatalogueContent | None = None,
 ) -> pd.DataFrame:
     """One row per model, best test NDCG first. ``log(row)`` is called after each model.
     ``edges``: the relations between users the social models read (``direction``
     ``mutual`` or ``follows``); a social model without them is refused before any fit.
-    ``catalogue``: the items' content, given to the models that read it."""
+    ``catalogue``: the items' content, given to the models that read it; ``users``: the
+    users' attributes (a users table), given as ``user_content`` to the models that
+    read it."""
     check_social(models, edges)
-    data = prepare(interactions, items, protocol, seed, edges, direction, catalogue, models)
+    data = prepare(interactions, items, protocol, seed, edges, direction, catalogue, models, users)
     rows = []
     for name in models:
         row = evaluate_model(name, data, k, seed=seed, refit=refit)
@@ -136,12 +139,13 @@ def evaluate_source(
 
     ``config`` is a PipelineConfig; results go to ``<workspace>/leaderboards/<protocol>-<time>/``.
     ``protocol`` "new-items" holds out ``new_items_share`` of the items
-    (tasks/evaluation/new_items.py) and needs a catalogue with content.
+    (tasks/evaluation/new_items.py) and needs a catalogue with content. A source with a
+    users table (MovieLens) gives its attributes to the models that read ``user_content``.
     """
     from datetime import UTC, datetime
 
     from tasks import tracking
-    from tasks.evaluation.catalogue import catalogue_from_source
+    from tasks.evaluation.catalogue import catalogue_from_source, users_catalogue
     from tasks.ingest import load_source
     from tasks.storage.workspace import Workspace
 
@@ -161,6 +165,12 @@ def evaluate_source(
         except DataError:
             if protocol == "new-items":
                 raise
+    # the users' attributes (MovieLens: age, gender, occupation) for the models that read them
+    users = (
+        users_catalogue(data.users, config.content)
+        if reads_content(models, "user_content")
+        else None
+    )
     client = tracking.client_for(ws)
     experiment_id = tracking.ensure_experiment(client, ws, experiment)
     parent = tracking.start_parent_run(
@@ -223,6 +233,7 @@ def evaluate_source(
             refit=refit,
             edges=edges,
             direction=config.ingest.social.direction,
+            users=users,
         )
     else:
         frame = run_leaderboard(
@@ -237,6 +248,7 @@ def evaluate_source(
             edges=edges,
             direction=config.ingest.social.direction,
             catalogue=catalogue,
+            users=users,
         )
     client.set_terminated(parent)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

@@ -14,6 +14,7 @@ Benchmark: that leaderboard with the content models registered, popularity and r
 beside LightFM (WARP) on the same split and the same encoded content
 (flows/bench/new_items_lightfm.py; on coordinates also as grid cells); then the warm
 protocol (``random``) for ``two_tower`` with its content and with ``use_content=false``.
+The users' attributes on the user side, with and without: flows/bench/new_items_users.py.
 One table: NDCG@10, its ratio to random and to LightFM, and the run time of each row.
 """
 
@@ -34,6 +35,7 @@ from flows.bench.fitting import (
     evaluate_model,
     prepare,
     prepare_split,
+    users_content,
 )
 from flows.bench.grids import GRIDS
 from models import MODEL_CLASSES, declared_inputs
@@ -72,13 +74,17 @@ def run_new_items_leaderboard(
     direction: str = "mutual",
     shuffles: int = RANDOM_SHUFFLES,
     grids: dict[str, list[dict]] | None = None,
+    users: CatalogueContent | None = None,
 ) -> pd.DataFrame:
     """One row per model and a ``random`` row, best test NDCG first (models without
     figures last). ``log(row, prepared)`` is called after each model and the random row;
-    ``grids``: the settings to try per model (default: flows/bench/grids.py)."""
+    ``grids``: the settings to try per model (default: flows/bench/grids.py); ``users``:
+    the users' attributes, ``user_content`` of the models that read it."""
     check_social(models, edges)
     s = split_new_items(interactions, share, seed)
-    data = prepare_split(s.warm, items, edges, direction, catalogue.content(s.item_ids))
+    user_content = users_content(users, s.warm, models)
+    content = catalogue.content(s.item_ids)
+    data = prepare_split(s.warm, items, edges, direction, content, user_content)
     rows = []
     for name in models:
         row = new_items_row(name, s, data, k, seed, refit, (grids or {}).get(name))

@@ -100,3 +100,26 @@ def catalogue_from_source(
             "or use another --protocol"
         )
     return CatalogueContent(items, schema, config)
+
+
+#: users-table columns never read as attributes: MovieLens' ``zip`` is nearly one value per
+#: user (795 codes for 943 users in ML-100K), so as a category it is a second user id the
+#: history already gives, and as a number (what detection would make of it) it means nothing
+USER_COLUMNS_LEFT_OUT = ("zip",)
+
+
+def users_catalogue(users: pd.DataFrame | None, config: ContentConfig) -> CatalogueContent | None:
+    """A source's users table (``user_id`` plus attribute columns: MovieLens' age, gender,
+    occupation) as a catalogue whose rows are users, for the ``user_content`` fit input:
+    ``users_catalogue(...).content(user_ids)`` encodes them as item content is (numbers
+    z-scored, categories as ids), row i for ``user_ids[i]``. The columns are detected as an
+    items table's are, :data:`USER_COLUMNS_LEFT_OUT` left out; None without a users table
+    or without attribute columns."""
+    from tasks.data.content import content_schema
+
+    if users is None or users.empty or "user_id" not in users:
+        return None
+    table = users.drop(columns=[c for c in USER_COLUMNS_LEFT_OUT if c in users])
+    table = table.rename(columns={"user_id": "item_id"})
+    schema = content_schema(table, config)
+    return CatalogueContent(table, schema, config) if schema else None
