@@ -234,7 +234,7 @@ def _new_items(
         if "available" in catalog:
             available = catalog["available"].astype("boolean").fillna(True)
             blocked |= set(catalog.loc[~available.to_numpy(dtype=bool), "item_id"].astype(str))
-    rows = new_items.new_item_ids(
+    rows = new_items.new_item_rows(
         content["item_id"].to_numpy(), content["item_idx"].notna().to_numpy(), seen, blocked
     )
     if len(rows) == 0:

@@ -75,14 +75,15 @@ def _ndcg(metrics: dict[str, float]) -> float:
     return float(found[0]) if found else float("-inf")
 
 
-def new_item_ids(
+def new_item_rows(
     content_ids: np.ndarray, known: np.ndarray, seen: set[str], blocked: set[str]
 ) -> np.ndarray:
     """Rows of the content features that are new items: outside the snapshot's vocabulary
     (``known`` false), with no event today (``seen``), not denied or unavailable."""
     ids = np.asarray(content_ids, dtype=object).astype(str)
     keep = ~np.asarray(known, dtype=bool)
-    keep &= ~np.isin(ids, list(seen)) if seen else keep
+    if seen:
+        keep &= ~np.isin(ids, list(seen))
     if blocked:
         keep &= ~np.isin(ids, list(blocked))
     return np.flatnonzero(keep)

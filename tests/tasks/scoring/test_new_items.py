@@ -15,7 +15,7 @@ from models.vocab import IdVocabulary
 from tasks.scoring.new_items import (
     NewItems,
     content_candidates,
-    new_item_ids,
+    new_item_rows,
     slots,
     with_new_items,
 )
@@ -113,8 +113,8 @@ def test_the_output_suite_accepts_new_items_and_only_new_items() -> None:
 def test_new_items_are_outside_the_vocabulary_unseen_and_not_blocked() -> None:
     known = np.array([True, True, True, True, False, False, False])
     ids = np.array(["a", "b", "c", "d", "new1", "new2", "gone"], dtype=object)
-    assert list(new_item_ids(ids, known, seen=set(), blocked={"gone"})) == [4, 5]
-    assert list(new_item_ids(ids, known, seen={"new2"}, blocked=set())) == [4, 6]
+    assert list(new_item_rows(ids, known, seen=set(), blocked={"gone"})) == [4, 5]
+    assert list(new_item_rows(ids, known, seen={"new2"}, blocked=set())) == [4, 6]
 
 
 def test_slots_and_the_model_chosen() -> None:
