@@ -126,7 +126,6 @@ def load_new_items(
             titles = dict(zip(ids, names, strict=True))
     return NewItems(
         model=model.model,
-        users=model.users,
         items=model.items,
         content=content,
         content_ids=content_item_ids(plan["features_dir"]).astype(str),
@@ -143,7 +142,6 @@ class NewItems:
     """What a shard needs to give its users' lists new items."""
 
     model: Any  # the content-aware model (ContentScoring)
-    users: IdVocabulary  # its users (unused for scoring: users fold in from history)
     items: IdVocabulary  # its items: the space of the users' histories
     content: ItemContent  # the content features' rows (all of them)
     content_ids: np.ndarray  # the item id of each row of ``content``

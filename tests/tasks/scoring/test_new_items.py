@@ -52,7 +52,6 @@ def _new_items(share_slots: int = 1) -> NewItems:
     items = IdVocabulary(IDS[:4].astype(str))
     return NewItems(
         model=GenreModel(),
-        users=IdVocabulary(["u1", "u2"]),
         items=items,
         content=CONTENT,
         content_ids=IDS.astype(str),
