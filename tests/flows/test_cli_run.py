@@ -66,8 +66,8 @@ def nights(harness_api_url, tmp_path_factory) -> dict:
     workspace = root / "ws"
     base = (
         f"[ingest.demo]\nn_users = {USERS}\nn_items = 100\nmean_interactions = 15\n"
-        f'[train]\nmodels = ["popularity", "ease"]\n[score]\nk = {K}\n'
-    )
+        f'[train]\nmodels = ["popularity", "ease"]\ncontent_models = []\n[score]\nk = {K}\n'
+    )  # the demo has content: no content model, so the leaderboard holds these two
     (root / "recpipe.toml").write_text(base)
     (root / "too-few.toml").write_text(base + "[validate]\nmin_rows = 1000000\n")
     run = ["--workspace", str(workspace), "--config"]
