@@ -207,7 +207,6 @@ def _new_items(
     """The catalogue's items with content and no event today, and the model that ranks
     them (``new_items.json``); None when there are none, no model reads content, or
     ``new_items_share`` is 0."""
-    from tasks.data.catalog import read_deny_list
     from tasks.data.content_features import CONTENT_FILE
     from tasks.scoring import new_items
 
@@ -225,15 +224,9 @@ def _new_items(
         return None
     content = pd.read_parquet(content_path, columns=["item_id", "item_idx"])
     seen = set(pd.read_parquet(validated_path, columns=["item_id"])["item_id"].astype(str))
-    denied = read_deny_list(
-        Path(config.deny_list_path) if config.deny_list_path else None, config.deny_items
-    )
-    blocked = set(denied)
-    if items_path and config.respect_available:
-        catalog = pd.read_parquet(items_path)
-        if "available" in catalog:
-            available = catalog["available"].astype("boolean").fillna(True)
-            blocked |= set(catalog.loc[~available.to_numpy(dtype=bool), "item_id"].astype(str))
+    # the deny list and the catalogue's availability, as every ranked item meets them
+    catalog = scoring_catalog(IdVocabulary(content["item_id"].astype(str)), items_path, config)
+    blocked = set(catalog.item_ids[catalog.blocked])
     rows = new_items.new_item_rows(
         content["item_id"].to_numpy(), content["item_idx"].notna().to_numpy(), seen, blocked
     )
