@@ -243,9 +243,24 @@ def evaluate_model(
         chosen.model, users, k, data.train_valid, data.seq_train_valid
     )
     metrics = evaluate_rankings(recommended, relevant, k, train=data.train_valid)
+    return leaderboard_row(name, chosen, metrics, k, scoring_seconds, refit)
+
+
+def leaderboard_row(
+    name: str,
+    chosen: Chosen,
+    metrics: dict,
+    k: int,
+    scoring_seconds: float,
+    refit: bool,
+    **extra: Any,
+) -> dict:
+    """A leaderboard's row of ``name``: the setting ``chosen`` on validation, its test
+    ``metrics`` (as ``test_<metric>``), its times; ``extra`` columns after ``inputs``."""
     return {
         "model": name,
         "inputs": declared_inputs(name),
+        **extra,
         "params": chosen.params,
         "tried": chosen.tried,
         f"valid_ndcg@{k}": chosen.valid,

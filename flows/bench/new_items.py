@@ -33,12 +33,13 @@ from flows.bench.fitting import (
     check_social,
     choose_model,
     evaluate_model,
+    leaderboard_row,
     prepare,
     prepare_split,
     users_content,
 )
 from flows.bench.grids import GRIDS
-from models import MODEL_CLASSES, declared_inputs
+from models import MODEL_CLASSES
 from models.content import ContentScoring
 from models.metrics import evaluate_rankings
 from tasks.evaluation.catalogue import CatalogueContent
@@ -122,20 +123,7 @@ def new_items_row(
     else:
         metrics = evaluate_rankings(recommended, relevant, k, n_items=len(s.new_items))
         note = "score_content over the held-out items' content"
-    return {
-        "model": name,
-        "inputs": declared_inputs(name),
-        "note": note,
-        "params": chosen.params,
-        "tried": chosen.tried,
-        f"valid_ndcg@{k}": chosen.valid,
-        **{f"test_{m}": v for m, v in metrics.items()},
-        "epochs": chosen.epochs,
-        "train_seconds": round(chosen.train_seconds, 2),
-        "scoring_seconds": round(scoring_seconds, 3),
-        "refit": refit,
-        "history": chosen.history,
-    }
+    return leaderboard_row(name, chosen, metrics, k, scoring_seconds, refit, note=note)
 
 
 def random_row(s: NewItemsSplit, k: int, shuffles: int, seed: int) -> dict:
